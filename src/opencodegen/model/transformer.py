@@ -1,0 +1,225 @@
+"""One decoder-only Transformer for the CodeGen (GPT-J parallel block) and Qwen2/Llama (sequential block, GQA,
+SwiGLU) families, switched by ModelConfig. Attention runs through SDPA. A KVCache with per-row lengths serves both
+batched sampling (rows at different positions) and the server's continuous batching (rows are request slots)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .rope import apply_rotary, cos_sin_table
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in fp32, as Qwen2/Llama do, then cast back before the weight.
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * xf.to(x.dtype)
+
+
+def make_norm(config: ModelConfig) -> nn.Module:
+    if config.norm == "layernorm":
+        return nn.LayerNorm(config.n_embd, eps=config.norm_eps)
+    return RMSNorm(config.n_embd, config.norm_eps)
+
+
+class KVCache:
+    """Keys and values for every layer, (B, n_kv_heads, max_len, head_dim), plus how many positions each row holds.
+
+    A row is one sequence. Rows advance independently: a forward pass over `rows` writes its new keys at
+    positions lengths[rows] … lengths[rows]+T-1 of those rows and then bumps their lengths."""
+
+    def __init__(self, config: ModelConfig, batch_size: int, max_len: int, device=None, dtype=torch.float32):
+        shape = (batch_size, config.n_kv_heads, max_len, config.head_dim)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.lengths = torch.zeros(batch_size, dtype=torch.long, device=device)
+        self.max_len = max_len
+
+    @property
+    def batch_size(self) -> int:
+        return self.lengths.shape[0]
+
+    def copy_rows(self, src: int, dst: torch.Tensor | list[int]) -> None:
+        """Share a prefilled prompt: row `src`'s keys, values and length are copied into rows `dst`."""
+        dst = torch.as_tensor(dst, dtype=torch.long, device=self.lengths.device)
+        n = int(self.lengths[src])
+        for k, v in zip(self.k, self.v):
+            k[dst, :, :n] = k[src, :, :n]
+            v[dst, :, :n] = v[src, :, :n]
+        self.lengths[dst] = n
+
+    def reset_rows(self, rows: torch.Tensor | list[int]) -> None:
+        self.lengths[torch.as_tensor(rows, dtype=torch.long, device=self.lengths.device)] = 0
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        # One fused projection, rows laid out [q (H·D) | k (KV·D) | v (KV·D)] for every family.
+        self.qkv = nn.Linear(c.n_embd, (c.n_head + 2 * c.n_kv_heads) * c.head_dim, bias=c.qkv_bias)
+        self.proj = nn.Linear(c.n_head * c.head_dim, c.n_embd, bias=c.attn_out_bias)
+
+    def forward(self, x, cos, sin, mask, cache: KVCache | None, layer: int, rows, positions) -> torch.Tensor:
+        c = self.config
+        B, T, _ = x.shape
+        q, k, v = self.qkv(x).split([c.n_head * c.head_dim, c.n_kv_heads * c.head_dim, c.n_kv_heads * c.head_dim], -1)
+        q = q.view(B, T, c.n_head, c.head_dim).transpose(1, 2)  # (B, H, T, D)
+        k = k.view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)  # (B, KV, T, D)
+        v = v.view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)
+        q = apply_rotary(q, cos, sin, c.rope_interleaved)
+        k = apply_rotary(k, cos, sin, c.rope_interleaved)
+        if cache is not None:
+            # Scatter the new keys into each row's own positions, then attend over the filled prefix.
+            ck, cv = cache.k[layer], cache.v[layer]
+            index_rows = torch.arange(B, device=x.device) if rows is None else rows
+            ck[index_rows[:, None], :, positions] = k.transpose(1, 2).to(ck.dtype)  # index result is (B, T, KV, D)
+            cv[index_rows[:, None], :, positions] = v.transpose(1, 2).to(cv.dtype)
+            span = mask.shape[-1]
+            if rows is None:  # rows 0..B-1: a view, no gather (the common case when sampling one batch)
+                k, v = ck[:B, :, :span], cv[:B, :, :span]
+            else:
+                k, v = ck[rows, :, :span], cv[rows, :, :span]
+            k, v = k.to(q.dtype), v.to(q.dtype)
+        if c.n_kv_heads != c.n_head:  # grouped-query attention: each kv head serves n_head/n_kv query heads
+            rep = c.n_head // c.n_kv_heads
+            k = k.repeat_interleave(rep, dim=1)
+            v = v.repeat_interleave(rep, dim=1)
+        if mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(y.transpose(1, 2).reshape(B, T, c.n_head * c.head_dim))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        e, f, bias = config.n_embd, config.intermediate_size, config.mlp_bias
+        self.swiglu = config.mlp == "swiglu"
+        if self.swiglu:
+            self.gate = nn.Linear(e, f, bias=bias)
+        self.fc = nn.Linear(e, f, bias=bias)
+        self.proj = nn.Linear(f, e, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.swiglu:
+            return self.proj(F.silu(self.gate(x)) * self.fc(x))
+        return self.proj(F.gelu(self.fc(x), approximate="tanh"))  # CodeGen's gelu_new is the tanh approximation
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.parallel = config.parallel_residual
+        self.norm_1 = make_norm(config)
+        self.attn = Attention(config)
+        self.norm_2 = None if self.parallel else make_norm(config)  # GPT-J shares one norm between attn and MLP
+        self.mlp = MLP(config)
+
+    def forward(self, x, cos, sin, mask, cache, layer, rows, positions) -> torch.Tensor:
+        h = self.norm_1(x)
+        a = self.attn(h, cos, sin, mask, cache, layer, rows, positions)
+        if self.parallel:
+            return x + a + self.mlp(h)
+        x = x + a
+        return x + self.mlp(self.norm_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.norm_f = make_norm(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=config.lm_head_bias)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
+        self.rebuild_rope()
+        self.apply(self._init_weights)
+        # GPT-2 style: shrink the residual projections with depth so the residual stream's variance stays bounded.
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=config.init_std / math.sqrt(2 * config.n_layer))
+
+    def rebuild_rope(self, block_size: int | None = None) -> None:
+        """(Re)computes the rotary table, e.g. after a long-context stage changes rope_base, scaling or block_size."""
+        c = self.config
+        if block_size is not None:
+            c.block_size = block_size
+        device = self.wte.weight.device
+        cos, sin = cos_sin_table(c.rotary_dim, c.rope_base, c.rope_scaling, c.block_size, c.rope_interleaved)
+        # Not persistent: derived from the config, so checkpoints hold only learned weights.
+        self.register_buffer("rope_cos", cos.to(device), persistent=False)
+        self.register_buffer("rope_sin", sin.to(device), persistent=False)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        *,
+        cache: KVCache | None = None,
+        rows: torch.Tensor | None = None,
+        doc_ids: torch.Tensor | None = None,
+        hidden_only: bool = False,
+    ) -> torch.Tensor:
+        """idx (B, T) -> logits (B, T, V) in fp32 (or the final hidden states (B, T, C) if hidden_only).
+
+        cache/rows: incremental decoding; row b of the batch is cache row rows[b] (None: rows 0..B-1) and continues
+        from that row's current length. doc_ids (B, T): tokens attend only within their own document."""
+        B, T = idx.shape
+        device = idx.device
+        if cache is None:
+            start = torch.zeros(B, dtype=torch.long, device=device)
+        else:
+            rows = None if rows is None else rows.to(device)
+            start = cache.lengths[:B] if rows is None else cache.lengths[rows]
+        positions = start[:, None] + torch.arange(T, device=device)  # (B, T)
+        longest = int(positions.max()) + 1
+        if longest > self.rope_cos.shape[0]:
+            raise ValueError(f"sequence of {longest} positions exceeds the model's block_size {self.rope_cos.shape[0]}")
+        cos = self.rope_cos[positions].unsqueeze(1)  # (B, 1, T, rot)
+        sin = self.rope_sin[positions].unsqueeze(1)
+
+        mask = None
+        if cache is not None:
+            if longest > cache.max_len:
+                raise ValueError(f"sequence of {longest} positions exceeds the KV cache's {cache.max_len}")
+            # Row b's query at position p sees keys 0..p of its own row.
+            key_pos = torch.arange(longest, device=device)
+            mask = (key_pos[None, None, :] <= positions[:, :, None]).unsqueeze(1)  # (B, 1, T, S)
+        elif doc_ids is not None:
+            same_doc = doc_ids[:, :, None] == doc_ids[:, None, :]
+            causal = torch.ones(T, T, dtype=torch.bool, device=device).tril()
+            mask = (same_doc & causal).unsqueeze(1)  # (B, 1, T, T)
+
+        x = self.wte(idx)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, mask, cache, i, rows, positions)
+        x = self.norm_f(x)
+        if cache is not None:
+            cache.lengths[slice(0, B) if rows is None else rows] = positions[:, -1] + 1
+        if hidden_only:
+            return x
+        return self.lm_head(x).float()
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
