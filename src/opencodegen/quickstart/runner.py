@@ -1,0 +1,67 @@
+"""Stage caching for long multi-stage jobs: each finished stage leaves `stages/<name>.json` with its results, so a
+rerun skips it; an interrupted stage has no marker and runs again (stages resume from their own checkpoints)."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import UserError
+from ..progress import log
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process and of its largest finished child (workers, sandboxed programs)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0  # ru_maxrss is KiB on Linux
+
+
+def check_free_disk(path: Path, need_bytes: int) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(path).free
+    if free < need_bytes:
+        raise UserError(
+            f"{path}: only {free / 2**30:.2f} GiB free on this disk; this run needs about {need_bytes / 2**30:.1f} GiB. "
+            "Free some space or pass --run-dir on a larger disk."
+        )
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+class StageRunner:
+    def __init__(self, run_dir: Path, fresh: bool = False):
+        self.run_dir = Path(run_dir)
+        self.markers = self.run_dir / "stages"
+        if fresh and self.run_dir.exists():
+            shutil.rmtree(self.run_dir)
+        self.markers.mkdir(parents=True, exist_ok=True)
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def done(self, name: str) -> bool:
+        return (self.markers / f"{name}.json").is_file()
+
+    def run(self, name: str, fn: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
+        marker = self.markers / f"{name}.json"
+        if marker.is_file():
+            result = json.loads(marker.read_text())
+            log(f"[dim]✓ {name}: done in an earlier run ({result.get('seconds', 0):.0f} s), skipped[/dim]")
+        else:
+            start = time.perf_counter()
+            result = dict(fn() or {})
+            result["seconds"] = round(time.perf_counter() - start, 1)
+            result["peak_rss_mib"] = round(peak_rss_mib(), 1)
+            write_json_atomic(marker, result)
+            log(f"✓ {name}: {result['seconds']:.0f} s")
+        self.results[name] = result
+        return result
