@@ -1,0 +1,463 @@
+"""Sampling from a GPT with its KV cache: greedy, temperature, top-k and top-p decoding; n samples per prompt sharing
+one prompt prefill; prompts of different lengths batched without padding; stop strings on decoded text; streaming.
+
+Stable pieces the server reuses for continuous batching (keep their signatures):
+  - `SamplingParams`, `Completion`, `HUMANEVAL_STOP`
+  - `sequence_generator(seed, sample_index, prompt_ids)`: the RNG of one sequence. Sample j of a prompt with seed s
+    always draws from this generator, so a request gives the same output alone, batched with others, or in the server.
+  - `sample_tokens(logits, params, generators)` (a batch of rows, each with its own params) and
+    `next_token(logits_row, params, generator)` (one row)
+  - `IncrementalDecoder` (token ids -> text deltas) and `StopChecker` (stop strings on a text stream, and how much of
+    the text is safe to stream)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from array import array
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from .errors import UserError
+
+# reference.md: Codex/CodeGen's stops plus the two bigcode-evaluation-harness adds.
+HUMANEVAL_STOP: tuple[str, ...] = ("\nclass", "\ndef", "\n#", "\nif", "\nprint", "\n@", "\n```")
+
+# Memory the KV cache of one generate() batch may take when max_batch_size is not given; more sequences run in
+# successive batches (same results: every sequence has its own RNG).
+DEFAULT_KV_BUDGET_BYTES = 4 * 2**30
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. temperature 0 is greedy (and so, in effect, is top_k 1). top_k 0 and top_p 1.0 disable those filters.
+
+    stop: strings that end a completion (checked on decoded text; the completion is cut before the earliest one).
+    stop_token_ids: token ids that end a completion besides EOS (e.g. <|file_sep|> for FIM); ignore_eos keeps
+    sampling past EOS (benchmarks that need a fixed length). seed None draws one from torch's global RNG.
+    logprobs None: none; 0: the chosen token's log-probability under the model; k > 0: also the k most likely
+    alternatives at each step. Log-probabilities are those of the unmodified model distribution (before temperature
+    and filtering), as in vLLM, so they measure the model rather than the sampler."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    n: int = 1
+    logprobs: int | None = None
+    stop_token_ids: tuple[int, ...] = ()
+    ignore_eos: bool = False
+
+    def __post_init__(self) -> None:
+        # Accept a single string or any sequence for stop, stored as a tuple so params stay hashable and immutable.
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        object.__setattr__(self, "stop", stop)
+        object.__setattr__(self, "stop_token_ids", tuple(int(t) for t in self.stop_token_ids))
+        problems = []
+        if self.max_new_tokens < 1:
+            problems.append(f"max_new_tokens={self.max_new_tokens} must be >= 1")
+        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
+            problems.append(f"temperature={self.temperature} must be a finite number >= 0")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p={self.top_p} must be in (0, 1]")
+        if self.top_k < 0:
+            problems.append(f"top_k={self.top_k} must be >= 0 (0 disables it)")
+        if self.n < 1:
+            problems.append(f"n={self.n} must be >= 1")
+        if self.logprobs is not None and self.logprobs < 0:
+            problems.append(f"logprobs={self.logprobs} must be None or >= 0")
+        if any(s == "" for s in stop):
+            problems.append("stop strings must not be empty")
+        if problems:
+            raise UserError("sampling parameters: " + "; ".join(problems))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class Completion:
+    """One sample. token_ids holds every sampled token, including the EOS or the token that completed a stop string;
+    text is the decoded completion without EOS, cut before the earliest stop string. logprobs[i] belongs to
+    token_ids[i]; top_logprobs[i] maps token id -> log-probability of the most likely alternatives at step i."""
+
+    text: str
+    token_ids: list[int]
+    finish_reason: str  # "stop" (EOS, stop token or stop string) | "length" (max_new_tokens or the context is full)
+    logprobs: list[float] | None = None
+    top_logprobs: list[dict[int, float]] | None = None
+
+
+# ---- randomness ------------------------------------------------------------------------------------------------
+
+def sequence_generator(seed: int, sample_index: int = 0, prompt_ids: Sequence[int] = (),
+                       device: str | torch.device = "cpu") -> torch.Generator:
+    """The RNG of sample `sample_index` of `prompt_ids` in a request with `seed`. It depends on nothing else (not the
+    batch, not the prompt's position in it), which makes outputs independent of batch composition; the prompt is
+    part of the key so different prompts sampled with one seed draw independent streams. Hashed, so nearby seeds
+    don't share streams either."""
+    h = hashlib.blake2b(f"{int(seed)}:{int(sample_index)}:".encode(), digest_size=8)
+    h.update(array("q", prompt_ids).tobytes())
+    g = torch.Generator(device=device)
+    g.manual_seed(int.from_bytes(h.digest(), "little") >> 1)  # manual_seed takes a non-negative 63-bit value
+    return g
+
+
+def random_seed() -> int:
+    """A seed from torch's global RNG, so torch.manual_seed(...) before generate() makes seedless calls repeatable."""
+    return int(torch.randint(0, 2**62, (1,)).item())
+
+
+# ---- one sampling step -----------------------------------------------------------------------------------------
+
+def _filtered_probs(logits: torch.Tensor, params: Sequence[SamplingParams]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Applies temperature, then top-k, then top-p (the order transformers uses) to rows of logits (S, V), each row
+    with its own params. Returns (probs (S, K), candidate token ids (S, K) or None when probs cover the whole
+    vocabulary in token order). Filtered-out candidates have probability 0; kept ones are renormalised."""
+    device = logits.device
+    temps = torch.tensor([p.temperature for p in params], dtype=logits.dtype, device=device)[:, None]
+    scaled = logits / temps
+    top_ks = [p.top_k for p in params]
+    top_ps = [p.top_p for p in params]
+    if all(k == 0 for k in top_ks) and all(p >= 1.0 for p in top_ps):
+        return torch.softmax(scaled, dim=-1), None
+    V = scaled.shape[-1]
+    if all(k > 0 for k in top_ks):  # only the max(k) best can survive: topk is much cheaper than a full sort
+        vals, ids = scaled.topk(min(max(top_ks), V), dim=-1)
+    else:
+        vals, ids = scaled.sort(dim=-1, descending=True, stable=True)
+    K = vals.shape[-1]
+    ks = torch.tensor([k if k > 0 else K for k in top_ks], device=device)[:, None]
+    vals = vals.masked_fill(torch.arange(K, device=device)[None, :] >= ks, -math.inf)
+    probs = torch.softmax(vals, dim=-1)
+    # Top-p keeps the smallest prefix whose mass reaches p: a candidate stays if the mass strictly before it is < p
+    # (the most likely one always stays, its prefix mass being 0).
+    mass_before = probs.cumsum(-1) - probs
+    ps = torch.tensor(top_ps, dtype=probs.dtype, device=device)[:, None]
+    probs = probs.masked_fill(mass_before >= ps, 0.0)
+    return probs / probs.sum(-1, keepdim=True), ids
+
+
+def sampling_distribution(logits: torch.Tensor, params: SamplingParams | Sequence[SamplingParams]) -> torch.Tensor:
+    """The distribution (B, V) each row's next token is drawn from (one-hot on the argmax when greedy)."""
+    rows = [params] * logits.shape[0] if isinstance(params, SamplingParams) else list(params)
+    logits = logits.float()
+    out = torch.zeros_like(logits)
+    for b, p in enumerate(rows):
+        if p.greedy:
+            out[b, logits[b].argmax()] = 1.0
+        else:
+            probs, ids = _filtered_probs(logits[b : b + 1], [p])
+            out[b : b + 1] = probs if ids is None else out[b : b + 1].scatter(1, ids, probs)
+    return out
+
+
+def sample_tokens(logits: torch.Tensor, params: Sequence[SamplingParams],
+                  generators: Sequence[torch.Generator | None]) -> torch.Tensor:
+    """Next token for each row of logits (B, V); row b uses params[b] and draws from generators[b] (None only for
+    greedy rows). Returns token ids (B,) on logits' device.
+
+    Each sampled row consumes exactly one uniform number from its own generator per step (inverse-CDF sampling),
+    so a row's tokens never depend on which other rows share the batch."""
+    logits = logits.float()
+    tokens = logits.argmax(dim=-1)  # greedy rows keep this; argmax picks the first of tied maxima
+    sampled = [b for b, p in enumerate(params) if not p.greedy]
+    if not sampled:
+        return tokens
+    device = logits.device
+    index = torch.tensor(sampled, device=device)
+    rows = logits if len(sampled) == len(params) else logits.index_select(0, index)
+    probs, ids = _filtered_probs(rows, [params[b] for b in sampled])
+    u = torch.cat([torch.rand(1, generator=generators[b], dtype=torch.float64) for b in sampled]).to(device)
+    cdf = probs.double().cumsum(dim=-1)
+    # right=True skips zero-probability candidates (their CDF step is empty); x < total except for a rounding edge,
+    # where the index runs off the end and the most likely candidate is taken instead.
+    pick = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)
+    pick = torch.where(pick >= cdf.shape[-1], probs.argmax(-1, keepdim=True), pick)
+    chosen = pick if ids is None else ids.gather(1, pick)
+    tokens[index] = chosen.squeeze(1)
+    return tokens
+
+
+def next_token(logits_row: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> tuple[int, float]:
+    """One row (V,): (token id, its log-probability under the unmodified model distribution)."""
+    logits_row = logits_row.float()
+    token = int(sample_tokens(logits_row[None], [params], [generator])[0])
+    return token, float(logits_row[token] - torch.logsumexp(logits_row, dim=-1))
+
+
+# ---- text: incremental decoding and stop strings -------------------------------------------------------------
+
+class IncrementalDecoder:
+    """Turns a growing token sequence into text deltas, decoding only a short window per token (not the whole
+    sequence). The window starts a few tokens back because some decoders depend on the left neighbour (e.g. the
+    leading-space rule of SentencePiece); a delta is held while it ends in an incomplete UTF-8 character (U+FFFD),
+    since byte-level tokens can split a character. The same scheme as vLLM's detokenizer."""
+
+    CONTEXT = 5  # prompt tokens kept as left context for the first window
+
+    def __init__(self, tokenizer, prompt_ids: Sequence[int]):
+        self.decode = tokenizer.decode
+        self.ids = self.left_context(tokenizer, prompt_ids)
+        self.prefix_offset = 0
+        self.read_offset = len(self.ids)
+        self.prefix_text = self.decode(self.ids) if self.ids else ""
+
+    @classmethod
+    def left_context(cls, tokenizer, prompt_ids: Sequence[int]) -> list[int]:
+        """The prompt's last tokens, unless they end inside a character: then the completion's first bytes would
+        merge into the prompt's text and no delta would be well defined, so the completion is decoded alone."""
+        context = list(prompt_ids[-cls.CONTEXT:])
+        return [] if context and tokenizer.decode(context).endswith("\ufffd") else context
+
+    def push(self, token: int) -> str:
+        """Adds one token; returns the text it completes (possibly "")."""
+        self.ids.append(token)
+        text = self.decode(self.ids[self.prefix_offset:])
+        if len(text) <= len(self.prefix_text) or text.endswith("\ufffd"):
+            return ""
+        delta = text[len(self.prefix_text):]
+        self.prefix_offset, self.read_offset = self.read_offset, len(self.ids)
+        self.prefix_text = self.decode(self.ids[self.prefix_offset:self.read_offset])
+        return delta
+
+    def flush(self) -> str:
+        """Whatever is still held (an incomplete character decodes as U+FFFD, as in a full decode)."""
+        text = self.decode(self.ids[self.prefix_offset:])
+        delta = text[len(self.prefix_text):]
+        self.prefix_offset = self.read_offset = len(self.ids)
+        self.prefix_text = ""
+        return delta
+
+
+class StopChecker:
+    """Stop strings on a text stream fed in pieces. `push(delta)` appends and returns the text that is now safe to
+    stream: text that can no longer turn out to be the start of a stop string. Once a stop string appears, `stopped`
+    is set and `text` is cut before the earliest one (by start position, among all stops).
+
+    Each push searches only the tail that a new stop could occupy, so the cost per token doesn't grow with length."""
+
+    def __init__(self, stops: Sequence[str]):
+        self.stops = tuple(stops)
+        self.longest = max((len(s) for s in self.stops), default=0)
+        self.text = ""
+        self.emitted = 0  # length of the prefix of text already returned to the caller
+        self.stopped = False
+
+    def push(self, delta: str) -> str:
+        if self.stopped or not delta:
+            return ""
+        # Nothing before this push contained a stop, so a new one ends inside delta and starts at most
+        # longest-1 characters before it.
+        start = max(0, len(self.text) - self.longest + 1)
+        self.text += delta
+        cut = min((i for s in self.stops if (i := self.text.find(s, start)) >= 0), default=-1)
+        if cut >= 0:
+            self.text = self.text[:cut]
+            self.stopped = True
+            safe = cut
+        else:
+            safe = len(self.text) - self._partial_stop_length()
+        out = self.text[self.emitted:safe]
+        self.emitted = max(self.emitted, safe)
+        return out
+
+    def flush(self) -> str:
+        """At the end of the sequence: the held-back text (a stop string that never completed is ordinary text)."""
+        out = self.text[self.emitted:]
+        self.emitted = len(self.text)
+        return out
+
+    def _partial_stop_length(self) -> int:
+        """Length of the longest suffix of text that is a proper prefix of some stop string."""
+        best = 0
+        for s in self.stops:
+            for k in range(min(len(s) - 1, len(self.text)), best, -1):
+                if self.text.endswith(s[:k]):
+                    best = k
+                    break
+        return best
+
+
+# ---- generate ----------------------------------------------------------------------------------------------
+
+OnToken = Callable[[int, int, str], None]
+
+
+class _Sequence:
+    """State of one sample being decoded: its RNG, tokens so far, and (when stop strings or streaming need it) the
+    incremental text."""
+
+    def __init__(self, prompt_index: int, sample_index: int, prompt_ids: list[int], max_new: int,
+                 params: SamplingParams, seed: int, tokenizer, end_ids: frozenset[int], on_token: OnToken | None):
+        self.prompt_index, self.sample_index = prompt_index, sample_index
+        self.prompt_ids, self.max_new, self.params = prompt_ids, max_new, params
+        self.generator = None if params.greedy else sequence_generator(seed, sample_index, prompt_ids)
+        self.tokenizer, self.end_ids, self.on_token = tokenizer, end_ids, on_token
+        self.token_ids: list[int] = []
+        self.logprobs: list[float] | None = [] if params.logprobs is not None else None
+        self.top_logprobs: list[dict[int, float]] | None = [] if params.logprobs else None
+        text_needed = bool(params.stop) or on_token is not None
+        self.decoder = IncrementalDecoder(tokenizer, prompt_ids) if text_needed else None
+        self.stopper = StopChecker(params.stop) if text_needed else None
+        self.completion: Completion | None = None
+
+    def accept(self, token: int) -> bool:
+        """Appends a sampled token; returns True when the sequence has finished."""
+        self.token_ids.append(token)
+        if token in self.end_ids:
+            return self._finish("stop", ended_by_token=True)
+        if self.decoder is not None:
+            self._emit(self.stopper.push(self.decoder.push(token)))
+            if self.stopper.stopped:
+                return self._finish("stop")
+        if len(self.token_ids) >= self.max_new:
+            return self._finish("length")
+        return False
+
+    def _emit(self, text: str) -> None:
+        if text and self.on_token is not None:
+            self.on_token(self.prompt_index, self.sample_index, text)
+
+    def _finish(self, reason: str, ended_by_token: bool = False) -> bool:
+        if self.decoder is not None:
+            # Release what was held back: bytes of an unfinished character, and the start of a stop string that
+            # never completed (the end token itself was never decoded: it is not text).
+            if not self.stopper.stopped:
+                self._emit(self.stopper.push(self.decoder.flush()))
+                reason = "stop" if self.stopper.stopped else reason
+            self._emit(self.stopper.flush())
+            text = self.stopper.text
+        else:
+            # One decode at the end, with the same left context the incremental path uses, so both give the text
+            # that follows the prompt (a decoder may render a token differently at the start of a string).
+            context = IncrementalDecoder.left_context(self.tokenizer, self.prompt_ids)
+            ids = self.token_ids[:-1] if ended_by_token else self.token_ids
+            text = self.tokenizer.decode(context + ids)[len(self.tokenizer.decode(context)):]
+        self.completion = Completion(text, self.token_ids, reason, self.logprobs, self.top_logprobs)
+        return True
+
+
+def _prompt_ids(tokenizer, model, prompts: Sequence[str] | Sequence[Sequence[int]]) -> list[list[int]]:
+    if isinstance(prompts, str):
+        raise UserError("generate() takes a list of prompts, got a single string")
+    out = []
+    for p in prompts:
+        ids = tokenizer.encode(p) if isinstance(p, str) else [int(t) for t in p]
+        if not ids:  # an empty prompt starts a new document, as after the EOS separator in training data
+            ids = [_eos_id(tokenizer, model)]
+        out.append(ids)
+    return out
+
+
+def _eos_id(tokenizer, model) -> int | None:
+    eos = getattr(tokenizer, "eos_id", None)
+    return model.config.eos_token_id if eos is None else eos
+
+
+def _default_batch_size(model, max_len: int, dtype: torch.dtype) -> int:
+    c = model.config
+    per_row = 2 * c.n_layer * c.n_kv_heads * c.head_dim * max_len * torch.finfo(dtype).bits // 8
+    return max(1, DEFAULT_KV_BUDGET_BYTES // per_row)
+
+
+@torch.inference_mode()
+def generate(model, tokenizer, prompts: Sequence[str] | Sequence[Sequence[int]], params: SamplingParams | None = None,
+             on_token: OnToken | None = None, max_batch_size: int | None = None) -> list[list[Completion]]:
+    """Samples params.n completions for each prompt (text, or token ids). Returns completions[prompt][sample].
+
+    Each prompt is prefilled once into its own KV-cache row and copied to its n sample rows; all rows then decode
+    together, each continuing from its own length (no padding). Finished rows leave the batch. on_token(prompt_index,
+    sample_index, text_delta) streams text that can no longer become part of a stop string; the deltas of a sample
+    concatenate to its final text. max_batch_size bounds the rows decoded at once (default: what fits a 4 GiB KV
+    cache); results don't depend on it."""
+    params = params or SamplingParams()
+    prompt_ids = _prompt_ids(tokenizer, model, prompts)
+    context = model.config.block_size
+    for i, ids in enumerate(prompt_ids):
+        if len(ids) >= context:
+            raise UserError(f"prompt {i} is {len(ids)} tokens; the model's context is {context} tokens, "
+                            "which leaves no room to generate")
+    eos = _eos_id(tokenizer, model)
+    end_ids = frozenset(params.stop_token_ids) | (frozenset() if eos is None or params.ignore_eos else {eos})
+    seed = random_seed() if params.seed is None else params.seed
+    # Clamp so prompt + completion fits the context; a completion cut here ends with "length".
+    max_new = [min(params.max_new_tokens, context - len(ids)) for ids in prompt_ids]
+    sequences = [_Sequence(i, j, prompt_ids[i], max_new[i], params, seed, tokenizer, end_ids, on_token)
+                 for i in range(len(prompt_ids)) for j in range(params.n)]
+    dtype = next(model.parameters()).dtype
+    if max_batch_size is None:
+        max_batch_size = _default_batch_size(model, max(len(ids) + m for ids, m in zip(prompt_ids, max_new)), dtype)
+    for start in range(0, len(sequences), max_batch_size):
+        _decode_batch(model, sequences[start : start + max_batch_size], dtype)
+    results: list[list[Completion]] = [[] for _ in prompt_ids]
+    for s in sequences:
+        results[s.prompt_index].append(s.completion)
+    return results
+
+
+def _decode_batch(model, sequences: list[_Sequence], dtype: torch.dtype) -> None:
+    from .model.transformer import KVCache
+
+    device = model.lm_head.weight.device
+    max_len = max(len(s.prompt_ids) + s.max_new for s in sequences)
+    cache = KVCache(model.config, len(sequences), max_len, device=device, dtype=dtype)
+    # Prefill: each distinct prompt once, into the first row of its samples, then copied to the others. Only the last
+    # position's logits are needed, so the vocabulary projection runs on one position instead of the whole prompt.
+    first_logits = []
+    row = 0
+    while row < len(sequences):
+        end = row
+        while end < len(sequences) and sequences[end].prompt_index == sequences[row].prompt_index:
+            end += 1
+        ids = torch.tensor([sequences[row].prompt_ids], dtype=torch.long, device=device)
+        hidden = model(ids, cache=cache, rows=torch.tensor([row], device=device), hidden_only=True)
+        logits = model.lm_head(hidden[:, -1]).float()  # (1, V)
+        if end - row > 1:
+            cache.copy_rows(row, list(range(row + 1, end)))
+        first_logits.append(logits.expand(end - row, -1))
+        row = end
+    logits = torch.cat(first_logits)
+
+    # active[r] is the sequence in cache row r; rows 0..len(active)-1 are always the live ones, so the model reads
+    # the cache through views (rows=None) rather than gathering rows each step.
+    active = list(sequences)
+    want_logprobs = sequences[0].params.logprobs is not None
+    while True:
+        tokens = sample_tokens(logits, [s.params for s in active], [s.generator for s in active])
+        if want_logprobs:
+            _record_logprobs(active, logits, tokens)
+        finished = [s.accept(t) for s, t in zip(active, tokens.tolist())]
+        if any(finished):
+            keep = [r for r, done in enumerate(finished) if not done]
+            if not keep:
+                return
+            _compact(cache, keep)
+            active = [active[r] for r in keep]
+            tokens = tokens[torch.tensor(keep, device=device)]
+        logits = model(tokens[:, None], cache=cache)[:, -1]
+
+
+def _record_logprobs(active: list[_Sequence], logits: torch.Tensor, tokens: torch.Tensor) -> None:
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    chosen = logp.gather(1, tokens[:, None]).squeeze(1).tolist()
+    k = active[0].params.logprobs
+    top = logp.topk(k, dim=-1) if k else None
+    for r, s in enumerate(active):
+        s.logprobs.append(chosen[r])
+        if top is not None:
+            s.top_logprobs.append(dict(zip(top.indices[r].tolist(), top.values[r].tolist())))
+
+
+def _compact(cache, keep: list[int]) -> None:
+    """Moves the surviving rows `keep` (ascending) into rows 0..len(keep)-1. Rows already in place stay; each row
+    that moves is copied once, which is cheaper than gathering the scattered rows at every later step."""
+    for dst, src in enumerate(keep):
+        if src != dst:
+            cache.copy_rows(src, [dst])
