@@ -19,6 +19,7 @@ from opencodegen.sampling import (
     StopChecker,
     generate,
     next_token,
+    sample_tokens,
     sampling_distribution,
 )
 
@@ -121,6 +122,44 @@ def test_top_k_keeps_the_k_most_likely():
     # top-k then top-p, renormalised in between (transformers' order): of {3.0, 2.0} the first has 0.73 >= 0.7.
     got = sampling_distribution(logits, SamplingParams(temperature=1.0, top_k=2, top_p=0.7))[0]
     torch.testing.assert_close(got, torch.tensor([0, 1.0, 0, 0]))
+
+
+def reference_distribution(logits: list[float], p: SamplingParams) -> list[float]:
+    """Temperature, top-k, top-p straight from their definitions, over the whole vocabulary, in float64."""
+    z = [x / p.temperature for x in logits]
+    order = sorted(range(len(z)), key=lambda i: (-z[i], i))
+    keep = order[: p.top_k] if p.top_k else order
+    m = max(z)
+    w = {i: math.exp(z[i] - m) for i in keep}
+    total = sum(w.values())
+    kept, mass = [], 0.0
+    for i in keep:
+        if mass >= p.top_p:
+            break
+        kept.append(i)
+        mass += w[i] / total
+    out = [0.0] * len(z)
+    for i in kept:
+        out[i] = w[i] / sum(w[j] for j in kept)
+    return out
+
+
+def test_filters_match_their_definitions_on_a_large_vocabulary():
+    # Peaked rows resolve within the first candidates, flat ones force wider searches; rows mix filters, and the
+    # unfiltered row shares the batch with filtered ones.
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 3000, generator=g) * torch.tensor([[8.0], [0.3], [3.0], [1.0], [5.0], [1.0]])
+    params = [SamplingParams(temperature=t, top_p=p, top_k=k) for t, p, k in
+              [(1.0, 0.9, 0), (1.0, 0.95, 0), (0.7, 0.5, 100), (1.3, 1.0, 700), (0.2, 0.99, 0), (1.0, 1.0, 0)]]
+    got = sampling_distribution(logits, params)
+    for b, p in enumerate(params):
+        expected = torch.tensor(reference_distribution(logits[b].double().tolist(), p), dtype=torch.float32)
+        torch.testing.assert_close(got[b], expected, atol=1e-6, rtol=1e-4)
+    # sample_tokens draws batch rows from exactly these supports.
+    gens = [torch.Generator().manual_seed(i) for i in range(6)]
+    for _ in range(20):
+        tokens = sample_tokens(logits, params, gens)
+        assert all(got[b, t] > 0 for b, t in enumerate(tokens.tolist()))
 
 
 def test_next_token_draws_from_the_filtered_distribution():

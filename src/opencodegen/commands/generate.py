@@ -1,0 +1,93 @@
+"""`ocg generate --model DIR "def fib(n):"`: sample completions from a checkpoint (ours or a HuggingFace directory).
+
+The prompt comes from the argument, --file, or stdin. Completions go to stdout (several samples are separated by a
+header line); a summary (tokens, speed, finish reason) goes to stderr so the output can be piped."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompt", nargs="?", help="prompt text (default: --file, or stdin)")
+    parser.add_argument("--model", required=True, type=Path, help="checkpoint or HuggingFace model directory")
+    parser.add_argument("--file", type=Path, help="read the prompt from this file")
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=0, help="0 disables top-k")
+    parser.add_argument("--n", type=int, default=1, help="samples for the prompt")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                        help="stop string (repeatable; escapes such as \\n are interpreted)")
+    parser.add_argument("--humaneval-stops", action="store_true",
+                        help="add the HumanEval stop strings (\\nclass, \\ndef, \\n#, \\nif, \\nprint, \\n@, \\n```)")
+    parser.add_argument("--stream", action="store_true", help="print text as it is generated (one sample)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--device", default="cpu")
+
+
+def read_prompt(args: argparse.Namespace) -> str:
+    if args.prompt is not None and args.file is not None:
+        raise UserError("give the prompt either as an argument or with --file, not both")
+    if args.file is not None:
+        try:
+            return args.file.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"{args.file}: cannot read the prompt ({e})") from None
+    if args.prompt is not None:
+        return args.prompt
+    if sys.stdin.isatty():
+        raise UserError("no prompt: pass it as an argument, with --file, or on stdin")
+    return sys.stdin.read()
+
+
+def unescape(text: str) -> str:
+    """'\\n' typed on a command line means a newline in a stop string."""
+    try:
+        return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as e:
+        raise UserError(f"--stop {text!r}: bad escape ({e})") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from ..model.io import load_checkpoint
+    from ..sampling import HUMANEVAL_STOP, SamplingParams, generate
+
+    prompt = read_prompt(args)
+    stops = tuple(unescape(s) for s in args.stop) + (HUMANEVAL_STOP if args.humaneval_stops else ())
+    params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                            top_k=args.top_k, n=args.n, seed=args.seed, stop=stops)
+    if args.stream and args.n > 1:
+        raise UserError("--stream prints one sample as it is generated; use --n 1 (or drop --stream)")
+    model, tokenizer = load_checkpoint(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
+
+    def on_token(_prompt_index: int, _sample_index: int, text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    start = time.perf_counter()
+    samples = generate(model, tokenizer, [prompt], params, on_token=on_token if args.stream else None)[0]
+    seconds = time.perf_counter() - start
+    if args.stream:
+        sys.stdout.write("\n")
+    else:
+        for j, c in enumerate(samples):
+            if len(samples) > 1:
+                print(f"===== sample {j} ({c.finish_reason}) =====")
+            print(c.text)
+    n_tokens = sum(len(c.token_ids) for c in samples)
+    reasons = ", ".join(sorted({c.finish_reason for c in samples}))
+    print(f"{n_tokens} tokens in {seconds:.2f}s ({n_tokens / max(seconds, 1e-9):.1f} tok/s), finish: {reasons}",
+          file=sys.stderr)
+    return 0
