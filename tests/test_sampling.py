@@ -213,6 +213,19 @@ def test_output_does_not_depend_on_batch_composition(model):
     assert batched[0][0].token_ids != alone[0].token_ids
 
 
+def test_rows_finishing_at_different_steps_keep_their_own_cache(model):
+    # Stops on any lowercase letter end rows at scattered steps, so the batch is compacted many times (rows move
+    # between cache slots); every row must still match the same sequence decoded alone.
+    params = SamplingParams(max_new_tokens=30, temperature=1.0, n=4, seed=7, stop=tuple("abcdefghijklmnopqrstuvwxyz"))
+    prompts = ["def fib(n):", "import os\n", "x = [", "class A:\n    "]
+    batched = generate(model, TOK, prompts, params)
+    alone = generate(model, TOK, prompts, params, max_batch_size=1)
+    assert [[(c.text, c.token_ids, c.finish_reason) for c in r] for r in batched] == \
+        [[(c.text, c.token_ids, c.finish_reason) for c in r] for r in alone]
+    lengths = {len(c.token_ids) for r in batched for c in r}
+    assert len(lengths) >= 5
+
+
 def test_n_samples_share_one_prompt_prefill(model):
     calls = []
     original = model.forward

@@ -459,12 +459,11 @@ def _decode_batch(model, sequences: list[_Sequence], dtype: torch.dtype) -> None
             _record_logprobs(active, logits, tokens)
         finished = [s.accept(t) for s, t in zip(active, tokens.tolist())]
         if any(finished):
-            keep = [r for r, done in enumerate(finished) if not done]
-            if not keep:
+            order = _compact(cache, finished)
+            if not order:
                 return
-            _compact(cache, keep)
-            active = [active[r] for r in keep]
-            tokens = tokens[torch.tensor(keep, device=device)]
+            active = [active[r] for r in order]
+            tokens = tokens[torch.tensor(order, device=device)]
         logits = model(tokens[:, None], cache=cache)[:, -1]
 
 
@@ -479,9 +478,15 @@ def _record_logprobs(active: list[_Sequence], logits: torch.Tensor, tokens: torc
             s.top_logprobs.append(dict(zip(top.indices[r].tolist(), top.values[r].tolist())))
 
 
-def _compact(cache, keep: list[int]) -> None:
-    """Moves the surviving rows `keep` (ascending) into rows 0..len(keep)-1. Rows already in place stay; each row
-    that moves is copied once, which is cheaper than gathering the scattered rows at every later step."""
-    for dst, src in enumerate(keep):
-        if src != dst:
-            cache.copy_rows(src, [dst])
+def _compact(cache, finished: list[bool]) -> list[int]:
+    """Packs the live rows into cache rows 0..n_live-1 and returns, for each new row, the old row it came from.
+    Holes left by finished rows are filled from the end (not by shifting everything down), so each finished row
+    costs at most one row copy; that is cheaper than gathering scattered rows at every later step."""
+    n_live = finished.count(False)
+    holes = [r for r in range(n_live) if finished[r]]
+    movers = [r for r in range(n_live, len(finished)) if not finished[r]]
+    order = list(range(n_live))
+    for hole, mover in zip(holes, movers):
+        cache.copy_rows(mover, [hole])
+        order[hole] = mover
+    return order
