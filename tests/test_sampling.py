@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -38,7 +39,8 @@ class ByteTokenizer:
     def encode(self, text: str) -> list[int]:
         data, out, i = text.encode(), [], 0
         while i < len(data):  # longest match first
-            best = max((t for t, p in enumerate(self.pieces) if data.startswith(p, i)), key=lambda t: len(self.pieces[t]))
+            matches = [t for t, p in enumerate(self.pieces) if data.startswith(p, i)]
+            best = max(matches, key=lambda t: len(self.pieces[t]))
             out.append(best)
             i += len(self.pieces[best])
         return out
@@ -195,13 +197,13 @@ def token_ids(results):
 def test_seeded_sampling_is_deterministic(model):
     a = generate(model, TOK, ["def fib(n):"], SAMPLED)
     b = generate(model, TOK, ["def fib(n):"], SAMPLED)
-    c = generate(model, TOK, ["def fib(n):"], SamplingParams(**{**SAMPLED.__dict__, "seed": 1235}))
+    c = generate(model, TOK, ["def fib(n):"], replace(SAMPLED, seed=1235))
     assert token_ids(a) == token_ids(b)
     assert token_ids(a) != token_ids(c)
 
 
 def test_output_does_not_depend_on_batch_composition(model):
-    params = SamplingParams(**{**SAMPLED.__dict__, "n": 3})
+    params = replace(SAMPLED, n=3)
     alone = generate(model, TOK, ["def fib(n):"], params)[0]
     others = ["x", "import numpy as np\nimport os\n\n\nclass A:\n", "def fib(n):", "print("]
     batched = generate(model, TOK, others, params)

@@ -33,7 +33,8 @@ DEFAULT_KV_BUDGET_BYTES = 4 * 2**30
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to sample. temperature 0 is greedy (and so, in effect, is top_k 1). top_k 0 and top_p 1.0 disable those filters.
+    """How to sample. temperature 0 is greedy (and so, in effect, is top_k 1); top_k 0 and top_p 1.0 disable those
+    filters.
 
     stop: strings that end a completion (checked on decoded text; the completion is cut before the earliest one).
     stop_token_ids: token ids that end a completion besides EOS (e.g. <|file_sep|> for FIM); ignore_eos keeps
@@ -209,7 +210,8 @@ def _inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return torch.where(pick >= cdf.shape[-1], last, pick).squeeze(1)
 
 
-def next_token(logits_row: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> tuple[int, float]:
+def next_token(logits_row: torch.Tensor, params: SamplingParams,
+               generator: torch.Generator | None) -> tuple[int, float]:
     """One row (V,): (token id, its log-probability under the unmodified model distribution)."""
     logits_row = logits_row.float()
     token = int(sample_tokens(logits_row[None], [params], [generator])[0])
