@@ -9,6 +9,12 @@ Stable pieces the server reuses for continuous batching (keep their signatures):
     `next_token(logits_row, params, generator)` (one row)
   - `IncrementalDecoder` (token ids -> text deltas) and `StopChecker` (stop strings on a text stream, and how much of
     the text is safe to stream)
+
+A custom decode loop reproduces generate() token for token if, per sample j of a prompt: the generator is
+sequence_generator(seed, j, prompt_ids) (not for greedy params); the first token is drawn from the logits of the
+prompt's last position; every step calls sample_tokens (or next_token) once on that row's fp32 logits; the sequence
+ends on EOS / stop_token_ids (unless ignore_eos), when StopChecker.stopped, or after max_new_tokens clamped so that
+prompt + completion fits model.config.block_size; text comes from StopChecker(IncrementalDecoder(...).push(t)).
 """
 
 from __future__ import annotations
