@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from . import sandbox_worker as _protocol
@@ -64,15 +64,57 @@ class Limits:
     tmpfs_mb: int = 256
 
 
+class SeriesValue(list):
+    """A pandas Series a program printed, as its values (MTPB compares a Series with numpy allclose)."""
+
+
+class FrameValue:
+    """A pandas DataFrame a program printed: iterates over its columns and prints as its text, as the real one
+    does, so a type cast to the expected type behaves like the cast of the real DataFrame."""
+
+    def __init__(self, columns: list, text: str) -> None:
+        self.columns, self.text = columns, text
+
+    def __iter__(self):
+        return iter(self.columns)
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+
+class OpaqueValue:
+    """A value of a type with no plain-Python form, known by its str(); equal only to another with the same text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, OpaqueValue) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+
 def _decode(tagged):
     """Inverse of sandbox_worker._encode."""
-    kind, payload = tagged
+    kind, payload = tagged[0], tagged[1]
     if kind == "v":
         return payload
     if kind == "int":
         return int(payload)
     if kind == "float":
         return float(payload)
+    if kind == "series":
+        return SeriesValue(_decode(v) for v in payload)
+    if kind == "frame":
+        return FrameValue([_decode(c) for c in payload], tagged[2])
     if kind in ("list", "tuple", "set"):
         items = [_decode(v) for v in payload]
         if kind == "set":
@@ -88,18 +130,9 @@ def _decode(tagged):
             try:
                 out[key] = _decode(v)
             except TypeError:
-                out[repr(key)] = _decode(v)
+                out[str(key)] = _decode(v)
         return out
-    return _Repr(payload)
-
-
-@dataclass(frozen=True)
-class _Repr:
-    """An answer of a type that has no plain-Python form; compares equal to nothing but itself."""
-    text: str = field(default="")
-
-    def __repr__(self) -> str:
-        return self.text
+    return OpaqueValue(payload)
 
 
 _isolation_probe: str | None = None

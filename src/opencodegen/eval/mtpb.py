@@ -1,0 +1,323 @@
+"""MTPB, the Multi-Turn Programming Benchmark of the CodeGen paper: a problem is solved over several turns, each a
+natural-language instruction the model answers with code, and the whole program is judged by the value it prints.
+
+The official problem file (115 problems) is not on PyPI: pass it by path. This package ships `data/mtpb_mini.jsonl`,
+15 problems in the same format written for this project (each with a reference `solution` per turn, an extra field
+the official file lacks), for tests and the quickstart.
+
+Scoring follows the official mtpb_exec.py so numbers are comparable:
+- if the program's last statement is not a print, its value is wrapped in one (`x = f()` becomes `x = print(f())`);
+- the answer is the first argument of the last `print` the program called, even if it crashed or ran out of time
+  afterwards;
+- the answer is cast to the expected output's type (int truncates floats, list('ab') == ['a', 'b'], booleans are
+  compared as text); floats match within 1e-6 at the top level only; a pandas Series is compared with allclose;
+  expected outputs of other types (None, dict) can never match.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import UserError
+from .humaneval import read_jsonl
+from .sandbox import ExecResult, Sandbox, SeriesValue
+
+PREAMBLE = "# Import libraries.\n\nimport numpy as np\n\n"
+DEFAULT_TIMEOUT = 20.0  # the official harness's time limit
+DEFAULT_MAX_GEN_LENGTH = 256  # when a problem has no max_gen_length (the official sampler's default)
+MODES = ("multi", "single")
+PRELOAD = ("numpy", "pandas")  # MTPB programs start with `import numpy as np`; data-science ones use pandas
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: int
+    name: str
+    category: str
+    description: str
+    prompts: tuple[str, ...]
+    inputs: tuple[dict, ...]
+    outputs: tuple
+    max_gen_length: int
+    solution: tuple[str, ...] | None = None  # reference code per turn (our own problems only)
+
+    def turns(self, case: int) -> list[str]:
+        """The turn prompts with the case's inputs filled in (str() of each value, as str.format does)."""
+        return [p.format(**self.inputs[case]) for p in self.prompts]
+
+
+def mini_path() -> Path:
+    return Path(str(resources.files("opencodegen.eval") / "data" / "mtpb_mini.jsonl"))
+
+
+def load_problems(path: str | Path | None = None) -> list[Problem]:
+    path = Path(path) if path else mini_path()
+    problems = []
+    for number, row in enumerate(read_jsonl(path), 1):
+        where = f"{path}: problem on line {number}"
+        missing = {"id", "prompts", "inputs", "outputs"} - set(row)
+        if missing:
+            raise UserError(f"{where} lacks {', '.join(sorted(missing))}")
+        if not row["prompts"] or not isinstance(row["prompts"], list):
+            raise UserError(f"{where}: prompts must be a non-empty list of strings")
+        # The official file has a problem with more outputs than inputs; the extra outputs have no test case.
+        n_cases = min(len(row["inputs"]), len(row["outputs"]))
+        if n_cases == 0:
+            raise UserError(f"{where}: no test cases (inputs/outputs are empty)")
+        for case in row["inputs"][:n_cases]:
+            for prompt in row["prompts"]:
+                try:
+                    prompt.format(**case)
+                except (KeyError, IndexError, ValueError) as e:
+                    raise UserError(f"{where}: prompt {prompt!r} cannot be filled from inputs {case} ({e!r})") \
+                        from None
+        problems.append(Problem(
+            id=int(row["id"]), name=row.get("name", str(row["id"])), category=row.get("category", "unknown"),
+            description=row.get("description", ""), prompts=tuple(row["prompts"]),
+            inputs=tuple(row["inputs"][:n_cases]), outputs=tuple(row["outputs"][:n_cases]),
+            max_gen_length=int(row.get("max_gen_length") or DEFAULT_MAX_GEN_LENGTH),
+            solution=tuple(row["solution"]) if row.get("solution") else None))
+    if not problems:
+        raise UserError(f"{path}: no problems")
+    return sorted(problems, key=lambda p: p.id)
+
+
+# ------------------------------------------------------------------------------------------------ prompts
+def turn_prompt(text: str) -> str:
+    return f"# {text}\n"
+
+
+def multi_turn_program(problem: Problem, case: int, completions: Sequence[str]) -> str:
+    """History after every turn: preamble, then per turn the prompt and its truncated completion + blank line."""
+    return PREAMBLE + "".join(turn_prompt(t) + c + "\n\n" for t, c in zip(problem.turns(case), completions))
+
+
+def single_turn_prompt(problem: Problem, case: int) -> str:
+    """The paper's single-turn baseline: every turn's instruction at once, one completion for all of them."""
+    return PREAMBLE + "".join(turn_prompt(t) for t in problem.turns(case))
+
+
+_TERMINALS = [re.compile(p, re.MULTILINE) for p in (r"^#", re.escape("<|endoftext|>"), r"^'''", r'^"""', r"\n\n\n")]
+
+
+def truncate(completion: str) -> str:
+    """The official sampler's cut: before a second top-level print or def, and before the first top-level comment,
+    end-of-text marker, top-level docstring quote or two blank lines."""
+    for keyword in (r"^print", r"^def"):
+        starts = [m.start() for m in re.finditer(keyword, completion, re.MULTILINE)]
+        if len(starts) > 1:
+            completion = completion[: starts[1]]
+    cuts = [m.start() for m in (t.search(completion) for t in _TERMINALS) if m]
+    return completion[: min(cuts)] if cuts else completion
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+def wrap_last_in_print(code: str) -> str:
+    """If the last top-level statement is not a print call, pass its value to print (the official rewrite, applied
+    to any statement with a value: `x = f()` becomes `x = print(f())`). Code that does not parse, or whose last
+    statement has no value (a def, a loop), runs as it is."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return code
+    if not tree.body:
+        return code
+    last = tree.body[-1]
+    value = getattr(last, "value", None)
+    if not isinstance(value, ast.AST):
+        return code
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id.startswith("print"):
+        return code
+    last.value = ast.Call(func=ast.Name(id="print", ctx=ast.Load()), args=[value], keywords=[])
+    ast.fix_missing_locations(tree)
+    return ast.unparse(tree)
+
+
+def answers_match(answer, expected) -> bool:
+    """MTPB's equivalence: normalise the answer, cast it to the expected type, then compare."""
+    import numpy as np
+    try:
+        if isinstance(answer, SeriesValue):
+            return bool(np.allclose(np.array(list(answer)), np.array(expected)))
+        if type(answer) is list and answer and type(answer[0]) is tuple:
+            answer = [list(t) for t in answer]
+        if type(answer) is not type(expected):
+            if type(expected) is bool:  # bool("False") is True: compare as text
+                return str(answer) == str(expected)
+            answer = type(expected)(answer)
+        if type(answer) in (str, int, set, list, bool, tuple):
+            return answer == expected
+        if type(answer) is float:
+            return abs(answer - expected) < 1e-6
+        return False  # None, dict, ...: the official harness raises on these types
+    except Exception:  # noqa: BLE001 - a failed cast is a wrong answer
+        return False
+
+
+# ------------------------------------------------------------------------------------------------ samples
+def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: str = "multi") -> list[dict]:
+    """n samples per (problem, test case). Multi-turn: each turn is sampled after the previous turns' truncated
+    completions; all sequences at the same turn (and with the same max_gen_length) are one batched call. Sample j
+    uses seed base + j, so repeated histories still get independent draws."""
+    from ..progress import progress_task
+    from ..sampling import generate
+    if mode not in MODES:
+        raise UserError(f"MTPB mode must be one of {', '.join(MODES)}, not {mode!r}")
+    base_seed = params.seed if params.seed is not None else 0
+    units = [(p, case, j) for p in problems for case in range(len(p.inputs)) for j in range(n)]
+    completions: dict[tuple, list[str]] = {(p.id, case, j): [] for p, case, j in units}
+    steps = sum(len(p.prompts) if mode == "multi" else 1 for p, _, _ in units)
+    with progress_task(f"sample mtpb ({mode}-turn)", total=steps, unit="turn") as task:
+        for j in range(n):
+            active = [(p, case) for p, case, jj in units if jj == j]
+            rounds = max(len(p.prompts) for p, _ in active) if mode == "multi" else 1
+            for turn in range(rounds):
+                groups: dict[int, list] = defaultdict(list)
+                for p, case in active:
+                    if mode == "single" or turn < len(p.prompts):
+                        budget = p.max_gen_length * (len(p.prompts) if mode == "single" else 1)
+                        groups[budget].append((p, case))
+                for budget, members in groups.items():
+                    prompts = [single_turn_prompt(p, case) if mode == "single" else
+                               multi_turn_program(p, case, completions[(p.id, case, j)])
+                               + turn_prompt(p.turns(case)[turn]) for p, case in members]
+                    out = generate(model, tokenizer, prompts, replace(params, n=1, seed=base_seed + j,
+                                                                      max_new_tokens=budget))
+                    for (p, case), [c] in zip(members, out):
+                        completions[(p.id, case, j)].append(truncate(c.text))
+                    task.advance(len(members))
+    samples = []
+    for p, case, j in units:
+        turns = completions[(p.id, case, j)]
+        program = (multi_turn_program(p, case, turns) if mode == "multi"
+                   else single_turn_prompt(p, case) + turns[0] + "\n\n")
+        samples.append({"id": p.id, "case": case, "sample": j, "mode": mode, "completions": turns,
+                        "program": program})
+    return samples
+
+
+def reference_samples(problems: Sequence[Problem]) -> list[dict]:
+    """The shipped reference solutions as samples (a self-check of the harness: they must all pass)."""
+    samples = []
+    for p in problems:
+        if p.solution is None:
+            raise UserError(f"MTPB problem {p.id} has no reference solution")
+        for case in range(len(p.inputs)):
+            turns = [code.format(**p.inputs[case]) for code in p.solution]
+            samples.append({"id": p.id, "case": case, "sample": 0, "mode": "multi", "completions": turns,
+                            "program": multi_turn_program(p, case, turns)})
+    return samples
+
+
+def read_samples(path: str | Path, problems: Sequence[Problem]) -> list[dict]:
+    """Completions made elsewhere. Each line: {"id", "case" (index into inputs) or "input" (the inputs dict),
+    "completions": [code per turn]} — or "completions" as one whole program, as the official sampler writes it
+    (its "input" field identifies the case)."""
+    by_id = {p.id: p for p in problems}
+    samples, counter = [], defaultdict(int)
+    for number, row in enumerate(read_jsonl(path), 1):
+        where = f"{path}: sample {number}"
+        try:
+            problem = by_id[int(row["id"])]
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{where}: id {row.get('id')!r} is not a problem of the benchmark file") from None
+        if "case" in row:
+            case = int(row["case"])
+        elif "input" in row and row["input"] in problem.inputs:
+            case = problem.inputs.index(row["input"])
+        else:
+            raise UserError(f"{where}: needs 'case' (0..{len(problem.inputs) - 1}) or an 'input' of the problem")
+        if not 0 <= case < len(problem.inputs):
+            raise UserError(f"{where}: case {case} out of range (problem {problem.id} has {len(problem.inputs)})")
+        completions = row.get("completions")
+        if isinstance(completions, str):
+            program, turns = completions, [completions]
+        elif isinstance(completions, list) and all(isinstance(c, str) for c in completions):
+            if len(completions) != len(problem.prompts):
+                raise UserError(f"{where}: {len(completions)} completions for {len(problem.prompts)} turns")
+            program, turns = multi_turn_program(problem, case, completions), completions
+        else:
+            raise UserError(f"{where}: 'completions' must be a list of strings (one per turn) or a string")
+        samples.append({"id": problem.id, "case": case, "sample": counter[(problem.id, case)],
+                        "mode": row.get("mode", "multi"), "completions": turns, "program": program})
+        counter[(problem.id, case)] += 1
+    if not samples:
+        raise UserError(f"{path}: no samples")
+    return samples
+
+
+def execute(samples: list[dict], sandbox: Sandbox, timeout: float = DEFAULT_TIMEOUT) -> list[ExecResult]:
+    return sandbox.run([wrap_last_in_print(s["program"]) for s in samples], timeout=timeout,
+                       capture_last_print=True, progress="execute mtpb")
+
+
+def score(problems: Sequence[Problem], samples: list[dict], outcomes: list[ExecResult]) -> tuple[list[dict], dict]:
+    """Per-sample rows and a summary: pass rate = passes / (samples x test cases), overall, per mode, per category
+    and per problem (so problems that cannot pass show up as such)."""
+    by_id = {p.id: p for p in problems}
+    results = []
+    tally: dict[str, dict[str, list[int]]] = {k: defaultdict(lambda: [0, 0]) for k in ("mode", "category", "problem")}
+    for s, r in zip(samples, outcomes):
+        p = by_id[s["id"]]
+        expected = p.outputs[s["case"]]
+        passed = r.has_value and answers_match(r.value, expected)
+        results.append({"id": p.id, "case": s["case"], "sample": s["sample"], "mode": s["mode"], "passed": passed,
+                        "answer": repr(r.value) if r.has_value else None, "expected": repr(expected),
+                        "status": r.status, "reason": r.reason, "duration": round(r.duration, 4)})
+        for key, name in (("mode", s["mode"]), ("category", f"{s['mode']}/{p.category}"),
+                          ("problem", f"{s['mode']}/{p.id}")):
+            tally[key][name][0] += passed
+            tally[key][name][1] += 1
+
+    def rates(table):
+        return {k: {"pass_rate": c / n, "passed": c, "total": n} for k, (c, n) in sorted(table.items())}
+    problems_table = rates(tally["problem"])
+    for key, row in problems_table.items():
+        row["name"] = by_id[int(key.split("/")[1])].name
+        row["category"] = by_id[int(key.split("/")[1])].category
+    summary = {"benchmark": "mtpb", "problems": len({s["id"] for s in samples}), "samples": len(samples),
+               "pass_rate": sum(r["passed"] for r in results) / len(results), "by_mode": rates(tally["mode"]),
+               "by_category": rates(tally["category"]), "by_problem": problems_table,
+               "statuses": dict(sorted(_count(r.status for r in outcomes).items()))}
+    return results, summary
+
+
+def _count(items) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for i in items:
+        out[i] += 1
+    return out
+
+
+def report_markdown(summary: dict) -> str:
+    from .report import markdown_table
+    lines = ["# MTPB", "", f"{summary['problems']} problems, {summary['samples']} programs "
+             f"(samples x test cases). Pass rate {100 * summary['pass_rate']:.2f}%.", "",
+             markdown_table(["mode", "pass rate (%)", "passed", "total"],
+                            [(m, 100 * v["pass_rate"], v["passed"], v["total"]) for m, v in summary["by_mode"].items()]),
+             "", "## By category", "",
+             markdown_table(["mode/category", "pass rate (%)", "passed", "total"],
+                            [(c, 100 * v["pass_rate"], v["passed"], v["total"])
+                             for c, v in summary["by_category"].items()]),
+             "", "## By problem", "",
+             markdown_table(["mode/problem", "name", "category", "pass rate (%)", "passed", "total"],
+                            [(k, v["name"], v["category"], 100 * v["pass_rate"], v["passed"], v["total"])
+                             for k, v in summary["by_problem"].items()]),
+             "", "Statuses: " + ", ".join(f"{k} {v}" for k, v in summary["statuses"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(out: Path, samples: list[dict], results: list[dict], summary: dict) -> None:
+    from .report import plot_bars, write_run
+    write_run(out, samples=samples, results=results, summary=summary, report=report_markdown(summary))
+    groups: dict[str, dict[str, float]] = defaultdict(dict)
+    for key, v in summary["by_category"].items():
+        mode, category = key.split("/", 1)
+        groups[f"{mode}-turn"][category] = v["pass_rate"]
+    plot_bars(out / "mtpb_by_category.png", dict(groups), "MTPB pass rate by category", "pass rate (%)")
