@@ -1,0 +1,220 @@
+"""Likelihood measures: bits per byte on held-out code, and the CodeGen paper's prompt-perplexity analyses
+(HumanEval prompts of problems passed vs failed; MTPB prompts given as one turn vs spread over several).
+
+Bits per byte = total cross-entropy of the tokens (in bits) / UTF-8 bytes of the text they decode to, so models with
+different tokenizers (and `xz -9`, see compression.py) are on one scale. Every document starts from the end-of-text
+token, as in training, so its first token is scored too; a document longer than the context is scored in consecutive
+windows (each window sees only itself: an upper bound, as in nanoGPT's evaluation)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..errors import UserError
+
+LN2 = math.log(2)
+
+
+def _score_windows(model, windows: list[list[int]], first_scored: list[int], batch_size: int) -> list[tuple[float, int]]:
+    """For each window of token ids, the summed NLL (nats) of tokens[first_scored:] and how many there are."""
+    import torch
+    import torch.nn.functional as F
+    device = next(model.parameters()).device
+    out: list[tuple[float, int]] = [(0.0, 0)] * len(windows)
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i]))  # similar lengths together: less padding
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            T = max(len(windows[i]) for i in chunk)
+            idx = torch.zeros(len(chunk), T, dtype=torch.long)
+            mask = torch.zeros(len(chunk), T - 1, dtype=torch.bool)
+            for row, i in enumerate(chunk):
+                ids = windows[i]
+                idx[row, : len(ids)] = torch.tensor(ids)
+                mask[row, max(first_scored[i], 1) - 1 : len(ids) - 1] = True  # target t is predicted at t-1
+            logits = model(idx.to(device)).float()  # (B, T, V)
+            nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), idx[:, 1:].to(device), reduction="none").cpu()
+            for row, i in enumerate(chunk):
+                m = mask[row]
+                out[i] = (float(nll[row][m].sum()), int(m.sum()))
+    return out
+
+
+def _windows(ids: list[int], first_scored: int, context: int) -> tuple[list[list[int]], list[int]]:
+    """Splits a long sequence into windows of at most `context` tokens; consecutive windows share one token so that
+    every token after the first is predicted exactly once."""
+    if len(ids) <= context:
+        return [ids], [first_scored]
+    windows, starts, begin = [], [], 0
+    while begin < len(ids) - 1:
+        window = ids[begin:begin + context]
+        windows.append(window)
+        starts.append(max(first_scored - begin, 1) if begin < first_scored else 1)
+        begin += context - 1
+    return windows, starts
+
+
+def sequence_nll(model, sequences: Sequence[list[int]], first_scored: Sequence[int], batch_size: int = 8
+                 ) -> list[tuple[float, int]]:
+    """(sum of NLL in nats, token count) of tokens[first_scored:] of each sequence, given the tokens before them."""
+    context = model.config.block_size
+    windows, starts, owner = [], [], []
+    for i, (ids, first) in enumerate(zip(sequences, first_scored)):
+        w, s = _windows(list(ids), first, context)
+        windows += w
+        starts += s
+        owner += [i] * len(w)
+    totals = [[0.0, 0] for _ in sequences]
+    for i, (nats, count) in zip(owner, _score_windows(model, windows, starts, batch_size)):
+        totals[i][0] += nats
+        totals[i][1] += count
+    return [(t[0], t[1]) for t in totals]
+
+
+def _with_bos(tokenizer, ids: list[int]) -> tuple[list[int], int]:
+    eos = getattr(tokenizer, "eos_id", None)
+    return ([eos] + ids, 1) if eos is not None else (ids, 1)
+
+
+def bits_per_byte(model, tokenizer, documents: Iterable[str] | Iterable[list[int]], batch_size: int = 8,
+                  progress: str | None = "bits per byte") -> dict:
+    """Bits per byte over documents given as text or as token ids (a tokenized held-out split)."""
+    seqs, firsts, n_bytes = [], [], 0
+    for doc in documents:
+        if isinstance(doc, str):
+            ids, text = tokenizer.encode(doc), doc
+        else:
+            eos = getattr(tokenizer, "eos_id", None)
+            ids = [int(t) for t in doc if t != eos]
+            text = tokenizer.decode(ids)
+        if not ids:
+            continue
+        s, f = _with_bos(tokenizer, ids)
+        seqs.append(s)
+        firsts.append(f)
+        n_bytes += len(text.encode("utf-8"))
+    if not seqs or n_bytes == 0:
+        raise UserError("no text to measure bits per byte on")
+    nats = tokens = 0.0
+    chunk = max(1, batch_size * 4)
+    if progress:
+        from ..progress import progress_task
+        with progress_task(progress, total=len(seqs), unit="doc") as task:
+            for start in range(0, len(seqs), chunk):
+                for n, c in sequence_nll(model, seqs[start:start + chunk], firsts[start:start + chunk], batch_size):
+                    nats += n
+                    tokens += c
+                task.advance(len(seqs[start:start + chunk]))
+    else:
+        for n, c in sequence_nll(model, seqs, firsts, batch_size):
+            nats += n
+            tokens += c
+    return {"bits_per_byte": nats / LN2 / n_bytes, "bits_per_token": nats / LN2 / tokens,
+            "nats_per_token": nats / tokens, "tokens": int(tokens), "bytes": n_bytes, "documents": len(seqs)}
+
+
+def conditional_perplexity(model, tokenizer, contexts: Sequence[str], targets: Sequence[str], batch_size: int = 8
+                           ) -> list[float]:
+    """exp(mean NLL per token) of each target given its context. Context and target are encoded separately and
+    joined as ids, so the target's tokens are exactly those of the target text."""
+    seqs, firsts = [], []
+    for context, target in zip(contexts, targets):
+        ctx, _ = _with_bos(tokenizer, tokenizer.encode(context))
+        tgt = tokenizer.encode(target)
+        if not tgt:
+            raise UserError(f"empty target text to measure perplexity on (context {context[:40]!r})")
+        seqs.append(ctx + tgt)
+        firsts.append(len(ctx))
+    return [math.exp(n / c) for n, c in sequence_nll(model, seqs, firsts, batch_size)]
+
+
+def humaneval_prompt_perplexity(model, tokenizer, problems: dict[str, dict], per_task: dict[str, dict]) -> dict:
+    """Mean prompt perplexity of problems with at least one passing sample vs none (the paper's comparison)."""
+    tasks = [t for t in per_task if t in problems]
+    ppl = dict(zip(tasks, conditional_perplexity(model, tokenizer, [""] * len(tasks),
+                                                 [problems[t]["prompt"] for t in tasks])))
+    passed = [ppl[t] for t in tasks if per_task[t]["correct"] > 0]
+    failed = [ppl[t] for t in tasks if per_task[t]["correct"] == 0]
+    return {"passed": {"mean_ppl": float(np.mean(passed)) if passed else None, "tasks": len(passed)},
+            "failed": {"mean_ppl": float(np.mean(failed)) if failed else None, "tasks": len(failed)},
+            "per_task": ppl}
+
+
+def mtpb_prompt_perplexity(model, tokenizer, problems, histories: dict[tuple[int, int], list[str]]) -> dict:
+    """Mean prompt perplexity with the instructions given in one turn vs spread over turns.
+
+    Single-turn: all turn prompts together, after the preamble. Multi-turn: each turn prompt after the history
+    (preamble + previous prompts + the code written for them: `histories[(problem id, case)]`, e.g. the model's
+    own completions or the reference solution), averaged over turns."""
+    from .mtpb import PREAMBLE, multi_turn_program, single_turn_prompt, turn_prompt
+    single_ctx, single_tgt, multi_ctx, multi_tgt, multi_owner = [], [], [], [], []
+    for p in problems:
+        for case in range(len(p.inputs)):
+            if (p.id, case) not in histories:
+                continue
+            single_ctx.append(PREAMBLE)
+            single_tgt.append(single_turn_prompt(p, case)[len(PREAMBLE):])
+            code = histories[(p.id, case)]
+            for turn, text in enumerate(p.turns(case)):
+                multi_ctx.append(multi_turn_program(p, case, code[:turn]))
+                multi_tgt.append(turn_prompt(text))
+                multi_owner.append((p.id, case))
+    if not single_tgt:
+        raise UserError("no MTPB histories to measure prompt perplexity on")
+    single = conditional_perplexity(model, tokenizer, single_ctx, single_tgt)
+    per_turn = conditional_perplexity(model, tokenizer, multi_ctx, multi_tgt)
+    by_case: dict = {}
+    for owner, v in zip(multi_owner, per_turn):
+        by_case.setdefault(owner, []).append(v)
+    multi = [float(np.mean(v)) for v in by_case.values()]
+    return {"single_turn_mean_ppl": float(np.mean(single)), "multi_turn_mean_ppl": float(np.mean(multi)),
+            "cases": len(single)}
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def read_token_split(directory: str | Path) -> list[list[int]]:
+    """Documents of a tokenized split (datatrove DocumentTokenizer shards: *.ds little-endian ids, *.ds.index uint64
+    cumulative document ends)."""
+    directory = Path(directory)
+    shards = sorted(directory.glob("*.ds"))
+    if not shards:
+        raise UserError(f"{directory}: no *.ds token shards")
+    docs = []
+    for shard in shards:
+        index = shard.with_name(shard.name + ".index")
+        if not index.is_file():
+            raise UserError(f"{shard}: no {index.name} beside it")
+        ends = np.fromfile(index, dtype="<u8")
+        size = shard.stat().st_size
+        if len(ends) == 0:
+            continue
+        width = size // int(ends[-1]) if ends[-1] else 0
+        if width not in (2, 4) or width * int(ends[-1]) != size:
+            raise UserError(f"{shard}: {size} bytes do not hold {int(ends[-1])} uint16 or uint32 tokens")
+        tokens = np.fromfile(shard, dtype="<u2" if width == 2 else "<u4")
+        begin = 0
+        for end in ends:
+            docs.append(tokens[begin:int(end)].tolist())
+            begin = int(end)
+    return docs
+
+
+def read_text_files(directory: str | Path, suffixes: Sequence[str] = (".py",)) -> list[str]:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"{directory}: not a directory")
+    texts = []
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and (not suffixes or path.suffix in suffixes):
+            try:
+                texts.append(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, OSError) as e:
+                from ..progress import log
+                log(f"bits per byte: skipped {path} ({type(e).__name__}: not readable UTF-8 text)")
+    if not texts:
+        raise UserError(f"{directory}: no readable {'/'.join(suffixes) or ''} files")
+    return texts
