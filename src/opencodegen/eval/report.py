@@ -44,20 +44,27 @@ def save_figure(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_pass_at_k(path: Path, curves: dict[str, dict[int, float]], title: str) -> None:
-    """curves: label -> {k: pass@k}; k on a log axis as in the Codex and CodeGen papers."""
+def plot_lines(path: Path, series: dict[str, dict[float, float]], title: str, xlabel: str, ylabel: str,
+               logx: bool = False) -> None:
+    """series: label -> {x: fraction in [0, 1]}, drawn in percent."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for label, points in curves.items():
-        ks = sorted(points)
-        ax.plot(ks, [100 * points[k] for k in ks], marker="o", label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("k")
-    ax.set_ylabel("pass@k (%)")
+    for label, points in series.items():
+        xs = sorted(points)
+        ax.plot(xs, [100 * points[x] for x in xs], marker="o", label=label)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    if len(curves) > 1:
+    if len(series) > 1:
         ax.legend()
     save_figure(fig, path)
+
+
+def plot_pass_at_k(path: Path, curves: dict[str, dict[int, float]], title: str) -> None:
+    """k on a log axis, as in the Codex and CodeGen papers."""
+    plot_lines(path, curves, title, "k", "pass@k (%)", logx=True)
 
 
 def plot_bars(path: Path, groups: dict[str, dict[str, float]], title: str, ylabel: str) -> None:

@@ -1,0 +1,162 @@
+"""Fill-in-the-middle evaluation on HumanEval, built the way HumanEval-Infilling was: mask part of a canonical
+solution, give the model the code before (prefix) and after (suffix), and judge the middle it writes.
+
+Tasks: single-line masks every non-blank line (1033 tasks); multi-line masks every span of consecutive non-blank
+lines, blank lines inside the span included (5815 tasks, single lines among them). The prompt is PSM with the
+tokenizer's own FIM tokens: <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|>, the text pieces encoded
+separately and the special ids spliced in, so a literal "<|fim_prefix|>" in code is never a control token.
+Scored by execution (pass@k: prefix + middle + suffix + tests) and by exact match of the stripped middle
+(SantaCoder's FIM metric), reported by span length."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from ..errors import UserError
+from .humaneval import build_program
+from .passk import mean_pass_at_k
+from .sandbox import ExecResult, Sandbox
+
+MODES = ("single-line", "multi-line")
+FIM_TOKENS = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
+# Tokens that end a middle besides EOS (a model trained on repo-level data may move on to the next file).
+END_TOKENS = ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>")
+
+
+@dataclass(frozen=True)
+class InfillTask:
+    task_id: str  # e.g. "HumanEval/0/single-line/3-3"
+    problem_id: str
+    mode: str
+    prefix: str  # the HumanEval prompt + solution lines before the span
+    middle: str  # the masked lines, each with its newline
+    suffix: str
+    span_lines: int  # non-blank lines in the middle
+
+
+def build_tasks(problems: dict[str, dict], mode: str) -> list[InfillTask]:
+    if mode not in MODES:
+        raise UserError(f"infilling mode must be one of {', '.join(MODES)}, not {mode!r}")
+    tasks = []
+    for pid, p in problems.items():
+        lines = p["canonical_solution"].splitlines(keepends=True)
+        nonblank = [i for i, line in enumerate(lines) if line.strip()]
+        for a in range(len(nonblank)):
+            for b in range(a, a + 1 if mode == "single-line" else len(nonblank)):
+                start, end = nonblank[a], nonblank[b]
+                tasks.append(InfillTask(
+                    task_id=f"{pid}/{mode}/{a}-{b}", problem_id=pid, mode=mode,
+                    prefix=p["prompt"] + "".join(lines[:start]), middle="".join(lines[start:end + 1]),
+                    suffix="".join(lines[end + 1:]), span_lines=b - a + 1))
+    return tasks
+
+
+def spread(tasks: list[InfillTask], limit: int | None) -> list[InfillTask]:
+    """An evenly spaced subset (every problem and span length stays represented), deterministic."""
+    if not limit or limit >= len(tasks):
+        return tasks
+    step = len(tasks) / limit
+    return [tasks[int(i * step)] for i in range(limit)]
+
+
+def psm_prompt(tokenizer, task: InfillTask) -> list[int]:
+    for name in FIM_TOKENS:
+        if tokenizer.special_id(name) is None:
+            raise UserError(f"the tokenizer has no {name} token: this model was not trained for infilling")
+    pre, suf, mid = (tokenizer.special_id(n) for n in FIM_TOKENS)
+    return [pre] + tokenizer.encode(task.prefix) + [suf] + tokenizer.encode(task.suffix) + [mid]
+
+
+def infill_program(task: InfillTask, problems: dict[str, dict], completion: str) -> str:
+    """prefix + middle + suffix, then the tests. A middle that should end a line but doesn't gets its newline, so
+    the suffix's first line is not glued onto it."""
+    if task.middle.endswith("\n") and not completion.endswith("\n"):
+        completion += "\n"
+    code = task.prefix + completion + task.suffix
+    problem = problems[task.problem_id]
+    return build_program({**problem, "prompt": ""}, code)
+
+
+def exact_match(task: InfillTask, completion: str) -> bool:
+    return completion.strip() == task.middle.strip()
+
+
+def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk: int = 16) -> list[dict]:
+    from ..progress import progress_task
+    from ..sampling import generate
+    ends = tuple(i for i in (tokenizer.special_id(t) for t in END_TOKENS) if i is not None)
+    params = replace(params, n=n, stop_token_ids=tuple(params.stop_token_ids) + ends)
+    samples = []
+    with progress_task("sample infill", total=len(tasks), unit="task") as bar:
+        for start in range(0, len(tasks), chunk):
+            batch = tasks[start:start + chunk]
+            outputs = generate(model, tokenizer, [psm_prompt(tokenizer, t) for t in batch], params)
+            for task, completions in zip(batch, outputs):
+                for j, c in enumerate(completions):
+                    text = c.text
+                    if task.mode == "single-line" and "\n" in text:
+                        text = text[: text.index("\n") + 1]  # one line was masked: keep one line
+                    samples.append({"task_id": task.task_id, "completion": text, "completion_id": j,
+                                    "finish_reason": c.finish_reason})
+            bar.advance(len(batch))
+    return samples
+
+
+def execute(tasks: Sequence[InfillTask], problems: dict[str, dict], samples: list[dict], sandbox: Sandbox,
+            timeout: float = 3.0) -> list[ExecResult]:
+    by_id = {t.task_id: t for t in tasks}
+    return sandbox.run([infill_program(by_id[s["task_id"]], problems, s["completion"]) for s in samples],
+                       timeout=timeout, progress="execute infill")
+
+
+def score(tasks: Sequence[InfillTask], samples: list[dict], outcomes: list[ExecResult], ks: Sequence[int] = (1, 10, 100)
+          ) -> tuple[list[dict], dict]:
+    by_id = {t.task_id: t for t in tasks}
+    results = []
+    per_task: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # n, passed, exact
+    for s, r in zip(samples, outcomes):
+        task = by_id[s["task_id"]]
+        em = exact_match(task, s["completion"])
+        results.append({"task_id": task.task_id, "completion_id": s["completion_id"], "mode": task.mode,
+                        "span_lines": task.span_lines, "passed": r.passed, "exact_match": em, "status": r.status,
+                        "reason": r.reason})
+        row = per_task[task.task_id]
+        row[0] += 1
+        row[1] += r.passed
+        row[2] += em
+    summary: dict = {"benchmark": "infill", "tasks": len(per_task), "samples": len(samples), "by_mode": {}}
+    for mode in sorted({by_id[t].mode for t in per_task}):
+        ids = [t for t in per_task if by_id[t].mode == mode]
+        counts = [(per_task[t][0], per_task[t][1]) for t in ids]
+        by_span: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        for t in ids:
+            by_span[by_id[t].span_lines][0] += per_task[t][2]
+            by_span[by_id[t].span_lines][1] += per_task[t][0]
+        summary["by_mode"][mode] = {
+            "tasks": len(ids), "pass_at_k": mean_pass_at_k(counts, ks),
+            "exact_match": sum(per_task[t][2] for t in ids) / sum(per_task[t][0] for t in ids),
+            "exact_match_by_span_lines": {str(k): v[0] / v[1] for k, v in sorted(by_span.items())}}
+    return results, summary
+
+
+def report_markdown(summary: dict) -> str:
+    from .report import markdown_table
+    lines = ["# HumanEval infilling", "", f"{summary['tasks']} tasks, {summary['samples']} samples.", ""]
+    for mode, v in summary["by_mode"].items():
+        lines += [f"## {mode} ({v['tasks']} tasks)", "",
+                  markdown_table(["metric", "score (%)"], [("exact match", 100 * v["exact_match"])] +
+                                 [(k, 100 * s) for k, s in v["pass_at_k"].items()]), "",
+                  markdown_table(["span (lines)", "exact match (%)"],
+                                 [(k, 100 * s) for k, s in v["exact_match_by_span_lines"].items()]), ""]
+    return "\n".join(lines)
+
+
+def write_outputs(out, samples: list[dict], results: list[dict], summary: dict) -> None:
+    from .report import plot_lines, write_run
+    write_run(out, samples=samples, results=results, summary=summary, report=report_markdown(summary))
+    plot_lines(out / "fim_exact_match_by_span.png",
+               {mode: {int(k): s for k, s in v["exact_match_by_span_lines"].items()}
+                for mode, v in summary["by_mode"].items()},
+               "FIM exact match by span length", "masked span (non-blank lines)", "exact match (%)")

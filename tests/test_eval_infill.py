@@ -1,0 +1,78 @@
+"""HumanEval infilling: task construction matches HumanEval-Infilling's counts, canonical middles pass and match
+exactly, wrong middles fail, and the PSM prompt splices the tokenizer's FIM ids around separately encoded text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from eval_tiny import ByteTokenizer, tiny_model
+
+from opencodegen.eval import humaneval, infill
+from opencodegen.eval.sandbox import Sandbox
+from opencodegen.sampling import SamplingParams
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return humaneval.load_problems()
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(workers=2) as sb:
+        yield sb
+
+
+def test_task_counts_match_humaneval_infilling(problems):
+    assert len(infill.build_tasks(problems, "single-line")) == 1033
+    assert len(infill.build_tasks(problems, "multi-line")) == 5815
+
+
+def test_tasks_reassemble_the_canonical_program(problems):
+    for task in infill.build_tasks({"HumanEval/2": problems["HumanEval/2"]}, "multi-line"):
+        p = problems[task.problem_id]
+        assert task.prefix + task.middle + task.suffix == p["prompt"] + p["canonical_solution"]
+        assert task.middle.strip() and task.span_lines == len([x for x in task.middle.splitlines() if x.strip()])
+
+
+def test_canonical_middles_pass_and_match_wrong_ones_fail(problems, sandbox):
+    tasks = infill.spread(infill.build_tasks(problems, "single-line"), 60) + \
+        infill.spread(infill.build_tasks(problems, "multi-line"), 60)
+    samples = [{"task_id": t.task_id, "completion": t.middle.rstrip("\n"), "completion_id": 0} for t in tasks]
+    samples += [{"task_id": t.task_id, "completion": "    return None\n" if t.span_lines > 1 else
+                 t.middle[: len(t.middle) - len(t.middle.lstrip())] + "raise ValueError\n", "completion_id": 1}
+                for t in tasks]
+    outcomes = infill.execute(tasks, problems, samples, sandbox)
+    results, summary = infill.score(tasks, samples, outcomes, ks=(1, 2))
+    canonical = [r for r in results if r["completion_id"] == 0]
+    wrong = [r for r in results if r["completion_id"] == 1]
+    assert all(r["passed"] and r["exact_match"] for r in canonical), [r for r in canonical if not r["passed"]][:3]
+    assert not any(r["passed"] or r["exact_match"] for r in wrong)
+    for mode in infill.MODES:
+        assert summary["by_mode"][mode]["pass_at_k"]["pass@2"] == 1.0
+        assert summary["by_mode"][mode]["exact_match"] == 0.5
+
+
+def test_psm_prompt_splices_special_ids():
+    tok = ByteTokenizer()
+    task = infill.InfillTask("t", "p", "single-line", prefix="a<|fim_suffix|>", middle="m\n", suffix="z",
+                             span_lines=1)
+    ids = infill.psm_prompt(tok, task)
+    pre, suf, mid = (tok.special_id(n) for n in infill.FIM_TOKENS)
+    assert ids == [pre] + tok.encode("a<|fim_suffix|>") + [suf] + tok.encode("z") + [mid]
+    assert ids.count(suf) == 1  # the literal text in code is not the control token
+
+
+def test_sampling_mechanics_with_a_tiny_model(problems, sandbox, tmp_path):
+    tok, model = ByteTokenizer(), tiny_model(block_size=1024)
+    tasks = infill.spread(infill.build_tasks({"HumanEval/0": problems["HumanEval/0"]}, "single-line"), 3)
+    samples = infill.sample(model, tok, tasks, n=2, params=SamplingParams(max_new_tokens=8, temperature=0.8,
+                                                                          seed=0))
+    assert [s["task_id"] for s in samples] == [t.task_id for t in tasks for _ in range(2)]
+    assert all(s["completion"].count("\n") <= 1 for s in samples)
+    outcomes = infill.execute(tasks, problems, samples, sandbox)
+    results, summary = infill.score(tasks, samples, outcomes, ks=(1, 2))
+    infill.write_outputs(tmp_path, samples, results, summary)
+    assert json.loads((tmp_path / "summary.json").read_text())["tasks"] == 3
+    assert (tmp_path / "fim_exact_match_by_span.png").stat().st_size > 0
