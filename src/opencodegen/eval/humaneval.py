@@ -126,22 +126,77 @@ def score(samples: list[dict], outcomes: list[ExecResult], ks: Sequence[int] = D
     return results, summary
 
 
+def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, tokenizer=None,
+             reference: bool = False, n: int = 1, params=None, temperatures: Sequence[float] | None = None,
+             ks: Sequence[int] = DEFAULT_KS, timeout: float = DEFAULT_TIMEOUT, workers: int | None = None,
+             limit: int | None = None, prompt_perplexity: bool = False) -> dict:
+    """The whole `ocg eval humaneval`: samples (from a file, the canonical solutions, or the model at each
+    temperature), execution, pass@k (best temperature per k when several), outputs in `out`."""
+    from dataclasses import replace
+
+    from .passk import best_over_temperatures
+    all_problems = load_problems()
+    problems = dict(list(all_problems.items())[:limit]) if limit else all_problems
+    runs: dict[str, list[dict]] = {}
+    if samples_path is not None:
+        runs["samples"] = [s for s in read_samples(samples_path, all_problems) if s["task_id"] in problems]
+    elif reference:
+        runs["canonical"] = [{"task_id": t, "completion": p["canonical_solution"], "completion_id": 0}
+                             for t, p in problems.items()]
+    elif model is not None:
+        from ..sampling import HUMANEVAL_STOP
+        for t in temperatures or [params.temperature]:
+            run_params = replace(params, temperature=t, stop=tuple(params.stop) + HUMANEVAL_STOP)
+            runs[f"t={t}"] = sample_completions(model, tokenizer, list(problems.values()), n, run_params)
+    else:
+        raise UserError("nothing to evaluate: give --samples FILE, --model DIR or --reference")
+    all_samples, all_results, by_run = [], [], {}
+    with Sandbox(workers=workers) as sandbox:
+        for label, samples in runs.items():
+            outcomes = execute(all_problems, samples, sandbox, timeout)
+            results, summary = score(samples, outcomes, ks, n_problems=len(problems))
+            all_samples += [{**s, "run": label} for s in samples]
+            all_results += [{**r, "run": label} for r in results]
+            by_run[label] = summary
+    summary = dict(next(iter(by_run.values())))  # per_task and statuses: of the first run
+    if len(by_run) > 1:
+        best = best_over_temperatures({float(k[2:]): v["pass_at_k"] for k, v in by_run.items()})
+        summary = {**summary, "pass_at_k": {k: v[0] for k, v in best.items()},
+                   "best_temperature": {k: v[1] for k, v in best.items()},
+                   "by_run": {k: {x: v[x] for x in ("pass_at_k", "statuses", "curve")} for k, v in by_run.items()}}
+    summary["samples"] = len(all_samples)
+    if prompt_perplexity and model is not None:
+        from .perplexity import humaneval_prompt_perplexity
+        ppl = humaneval_prompt_perplexity(model, tokenizer, all_problems, summary["per_task"])
+        summary["prompt_perplexity"] = {k: ppl[k] for k in ("passed", "failed")}
+    write_outputs(out, all_samples, all_results, summary, curves={k: v["curve"] for k, v in by_run.items()})
+    return summary
+
+
 def report_markdown(summary: dict, title: str = "HumanEval") -> str:
     from .report import markdown_table
     lines = [f"# {title}", "", f"{summary['tasks_scored']} tasks, {summary['samples']} samples.", ""]
     if summary.get("tasks_missing"):
         lines += [f"**{summary['tasks_missing']} tasks have no samples and are not scored.**", ""]
-    lines += [markdown_table(["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()]), "",
-              "Statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["statuses"].items())), "",
+    lines += [markdown_table(["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()]), ""]
+    if "best_temperature" in summary:
+        lines += ["Best temperature per k: " + ", ".join(f"{k} t={t}" for k, t in summary["best_temperature"].items()),
+                  ""]
+    if "prompt_perplexity" in summary:
+        pp = summary["prompt_perplexity"]
+        lines += [markdown_table(["problems", "tasks", "mean prompt perplexity"],
+                                 [(k, pp[k]["tasks"], pp[k]["mean_ppl"]) for k in ("passed", "failed")]), ""]
+    lines += ["Statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["statuses"].items())), "",
               "## Per task", "",
               markdown_table(["task", "n", "correct"], [(t, v["n"], v["correct"]) for t, v in
                                                         summary["per_task"].items()])]
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(out: Path, samples: list[dict], results: list[dict], summary: dict) -> None:
+def write_outputs(out: Path, samples: list[dict], results: list[dict], summary: dict,
+                  curves: dict[str, dict[str, float]] | None = None) -> None:
     from .report import plot_pass_at_k, write_run
     write_run(out, samples=samples, results=results, summary=summary, report=report_markdown(summary))
-    curve = {int(k.split("@")[1]): v for k, v in summary["curve"].items()}
-    if curve:
-        plot_pass_at_k(out / "pass_at_k.png", {"HumanEval": curve}, "HumanEval pass@k")
+    curves = curves or {"HumanEval": summary["curve"]}
+    plot_pass_at_k(out / "pass_at_k.png", {label: {int(k.split("@")[1]): v for k, v in curve.items()}
+                                           for label, curve in curves.items()}, "HumanEval pass@k")

@@ -141,6 +141,45 @@ def score(tasks: Sequence[InfillTask], samples: list[dict], outcomes: list[ExecR
     return results, summary
 
 
+def read_samples(path, tasks: Sequence[InfillTask]) -> list[dict]:
+    """{"task_id", "completion"} per line (task ids as build_tasks names them)."""
+    from .humaneval import read_jsonl
+    known = {t.task_id for t in tasks}
+    samples, counter = [], defaultdict(int)
+    for number, row in enumerate(read_jsonl(path), 1):
+        if not isinstance(row.get("completion"), str) or row.get("task_id") not in known:
+            raise UserError(f"{path}: sample {number} needs a string completion and a task_id of the chosen "
+                            f"infilling mode(s), e.g. {next(iter(known))!r}")
+        samples.append({"task_id": row["task_id"], "completion": row["completion"],
+                        "completion_id": counter[row["task_id"]]})
+        counter[row["task_id"]] += 1
+    return samples
+
+
+def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: bool = False,
+             modes: Sequence[str] = MODES, limit: int | None = None, n: int = 1, params=None,
+             ks: Sequence[int] = (1, 10, 100), timeout: float = 3.0, workers: int | None = None) -> dict:
+    """The whole `ocg eval infill`. limit: tasks per mode (an evenly spread subset)."""
+    from .humaneval import load_problems
+    problems = load_problems()
+    tasks = [t for mode in modes for t in spread(build_tasks(problems, mode), limit)]
+    if samples_path is not None:
+        samples = read_samples(samples_path, tasks)
+        scored = {s["task_id"] for s in samples}
+        tasks = [t for t in tasks if t.task_id in scored]
+    elif reference:
+        samples = [{"task_id": t.task_id, "completion": t.middle, "completion_id": 0} for t in tasks]
+    elif model is not None:
+        samples = sample(model, tokenizer, tasks, n, params)
+    else:
+        raise UserError("nothing to evaluate: give --samples FILE, --model DIR or --reference")
+    with Sandbox(workers=workers) as sandbox:
+        outcomes = execute(tasks, problems, samples, sandbox, timeout)
+    results, summary = score(tasks, samples, outcomes, ks)
+    write_outputs(out, samples, results, summary)
+    return summary
+
+
 def report_markdown(summary: dict) -> str:
     from .report import markdown_table
     lines = ["# HumanEval infilling", "", f"{summary['tasks']} tasks, {summary['samples']} samples.", ""]

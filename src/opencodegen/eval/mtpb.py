@@ -295,6 +295,36 @@ def _count(items) -> dict[str, int]:
     return out
 
 
+def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | Path | None = None, model=None,
+             tokenizer=None, reference: bool = False, modes: Sequence[str] = ("multi",), n: int = 1, params=None,
+             timeout: float = DEFAULT_TIMEOUT, workers: int | None = None, limit: int | None = None,
+             prompt_perplexity: bool = False) -> dict:
+    """The whole `ocg eval mtpb`: samples (a file, the reference solutions, or the model in each mode), execution,
+    pass rates per mode, category and problem, outputs in `out`."""
+    problems = load_problems(data)[:limit] if limit else load_problems(data)
+    if samples_path is not None:
+        samples = read_samples(samples_path, problems)
+    elif reference:
+        samples = reference_samples(problems)
+    elif model is not None:
+        samples = [s for mode in modes for s in sample(model, tokenizer, problems, n, params, mode)]
+    else:
+        raise UserError("nothing to evaluate: give --samples FILE, --model DIR or --reference")
+    with Sandbox(workers=workers, preload=PRELOAD) as sandbox:
+        outcomes = execute(samples, sandbox, timeout)
+    results, summary = score(problems, samples, outcomes)
+    if prompt_perplexity and model is not None:
+        from .perplexity import mtpb_prompt_perplexity
+        histories = {(s["id"], s["case"]): s["completions"] for s in samples
+                     if s["mode"] == "multi" and s["sample"] == 0}
+        if not histories:  # no multi-turn samples: the reference solutions stand in for the model's code
+            histories = {(s["id"], s["case"]): s["completions"] for s in reference_samples(
+                [p for p in problems if p.solution])}
+        summary["prompt_perplexity"] = mtpb_prompt_perplexity(model, tokenizer, problems, histories)
+    write_outputs(out, samples, results, summary)
+    return summary
+
+
 def report_markdown(summary: dict) -> str:
     from .report import markdown_table
     lines = ["# MTPB", "", f"{summary['problems']} problems, {summary['samples']} programs "
@@ -310,6 +340,10 @@ def report_markdown(summary: dict) -> str:
                             [(k, v["name"], v["category"], 100 * v["pass_rate"], v["passed"], v["total"])
                              for k, v in summary["by_problem"].items()]),
              "", "Statuses: " + ", ".join(f"{k} {v}" for k, v in summary["statuses"].items())]
+    if "prompt_perplexity" in summary:
+        pp = summary["prompt_perplexity"]
+        lines += ["", f"Mean prompt perplexity over {pp['cases']} cases: single-turn {pp['single_turn_mean_ppl']:.2f}, "
+                  f"multi-turn {pp['multi_turn_mean_ppl']:.2f}."]
     return "\n".join(lines) + "\n"
 
 

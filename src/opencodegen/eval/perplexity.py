@@ -82,8 +82,9 @@ def _with_bos(tokenizer, ids: list[int]) -> tuple[list[int], int]:
 
 def bits_per_byte(model, tokenizer, documents: Iterable[str] | Iterable[list[int]], batch_size: int = 8,
                   progress: str | None = "bits per byte") -> dict:
-    """Bits per byte over documents given as text or as token ids (a tokenized held-out split)."""
-    seqs, firsts, n_bytes = [], [], 0
+    """Bits per byte over documents given as text or as token ids (a tokenized held-out split). "per_document"
+    holds (nats, tokens, bytes) of each non-empty document, in order."""
+    seqs, firsts, sizes = [], [], []
     for doc in documents:
         if isinstance(doc, str):
             ids, text = tokenizer.encode(doc), doc
@@ -96,25 +97,23 @@ def bits_per_byte(model, tokenizer, documents: Iterable[str] | Iterable[list[int
         s, f = _with_bos(tokenizer, ids)
         seqs.append(s)
         firsts.append(f)
-        n_bytes += len(text.encode("utf-8"))
-    if not seqs or n_bytes == 0:
+        sizes.append(len(text.encode("utf-8")))
+    if not seqs or sum(sizes) == 0:
         raise UserError("no text to measure bits per byte on")
-    nats = tokens = 0.0
+    scores: list[tuple[float, int]] = []
     chunk = max(1, batch_size * 4)
     if progress:
         from ..progress import progress_task
         with progress_task(progress, total=len(seqs), unit="doc") as task:
             for start in range(0, len(seqs), chunk):
-                for n, c in sequence_nll(model, seqs[start:start + chunk], firsts[start:start + chunk], batch_size):
-                    nats += n
-                    tokens += c
+                scores += sequence_nll(model, seqs[start:start + chunk], firsts[start:start + chunk], batch_size)
                 task.advance(len(seqs[start:start + chunk]))
     else:
-        for n, c in sequence_nll(model, seqs, firsts, batch_size):
-            nats += n
-            tokens += c
+        scores = sequence_nll(model, seqs, firsts, batch_size)
+    nats, tokens, n_bytes = sum(n for n, _ in scores), sum(c for _, c in scores), sum(sizes)
     return {"bits_per_byte": nats / LN2 / n_bytes, "bits_per_token": nats / LN2 / tokens,
-            "nats_per_token": nats / tokens, "tokens": int(tokens), "bytes": n_bytes, "documents": len(seqs)}
+            "nats_per_token": nats / tokens, "tokens": int(tokens), "bytes": n_bytes, "documents": len(seqs),
+            "per_document": [(n, c, b) for (n, c), b in zip(scores, sizes)]}
 
 
 def conditional_perplexity(model, tokenizer, contexts: Sequence[str], targets: Sequence[str], batch_size: int = 8
@@ -175,6 +174,46 @@ def mtpb_prompt_perplexity(model, tokenizer, problems, histories: dict[tuple[int
             "cases": len(single)}
 
 
+def evaluate_bpb(out: Path, model, tokenizer, *, tokens_dir: str | Path | None = None,
+                 files_dir: str | Path | None = None, suffixes: Sequence[str] = (".py",), limit: int | None = None,
+                 batch_size: int = 8) -> dict:
+    """The whole `ocg eval bpb`: the model's bits per byte on a held-out split or a directory of files, beside
+    `xz -9` on the same text in the same run."""
+    from .compression import xz_bits_per_byte
+    from .report import plot_bars, write_run
+    if (tokens_dir is None) == (files_dir is None):
+        raise UserError("give exactly one of --tokens DIR (a tokenized split) or --files DIR")
+    if tokens_dir is not None:
+        docs: list = read_token_split(tokens_dir)[:limit] if limit else read_token_split(tokens_dir)
+        names = [f"{Path(tokens_dir).name}#{i}" for i in range(len(docs))]
+        texts = [tokenizer.decode([t for t in d if t != getattr(tokenizer, "eos_id", None)]) for d in docs]
+    else:
+        pairs = read_text_files(files_dir, suffixes)
+        pairs = pairs[:limit] if limit else pairs
+        names, docs = [n for n, _ in pairs], [t for _, t in pairs]
+        texts = docs
+    measured = bits_per_byte(model, tokenizer, docs, batch_size=batch_size)
+    kept = [(name, text) for name, text in zip(names, texts) if text]
+    xz = xz_bits_per_byte([t for _, t in kept])
+    per_doc = [{"document": name, "bits_per_byte": n / LN2 / b if b else None, "tokens": c, "bytes": b}
+               for (name, _), (n, c, b) in zip(kept, measured["per_document"])]
+    summary = {"benchmark": "bpb", "source": str(tokens_dir or files_dir),
+               **{k: v for k, v in measured.items() if k != "per_document"}, "xz_bits_per_byte": xz,
+               "beats_xz": measured["bits_per_byte"] < xz}
+    report = "\n".join([
+        "# Bits per byte", "", f"Source: `{summary['source']}` ({summary['documents']} documents, "
+        f"{summary['bytes']} bytes, {summary['tokens']} tokens).", "",
+        "| measure | bits per byte |", "|---|---|", f"| model | {summary['bits_per_byte']:.4f} |",
+        f"| xz -9 (same text, one stream) | {xz:.4f} |", "",
+        f"Bits per token {summary['bits_per_token']:.4f}. Every document is scored from the end-of-text token; "
+        "documents longer than the context are scored in windows."]) + "\n"
+    write_run(out, samples=[{"document": d["document"], "bytes": d["bytes"], "tokens": d["tokens"]} for d in per_doc],
+              results=per_doc, summary=summary, report=report)
+    plot_bars(out / "bits_per_byte.png", {"bits per byte": {"model": summary["bits_per_byte"], "xz -9": xz}},
+              "Bits per byte (lower is better)", "bits per byte", percent=False)
+    return summary
+
+
 # ------------------------------------------------------------------------------------------------ inputs
 def read_token_split(directory: str | Path) -> list[list[int]]:
     """Documents of a tokenized split (datatrove DocumentTokenizer shards: *.ds little-endian ids, *.ds.index uint64
@@ -203,7 +242,9 @@ def read_token_split(directory: str | Path) -> list[list[int]]:
     return docs
 
 
-def read_text_files(directory: str | Path, suffixes: Sequence[str] = (".py",)) -> list[str]:
+def read_text_files(directory: str | Path, suffixes: Sequence[str] = (".py",)) -> list[tuple[str, str]]:
+    """(relative path, text) of every file with one of the suffixes (all files if none); others are skipped with a
+    note."""
     directory = Path(directory)
     if not directory.is_dir():
         raise UserError(f"{directory}: not a directory")
@@ -211,7 +252,7 @@ def read_text_files(directory: str | Path, suffixes: Sequence[str] = (".py",)) -
     for path in sorted(directory.rglob("*")):
         if path.is_file() and (not suffixes or path.suffix in suffixes):
             try:
-                texts.append(path.read_text(encoding="utf-8"))
+                texts.append((str(path.relative_to(directory)), path.read_text(encoding="utf-8")))
             except (UnicodeDecodeError, OSError) as e:
                 from ..progress import log
                 log(f"bits per byte: skipped {path} ({type(e).__name__}: not readable UTF-8 text)")

@@ -67,14 +67,15 @@ def plot_pass_at_k(path: Path, curves: dict[str, dict[int, float]], title: str) 
     plot_lines(path, curves, title, "k", "pass@k (%)", logx=True)
 
 
-def plot_bars(path: Path, groups: dict[str, dict[str, float]], title: str, ylabel: str) -> None:
-    """groups: series label -> {category: value in [0, 1]}; grouped bars per category."""
+def plot_bars(path: Path, groups: dict[str, dict[str, float]], title: str, ylabel: str, percent: bool = True) -> None:
+    """groups: series label -> {category: value}; grouped bars per category. percent: values are fractions in
+    [0, 1], drawn as percentages."""
     categories = sorted({c for series in groups.values() for c in series})
     fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(categories) + 2), 3.5))
     width = 0.8 / max(1, len(groups))
     for i, (label, series) in enumerate(groups.items()):
         xs = [j + i * width for j in range(len(categories))]
-        ax.bar(xs, [100 * series.get(c, 0.0) for c in categories], width=width, label=label)
+        ax.bar(xs, [(100 if percent else 1) * series.get(c, 0.0) for c in categories], width=width, label=label)
     ax.set_xticks([j + width * (len(groups) - 1) / 2 for j in range(len(categories))], categories, rotation=20)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
