@@ -1,0 +1,334 @@
+"""The corpus builder and tokenizer as datatrove pipelines, and the Python API the CLI and the quickstart call:
+
+    stats = build_corpus([Source("dir", "~/src/myrepo")], "corpus/mine", BuildOptions(workers=2))
+    stats = tokenize_corpus("corpus/mine", "tokenizer.json", "tokens/mine", TokenizeOptions())
+
+Build stages (each a datatrove executor; a rerun skips tasks that completed, by datatrove's completion markers):
+  prepare  (T tasks)  read sources -> quality filters -> dedup signatures -> work/filtered/<rank>.jsonl
+  bands    (<=25)     LSH bands -> verified near-duplicate pairs
+  cluster  (1)        clusters, kept file per cluster
+  clean    (T)        drop duplicates -> decontaminate -> redact PII -> work/buckets/<hash(repo)>/<rank>.jsonl
+  pack     (B)        group by repository, dependency order, tests next to code -> data/<rank>.jsonl.gz
+  report   (1)        stats.json, repos.jsonl
+Tokenize stages: tokenize (T) -> shuffle (one task per split).
+
+Layout of a corpus directory: data/ (the documents), stats.json, repos.jsonl, rejects/<step>/ (every dropped input
+with its reason), logs/<stage>/ (datatrove logs, per-task stats, completion markers), work/ (intermediates)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datatrove.executor import LocalPipelineExecutor
+
+from ..errors import UserError
+from .decontam import DecontamConfig
+from .dedup import DedupConfig
+from .filters import FilterConfig
+from .sources import Source
+from .tokenize import TokenizeConfig
+
+
+@dataclass
+class BuildOptions:
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    tasks: int | None = None  # prepare/clean tasks; default: workers
+    repo_buckets: int | None = None  # pack tasks; default: tasks
+    executor: str = "local"  # "local" | "slurm" | "ray"
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)
+    pii: bool = True
+    max_file_bytes: int = 1_000_000
+    max_doc_chars: int = 1_000_000
+    seed: int = 0
+    fresh: bool = False  # delete an earlier build in the output directory first
+    slurm: dict[str, Any] = field(default_factory=dict)  # SlurmPipelineExecutor arguments (partition, time, ...)
+    ray: dict[str, Any] = field(default_factory=dict)  # RayPipelineExecutor arguments
+
+
+@dataclass
+class TokenizeOptions:
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    tasks: int | None = None
+    executor: str = "local"
+    config: TokenizeConfig = field(default_factory=TokenizeConfig)
+    fresh: bool = False
+    slurm: dict[str, Any] = field(default_factory=dict)
+    ray: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Stage:
+    name: str
+    pipeline: list
+    tasks: int
+    # the progress bar: total items and the folder where tasks report their counts (None: count finished tasks)
+    total: int | None = None
+    progress_dir: Path | None = None
+    unit: str = "tasks"
+
+
+# --------------------------------------------------------------------------------------------------- executors
+def _quiet_loguru() -> None:
+    """datatrove logs every task at INFO to stderr, which would tear through the progress display; the full log still
+    goes to logs/<stage>/logs/task_*.log."""
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="ERROR")
+
+
+class QuietLocalExecutor(LocalPipelineExecutor):
+    """datatrove prints a task's INFO log to the console only for local_rank 0; shifting local_rank by one (it is
+    used for nothing else) keeps every task's console output at ERROR."""
+
+    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
+        try:
+            return super()._run_for_rank(rank, local_rank + 1, node_rank)
+        finally:
+            _quiet_loguru()
+
+
+def make_executors(stages: list[Stage], logs_dir: Path, kind: str, workers: int, slurm: dict | None = None,
+                   ray: dict | None = None) -> list:
+    """One datatrove executor per stage, each depending on the previous one (Slurm/Ray chain them; locally they are
+    run in order)."""
+    executors: list = []
+    for st in stages:
+        common = dict(pipeline=st.pipeline, tasks=st.tasks, logging_dir=str(logs_dir / st.name))
+        if kind == "local":
+            ex = QuietLocalExecutor(**common, workers=min(workers, st.tasks))
+        elif kind == "slurm":
+            from datatrove.executor import SlurmPipelineExecutor
+
+            opts = {"time": "12:00:00", "partition": "cpu", "cpus_per_task": 1, "job_name": f"ocg-{st.name}",
+                    "venv_path": str(Path(sys.prefix) / "bin" / "activate"), **(slurm or {})}
+            ex = SlurmPipelineExecutor(**common, depends=executors[-1] if executors else None, **opts)
+        elif kind == "ray":
+            from datatrove.executor import RayPipelineExecutor
+
+            ex = RayPipelineExecutor(**common, workers=workers, depends=executors[-1] if executors else None,
+                                     **(ray or {}))
+        else:
+            raise UserError(f"--executor {kind!r}: choose local, slurm or ray")
+        executors.append(ex)
+    return executors
+
+
+def run_stages(stages: list[Stage], executors: list, kind: str) -> dict[str, float]:
+    """Run locally (with a progress bar per stage, wall seconds returned) or submit to Slurm/Ray."""
+    from ..progress import log, progress_task
+    from .task_progress import read_total
+
+    if kind == "slurm":
+        executors[-1].run()  # submits the whole chain through `depends`
+        log(f"submitted {len(executors)} Slurm jobs; stats.json appears when the last one finishes")
+        return {}
+    if kind == "ray":
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(num_cpus=executors[0].workers, include_dashboard=False, log_to_driver=False)
+    walls: dict[str, float] = {}
+    for st, ex in zip(stages, executors):
+        _quiet_loguru()
+        start = time.perf_counter()
+        error: list[BaseException] = []
+
+        def target(ex=ex) -> None:
+            try:
+                ex.run()
+            except BaseException as e:  # re-raised in the main thread
+                error.append(e)
+
+        completions = Path(ex.logging_dir.path) / "completions"
+        with progress_task(st.name, total=st.total if st.total is not None else st.tasks, unit=st.unit) as task:
+            th = threading.Thread(target=target, daemon=True)
+            th.start()
+            while th.is_alive():
+                th.join(0.25)
+                done = (read_total(st.progress_dir) if st.progress_dir
+                        else len(list(completions.glob("*"))) if completions.is_dir() else 0)
+                task.update(completed=done)
+            if not error and st.progress_dir is None:
+                task.update(completed=st.tasks)
+            elif not error:
+                task.update(completed=read_total(st.progress_dir))
+        if error:
+            raise error[0]
+        walls[st.name] = round(time.perf_counter() - start, 3)
+    return walls
+
+
+# ----------------------------------------------------------------------------------------------- build_corpus
+def _fingerprint(sources: list[Source], opts: BuildOptions) -> str:
+    keep = {k: v for k, v in dataclasses.asdict(opts).items() if k not in ("workers", "fresh", "slurm", "ray",
+                                                                          "executor")}
+    data = json.dumps({"sources": [dataclasses.asdict(s) for s in sources], "options": keep}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _prepare_dir(out: Path, fingerprint: str, fresh: bool, what: str) -> None:
+    """An output directory belongs to one set of inputs and options: reruns resume it, anything else must start
+    fresh, because completed tasks would otherwise be skipped with stale results."""
+    marker = out / "work" / "fingerprint"
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    if marker.is_file() and marker.read_text() != fingerprint:
+        raise UserError(f"{out}: holds a {what} built from other inputs or options; pass --fresh to rebuild it, "
+                        "or choose another output directory")
+    if not marker.is_file() and out.exists() and any(out.iterdir()):
+        raise UserError(f"{out}: exists and is not a {what} of ours; choose an empty or new directory")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(fingerprint)
+
+
+def corpus_stages(sources: list[Source], out: Path, opts: BuildOptions, n_inputs: int) -> list[Stage]:
+    from datatrove.pipeline.writers.jsonl import JsonlWriter
+
+    from .decontam import Decontaminate
+    from .dedup import DedupBuckets, DedupCluster, DedupFilter, DedupSignature
+    from .filters import QualityFilter
+    from .pii import RedactPII
+    from .rank_reader import RankFileReader
+    from .repo import AssignRepoBucket, RepoPacker
+    from .report import WriteCorpusReport
+    from .sources import SourceReader
+
+    work, rejects = out / "work", str(out / "rejects")
+    tasks = opts.tasks or max(1, opts.workers)
+    buckets = opts.repo_buckets or tasks
+    band_tasks = opts.dedup.bands if opts.executor != "local" else min(opts.dedup.bands, max(1, opts.workers))
+    clean = [RankFileReader(str(work / "filtered")), DedupFilter(str(work / "dedup"), rejects)]
+    if opts.decontam.humaneval or opts.decontam.benchmark_files:
+        clean.append(Decontaminate(rejects, opts.decontam))
+    if opts.pii:
+        clean.append(RedactPII())
+    clean += [AssignRepoBucket(buckets),
+              JsonlWriter(str(work / "buckets"), output_filename="${repo_bucket}/${rank}.jsonl", compression=None)]
+    return [
+        Stage("prepare", [SourceReader(str(work / "manifest.jsonl"), rejects, opts.max_file_bytes,
+                                       str(work / "progress" / "prepare")),
+                          QualityFilter(rejects, opts.filters),
+                          DedupSignature(str(work / "dedup"), opts.dedup),
+                          JsonlWriter(str(work / "filtered"), output_filename="${rank}.jsonl", compression=None)],
+              tasks, total=n_inputs, progress_dir=work / "progress" / "prepare", unit="files"),
+        Stage("bands", [DedupBuckets(str(work / "dedup"), opts.dedup)], band_tasks),
+        Stage("cluster", [DedupCluster(str(work / "dedup"))], 1),
+        Stage("clean", clean, tasks),
+        Stage("pack", [RepoPacker(str(work / "buckets"), str(work / "repos"), opts.max_doc_chars),
+                       JsonlWriter(str(out / "data"), output_filename="${rank}.jsonl.gz")], buckets),
+        Stage("report", [WriteCorpusReport(str(out))], 1),
+    ]
+
+
+def build_corpus(sources: list[Source], out_dir: str | Path, options: BuildOptions | None = None,
+                 print_summary: bool = True) -> dict[str, Any]:
+    """Build (or resume) a corpus; returns stats.json's content (empty when submitted to Slurm)."""
+    from ..progress import log
+    from .report import corpus_stats, summary_table, write_json_atomic
+    from .sources import plan_inputs
+
+    opts = options or BuildOptions()
+    out = Path(out_dir)
+    if not sources:
+        raise UserError("no sources given")
+    _prepare_dir(out, _fingerprint(sources, opts), opts.fresh, "corpus")
+    manifest = out / "work" / "manifest.jsonl"
+    if not manifest.is_file():  # planned once: a rerun reads exactly the same inputs
+        plan_inputs(sources, manifest, opts.seed)
+    with open(manifest) as f:
+        n_inputs = sum(1 for _ in f)
+    for line in open(manifest):
+        item = json.loads(line)
+        if item["kind"] == "missing":
+            log(f"[yellow]source {item['path']} does not exist: counted as dropped (missing_source)[/yellow]")
+    stages = corpus_stages(sources, out, opts, n_inputs)
+    executors = make_executors(stages, out / "logs", opts.executor, opts.workers, opts.slurm, opts.ray)
+    walls = run_stages(stages, executors, opts.executor)
+    if opts.executor == "slurm":
+        return {}
+    stats = corpus_stats(out)
+    for name, s in walls.items():
+        stats["stages"].setdefault(name, {})["wall_seconds"] = s
+    write_json_atomic(out / "stats.json", stats)
+    if print_summary:
+        log(summary_table(stats, f"corpus {out}"))
+    return stats
+
+
+# -------------------------------------------------------------------------------------------- tokenize_corpus
+def tokenize_corpus(corpus_dir: str | Path, tokenizer: Any, out_dir: str | Path,
+                    options: TokenizeOptions | None = None, print_summary: bool = True) -> dict[str, Any]:
+    """Corpus documents -> `out_dir/train/*.ds` and `out_dir/valid/*.ds`; returns the token stats (also written to
+    `out_dir/stats.json` and, under "tokens", into the corpus's stats.json)."""
+    from datatrove.pipeline.readers.jsonl import JsonlReader
+
+    from ..progress import log
+    from ..tokenizer import CodeTokenizer
+    from .report import summary_table, token_stats, write_json_atomic
+    from .tokenize import ShuffleShards, TokenizeDocs, choose_valid_repos, token_width
+
+    opts = options or TokenizeOptions()
+    corpus, out = Path(corpus_dir), Path(out_dir)
+    if not (corpus / "data").is_dir() or not (corpus / "repos.jsonl").is_file():
+        raise UserError(f"{corpus}: not a built corpus (no data/ and repos.jsonl); run `ocg corpus build` first")
+    tok = tokenizer if not isinstance(tokenizer, (str, Path)) else CodeTokenizer.load(tokenizer)
+    cfg = opts.config
+    fp = hashlib.sha256(json.dumps({"corpus": str(corpus.resolve()), "cfg": dataclasses.asdict(cfg),
+                                    "vocab": tok.vocab_size}, sort_keys=True, default=str).encode()).hexdigest()
+    _prepare_dir(out, fp, opts.fresh, "token set")
+    work = out / "work"
+    tok.save(str(work / "tokenizer"))
+    tok_path = str(work / "tokenizer")
+    try:
+        from .tokenize import Renderer
+
+        Renderer(tok, cfg)  # fail here, with the reason, rather than inside every task
+    except ValueError as e:
+        raise UserError(f"tokenizer: {e}") from None
+    repos = [json.loads(line) for line in open(corpus / "repos.jsonl") if line.strip()]
+    valid = sorted(choose_valid_repos(repos, cfg.valid_fraction, cfg.seed))
+    write_json_atomic(work / "valid_repos.json", valid)
+    n_docs = sum(r["docs"] for r in repos)
+    tasks = opts.tasks or max(1, opts.workers)
+    width = token_width(tok.vocab_size)
+    stages = [
+        Stage("tokenize", [JsonlReader(str(corpus / "data"), glob_pattern="*.jsonl.gz"),
+                           TokenizeDocs(tok_path, str(work / "tok"), str(work / "valid_repos.json"), cfg,
+                                        str(work / "progress"))],
+              tasks, total=n_docs, progress_dir=work / "progress", unit="docs"),
+        Stage("shuffle", [ShuffleShards(str(work / "tok"), str(out), tok_path, width, cfg.seed,
+                                        cfg.max_tokens_per_shard)], 2),
+    ]
+    executors = make_executors(stages, out / "logs", opts.executor, opts.workers, opts.slurm, opts.ray)
+    walls = run_stages(stages, executors, opts.executor)
+    if opts.executor == "slurm":
+        return {}
+    stats = token_stats(out / "logs")
+    stats["valid_repos"] = len(valid)
+    stats["repos"] = len(repos)
+    stats["token_bytes"] = width
+    stats["wall_seconds"] = walls
+    write_json_atomic(out / "stats.json", stats)
+    corpus_stats_path = corpus / "stats.json"
+    if corpus_stats_path.is_file():
+        cs = json.loads(corpus_stats_path.read_text())
+        cs.setdefault("tokens", {})
+        cs["tokens"] = {k: stats[k] for k in ("train", "valid")}
+        write_json_atomic(corpus_stats_path, cs)
+        if print_summary:
+            log(summary_table(cs, f"corpus {corpus} -> {out}"))
+    return stats
