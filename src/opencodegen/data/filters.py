@@ -18,7 +18,10 @@ ENCODED_PATTERNS = {
     "hex": re.compile(r"(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:,|\b\s*)){8,}"),
     "unicode": re.compile(r"(?:\\u[0-9a-fA-F]{4}){8,}"),
 }
-_HEX_OR_DIGIT = re.compile(r"0[xX][0-9a-fA-F]+|[0-9a-fA-F]+")
+_NOT_ALNUM = re.compile(r"[\W_]+")
+_NOT_DIGIT = re.compile(r"[^0-9]+")
+_SEPARATORS = re.compile(r"[\s,;{}\[\]()]+")
+_HEX_LITERAL_LETTERS = re.compile(r"0[xX][0-9]*([a-fA-F][0-9a-fA-F]*)")
 
 
 @dataclass
@@ -36,13 +39,13 @@ class FilterConfig:
 
 
 def _digit_fraction(text: str) -> float:
-    """Fraction of non-whitespace characters that are decimal or hex digits (tables of numbers, lookup arrays).
-    A hex literal counts only with its 0x prefix or when the whole token is hex, so English words do not count."""
-    non_ws = len(text) - sum(text.count(c) for c in " \t\n\r,;{}[]()")
-    if non_ws <= 0:
+    """Fraction of characters, separators (whitespace, commas, brackets) aside, that are decimal digits or the hex
+    digits of 0x literals: tables of numbers and lookup arrays score near 1, code near 0.1."""
+    content = len(_SEPARATORS.sub("", text))
+    if content == 0:
         return 0.0
-    digits = sum(len(m) for m in _HEX_OR_DIGIT.findall(text) if any(c.isdigit() for c in m))
-    return digits / non_ws
+    digits = len(_NOT_DIGIT.sub("", text)) + sum(len(m) for m in _HEX_LITERAL_LETTERS.findall(text))
+    return digits / content
 
 
 def check(text: str, lang: str | None, cfg: FilterConfig) -> tuple[str, str] | None:
@@ -59,7 +62,7 @@ def check(text: str, lang: str | None, cfg: FilterConfig) -> tuple[str, str] | N
     mean = len(text) / len(lines)
     if "mean_line_length" not in off and mean > cfg.max_mean_line_length:
         return "mean_line_length", f"{mean:.0f} chars"
-    alnum = sum(c.isalnum() for c in text) / max(len(text), 1) if "alnum_fraction" not in off else 1.0
+    alnum = len(_NOT_ALNUM.sub("", text)) / max(len(text), 1) if "alnum_fraction" not in off else 1.0
     if alnum < cfg.min_alnum_fraction:
         return "alnum_fraction", f"{alnum:.2f}"
     if "digit_fraction" not in off:

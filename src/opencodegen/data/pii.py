@@ -15,11 +15,14 @@ from collections import Counter
 
 from datatrove.pipeline.base import PipelineStep
 
-EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])")
-IPV4 = re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\w.]*\d)")
-IPV6 = re.compile(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![\w:])")
+# Each pattern starts with a character class or literal so the regex engine can skip ahead quickly; boundaries
+# are checked in Python on the (few) matches instead of with look-behinds tried at every position.
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+IPV6 = re.compile(r"[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){7}")
+KEY_PREFIXES = ("AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "sk-", "AIza", "glpat-")
 KNOWN_KEYS = re.compile(
-    r"\b(?:AKIA[0-9A-Z]{16}"  # AWS access key id
+    r"(?:AKIA[0-9A-Z]{16}"  # AWS access key id
     r"|gh[pousr]_[A-Za-z0-9]{36,}"  # GitHub tokens
     r"|github_pat_[A-Za-z0-9_]{60,}"
     r"|xox[abposr]-[A-Za-z0-9-]{10,}"  # Slack
@@ -29,9 +32,11 @@ KNOWN_KEYS = re.compile(
 )
 PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)
 ASSIGNED_SECRET = re.compile(
-    r"(?i)\b[\w-]*(?:api[_-]?key|secret|token|passw(?:or)?d|access[_-]?key|auth)[\w-]*\b['\"]?\s*[:=]\s*"
+    r"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|access[_-]?key|auth)[\w-]*['\"]?\s*[:=]\s*"
     r"(['\"])([A-Za-z0-9+/_=.-]{16,})\1"
 )
+# characters that may not touch a match (so 1.2.3.4.5 or foo@bar.com.evil are not cut out of something longer)
+_EDGE = {"email": "", "ip_address": ".:", "key": ""}
 
 PLACEHOLDERS = {"email": "<EMAIL>", "ip_address": "<IP_ADDRESS>", "key": "<KEY>"}
 
@@ -57,15 +62,26 @@ def _public_ip(text: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def _isolated(text: str, m: re.Match, extra: str) -> bool:
+    """No word character (or one of `extra`) directly before or after the match."""
+    before = text[m.start() - 1] if m.start() else " "
+    after = text[m.end()] if m.end() < len(text) else " "
+    return not (before.isalnum() or before == "_" or before in extra or after.isalnum() or after == "_"
+                or after in extra)
+
+
 def redact(text: str) -> tuple[str, Counter]:
     """(redacted text, count per kind)."""
     counts: Counter = Counter()
 
     def sub(kind: str, pattern: re.Pattern, keep=None, group: int = 0):
         nonlocal text
+        source = text
 
         def repl(m: re.Match) -> str:
             value = m.group(group)
+            if group == 0 and not _isolated(source, m, _EDGE[kind]):
+                return m.group(0)
             if keep is not None and not keep(value):
                 return m.group(0)
             counts[kind] += 1
@@ -76,12 +92,16 @@ def redact(text: str) -> tuple[str, Counter]:
 
         text = pattern.sub(repl, text)
 
-    sub("key", PRIVATE_KEY)
-    sub("key", KNOWN_KEYS)
+    if "PRIVATE KEY-----" in text:
+        sub("key", PRIVATE_KEY)
+    if any(p in text for p in KEY_PREFIXES):
+        sub("key", KNOWN_KEYS)
     sub("key", ASSIGNED_SECRET, keep=_looks_secret, group=2)
-    sub("email", EMAIL)
+    if "@" in text:
+        sub("email", EMAIL)
     sub("ip_address", IPV4, keep=_public_ip)
-    sub("ip_address", IPV6, keep=_public_ip)
+    if ":" in text:
+        sub("ip_address", IPV6, keep=_public_ip)
     return text, counts
 
 

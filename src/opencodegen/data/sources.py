@@ -51,8 +51,9 @@ class Source:
     default_lang: str | None = None
     max_bytes: int | None = None
     stars: int = 0
-    # a dir source may list extra include roots (e.g. several node_modules trees); they share the budget
+    # a dir source may list extra roots (e.g. several node_modules trees); they share the budget
     extra_paths: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)  # relative directories to leave out (e.g. "site-packages")
 
     @property
     def label(self) -> str:
@@ -98,13 +99,14 @@ def _repo_of(rel: str, depth: int, label: str) -> tuple[str, str]:
     return "/".join([label, *parts[:depth]]), "/".join(parts[depth:])
 
 
-def _walk_files(root: Path, notes: list[dict]) -> Iterator[tuple[str, int]]:
+def _walk_files(root: Path, notes: list[dict], exclude: list[str] = ()) -> Iterator[tuple[str, int]]:
     """(relative path, size) of every file under root, sorted; unlistable directories are recorded in notes."""
     def onerror(e: OSError) -> None:
         notes.append({"kind": "unreadable", "path": str(e.filename), "detail": e.strerror or str(e)})
 
+    excluded = {root / e for e in exclude}
     for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and Path(dirpath) / d not in excluded)
         for fn in sorted(filenames):
             full = Path(dirpath) / fn
             try:
@@ -191,7 +193,7 @@ def plan_source(source: Source, seed: int = 0) -> list[dict]:
         notes: list[dict] = []
         commits: dict[str, str | None] = {}
         sub_label = label if root == roots[0] else f"{label}/{root.parent.name}/{root.name}"
-        for rel, size in _walk_files(root, notes):
+        for rel, size in _walk_files(root, notes, source.exclude):
             repo, path = _repo_of(rel, depth, sub_label)
             prefix = "/".join(rel.split("/")[:depth]) if depth and rel.count("/") >= depth else ""
             if prefix not in commits:
