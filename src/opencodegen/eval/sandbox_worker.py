@@ -294,13 +294,21 @@ class Worker:
 
     def _children(self) -> list[int]:
         pids: list[int] = []
-        for tid in os.listdir("/proc/self/task"):
-            try:
+        try:
+            for tid in os.listdir("/proc/self/task"):
                 with open(f"/proc/self/task/{tid}/children") as f:
                     pids += [int(p) for p in f.read().split()]
-            except OSError:
-                pass
-        return pids
+            return pids
+        except OSError:  # a kernel without CONFIG_PROC_CHILDREN: find them by parent pid
+            me = str(os.getpid())
+            for entry in os.listdir("/proc"):
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        if entry.isdigit() and f.read().rsplit(")", 1)[1].split()[1] == me:
+                            pids.append(int(entry))
+                except (OSError, IndexError):
+                    pass
+            return pids
 
     def kill_everything(self) -> None:
         """Every process a program started, however it detached, dies here and is reaped."""

@@ -1,0 +1,61 @@
+"""The sandbox's contract: results in program order, captured streams, exit codes, the captured print value decoded
+to the same Python value, and isolation detection."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from opencodegen.eval.sandbox import FrameValue, Limits, Sandbox, SeriesValue, detect_isolation, run_programs
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(workers=2, preload=("numpy", "pandas")) as sb:
+        yield sb
+
+
+def test_results_come_back_in_program_order(sandbox):
+    programs = [f"import time\ntime.sleep({0.02 * (i % 3)})\nprint({i})\n" for i in range(40)]
+    results = sandbox.run(programs, timeout=5, progress=None)
+    assert [r.stdout for r in results] == [f"{i}\n" for i in range(40)]
+
+
+def test_streams_status_and_returncode(sandbox):
+    ok, err, syntax = sandbox.run(["import sys\nprint('out')\nprint('err', file=sys.stderr)\n",
+                                   "raise KeyError('k')\n", "def f(:\n"], timeout=5, progress=None)
+    assert (ok.status, ok.stdout, ok.stderr, ok.returncode) == ("passed", "out\n", "err\n", 0)
+    assert err.status == "failed" and err.reason == "KeyError: 'k'" and "Traceback" in err.stderr
+    assert err.returncode == 1
+    assert syntax.status == "failed" and syntax.reason.startswith("SyntaxError")
+
+
+@pytest.mark.parametrize("expr,expected", [
+    ("2**80", 2**80), ("0.1", 0.1), ("float('inf')", math.inf), ("(1, 'a', None)", (1, "a", None)),
+    ("{1, 2}", {1, 2}), ("{'a': [1, 2.5], 3: True}", {"a": [1, 2.5], 3: True}), ("[[1], [2, [3]]]", [[1], [2, [3]]]),
+    ("np.int32(5)", 5), ("np.arange(3)", [0, 1, 2]), ("np.float32(0.5)", 0.5),
+])
+def test_captured_value_round_trips(sandbox, expr, expected):
+    [r] = sandbox.run([f"import numpy as np\nprint({expr})\n"], timeout=5, capture_last_print=True, progress=None)
+    assert r.has_value and r.value == expected and type(r.value) is type(expected)
+
+
+def test_pandas_values(sandbox):
+    series, frame = sandbox.run(["import pandas as pd\nprint(pd.Series([1.5, 2.0]))\n",
+                                 "import pandas as pd\nprint(pd.DataFrame({'x': [1]}))\n"],
+                                timeout=5, capture_last_print=True, progress=None)
+    assert isinstance(series.value, SeriesValue) and series.value == [1.5, 2.0]
+    assert isinstance(frame.value, FrameValue) and list(frame.value) == ["x"] and "x" in str(frame.value)
+
+
+def test_run_programs_one_shot_and_limits():
+    results = run_programs(["print(1)", "x = bytearray(300 * 2**20)"], timeout=5, workers=1,
+                           limits=Limits(memory_mb=128), progress=None)
+    assert [r.status for r in results] == ["passed", "failed"] and "MemoryError" in results[1].reason
+
+
+def test_isolation_is_detected_and_reported():
+    assert detect_isolation() in ("namespace", "none")
+    with pytest.raises(ValueError):
+        Sandbox(isolation="docker")
