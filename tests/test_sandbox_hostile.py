@@ -176,7 +176,8 @@ def test_kill_everything_only_reaches_the_namespace(sandbox):
     if sandbox.isolation != "namespace":
         pytest.skip("kill(-1) without a PID namespace would reach every process of this user")
     # a host process of the very uid programs run as: only the PID namespace keeps kill(-1) away from it
-    bystander = subprocess.Popen(["sleep", "30"], user=61000, group=61000)
+    uid = sandbox.program_uids[0]
+    bystander = subprocess.Popen(["sleep", "30"], user=uid, group=uid)
     try:
         r = run_one(sandbox, "import posix, signal\nposix.kill(-1, signal.SIGKILL)\nprint('still here')\n")
         assert r.status == "failed" and "No such process" in r.reason  # nothing it may signal in its namespace

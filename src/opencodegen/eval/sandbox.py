@@ -17,6 +17,7 @@ A program passes only if it runs to its last line: exiting early with status 0 i
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import queue
@@ -36,7 +37,15 @@ STATUSES = ("passed", "failed", "timeout", "error")
 DEFAULT_PRELOAD = ("math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "typing",
                    "hashlib", "random", "statistics", "fractions", "decimal", "copy", "json", "datetime",
                    "traceback", "tempfile", "subprocess", "shutil", "numpy")
-_UID_BASE = 61000  # programs of worker i run as uid _UID_BASE + i (namespace mode): one NPROC budget per worker
+_UID_BASE = 100_000
+_uid_counter = itertools.count()
+
+
+def _program_uid() -> int:
+    """The uid a new worker's programs run as (namespace mode). RLIMIT_NPROC counts processes per uid, so each worker
+    gets its own: a fork bomb in one cannot use up the process budget of another, in this process or (almost
+    surely) in another harness running beside it."""
+    return _UID_BASE + (os.getpid() % 50_000) * 64 + next(_uid_counter) % 64
 
 
 @dataclass
@@ -156,8 +165,9 @@ def detect_isolation() -> str:
 
 
 class _WorkerProcess:
-    def __init__(self, index: int, mode: str, limits: Limits, preload: Sequence[str]) -> None:
-        cfg = {"mode": mode, "uid": _UID_BASE + index if mode == "namespace" else None, "preload": list(preload),
+    def __init__(self, mode: str, limits: Limits, preload: Sequence[str]) -> None:
+        self.uid = _program_uid() if mode == "namespace" else None
+        cfg = {"mode": mode, "uid": self.uid, "preload": list(preload),
                "memory_mb": limits.memory_mb, "max_output_bytes": limits.max_output_bytes,
                "max_file_bytes": limits.max_file_bytes, "max_open_files": limits.max_open_files,
                "max_processes": limits.max_processes, "tmpfs_mb": limits.tmpfs_mb}
@@ -232,7 +242,12 @@ class Sandbox:
         self.limits = limits or Limits()
         self.preload = tuple(preload)
         n = workers or len(os.sched_getaffinity(0))
-        self._workers = [_WorkerProcess(i, self.isolation, self.limits, self.preload) for i in range(n)]
+        self._workers = [_WorkerProcess(self.isolation, self.limits, self.preload) for _ in range(n)]
+
+    @property
+    def program_uids(self) -> list[int | None]:
+        """The uid each worker's programs run as (None without namespaces: they run as this user)."""
+        return [w.uid for w in self._workers]
 
     def __enter__(self) -> Sandbox:
         return self
@@ -268,7 +283,7 @@ class Sandbox:
                     self._workers[slot].proc.kill()
                     self._workers[slot].close()
                     try:
-                        self._workers[slot] = _WorkerProcess(slot, self.isolation, self.limits, self.preload)
+                        self._workers[slot] = _WorkerProcess(self.isolation, self.limits, self.preload)
                     except RuntimeError as e:
                         failures.append(e)
                         return  # the other workers take the remaining programs
