@@ -36,7 +36,6 @@ from datatrove.pipeline.base import PipelineStep
 from .rejects import RejectingStep
 
 TOKEN_RE = re.compile(r"[A-Za-z_0-9]+")
-_MERSENNE = np.uint64((1 << 61) - 1)
 _MASK32 = np.uint64(0xFFFFFFFF)
 
 
@@ -78,22 +77,24 @@ def shingles(text: str, n: int = 5, bits: int = 32) -> np.ndarray:
 
 
 class MinHasher:
-    """h_i(x) = ((a_i x + b_i) mod (2^61 - 1)) mod 2^32 over 32-bit shingles; a_i, b_i < 2^31 so a_i x + b_i never
-    overflows 64 bits and the modulus is exact."""
+    """h_i(x) = ((a_i x + b_i) mod 2^64) >> 32 over 32-bit shingles, with random odd 64-bit a_i: multiply-add-shift
+    hashing (Dietzfelbinger), a universal family that needs no division, so 256 hashes of every shingle cost three
+    vectorised integer operations each."""
 
     def __init__(self, num_perm: int = 256, seed: int = 42):
-        rng = np.random.RandomState(seed)
-        self.a = rng.randint(1, 1 << 31, size=num_perm, dtype=np.int64).astype(np.uint64)
-        self.b = rng.randint(0, 1 << 31, size=num_perm, dtype=np.int64).astype(np.uint64)
+        rng = np.random.default_rng(seed)
+        self.a = rng.integers(0, 1 << 64, size=num_perm, dtype=np.uint64, endpoint=False) | np.uint64(1)
+        self.b = rng.integers(0, 1 << 64, size=num_perm, dtype=np.uint64, endpoint=False)
         self.num_perm = num_perm
 
     def signature(self, sh: np.ndarray, chunk: int = 2048) -> np.ndarray:
-        sig = np.full(self.num_perm, 0xFFFFFFFF, dtype=np.uint64)
+        sig = np.full(self.num_perm, 0xFFFFFFFF, dtype=np.uint32)
+        shift = np.uint64(32)
         for s in range(0, len(sh), chunk):  # bounded memory for very long files
             x = sh[s: s + chunk, None]
-            phv = ((x * self.a + self.b) % _MERSENNE) & _MASK32
+            phv = ((x * self.a + self.b) >> shift).astype(np.uint32)  # wraps mod 2^64 on purpose
             np.minimum(sig, phv.min(axis=0), out=sig)
-        return sig.astype(np.uint32)
+        return sig
 
 
 def _write_atomic(path: Path, write) -> None:

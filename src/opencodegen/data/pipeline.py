@@ -249,10 +249,9 @@ def build_corpus(sources: list[Source], out_dir: str | Path, options: BuildOptio
     manifest = out / "work" / "manifest.jsonl"
     if not manifest.is_file():  # planned once: a rerun reads exactly the same inputs
         plan_inputs(sources, manifest, opts.seed)
-    with open(manifest) as f:
-        n_inputs = sum(1 for _ in f)
-    for line in open(manifest):
-        item = json.loads(line)
+    items = [json.loads(line) for line in manifest.read_text().splitlines()]
+    n_inputs = len(items)
+    for item in items:
         if item["kind"] == "missing":
             log(f"[yellow]source {item['path']} does not exist: counted as dropped (missing_source)[/yellow]")
     stages = corpus_stages(sources, out, opts, n_inputs)
@@ -299,7 +298,7 @@ def tokenize_corpus(corpus_dir: str | Path, tokenizer: Any, out_dir: str | Path,
         Renderer(tok, cfg)  # fail here, with the reason, rather than inside every task
     except ValueError as e:
         raise UserError(f"tokenizer: {e}") from None
-    repos = [json.loads(line) for line in open(corpus / "repos.jsonl") if line.strip()]
+    repos = [json.loads(line) for line in (corpus / "repos.jsonl").read_text().splitlines() if line.strip()]
     valid = sorted(choose_valid_repos(repos, cfg.valid_fraction, cfg.seed))
     write_json_atomic(work / "valid_repos.json", valid)
     n_docs = sum(r["docs"] for r in repos)

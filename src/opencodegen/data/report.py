@@ -61,7 +61,7 @@ def corpus_stats(out_dir: Path) -> dict[str, Any]:
             by_lang[parts[2]][parts[1]] = int(v)
     matches = []
     for f in sorted((out_dir / "rejects" / "decontam").glob("*.jsonl")):
-        for line in open(f):
+        for line in f.read_text().splitlines():
             r = json.loads(line)
             matches.append({"file": r["id"], "item": r["detail"]})
     files_in, kept = int(c["in/files"]), int(c["kept/files"])

@@ -208,7 +208,7 @@ class ShuffleShards(PipelineStep):
         with self.track_time():
             for f, shard in enumerate(sorted(src.glob("*.ds"))):
                 ends = np.fromfile(f"{shard}.index", dtype="<u8").astype(np.int64)
-                ids = [json.loads(line) for line in open(shard.with_suffix(".ids"))]
+                ids = [json.loads(line) for line in shard.with_suffix(".ids").read_text().splitlines()]
                 arrays.append(np.memmap(shard, dtype=dtype, mode="r") if shard.stat().st_size else
                               np.empty(0, dtype))
                 starts = np.r_[0, ends[:-1]]
