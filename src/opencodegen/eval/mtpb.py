@@ -276,7 +276,11 @@ def score(problems: Sequence[Problem], samples: list[dict], outcomes: list[ExecR
             tally[key][name][1] += 1
 
     def rates(table):
-        return {k: {"pass_rate": c / n, "passed": c, "total": n} for k, (c, n) in sorted(table.items())}
+        def order(key: str):  # "multi/10" after "multi/9"
+            mode, _, rest = key.partition("/")
+            return (mode, int(rest) if rest.isdigit() else 0, rest)
+        return {k: {"pass_rate": c / n, "passed": c, "total": n} for k, (c, n) in sorted(table.items(),
+                                                                                       key=lambda kv: order(kv[0]))}
     problems_table = rates(tally["problem"])
     for key, row in problems_table.items():
         row["name"] = by_id[int(key.split("/")[1])].name
