@@ -223,3 +223,20 @@ def test_ray_executor_runs_the_build(fixture, tmp_path, built):
     ray_stats = build(fixture, tmp_path / "r", tasks=2, workers=2, executor="ray")
     assert file_texts(corpus_docs(tmp_path / "r")) == file_texts(corpus_docs(out))
     assert ray_stats["drops"] == stats["drops"]
+
+
+def test_system_corpus_parts_are_found_or_noted(tmp_path, monkeypatch):
+    from opencodegen.data import system_corpus as sc
+    from opencodegen.data.pipeline import build_system_corpus
+
+    stats = build_system_corpus(tmp_path, parts=("mono",), max_bytes_per_part=300_000,
+                                options=BuildOptions(workers=1), print_summary=False)
+    mono = stats["mono"]
+    assert mono["accounted"] and mono["files_kept"] > 0 and set(mono["by_language"]) == {"python"}
+    assert mono["bytes_in"] <= 300_000 and mono["notes"] == []
+    # a machine without a JDK: Multi is built from what exists, with a note saying what was skipped
+    monkeypatch.setattr(sc, "jdk_sources", lambda max_bytes: None)
+    sources, notes = sc.system_corpus("multi", 4_000_000)
+    assert "jdk" not in {s.label for s in sources} and any("JDK" in n for n in notes)
+    assert all(s.max_bytes == 4_000_000 // len(sources) for s in sources)
+    assert sc.c_headers(None, root=str(tmp_path / "none")) is None

@@ -24,7 +24,8 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     src.add_argument("--zip", action="append", default=[], metavar="PATH", help="a zip archive of sources")
     src.add_argument("--system", choices=["nl", "multi", "mono"], action="append", default=[],
                      help="this machine's own corpus part (NL docs, Multi languages, Mono Python)")
-    src.add_argument("--max-bytes", type=int, default=None, help="cap each source at about this many bytes")
+    src.add_argument("--max-bytes", type=int, default=None,
+                     help="cap each --dir/--stack/--zip source, and each --system part, at about this many bytes")
     src.add_argument("--repo-depth", type=int, default=None,
                      help="path components naming a repository in --dir/--zip sources (default: auto)")
     src.add_argument("--languages", default=None, help="comma-separated languages to keep (default: all known)")

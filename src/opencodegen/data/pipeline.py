@@ -268,6 +268,30 @@ def build_corpus(sources: list[Source], out_dir: str | Path, options: BuildOptio
     return stats
 
 
+def build_system_corpus(out_dir: str | Path, parts: tuple[str, ...] = ("nl", "multi", "mono"),
+                        max_bytes_per_part: int | None = None, options: BuildOptions | None = None,
+                        print_summary: bool = True) -> dict[str, dict[str, Any]]:
+    """The three CodeGen stages from this machine's own files: `out_dir/<part>/` for each part; returns
+    {part: stats} (stats["notes"] says what this machine lacks). A part with nothing found is skipped, not an error."""
+    from ..progress import log
+    from .report import write_json_atomic
+    from .system_corpus import system_corpus
+
+    out: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        sources, notes = system_corpus(part, max_bytes_per_part)
+        for note in notes:
+            log(f"[yellow]{note}[/yellow]")
+        if not sources:
+            continue
+        stats = build_corpus(sources, Path(out_dir) / part, options, print_summary)
+        if stats:
+            stats["notes"] = notes
+            write_json_atomic(Path(out_dir) / part / "stats.json", stats)
+        out[part] = stats
+    return out
+
+
 # -------------------------------------------------------------------------------------------- tokenize_corpus
 def tokenize_corpus(corpus_dir: str | Path, tokenizer: Any, out_dir: str | Path,
                     options: TokenizeOptions | None = None, print_summary: bool = True) -> dict[str, Any]:

@@ -40,7 +40,8 @@ class Source:
     languages: keep only files of these languages (others are not inputs); None keeps everything and lets the
       language filter drop unknown extensions with a reason.
     default_lang: language for files without an extension (C++ standard headers have none).
-    max_bytes: select whole repositories, in a seeded order, until this many bytes (a sample of a big source).
+    max_bytes: select whole repositories, in a seeded order, until this many bytes on disk (a sample of a big
+      source; a .gz document counts with its compressed size).
     """
 
     kind: str
@@ -292,9 +293,13 @@ class SourceReader(RejectingStep):
             return
         if item["path"].endswith(".gz"):
             try:
-                data = gzip.decompress(data)
+                with gzip.open(io.BytesIO(data)) as gz:
+                    data = gz.read(self.max_file_bytes + 1)
             except (OSError, EOFError, zlib.error) as e:
                 self.reject(doc_id, meta, "unreadable", f"bad gzip: {e}")
+                return
+            if len(data) > self.max_file_bytes:  # sizes are planned on disk; a gzip can expand past the cap
+                self.reject(doc_id, meta, "too_large", f">{self.max_file_bytes} bytes decompressed")
                 return
         text, reason = decode_text(data)
         if text is None:

@@ -6,8 +6,8 @@
   mono  the Python standard library (a BigPython in miniature)
 
 Each part is looked for where Debian-like systems keep it; a part that is absent is skipped with a note saying so.
-`max_bytes` caps each source (whole repositories are chosen in a seeded order until the cap), so the quickstart can
-build a part in a minute or two."""
+`max_bytes` caps a part (split evenly between the sources found for it; whole repositories are chosen in a seeded
+order until a source's share is used), so the quickstart can build a part in a minute or two."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def english_docs(max_bytes: int | None, root: str = "/usr/share/doc") -> Source 
 
 
 def system_corpus(part: str, max_bytes: int | None = None) -> tuple[list[Source], list[str]]:
-    """(sources, notes) for one part; notes say which pieces were not found on this machine."""
+    """(sources, notes) for one part of about `max_bytes` in all; notes say which pieces this machine lacks."""
     if part not in PARTS:
         raise ValueError(f"system corpus part must be one of {', '.join(PARTS)}, not {part!r}")
     wanted = {"nl": [("English docs (/usr/share/doc)", english_docs)],
@@ -80,9 +80,11 @@ def system_corpus(part: str, max_bytes: int | None = None) -> tuple[list[Source]
               "mono": [("Python standard library", python_stdlib)]}[part]
     sources, notes = [], []
     for label, find in wanted:
-        src = find(max_bytes)
+        src = find(None)
         if src is None:
             notes.append(f"{part}: {label} not found on this machine, skipped")
         else:
             sources.append(src)
+    for src in sources:
+        src.max_bytes = max_bytes // len(sources) if max_bytes is not None else None
     return sources, notes
