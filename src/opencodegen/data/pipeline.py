@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -310,8 +311,12 @@ def tokenize_corpus(corpus_dir: str | Path, tokenizer: Any, out_dir: str | Path,
         raise UserError(f"{corpus}: not a built corpus (no data/ and repos.jsonl); run `ocg corpus build` first")
     tok = tokenizer if not isinstance(tokenizer, (str, Path)) else CodeTokenizer.load(tokenizer)
     cfg = opts.config
-    fp = hashlib.sha256(json.dumps({"corpus": str(corpus.resolve()), "cfg": dataclasses.asdict(cfg),
-                                    "vocab": tok.vocab_size}, sort_keys=True, default=str).encode()).hexdigest()
+    with tempfile.TemporaryDirectory() as tmp:  # the tokenizer's bytes, so a different tokenizer is noticed
+        tok.save(tmp)
+        tok_sha = hashlib.sha256((Path(tmp) / "tokenizer.json").read_bytes()).hexdigest()
+    corpus_sha = hashlib.sha256((corpus / "repos.jsonl").read_bytes()).hexdigest()
+    fp = hashlib.sha256(json.dumps({"corpus": str(corpus.resolve()), "corpus_repos": corpus_sha, "tokenizer": tok_sha,
+                                    "cfg": dataclasses.asdict(cfg)}, sort_keys=True, default=str).encode()).hexdigest()
     _prepare_dir(out, fp, opts.fresh, "token set")
     work = out / "work"
     tok.save(str(work / "tokenizer"))
