@@ -190,7 +190,7 @@ class _WorkerProcess:
         cmd = [sys.executable, "-I", "-B", _protocol.__file__, json.dumps(cfg)]
         if mode != "none":
             cmd = [*(_UNSHARE if mode == "namespace" else _UNSHARE_USER), "--kill-child", *cmd]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **_protocol.PROGRAM_ENV}  # no secrets inherited
+        env = dict(_protocol.PROGRAM_ENV)  # nothing of ours (tokens, keys) is inherited
         # The worker's own stderr (not the programs': they have their own pipes) goes to a file, never a pipe that
         # nobody drains and that would block the worker once full.
         self.log = tempfile.TemporaryFile()

@@ -304,8 +304,8 @@ def _child_main(job: dict, nonce: str, cfg: dict, workdir: str, out_w: int, err_
             resource.setrlimit(which, (soft, hard))
         os.chdir(workdir)
         _drop_privileges(cfg)
-        os.environ.clear()
-        os.environ.update(PROGRAM_ENV, HOME=workdir, TMPDIR=workdir)
+        # The worker was started with a scrubbed environment (PATH + PROGRAM_ENV); only the directories differ.
+        os.environ["HOME"] = os.environ["TMPDIR"] = workdir
         import tempfile
         tempfile.tempdir = workdir
         run_child(job, nonce)
