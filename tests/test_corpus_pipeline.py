@@ -78,7 +78,8 @@ def fixture(tmp_path_factory) -> dict:
             {"content": CORE, "max_stars_repo_name": "org/popular", "max_stars_repo_path": "popular/core.py",
              "lang": "Python", "max_stars_count": 900}]  # duplicate of alpha/alpha/core.py with more stars
     stack.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n" + json.dumps({"path": "x.py"}) + "\n"
-                     + json.dumps({"content": 5, "path": "y.py"}) + "\n")
+                     + json.dumps({"content": 5, "path": "y.py"}) + "\n"
+                     + json.dumps({"content": "x = '\ud800'\n", "repo_name": "org/s", "path": "s.py"}) + "\n")
     table = pa.table({"content": ["int main(void) { return 0; }\n"], "repo_name": ["org/c"], "path": ["main.c"],
                       "lang": ["C"]})
     pq.write_table(table, root / "stack.parquet")
@@ -122,7 +123,7 @@ def test_every_input_is_kept_or_rejected_with_its_reason(built):
     assert stats["files_in"] == stats["files_kept"] + sum(stats["drops"].values())
     assert stats["accounted"]
     assert stats["drops"] == {
-        "empty": 1, "binary": 1, "not_utf8": 1, "too_large": 1, "broken_symlink": 1, "unreadable": 1,
+        "empty": 1, "binary": 1, "not_utf8": 2, "too_large": 1, "broken_symlink": 1, "unreadable": 1,
         "max_line_length": 1, "auto_generated": 1, "digit_fraction": 1, "unknown_language": 1,
         "malformed_record": 3, "missing_source": 1, "exact_duplicate": 2, "contaminated": 1}
     rejects = [json.loads(line) for f in (out / "rejects").rglob("*.jsonl") for line in open(f)]

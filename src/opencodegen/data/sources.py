@@ -236,6 +236,14 @@ def decode_text(data: bytes) -> tuple[str | None, str]:
     return text.removeprefix("\ufeff"), ""
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _read_table_rows(path: str) -> Iterator[tuple[int, Any]]:
     """(row number, parsed row or the exception that stopped it) for JSONL (optionally gzipped) and Parquet."""
     if path.endswith(".parquet"):
@@ -348,11 +356,14 @@ class SourceReader(RejectingStep):
                     continue
                 content = row["content"]
                 nbytes = len(content.encode("utf-8", "surrogatepass"))
-                repo = row.get("max_stars_repo_name") or row.get("repo_name") or item["path"]
-                path = row.get("max_stars_repo_path") or row.get("path") or f"row{i}"
+                repo = str(row.get("max_stars_repo_name") or row.get("repo_name") or item["path"])
+                path = str(row.get("max_stars_repo_path") or row.get("path") or f"row{i}")
                 stars = row.get("max_stars_count") or 0
                 meta = {"source": item["source"], "repo": repo, "path": path, "bytes": nbytes}
                 self._count_in(nbytes)
+                if not _is_utf8(content):  # JSON can carry lone surrogates, which no UTF-8 writer accepts
+                    self.reject(f"{item['source']}:{repo}/{path}", meta, "not_utf8", "lone surrogate")
+                    continue
                 if nbytes > self.max_file_bytes:
                     self.reject(f"{item['source']}:{repo}/{path}", meta, "too_large", f"{nbytes} bytes")
                     continue
