@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -288,15 +288,8 @@ def score(problems: Sequence[Problem], samples: list[dict], outcomes: list[ExecR
     summary = {"benchmark": "mtpb", "problems": len({s["id"] for s in samples}), "samples": len(samples),
                "pass_rate": sum(r["passed"] for r in results) / len(results), "by_mode": rates(tally["mode"]),
                "by_category": rates(tally["category"]), "by_problem": problems_table,
-               "statuses": dict(sorted(_count(r.status for r in outcomes).items()))}
+               "statuses": dict(sorted(Counter(r.status for r in outcomes).items()))}
     return results, summary
-
-
-def _count(items) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for i in items:
-        out[i] += 1
-    return out
 
 
 def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | Path | None = None, model=None,

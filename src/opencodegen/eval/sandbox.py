@@ -34,7 +34,6 @@ from typing import Any, Sequence
 
 from . import sandbox_worker as _protocol
 
-STATUSES = ("passed", "failed", "timeout", "error")
 # Imported once per worker, before any fork: what HumanEval/MTPB programs commonly import.
 DEFAULT_PRELOAD = ("math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "typing",
                    "hashlib", "random", "statistics", "fractions", "decimal", "copy", "json", "datetime",
@@ -276,6 +275,8 @@ class Sandbox:
     def run(self, programs: Sequence[str], timeout: float, *, capture_last_print: bool = False,
             progress: str | None = "execute") -> list[ExecResult]:
         """Runs every program (in parallel, order of results = order of programs)."""
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         results: list[ExecResult | None] = [None] * len(programs)
         todo: queue.SimpleQueue[int] = queue.SimpleQueue()
         for i in range(len(programs)):
