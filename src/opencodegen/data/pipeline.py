@@ -329,6 +329,9 @@ def tokenize_corpus(corpus_dir: str | Path, tokenizer: Any, out_dir: str | Path,
         raise UserError(f"tokenizer: {e}") from None
     repos = [json.loads(line) for line in (corpus / "repos.jsonl").read_text().splitlines() if line.strip()]
     valid = sorted(choose_valid_repos(repos, cfg.valid_fraction, cfg.seed))
+    if cfg.valid_fraction > 0 and not valid:
+        log(f"[yellow]{corpus} has {len(repos)} repository: no validation split (it holds out whole "
+            "repositories, so it needs at least two)[/yellow]")
     write_json_atomic(work / "valid_repos.json", valid)
     n_docs = sum(r["docs"] for r in repos)
     tasks = opts.tasks or max(1, opts.workers)
