@@ -83,12 +83,14 @@ def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, param
 
     from ..progress import progress_task
     from ..sampling import generate
+    from .context import fit_prompts
     params = replace(params, n=n)
+    prompts = fit_prompts(tokenizer, model, [p["prompt"] for p in problems], params.max_new_tokens, "humaneval")
     samples = []
     with progress_task("sample humaneval", total=len(problems), unit="task") as task:
         for start in range(0, len(problems), chunk):
             batch = problems[start:start + chunk]
-            outputs = generate(model, tokenizer, [p["prompt"] for p in batch], params)
+            outputs = generate(model, tokenizer, prompts[start:start + chunk], params)
             for problem, completions in zip(batch, outputs):
                 for j, c in enumerate(completions):
                     samples.append({"task_id": problem["task_id"], "completion": c.text, "completion_id": j,

@@ -61,12 +61,17 @@ def spread(tasks: list[InfillTask], limit: int | None) -> list[InfillTask]:
     return [tasks[int(i * step)] for i in range(limit)]
 
 
-def psm_prompt(tokenizer, task: InfillTask) -> list[int]:
+def psm_prompt(tokenizer, task: InfillTask, room: int | None = None) -> list[int]:
+    """PSM token ids; with `room`, prefix and suffix are cut at their far ends to fit it (see context.fit_infill)."""
+    from .context import fit_infill
     for name in FIM_TOKENS:
         if tokenizer.special_id(name) is None:
             raise UserError(f"the tokenizer has no {name} token: this model was not trained for infilling")
     pre, suf, mid = (tokenizer.special_id(n) for n in FIM_TOKENS)
-    return [pre] + tokenizer.encode(task.prefix) + [suf] + tokenizer.encode(task.suffix) + [mid]
+    prefix, suffix = tokenizer.encode(task.prefix), tokenizer.encode(task.suffix)
+    if room is not None:
+        prefix, suffix = fit_infill(prefix, suffix, room - 3)
+    return [pre] + prefix + [suf] + suffix + [mid]
 
 
 def infill_program(task: InfillTask, problems: dict[str, dict], completion: str) -> str:
@@ -86,13 +91,15 @@ def exact_match(task: InfillTask, completion: str) -> bool:
 def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk: int = 16) -> list[dict]:
     from ..progress import progress_task
     from ..sampling import generate
+    from .context import prompt_room
     ends = tuple(i for i in (tokenizer.special_id(t) for t in END_TOKENS) if i is not None)
+    room = prompt_room(model, params.max_new_tokens)
     params = replace(params, n=n, stop_token_ids=tuple(params.stop_token_ids) + ends)
     samples = []
     with progress_task("sample infill", total=len(tasks), unit="task") as bar:
         for start in range(0, len(tasks), chunk):
             batch = tasks[start:start + chunk]
-            outputs = generate(model, tokenizer, [psm_prompt(tokenizer, t) for t in batch], params)
+            outputs = generate(model, tokenizer, [psm_prompt(tokenizer, t, room) for t in batch], params)
             for task, completions in zip(batch, outputs):
                 for j, c in enumerate(completions):
                     text = c.text

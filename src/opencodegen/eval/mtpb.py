@@ -167,6 +167,7 @@ def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: 
     uses seed base + j, so repeated histories still get independent draws."""
     from ..progress import progress_task
     from ..sampling import generate
+    from .context import fit_prompts
     if mode not in MODES:
         raise UserError(f"MTPB mode must be one of {', '.join(MODES)}, not {mode!r}")
     base_seed = params.seed if params.seed is not None else 0
@@ -187,8 +188,8 @@ def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: 
                     prompts = [single_turn_prompt(p, case) if mode == "single" else
                                multi_turn_program(p, case, completions[(p.id, case, j)])
                                + turn_prompt(p.turns(case)[turn]) for p, case in members]
-                    out = generate(model, tokenizer, prompts, replace(params, n=1, seed=base_seed + j,
-                                                                      max_new_tokens=budget))
+                    out = generate(model, tokenizer, fit_prompts(tokenizer, model, prompts, budget, "mtpb"),
+                                   replace(params, n=1, seed=base_seed + j, max_new_tokens=budget))
                     for (p, case), [c] in zip(members, out):
                         completions[(p.id, case, j)].append(truncate(c.text))
                     task.advance(len(members))
