@@ -363,12 +363,12 @@ class Worker:
                         except OSError:
                             pass
             try:
-                while True:
-                    pid, _ = os.waitpid(-1, os.WNOHANG)
-                    if pid == 0:
-                        time.sleep(0.001)
+                while os.waitpid(-1, os.WNOHANG)[0] != 0:
+                    pass  # reap every zombie there is
             except ChildProcessError:
-                return
+                return  # no children left
+            # Some are still alive: dying, or forked while the kill went round (a fork bomb). Kill again.
+            time.sleep(0.001)
 
     def _workdir(self) -> str:
         import tempfile
