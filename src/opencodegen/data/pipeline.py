@@ -357,8 +357,8 @@ def tokenize_corpus(corpus_dir: str | Path, tokenizer: Any, out_dir: str | Path,
     corpus_stats_path = corpus / "stats.json"
     if corpus_stats_path.is_file():
         cs = json.loads(corpus_stats_path.read_text())
-        cs.setdefault("tokens", {})
         cs["tokens"] = {k: stats[k] for k in ("train", "valid")}
+        cs["tokens_train"], cs["tokens_valid"] = stats["train"]["tokens"], stats["valid"]["tokens"]
         write_json_atomic(corpus_stats_path, cs)
         if print_summary:
             log(summary_table(cs, f"corpus {corpus} -> {out}"))
