@@ -72,6 +72,9 @@ def measure(problems, samples, workers: int, trivial_count: int) -> dict:
                        "overhead_ms_per_program": round(1000 * ref_trivial, 3),
                        "statuses": dict(Counter(h["result"].split(":")[0] for h in ref))},
         "speedup": round(ref_time / ours_time, 2),
+        # Any harness with the same timeout must spend this much; it caps the attainable speedup on this workload.
+        "timeout_floor_s": round(hang_seconds, 1),
+        "speedup_ceiling": round(ref_time / hang_seconds, 2) if hang_seconds else None,
         "speedup_outside_timeouts": round((ref_time - hang_seconds) / (ours_time - hang_seconds), 2),
         "overhead_ratio": round(ref_trivial / ours_trivial, 2),
         "verdicts_identical": not disagreements, "disagreements": disagreements[:20],
