@@ -328,7 +328,8 @@ def report_markdown(summary: dict) -> str:
     lines = ["# MTPB", "", f"{summary['problems']} problems, {summary['samples']} programs "
              f"(samples x test cases). Pass rate {100 * summary['pass_rate']:.2f}%.", "",
              markdown_table(["mode", "pass rate (%)", "passed", "total"],
-                            [(m, 100 * v["pass_rate"], v["passed"], v["total"]) for m, v in summary["by_mode"].items()]),
+                            [(m, 100 * v["pass_rate"], v["passed"], v["total"])
+                             for m, v in summary["by_mode"].items()]),
              "", "## By category", "",
              markdown_table(["mode/category", "pass rate (%)", "passed", "total"],
                             [(c, 100 * v["pass_rate"], v["passed"], v["total"])

@@ -19,7 +19,8 @@ from ..errors import UserError
 LN2 = math.log(2)
 
 
-def _score_windows(model, windows: list[list[int]], first_scored: list[int], batch_size: int) -> list[tuple[float, int]]:
+def _score_windows(model, windows: list[list[int]], first_scored: list[int], batch_size: int
+                   ) -> list[tuple[float, int]]:
     """For each window of token ids, the summed NLL (nats) of tokens[first_scored:] and how many there are."""
     import torch
     import torch.nn.functional as F
