@@ -175,6 +175,7 @@ def test_repository_documents(built, fixture):
     assert {r["repo"] for r in repos} == set(docs)
     assert stats["repos"] == len(docs)
     assert json.loads((out / "stats.json").read_text())["files_kept"] == stats["files_kept"]
+    assert (out / "summary.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_rerun_skips_completed_tasks_and_redoes_missing_ones(fixture, tmp_path):

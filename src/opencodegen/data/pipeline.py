@@ -12,7 +12,7 @@ Build stages (each a datatrove executor; a rerun skips tasks that completed, by 
   report   (1)        stats.json, repos.jsonl
 Tokenize stages: tokenize (T) -> shuffle (one task per split).
 
-Layout of a corpus directory: data/ (the documents), stats.json, repos.jsonl, rejects/<step>/ (every dropped input
+Layout of a corpus directory: data/ (the documents), stats.json, summary.png, repos.jsonl, rejects/<step>/ (every dropped input
 with its reason), logs/<stage>/ (datatrove logs, per-task stats, completion markers), work/ (intermediates)."""
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def build_corpus(sources: list[Source], out_dir: str | Path, options: BuildOptio
                  print_summary: bool = True) -> dict[str, Any]:
     """Build (or resume) a corpus; returns stats.json's content (empty when submitted to Slurm)."""
     from ..progress import log
-    from .report import corpus_stats, summary_table, write_json_atomic
+    from .report import corpus_stats, summary_png, summary_table, write_json_atomic
     from .sources import plan_inputs
 
     opts = options or BuildOptions()
@@ -264,6 +264,7 @@ def build_corpus(sources: list[Source], out_dir: str | Path, options: BuildOptio
     for name, s in walls.items():
         stats["stages"].setdefault(name, {})["wall_seconds"] = s
     write_json_atomic(out / "stats.json", stats)
+    summary_png(stats, out / "summary.png")
     if print_summary:
         log(summary_table(stats, f"corpus {out}"))
     return stats

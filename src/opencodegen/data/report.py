@@ -133,6 +133,29 @@ class WriteCorpusReport(PipelineStep):
         yield
 
 
+def summary_png(stats: dict[str, Any], path: Path) -> None:
+    """Two bar charts: where the input went (kept or each drop reason) and kept MB per language."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fates = {"kept": stats["files_kept"], **dict(sorted(stats["drops"].items(), key=lambda kv: -kv[1]))}
+    a.barh(list(fates)[::-1], list(fates.values())[::-1], color=["#999"] * (len(fates) - 1) + ["#2a7"])
+    a.set_xscale("symlog")
+    a.set_title(f"{stats['files_in']:,} input files: kept or dropped, by reason")
+    langs = {k: v.get("bytes", 0) / 1e6 for k, v in stats["by_language"].items()}
+    b.bar(list(langs), list(langs.values()), color="#27a")
+    b.set_ylabel("MB kept")
+    b.set_title(f"{stats['bytes_kept'] / 1e6:.1f} MB kept, by language")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
 def summary_table(stats: dict[str, Any], title: str):
     from rich.table import Table
 
