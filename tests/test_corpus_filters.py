@@ -92,3 +92,13 @@ def test_language_of():
     assert language_of("img.png") is None
     assert stack_language("C++", "x.cc") == "cpp"
     assert stack_language(None, "x.js") == "javascript"
+
+
+def test_fast_ascii_counts_equal_the_regex_definitions():
+    from opencodegen.data import filters as f
+
+    text = "".join(chr(i) for i in range(128)) * 2
+    for drop, rx in ((f._DROP_NOT_ALNUM, f._NOT_ALNUM), (f._DROP_NOT_DIGIT, f._NOT_DIGIT),
+                     (f._DROP_SEPARATORS, f._SEPARATORS)):
+        assert f._count(text, drop, rx) == len(rx.sub("", text))
+        assert f._count(text + "\u00e9\u3000", drop, rx) == len(rx.sub("", text + "\u00e9\u3000"))  # regex path
