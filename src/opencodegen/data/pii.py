@@ -15,7 +15,7 @@ from collections import Counter
 
 from datatrove.pipeline.base import PipelineStep
 
-# Each pattern starts with a character class or literal so the regex engine can skip ahead quickly; boundaries
+# Each pattern starts with a character class (or a look-ahead for one) so the regex engine can skip ahead; boundaries
 # are checked in Python on the (few) matches instead of with look-behinds tried at every position.
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
@@ -32,7 +32,7 @@ KNOWN_KEYS = re.compile(
 )
 PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)
 ASSIGNED_SECRET = re.compile(
-    r"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|access[_-]?key|auth)[\w-]*['\"]?\s*[:=]\s*"
+    r"(?i)(?=[aspt])(?:api[_-]?key|secret|token|passw(?:or)?d|access[_-]?key|auth)[\w-]*['\"]?\s*[:=]\s*"
     r"(['\"])([A-Za-z0-9+/_=.-]{16,})\1"
 )
 # characters that may not touch a match (so 1.2.3.4.5 or foo@bar.com.evil are not cut out of something longer)
