@@ -1,0 +1,85 @@
+"""Training checkpoints: a model checkpoint (config.json, model.safetensors, tokenizer.json: usable directly by
+`ocg generate`/`ocg eval`/`ocg export-hf`) plus trainer_state/ (optimizer, RNG states, step = data cursor, metrics).
+Written atomically (temporary directory renamed into place), so a failed write leaves earlier checkpoints intact.
+Layout: <run>/<stage>/checkpoint-<step>/, <run>/<stage>/best/ (lowest validation loss)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..model.io import WEIGHTS, CONFIG, atomic_directory, state_dict_for_saving
+from ..model.transformer import GPT
+
+STATE = "trainer_state"
+
+
+def checkpoint_dirs(stage_dir: Path) -> list[tuple[int, Path]]:
+    found = []
+    for d in Path(stage_dir).glob("checkpoint-*"):
+        m = re.fullmatch(r"checkpoint-(\d+)", d.name)
+        if m and (d / STATE / "state.json").is_file():
+            found.append((int(m.group(1)), d))
+    return sorted(found)
+
+
+def rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def save(directory: Path, model_sd: dict[str, torch.Tensor], model: GPT, tokenizer_path: str | None,
+         optim_sd: dict[str, Any] | None, state: dict[str, Any]) -> Path:
+    """model_sd: the full (unsharded) state dict, on CPU. Only rank 0 calls this."""
+    from safetensors.torch import save_file
+
+    with atomic_directory(directory) as tmp:
+        (tmp / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+        sd = dict(model_sd)
+        if model.config.tie_embeddings:
+            sd.pop("lm_head.weight", None)
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        if tokenizer_path:
+            shutil.copyfile(tokenizer_path, tmp / "tokenizer.json")
+        (tmp / STATE).mkdir()
+        if optim_sd is not None:
+            torch.save(optim_sd, tmp / STATE / "optimizer.pt")
+        torch.save(rng_state(), tmp / STATE / "rng.pt")
+        (tmp / STATE / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+        for f in tmp.rglob("*"):  # durable before the rename makes it visible
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+    return directory
+
+
+def load_state(directory: Path) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
+    state = json.loads((directory / STATE / "state.json").read_text())
+    opt = directory / STATE / "optimizer.pt"
+    optim_sd = torch.load(opt, weights_only=False) if opt.is_file() else None
+    rng = torch.load(directory / STATE / "rng.pt", weights_only=False)
+    return state, optim_sd, rng
+
+
+def load_weights(directory: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / WEIGHTS))
+
+
+def prune(stage_dir: Path, keep_last: int) -> None:
+    for _, d in checkpoint_dirs(stage_dir)[:-keep_last]:
+        shutil.rmtree(d, ignore_errors=True)

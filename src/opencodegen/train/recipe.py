@@ -1,0 +1,257 @@
+"""Training recipes: YAML -> typed dataclasses, checked before any compute.
+
+A recipe is global settings (model, optimiser, batch, run options) plus a list of stages. Each stage names its token
+shards with mixture weights, its length (steps or tokens) and may override any `optim`/`batch` field and the RoPE
+base/scaling (long-context stages). Every stage starts from the previous stage's weights with a fresh optimiser, as
+CodeGen did (NL -> Multi -> Mono).
+
+    model: {preset: tiny-10m, n_layer: 4}      # preset + ModelConfig field overrides
+    init_from: null                            # or an opencodegen / HuggingFace checkpoint directory
+    tokenizer: tokenizer/tokenizer.json
+    optim: {lr: 3e-4, lr_end: 3e-5, warmup_steps: 100, weight_decay: 0.1, grad_clip: 1.0, z_loss: 1e-4}
+    batch: {batch_tokens: 8192, micro_batch: 4, context_length: 256}
+    stages:
+      - {name: nl, data: {tokens/nl: 1.0}, steps: 300}
+      - {name: mono, data: {tokens/mono: 1.0}, tokens: 2_000_000, optim: {lr: 2e-4}, rope_base: 1e6}
+
+Unknown keys, wrong types and impossible numbers raise UserError naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import UserError
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-4
+    lr_end: float = 3e-5
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    z_loss: float = 0.0  # CodeGen: 1e-4 * logZ^2 added to the cross-entropy
+
+
+@dataclass
+class BatchConfig:
+    batch_tokens: int = 8192  # global tokens per optimiser step (all ranks, all accumulation steps)
+    micro_batch: int = 4  # sequences per forward pass per rank
+    context_length: int = 256
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    device: str = "cpu"
+    autocast: str = "bf16"  # "bf16" | "fp32"
+    parallel: str = "ddp"  # with several processes: "ddp" | "fsdp" (FSDP2, fully_shard per block)
+    compile: bool = False
+    activation_checkpointing: bool = False
+    doc_mask: bool = False  # attention stays inside each document (boundaries from the shard index)
+    log_every: int = 10
+    eval_every: int = 100
+    eval_tokens: int = 65536  # held-out tokens per validation (a fixed prefix of the valid split)
+    save_every: int = 100
+    keep_last: int = 2
+
+
+@dataclass
+class StageConfig:
+    name: str
+    data: dict[str, float]  # token directory (holding train/ and valid/) -> mixture weight
+    steps: int | None = None
+    tokens: int | None = None
+    optim: dict[str, Any] = field(default_factory=dict)  # overrides of the recipe's optim
+    batch: dict[str, Any] = field(default_factory=dict)  # overrides of the recipe's batch
+    rope_base: float | None = None
+    rope_scaling: dict[str, Any] | None = None
+
+
+@dataclass
+class Recipe:
+    stages: list[StageConfig]
+    model: dict[str, Any] = field(default_factory=lambda: {"preset": "tiny-1m"})
+    init_from: str | None = None
+    tokenizer: str | None = None
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def stage_optim(self, i: int) -> OptimConfig:
+        return _build(OptimConfig, {**dataclasses.asdict(self.optim), **self.stages[i].optim}, f"stages[{i}].optim")
+
+    def stage_batch(self, i: int) -> BatchConfig:
+        return _build(BatchConfig, {**dataclasses.asdict(self.batch), **self.stages[i].batch}, f"stages[{i}].batch")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(hint):
+            if option is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _check_type(value, option, where)
+            except UserError as e:
+                errors.append(e)
+        raise UserError(f"{where}: expected {_name(hint)}, got {value!r}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: expected a mapping, got {value!r}")
+        _, vt = typing.get_args(hint)
+        return {str(k): _check_type(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise UserError(f"{where}: expected a list, got {value!r}")
+        (et,) = typing.get_args(hint)
+        return [_check_type(v, et, f"{where}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise UserError(f"{where}: expected {_name(hint)}, got {value!r}")
+
+
+def _name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _build(cls, data: Any, where: str):
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _check_type(data[name], hints[name], f"{where}.{name}" if where else name)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise UserError(f"{where}: missing required key {name!r}")
+    return cls(**kwargs)
+
+
+def override_keys() -> list[str]:
+    """Dotted keys the command line may override (`--optim.lr 3e-4`)."""
+    keys = ["init_from", "tokenizer"]
+    for section, cls in (("optim", OptimConfig), ("batch", BatchConfig), ("run", RunConfig)):
+        keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
+    return keys
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+    """`{"optim.lr": "3e-4"}` -> data["optim"]["lr"] = 3e-4 (values parsed as YAML scalars)."""
+    data = copy.deepcopy(data)
+    for key, raw in overrides.items():
+        parts = key.split(".")
+        node = data
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise UserError(f"override {key}: {p!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw) if isinstance(raw, str) else raw
+    return data
+
+
+def load_recipe(path: str | Path, overrides: dict[str, str] | None = None) -> Recipe:
+    """Reads and checks a YAML recipe; `overrides` maps dotted keys to YAML scalars. Paths in a recipe are relative
+    to the working directory (recipes in configs/ name the project's tokens/ and tokenizer/)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: recipe file does not exist") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a recipe is a mapping with a 'stages' list")
+    return recipe_from_dict(apply_overrides(data, overrides or {}), where=str(path))
+
+
+def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
+    try:
+        recipe = _build(Recipe, data, "")
+    except UserError as e:
+        raise UserError(f"{where}: {e}".replace(": : ", ": ")) from None
+    check_recipe(recipe, where)
+    return recipe
+
+
+def check_recipe(recipe: Recipe, where: str) -> None:
+    """Numbers that cannot work, caught before anything is built."""
+    problems = []
+    if not recipe.stages:
+        problems.append("no stages")
+    names = [s.name for s in recipe.stages]
+    if len(set(names)) != len(names):
+        problems.append(f"stage names repeat: {names}")
+    if recipe.run.autocast not in ("bf16", "fp32"):
+        problems.append(f"run.autocast={recipe.run.autocast!r} is not 'bf16' or 'fp32'")
+    if recipe.run.parallel not in ("ddp", "fsdp"):
+        problems.append(f"run.parallel={recipe.run.parallel!r} is not 'ddp' or 'fsdp'")
+    if "preset" not in recipe.model and "n_layer" not in recipe.model:
+        problems.append("model: give a preset (model.preset) or a full set of ModelConfig fields")
+    for i, s in enumerate(recipe.stages):
+        if (s.steps is None) == (s.tokens is None):
+            problems.append(f"stages[{i}] ({s.name}): give exactly one of steps or tokens")
+        if not s.data:
+            problems.append(f"stages[{i}] ({s.name}): no data")
+        if any(w <= 0 for w in s.data.values()):
+            problems.append(f"stages[{i}] ({s.name}): mixture weights must be positive")
+        try:
+            o, b = recipe.stage_optim(i), recipe.stage_batch(i)
+        except UserError as e:
+            problems.append(str(e))
+            continue
+        if o.lr <= 0 or o.lr_end < 0 or o.warmup_steps < 0:
+            problems.append(f"stages[{i}] ({s.name}): lr must be > 0, lr_end >= 0, warmup_steps >= 0")
+        if min(b.batch_tokens, b.micro_batch, b.context_length) <= 0:
+            problems.append(f"stages[{i}] ({s.name}): batch sizes must be positive")
+    if recipe.run.log_every <= 0 or recipe.run.eval_every <= 0 or recipe.run.save_every <= 0 or recipe.run.keep_last < 1:
+        problems.append("run.log_every/eval_every/save_every must be > 0 and keep_last >= 1")
+    if problems:
+        raise UserError(f"{where}: " + "; ".join(problems))
+
+
+def accumulation_steps(batch: BatchConfig, world_size: int, stage: str) -> int:
+    """batch_tokens = micro_batch * context_length * world_size * accumulation, exactly."""
+    per_pass = batch.micro_batch * batch.context_length * world_size
+    if batch.batch_tokens % per_pass:
+        raise UserError(f"stage {stage}: batch_tokens={batch.batch_tokens} is not a multiple of micro_batch "
+                        f"({batch.micro_batch}) x context_length ({batch.context_length}) x processes ({world_size}) "
+                        f"= {per_pass}")
+    return batch.batch_tokens // per_pass
