@@ -1,0 +1,58 @@
+"""Exact resume: a run killed with SIGKILL and restarted logs the same losses, bit for bit, as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_fixtures import recipe_file, tiny_recipe  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_train(recipe: Path, run_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "opencodegen.train", "--config", str(recipe), "--run-dir",
+                             str(run_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def losses(run_dir: Path) -> list[tuple[str, int, float, float | None]]:
+    recs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [(r["stage"], r["step"], r["loss"], r.get("val_loss")) for r in recs]
+
+
+def test_sigkill_anywhere_then_resume_is_bitwise_identical(tmp_path):
+    data = tiny_recipe(tmp_path, save_every=3, eval_every=2)
+    data["stages"][0]["steps"] = 7
+    data["stages"][1]["steps"] = 7
+    recipe = recipe_file(tmp_path / "r.yaml", data)
+
+    ref = tmp_path / "ref"
+    p = run_train(recipe, ref)
+    assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    expected = losses(ref)
+    assert [(s, n) for s, n, *_ in expected] == [("nl", i) for i in range(1, 8)] + [("mono", i) for i in range(1, 8)]
+
+    # Kill at several moments: inside stage 1 after its first checkpoint, and inside stage 2.
+    run = tmp_path / "killed"
+    for marker in ("stage-0-nl/checkpoint-3", "stage-1-mono/checkpoint-3"):
+        p = run_train(recipe, run)
+        deadline = time.time() + 240
+        while not (run / marker).exists() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)  # somewhere after the checkpoint: mid-step, mid-eval or mid-write
+        p.send_signal(signal.SIGKILL)
+        assert p.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+        assert not (run / "summary.json").exists()
+    p = run_train(recipe, run)
+    assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    assert losses(run) == expected  # floats from JSON round-trip exactly: bitwise equality
+    a = (ref / "stage-1-mono" / "checkpoint-7" / "model.safetensors").read_bytes()
+    b = (run / "stage-1-mono" / "checkpoint-7" / "model.safetensors").read_bytes()
+    assert a == b
