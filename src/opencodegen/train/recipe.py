@@ -6,6 +6,7 @@ base/scaling (long-context stages). Every stage starts from the previous stage's
 CodeGen did (NL -> Multi -> Mono).
 
     model: {preset: tiny-10m, n_layer: 4}      # preset + ModelConfig field overrides
+    data_root: runs/quickstart                 # optional base for relative data/tokenizer paths
     init_from: null                            # or an opencodegen / HuggingFace checkpoint directory
     tokenizer: tokenizer/tokenizer.json
     optim: {lr: 3e-4, lr_end: 3e-5, warmup_steps: 100, weight_decay: 0.1, grad_clip: 1.0, z_loss: 1e-4}
@@ -86,6 +87,7 @@ class Recipe:
     model: dict[str, Any] = field(default_factory=lambda: {"preset": "tiny-1m"})
     init_from: str | None = None
     tokenizer: str | None = None
+    data_root: str | None = None  # relative stage data paths and the tokenizer path are under this directory
     optim: OptimConfig = field(default_factory=OptimConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -167,7 +169,7 @@ def _build(cls, data: Any, where: str):
 
 def override_keys() -> list[str]:
     """Dotted keys the command line may override (`--optim.lr 3e-4`)."""
-    keys = ["init_from", "tokenizer"]
+    keys = ["init_from", "tokenizer", "data_root"]
     for section, cls in (("optim", OptimConfig), ("batch", BatchConfig), ("run", RunConfig)):
         keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
     return keys
@@ -207,6 +209,12 @@ def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
         recipe = _build(Recipe, data, "")
     except UserError as e:
         raise UserError(f"{where}: {e}".replace(": : ", ": ")) from None
+    if recipe.data_root:
+        root = Path(recipe.data_root)
+        for s in recipe.stages:
+            s.data = {str(root / k): w for k, w in s.data.items()}  # absolute keys stay as they are
+        if recipe.tokenizer:
+            recipe.tokenizer = str(root / recipe.tokenizer)
     check_recipe(recipe, where)
     return recipe
 
