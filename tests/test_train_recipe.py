@@ -33,7 +33,7 @@ def test_overrides_and_types(tmp_path):
     (lambda d: d["batch"].update(micro_batch="four"), "batch.micro_batch: expected int, got 'four'"),
     (lambda d: d["stages"][0].update(tokens=100), "give exactly one of steps or tokens"),
     (lambda d: d["run"].update(autocast="fp8"), "run.autocast='fp8'"),
-    (lambda d: d["stages"][0]["optim"].update if False else d["stages"][0].update(optim={"lr": -1.0}), "lr must be > 0"),
+    (lambda d: d["stages"][0].update(optim={"lr": -1.0}), "lr must be > 0"),
 ])
 def test_bad_recipe(tmp_path, mutate, message):
     data = tiny_recipe(tmp_path)

@@ -11,7 +11,7 @@ run's losses bit for bit on CPU."""
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import json
 import math
 import time
@@ -156,7 +156,8 @@ def evaluate(model, valid: ValidSet, micro: int, dtype, device: str, doc_mask: b
 
 
 def train(recipe: Recipe, run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Runs (or resumes) every stage of the recipe under run_dir; returns the summary (also in summary.json)."""
+    """Runs (or resumes) every stage of the recipe under run_dir; returns the summary (also in summary.json).
+    progress: a live bar per stage (joining the process's one display) and a summary table at the end."""
     run_dir = Path(run_dir)
     d = dist_.init(recipe.run.device)
     pre = preflight(recipe, d.world_size)
@@ -256,7 +257,10 @@ def _run_stage(recipe: Recipe, i: int, run_dir: Path, d, plan: BatchPlan, dtype,
             ckpt.prune(stage_dir, run.keep_last)
         dist_.barrier(d)
 
-    with progress_task(f"train {stage.name}", total=total_steps, unit="step") as task:
+    show = progress and d.is_main
+    bar = progress_task(f"train {stage.name}", total=total_steps, unit="step") if show else contextlib.nullcontext()
+    with bar as task:
+        task = task or _SilentTask()
         task.update(completed=step)
         while step < total_steps:
             t0 = time.perf_counter()
@@ -271,7 +275,7 @@ def _run_stage(recipe: Recipe, i: int, run_dir: Path, d, plan: BatchPlan, dtype,
                 x, y = toks[:, :-1], toks[:, 1:]
                 doc_ids = docs[:, :-1].to(device) if run.doc_mask else None
                 sync = m == accum - 1 or not (d.enabled and run.parallel == "ddp")
-                ctx = wrapped.no_sync() if not sync else _nullcontext()
+                ctx = wrapped.no_sync() if not sync else contextlib.nullcontext()
                 with ctx:
                     with torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
                         ce, loss = loss_fn(fwd, x, y, doc_ids, o.z_loss)
@@ -317,12 +321,11 @@ def _run_stage(recipe: Recipe, i: int, run_dir: Path, d, plan: BatchPlan, dtype,
     return model
 
 
-class _nullcontext:
-    def __enter__(self):
-        return None
+class _SilentTask:
+    """Ranks other than 0 (and progress=False) train without a display."""
 
-    def __exit__(self, *a):
-        return False
+    def update(self, **kwargs) -> None:
+        pass
 
 
 def _checkpoint_blocks(model: GPT) -> None:

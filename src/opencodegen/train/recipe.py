@@ -249,7 +249,8 @@ def check_recipe(recipe: Recipe, where: str) -> None:
             problems.append(f"stages[{i}] ({s.name}): lr must be > 0, lr_end >= 0, warmup_steps >= 0")
         if min(b.batch_tokens, b.micro_batch, b.context_length) <= 0:
             problems.append(f"stages[{i}] ({s.name}): batch sizes must be positive")
-    if recipe.run.log_every <= 0 or recipe.run.eval_every <= 0 or recipe.run.save_every <= 0 or recipe.run.keep_last < 1:
+    r = recipe.run
+    if r.log_every <= 0 or r.eval_every <= 0 or r.save_every <= 0 or r.keep_last < 1:
         problems.append("run.log_every/eval_every/save_every must be > 0 and keep_last >= 1")
     if problems:
         raise UserError(f"{where}: " + "; ".join(problems))
