@@ -1,0 +1,223 @@
+"""The multi-turn synthesis session over HTTP, for the playground page and any other client:
+
+    POST   /v1/synth/sessions                    create (body: optional settings/preamble/turns: a saved session)
+    GET    /v1/synth/sessions/{id}               the session: settings, turns, program
+    POST   /v1/synth/sessions/{id}/turns         {"intent": "..."}: the model writes the next sub-program
+    PUT    /v1/synth/sessions/{id}/turns/{index} {"code": "..."}: replace a turn's code by hand (index from 0)
+    POST   /v1/synth/sessions/{id}/undo          drop the last turn
+    POST   /v1/synth/sessions/{id}/regenerate    sample the last turn again
+    POST   /v1/synth/sessions/{id}/run           run the program in the sandbox: status, stdout, stderr
+    DELETE /v1/synth/sessions/{id}
+
+Sessions live in memory, at most `max_sessions`; creating one more forgets the least recently used. Requests on one
+session are served one at a time. Bad input gets a 4xx with an OpenAI-shaped body, `{"error": {"message", "type",
+"param", "code"}}`, built here rather than by app-wide handlers so the router behaves the same in any app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections import OrderedDict
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from ..errors import UserError
+from .synth import BadField, Complete, ProgramRunner, SynthSession, check_code, check_intent
+
+DEFAULT_MAX_SESSIONS = 256
+MAX_BODY_BYTES = 1 << 20  # a session document (program and turns) larger than this is not a person's session
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
+                 type: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.type = status, message, param, code, type
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(status_code=self.status, content={"error": {
+            "message": self.message, "type": self.type, "param": self.param, "code": self.code}})
+
+
+@dataclass
+class _Entry:
+    session: SynthSession
+    created: int = field(default_factory=lambda: int(time.time()))
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class SessionStore:
+    """Sessions by id, least recently used first."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"max_sessions must be >= 1, not {limit}")
+        self.limit = limit
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, session: SynthSession) -> str:
+        sid = "synth-" + secrets.token_urlsafe(12)  # unguessable: a session id is its only access control
+        self._entries[sid] = _Entry(session)
+        while len(self._entries) > self.limit:
+            self._entries.popitem(last=False)
+        return sid
+
+    def get(self, sid: str) -> _Entry:
+        entry = self._entries.get(sid)
+        if entry is None:
+            raise ApiError(404, f"no synthesis session {sid!r} (it was deleted, or forgotten: the server keeps the "
+                                f"{self.limit} most recently used sessions in memory)", "session_id",
+                           "session_not_found")
+        self._entries.move_to_end(sid)
+        return entry
+
+    def delete(self, sid: str) -> None:
+        self.get(sid)
+        del self._entries[sid]
+
+
+def session_json(sid: str, entry: _Entry) -> dict:
+    s = entry.session
+    return {"id": sid, "object": "synth.session", "created": entry.created, "settings": asdict(s.settings),
+            "preamble": s.preamble, "program": s.program,
+            "turns": [{"index": i, **asdict(t)} for i, t in enumerate(s.turns)]}
+
+
+async def _json_body(request: Request, required: bool) -> dict:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, f"request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
+    if not raw.strip():
+        if required:
+            raise ApiError(400, "request body is empty; expected a JSON object")
+        return {}
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ApiError(400, f"request body is not valid JSON ({e})") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, f"request body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def _only(body: dict, name: str) -> Any:
+    """The one field a command takes; anything else is a mistake worth naming."""
+    unknown = sorted(set(body) - {name})
+    if unknown:
+        raise ApiError(400, f"unknown field {unknown[0]!r} (this request takes only {name!r})", unknown[0])
+    if name not in body:
+        raise ApiError(400, f"missing field {name!r}", name)
+    return body[name]
+
+
+def make_router(complete: Complete, *, max_sessions: int = DEFAULT_MAX_SESSIONS,
+                runner: ProgramRunner | None = None) -> APIRouter:
+    """Routes for sessions that complete with `complete(prompt, *, max_tokens, temperature, top_p, seed, stop)`
+    (async, typically the server's scheduler). Without a `runner`, the router starts its own sandbox on the first run
+    and closes it when the app shuts down."""
+    store = SessionStore(max_sessions)
+    own_runner = runner is None
+    runner = runner or ProgramRunner()
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        yield
+        if own_runner:
+            runner.close()
+
+    router = APIRouter(prefix="/v1/synth/sessions", tags=["synth"], lifespan=lifespan)
+
+    async def handle(work):
+        """Runs one request's work, turning bad input into its 4xx response."""
+        try:
+            return await work()
+        except ApiError as e:
+            return e.response()
+        except BadField as e:
+            return ApiError(400, str(e), e.param).response()
+        except UserError as e:  # e.g. a program that no longer fits the model's context
+            return ApiError(400, str(e)).response()
+
+    async def on_session(sid: str, command):
+        """Runs command(entry) holding the session's lock (one request per session at a time)."""
+        async def work():
+            entry = store.get(sid)
+            async with entry.lock:
+                return await command(entry)
+        return await handle(work)
+
+    @router.post("", status_code=201)
+    async def create(request: Request):
+        async def work():
+            session = SynthSession.from_dict(await _json_body(request, required=False), complete)
+            sid = store.add(session)
+            return JSONResponse(status_code=201, content=session_json(sid, store.get(sid)))
+        return await handle(work)
+
+    @router.get("/{session_id}")
+    async def get(session_id: str):
+        async def show(entry):
+            return session_json(session_id, entry)
+        return await on_session(session_id, show)
+
+    @router.delete("/{session_id}")
+    async def delete(session_id: str):
+        async def work():
+            store.delete(session_id)
+            return {"id": session_id, "object": "synth.session.deleted", "deleted": True}
+        return await handle(work)
+
+    @router.post("/{session_id}/turns")
+    async def add_turn(session_id: str, request: Request):
+        async def command(entry):
+            intent = check_intent(_only(await _json_body(request, required=True), "intent"))
+            await entry.session.add_turn(intent)
+            return session_json(session_id, entry)
+        return await on_session(session_id, command)
+
+    @router.put("/{session_id}/turns/{index}")
+    async def edit(session_id: str, index: str, request: Request):
+        async def command(entry):
+            code = check_code(_only(await _json_body(request, required=True), "code"))
+            # Parsed here, not by FastAPI, so a bad index gets this module's error shape in any app.
+            if not index.isdigit() or not int(index) < len(entry.session.turns):
+                raise ApiError(404, f"no turn {index} (the session has {len(entry.session.turns)} turns, "
+                                    "numbered from 0)", "index", "turn_not_found")
+            entry.session.edit(int(index), code)
+            return session_json(session_id, entry)
+        return await on_session(session_id, command)
+
+    @router.post("/{session_id}/undo")
+    async def undo(session_id: str):
+        async def command(entry):
+            entry.session.undo()
+            return session_json(session_id, entry)
+        return await on_session(session_id, command)
+
+    @router.post("/{session_id}/regenerate")
+    async def regenerate(session_id: str):
+        async def command(entry):
+            await entry.session.regenerate()
+            return session_json(session_id, entry)
+        return await on_session(session_id, command)
+
+    @router.post("/{session_id}/run")
+    async def run(session_id: str):
+        async def command(entry):
+            # The sandbox blocks: a worker thread keeps the event loop (and every other request) moving.
+            result = await anyio.to_thread.run_sync(entry.session.run, runner)
+            return {"object": "synth.run", **result.to_dict()}
+        return await on_session(session_id, command)
+
+    return router
