@@ -10,7 +10,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from opencodegen.errors import UserError
 from opencodegen.eval import mtpb
+from opencodegen.serve.protocol import APIError
 from opencodegen.serve.synth import ProgramRunner, SynthSession
 from opencodegen.serve.synth_routes import make_router
 
@@ -118,15 +120,19 @@ def test_bad_requests_get_openai_shaped_errors(method, path, kwargs, status, par
         assert client.get(f"{BASE}/{sid}").json()["turns"] == []  # nothing half-done
 
 
-def test_a_completion_error_is_a_400_and_leaves_the_session_as_it_was():
-    from opencodegen.errors import UserError
+@pytest.mark.parametrize("error,status,code,match", [
+    (UserError("prompt is 5000 tokens; the model's context is 2048"), 400, None, "context is 2048"),
+    (APIError(503, "the server is busy", type="server_error", code="queue_full"), 503, "queue_full", "busy"),
+])
+def test_a_completion_error_is_answered_and_leaves_the_session_as_it_was(error, status, code, match):
+    async def failing(prompt, **kwargs):
+        raise error
 
-    async def too_long(prompt, **kwargs):
-        raise UserError("prompt is 5000 tokens; the model's context is 2048")
-
-    with client_for(too_long) as client:
+    with client_for(failing) as client:
         sid = client.post(BASE).json()["id"]
-        assert_error(client.post(f"{BASE}/{sid}/turns", json={"intent": "x"}), 400, match="context is 2048")
+        response = client.post(f"{BASE}/{sid}/turns", json={"intent": "x"})
+        assert response.status_code == status and response.json()["error"]["code"] == code
+        assert match in response.json()["error"]["message"]
         assert client.get(f"{BASE}/{sid}").json()["turns"] == []
 
 

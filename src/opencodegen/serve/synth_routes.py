@@ -30,21 +30,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ..errors import UserError
+from .protocol import APIError, error_response
 from .synth import BadField, Complete, ProgramRunner, SynthSession, check_code, check_intent
 
 DEFAULT_MAX_SESSIONS = 256
 MAX_BODY_BYTES = 1 << 20  # a session document (program and turns) larger than this is not a person's session
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 type: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.type = status, message, param, code, type
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(status_code=self.status, content={"error": {
-            "message": self.message, "type": self.type, "param": self.param, "code": self.code}})
 
 
 @dataclass
@@ -63,9 +53,6 @@ class SessionStore:
         self.limit = limit
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def add(self, session: SynthSession) -> str:
         sid = "synth-" + secrets.token_urlsafe(12)  # unguessable: a session id is its only access control
         self._entries[sid] = _Entry(session)
@@ -76,9 +63,9 @@ class SessionStore:
     def get(self, sid: str) -> _Entry:
         entry = self._entries.get(sid)
         if entry is None:
-            raise ApiError(404, f"no synthesis session {sid!r} (it was deleted, or forgotten: the server keeps the "
-                                f"{self.limit} most recently used sessions in memory)", "session_id",
-                           "session_not_found")
+            raise APIError(404, f"no synthesis session {sid!r} (it was deleted, or forgotten: the server keeps the "
+                                f"{self.limit} most recently used sessions in memory)", param="session_id",
+                           code="session_not_found")
         self._entries.move_to_end(sid)
         return entry
 
@@ -97,17 +84,17 @@ def session_json(sid: str, entry: _Entry) -> dict:
 async def _json_body(request: Request, required: bool) -> dict:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, f"request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
+        raise APIError(413, f"request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
     if not raw.strip():
         if required:
-            raise ApiError(400, "request body is empty; expected a JSON object")
+            raise APIError(400, "request body is empty; expected a JSON object")
         return {}
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ApiError(400, f"request body is not valid JSON ({e})") from None
+        raise APIError(400, f"request body is not valid JSON ({e})") from None
     if not isinstance(body, dict):
-        raise ApiError(400, f"request body must be a JSON object, not {type(body).__name__}")
+        raise APIError(400, f"request body must be a JSON object, not {type(body).__name__}")
     return body
 
 
@@ -115,9 +102,9 @@ def _only(body: dict, name: str) -> Any:
     """The one field a command takes; anything else is a mistake worth naming."""
     unknown = sorted(set(body) - {name})
     if unknown:
-        raise ApiError(400, f"unknown field {unknown[0]!r} (this request takes only {name!r})", unknown[0])
+        raise APIError(400, f"unknown field {unknown[0]!r} (this request takes only {name!r})", param=unknown[0])
     if name not in body:
-        raise ApiError(400, f"missing field {name!r}", name)
+        raise APIError(400, f"missing field {name!r}", param=name)
     return body[name]
 
 
@@ -142,12 +129,12 @@ def make_router(complete: Complete, *, max_sessions: int = DEFAULT_MAX_SESSIONS,
         """Runs one request's work, turning bad input into its 4xx response."""
         try:
             return await work()
-        except ApiError as e:
-            return e.response()
+        except APIError as e:  # ours, or raised by `complete` (a full queue, a timeout)
+            return error_response(e.status, e.message, type=e.type, param=e.param, code=e.code)
         except BadField as e:
-            return ApiError(400, str(e), e.param).response()
+            return error_response(400, str(e), param=e.param)
         except UserError as e:  # e.g. a program that no longer fits the model's context
-            return ApiError(400, str(e)).response()
+            return error_response(400, str(e))
 
     async def on_session(sid: str, command):
         """Runs command(entry) holding the session's lock (one request per session at a time)."""
@@ -192,8 +179,8 @@ def make_router(complete: Complete, *, max_sessions: int = DEFAULT_MAX_SESSIONS,
             code = check_code(_only(await _json_body(request, required=True), "code"))
             # Parsed here, not by FastAPI, so a bad index gets this module's error shape in any app.
             if not index.isdigit() or not int(index) < len(entry.session.turns):
-                raise ApiError(404, f"no turn {index} (the session has {len(entry.session.turns)} turns, "
-                                    "numbered from 0)", "index", "turn_not_found")
+                raise APIError(404, f"no turn {index} (the session has {len(entry.session.turns)} turns, "
+                                    "numbered from 0)", param="index", code="turn_not_found")
             entry.session.edit(int(index), code)
             return session_json(session_id, entry)
         return await on_session(session_id, command)
