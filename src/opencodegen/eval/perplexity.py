@@ -256,7 +256,7 @@ def read_text_files(directory: str | Path, suffixes: Sequence[str] = (".py",)) -
                 texts.append((str(path.relative_to(directory)), path.read_text(encoding="utf-8")))
             except (UnicodeDecodeError, OSError) as e:
                 from ..progress import log
-                log(f"bits per byte: skipped {path} ({type(e).__name__}: not readable UTF-8 text)")
+                log(f"skipped {path} ({type(e).__name__}: not readable UTF-8 text)")
     if not texts:
         raise UserError(f"{directory}: no readable {'/'.join(suffixes) or ''} files")
     return texts
