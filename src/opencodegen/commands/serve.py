@@ -1,0 +1,46 @@
+"""`ocg serve --model DIR`: the OpenAI-compatible HTTP server (completions with FIM, llama.cpp /infill, multi-turn
+synthesis sessions, the playground page) with continuous batching. Binds to 127.0.0.1 unless told otherwise: the
+server runs no authentication."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UserError
+from .generate import DTYPES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, type=Path, help="checkpoint or HuggingFace model directory")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--model-name", help="the name clients ask for (default: the directory's name)")
+    parser.add_argument("--slots", type=int, default=16, help="sequences decoded together in one batch")
+    parser.add_argument("--queue", type=int, default=64, help="requests that may wait for a slot before 503")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds a request may take in all")
+    parser.add_argument("--max-context", type=int, default=None,
+                        help="positions per slot (default: the model's block_size); bounds the KV-cache memory")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    import uvicorn
+
+    from ..model.io import load_checkpoint
+    from ..progress import log
+    from ..serve.app import create_app
+
+    if args.slots < 1 or args.queue < 1 or args.timeout <= 0:
+        raise UserError(f"--slots {args.slots} and --queue {args.queue} must be >= 1, --timeout {args.timeout} > 0")
+    if args.max_context is not None and args.max_context < 2:
+        raise UserError(f"--max-context {args.max_context} must be >= 2")
+    model, tokenizer = load_checkpoint(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
+    name = args.model_name or args.model.resolve().name
+    app = create_app(model, tokenizer, model_name=name, slots=args.slots, queue_size=args.queue,
+                     timeout=args.timeout, max_len=args.max_context)
+    log(f"serving {name!r} on http://{args.host}:{args.port} (OpenAI base URL http://{args.host}:{args.port}/v1)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0

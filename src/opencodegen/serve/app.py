@@ -1,0 +1,140 @@
+"""The HTTP server: an OpenAI-compatible completions API with fill-in-the-middle, llama.cpp's /infill, the multi-turn
+synthesis routes and the playground page, over one continuous-batching scheduler.
+
+    POST /v1/completions   OpenAI completions (see completions.py)
+    POST /infill           llama.cpp infill (see infill_route.py)
+    GET  /v1/models        the one model served
+    GET  /health           liveness plus the scheduler's slots, queue and counters
+    /v1/synth/sessions...  multi-turn synthesis (synth_routes.py)
+    /                      the playground (static/), when present
+
+Every error, including invalid JSON, wrong types and unknown routes, is OpenAI-shaped: {"error": {"message", "type",
+"param", "code"}}. A request can fail but never stops the server: the model thread turns exceptions into failed jobs,
+and the handler of last resort answers 500."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import UserError
+from ..progress import log
+from ..sampling import SamplingParams
+from .completions import create_completion
+from .infill_route import create_infill
+from .protocol import APIError, CompletionRequest, InfillRequest, error_response
+from .scheduler import Scheduler
+from .state import ServerState
+from .synth_routes import make_router
+from .transport import job_error, submit
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size: int = 64, timeout: float = 120.0,
+               max_len: int | None = None) -> FastAPI:
+    """An app serving `model`. The scheduler's thread starts and stops with the app's lifespan (uvicorn runs it)."""
+    scheduler = Scheduler(model, tokenizer, slots=slots, queue_size=queue_size, timeout=timeout, max_len=max_len)
+    state = ServerState(scheduler, tokenizer, model_name)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        scheduler.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(scheduler.close)
+
+    app = FastAPI(title="opencodegen", lifespan=lifespan)
+    app.state.server = state
+    _add_error_handlers(app)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "model": model_name, **scheduler.stats()}
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        return {"object": "list", "data": [{"id": model_name, "object": "model", "created": state.created,
+                                            "owned_by": "opencodegen", "max_model_len": scheduler.context}]}
+
+    @app.post("/v1/completions")
+    async def completions(req: CompletionRequest, request: Request):
+        return await create_completion(req, request, state)
+
+    @app.post("/infill")
+    async def infill(req: InfillRequest, request: Request):
+        return await create_infill(req, request, state)
+
+    app.include_router(make_router(completer(state)))
+    if STATIC_DIR.is_dir():  # mounted last: the API routes above take precedence over files
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="playground")
+    return app
+
+
+def completer(state: ServerState):
+    """The `complete` the synthesis routes sample with, through the same scheduler as every other request. A program
+    longer than the context keeps its end (the turns being continued); errors are APIErrors (a full queue is 503)."""
+
+    async def complete(prompt: str, *, max_tokens: int, temperature: float, top_p: float, seed: int | None,
+                       stop: list[str]) -> str:
+        context = state.scheduler.context
+        if not 1 <= max_tokens < context:
+            raise APIError(400, f"max_tokens={max_tokens} must be in 1..{context - 1} (the model's context is "
+                                f"{context})", param="max_tokens")
+        ids = state.tokenizer.encode(prompt) or [state.scheduler.eos_id]
+        ids = ids[-(context - max_tokens):]
+        try:
+            params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                                    stop=tuple(stop))
+        except UserError as e:
+            raise APIError(400, str(e)) from None
+        job = submit(state.scheduler, [ids], params, stream=False)
+        try:
+            completions, _ = await job.result()
+        except Exception as e:  # the job failed in the model thread
+            raise job_error(e) from None
+        finally:
+            job.cancel()  # frees the slot if the caller was cancelled (a no-op once finished)
+        return completions[0][0].text
+
+    return complete
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def api_error(_request: Request, e: APIError):
+        return error_response(e.status, e.message, type=e.type, param=e.param, code=e.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, e: RequestValidationError):
+        errors = e.errors()
+        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request", "type": ""}
+        loc = [str(x) for x in first.get("loc", ())]
+        if first.get("type") == "json_invalid":
+            return error_response(400, f"the request body is not valid JSON: {first.get('ctx', {}).get('error', '')}"
+                                  .rstrip(": "), code="invalid_json")
+        field = loc[1] if len(loc) > 1 and loc[0] == "body" else None
+        if field and len(errors) > 1 and all(list(x.get("loc", ()))[1:2] == [field] for x in errors):
+            # A union (prompt: str | list[str] | ...) reports one error per alternative; name the field once.
+            return error_response(400, f"{field}: wrong type, matches none of the accepted forms ({first.get('msg')} "
+                                       f"and {len(errors) - 1} more)", param=field, code="invalid_type")
+        where = ".".join(loc[1:]) if field else "request body"
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        return error_response(400, f"{where}: {first.get('msg', 'invalid')}{more}", param=field,
+                              code="invalid_value" if field else "invalid_body")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, e: StarletteHTTPException):
+        return error_response(e.status_code, str(e.detail), code="not_found" if e.status_code == 404 else None)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, e: Exception):
+        log(f"serve: {request.method} {request.url.path} failed: {e!r}")
+        return error_response(500, f"internal error: {e!r}", type="server_error", code="internal_error")

@@ -1,0 +1,67 @@
+"""POST /infill in llama.cpp's shape, the request editor plugins (llama.vscode, llama.vim, Continue's llama.cpp
+provider) send: input_prefix / input_suffix around the cursor, input_extra [{filename, text}] for context from other
+files, rendered as a repository-level FIM prompt. The answer is llama.cpp's: {"content", "stop", "stop_type",
+"tokens_predicted", "tokens_evaluated", "truncated"}; streamed, one `data: {"content": ..., "stop": false}` event
+per piece and a last one with "stop": true (llama.cpp sends no [DONE] here).
+
+A prompt too long for the context is cut rather than refused, as editors expect from llama.cpp: the oldest extra
+files go first, then the far ends of prefix and suffix; "truncated" says so."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from ..errors import UserError
+from ..sampling import Completion, SamplingParams
+from .prompts import end_token_ids, repo_infill_ids
+from .protocol import APIError, InfillRequest
+from .scheduler import SequenceDone, TextDelta
+from .state import ServerState
+from .transport import guarded_stream, result_or_cancel, sse, submit
+
+
+async def create_infill(req: InfillRequest, request: Request, state: ServerState):
+    state.check_model(req.model)
+    tok, context = state.tokenizer, state.scheduler.context
+    if req.n_predict == 0:
+        raise APIError(400, "n_predict=0 asks for nothing; give a count >= 1, or -1 for a quarter of the context",
+                       param="n_predict")
+    budget = req.n_predict if req.n_predict > 0 else context // 4
+    if budget >= context:
+        raise APIError(400, f"n_predict={budget} is beyond the model's context of {context} tokens", param="n_predict",
+                       code="context_length_exceeded")
+    if any(s == "" for s in req.stop):
+        raise APIError(400, "stop: strings must not be empty", param="stop")
+    ids, truncated = repo_infill_ids(tok, repo=req.repo_name, files=[(f.filename, f.text) for f in req.input_extra],
+                                     path=req.filename, prefix=req.input_prefix, suffix=req.input_suffix,
+                                     typed=req.prompt, room=context - budget)
+    ends = end_token_ids(tok)
+    try:
+        params = SamplingParams(max_new_tokens=budget, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
+                                stop=tuple(req.stop), seed=None if req.seed in (None, -1) else req.seed,
+                                stop_token_ids=ends)
+    except UserError as e:
+        raise APIError(400, str(e)) from None
+    job = submit(state.scheduler, [ids], params, stream=req.stream)
+    end_ids = set(ends) | {state.scheduler.eos_id}
+
+    def summary(c: Completion) -> dict:
+        stop_type = "limit" if c.finish_reason == "length" else "eos" if c.token_ids[-1] in end_ids else "word"
+        return {"stop": True, "stop_type": stop_type, "model": state.model_name, "tokens_predicted": len(c.token_ids),
+                "tokens_evaluated": len(ids), "truncated": truncated}
+
+    if not req.stream:
+        completions, _ = await result_or_cancel(request, job, job.result())
+        c = completions[0][0]
+        return {"content": c.text, **summary(c)}
+
+    async def events():
+        async for event in job.events():
+            if isinstance(event, TextDelta):
+                yield sse({"content": event.text, "stop": False})
+            elif isinstance(event, SequenceDone):
+                yield sse({"content": "", **summary(event.completion)})
+
+    return StreamingResponse(guarded_stream(job, events()), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,317 @@
+"""Continuous batching for the server: one background thread owns the model and a KV cache with one row per slot;
+requests join and leave the running batch between decode steps.
+
+Each iteration of the model thread:
+  1. drops cancelled (client gone) and expired (timeout) requests, freeing their slots;
+  2. admits the next waiting prompt if its n samples fit in free slots: one prefill into a free row, copied to its
+     other n-1 rows (as sampling.generate does);
+  3. samples one token for every live row from that row's logits, all rows sharing one forward pass per step.
+Live sequences always sit in cache rows 0..live-1 (finished rows are filled from the end, sampling._compact), so the
+decode forward reads the cache through views instead of gathering rows.
+
+Every sequence is sampling.generate's own per-sequence state (`_Sequence`: the RNG from sequence_generator(seed,
+sample, prompt), stop strings, incremental text), fed the same logits rows, so a request gives token for token what
+generate() gives it alone, whatever else shares the batch. The HTTP side (asyncio) talks to the thread through a
+locked deque of waiting jobs and, back, through each job's asyncio.Queue (loop.call_soon_threadsafe); torch releases
+the GIL inside kernels, so the event loop stays responsive while the model runs."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..progress import log
+from ..sampling import (
+    Completion,
+    SamplingParams,
+    _compact,
+    _eos_id,
+    _record_logprobs,
+    _Sequence,
+    random_seed,
+    sample_tokens,
+)
+
+
+class QueueFull(Exception):
+    """The bounded queue of waiting requests is full (the server answers 503)."""
+
+
+class RequestTimeout(Exception):
+    """A request did not finish within the scheduler's timeout."""
+
+
+class SchedulerClosed(Exception):
+    """The server is shutting down."""
+
+
+# ---- events a job's consumer receives (in order, per sequence) --------------------------------------------------
+
+@dataclass
+class TextDelta:
+    prompt_index: int
+    sample_index: int
+    text: str  # streamed jobs only: text that can no longer become part of a stop string
+
+
+@dataclass
+class SequenceDone:
+    prompt_index: int
+    sample_index: int
+    completion: Completion
+
+
+@dataclass
+class PromptLogprobs:
+    """Log-probability of each prompt token given the ones before (None for the first), for echo + logprobs."""
+    prompt_index: int
+    logprobs: list[float | None]
+    top_logprobs: list[dict[int, float] | None] | None
+
+
+@dataclass
+class JobFailed:
+    error: Exception
+
+
+class Job:
+    """One request: prompts (token ids) x params.n samples. Created by Scheduler.submit on the event loop; the model
+    thread only posts events to it and reads `cancelled`."""
+
+    def __init__(self, prompts: list[list[int]], params: SamplingParams, stream: bool, prompt_logprobs: bool,
+                 deadline: float, loop: asyncio.AbstractEventLoop):
+        self.prompts, self.params, self.stream = prompts, params, stream
+        self.prompt_logprobs, self.deadline, self.loop = prompt_logprobs, deadline, loop
+        self.total = len(prompts) * params.n
+        self.cancelled = False  # a plain flag: written by the event loop, polled by the model thread each step
+        self.next_prompt = 0  # prompts admitted so far (model thread only)
+        self.sequences_done = 0  # model thread only
+        self._events: asyncio.Queue = asyncio.Queue()
+
+    def cancel(self) -> None:
+        """Frees the job's slots at the next step (a no-op once it has finished)."""
+        self.cancelled = True
+
+    def post(self, event) -> None:
+        """From the model thread."""
+        try:
+            self.loop.call_soon_threadsafe(self._events.put_nowait, event)
+        except RuntimeError:  # the event loop has closed (server shutdown): nobody is listening any more
+            pass
+
+    async def events(self):
+        """TextDelta / PromptLogprobs / SequenceDone events until every sequence is done; raises the error of a
+        failed job (RequestTimeout, SchedulerClosed, or what the model raised)."""
+        done = 0
+        while done < self.total:
+            event = await self._events.get()
+            if isinstance(event, JobFailed):
+                raise event.error
+            done += isinstance(event, SequenceDone)
+            yield event
+
+    async def result(self) -> tuple[list[list[Completion]], dict[int, PromptLogprobs]]:
+        """completions[prompt][sample] and the prompt log-probabilities by prompt index (when asked for)."""
+        completions: list[list[Completion | None]] = [[None] * self.params.n for _ in self.prompts]
+        prompt_logprobs = {}
+        async for event in self.events():
+            if isinstance(event, SequenceDone):
+                completions[event.prompt_index][event.sample_index] = event.completion
+            elif isinstance(event, PromptLogprobs):
+                prompt_logprobs[event.prompt_index] = event
+        return completions, prompt_logprobs
+
+
+class Scheduler:
+    """slots: sequences decoded at once (a request with n samples takes n slots); queue_size: requests that may
+    wait for slots before submit raises QueueFull; timeout: seconds from submit to the end of a request;
+    max_len: positions per slot (default the model's block_size), which is the context requests must fit."""
+
+    def __init__(self, model, tokenizer, *, slots: int = 16, queue_size: int = 64, timeout: float = 120.0,
+                 max_len: int | None = None):
+        from ..model.transformer import KVCache
+
+        if slots < 1 or queue_size < 1 or timeout <= 0:
+            raise ValueError(f"slots={slots} and queue_size={queue_size} must be >= 1, timeout={timeout} > 0")
+        self.model, self.tokenizer = model, tokenizer
+        self.slots, self.queue_size, self.timeout = slots, queue_size, timeout
+        self.context = min(model.config.block_size, max_len or model.config.block_size)
+        self.device = model.lm_head.weight.device
+        dtype = next(model.parameters()).dtype
+        self.cache = KVCache(model.config, slots, self.context, device=self.device, dtype=dtype)
+        self.eos_id = _eos_id(tokenizer, model)
+        self._cond = threading.Condition()
+        self._waiting: deque[Job] = deque()
+        self._closed = False
+        # Model thread only: live sequences (cache row r holds _active[r]), the job of each, their next logits.
+        self._active: list[_Sequence] = []
+        self._owners: list[Job] = []
+        self._logits: torch.Tensor | None = None
+        self.counters = {"submitted": 0, "completed": 0, "cancelled": 0, "timed_out": 0, "failed": 0}
+        self._thread = threading.Thread(target=self._run, name="ocg-model", daemon=True)
+
+    # ---- the event-loop side ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    def submit(self, prompts: list[list[int]], params: SamplingParams, *, stream: bool = False,
+               prompt_logprobs: bool = False) -> Job:
+        """Queues a request (call on the event loop). Prompts must already fit: len + max_new_tokens <= context."""
+        if params.n > self.slots:
+            raise ValueError(f"n={params.n} samples need more than the {self.slots} slots")
+        for ids in prompts:
+            if not ids or len(ids) + params.max_new_tokens > self.context:
+                raise ValueError(f"a prompt of {len(ids)} tokens + {params.max_new_tokens} new tokens does not fit "
+                                 f"the context of {self.context}")
+        if params.seed is None:  # resolved once, so every sample of every prompt derives its RNG from one seed
+            params = replace(params, seed=random_seed())
+        job = Job(prompts, params, stream, prompt_logprobs, time.monotonic() + self.timeout,
+                  asyncio.get_running_loop())
+        with self._cond:
+            if self._closed:
+                raise SchedulerClosed("the server is shutting down")
+            if len(self._waiting) >= self.queue_size:
+                raise QueueFull(f"{len(self._waiting)} requests are already waiting for the {self.slots} slots")
+            self._waiting.append(job)
+            self.counters["submitted"] += 1
+            self._cond.notify()
+        return job
+
+    def stats(self) -> dict:
+        with self._cond:
+            return {"slots": self.slots, "active_slots": len(self._active), "waiting": len(self._waiting),
+                    "context": self.context, **self.counters}
+
+    # ---- the model thread ------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and not self._waiting and not self._active:
+                    self._cond.wait()
+                if self._closed:
+                    break
+            try:
+                with torch.inference_mode():
+                    self._drop_finished_jobs()
+                    self._admit()
+                    if self._active:
+                        self._step()
+            except Exception as e:  # a bug or out-of-memory must not take the server down: fail what is in flight
+                log(f"serve: model step failed: {e!r}\n{traceback.format_exc()}")
+                self._fail_all(e)
+        self._fail_all(SchedulerClosed("the server is shutting down"))
+
+    def _drop_finished_jobs(self) -> None:
+        """Expired jobs fail with RequestTimeout; cancelled and expired jobs leave the queue and their rows leave
+        the batch."""
+        now = time.monotonic()
+        with self._cond:
+            in_flight = list(dict.fromkeys([*self._waiting, *self._owners]))
+        for job in in_flight:
+            if not job.cancelled and now > job.deadline:
+                job.post(JobFailed(RequestTimeout(f"the request did not finish within {self.timeout:g} s")))
+                job.cancel()
+                self.counters["timed_out"] += 1
+            elif job.cancelled:
+                self.counters["cancelled"] += 1
+        if not any(job.cancelled for job in in_flight):
+            return
+        with self._cond:
+            self._waiting = deque(j for j in self._waiting if not j.cancelled)
+        index = self._remove([job.cancelled for job in self._owners])
+        self._logits = None if index is None else self._logits[index]
+
+    def _admit(self) -> None:
+        """Prefills the next waiting prompt (one per step, so running streams keep moving between prefills)."""
+        with self._cond:
+            job = self._waiting[0] if self._waiting else None
+        if job is None or len(self._active) + job.params.n > self.slots:
+            return
+        p, n = job.next_prompt, job.params.n
+        ids = job.prompts[p]
+        row = len(self._active)
+        self.cache.reset_rows([row])
+        x = torch.tensor([ids], dtype=torch.long, device=self.device)
+        hidden = self.model(x, cache=self.cache, rows=torch.tensor([row], device=self.device), hidden_only=True)
+        if job.prompt_logprobs:
+            job.post(self._prompt_logprobs(p, ids, hidden[0], job.params.logprobs))
+        logits = self.model.lm_head(hidden[:, -1]).float()  # (1, V): only the last position is sampled from
+        if n > 1:
+            self.cache.copy_rows(row, list(range(row + 1, row + n)))
+        params = job.params
+        end_ids = frozenset(params.stop_token_ids) | (
+            frozenset() if self.eos_id is None or params.ignore_eos else {self.eos_id})
+        on_token = (lambda i, j, text, job=job: job.post(TextDelta(i, j, text))) if job.stream else None
+        for j in range(n):
+            self._active.append(_Sequence(p, j, ids, params.max_new_tokens, params, params.seed, self.tokenizer,
+                                          end_ids, on_token))
+            self._owners.append(job)
+        new = logits.expand(n, -1)
+        self._logits = new if self._logits is None else torch.cat([self._logits, new])
+        job.next_prompt += 1
+        if job.next_prompt == len(job.prompts):
+            with self._cond:
+                self._waiting.popleft()
+
+    def _prompt_logprobs(self, p: int, ids: list[int], hidden: torch.Tensor, k: int | None) -> PromptLogprobs:
+        logp = torch.log_softmax(self.model.lm_head(hidden[:-1]).float(), dim=-1)  # (T-1, V): predicts ids[1:]
+        chosen = logp.gather(1, torch.tensor(ids[1:], device=logp.device)[:, None]).squeeze(1).tolist()
+        top = None
+        if k:
+            values, indices = logp.topk(k, dim=-1)
+            top = [None] + [dict(zip(i, v)) for i, v in zip(indices.tolist(), values.tolist())]
+        return PromptLogprobs(p, [None] + chosen, top)
+
+    def _step(self) -> None:
+        active, owners = self._active, self._owners
+        tokens = sample_tokens(self._logits, [s.params for s in active], [s.generator for s in active])
+        # Log-probabilities per group of rows asking for the same number of alternatives (_record_logprobs takes one).
+        for k in {s.params.logprobs for s in active} - {None}:
+            rows = [r for r, s in enumerate(active) if s.params.logprobs == k]
+            index = torch.tensor(rows, device=self._logits.device)
+            _record_logprobs([active[r] for r in rows], self._logits[index], tokens[index])
+        finished = []
+        for s, job, t in zip(active, owners, tokens.tolist()):
+            done = s.accept(t)
+            if done:
+                job.post(SequenceDone(s.prompt_index, s.sample_index, s.completion))
+                job.sequences_done += 1
+                self.counters["completed"] += job.sequences_done == job.total
+            finished.append(done)
+        index = self._remove(finished)
+        # The sampled tokens of the rows still running are the next step's input: one forward for all of them.
+        self._logits = None if index is None else self.model(tokens[index][:, None], cache=self.cache)[:, -1]
+
+    def _remove(self, gone: list[bool]) -> torch.Tensor | None:
+        """Drops the rows flagged in `gone`, packing the rest into cache rows 0..live-1. Returns, per remaining row,
+        the old row it came from (to reindex what the caller holds per row), or None when no row remains."""
+        if not any(gone):
+            return torch.arange(len(gone), device=self.device) if gone else None
+        order = _compact(self.cache, gone)
+        self._active = [self._active[r] for r in order]
+        self._owners = [self._owners[r] for r in order]
+        return torch.tensor(order, dtype=torch.long, device=self.device) if order else None
+
+    def _fail_all(self, error: Exception) -> None:
+        with self._cond:
+            jobs = set(self._waiting) | set(self._owners)
+            self._waiting.clear()
+        for job in jobs:
+            job.post(JobFailed(error))
+            job.cancel()
+        self.counters["failed"] += len(jobs)
+        self._active, self._owners, self._logits = [], [], None

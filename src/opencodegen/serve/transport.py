@@ -1,0 +1,79 @@
+"""What every generating route shares between the scheduler and HTTP: submitting (503 when the queue is full),
+waiting for a result while watching for the client to go away (which cancels the job and frees its slots), server-sent
+events, and the HTTP form of a failed job."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, AsyncIterator, Awaitable, TypeVar
+
+from fastapi import Request
+
+from ..sampling import SamplingParams
+from .protocol import APIError, error_body
+from .scheduler import Job, QueueFull, RequestTimeout, Scheduler, SchedulerClosed
+
+T = TypeVar("T")
+
+
+def submit(scheduler: Scheduler, prompts: list[list[int]], params: SamplingParams, *, stream: bool,
+           prompt_logprobs: bool = False) -> Job:
+    try:
+        return scheduler.submit(prompts, params, stream=stream, prompt_logprobs=prompt_logprobs)
+    except QueueFull as e:
+        raise APIError(503, f"the server is busy: {e}; retry later", type="server_error", code="queue_full") from None
+    except SchedulerClosed as e:
+        raise APIError(503, str(e), type="server_error", code="shutting_down") from None
+
+
+def job_error(error: Exception) -> APIError:
+    if isinstance(error, RequestTimeout):
+        # 408 rather than a 5xx: the server is healthy, this request asked for more than its time allows.
+        return APIError(408, str(error), type="timeout_error", code="request_timeout")
+    if isinstance(error, SchedulerClosed):
+        return APIError(503, str(error), type="server_error", code="shutting_down")
+    return APIError(500, f"generation failed: {error!r}", type="server_error", code="internal_error")
+
+
+async def until_disconnect(request: Request) -> None:
+    """Returns when the client closes the connection (the body has been read, so receive() only reports that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def result_or_cancel(request: Request, job: Job, work: Awaitable[T]) -> T:
+    """Awaits `work` (the job's result); if the client disconnects first, the job is cancelled (its slots are
+    freed at the next step). A failed job becomes its APIError."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(until_disconnect(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            # Nobody is left to read the answer (499: nginx's "client closed request"); the finally frees the slots.
+            raise APIError(499, "the client closed the connection", code="client_closed_request")
+        try:
+            return task.result()
+        except Exception as e:  # the job failed in the model thread
+            raise job_error(e) from None
+    finally:
+        job.cancel()
+        for t in (task, watcher):
+            t.cancel()
+
+
+def sse(data: Any) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def guarded_stream(job: Job, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Streams `chunks`; a failure after the headers went out becomes an error event (the status is already 200).
+    When the client goes away Starlette cancels this generator, and the finally cancels the job."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except Exception as e:  # the job failed in the model thread
+        err = job_error(e)
+        yield sse(error_body(err.message, type=err.type, code=err.code))
+    finally:
+        job.cancel()
