@@ -168,7 +168,7 @@ async def _chunks(state: ServerState, req: CompletionRequest, prep: Prepared, jo
 def logprobs_block(tok, c: Completion, prompt: PromptLogprobs | None, prompt_ids: list[int], offset: int) -> dict:
     """OpenAI's logprobs object: tokens as text, their log-probabilities, the top alternatives by token text, and
     each token's character offset in the choice's text. With echo, the prompt's tokens come first (the first one has
-    no log-probability)."""
+    no log-probability). Alternatives that decode to the same text (bytes of a split character) keep the likeliest."""
     ids, lps = list(c.token_ids), list(c.logprobs or [])
     tops = list(c.top_logprobs) if c.top_logprobs is not None else None
     start = offset
@@ -181,5 +181,12 @@ def logprobs_block(tok, c: Completion, prompt: PromptLogprobs | None, prompt_ids
     for text in tokens:
         offsets.append(start)
         start += len(text)
-    top = None if tops is None else [None if d is None else {tok.decode([t]): v for t, v in d.items()} for d in tops]
+    top = None if tops is None else [None if d is None else _by_text(tok, d) for d in tops]
     return {"tokens": tokens, "token_logprobs": lps, "top_logprobs": top, "text_offset": offsets}
+
+
+def _by_text(tok, top: dict[int, float]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for t, v in sorted(top.items(), key=lambda kv: -kv[1]):
+        out.setdefault(tok.decode([t]), v)
+    return out
