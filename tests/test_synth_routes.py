@@ -70,7 +70,8 @@ def test_a_whole_session(runner):
             "duration": 0, "answer": "[1, 2, 3]"}
         regenerated = client.post(f"{BASE}/{sid}/regenerate").json()
         assert regenerated["turns"][1] == {"index": 1, "intent": "Sort xs.", "edited": False, "attempt": 1,
-                                           "code": "ys = sorted(xs, reverse=True)\nys"}
+                                           "code": "ys = sorted(xs, reverse=True)\nys", "lines": [8, 10]}
+        assert regenerated["program"].splitlines()[7:10] == ["# Sort xs.", "ys = sorted(xs, reverse=True)", "ys"]
         assert model.calls[2]["seed"] == 8
         edited = client.put(f"{BASE}/{sid}/turns/0", json={"code": "xs = [5, 4]"}).json()
         assert edited["turns"][0]["edited"]

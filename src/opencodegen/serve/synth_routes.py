@@ -78,7 +78,9 @@ def session_json(sid: str, entry: _Entry) -> dict:
     s = entry.session
     return {"id": sid, "object": "synth.session", "created": entry.created, "settings": asdict(s.settings),
             "preamble": s.preamble, "program": s.program,
-            "turns": [{"index": i, **asdict(t)} for i, t in enumerate(s.turns)]}
+            # lines: where the turn (comment and code) sits in the program, 1-based and inclusive, for highlighting
+            "turns": [{"index": i, **asdict(t), "lines": [s.turn_lines(i)[0], s.turn_lines(i)[-1]]}
+                      for i, t in enumerate(s.turns)]}
 
 
 async def _json_body(request: Request, required: bool) -> dict:
