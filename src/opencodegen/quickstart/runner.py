@@ -1,10 +1,13 @@
 """Stage caching for long multi-stage jobs: each finished stage leaves `stages/<name>.json` with its results, so a
-rerun skips it; an interrupted stage has no marker and runs again (stages resume from their own checkpoints)."""
+rerun skips it; an interrupted stage has no marker and runs again (stages resume from their own checkpoints).
+
+The runner also drives the run's overall progress row: each stage has an expected duration, and the row advances by
+it when the stage ends (a stage skipped because an earlier run finished it leaves the total instead), so the row's
+rate and ETA are in expected seconds of work still to do."""
 
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
 import time
@@ -12,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import UserError
-from ..progress import log
+from ..eval.report import write_json
+from ..progress import TaskHandle, log
 
 
 def peak_rss_mib() -> float:
@@ -32,36 +36,38 @@ def check_free_disk(path: Path, need_bytes: int) -> None:
         )
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
 class StageRunner:
-    def __init__(self, run_dir: Path, fresh: bool = False):
+    def __init__(self, run_dir: Path, fresh: bool = False, overall: TaskHandle | None = None,
+                 overall_total: float = 0.0):
         self.run_dir = Path(run_dir)
         self.markers = self.run_dir / "stages"
         if fresh and self.run_dir.exists():
             shutil.rmtree(self.run_dir)
         self.markers.mkdir(parents=True, exist_ok=True)
         self.results: dict[str, dict[str, Any]] = {}
+        self.overall, self.overall_total = overall, overall_total
 
     def done(self, name: str) -> bool:
         return (self.markers / f"{name}.json").is_file()
 
-    def run(self, name: str, fn: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
+    def run(self, name: str, fn: Callable[[], dict[str, Any] | None], expected_seconds: float = 1.0) -> dict[str, Any]:
         marker = self.markers / f"{name}.json"
+        if self.overall is not None:
+            self.overall.update(info=name)
         if marker.is_file():
             result = json.loads(marker.read_text())
             log(f"[dim]✓ {name}: done in an earlier run ({result.get('seconds', 0):.0f} s), skipped[/dim]")
+            self.overall_total -= expected_seconds
+            if self.overall is not None:
+                self.overall.update(total=max(self.overall_total, 1.0))
         else:
             start = time.perf_counter()
             result = dict(fn() or {})
             result["seconds"] = round(time.perf_counter() - start, 1)
             result["peak_rss_mib"] = round(peak_rss_mib(), 1)
-            write_json_atomic(marker, result)
+            write_json(marker, result)
             log(f"✓ {name}: {result['seconds']:.0f} s")
+            if self.overall is not None:
+                self.overall.advance(expected_seconds)
         self.results[name] = result
         return result

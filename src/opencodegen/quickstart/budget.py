@@ -1,0 +1,38 @@
+"""How big the quickstart is: corpus sizes, tokenizer, training time and evaluation sizes. The defaults fit the whole
+run in under 20 minutes on 2 CPU cores; tests pass a miniature one."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Budget:
+    # Corpus: bytes on disk per part (None = everything found). Mono is the whole standard library (~30 MB), since
+    # Mono is the stage the held-out bits per byte measures; NL and Multi get samples of whole repositories.
+    nl_bytes: int | None = 4_000_000
+    multi_bytes: int | None = 8_000_000
+    mono_bytes: int | None = None
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Tokenizer: trained on up to this many bytes of each part's training repositories (never the held-out ones).
+    vocab_size: int = 8192
+    tokenizer_bytes_per_part: int = 6_000_000
+    # Training: minutes for all stages together, split in the proportions of the recipe's steps (None: the recipe's
+    # steps as written).
+    train_minutes: float | None = 11.0
+    # Evaluation.
+    humaneval_tasks: int | None = None  # None = all 164
+    humaneval_n: int = 10  # samples per task: pass@1 and pass@10
+    humaneval_temperatures: tuple[float, ...] = (0.2, 0.8)  # best per k, as in the Codex/CodeGen protocol
+    humaneval_max_new_tokens: int = 128
+    mtpb_problems: int | None = None  # None = all of the shipped problems
+    fim_tasks: int | None = 200  # HumanEval single-line infilling tasks (an evenly spread subset)
+    fim_max_new_tokens: int = 32
+    bpb_max_files: int | None = None  # held-out files scored (None = all)
+    sample_max_new_tokens: int = 96
+    # Disk the run may need (corpora with their intermediates, token shards, checkpoints with optimizer state).
+    disk_bytes: int = 3 * 2**30
+
+    def part_bytes(self, part: str) -> int | None:
+        return {"nl": self.nl_bytes, "multi": self.multi_bytes, "mono": self.mono_bytes}[part]

@@ -1,0 +1,93 @@
+"""The quickstart's evaluations of the final Mono checkpoint, each a thin call into `opencodegen.eval` that leaves the
+usual samples/results/summary/report in eval/<name>/ and returns the few numbers the report shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..eval.report import plot_bars, write_jsonl
+from .budget import Budget
+
+# Prompts for the report's samples: everyday Python a model trained on the standard library has seen the like of.
+SAMPLE_PROMPTS = (
+    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    "import os\n\n\ndef list_python_files(directory):\n    \"\"\"Return the paths of the .py files under directory.\"\"\"\n",
+    "class Stack:\n    \"\"\"A last-in, first-out stack.\"\"\"\n\n    def __init__(self):\n",
+    "def parse_key_value(line):\n    \"\"\"Split 'key=value' into a (key, value) tuple.\"\"\"\n",
+)
+
+
+def _load(checkpoint: Path):
+    from ..model.io import load_checkpoint
+    return load_checkpoint(checkpoint)
+
+
+def bits_per_byte(checkpoint: Path, files_dir: Path, out: Path, budget: Budget) -> dict:
+    """The model on the held-out files beside xz -9 on the same text (one stream, and each file alone)."""
+    from ..eval.compression import xz_bits_per_byte
+    from ..eval.perplexity import evaluate_bpb, read_text_files
+    model, tok = _load(checkpoint)
+    summary = evaluate_bpb(out, model, tok, files_dir=files_dir, limit=budget.bpb_max_files)
+    texts = [t for _, t in read_text_files(files_dir)][:budget.bpb_max_files]
+    return {"model": summary["bits_per_byte"], "xz_concat": summary["xz_bits_per_byte"],
+            "xz_per_file": xz_bits_per_byte(texts, concatenate=False), "files": summary["documents"],
+            "bytes": summary["bytes"], "tokens": summary["tokens"], "bits_per_token": summary["bits_per_token"],
+            "beats_xz": summary["beats_xz"], "png": str(out / "bits_per_byte.png")}
+
+
+def humaneval(checkpoint: Path, out: Path, budget: Budget) -> dict:
+    from ..eval import humaneval as he
+    from ..sampling import SamplingParams
+    model, tok = _load(checkpoint)
+    temps = list(budget.humaneval_temperatures)
+    ks = [k for k in (1, 10) if k <= budget.humaneval_n]
+    params = SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, temperature=temps[0], top_p=0.95, seed=0)
+    s = he.evaluate(out, model=model, tokenizer=tok, n=budget.humaneval_n, params=params, temperatures=temps, ks=ks,
+                    limit=budget.humaneval_tasks, workers=budget.workers)
+    return {"pass_at_k": s["pass_at_k"], "best_temperature": s.get("best_temperature"), "tasks": s["tasks_scored"],
+            "n": budget.humaneval_n, "temperatures": temps, "programs": s["samples"], "statuses": s["statuses"],
+            "png": str(out / "pass_at_k.png")}
+
+
+def mtpb(checkpoint: Path, out: Path, budget: Budget) -> dict:
+    from ..eval import mtpb as mt
+    from ..sampling import SamplingParams
+    model, tok = _load(checkpoint)
+    params = SamplingParams(temperature=0.2, top_p=0.95, seed=0)  # the paper's; lengths come from each problem
+    s = mt.evaluate(out, model=model, tokenizer=tok, modes=("multi", "single"), n=1, params=params,
+                    limit=budget.mtpb_problems, workers=budget.workers)
+    by_category: dict[str, dict[str, float]] = {}
+    for key, v in s["by_category"].items():
+        mode, category = key.split("/", 1)
+        by_category.setdefault(category, {})[f"{mode}_turn"] = v["pass_rate"]
+    png = out / "pass_rate_by_category.png"
+    plot_bars(png, {f"{m}-turn": {c: v.get(f"{m}_turn", 0.0) for c, v in by_category.items()}
+                    for m in ("multi", "single")}, "MTPB pass rate by category", "pass rate (%)")
+    return {"multi_turn": s["by_mode"].get("multi", {}).get("pass_rate"),
+            "single_turn": s["by_mode"].get("single", {}).get("pass_rate"), "by_category": by_category,
+            "problems": s["problems"], "programs": s["samples"], "png": str(png)}
+
+
+def infill(checkpoint: Path, out: Path, budget: Budget) -> dict:
+    from ..eval import infill as fim
+    from ..sampling import SamplingParams
+    model, tok = _load(checkpoint)
+    # One line was masked, so the first newline ends the answer (infill.sample keeps one line either way).
+    params = SamplingParams(max_new_tokens=budget.fim_max_new_tokens, temperature=0.0, stop=("\n",), seed=0)
+    s = fim.evaluate(out, model=model, tokenizer=tok, modes=("single-line",), limit=budget.fim_tasks, n=1,
+                     params=params, ks=(1,), workers=budget.workers)
+    v = s["by_mode"]["single-line"]
+    return {"tasks": v["tasks"], "exact_match": v["exact_match"], "pass@1": v["pass_at_k"].get("pass@1")}
+
+
+def samples(checkpoint: Path, out: Path, budget: Budget) -> dict:
+    """Greedy completions of a few prompts, cut at the HumanEval stops (the end of the function)."""
+    from ..eval.context import fit_prompts
+    from ..sampling import HUMANEVAL_STOP, SamplingParams, generate
+    model, tok = _load(checkpoint)
+    params = SamplingParams(max_new_tokens=budget.sample_max_new_tokens, temperature=0.0, stop=HUMANEVAL_STOP)
+    prompts = fit_prompts(tok, model, SAMPLE_PROMPTS, params.max_new_tokens, "samples")
+    rows = [{"prompt": p, "completion": c[0].text, "finish_reason": c[0].finish_reason}
+            for p, c in zip(SAMPLE_PROMPTS, generate(model, tok, prompts, params))]
+    write_jsonl(out / "samples.jsonl", rows)
+    return {"samples": rows}

@@ -1,0 +1,231 @@
+"""`ocg quickstart`: the whole system on this machine's own files, as cached stages in one run directory.
+
+  corpus-mono    the Python standard library -> corpus/mono (datatrove: filters, dedup, decontamination, PII, repos)
+  heldout        Mono's validation repositories -> heldout/files/ (bits per byte is measured on them)
+  corpus-multi   Java, C/C++, JavaScript, Python -> corpus/multi, decontaminated against heldout/ too
+  corpus-nl      /usr/share/doc -> corpus/nl, likewise
+  tokenizer      byte-level BPE on the parts' training repositories -> tokenizer/tokenizer.json
+  tokens-<part>  repository-format documents with FIM -> tokens/<part>/{train,valid}
+  train-plan     steps per stage that fit the time budget, from a measured step time
+  train          NL -> Multi -> Mono (configs/quickstart.yaml) -> train/stage-<i>-<name>/checkpoint-<step>
+  eval-*         bits per byte beside xz -9, HumanEval, MTPB, FIM, samples -> eval/<name>/
+then results.json, report.md and report.html. A part this machine lacks is skipped with a note."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..data.decontam import DecontamConfig
+from ..data.pipeline import BuildOptions, TokenizeOptions, build_corpus, tokenize_corpus
+from ..data.system_corpus import PARTS, system_corpus
+from ..data.tokenize import TokenizeConfig
+from ..errors import UserError
+from ..eval.mtpb import mini_path
+from ..eval.report import write_json
+from ..progress import log, progress_task
+from . import evaluation, heldout, train_plan
+from .budget import Budget
+from .runner import StageRunner, check_free_disk
+
+# Stage order: Mono first, because the held-out files it yields decontaminate the other parts.
+BUILD_ORDER = ("mono", "multi", "nl")
+# Expected seconds of each stage on 2 cores (the overall progress row's ETA); training's comes from the budget.
+EXPECTED = {"corpus-mono": 40, "heldout": 5, "corpus-multi": 40, "corpus-nl": 25, "tokenizer": 30, "tokens-mono": 25,
+            "tokens-multi": 15, "tokens-nl": 10, "train-plan": 25, "eval-bpb": 40, "eval-humaneval": 120,
+            "eval-mtpb": 60, "eval-infill": 30, "eval-samples": 10}
+
+
+def default_config() -> Path:
+    """configs/quickstart.yaml of the source tree this package runs from (an editable install, as `make` makes)."""
+    return Path(__file__).resolve().parents[3] / "configs" / "quickstart.yaml"
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) if path.exists() else 0
+
+
+def _corpus_summary(stats: dict) -> dict:
+    keep = ("files_in", "bytes_in", "files_kept", "bytes_kept", "drops", "repos", "documents")
+    return {**{k: stats[k] for k in keep}, "decontaminated_files": stats["decontamination"]["files"]}
+
+
+def build_part(part: str, run_dir: Path, budget: Budget, benchmark_files: list[str]) -> dict:
+    sources, notes = system_corpus(part, budget.part_bytes(part))
+    for note in notes:
+        log(f"[yellow]{note}[/yellow]")
+    if not sources:
+        return {"skipped": True, "notes": notes}
+    opts = BuildOptions(workers=budget.workers, decontam=DecontamConfig(benchmark_files=benchmark_files))
+    stats = build_corpus(sources, run_dir / "corpus" / part, opts, print_summary=False)
+    return {"skipped": False, "notes": notes, "sources": [s.label for s in sources], **_corpus_summary(stats)}
+
+
+def train_tokenizer(run_dir: Path, parts: list[str], held_out: set[str], budget: Budget) -> dict:
+    """On up to tokenizer_bytes_per_part of each part's documents, leaving out the held-out repositories."""
+    from ..tokenizer import train_tokenizer as train_bpe
+
+    def texts():
+        for part in parts:
+            seen = 0
+            for doc in heldout.documents(run_dir / "corpus" / part):
+                if doc["metadata"]["repo"] in held_out:
+                    continue
+                yield doc["text"]
+                seen += len(doc["text"].encode("utf-8"))
+                if seen >= budget.tokenizer_bytes_per_part:
+                    break
+
+    tok = train_bpe(texts(), budget.vocab_size)
+    tok.save(run_dir / "tokenizer")
+    return {"vocab_size": tok.vocab_size, "parts": parts}
+
+
+def tokenize_part(part: str, run_dir: Path, budget: Budget, cfg: TokenizeConfig, held_out: list[str] | None) -> dict:
+    out = run_dir / "tokens" / part
+    stats = tokenize_corpus(run_dir / "corpus" / part, run_dir / "tokenizer" / "tokenizer.json", out,
+                            TokenizeOptions(workers=budget.workers, config=cfg), print_summary=False)
+    valid = json.loads((out / "work" / "valid_repos.json").read_text())
+    if held_out is not None and sorted(valid) != sorted(held_out):
+        # The bits-per-byte files must be exactly Mono's validation split, or trained-on files could be scored.
+        raise RuntimeError(f"{out}: the validation repositories differ from the held-out set in "
+                           f"{run_dir / 'heldout'}; rerun with --fresh")
+    return {"train": stats["train"]["tokens"], "valid": stats["valid"]["tokens"], "valid_repos": len(valid)}
+
+
+def load_quickstart_recipe(config: Path, run_dir: Path, parts: list[str]):
+    """The recipe with paths under the run directory, keeping the stages whose data this machine has."""
+    from ..train import load_recipe
+
+    recipe = load_recipe(config, {"data_root": str(run_dir)})
+    kept = [s for s in recipe.stages if all((Path(d) / "train").is_dir() for d in s.data)]
+    for s in recipe.stages:
+        if s not in kept:
+            log(f"[yellow]training stage {s.name} skipped: its corpus is missing on this machine[/yellow]")
+    if not kept:
+        raise UserError(f"{config}: none of its stages has data: this machine has none of the system corpus parts "
+                        f"({', '.join(parts) or 'nothing found'})")
+    recipe.stages = kept
+    return recipe
+
+
+def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fresh: bool = False) -> dict[str, Any]:
+    """Runs (or resumes) every stage; returns the results dict (also run_dir/results.json) after writing the report."""
+    from ..train import train
+
+    from .report import write_report
+
+    run_dir, config = Path(run_dir), Path(config or default_config())
+    if not config.is_file():
+        raise UserError(f"{config}: recipe not found; pass --config configs/quickstart.yaml from the source tree")
+    check_free_disk(run_dir, budget.disk_bytes - (0 if fresh else _dir_bytes(run_dir)))
+    load_start = os.getloadavg()
+    cfg = TokenizeConfig()  # repository format, FIM at rate 0.5, 5% of each part's repositories held out
+    expected = {**EXPECTED, "train": 60 * (budget.train_minutes or 5)}
+    total = float(sum(expected.values()))
+    with progress_task("quickstart", total=total, unit="s") as overall:
+        runner = StageRunner(run_dir, fresh, overall, total)
+        stage = lambda name, fn: runner.run(name, fn, expected.get(name, 5))  # noqa: E731
+
+        corpus: dict[str, dict] = {}
+        held: dict | None = None
+        decontam = [str(mini_path())]
+        for part in BUILD_ORDER:
+            corpus[part] = stage(f"corpus-{part}", lambda part=part: build_part(part, run_dir, budget, decontam))
+            if part == "mono" and not corpus[part]["skipped"]:
+                held = stage("heldout", lambda: heldout.build(run_dir / "heldout", run_dir / "corpus" / "mono", cfg))
+                decontam = decontam + [str(run_dir / "heldout" / "decontaminate.jsonl")]
+        parts = [p for p in PARTS if not corpus[p]["skipped"]]
+        if not parts:
+            raise UserError("none of the system corpus parts exists on this machine (no /usr/share/doc, no JDK, "
+                            "headers, node_modules or Python standard library)")
+        held_repos = set(held["repos"]) if held else set()
+        tok = stage("tokenizer", lambda: train_tokenizer(run_dir, parts, held_repos, budget))
+        tokens = {p: stage(f"tokens-{p}", lambda p=p: tokenize_part(p, run_dir, budget, cfg,
+                                                                       held["repos"] if p == "mono" and held else None))
+                  for p in parts}
+
+        recipe = load_quickstart_recipe(config, run_dir, parts)
+        if budget.train_minutes:
+            plan = stage("train-plan", lambda: train_plan.plan(recipe, budget.train_minutes))
+            recipe = train_plan.apply(recipe, plan["steps"])
+        else:
+            plan = None
+        trained = stage("train", lambda: train(recipe, run_dir / "train", progress=True))
+        ckpt = Path(trained["final_checkpoint"])
+
+        ev = run_dir / "eval"
+        bpb = None
+        if held:
+            bpb = stage("eval-bpb", lambda: evaluation.bits_per_byte(ckpt, run_dir / "heldout" / "files", ev / "bpb",
+                                                                     budget))
+        he = stage("eval-humaneval", lambda: evaluation.humaneval(ckpt, ev / "humaneval", budget))
+        mt = stage("eval-mtpb", lambda: evaluation.mtpb(ckpt, ev / "mtpb", budget))
+        fim = stage("eval-infill", lambda: evaluation.infill(ckpt, ev / "infill", budget))
+        samples = stage("eval-samples", lambda: evaluation.samples(ckpt, ev / "samples", budget))
+
+    results = assemble(run_dir, runner.results, recipe, ckpt, corpus, held, tok, tokens, plan, trained, bpb, he, mt,
+                       fim, samples, load_start)
+    write_json(run_dir / "results.json", results)
+    write_report(results, run_dir)
+    return results
+
+
+def next_commands(run_dir: Path, ckpt: Path) -> list[str]:
+    return [f'ocg generate --model {ckpt} "def fibonacci(n):"',
+            f"ocg synth --model {ckpt}",
+            f"ocg serve --model {ckpt}",
+            f"ocg eval bpb --model {ckpt} --files {run_dir / 'heldout' / 'files'}"]
+
+
+def assemble(run_dir: Path, stages: dict, recipe, ckpt: Path, corpus: dict, held: dict | None, tok: dict,
+             tokens: dict, plan: dict | None, trained: dict, bpb: dict | None, he: dict, mt: dict, fim: dict,
+             samples: dict, load_start: tuple) -> dict[str, Any]:
+    from ..model.config import ModelConfig
+
+    model = ModelConfig.from_file(ckpt / "config.json")
+    train_stages = {}
+    for i, s in enumerate(trained["stages"]):
+        png = run_dir / "train" / f"loss-{i}-{s['stage']}.png"
+        train_stages[s["stage"]] = {"steps": s["steps"], "tokens": s["tokens"], "final_loss": s.get("final_loss"),
+                                    "valid_bpb": s.get("val_bpb"), "seconds": s["seconds"],
+                                    "tokens_per_s": s.get("tokens_per_s"),
+                                    "loss_png": str(png) if png.is_file() else None}
+    corpus_out = {}
+    for part in PARTS:
+        c = corpus[part]
+        if not c["skipped"]:
+            corpus_out[part] = {**{k: v for k, v in c.items() if k not in ("skipped", "notes")},
+                                "tokens_train": tokens[part]["train"], "tokens_valid": tokens[part]["valid"]}
+    load_end = os.getloadavg()
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "cores": os.cpu_count(),
+        # Other processes share the cores: a 1-minute load above the core count means timings are pessimistic.
+        "load_average_1min": {"start": round(load_start[0], 2), "end": round(load_end[0], 2)},
+        "run_dir": str(run_dir),
+        "model": {"preset": model.name, "params": model.n_params(), "n_layer": model.n_layer,
+                  "n_embd": model.n_embd, "n_head": model.n_head, "block_size": model.block_size,
+                  "vocab_size": model.vocab_size, "checkpoint": str(ckpt)},
+        "total_seconds": round(sum(s["seconds"] for s in stages.values()), 1),
+        "peak_rss_mib": max(s["peak_rss_mib"] for s in stages.values()),
+        "stages": stages,
+        "corpus": corpus_out,
+        "corpus_notes": [n for part in PARTS for n in corpus[part]["notes"]],
+        "heldout": held,
+        "tokenizer": tok,
+        "train_plan": plan,
+        "train": train_stages,
+        "recipe": recipe.to_dict(),
+        "bpb": bpb,
+        "humaneval": he,
+        "mtpb": mt,
+        "fim": fim,
+        "samples": samples["samples"],
+        "next_commands": next_commands(run_dir, ckpt),
+    }

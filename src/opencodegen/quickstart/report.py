@@ -1,0 +1,212 @@
+"""The quickstart report: report.md (images beside it, linked) and a self-contained report.html (images inlined, code
+highlighted with inline styles), both rendered from one results dict so they never disagree; and the short results
+table the console shows at the end."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from pathlib import Path
+from typing import Any
+
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
+
+from ..eval.report import write_text
+
+# A report is a list of blocks; each block renders to both formats.
+Block = tuple[str, Any]  # ("h1"|"h2", text) | ("p", text) | ("table", (header, rows)) | ("img", path) | ("code", text)
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f}%"
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def headline_rows(r: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    if r["bpb"]:
+        rows += [["held-out bits/byte, model (Mono)", _num(r["bpb"]["model"])],
+                 ["held-out bits/byte, xz -9 (same files, one stream)", _num(r["bpb"]["xz_concat"])]]
+    rows += [[f"HumanEval {k}", _pct(v)] for k, v in r["humaneval"]["pass_at_k"].items()]
+    rows += [["MTPB multi-turn pass rate", _pct(r["mtpb"]["multi_turn"])],
+             ["MTPB single-turn pass rate", _pct(r["mtpb"]["single_turn"])],
+             ["FIM single-line exact match", _pct(r["fim"]["exact_match"])],
+             ["wall time", f"{r['total_seconds'] / 60:.1f} min"], ["peak memory", f"{r['peak_rss_mib']:.0f} MiB"]]
+    return rows
+
+
+def build_blocks(r: dict[str, Any]) -> list[Block]:
+    m, load = r["model"], r["load_average_1min"]
+    busy = (": other processes shared the cores, so the times are pessimistic"
+            if max(load.values()) > r["cores"] else "")
+    b: list[Block] = [("h1", "opencodegen quickstart report")]
+    b.append(("p", f"Run finished {r['date']} on {r['machine']}. Model: {m['n_layer']} layers × {m['n_embd']} wide, "
+                   f"{m['n_head']} heads, context {m['block_size']}, vocabulary {m['vocab_size']} "
+                   f"({m['params'] / 1e6:.1f}M parameters). Total {r['total_seconds'] / 60:.1f} min, peak memory "
+                   f"{r['peak_rss_mib']:.0f} MiB; 1-minute load average {load['start']} at the start and "
+                   f"{load['end']} at the end{busy}."))
+    b.append(("p", "Everything below was measured in this run on this machine. The corpus is this machine's own "
+                   "sources, which nobody on this project wrote. A model this small is expected to score near zero "
+                   "on HumanEval and MTPB; bits per byte against xz is the honest measure of what it learned."))
+    b.append(("h2", "Results"))
+    b.append(("table", (["measure", "value"], headline_rows(r))))
+
+    b.append(("h2", "Corpus"))
+    rows = [[part, str(s["files_in"]), str(s["files_kept"]), f"{s['bytes_kept'] / 1e6:.1f}", str(s["repos"]),
+             f"{s['tokens_train']:,}", f"{s['tokens_valid']:,}",
+             ", ".join(f"{k} {v}" for k, v in s["drops"].items()) or "–"] for part, s in r["corpus"].items()]
+    b.append(("table", (["part", "files in", "kept", "MB kept", "repositories", "train tokens", "valid tokens",
+                         "dropped (reason count)"], rows)))
+    for note in r["corpus_notes"]:
+        b.append(("p", f"Note: {note}."))
+    b.append(("p", f"Tokenizer: byte-level BPE with CodeGen's whitespace-run tokens and the FIM/repository control "
+                   f"tokens, {r['tokenizer']['vocab_size']} ids, trained on the parts' training repositories. "
+                   "Documents are whole repositories (Qwen2.5-Coder's repository format), half of the files "
+                   "fill-in-the-middle transformed; 5% of each part's repositories are its validation split."))
+
+    b.append(("h2", "Training"))
+    rows = [[name, str(s["steps"]), f"{s['tokens'] / 1e6:.2f}M", _num(s["final_loss"]), _num(s["valid_bpb"]),
+             f"{s['tokens_per_s'] or 0:,.0f}", f"{s['seconds']:.0f}"] for name, s in r["train"].items()]
+    b.append(("table", (["stage", "steps", "tokens", "final train loss", "valid bits/byte", "tokens/s", "seconds"],
+                        rows)))
+    if r["train_plan"]:
+        b.append(("p", f"Steps were fitted to a {r['train_plan']['minutes']:g}-minute training budget from the step "
+                       "time measured at the start of the run, in the proportions of the recipe's steps."))
+    for s in r["train"].values():
+        if s["loss_png"]:
+            b.append(("img", s["loss_png"]))
+
+    b.append(("h2", "Bits per byte on held-out standard-library files"))
+    bpb, held = r["bpb"], r["heldout"]
+    if bpb:
+        b.append(("p", f"{bpb['files']} files ({bpb['bytes'] / 1e6:.2f} MB) from {len(held['repos'])} standard-library "
+                       "repositories (packages and top-level modules) that are Mono's validation split: no stage "
+                       "trained on them (Multi and NL were decontaminated against them) and the tokenizer never saw "
+                       "them. Each file is scored from the end-of-text token in windows of the model's context."))
+        b.append(("table", (["compressor", "bits/byte"], [["this model (Mono)", _num(bpb["model"])],
+                                                          ["xz -9, files concatenated", _num(bpb["xz_concat"])],
+                                                          ["xz -9, each file alone", _num(bpb["xz_per_file"])]])))
+        b.append(("img", bpb["png"]))
+    else:
+        b.append(("p", "Not measured: this machine has no Python standard library corpus to hold files out of."))
+
+    he = r["humaneval"]
+    b.append(("h2", "HumanEval"))
+    b.append(("table", (["k", "pass@k", "best temperature"],
+                        [[k.split("@")[1], _pct(v), str((he.get("best_temperature") or {}).get(k, he["temperatures"][0]))]
+                         for k, v in he["pass_at_k"].items()])))
+    b.append(("p", f"{he['tasks']} tasks × {he['n']} samples at each temperature in {he['temperatures']}, top-p 0.95; "
+                   f"{he['programs']} programs run in the sandbox ({', '.join(f'{k} {v}' for k, v in he['statuses'].items())})."))
+    b.append(("img", he["png"]))
+
+    mt = r["mtpb"]
+    b.append(("h2", "MTPB (the project's own MTPB-format problems)"))
+    rows = [[cat, _pct(v.get("multi_turn")), _pct(v.get("single_turn"))] for cat, v in sorted(mt["by_category"].items())]
+    rows.append(["all", _pct(mt["multi_turn"]), _pct(mt["single_turn"])])
+    b.append(("table", (["category", "multi-turn pass rate", "single-turn pass rate"], rows)))
+    b.append(("p", f"{mt['problems']} problems, {mt['programs']} programs (problems × 5 test cases × 2 modes), "
+                   "temperature 0.2, top-p 0.95."))
+    b.append(("img", mt["png"]))
+
+    f = r["fim"]
+    b.append(("h2", "Fill-in-the-middle (HumanEval single-line infilling)"))
+    b.append(("table", (["tasks", "exact match", "pass@1"], [[str(f["tasks"]), _pct(f["exact_match"]),
+                                                              _pct(f.get("pass@1"))]])))
+
+    b.append(("h2", "Samples (greedy)"))
+    for s in r["samples"]:
+        b.append(("code", s["prompt"] + s["completion"]))
+
+    b.append(("h2", "Time and memory per stage"))
+    b.append(("table", (["stage", "seconds", "peak RSS MiB"],
+                        [[k, f"{v['seconds']:.0f}", f"{v['peak_rss_mib']:.0f}"] for k, v in r["stages"].items()])))
+
+    b.append(("h2", "Next"))
+    b.append(("code", "\n".join(r["next_commands"])))
+    return b
+
+
+def _relative(path: str, run_dir: Path) -> str:
+    return os.path.relpath(Path(path).resolve(), run_dir.resolve())
+
+
+def to_markdown(blocks: list[Block], run_dir: Path) -> str:
+    out = []
+    for kind, x in blocks:
+        if kind == "h1":
+            out.append(f"# {x}\n")
+        elif kind == "h2":
+            out.append(f"## {x}\n")
+        elif kind == "p":
+            out.append(f"{x}\n")
+        elif kind == "table":
+            header, rows = x
+            out.append("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+            out.extend("| " + " | ".join(row) + " |" for row in rows)
+            out.append("")
+        elif kind == "img":
+            out.append(f"![{Path(x).stem}]({_relative(x, run_dir)})\n")
+        elif kind == "code":
+            out.append(f"```python\n{x.rstrip()}\n```\n")
+    return "\n".join(out)
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}
+th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}pre{padding:.6rem;overflow-x:auto;border-radius:4px}"""
+
+
+def to_html(blocks: list[Block]) -> str:
+    formatter = HtmlFormatter(noclasses=True, style="friendly")
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>opencodegen quickstart</title>"
+             f"<style>{_CSS}</style></head><body>"]
+    for kind, x in blocks:
+        if kind in ("h1", "h2"):
+            parts.append(f"<{kind}>{html.escape(x)}</{kind}>")
+        elif kind == "p":
+            parts.append(f"<p>{html.escape(x)}</p>")
+        elif kind == "table":
+            header, rows = x
+            parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
+            parts.extend("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+            parts.append("</table>")
+        elif kind == "img":  # inlined, so the page is one file that can be mailed or attached
+            data = base64.b64encode(Path(x).read_bytes()).decode()
+            parts.append(f"<p><img alt='{html.escape(Path(x).stem)}' src='data:image/png;base64,{data}'></p>")
+        elif kind == "code":
+            parts.append(highlight(x, PythonLexer(), formatter))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(results: dict[str, Any], run_dir: Path) -> tuple[Path, Path]:
+    blocks = build_blocks(results)
+    md, page = run_dir / "report.md", run_dir / "report.html"
+    write_text(md, to_markdown(blocks, run_dir))
+    write_text(page, to_html(blocks))
+    return md, page
+
+
+def print_results(r: dict[str, Any]) -> None:
+    """The console's last words: the headline numbers, where the report is, and what to try next."""
+    from rich.table import Table
+
+    from ..progress import console
+
+    table = Table(title="quickstart results")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for row in headline_rows(r):
+        table.add_row(*row)
+    console.print(table)
+    run_dir = Path(r["run_dir"])
+    console.print(f"report: {run_dir / 'report.html'} (and report.md beside it)")
+    console.print("next, with this run's model:")
+    for cmd in r["next_commands"]:
+        console.print(f"  {cmd}", markup=False, highlight=False)

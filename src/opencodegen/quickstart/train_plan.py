@@ -1,0 +1,67 @@
+"""Fit the recipe to a time budget: measure one optimiser step of each stage on this machine, then scale every
+stage's steps by one factor so that the stages together take `minutes`. The recipe's own steps set the proportions
+(Mono gets most: it is the stage the held-out bits per byte measures).
+
+The plan is computed once and stored with the run: a resumed run must keep the same step counts, because the
+learning-rate schedule (and so exact resume) depends on them."""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+from pathlib import Path
+
+from ..train import train
+from ..train.recipe import Recipe
+
+PROBE_STEPS = 3  # the first step pays for warm-up (allocations, thread pools); the rest are timed
+# Validation passes and checkpoint writes happen between steps: leave them this share of the budget.
+OVERHEAD_SHARE = 0.1
+
+
+def seconds_per_step(recipe: Recipe, stage: int) -> float:
+    """Wall seconds of one optimiser step of `stage` (its batch, context and data), measured by training a copy of
+    the recipe for a few steps in a scratch directory."""
+    probe = copy.deepcopy(recipe)
+    probe.stages = [copy.deepcopy(recipe.stages[stage])]
+    probe.stages[0].steps, probe.stages[0].tokens = PROBE_STEPS, None
+    probe.stages[0].optim = {**probe.stages[0].optim, "warmup_steps": 1}
+    b = recipe.stage_batch(stage)
+    probe.run.eval_tokens = b.context_length  # one validation window: the probe's last step validates
+    probe.run.keep_last = 1
+    with tempfile.TemporaryDirectory(prefix="ocg-probe-") as tmp:
+        train(probe, tmp, progress=False)
+        records = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["tokens_per_s"] for r in records if "tokens_per_s" in r][1:]
+    return b.batch_tokens / (sum(rates) / len(rates))
+
+
+def plan(recipe: Recipe, minutes: float) -> dict:
+    """{"steps": [per stage], "seconds_per_step": [...], "predicted_seconds": ...}; stages that share a batch shape
+    are measured once."""
+    measured: dict[tuple, float] = {}
+    per_step = []
+    for i in range(len(recipe.stages)):
+        b = recipe.stage_batch(i)
+        key = (b.batch_tokens, b.micro_batch, b.context_length)
+        if key not in measured:
+            measured[key] = seconds_per_step(recipe, i)
+        per_step.append(measured[key])
+    base = [s.steps if s.steps is not None else max(1, s.tokens // recipe.stage_batch(i).batch_tokens)
+            for i, s in enumerate(recipe.stages)]
+    scale = minutes * 60 * (1 - OVERHEAD_SHARE) / sum(n * t for n, t in zip(base, per_step))
+    steps = [max(2, round(n * scale)) for n in base]
+    return {"steps": steps, "seconds_per_step": per_step, "minutes": minutes,
+            "predicted_seconds": sum(n * t for n, t in zip(steps, per_step))}
+
+
+def apply(recipe: Recipe, steps: list[int], evals_per_stage: int = 5) -> Recipe:
+    """The recipe with the planned step counts, validating and checkpointing a few times per stage."""
+    out = copy.deepcopy(recipe)
+    for s, n in zip(out.stages, steps):
+        s.steps, s.tokens = n, None
+    longest = max(steps)
+    out.run.eval_every = max(1, longest // evals_per_stage)
+    out.run.save_every = out.run.eval_every
+    return out

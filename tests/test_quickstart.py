@@ -1,0 +1,155 @@
+"""A miniature `ocg quickstart` end to end: a fake standard library and a fake /usr/share/doc stand in for this
+machine's sources (the JDK, headers and node_modules are made missing), a 1M-parameter model trains a few steps per
+stage, and every evaluation runs on a few tasks. Checks the run directory's files, the report's sections, that no
+held-out file reaches a training corpus, that a rerun skips every stage, that missing parts are notes and that a
+too-small disk is refused before any work."""
+
+from __future__ import annotations
+
+import json
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+import yaml
+
+from opencodegen.data import system_corpus
+from opencodegen.data.sources import Source
+from opencodegen.errors import UserError
+from opencodegen.quickstart import runner
+from opencodegen.quickstart.budget import Budget
+from opencodegen.quickstart.pipeline import run_quickstart
+
+pytest.importorskip("opencodegen.tokenizer")
+
+PACKAGES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+
+
+def _module(pkg: str, k: int) -> str:
+    return (f'"""The {pkg} module number {k}: helpers for counting {pkg} things in lists and dictionaries."""\n\n\n'
+            f"def count_{pkg}_{k}(items):\n    total = 0\n    for item in items:\n        if item == {k}:\n"
+            f"            total += 1\n    return total\n\n\nclass {pkg.title()}{k}:\n    def __init__(self, size):\n"
+            f"        self.size = size\n        self.values = [0] * size\n\n    def add(self, value):\n"
+            f"        self.values.append(value * {k})\n        return len(self.values)\n")
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("machine")
+    for pkg in PACKAGES:
+        for k in range(3):
+            path = root / "stdlib" / pkg / f"mod{k}.py"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(_module(pkg, k))
+    for name in ("bash", "coreutils", "zlib"):
+        doc = root / "doc" / name / "README"
+        doc.parent.mkdir(parents=True)
+        doc.write_text(f"The {name} package.\n\n" + f"This is the documentation of {name}, a program that does "
+                       "useful things with files and text on this machine.\n" * 8)
+    return root
+
+
+@pytest.fixture(scope="module")
+def machine(sources):
+    """This machine as the tests see it: the fake stdlib and docs, and no JDK, headers or node_modules."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(system_corpus, "python_stdlib", lambda max_bytes: Source(
+        "dir", str(sources / "stdlib"), name="python-stdlib", repo_depth=1, languages=["python"], max_bytes=max_bytes))
+    mp.setattr(system_corpus, "english_docs", lambda max_bytes: Source(
+        "dir", str(sources / "doc"), name="usr-share-doc", repo_depth=1, languages=["text"], max_bytes=max_bytes))
+    for missing in ("jdk_sources", "c_headers", "node_modules"):
+        mp.setattr(system_corpus, missing, lambda max_bytes: None)
+    yield
+    mp.undo()
+
+
+def tiny_budget() -> Budget:
+    return Budget(workers=1, vocab_size=400, tokenizer_bytes_per_part=200_000, train_minutes=None,
+                  humaneval_tasks=2, humaneval_n=2, humaneval_temperatures=(0.8,), humaneval_max_new_tokens=8,
+                  mtpb_problems=1, fim_tasks=2, fim_max_new_tokens=4, sample_max_new_tokens=8, disk_bytes=1 << 20)
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("recipe") / "quickstart.yaml"
+    path.write_text(yaml.safe_dump({
+        "tokenizer": "tokenizer/tokenizer.json",
+        "model": {"preset": "tiny-1m", "vocab_size": 512, "block_size": 64},
+        "optim": {"lr": 1e-3, "warmup_steps": 1},
+        "batch": {"batch_tokens": 256, "micro_batch": 4, "context_length": 64},
+        "run": {"autocast": "fp32", "eval_every": 2, "eval_tokens": 128, "save_every": 2},
+        "stages": [{"name": n, "data": {f"tokens/{n}": 1.0}, "steps": 2} for n in ("nl", "multi", "mono")]}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(machine, recipe, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("qs") / "run"
+    return run_dir, run_quickstart(run_dir, tiny_budget(), recipe)
+
+
+def test_every_output_exists_and_the_report_has_each_section(run):
+    run_dir, results = run
+    for rel in ("report.md", "report.html", "results.json", "tokenizer/tokenizer.json", "heldout/decontaminate.jsonl",
+                "eval/bpb/summary.json", "eval/bpb/bits_per_byte.png", "eval/humaneval/summary.json",
+                "eval/humaneval/pass_at_k.png", "eval/mtpb/summary.json", "eval/mtpb/pass_rate_by_category.png",
+                "eval/infill/summary.json", "eval/samples/samples.jsonl", "train/summary.json"):
+        assert (run_dir / rel).is_file(), rel
+    for part in ("nl", "multi", "mono"):
+        assert list((run_dir / "tokens" / part / "train").glob("*.ds")), part
+        assert (run_dir / "train" / f"loss-{['nl', 'multi', 'mono'].index(part)}-{part}.png").is_file()
+    assert Path(results["model"]["checkpoint"]).name == "checkpoint-2"
+    md = (run_dir / "report.md").read_text()
+    page = (run_dir / "report.html").read_text()
+    for section in ("Results", "Corpus", "Training", "Bits per byte on held-out", "HumanEval", "MTPB",
+                    "Fill-in-the-middle", "Samples", "Time and memory", "Next"):
+        assert f"## {section}" in md, section
+        assert f"<h2>{section}" in page, section
+    assert md.count("![") == 6 and page.count("data:image/png;base64,") == 6  # 3 loss curves, bpb, pass@k, MTPB
+    assert "src=\"" not in page.replace("src='data:", "")  # nothing outside the page
+    assert results["bpb"]["model"] > 0 and results["bpb"]["xz_concat"] > 0
+    assert set(results["humaneval"]["pass_at_k"]) == {"pass@1"}  # pass@10 needs 10 samples; the test draws 2
+    assert all(f"--model {results['model']['checkpoint']}" in c for c in results["next_commands"])
+
+
+def test_held_out_files_reach_no_training_split(run):
+    """Mono's validation repositories are the bits-per-byte files; Multi (which has the same stdlib) dropped every
+    copy of them as contaminated, and no training shard of any part holds their text."""
+    run_dir, results = run
+    held = results["heldout"]
+    assert held["files"] >= 3 and held["repos"]
+    assert sorted(json.loads((run_dir / "tokens" / "mono" / "work" / "valid_repos.json").read_text())) == held["repos"]
+    assert results["corpus"]["multi"]["decontaminated_files"] == held["files"]
+    from opencodegen.eval.perplexity import read_token_split
+    from opencodegen.tokenizer import CodeTokenizer
+    tok = CodeTokenizer.load(run_dir / "tokenizer")
+    train_text = "".join(tok.decode(d) for part in ("nl", "multi", "mono")
+                         for d in read_token_split(run_dir / "tokens" / part / "train"))
+    for f in (run_dir / "heldout" / "files").rglob("*.py"):
+        marker = f.read_text().splitlines()[0]  # each module's docstring names its package and number
+        assert marker not in train_text, f
+
+
+def test_missing_sources_are_notes_not_errors(run):
+    _, results = run
+    notes = " ".join(results["corpus_notes"])
+    for what in ("Java", "C/C++", "JavaScript"):
+        assert what in notes
+    assert set(results["corpus"]) == {"nl", "multi", "mono"}
+
+
+def test_rerun_skips_finished_stages(run, recipe, capsys):
+    run_dir, first = run
+    again = run_quickstart(run_dir, tiny_budget(), recipe)
+    assert again["stages"] == first["stages"]  # every stage's marker was reused, none ran again
+    assert "done in an earlier run" in capsys.readouterr().err
+
+
+def test_too_small_disk_is_refused_up_front(machine, recipe, tmp_path, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(runner.shutil, "disk_usage", lambda path: usage(10 << 20, 9 << 20, 1 << 20))
+    budget = tiny_budget()
+    budget.disk_bytes = 2 << 30
+    with pytest.raises(UserError, match="GiB free on this disk"):
+        run_quickstart(tmp_path / "run", budget, recipe)
+    assert not (tmp_path / "run" / "corpus").exists()
