@@ -59,3 +59,23 @@ def test_isolation_is_detected_and_reported():
     assert detect_isolation() in ("namespace", "none")
     with pytest.raises(ValueError):
         Sandbox(isolation="docker")
+
+
+def test_programs_that_look_hung_are_parked_and_give_up_their_core():
+    """One core, two spinning programs: without parking they take a full timeout each, one after the other; parked
+    after a third of the limit at nice 19, they run out their limits side by side while the quick programs behind
+    them get the core at normal priority."""
+    import time
+
+    priority = "import os\nprint(os.getpriority(os.PRIO_PROCESS, 0))\n"
+    programs = ["while True:\n    pass\n"] * 2 + [f"import time\ntime.sleep(1.0)\n{priority}"] + [priority] * 5
+    with Sandbox(workers=1, limits=Limits(parked_per_core=3)) as sb:
+        start = time.monotonic()
+        results = sb.run(programs, timeout=2.4, progress=None)
+        elapsed = time.monotonic() - start
+    assert [r.status for r in results] == ["timeout", "timeout", "passed"] + ["passed"] * 5
+    assert results[2].stdout == "19\n"  # ran past 0.8 s: parked
+    assert {r.stdout for r in results[3:]} == {"0\n"}  # the quick ones kept normal priority
+    assert elapsed < 2 * 2.4, elapsed  # the two hangs overlapped instead of running back to back
+    with Sandbox(workers=1, limits=Limits(park_after_fraction=None)) as sb:
+        assert sb.run([f"import time\ntime.sleep(1.0)\n{priority}"], timeout=2.4, progress=None)[0].stdout == "0\n"

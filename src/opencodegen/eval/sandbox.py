@@ -29,8 +29,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import sandbox_worker as _protocol
 
@@ -73,6 +75,13 @@ class Limits:
     max_open_files: int = 256
     max_processes: int = 64  # per worker uid in namespace mode
     tmpfs_mb: int = 256
+    # A program still running after this fraction of its time limit is probably hung (HumanEval programs take
+    # milliseconds): it is "parked", i.e. reniced to 19, and its core goes to the next program while it runs out its
+    # limit on idle CPU. Hangs then cost a fraction of their timeout in core time instead of all of it. A legitimately
+    # slow program can time out on a saturated pool where it would have finished alone; None disables parking.
+    park_after_fraction: float | None = 1 / 3
+    # Workers kept for parked programs, per core, beyond the one running program per core.
+    parked_per_core: int = 3
 
 
 class SeriesValue(list):
@@ -209,12 +218,15 @@ class _WorkerProcess:
             return None
         return _protocol.read_message(fd)
 
-    def run(self, job: dict, timeout: float) -> dict | None:
+    def run(self, job: dict, timeout: float, on_parked: Callable[[], None]) -> dict | None:
         """None if the worker died or hung (it is then replaced by the caller)."""
         try:
             _protocol.write_message(self.proc.stdin.fileno(), job)
             # The worker enforces the program's time limit itself; this outer one only catches a stuck worker.
-            return self._read(timeout=timeout + 30)
+            give_up = time.monotonic() + timeout + 30
+            while (reply := self._read(timeout=max(0.0, give_up - time.monotonic()))) is not None and reply.get("parked"):
+                on_parked()
+            return reply
         except (OSError, ValueError):
             return None
 
@@ -244,7 +256,9 @@ def _count_user_processes() -> int:
 
 
 class Sandbox:
-    """A pool of sandbox workers, one per core by default. Reuse one for many batches (workers start once)."""
+    """A pool of sandbox workers: one running program per core (`workers`, default the cores this process may use),
+    plus `Limits.parked_per_core` spare workers per core that take over while programs that look hung are parked.
+    Reuse one for many batches (workers start once)."""
 
     def __init__(self, workers: int | None = None, limits: Limits | None = None, isolation: str = "auto",
                  preload: Sequence[str] = DEFAULT_PRELOAD) -> None:
@@ -253,8 +267,11 @@ class Sandbox:
         self.isolation = detect_isolation() if isolation == "auto" else isolation
         self.limits = limits or Limits()
         self.preload = tuple(preload)
-        n = workers or len(os.sched_getaffinity(0))
-        self._workers = [_WorkerProcess(self.isolation, self.limits, self.preload) for _ in range(n)]
+        self.cores = workers or len(os.sched_getaffinity(0))
+        spare = self.cores * self.limits.parked_per_core if self.limits.park_after_fraction else 0
+        with ThreadPoolExecutor(self.cores + spare) as pool:  # each start waits for a ready message: overlap them
+            self._workers = list(pool.map(lambda _: _WorkerProcess(self.isolation, self.limits, self.preload),
+                                          range(self.cores + spare)))
 
     @property
     def program_uids(self) -> list[int | None]:
@@ -283,15 +300,30 @@ class Sandbox:
             todo.put(i)
         task = None
         failures: list[Exception] = []
+        cores = threading.Semaphore(self.cores)  # programs running at normal priority, at most one per core
+        park_after = timeout * self.limits.park_after_fraction if self.limits.park_after_fraction else None
 
         def serve(slot: int) -> None:
             while True:
+                cores.acquire()
+                holding = [True]
+
+                def release() -> None:
+                    if holding[0]:
+                        holding[0] = False
+                        cores.release()
+
                 try:
                     i = todo.get_nowait()
                 except queue.Empty:
+                    release()
                     return
-                job = {"program": programs[i], "timeout": timeout, "capture_last_print": capture_last_print}
-                reply = self._workers[slot].run(job, timeout)
+                job = {"program": programs[i], "timeout": timeout, "capture_last_print": capture_last_print,
+                       "park_after": park_after}
+                try:
+                    reply = self._workers[slot].run(job, timeout, on_parked=release)
+                finally:
+                    release()
                 if reply is None:  # the worker died or hung: the program gets "error", the pool a new worker
                     results[i] = ExecResult("error", reason="sandbox worker died")
                     self._workers[slot].proc.kill()

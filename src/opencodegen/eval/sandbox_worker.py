@@ -6,7 +6,9 @@ its own PID namespace (so `kill(-1)` from here reaches every process a program l
 the worker), inside its own network namespace (loopback down: no 127.0.0.1, no outside) and mount namespace (private
 tmpfs over every world-writable directory, wiped after each program).
 
-Protocol on fds 0/1 (moved away from 0/1 at start): 4-byte big-endian length + JSON, one request, one reply.
+Protocol on fds 0/1 (moved away from 0/1 at start): 4-byte big-endian length + JSON, one request, one reply, with
+at most one `{"parked": true}` note before the reply: the program has run past the job's `park_after` seconds and now
+runs at the lowest CPU priority (see Sandbox: its core goes to the next program while it runs out its time).
 """
 
 from __future__ import annotations
@@ -416,14 +418,20 @@ class Worker:
         for fd in (*buffers, pidfd):
             poller.register(fd, select.POLLIN)
         deadline = start + timeout + HARD_KILL_GRACE
+        park_at = start + job["park_after"] if job.get("park_after") else None
         timed_out = overflow = exited = False
         status = 0
         while not exited:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 timed_out = True
                 break
-            for fd, _ev in poller.poll(remaining * 1000):
+            if park_at is not None and now >= park_at:
+                self._park(pid)
+                park_at = None
+            wait = remaining if park_at is None else min(remaining, park_at - now)
+            for fd, _ev in poller.poll(wait * 1000):
                 if fd == pidfd:
                     exited = True
                 elif fd in open_fds:
@@ -450,6 +458,16 @@ class Worker:
         self._wipe(workdir)
         return self._verdict(nonce, buffers, out_r, err_r, res_r, status, timed_out, overflow, duration, cap,
                              usage.ru_utime + usage.ru_stime, int(timeout) + 1)
+
+    def _park(self, pid: int) -> None:
+        """Lowest CPU priority for everything the program runs (its uid covers children that left its process group),
+        then tell the pool, which gives the core to the next program."""
+        who = (os.PRIO_USER, self.cfg["uid"]) if self.cfg["uid"] is not None else (os.PRIO_PGRP, pid)
+        try:
+            os.setpriority(*who, 19)
+        except OSError:
+            pass  # the program already exited; its reply follows at once
+        write_message(self.proto_out, {"parked": True})
 
     @staticmethod
     def _read_some(fd, buffers, open_fds, poller, cap) -> bool:
@@ -521,6 +539,7 @@ def main() -> None:
     gc.freeze()
     try:
         worker = Worker(cfg)
+        worker.proto_out = proto_out
     except OSError as e:
         write_message(proto_out, {"ready": False, "error": str(e)})
         return
