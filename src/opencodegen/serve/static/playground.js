@@ -76,7 +76,8 @@ function highlightLines(code) {
     if (name || comment || string || number) previous = text;
     text.split("\n").forEach((piece, i) => {
       if (i > 0) lines.push("");
-      if (piece) lines[lines.length - 1] += cls ? `<span class="${cls}">${escapeHtml(piece)}</span>` : escapeHtml(piece);
+      if (!piece) return;
+      lines[lines.length - 1] += cls ? `<span class="${cls}">${escapeHtml(piece)}</span>` : escapeHtml(piece);
     });
   }
   return lines;
@@ -115,7 +116,7 @@ function turnItem(turn, isNewest) {
     <button type="button" class="turn-save">Save edit</button>`;
   const editor = item.querySelector("textarea");
   editor.value = turn.code;
-  editor.dataset.original = turn.code;
+  editor.dataset.original = editor.value; // as the textarea holds it (it turns "\r" into "\n")
   editor.addEventListener("input", updateEditButtons);
   item.querySelector("button").addEventListener("click", () => action(async () => {
     session = await api("PUT", `v1/synth/sessions/${session.id}/turns/${turn.index}`, { code: editor.value });
@@ -248,7 +249,8 @@ function selectTab(name) {
 }
 
 function wire() {
-  document.querySelectorAll("nav button").forEach((tab) => tab.addEventListener("click", () => selectTab(tab.dataset.panel)));
+  document.querySelectorAll("nav button")
+    .forEach((tab) => tab.addEventListener("click", () => selectTab(tab.dataset.panel)));
   $("turn-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const intent = $("intent").value;
