@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from opencodegen.cli import main
+from opencodegen.errors import UserError
 from opencodegen.eval import mtpb
 from opencodegen.model.config import ModelConfig
 from opencodegen.model.io import load_checkpoint, save_checkpoint
 from opencodegen.model.transformer import GPT
-from opencodegen.serve.synth import SynthSession, SynthSettings, model_complete
+from opencodegen.serve.synth import SynthSession, SynthSettings, Turn, model_complete
 from opencodegen.tokenizer import train_tokenizer
 
 
@@ -41,7 +42,7 @@ def test_a_terminal_session(checkpoint, tmp_path, monkeypatch, capsys):
                                                "--temperature", "0.9", "--timeout", "5"], [
         "Let xs be the list [3, 1, 2].",
         f":save {first}",
-        ":edit 1 xs = [3, 1, 2]",
+        ":edit 1 xs = [3, 1, 2]\\nn = len(xs)",  # inline code, with an escaped newline
         "Print xs sorted.",
         ":edit 2",  # no $EDITOR on a pipe: the code is typed, up to a '.'
         "ys = sorted(xs)",
@@ -66,7 +67,8 @@ def test_a_terminal_session(checkpoint, tmp_path, monkeypatch, capsys):
     assert json.loads(first.read_text())["turns"] == [{"intent": "Let xs be the list [3, 1, 2].",
                                                       "code": expected.turns[0].code, "edited": False, "attempt": 0}]
     saved = SynthSession.load(final)
-    assert [(t.code, t.edited) for t in saved.turns] == [("xs = [3, 1, 2]", True), ("ys = sorted(xs)\nprint(ys)", True)]
+    assert [(t.code, t.edited) for t in saved.turns] == [("xs = [3, 1, 2]\nn = len(xs)", True),
+                                                         ("ys = sorted(xs)\nprint(ys)", True)]
     assert "[1, 2, 3]\npassed in" in out
     assert "error: unknown command :bogus" in out and "error: :edit takes a turn number from 1 to 1, not '7'" in out
     assert "loaded 2 turns from" in out and out.count("print(ys)") >= 3  # shown after the edit, the load, :show
@@ -96,3 +98,24 @@ def test_bad_arguments(checkpoint, monkeypatch, capsys, argv, message):
 def test_missing_model_directory(tmp_path, monkeypatch, capsys):
     code, _, err = drive(monkeypatch, capsys, ["--model", str(tmp_path / "absent")], [])
     assert code == 2 and "checkpoint directory does not exist" in err
+
+
+def test_edit_opens_the_editor_on_a_terminal(monkeypatch):
+    from rich.console import Console
+
+    from opencodegen.commands.synth import Repl
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal())
+    monkeypatch.setenv("EDITOR", "sed -i s/old/new/")  # an "editor" that changes the file it is given
+    monkeypatch.delenv("VISUAL", raising=False)
+    session = SynthSession(None, turns=[Turn("Let v be old.", "v = 'old'")])
+    Repl(session, None, Console(file=io.StringIO())).dispatch(":edit 1")
+    assert (session.turns[0].code, session.turns[0].edited) == ("v = 'new'", True)
+    monkeypatch.setenv("EDITOR", "false")  # an editor that fails leaves the turn alone
+    with pytest.raises(UserError, match="false exited with an error"):
+        Repl(session, None, Console(file=io.StringIO())).dispatch(":edit 1")
+    assert session.turns[0].code == "v = 'new'"

@@ -95,7 +95,7 @@ class SynthSettings:
     def from_dict(cls, data: Any, param: str = "settings") -> SynthSettings:
         if not isinstance(data, dict):
             raise BadField(param, f"must be an object, not {type(data).__name__}")
-        unknown = sorted(set(data) - {f for f in cls.__dataclass_fields__})
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
             raise BadField(f"{param}.{unknown[0]}", "unknown setting (known: max_tokens, temperature, top_p, seed)")
         try:
