@@ -135,7 +135,7 @@ def make_router(complete: Complete, *, max_sessions: int = DEFAULT_MAX_SESSIONS,
             return error_response(e.status, e.message, type=e.type, param=e.param, code=e.code)
         except BadField as e:
             return error_response(400, str(e), param=e.param)
-        except UserError as e:  # e.g. a program that no longer fits the model's context
+        except UserError as e:  # e.g. nothing to undo, or a `complete` that raises UserError (model_complete does)
             return error_response(400, str(e))
 
     async def on_session(sid: str, command):
