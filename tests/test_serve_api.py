@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from opencodegen.sampling import SamplingParams, generate
-from serve_fixtures import client, health, running_server, write_checkpoint
+from serve_fixtures import (  # noqa: F401 (one_torch_thread is an autouse fixture)
+    one_torch_thread, client, health, running_server, write_checkpoint)
 
 
 @pytest.fixture(scope="module")
