@@ -1,0 +1,55 @@
+"""`ocg serve` as a user runs it: a subprocess on a checkpoint directory, answering the openai client, shutting down
+cleanly on SIGTERM; and its refusal of a directory that is not a checkpoint."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+from serve_fixtures import client, write_checkpoint
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ocg_serve_answers_the_openai_client_and_stops_on_sigterm(tmp_path):
+    ckpt = write_checkpoint(tmp_path / "my-model")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "opencodegen.cli", "serve", "--model", str(ckpt), "--port",
+                             str(port), "--slots", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                if httpx.get(url + "/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "ocg serve did not come up"
+            time.sleep(0.2)
+        server = type("S", (), {"url": url})
+        assert [m.id for m in client(server).models.list().data] == ["my-model"]  # named after the directory
+        r = client(server).completions.create(model="my-model", prompt="def f():", max_tokens=5, temperature=0)
+        assert r.usage.prompt_tokens > 0 and r.choices[0].finish_reason in ("stop", "length")
+        assert httpx.get(url + "/health").json()["slots"] == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    # uvicorn shuts down gracefully (lifespan: the scheduler's thread is joined), then re-raises the signal.
+    assert "Application shutdown complete" in out and proc.returncode in (0, -signal.SIGTERM), out
+
+
+def test_ocg_serve_names_a_directory_that_is_not_a_checkpoint(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "opencodegen.cli", "serve", "--model", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and str(tmp_path) in r.stderr and "config.json" in r.stderr
