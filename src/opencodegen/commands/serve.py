@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a request may take in all")
     parser.add_argument("--max-context", type=int, default=None,
                         help="positions per slot (default: the model's block_size); bounds the KV-cache memory")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's, one per core); on a machine shared with other "
+                             "busy processes fewer threads can be much faster")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--device", default="cpu")
 
@@ -37,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--slots {args.slots} and --queue {args.queue} must be >= 1, --timeout {args.timeout} > 0")
     if args.max_context is not None and args.max_context < 2:
         raise UserError(f"--max-context {args.max_context} must be >= 2")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads {args.threads} must be >= 1")
+        torch.set_num_threads(args.threads)
     model, tokenizer = load_checkpoint(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
     name = args.model_name or args.model.resolve().name
     app = create_app(model, tokenizer, model_name=name, slots=args.slots, queue_size=args.queue,
