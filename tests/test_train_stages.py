@@ -48,7 +48,9 @@ def test_stages_chain_and_init_from(tmp_path):
     recs = metrics(run)
     nl_end = run / "stage-0-nl" / "checkpoint-4"
     mono1 = [r for r in recs if r["stage"] == "mono"][0]
-    assert mono1["loss"] == pytest.approx(first_loss_from(nl_end, recipe, 1), rel=1e-6)
+    # rel 1e-5: the training step and this no-grad recomputation may take different attention kernels (float32
+    # rounding, ~1e-6 here); starting from any other weights moves the loss by orders of magnitude more.
+    assert mono1["loss"] == pytest.approx(first_loss_from(nl_end, recipe, 1), rel=1e-5)
     assert mono1["lr"] == pytest.approx(recipe.optim.lr / recipe.optim.warmup_steps)  # fresh schedule and optimiser
     cfg = json.loads((run / "stage-1-mono" / "checkpoint-2" / "config.json").read_text())
     assert cfg["rope_base"] == 50000.0 and cfg["block_size"] >= 64
@@ -61,7 +63,7 @@ def test_stages_chain_and_init_from(tmp_path):
     data2["init_from"] = str(nl_end)
     recipe2 = recipe_from_dict(data2)
     train(recipe2, tmp_path / "cont", progress=False)
-    assert metrics(tmp_path / "cont")[0]["loss"] == pytest.approx(first_loss_from(nl_end, recipe2, 0), rel=1e-6)
+    assert metrics(tmp_path / "cont")[0]["loss"] == pytest.approx(first_loss_from(nl_end, recipe2, 0), rel=1e-5)
 
 
 def test_activation_checkpointing_same_losses_doc_mask_differs(tmp_path):
@@ -82,4 +84,4 @@ def test_activation_checkpointing_same_losses_doc_mask_differs(tmp_path):
     from opencodegen.model.io import save_checkpoint
 
     init = save_checkpoint(build_model(recipe, 0), None, tmp_path / "init")
-    assert runs["docmask"][0] == pytest.approx(first_loss_from(init, recipe, 0, doc_mask=True), rel=1e-6)
+    assert runs["docmask"][0] == pytest.approx(first_loss_from(init, recipe, 0, doc_mask=True), rel=1e-5)
