@@ -11,6 +11,7 @@ import time
 
 import httpx
 
+from opencodegen.cli import main
 from serve_fixtures import client, write_checkpoint
 
 
@@ -49,7 +50,7 @@ def test_ocg_serve_answers_the_openai_client_and_stops_on_sigterm(tmp_path):
     assert "Application shutdown complete" in out and proc.returncode in (0, -signal.SIGTERM), out
 
 
-def test_ocg_serve_names_a_directory_that_is_not_a_checkpoint(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "opencodegen.cli", "serve", "--model", str(tmp_path)],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and str(tmp_path) in r.stderr and "config.json" in r.stderr
+def test_ocg_serve_names_a_directory_that_is_not_a_checkpoint(tmp_path, capsys):
+    assert main(["serve", "--model", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "config.json" in err
