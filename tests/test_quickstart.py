@@ -153,3 +153,20 @@ def test_too_small_disk_is_refused_up_front(machine, recipe, tmp_path, monkeypat
     with pytest.raises(UserError, match="GiB free on this disk"):
         run_quickstart(tmp_path / "run", budget, recipe)
     assert not (tmp_path / "run" / "corpus").exists()
+
+
+def test_train_plan_scales_the_recipe_to_the_time_budget(run, recipe):
+    """Measured step time x planned steps = the budget (less the share left for validation and checkpoints), in the
+    recipe's proportions, with the precision that measured faster."""
+    from opencodegen.quickstart import train_plan
+    from opencodegen.quickstart.pipeline import load_quickstart_recipe
+    run_dir, _ = run
+    r = load_quickstart_recipe(recipe, run_dir, ["nl", "multi", "mono"])
+    r.stages[2].steps = 4  # twice the other stages' 2
+    p = train_plan.plan(r, minutes=0.5)
+    budget = 0.5 * 60 * (1 - train_plan.OVERHEAD_SHARE)
+    assert abs(p["predicted_seconds"] - budget) / budget < 0.05
+    assert p["steps"][0] == p["steps"][1] and abs(p["steps"][2] - 2 * p["steps"][0]) <= 1  # rounded to steps
+    planned = train_plan.apply(r, p)
+    assert [s.steps for s in planned.stages] == p["steps"]
+    assert planned.run.autocast == p["autocast"]["autocast"] in ("fp32", "bf16")

@@ -60,7 +60,10 @@ def build_part(part: str, run_dir: Path, budget: Budget, benchmark_files: list[s
         log(f"[yellow]{note}[/yellow]")
     if not sources:
         return {"skipped": True, "notes": notes}
-    opts = BuildOptions(workers=budget.workers, decontam=DecontamConfig(benchmark_files=benchmark_files))
+    # NL and Multi sample whole repositories in a seeded order. The held-out choice walks the same hash order with
+    # seed 0, so with seed 0 Multi's Python share would be mostly the held-out packages, all dropped as contaminated.
+    opts = BuildOptions(workers=budget.workers, decontam=DecontamConfig(benchmark_files=benchmark_files),
+                        seed=0 if part == "mono" else 1)
     stats = build_corpus(sources, run_dir / "corpus" / part, opts, print_summary=False)
     return {"skipped": False, "notes": notes, "sources": [s.label for s in sources], **_corpus_summary(stats)}
 
@@ -152,7 +155,7 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
         recipe = load_quickstart_recipe(config, run_dir, parts)
         if budget.train_minutes:
             plan = stage("train-plan", lambda: train_plan.plan(recipe, budget.train_minutes))
-            recipe = train_plan.apply(recipe, plan["steps"])
+            recipe = train_plan.apply(recipe, plan)
         else:
             plan = None
         trained = stage("train", lambda: train(recipe, run_dir / "train", progress=True))

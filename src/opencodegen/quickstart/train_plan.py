@@ -20,6 +20,26 @@ PROBE_STEPS = 3  # the first step pays for warm-up (allocations, thread pools); 
 OVERHEAD_SHARE = 0.1
 
 
+def fastest_autocast(device: str = "cpu", rows: int = 512, width: int = 256) -> dict:
+    """bf16 autocast only where it pays. On CPUs without AVX-512 (BF16) support, torch's bf16 matmuls fall back to a
+    scalar loop that is ~100x slower than fp32 (measured here: 30 tokens/s instead of thousands), so the choice is
+    measured: one linear layer's forward and backward in each dtype, bf16 kept only if clearly faster."""
+    import time
+
+    import torch
+
+    seconds = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        x = torch.randn(rows, width, device=device)
+        layer = torch.nn.Linear(width, 4 * width, device=device)
+        for _ in range(2):  # the first pass pays for allocation and kernel selection
+            start = time.perf_counter()
+            with torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
+                layer(x).float().square().mean().backward()
+            seconds[name] = time.perf_counter() - start
+    return {"autocast": "bf16" if seconds["bf16"] * 1.3 < seconds["fp32"] else "fp32", "seconds": seconds}
+
+
 def seconds_per_step(recipe: Recipe, stage: int) -> float:
     """Wall seconds of one optimiser step of `stage` (its batch, context and data), measured by training a copy of
     the recipe for a few steps in a scratch directory."""
@@ -28,18 +48,24 @@ def seconds_per_step(recipe: Recipe, stage: int) -> float:
     probe.stages[0].steps, probe.stages[0].tokens = PROBE_STEPS, None
     probe.stages[0].optim = {**probe.stages[0].optim, "warmup_steps": 1}
     b = recipe.stage_batch(stage)
+    # One micro-batch per probe step: a full step is `accumulation` of them plus one optimiser update, and the
+    # update is cheap next to them (a few passes over the weights), so scaling up costs little accuracy.
+    probe.stages[0].batch = {**probe.stages[0].batch, "batch_tokens": b.micro_batch * b.context_length}
     probe.run.eval_tokens = b.context_length  # one validation window: the probe's last step validates
     probe.run.keep_last = 1
     with tempfile.TemporaryDirectory(prefix="ocg-probe-") as tmp:
         train(probe, tmp, progress=False)
         records = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
     rates = [r["tokens_per_s"] for r in records if "tokens_per_s" in r][1:]
-    return b.batch_tokens / (sum(rates) / len(rates))
+    return b.batch_tokens / (sum(rates) / len(rates))  # tokens per step / tokens per second
 
 
 def plan(recipe: Recipe, minutes: float) -> dict:
-    """{"steps": [per stage], "seconds_per_step": [...], "predicted_seconds": ...}; stages that share a batch shape
-    are measured once."""
+    """{"steps": [per stage], "autocast": ..., "seconds_per_step": [...], "predicted_seconds": ...}; stages that share
+    a batch shape are measured once, with the autocast dtype that is faster on this machine."""
+    recipe = copy.deepcopy(recipe)
+    precision = fastest_autocast(recipe.run.device)
+    recipe.run.autocast = precision["autocast"]
     measured: dict[tuple, float] = {}
     per_step = []
     for i in range(len(recipe.stages)):
@@ -52,13 +78,15 @@ def plan(recipe: Recipe, minutes: float) -> dict:
             for i, s in enumerate(recipe.stages)]
     scale = minutes * 60 * (1 - OVERHEAD_SHARE) / sum(n * t for n, t in zip(base, per_step))
     steps = [max(2, round(n * scale)) for n in base]
-    return {"steps": steps, "seconds_per_step": per_step, "minutes": minutes,
+    return {"steps": steps, "autocast": precision, "seconds_per_step": per_step, "minutes": minutes,
             "predicted_seconds": sum(n * t for n, t in zip(steps, per_step))}
 
 
-def apply(recipe: Recipe, steps: list[int], evals_per_stage: int = 5) -> Recipe:
-    """The recipe with the planned step counts, validating and checkpointing a few times per stage."""
+def apply(recipe: Recipe, plan: dict, evals_per_stage: int = 5) -> Recipe:
+    """The recipe with the planned step counts and precision, validating and checkpointing a few times per stage."""
+    steps = plan["steps"]
     out = copy.deepcopy(recipe)
+    out.run.autocast = plan["autocast"]["autocast"]
     for s, n in zip(out.stages, steps):
         s.steps, s.tokens = n, None
     longest = max(steps)
