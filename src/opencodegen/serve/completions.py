@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
 
 from ..errors import UserError
 from ..sampling import Completion, SamplingParams
@@ -21,7 +20,7 @@ from .prompts import end_token_ids, fim_ids
 from .protocol import APIError, CompletionRequest
 from .scheduler import PromptLogprobs, SequenceDone, TextDelta
 from .state import ServerState
-from .transport import guarded_stream, result_or_cancel, sse, submit
+from .transport import JobStream, result_or_cancel, sse, submit
 
 MAX_STOPS = 16
 
@@ -117,8 +116,7 @@ async def create_completion(req: CompletionRequest, request: Request, state: Ser
     prompt_tokens = sum(map(len, prep.ids))
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return StreamingResponse(guarded_stream(job, _chunks(state, req, prep, job, head, include_usage)),
-                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return JobStream(job, _chunks(state, req, prep, job, head, include_usage))
     completions, prompt_logprobs = await result_or_cancel(request, job, job.result())
     choices = []
     for i, samples in enumerate(completions):

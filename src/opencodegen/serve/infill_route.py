@@ -10,7 +10,6 @@ files go first, then the far ends of prefix and suffix; "truncated" says so."""
 from __future__ import annotations
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
 
 from ..errors import UserError
 from ..sampling import Completion, SamplingParams
@@ -18,7 +17,7 @@ from .prompts import end_token_ids, repo_infill_ids
 from .protocol import APIError, InfillRequest
 from .scheduler import SequenceDone, TextDelta
 from .state import ServerState
-from .transport import guarded_stream, result_or_cancel, sse, submit
+from .transport import JobStream, result_or_cancel, sse, submit
 
 
 async def create_infill(req: InfillRequest, request: Request, state: ServerState):
@@ -63,5 +62,4 @@ async def create_infill(req: InfillRequest, request: Request, state: ServerState
             elif isinstance(event, SequenceDone):
                 yield sse({"content": "", **summary(event.completion)})
 
-    return StreamingResponse(guarded_stream(job, events()), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache"})
+    return JobStream(job, events())

@@ -1,6 +1,6 @@
 """What every generating route shares between the scheduler and HTTP: submitting (503 when the queue is full),
-waiting for a result while watching for the client to go away (which cancels the job and frees its slots), server-sent
-events, and the HTTP form of a failed job."""
+waiting for a result while watching for the client to go away (which cancels the job and frees its slots), streaming
+server-sent events with the same guarantee, and the HTTP form of a failed job."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 from typing import Any, AsyncIterator, Awaitable, TypeVar
 
 from fastapi import Request
+from fastapi.responses import StreamingResponse
 
 from ..sampling import SamplingParams
 from .protocol import APIError, error_body
@@ -66,14 +67,26 @@ def sse(data: Any) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def guarded_stream(job: Job, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Streams `chunks`; a failure after the headers went out becomes an error event (the status is already 200).
-    When the client goes away Starlette cancels this generator, and the finally cancels the job."""
-    try:
-        async for chunk in chunks:
-            yield chunk
-    except Exception as e:  # the job failed in the model thread
-        err = job_error(e)
-        yield sse(error_body(err.message, type=err.type, code=err.code))
-    finally:
-        job.cancel()
+class JobStream(StreamingResponse):
+    """Server-sent events of one job. However the response ends (finished, the client gone, cancelled before the
+    first chunk), the job is cancelled afterwards, which frees its slots (a no-op once it has finished). A failure
+    after the headers went out (the status is already 200) becomes an error event."""
+
+    def __init__(self, job: Job, chunks: AsyncIterator[str]):
+        super().__init__(self._guarded(chunks), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self.job = job
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.job.cancel()
+
+    @staticmethod
+    async def _guarded(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except Exception as e:  # the job failed in the model thread
+            err = job_error(e)
+            yield sse(error_body(err.message, type=err.type, code=err.code))
