@@ -170,3 +170,10 @@ def test_train_plan_scales_the_recipe_to_the_time_budget(run, recipe):
     planned = train_plan.apply(r, p)
     assert [s.steps for s in planned.stages] == p["steps"]
     assert planned.run.autocast == p["autocast"]["autocast"] in ("fp32", "bf16")
+
+
+def test_fresh_refuses_a_directory_it_did_not_make(recipe, tmp_path):
+    (tmp_path / "notes.txt").write_text("precious")
+    with pytest.raises(UserError, match="not a run directory of ours"):
+        run_quickstart(tmp_path, tiny_budget(), recipe, fresh=True)
+    assert (tmp_path / "notes.txt").read_text() == "precious"

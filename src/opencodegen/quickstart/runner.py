@@ -42,6 +42,10 @@ class StageRunner:
         self.run_dir = Path(run_dir)
         self.markers = self.run_dir / "stages"
         if fresh and self.run_dir.exists():
+            if any(self.run_dir.iterdir()) and not self.markers.is_dir():
+                # --fresh deletes the directory: never one that a run of ours did not make (a mistyped --run-dir)
+                raise UserError(f"{self.run_dir}: not a run directory of ours (no stages/ in it); --fresh only "
+                                "deletes run directories, choose another --run-dir")
             shutil.rmtree(self.run_dir)
         self.markers.mkdir(parents=True, exist_ok=True)
         self.results: dict[str, dict[str, Any]] = {}

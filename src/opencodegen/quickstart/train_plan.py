@@ -82,7 +82,7 @@ def plan(recipe: Recipe, minutes: float) -> dict:
             "predicted_seconds": sum(n * t for n, t in zip(steps, per_step))}
 
 
-def apply(recipe: Recipe, plan: dict, evals_per_stage: int = 5) -> Recipe:
+def apply(recipe: Recipe, plan: dict, evals_per_stage: int = 4) -> Recipe:
     """The recipe with the planned step counts and precision, validating and checkpointing a few times per stage."""
     steps = plan["steps"]
     out = copy.deepcopy(recipe)
