@@ -9,6 +9,8 @@ Stable pieces the server reuses for continuous batching (keep their signatures):
     `next_token(logits_row, params, generator)` (one row)
   - `IncrementalDecoder` (token ids -> text deltas) and `StopChecker` (stop strings on a text stream, and how much of
     the text is safe to stream)
+  - `SequenceState` (one sample being decoded), `record_logprobs`, `compact_rows` (finished cache rows filled from
+    the end) and `eos_id_of`: generate()'s own decode-loop pieces, so the server's loop is generate()'s loop
 
 A custom decode loop reproduces generate() token for token if, per sample j of a prompt: the generator is
 sequence_generator(seed, j, prompt_ids) (not for greedy params); the first token is drawn from the logits of the
@@ -322,7 +324,7 @@ class StopChecker:
 OnToken = Callable[[int, int, str], None]
 
 
-class _Sequence:
+class SequenceState:
     """State of one sample being decoded: its RNG, tokens so far, and (when stop strings or streaming need it) the
     incremental text."""
 
@@ -383,12 +385,12 @@ def _prompt_ids(tokenizer, model, prompts: Sequence[str] | Sequence[Sequence[int
     for p in prompts:
         ids = tokenizer.encode(p) if isinstance(p, str) else [int(t) for t in p]
         if not ids:  # an empty prompt starts a new document, as after the EOS separator in training data
-            ids = [_eos_id(tokenizer, model)]
+            ids = [eos_id_of(tokenizer, model)]
         out.append(ids)
     return out
 
 
-def _eos_id(tokenizer, model) -> int | None:
+def eos_id_of(tokenizer, model) -> int | None:
     eos = getattr(tokenizer, "eos_id", None)
     return model.config.eos_token_id if eos is None else eos
 
@@ -416,12 +418,12 @@ def generate(model, tokenizer, prompts: Sequence[str] | Sequence[Sequence[int]],
         if len(ids) >= context:
             raise UserError(f"prompt {i} is {len(ids)} tokens; the model's context is {context} tokens, "
                             "which leaves no room to generate")
-    eos = _eos_id(tokenizer, model)
+    eos = eos_id_of(tokenizer, model)
     end_ids = frozenset(params.stop_token_ids) | (frozenset() if eos is None or params.ignore_eos else {eos})
     seed = random_seed() if params.seed is None else params.seed
     # Clamp so prompt + completion fits the context; a completion cut here ends with "length".
     max_new = [min(params.max_new_tokens, context - len(ids)) for ids in prompt_ids]
-    sequences = [_Sequence(i, j, prompt_ids[i], max_new[i], params, seed, tokenizer, end_ids, on_token)
+    sequences = [SequenceState(i, j, prompt_ids[i], max_new[i], params, seed, tokenizer, end_ids, on_token)
                  for i in range(len(prompt_ids)) for j in range(params.n)]
     dtype = next(model.parameters()).dtype
     if max_batch_size is None:
@@ -434,7 +436,7 @@ def generate(model, tokenizer, prompts: Sequence[str] | Sequence[Sequence[int]],
     return results
 
 
-def _decode_batch(model, sequences: list[_Sequence], dtype: torch.dtype) -> None:
+def _decode_batch(model, sequences: list[SequenceState], dtype: torch.dtype) -> None:
     from .model.transformer import KVCache
 
     device = model.lm_head.weight.device
@@ -464,10 +466,10 @@ def _decode_batch(model, sequences: list[_Sequence], dtype: torch.dtype) -> None
     while True:
         tokens = sample_tokens(logits, [s.params for s in active], [s.generator for s in active])
         if want_logprobs:
-            _record_logprobs(active, logits, tokens)
+            record_logprobs(active, logits, tokens)
         finished = [s.accept(t) for s, t in zip(active, tokens.tolist())]
         if any(finished):
-            order = _compact(cache, finished)
+            order = compact_rows(cache, finished)
             if not order:
                 return
             active = [active[r] for r in order]
@@ -475,7 +477,7 @@ def _decode_batch(model, sequences: list[_Sequence], dtype: torch.dtype) -> None
         logits = model(tokens[:, None], cache=cache)[:, -1]
 
 
-def _record_logprobs(active: list[_Sequence], logits: torch.Tensor, tokens: torch.Tensor) -> None:
+def record_logprobs(active: list[SequenceState], logits: torch.Tensor, tokens: torch.Tensor) -> None:
     logp = torch.log_softmax(logits.float(), dim=-1)
     chosen = logp.gather(1, tokens[:, None]).squeeze(1).tolist()
     k = active[0].params.logprobs
@@ -486,7 +488,7 @@ def _record_logprobs(active: list[_Sequence], logits: torch.Tensor, tokens: torc
             s.top_logprobs.append(dict(zip(top.indices[r].tolist(), top.values[r].tolist())))
 
 
-def _compact(cache, finished: list[bool]) -> list[int]:
+def compact_rows(cache, finished: list[bool]) -> list[int]:
     """Packs the live rows into cache rows 0..n_live-1 and returns, for each new row, the old row it came from.
     Holes left by finished rows are filled from the end (not by shifting everything down), so each finished row
     costs at most one row copy; that is cheaper than gathering scattered rows at every later step."""

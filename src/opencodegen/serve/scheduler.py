@@ -6,10 +6,10 @@ Each iteration of the model thread:
   2. admits the next waiting prompt if its n samples fit in free slots: one prefill into a free row, copied to its
      other n-1 rows (as sampling.generate does);
   3. samples one token for every live row from that row's logits, all rows sharing one forward pass per step.
-Live sequences always sit in cache rows 0..live-1 (finished rows are filled from the end, sampling._compact), so the
+Live sequences always sit in cache rows 0..live-1 (finished rows are filled from the end, sampling.compact_rows), so the
 decode forward reads the cache through views instead of gathering rows.
 
-Every sequence is sampling.generate's own per-sequence state (`_Sequence`: the RNG from sequence_generator(seed,
+Every sequence is sampling.generate's own per-sequence state (`SequenceState`: the RNG from sequence_generator(seed,
 sample, prompt), stop strings, incremental text), fed the same logits rows, so a request gives token for token what
 generate() gives it alone, whatever else shares the batch. The HTTP side (asyncio) talks to the thread through a
 locked deque of waiting jobs and, back, through each job's asyncio.Queue (loop.call_soon_threadsafe); torch releases
@@ -30,11 +30,11 @@ from ..progress import log
 from ..sampling import (
     Completion,
     SamplingParams,
-    _compact,
-    _eos_id,
-    _record_logprobs,
-    _Sequence,
+    SequenceState,
+    compact_rows,
+    eos_id_of,
     random_seed,
+    record_logprobs,
     sample_tokens,
 )
 
@@ -145,12 +145,12 @@ class Scheduler:
         self.device = model.lm_head.weight.device
         dtype = next(model.parameters()).dtype
         self.cache = KVCache(model.config, slots, self.context, device=self.device, dtype=dtype)
-        self.eos_id = _eos_id(tokenizer, model)
+        self.eos_id = eos_id_of(tokenizer, model)
         self._cond = threading.Condition()
         self._waiting: deque[Job] = deque()
         self._closed = False
         # Model thread only: live sequences (cache row r holds _active[r]), the job of each, their next logits.
-        self._active: list[_Sequence] = []
+        self._active: list[SequenceState] = []
         self._owners: list[Job] = []
         self._logits: torch.Tensor | None = None
         self.counters = {"submitted": 0, "completed": 0, "cancelled": 0, "timed_out": 0, "failed": 0}
@@ -257,7 +257,7 @@ class Scheduler:
             frozenset() if self.eos_id is None or params.ignore_eos else {self.eos_id})
         on_token = (lambda i, j, text, job=job: job.post(TextDelta(i, j, text))) if job.stream else None
         for j in range(n):
-            self._active.append(_Sequence(p, j, ids, params.max_new_tokens, params, params.seed, self.tokenizer,
+            self._active.append(SequenceState(p, j, ids, params.max_new_tokens, params, params.seed, self.tokenizer,
                                           end_ids, on_token))
             self._owners.append(job)
         new = logits.expand(n, -1)
@@ -279,11 +279,11 @@ class Scheduler:
     def _step(self) -> None:
         active, owners = self._active, self._owners
         tokens = sample_tokens(self._logits, [s.params for s in active], [s.generator for s in active])
-        # Log-probabilities per group of rows asking for the same number of alternatives (_record_logprobs takes one).
+        # Log-probabilities per group of rows asking for the same number of alternatives (record_logprobs takes one).
         for k in {s.params.logprobs for s in active} - {None}:
             rows = [r for r, s in enumerate(active) if s.params.logprobs == k]
             index = torch.tensor(rows, device=self._logits.device)
-            _record_logprobs([active[r] for r in rows], self._logits[index], tokens[index])
+            record_logprobs([active[r] for r in rows], self._logits[index], tokens[index])
         finished = []
         for s, job, t in zip(active, owners, tokens.tolist()):
             done = s.accept(t)
@@ -301,7 +301,7 @@ class Scheduler:
         the old row it came from (to reindex what the caller holds per row), or None when no row remains."""
         if not any(gone):
             return torch.arange(len(gone), device=self.device) if gone else None
-        order = _compact(self.cache, gone)
+        order = compact_rows(self.cache, gone)
         self._active = [self._active[r] for r in order]
         self._owners = [self._owners[r] for r in order]
         return torch.tensor(order, dtype=torch.long, device=self.device) if order else None
