@@ -40,14 +40,15 @@ def lr_at(step: int, total: int, o: OptimConfig) -> float:
     return o.lr_end + 0.5 * (o.lr - o.lr_end) * (1 + math.cos(math.pi * progress))
 
 
-def make_optimizer(model: torch.nn.Module, o: OptimConfig, device: str) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, o: OptimConfig) -> torch.optim.AdamW:
     # No weight decay on 1-D parameters (biases, norm gains), as in CodeGen/GPT-2.
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps,
-                             fused=device.startswith("cuda") or None)
+    # Fused on CPU too: one kernel per parameter instead of foreach's chain of ops made the whole training step
+    # 12-15% faster for tiny-10m/30m here (benchmarks/bench_train.py uses this same optimizer).
+    return torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, fused=True)
 
 
 def loss_fn(model, x, y, doc_ids, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,7 +222,7 @@ def _run_stage(recipe: Recipe, i: int, run_dir: Path, d, plan: BatchPlan, dtype,
     if run.activation_checkpointing:
         _checkpoint_blocks(model)
     wrapped = dist_.wrap(model, d, run.parallel)
-    optim = make_optimizer(wrapped, o, device)
+    optim = make_optimizer(wrapped, o)
     step = 0
     best = math.inf
     if resume is not None:
