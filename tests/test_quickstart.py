@@ -169,7 +169,7 @@ def test_train_plan_scales_the_recipe_to_the_time_budget(run, recipe):
     assert p["steps"][0] == p["steps"][1] and abs(p["steps"][2] - 2 * p["steps"][0]) <= 1  # rounded to steps
     planned = train_plan.apply(r, p)
     assert [s.steps for s in planned.stages] == p["steps"]
-    assert planned.run.autocast == p["autocast"]["autocast"] in ("fp32", "bf16")
+    assert planned.run.autocast == p["autocast"] in ("fp32", "bf16")
 
 
 def test_fresh_refuses_a_directory_it_did_not_make(recipe, tmp_path):

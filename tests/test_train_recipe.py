@@ -123,3 +123,15 @@ def test_failed_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
     assert not [p for p in final.parent.iterdir() if ".tmp-" in p.name]
     state = json.loads((final / "trainer_state" / "state.json").read_text())
     assert state["step"] == 4
+
+
+def test_autocast_auto_follows_the_hardware(monkeypatch):
+    from opencodegen.train import precision
+
+    assert precision.resolve_autocast("fp32", "cpu") == "fp32" and precision.resolve_autocast("bf16", "cpu") == "bf16"
+    flags = Path("/proc/cpuinfo").read_text()
+    assert precision.cpu_has_native_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda native=native: native)
+        assert precision.resolve_autocast("auto", "cpu") == expected
+    assert recipe_from_dict({**tiny_recipe(Path("/nonexistent")), "run": {}}).run.autocast == "auto"

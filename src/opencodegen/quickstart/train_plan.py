@@ -13,31 +13,12 @@ import tempfile
 from pathlib import Path
 
 from ..train import train
+from ..train.precision import resolve_autocast
 from ..train.recipe import Recipe
 
 PROBE_STEPS = 3  # the first step pays for warm-up (allocations, thread pools); the rest are timed
 # Validation passes and checkpoint writes happen between steps: leave them this share of the budget.
 OVERHEAD_SHARE = 0.1
-
-
-def fastest_autocast(device: str = "cpu", rows: int = 512, width: int = 256) -> dict:
-    """bf16 autocast only where it pays. On CPUs without AVX-512 (BF16) support, torch's bf16 matmuls fall back to a
-    scalar loop that is ~100x slower than fp32 (measured here: 30 tokens/s instead of thousands), so the choice is
-    measured: one linear layer's forward and backward in each dtype, bf16 kept only if clearly faster."""
-    import time
-
-    import torch
-
-    seconds = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        x = torch.randn(rows, width, device=device)
-        layer = torch.nn.Linear(width, 4 * width, device=device)
-        for _ in range(2):  # the first pass pays for allocation and kernel selection
-            start = time.perf_counter()
-            with torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
-                layer(x).float().square().mean().backward()
-            seconds[name] = time.perf_counter() - start
-    return {"autocast": "bf16" if seconds["bf16"] * 1.3 < seconds["fp32"] else "fp32", "seconds": seconds}
 
 
 def seconds_per_step(recipe: Recipe, stage: int) -> float:
@@ -62,10 +43,9 @@ def seconds_per_step(recipe: Recipe, stage: int) -> float:
 
 def plan(recipe: Recipe, minutes: float) -> dict:
     """{"steps": [per stage], "autocast": ..., "seconds_per_step": [...], "predicted_seconds": ...}; stages that share
-    a batch shape are measured once, with the autocast dtype that is faster on this machine."""
+    a batch shape are measured once, in the autocast dtype the run will use on this machine."""
     recipe = copy.deepcopy(recipe)
-    precision = fastest_autocast(recipe.run.device)
-    recipe.run.autocast = precision["autocast"]
+    recipe.run.autocast = resolve_autocast(recipe.run.autocast, recipe.run.device)
     measured: dict[tuple, float] = {}
     per_step = []
     for i in range(len(recipe.stages)):
@@ -78,7 +58,7 @@ def plan(recipe: Recipe, minutes: float) -> dict:
             for i, s in enumerate(recipe.stages)]
     scale = minutes * 60 * (1 - OVERHEAD_SHARE) / sum(n * t for n, t in zip(base, per_step))
     steps = [max(2, round(n * scale)) for n in base]
-    return {"steps": steps, "autocast": precision, "seconds_per_step": per_step, "minutes": minutes,
+    return {"steps": steps, "autocast": recipe.run.autocast, "seconds_per_step": per_step, "minutes": minutes,
             "predicted_seconds": sum(n * t for n, t in zip(steps, per_step))}
 
 
@@ -86,7 +66,7 @@ def apply(recipe: Recipe, plan: dict, evals_per_stage: int = 4) -> Recipe:
     """The recipe with the planned step counts and precision, validating and checkpointing a few times per stage."""
     steps = plan["steps"]
     out = copy.deepcopy(recipe)
-    out.run.autocast = plan["autocast"]["autocast"]
+    out.run.autocast = plan["autocast"]
     for s, n in zip(out.stages, steps):
         s.steps, s.tokens = n, None
     longest = max(steps)

@@ -28,6 +28,7 @@ from . import checkpoint as ckpt
 from . import distributed as dist_
 from .data import BatchPlan, ValidSet, tokenizer_vocab_size
 from .metrics import MetricsLog, measure_peak_flops, plot_stage
+from .precision import resolve_autocast
 from .recipe import OptimConfig, Recipe, accumulation_steps
 
 
@@ -166,11 +167,12 @@ def train(recipe: Recipe, run_dir: str | Path, progress: bool = True) -> dict[st
     if d.is_main:
         (run_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
     device = recipe.run.device
-    dtype = torch.bfloat16 if recipe.run.autocast == "bf16" else torch.float32
+    autocast = resolve_autocast(recipe.run.autocast, device)
+    dtype = torch.bfloat16 if autocast == "bf16" else torch.float32
     peak = measure_peak_flops(dtype, device)
     log = MetricsLog(run_dir, d.is_main)
     start_stage, resume_dir = _find_resume(run_dir, recipe)
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "peak_flops": peak, "stages": []}
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "autocast": autocast, "peak_flops": peak, "stages": []}
     prev = run_dir / "summary_stages.json"
     if start_stage > 0 and prev.is_file():
         summary["stages"] = json.loads(prev.read_text())[:start_stage]

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
+from .precision import AUTOCAST_CHOICES
 
 
 @dataclass
@@ -57,7 +58,7 @@ class BatchConfig:
 class RunConfig:
     seed: int = 0
     device: str = "cpu"
-    autocast: str = "bf16"  # "bf16" | "fp32"
+    autocast: str = "auto"  # "auto" (bf16 where the hardware has it, see precision.py) | "bf16" | "fp32"
     parallel: str = "ddp"  # with several processes: "ddp" | "fsdp" (FSDP2, fully_shard per block)
     compile: bool = False
     activation_checkpointing: bool = False
@@ -227,8 +228,8 @@ def check_recipe(recipe: Recipe, where: str) -> None:
     names = [s.name for s in recipe.stages]
     if len(set(names)) != len(names):
         problems.append(f"stage names repeat: {names}")
-    if recipe.run.autocast not in ("bf16", "fp32"):
-        problems.append(f"run.autocast={recipe.run.autocast!r} is not 'bf16' or 'fp32'")
+    if recipe.run.autocast not in AUTOCAST_CHOICES:
+        problems.append(f"run.autocast={recipe.run.autocast!r} is not one of {', '.join(AUTOCAST_CHOICES)}")
     if recipe.run.parallel not in ("ddp", "fsdp"):
         problems.append(f"run.parallel={recipe.run.parallel!r} is not 'ddp' or 'fsdp'")
     if "preset" not in recipe.model and "n_layer" not in recipe.model:
