@@ -30,7 +30,8 @@ def record(r: dict) -> dict:
         "date": r["date"], "machine": r["machine"],
         "contention": {"load_average_1min": load, "cores": r["cores"],
                        "note": ("other agents' jobs shared the cores during this run: the times are pessimistic"
-                                if max(load.values()) > r["cores"] else "the machine was not oversubscribed")},
+                                if load["start"] > r["cores"] / 2 else "the machine was quiet when the run started "
+                                "(the load at the end is the run's own processes)")},
         "model": r["model"], "train_plan": r["train_plan"],
         "seconds": {"total": r["total_seconds"], **{k: v["seconds"] for k, v in r["stages"].items()}},
         "total_minutes": round(r["total_seconds"] / 60, 2),
