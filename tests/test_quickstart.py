@@ -177,3 +177,25 @@ def test_fresh_refuses_a_directory_it_did_not_make(recipe, tmp_path):
     with pytest.raises(UserError, match="not a run directory of ours"):
         run_quickstart(tmp_path, tiny_budget(), recipe, fresh=True)
     assert (tmp_path / "notes.txt").read_text() == "precious"
+
+
+def test_ctrl_c_keeps_finished_stages_and_the_next_run_resumes(machine, recipe, tmp_path, monkeypatch):
+    """Ctrl-C (KeyboardInterrupt) as training starts: the stages before it keep their markers, the interrupted one has
+    none, and the same call again reuses the finished stages and completes the run."""
+    run_dir = tmp_path / "run"
+    real_run = runner.StageRunner.run
+
+    def interrupted_at_train(self, name, fn, *args, **kwargs):
+        if name == "train":
+            raise KeyboardInterrupt
+        return real_run(self, name, fn, *args, **kwargs)
+
+    monkeypatch.setattr(runner.StageRunner, "run", interrupted_at_train)
+    with pytest.raises(KeyboardInterrupt):
+        run_quickstart(run_dir, tiny_budget(), recipe)
+    markers = {p.name: p.stat().st_mtime_ns for p in (run_dir / "stages").glob("*.json")}
+    assert "tokenizer.json" in markers and "tokens-mono.json" in markers and "train.json" not in markers
+    monkeypatch.setattr(runner.StageRunner, "run", real_run)
+    results = run_quickstart(run_dir, tiny_budget(), recipe)
+    assert (run_dir / "report.html").is_file() and results["bpb"]["model"] > 0
+    assert all((run_dir / "stages" / name).stat().st_mtime_ns == t for name, t in markers.items())  # reused, not redone
