@@ -35,7 +35,7 @@ _BYTE_CHAR = {" ": "Ġ", "\t": "ĉ"}  # how ByteLevel spells these bytes inside 
 
 
 class CodeTokenizer:
-    """A thin, picklable-by-path wrapper over `tokenizers.Tokenizer` with the project's contract."""
+    """A thin wrapper over `tokenizers.Tokenizer` with the project's contract (see the module docstring)."""
 
     def __init__(self, tokenizer: Tokenizer, eos_token: str | None = EOS):
         tokenizer.encode_special_tokens = True  # control tokens in *text* stay text (see module docstring)
