@@ -118,17 +118,35 @@ def _read_only_everything() -> None:
             pass  # e.g. a mount hidden under another one; what matters is checked by the hostile-program tests
 
 
-def setup_namespace(tmpfs_mb: int, drops_uid: bool) -> list[str]:
-    """Runs once, as (namespace-)root, as PID 1 of fresh PID/net/mount namespaces created by `unshare`."""
+def _bind_read_only(source: str, target: str) -> None:
+    if os.path.isdir(source):
+        os.mkdir(target)
+    else:
+        open(target, "w").close()
+    _mount(source, target, None, MS_BIND | MS_REC, None)
+    _mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+
+
+def setup_namespace(tmpfs_mb: int, drops_uid: bool) -> tuple[list[str], set[str]]:
+    """Runs once, as (namespace-)root, as PID 1 of fresh PID/net/mount namespaces created by `unshare`. Returns the
+    world-writable directories now on private tmpfs, and the paths inside them bound back read-only because the
+    interpreter needs them (a checkout or venv under /tmp: modules imported lazily, e.g. by pandas, must still load)."""
+    interpreter = [os.path.realpath(p) for p in (sys.executable, *sys.path) if p]
     if drops_uid:
-        _expose_interpreter([sys.executable, *[p for p in sys.path if p]])
+        _expose_interpreter(interpreter)
     _read_only_everything()
-    mounted = []
+    mounted, kept = [], set()
     for d in WORLD_WRITABLE:
         if os.path.isdir(d) and not os.path.islink(d):
+            children = {p[len(d) + 1:].split(os.sep)[0] for p in interpreter if p.startswith(d + os.sep)}
+            keep = os.open(d, os.O_PATH | os.O_DIRECTORY)  # the covered directory stays reachable through this fd
             _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={tmpfs_mb}m")
+            for child in children:
+                _bind_read_only(f"/proc/self/fd/{keep}/{child}", os.path.join(d, child))
+                kept.add(os.path.join(d, child))
+            os.close(keep)
             mounted.append(d)
-    return mounted
+    return mounted, kept
 
 
 # ----------------------------------------------------------------------------------------------- the child
@@ -320,7 +338,8 @@ class Worker:
     def __init__(self, cfg: dict) -> None:
         self.cfg = cfg
         self.namespace = cfg["mode"] in ("namespace", "userns")
-        self.mounted: list[str] = setup_namespace(cfg["tmpfs_mb"], cfg["uid"] is not None) if self.namespace else []
+        self.mounted, self.kept = setup_namespace(cfg["tmpfs_mb"], cfg["uid"] is not None) if self.namespace \
+            else ([], set())
         if not self.namespace:
             # Without a PID namespace, orphans of a program reparent to us (not init) so we can still find them.
             ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
@@ -393,6 +412,8 @@ class Worker:
         shutil.rmtree(workdir, onerror=force)
         for d in self.mounted:  # files a program dropped into /tmp, /dev/shm, ... outside its own directory
             for entry in os.scandir(d):
+                if entry.path in self.kept:
+                    continue
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path, onerror=force)
                 else:
