@@ -74,6 +74,17 @@ def _other_can_traverse(path: str) -> bool:
     return bool(os.stat(path).st_mode & stat.S_IXOTH)
 
 
+def _bind(source: str, target: str, read_only: bool = False) -> None:
+    """Bind `source` (a directory or file) onto a new mount point `target` created for it."""
+    if os.path.isdir(source):
+        os.mkdir(target)
+    else:
+        open(target, "w").close()
+    _mount(source, target, None, MS_BIND | MS_REC, None)
+    if read_only:
+        _mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+
+
 def _expose_interpreter(paths: list[str]) -> None:
     """The program runs as an unprivileged uid, but the interpreter may live under a private directory (e.g. a
     pyenv under /root, mode 700). For each such directory, cover it with an empty tmpfs and bind back only the one
@@ -90,12 +101,7 @@ def _expose_interpreter(paths: list[str]) -> None:
         keep = os.open(parent, os.O_PATH | os.O_DIRECTORY)  # the covered tree stays reachable through this fd
         _mount("tmpfs", parent, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
         for child in children:
-            source = f"/proc/self/fd/{keep}/{child}"
-            if os.path.isdir(source):
-                os.mkdir(os.path.join(parent, child))
-            else:
-                open(os.path.join(parent, child), "w").close()
-            _mount(source, os.path.join(parent, child), None, MS_BIND | MS_REC, None)
+            _bind(f"/proc/self/fd/{keep}/{child}", os.path.join(parent, child))
         os.close(keep)
 
 
@@ -118,15 +124,6 @@ def _read_only_everything() -> None:
             pass  # e.g. a mount hidden under another one; what matters is checked by the hostile-program tests
 
 
-def _bind_read_only(source: str, target: str) -> None:
-    if os.path.isdir(source):
-        os.mkdir(target)
-    else:
-        open(target, "w").close()
-    _mount(source, target, None, MS_BIND | MS_REC, None)
-    _mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
-
-
 def setup_namespace(tmpfs_mb: int, drops_uid: bool) -> tuple[list[str], set[str]]:
     """Runs once, as (namespace-)root, as PID 1 of fresh PID/net/mount namespaces created by `unshare`. Returns the
     world-writable directories now on private tmpfs, and the paths inside them bound back read-only because the
@@ -142,7 +139,7 @@ def setup_namespace(tmpfs_mb: int, drops_uid: bool) -> tuple[list[str], set[str]
             keep = os.open(d, os.O_PATH | os.O_DIRECTORY)  # the covered directory stays reachable through this fd
             _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={tmpfs_mb}m")
             for child in children:
-                _bind_read_only(f"/proc/self/fd/{keep}/{child}", os.path.join(d, child))
+                _bind(f"/proc/self/fd/{keep}/{child}", os.path.join(d, child), read_only=True)
                 kept.add(os.path.join(d, child))
             os.close(keep)
             mounted.append(d)
