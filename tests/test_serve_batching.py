@@ -4,6 +4,7 @@ its timeout answers 408; a failing model step fails its requests (500), not the 
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -103,9 +104,18 @@ def test_a_request_past_its_timeout_answers_408_and_frees_its_slot(checkpoint):
             with httpx.stream("POST", server.url + "/v1/completions",
                               json={"prompt": "x", "max_tokens": 100, "temperature": 0, "stream": True}) as s:
                 events = [line for line in s.iter_lines() if line]
-            assert '"request_timeout"' in events[-1]  # after a 200 has gone out, the error comes as an event
+            # After a 200 has gone out, the error comes as an event, and the stream still ends with [DONE].
+            assert s.status_code == 200 and events[-1] == "data: [DONE]"
+            assert json.loads(events[-2][6:])["error"]["code"] == "request_timeout"
+            # The official client raises the error from the stream instead of hanging or reporting a broken stream.
+            stream = client(server).completions.create(prompt="x", max_tokens=100, temperature=0, model="tiny",
+                                                       stream=True)
+            with pytest.raises(openai.APIError) as e:
+                for _ in stream:
+                    pass
+            assert e.value.code == "request_timeout" and "did not finish" in e.value.message
         h = health(server)
-        assert h["timed_out"] == 2 and h["active_slots"] == 0
+        assert h["timed_out"] == 3 and h["active_slots"] == 0
 
 
 def test_a_failing_model_step_fails_its_request_not_the_server(checkpoint):
@@ -119,3 +129,35 @@ def test_a_failing_model_step_fails_its_request_not_the_server(checkpoint):
         assert r.status_code == 500 and "simulated out of memory" in r.json()["error"]["message"]
         ok = client(server).completions.create(model="tiny", prompt="x", max_tokens=5, temperature=0)
         assert ok.usage.completion_tokens >= 1 and health(server)["active_slots"] == 0
+
+
+def test_a_stream_whose_model_step_fails_ends_with_an_error_event_then_done(checkpoint):
+    with running_server(checkpoint) as (server, model, _):
+        original = model.forward
+        calls = 0
+
+        def fails_after_three(*a, **k):  # the prefill and two decode steps work: tokens have been streamed
+            nonlocal calls
+            calls += 1
+            if calls > 3:
+                raise RuntimeError("simulated device lost")
+            return original(*a, **k)
+
+        body = {"model": "tiny", "prompt": "def fib(n):\n", "max_tokens": 50, "temperature": 0}
+        model.forward = fails_after_three
+        try:
+            texts = []
+            with pytest.raises(openai.APIError) as e:
+                for chunk in client(server).completions.create(**body, stream=True):
+                    texts.append(chunk.choices[0].text)
+            calls = 0
+            with httpx.stream("POST", server.url + "/v1/completions", json={**body, "stream": True}) as s:
+                events = [line for line in s.iter_lines() if line]
+        finally:
+            model.forward = original
+        assert len(texts) == 3 and e.value.code == "internal_error" and "simulated device lost" in e.value.message
+        assert s.status_code == 200 and events[-1] == "data: [DONE]" and len(events) == 3 + 2
+        error = json.loads(events[-2][6:])["error"]
+        assert set(error) == {"message", "type", "param", "code"} and error["type"] == "server_error"
+        ok = client(server).completions.create(**body)  # the server keeps serving
+        assert ok.usage.completion_tokens == 50 and health(server)["active_slots"] == 0

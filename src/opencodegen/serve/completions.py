@@ -23,6 +23,7 @@ from .state import ServerState
 from .transport import JobStream, result_or_cancel, sse, submit
 
 MAX_STOPS = 16
+DONE = "data: [DONE]\n\n"  # the last event of every stream, also after an error event
 
 
 @dataclass
@@ -116,7 +117,7 @@ async def create_completion(req: CompletionRequest, request: Request, state: Ser
     prompt_tokens = sum(map(len, prep.ids))
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return JobStream(job, _chunks(state, req, prep, job, head, include_usage))
+        return JobStream(job, _chunks(state, req, prep, job, head, include_usage), end=DONE)
     completions, prompt_logprobs = await result_or_cancel(request, job, job.result())
     choices = []
     for i, samples in enumerate(completions):
@@ -160,7 +161,7 @@ async def _chunks(state: ServerState, req: CompletionRequest, prep: Prepared, jo
             yield chunk(event.prompt_index * n + event.sample_index, "", c.finish_reason, logprobs)
     if include_usage:
         yield sse({**head, "choices": [], "usage": usage(sum(map(len, prep.ids)), generated)})
-    yield "data: [DONE]\n\n"
+    yield DONE
 
 
 def logprobs_block(tok, c: Completion, prompt: PromptLogprobs | None, prompt_ids: list[int], offset: int) -> dict:

@@ -70,10 +70,13 @@ def sse(data: Any) -> str:
 class JobStream(StreamingResponse):
     """Server-sent events of one job. However the response ends (finished, the client gone, cancelled before the
     first chunk), the job is cancelled afterwards, which frees its slots (a no-op once it has finished). A failure
-    after the headers went out (the status is already 200) becomes an error event."""
+    after the headers went out (the status is already 200) becomes an OpenAI-shaped error event followed by `end`
+    (the stream's usual last event, e.g. `data: [DONE]`), so a client reading up to that event stops cleanly: the
+    openai package raises APIError with the error body instead of waiting or reporting a broken connection."""
 
-    def __init__(self, job: Job, chunks: AsyncIterator[str]):
-        super().__init__(self._guarded(chunks), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    def __init__(self, job: Job, chunks: AsyncIterator[str], end: str | None = None):
+        super().__init__(self._guarded(chunks, end), media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache"})
         self.job = job
 
     async def __call__(self, scope, receive, send) -> None:
@@ -83,10 +86,12 @@ class JobStream(StreamingResponse):
             self.job.cancel()
 
     @staticmethod
-    async def _guarded(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+    async def _guarded(chunks: AsyncIterator[str], end: str | None) -> AsyncIterator[str]:
         try:
             async for chunk in chunks:
                 yield chunk
-        except Exception as e:  # the job failed in the model thread
+        except Exception as e:  # the job failed in the model thread, or building a chunk failed
             err = job_error(e)
             yield sse(error_body(err.message, type=err.type, code=err.code))
+            if end is not None:
+                yield end
