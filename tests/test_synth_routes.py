@@ -182,3 +182,28 @@ def test_the_router_closes_the_sandbox_it_started(monkeypatch):
         assert client.post(f"{BASE}/{sid}/run").json()["stdout"] == "hi\n"
         assert closed == []
     assert closed == [True]
+
+
+def test_a_turn_whose_client_disconnects_is_cancelled_and_frees_its_slot(tmp_path):
+    """On the real server: a client that gives up on a turn mid-generation frees the scheduler slot at once (not
+    after the whole budget) and leaves the session as it was; the server and the session go on serving."""
+    from opencodegen.sampling import SamplingParams, generate
+    from opencodegen.serve.synth import TURN_STOPS, tidy
+    from serve_fixtures import BLOCK_SIZE, SlowForward, health, running_server, wait_for, write_checkpoint
+
+    settings = {"max_tokens": 200, "temperature": 0.0}
+    with running_server(write_checkpoint(tmp_path / "tiny"), slots=1) as (server, model, tok):
+        sid = httpx.post(server.url + BASE, json={"settings": settings}).json()["id"]
+        turns = f"{server.url}{BASE}/{sid}/turns"
+        prompt = tok.encode(mtpb.PREAMBLE + mtpb.turn_prompt("Sort xs."))[-(BLOCK_SIZE - 200):]
+        [[alone]] = generate(model, tok, [prompt], SamplingParams(max_new_tokens=200, stop=TURN_STOPS))
+        assert len(alone.token_ids) == 200  # no stop string: only the disconnect can end it early
+        with SlowForward(model, delay=0.02) as slow:
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(turns, json={"intent": "Sort xs."}, timeout=0.5)
+            wait_for(lambda: health(server)["active_slots"] == 0, "the turn's slot to be freed", 3)
+            assert slow.calls < 100 and health(server)["cancelled"] == 1
+        assert httpx.get(f"{server.url}{BASE}/{sid}").json()["turns"] == []
+        done = httpx.post(turns, json={"intent": "Sort xs."}, timeout=60)  # the lock and the slot were released
+        assert done.status_code == 200 and done.json()["turns"][0]["code"] == tidy(mtpb.truncate(alone.text))
+        assert health(server)["completed"] == 1 and health(server)["active_slots"] == 0

@@ -10,7 +10,8 @@
     DELETE /v1/synth/sessions/{id}
 
 Sessions live in memory, at most `max_sessions`; creating one more forgets the least recently used. Requests on one
-session are served one at a time. Bad input gets a 4xx with an OpenAI-shaped body, `{"error": {"message", "type",
+session are served one at a time. A client that disconnects while a turn is being sampled cancels it (the scheduler
+slot is freed, the session is left as it was). Bad input gets a 4xx with an OpenAI-shaped body, `{"error": {"message", "type",
 "param", "code"}}`, built here rather than by app-wide handlers so the router behaves the same in any app.
 """
 
@@ -32,6 +33,7 @@ from fastapi.responses import JSONResponse
 from ..errors import UserError
 from .protocol import APIError, error_response
 from .synth import BadField, Complete, ProgramRunner, SynthSession, check_code, check_intent
+from .transport import cancel_on_disconnect
 
 DEFAULT_MAX_SESSIONS = 256
 MAX_BODY_BYTES = 1 << 20  # a session document (program and turns) larger than this is not a person's session
@@ -138,13 +140,18 @@ def make_router(complete: Complete, *, max_sessions: int = DEFAULT_MAX_SESSIONS,
         except UserError as e:  # e.g. nothing to undo, or a `complete` that raises UserError (model_complete does)
             return error_response(400, str(e))
 
-    async def on_session(sid: str, command):
-        """Runs command(entry) holding the session's lock (one request per session at a time)."""
+    async def on_session(sid: str, command, request: Request | None = None):
+        """Runs command(entry) holding the session's lock (one request per session at a time). Given the `request`
+        (the routes that sample), a client that disconnects cancels the command: the sampling it awaits is
+        cancelled, which frees its scheduler slot, and the session stays as it was."""
         async def work():
             entry = store.get(sid)
             async with entry.lock:
                 return await command(entry)
-        return await handle(work)
+        if request is None:
+            return await handle(work)
+        await request.body()  # read (and kept by the request) before the disconnect watcher takes its messages
+        return await handle(lambda: cancel_on_disconnect(request, work()))
 
     @router.post("", status_code=201)
     async def create(request: Request):
@@ -173,7 +180,7 @@ def make_router(complete: Complete, *, max_sessions: int = DEFAULT_MAX_SESSIONS,
             intent = check_intent(_only(await _json_body(request, required=True), "intent"))
             await entry.session.add_turn(intent)
             return session_json(session_id, entry)
-        return await on_session(session_id, command)
+        return await on_session(session_id, command, request)
 
     @router.put("/{session_id}/turns/{index}")
     async def edit(session_id: str, index: str, request: Request):
@@ -195,11 +202,11 @@ def make_router(complete: Complete, *, max_sessions: int = DEFAULT_MAX_SESSIONS,
         return await on_session(session_id, command)
 
     @router.post("/{session_id}/regenerate")
-    async def regenerate(session_id: str):
+    async def regenerate(session_id: str, request: Request):
         async def command(entry):
             await entry.session.regenerate()
             return session_json(session_id, entry)
-        return await on_session(session_id, command)
+        return await on_session(session_id, command, request)
 
     @router.post("/{session_id}/run")
     async def run(session_id: str):

@@ -43,24 +43,34 @@ async def until_disconnect(request: Request) -> None:
         pass
 
 
-async def result_or_cancel(request: Request, job: Job, work: Awaitable[T]) -> T:
-    """Awaits `work` (the job's result); if the client disconnects first, the job is cancelled (its slots are
-    freed at the next step). A failed job becomes its APIError."""
+async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Awaits `work`; if the client disconnects first, `work` is cancelled (whatever it awaits, such as a job's
+    result, is cancelled with it) and a 499 APIError is raised. Read the request body before calling this: the watcher
+    consumes the request's messages."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(until_disconnect(request))
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
         if not task.done():
-            # Nobody is left to read the answer (499: nginx's "client closed request"); the finally frees the slots.
+            # Nobody is left to read the answer (499: nginx's "client closed request").
             raise APIError(499, "the client closed the connection", code="client_closed_request")
-        try:
-            return task.result()
-        except Exception as e:  # the job failed in the model thread
-            raise job_error(e) from None
+        return task.result()
     finally:
-        job.cancel()
         for t in (task, watcher):
             t.cancel()
+
+
+async def result_or_cancel(request: Request, job: Job, work: Awaitable[T]) -> T:
+    """Awaits `work` (the job's result); if the client disconnects first, the job is cancelled (its slots are
+    freed at the next step). A failed job becomes its APIError."""
+    try:
+        return await cancel_on_disconnect(request, work)
+    except APIError:
+        raise
+    except Exception as e:  # the job failed in the model thread
+        raise job_error(e) from None
+    finally:
+        job.cancel()
 
 
 def sse(data: Any) -> str:
