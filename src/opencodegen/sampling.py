@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 import torch
 
 from .errors import UserError
+from .speculative import NgramDrafter, SpeculationStats
 
 # reference.md: Codex/CodeGen's stops plus the two bigcode-evaluation-harness adds.
 HUMANEVAL_STOP: tuple[str, ...] = ("\nclass", "\ndef", "\n#", "\nif", "\nprint", "\n@", "\n```")
@@ -49,7 +50,12 @@ class SamplingParams:
     sampling past EOS (benchmarks that need a fixed length). seed None draws one from torch's global RNG.
     logprobs None: none; 0: the chosen token's log-probability under the model; k > 0: also the k most likely
     alternatives at each step. Log-probabilities are those of the unmodified model distribution (before temperature
-    and filtering), as in vLLM, so they measure the model rather than the sampler."""
+    and filtering), as in vLLM, so they measure the model rather than the sampler.
+
+    speculative_tokens k > 0: speculative decoding with prompt-lookup drafts (opencodegen.speculative): each step
+    proposes up to k tokens by matching the sequence's last n tokens (n from prompt_lookup_max down to
+    prompt_lookup_min) against its earlier text, and verifies them all in one forward pass. It changes the speed,
+    not the output: see generate()."""
 
     max_new_tokens: int = 128
     temperature: float = 0.0
@@ -61,6 +67,9 @@ class SamplingParams:
     logprobs: int | None = None
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False
+    speculative_tokens: int = 0
+    prompt_lookup_min: int = 1
+    prompt_lookup_max: int = 3
 
     def __post_init__(self) -> None:
         # Accept a single string or any sequence for stop, stored as a tuple so params stay hashable and immutable.
@@ -82,6 +91,11 @@ class SamplingParams:
             problems.append(f"logprobs={self.logprobs} must be None or >= 0")
         if any(s == "" for s in stop):
             problems.append("stop strings must not be empty")
+        if self.speculative_tokens < 0:
+            problems.append(f"speculative_tokens={self.speculative_tokens} must be >= 0 (0 disables speculation)")
+        if not 1 <= self.prompt_lookup_min <= self.prompt_lookup_max:
+            problems.append(f"prompt_lookup_min={self.prompt_lookup_min} and prompt_lookup_max="
+                            f"{self.prompt_lookup_max} need 1 <= min <= max")
         if problems:
             raise UserError("sampling parameters: " + "; ".join(problems))
 
@@ -94,13 +108,15 @@ class SamplingParams:
 class Completion:
     """One sample. token_ids holds every sampled token, including the EOS or the token that completed a stop string;
     text is the decoded completion without EOS, cut before the earliest stop string. logprobs[i] belongs to
-    token_ids[i]; top_logprobs[i] maps token id -> log-probability of the most likely alternatives at step i."""
+    token_ids[i]; top_logprobs[i] maps token id -> log-probability of the most likely alternatives at step i.
+    speculation: draft and acceptance counts when params.speculative_tokens > 0."""
 
     text: str
     token_ids: list[int]
     finish_reason: str  # "stop" (EOS, stop token or stop string) | "length" (max_new_tokens or the context is full)
     logprobs: list[float] | None = None
     top_logprobs: list[dict[int, float]] | None = None
+    speculation: SpeculationStats | None = None
 
 
 # ---- randomness ------------------------------------------------------------------------------------------------
@@ -325,8 +341,8 @@ OnToken = Callable[[int, int, str], None]
 
 
 class SequenceState:
-    """State of one sample being decoded: its RNG, tokens so far, and (when stop strings or streaming need it) the
-    incremental text."""
+    """State of one sample being decoded: its RNG, tokens so far, (when stop strings or streaming need it) the
+    incremental text, and (when speculating) its drafter, which always holds prompt + tokens so far."""
 
     def __init__(self, prompt_index: int, sample_index: int, prompt_ids: list[int], max_new: int,
                  params: SamplingParams, seed: int, tokenizer, end_ids: frozenset[int], on_token: OnToken | None):
@@ -340,11 +356,16 @@ class SequenceState:
         text_needed = bool(params.stop) or on_token is not None
         self.decoder = IncrementalDecoder(tokenizer, prompt_ids) if text_needed else None
         self.stopper = StopChecker(params.stop) if text_needed else None
+        speculate = params.speculative_tokens > 0
+        self.drafter = NgramDrafter(prompt_ids, params.prompt_lookup_min, params.prompt_lookup_max) if speculate else None
+        self.speculation = SpeculationStats() if speculate else None
         self.completion: Completion | None = None
 
     def accept(self, token: int) -> bool:
         """Appends a sampled token; returns True when the sequence has finished."""
         self.token_ids.append(token)
+        if self.drafter is not None:
+            self.drafter.extend((token,))
         if token in self.end_ids:
             return self._finish("stop", ended_by_token=True)
         if self.decoder is not None:
@@ -374,7 +395,8 @@ class SequenceState:
             context = IncrementalDecoder.left_context(self.tokenizer, self.prompt_ids)
             ids = self.token_ids[:-1] if ended_by_token else self.token_ids
             text = self.tokenizer.decode(context + ids)[len(self.tokenizer.decode(context)):]
-        self.completion = Completion(text, self.token_ids, reason, self.logprobs, self.top_logprobs)
+        self.completion = Completion(text, self.token_ids, reason, self.logprobs, self.top_logprobs,
+                                     self.speculation)
         return True
 
 
@@ -410,7 +432,16 @@ def generate(model, tokenizer, prompts: Sequence[str] | Sequence[Sequence[int]],
     together, each continuing from its own length (no padding). Finished rows leave the batch. on_token(prompt_index,
     sample_index, text_delta) streams text that can no longer become part of a stop string; the deltas of a sample
     concatenate to its final text. max_batch_size bounds the rows decoded at once (default: what fits a 4 GiB KV
-    cache); results don't depend on it."""
+    cache); results don't depend on it.
+
+    With params.speculative_tokens k > 0, each forward pass feeds a row its last token plus up to k drafted ones
+    (rows padded to the longest draft), then samples position by position exactly as without drafts, going on to
+    the next position only while the sampled token equals the draft there, and the KV cache forgets the rest. For a
+    point-mass draft this is exact speculative sampling: the draft survives with probability p(draft), otherwise the
+    token is drawn from p restricted to the other tokens, which is what the textbook accept/resample rule gives.
+    Each emitted token also consumes one draw from its row's generator, as without drafts, so greedy and seeded
+    outputs are the same tokens with or without speculation, up to float rounding: the verify pass multiplies
+    several positions at once, which can round the logits differently (~1e-6) and flip a near-tie."""
     params = params or SamplingParams()
     prompt_ids = _prompt_ids(tokenizer, model, prompts)
     context = model.config.block_size
@@ -427,7 +458,8 @@ def generate(model, tokenizer, prompts: Sequence[str] | Sequence[Sequence[int]],
                  for i in range(len(prompt_ids)) for j in range(params.n)]
     dtype = next(model.parameters()).dtype
     if max_batch_size is None:
-        max_batch_size = _default_batch_size(model, max(len(ids) + m for ids, m in zip(prompt_ids, max_new)), dtype)
+        longest = max(len(ids) + m for ids, m in zip(prompt_ids, max_new)) + params.speculative_tokens
+        max_batch_size = _default_batch_size(model, longest, dtype)
     for start in range(0, len(sequences), max_batch_size):
         _decode_batch(model, sequences[start : start + max_batch_size], dtype)
     results: list[list[Completion]] = [[] for _ in prompt_ids]
@@ -440,7 +472,9 @@ def _decode_batch(model, sequences: list[SequenceState], dtype: torch.dtype) -> 
     from .model.transformer import KVCache
 
     device = model.lm_head.weight.device
-    max_len = max(len(s.prompt_ids) + s.max_new for s in sequences)
+    k = sequences[0].params.speculative_tokens  # one generate() call: every sequence has the same params
+    # Verify passes pad every row to the longest draft, so a row may write up to k positions past its own end.
+    max_len = min(max(len(s.prompt_ids) + s.max_new for s in sequences) + k, model.config.block_size)
     cache = KVCache(model.config, len(sequences), max_len, device=device, dtype=dtype)
     # Prefill: each distinct prompt once, into the first row of its samples, then copied to the others. Only the last
     # position's logits are needed, so the vocabulary projection runs on one position instead of the whole prompt.
@@ -460,21 +494,78 @@ def _decode_batch(model, sequences: list[SequenceState], dtype: torch.dtype) -> 
     logits = torch.cat(first_logits)
 
     # active[r] is the sequence in cache row r; rows 0..len(active)-1 are always the live ones, so the model reads
-    # the cache through views (rows=None) rather than gathering rows each step.
+    # the cache through views (rows=None) rather than gathering rows each step. Row r's logits for its drafts' k
+    # positions are logits[first[r] + i]; drafts[r] are the tokens fed after its last sampled one.
     active = list(sequences)
-    want_logprobs = sequences[0].params.logprobs is not None
+    drafts: list[list[int]] = [[] for _ in active]
+    first = list(range(len(active)))
     while True:
-        tokens = sample_tokens(logits, [s.params for s in active], [s.generator for s in active])
-        if want_logprobs:
-            record_logprobs(active, logits, tokens)
-        finished = [s.accept(t) for s, t in zip(active, tokens.tolist())]
+        finished = _verify(active, logits, first, drafts)
+        if k:  # forget the keys of rejected drafts: each row's cache holds all its tokens but the last
+            cache.truncate([len(s.prompt_ids) + len(s.token_ids) - 1 for s in active])
         if any(finished):
             order = compact_rows(cache, finished)
             if not order:
                 return
             active = [active[r] for r in order]
-            tokens = tokens[torch.tensor(order, device=device)]
-        logits = model(tokens[:, None], cache=cache)[:, -1]
+        last = [s.token_ids[-1] for s in active]
+        drafts = _drafts(active, k, cache.max_len) if k else [[] for _ in active]
+        width = 1 + max(len(d) for d in drafts)
+        fed = torch.tensor([[t, *d] + [t] * (width - 1 - len(d)) for t, d in zip(last, drafts)], device=device)
+        hidden = model(fed, cache=cache, hidden_only=True)  # (B, width, C)
+        if width == 1 or all(len(d) == width - 1 for d in drafts):
+            first = list(range(0, len(active) * width, width))
+            hidden = hidden.flatten(0, 1)
+        else:  # only real positions go through the vocabulary projection, not the padding
+            real = torch.tensor([1 + len(d) for d in drafts], device=device)
+            hidden = hidden[torch.arange(width, device=device)[None, :] < real[:, None]]
+            first = [0, *torch.cumsum(real, 0)[:-1].tolist()]
+        logits = model.lm_head(hidden).float()  # (sum of real positions, V)
+
+
+def _verify(active: list[SequenceState], logits: torch.Tensor, first: list[int],
+            drafts: list[list[int]]) -> list[bool]:
+    """Samples each row's tokens from its positions' logits, in order, accepting them into the sequence; a row moves
+    on to its next position only while the token it sampled equals its draft there (the next position's logits
+    assumed that token). One sample_tokens call per position over the rows still going, so every emitted token
+    draws from its row's generator exactly once. Returns which rows finished."""
+    finished = [False] * len(active)
+    going = list(range(len(active)))
+    want_logprobs = active[0].params.logprobs is not None
+    i = 0
+    while going:
+        if i == 0 and len(going) == logits.shape[0]:
+            rows = logits  # every row at its first position, one logits row each: the plain decode step
+        else:
+            rows = logits[torch.tensor([first[r] + i for r in going], device=logits.device)]
+        states = [active[r] for r in going]
+        tokens = sample_tokens(rows, [s.params for s in states], [s.generator for s in states])
+        if want_logprobs:
+            record_logprobs(states, rows, tokens)
+        still = []
+        for r, s, t in zip(going, states, tokens.tolist()):
+            if s.accept(t):
+                finished[r] = True
+            elif i < len(drafts[r]) and drafts[r][i] == t:
+                still.append(r)
+            if i > 0 and s.speculation is not None:
+                s.speculation.accepted += 1  # position i was reached because draft i-1 was right
+        going = still
+        i += 1
+    return finished
+
+
+def _drafts(active: list[SequenceState], k: int, cache_len: int) -> list[list[int]]:
+    """Each row's draft: at most k tokens, none past the row's max_new_tokens (the model's own token comes on top),
+    and short enough that padding every row to the longest draft stays within the cache."""
+    room = cache_len - max(len(s.prompt_ids) + len(s.token_ids) for s in active)  # positions past the longest row
+    out = []
+    for s in active:
+        d = s.drafter.draft(min(k, s.max_new - len(s.token_ids) - 1, room))
+        s.speculation.passes += 1
+        s.speculation.drafted += len(d)
+        out.append(d)
+    return out
 
 
 def record_logprobs(active: list[SequenceState], logits: torch.Tensor, tokens: torch.Tensor) -> None:

@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--humaneval-stops", action="store_true",
                         help="add the HumanEval stop strings (\\nclass, \\ndef, \\n#, \\nif, \\nprint, \\n@, \\n```)")
     parser.add_argument("--stream", action="store_true", help="print text as it is generated (one sample)")
+    parser.add_argument("--speculative", type=int, default=0, metavar="K",
+                        help="speculative decoding: draft up to K tokens per step by prompt lookup (earlier text of "
+                             "the same sequence) and verify them in one forward pass; same output, fewer passes. "
+                             "0 (default) is off")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--device", default="cpu")
 
@@ -67,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     prompt = read_prompt(args)
     stops = tuple(unescape(s) for s in args.stop) + (HUMANEVAL_STOP if args.humaneval_stops else ())
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                            top_k=args.top_k, n=args.n, seed=args.seed, stop=stops)
+                            top_k=args.top_k, n=args.n, seed=args.seed, stop=stops,
+                            speculative_tokens=args.speculative)
     if args.stream and args.n > 1:
         raise UserError("--stream prints one sample as it is generated; use --n 1 (or drop --stream)")
     model, tokenizer = load_checkpoint(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
@@ -88,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
             print(c.text)
     n_tokens = sum(len(c.token_ids) for c in samples)
     reasons = ", ".join(sorted({c.finish_reason for c in samples}))
-    print(f"{n_tokens} tokens in {seconds:.2f}s ({n_tokens / max(seconds, 1e-9):.1f} tok/s), finish: {reasons}",
-          file=sys.stderr)
+    summary = f"{n_tokens} tokens in {seconds:.2f}s ({n_tokens / max(seconds, 1e-9):.1f} tok/s), finish: {reasons}"
+    if args.speculative:
+        passes = sum(c.speculation.passes for c in samples)
+        accepted = sum(c.speculation.accepted for c in samples)
+        summary += f", {accepted} drafted tokens accepted in {passes} verify passes"
+    print(summary, file=sys.stderr)
     return 0

@@ -62,6 +62,15 @@ class KVCache:
     def reset_rows(self, rows: torch.Tensor | list[int]) -> None:
         self.lengths[torch.as_tensor(rows, dtype=torch.long, device=self.lengths.device)] = 0
 
+    def truncate(self, lengths: list[int]) -> None:
+        """Rows 0..len(lengths)-1 keep only their first lengths[r] positions (speculative decoding drops the keys of
+        rejected draft tokens). Lowering the length is enough: positions at or past it are masked out of attention
+        and overwritten by the row's next forward pass."""
+        new = torch.tensor(lengths, dtype=torch.long, device=self.lengths.device)
+        if bool((new > self.lengths[: len(lengths)]).any()):
+            raise ValueError("KVCache.truncate can only shorten rows")
+        self.lengths[: len(lengths)] = new
+
 
 class Attention(nn.Module):
     def __init__(self, config: ModelConfig):
