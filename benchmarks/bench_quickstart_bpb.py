@@ -30,7 +30,7 @@ def record(r: dict) -> dict:
         "date": r["date"], "machine": r["machine"],
         "contention": {"load_average_1min": load, "cores": r["cores"],
                        "note": ("other agents' jobs shared the cores during this run: the times are pessimistic"
-                                if load["start"] > r["cores"] / 2 else "the machine was quiet when the run started "
+                                if (load["start"] or 0) > r["cores"] / 2 else "the machine was quiet when the run started "
                                 "(the load at the end is the run's own processes)")},
         "model": r["model"], "train_plan": r["train_plan"],
         "seconds": {"total": r["total_seconds"], **{k: v["seconds"] for k, v in r["stages"].items()}},

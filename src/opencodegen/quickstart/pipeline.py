@@ -126,7 +126,6 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
     if not config.is_file():
         raise UserError(f"{config}: recipe not found; pass --config configs/quickstart.yaml from the source tree")
     check_free_disk(run_dir, budget.disk_bytes - (0 if fresh else _dir_bytes(run_dir)))
-    load_start = os.getloadavg()
     cfg = TokenizeConfig()  # repository format, FIM at rate 0.5, 5% of each part's repositories held out
     expected = {**EXPECTED, "train": 60 * (budget.train_minutes or 5)}
     total = float(sum(expected.values()))
@@ -172,7 +171,7 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
         samples = stage("eval-samples", lambda: evaluation.samples(ckpt, ev / "samples", budget))
 
     results = assemble(run_dir, runner.results, recipe, ckpt, corpus, held, tok, tokens, plan, trained, bpb, he, mt,
-                       fim, samples, load_start)
+                       fim, samples)
     write_json(run_dir / "results.json", results)
     write_report(results, run_dir)
     return results
@@ -187,7 +186,7 @@ def next_commands(run_dir: Path, ckpt: Path) -> list[str]:
 
 def assemble(run_dir: Path, stages: dict, recipe, ckpt: Path, corpus: dict, held: dict | None, tok: dict,
              tokens: dict, plan: dict | None, trained: dict, bpb: dict | None, he: dict, mt: dict, fim: dict,
-             samples: dict, load_start: tuple) -> dict[str, Any]:
+             samples: dict) -> dict[str, Any]:
     from ..model.config import ModelConfig
 
     model = ModelConfig.from_file(ckpt / "config.json")
@@ -204,13 +203,13 @@ def assemble(run_dir: Path, stages: dict, recipe, ckpt: Path, corpus: dict, held
         if not c["skipped"]:
             corpus_out[part] = {**{k: v for k, v in c.items() if k not in ("skipped", "notes")},
                                 "tokens_train": tokens[part]["train"], "tokens_valid": tokens[part]["valid"]}
-    load_end = os.getloadavg()
+    loads = [s["load_1min"] for s in stages.values() if "load_1min" in s]  # in run order
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "cores": os.cpu_count(),
         # Other processes share the cores: a 1-minute load above the core count means timings are pessimistic.
-        "load_average_1min": {"start": round(load_start[0], 2), "end": round(load_end[0], 2)},
+        "load_average_1min": {"start": loads[0][0] if loads else None, "end": loads[-1][1] if loads else None},
         "run_dir": str(run_dir),
         "model": {"preset": model.name, "params": model.n_params(), "n_layer": model.n_layer,
                   "n_embd": model.n_embd, "n_head": model.n_head, "block_size": model.block_size,

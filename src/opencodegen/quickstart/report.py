@@ -46,7 +46,7 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
     # Only the reading at the start says anything about other work: by the end the load includes this run's own
     # processes (sandbox workers, parked programs).
     busy = (": other processes shared the cores, so the times are pessimistic"
-            if load["start"] > r["cores"] / 2 else "")
+            if (load["start"] or 0) > r["cores"] / 2 else "")
     b: list[Block] = [("h1", "opencodegen quickstart report")]
     b.append(("p", f"Run finished {r['date']} on {r['machine']}. Model: {m['n_layer']} layers × {m['n_embd']} wide, "
                    f"{m['n_head']} heads, context {m['block_size']}, vocabulary {m['vocab_size']} "

@@ -8,6 +8,7 @@ rate and ETA are in expected seconds of work still to do."""
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import time
@@ -65,10 +66,12 @@ class StageRunner:
             if self.overall is not None:
                 self.overall.update(total=max(self.overall_total, 1.0))
         else:
-            start = time.perf_counter()
+            start, load_start = time.perf_counter(), os.getloadavg()[0]
             result = dict(fn() or {})
             result["seconds"] = round(time.perf_counter() - start, 1)
             result["peak_rss_mib"] = round(peak_rss_mib(), 1)
+            # Kept with the stage, so a later run that reuses it reports the load it actually ran under.
+            result["load_1min"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]
             write_json(marker, result)
             log(f"✓ {name}: {result['seconds']:.0f} s")
             if self.overall is not None:
