@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a request may take in all")
     parser.add_argument("--max-context", type=int, default=None,
                         help="positions per slot (default: the model's block_size); bounds the KV-cache memory")
+    parser.add_argument("--prefix-cache-mb", type=float, default=None,
+                        help="memory for the keys and values of earlier prompts, so a prompt that starts like one "
+                             "before it prefills only the rest (default: 512; 0 disables)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's, one per core); on a machine shared with other "
                              "busy processes fewer threads can be much faster")
@@ -40,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--slots {args.slots} and --queue {args.queue} must be >= 1, --timeout {args.timeout} > 0")
     if args.max_context is not None and args.max_context < 2:
         raise UserError(f"--max-context {args.max_context} must be >= 2")
+    if args.prefix_cache_mb is not None and not args.prefix_cache_mb >= 0:
+        raise UserError(f"--prefix-cache-mb {args.prefix_cache_mb} must be >= 0 (0 disables the prefix cache)")
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads {args.threads} must be >= 1")
@@ -47,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     model, tokenizer = load_checkpoint(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
     name = args.model_name or args.model.resolve().name
     app = create_app(model, tokenizer, model_name=name, slots=args.slots, queue_size=args.queue,
-                     timeout=args.timeout, max_len=args.max_context)
+                     timeout=args.timeout, max_len=args.max_context,
+                     **({} if args.prefix_cache_mb is None else {"prefix_cache_mb": args.prefix_cache_mb}))
     log(f"serving {name!r} on http://{args.host}:{args.port} (OpenAI base URL http://{args.host}:{args.port}/v1)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

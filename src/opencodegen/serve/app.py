@@ -4,7 +4,7 @@ synthesis routes and the playground page, over one continuous-batching scheduler
     POST /v1/completions   OpenAI completions (see completions.py)
     POST /infill           llama.cpp infill (see infill_route.py)
     GET  /v1/models        the one model served
-    GET  /health           liveness plus the scheduler's slots, queue and counters
+    GET  /health           liveness plus the scheduler's slots, queue and counters, and the prefix cache's use
     /v1/synth/sessions...  multi-turn synthesis (synth_routes.py)
     /                      the playground (static/), when present
 
@@ -28,6 +28,7 @@ from ..progress import log
 from ..sampling import SamplingParams
 from .completions import create_completion
 from .infill_route import create_infill
+from .prefix_cache import DEFAULT_BLOCK
 from .protocol import APIError, CompletionRequest, InfillRequest, error_response
 from .scheduler import Scheduler
 from .state import ServerState
@@ -35,12 +36,19 @@ from .synth_routes import make_router
 from .transport import job_error, submit
 
 STATIC_DIR = Path(__file__).parent / "static"
+# The keys and values of ~18 distinct 1000-token prompts in fp32 on tiny-30m (28 KiB a token) or ~21 on the
+# Qwen2.5-Coder-0.5B shape (24 KiB a token: 24 layers but 2 kv heads): one file each for a team's editors.
+DEFAULT_PREFIX_CACHE_MB = 512
 
 
 def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size: int = 64, timeout: float = 120.0,
-               max_len: int | None = None) -> FastAPI:
-    """An app serving `model`. The scheduler's thread starts and stops with the app's lifespan (uvicorn runs it)."""
-    scheduler = Scheduler(model, tokenizer, slots=slots, queue_size=queue_size, timeout=timeout, max_len=max_len)
+               max_len: int | None = None, prefix_cache_mb: float = DEFAULT_PREFIX_CACHE_MB,
+               prefill_chunk: int = DEFAULT_BLOCK) -> FastAPI:
+    """An app serving `model`. The scheduler's thread starts and stops with the app's lifespan (uvicorn runs it).
+    prefix_cache_mb: memory for the keys and values of earlier prompts, reused by prompts that start the same way
+    (0 disables it); prefill_chunk: the prefill grid and cache block in tokens (prefix_cache.py)."""
+    scheduler = Scheduler(model, tokenizer, slots=slots, queue_size=queue_size, timeout=timeout, max_len=max_len,
+                          prefix_cache_bytes=int(prefix_cache_mb * 2**20), prefill_chunk=prefill_chunk)
     state = ServerState(scheduler, tokenizer, model_name)
 
     @asynccontextmanager

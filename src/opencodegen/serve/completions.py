@@ -129,12 +129,14 @@ async def create_completion(req: CompletionRequest, request: Request, state: Ser
             choices.append({"index": i * n + j, "text": echo + c.text, "logprobs": logprobs,
                             "finish_reason": c.finish_reason})
     generated = sum(len(c.token_ids) for samples in completions for c in samples)
-    return {**head, "choices": choices, "usage": usage(prompt_tokens, generated)}
+    return {**head, "choices": choices, "usage": usage(prompt_tokens, generated, job.cached_tokens)}
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict:
+    """OpenAI's usage object; prompt_tokens_details.cached_tokens counts prompt tokens the prefix cache supplied."""
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached_tokens}}
 
 
 async def _chunks(state: ServerState, req: CompletionRequest, prep: Prepared, job, head: dict, include_usage: bool):
@@ -160,7 +162,7 @@ async def _chunks(state: ServerState, req: CompletionRequest, prep: Prepared, jo
                 logprobs = logprobs_block(state.tokenizer, c, None, prep.ids[event.prompt_index], 0)
             yield chunk(event.prompt_index * n + event.sample_index, "", c.finish_reason, logprobs)
     if include_usage:
-        yield sse({**head, "choices": [], "usage": usage(sum(map(len, prep.ids)), generated)})
+        yield sse({**head, "choices": [], "usage": usage(sum(map(len, prep.ids)), generated, job.cached_tokens)})
     yield DONE
 
 

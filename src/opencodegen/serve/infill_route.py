@@ -1,7 +1,7 @@
 """POST /infill in llama.cpp's shape, the request editor plugins (llama.vscode, llama.vim, Continue's llama.cpp
 provider) send: input_prefix / input_suffix around the cursor, input_extra [{filename, text}] for context from other
 files, rendered as a repository-level FIM prompt. The answer is llama.cpp's: {"content", "stop", "stop_type",
-"tokens_predicted", "tokens_evaluated", "truncated"}; streamed, one `data: {"content": ..., "stop": false}` event
+"tokens_predicted", "tokens_evaluated", "tokens_cached", "truncated"}; streamed, one `data: {"content": ..., "stop": false}` event
 per piece and a last one with "stop": true (llama.cpp sends no [DONE] here).
 
 A prompt too long for the context is cut rather than refused, as editors expect from llama.cpp: the oldest extra
@@ -48,7 +48,7 @@ async def create_infill(req: InfillRequest, request: Request, state: ServerState
     def summary(c: Completion) -> dict:
         stop_type = "limit" if c.finish_reason == "length" else "eos" if c.token_ids[-1] in end_ids else "word"
         return {"stop": True, "stop_type": stop_type, "model": state.model_name, "tokens_predicted": len(c.token_ids),
-                "tokens_evaluated": len(ids), "truncated": truncated}
+                "tokens_evaluated": len(ids), "tokens_cached": job.cached_tokens, "truncated": truncated}
 
     if not req.stream:
         completions, _ = await result_or_cancel(request, job, job.result())

@@ -4,14 +4,18 @@ requests join and leave the running batch between decode steps.
 Each iteration of the model thread:
   1. drops cancelled (client gone) and expired (timeout) requests, freeing their slots;
   2. admits the next waiting prompt if its n samples fit in free slots: one prefill into a free row, copied to its
-     other n-1 rows (as sampling.generate does);
+     other n-1 rows (as sampling.generate does). The prefill goes through the prefix cache (prefix_cache.py), which
+     copies in the keys and values of any cached blocks the prompt starts with and computes the rest in chunks on a
+     fixed grid, so that the result does not depend on what was cached;
   3. samples one token for every live row from that row's logits, all rows sharing one forward pass per step.
 Live sequences always sit in cache rows 0..live-1 (finished rows are filled from the end, sampling.compact_rows), so the
 decode forward reads the cache through views instead of gathering rows.
 
 Every sequence is sampling.generate's own per-sequence state (`SequenceState`: the RNG from sequence_generator(seed,
 sample, prompt), stop strings, incremental text), fed the same logits rows, so a request gives token for token what
-generate() gives it alone, whatever else shares the batch. The HTTP side (asyncio) talks to the thread through a
+generate() gives it alone, whatever else shares the batch. (For prompts longer than one prefill chunk the logits
+match generate()'s, which prefills in one pass, to float rounding, ~1e-6; with and without the prefix cache they
+match bit for bit.) The HTTP side (asyncio) talks to the thread through a
 locked deque of waiting jobs and, back, through each job's asyncio.Queue (loop.call_soon_threadsafe); torch releases
 the GIL inside kernels, so the event loop stays responsive while the model runs."""
 
@@ -37,6 +41,7 @@ from ..sampling import (
     record_logprobs,
     sample_tokens,
 )
+from .prefix_cache import DEFAULT_BLOCK, PrefixCache
 
 
 class QueueFull(Exception):
@@ -92,6 +97,9 @@ class Job:
         self.cancelled = False  # a plain flag: written by the event loop, polled by the model thread each step
         self.next_prompt = 0  # prompts admitted so far (model thread only)
         self.sequences_done = 0  # model thread only
+        # Prompt tokens taken from the prefix cache (written by the model thread before it posts the prompt's first
+        # event, so complete once every event has been read).
+        self.cached_tokens = 0
         self._events: asyncio.Queue = asyncio.Queue()
 
     def cancel(self) -> None:
@@ -131,10 +139,12 @@ class Job:
 class Scheduler:
     """slots: sequences decoded at once (a request with n samples takes n slots); queue_size: requests that may
     wait for slots before submit raises QueueFull; timeout: seconds from submit to the end of a request;
-    max_len: positions per slot (default the model's block_size), which is the context requests must fit."""
+    max_len: positions per slot (default the model's block_size), which is the context requests must fit;
+    prefix_cache_bytes: memory for the keys and values of earlier prompts (0: none); prefill_chunk: the prefill grid
+    and cache block, in tokens."""
 
     def __init__(self, model, tokenizer, *, slots: int = 16, queue_size: int = 64, timeout: float = 120.0,
-                 max_len: int | None = None):
+                 max_len: int | None = None, prefix_cache_bytes: int = 0, prefill_chunk: int = DEFAULT_BLOCK):
         from ..model.transformer import KVCache
 
         if slots < 1 or queue_size < 1 or timeout <= 0:
@@ -145,6 +155,7 @@ class Scheduler:
         self.device = model.lm_head.weight.device
         dtype = next(model.parameters()).dtype
         self.cache = KVCache(model.config, slots, self.context, device=self.device, dtype=dtype)
+        self.prefix_cache = PrefixCache(prefix_cache_bytes, prefill_chunk)
         self.eos_id = eos_id_of(tokenizer, model)
         self._cond = threading.Condition()
         self._waiting: deque[Job] = deque()
@@ -193,7 +204,7 @@ class Scheduler:
     def stats(self) -> dict:
         with self._cond:
             return {"slots": self.slots, "active_slots": len(self._active), "waiting": len(self._waiting),
-                    "context": self.context, **self.counters}
+                    "context": self.context, **self.counters, "prefix_cache": self.prefix_cache.stats()}
 
     # ---- the model thread ------------------------------------------------------------------------------------
 
@@ -244,9 +255,8 @@ class Scheduler:
         p, n = job.next_prompt, job.params.n
         ids = job.prompts[p]
         row = len(self._active)
-        self.cache.reset_rows([row])
-        x = torch.tensor([ids], dtype=torch.long, device=self.device)
-        hidden = self.model(x, cache=self.cache, rows=torch.tensor([row], device=self.device), hidden_only=True)
+        hidden, cached = self.prefix_cache.prefill(self.model, self.cache, row, ids, keep_hidden=job.prompt_logprobs)
+        job.cached_tokens += cached
         if job.prompt_logprobs:
             job.post(self._prompt_logprobs(p, ids, hidden[0], job.params.logprobs))
         logits = self.model.lm_head(hidden[:, -1]).float()  # (1, V): only the last position is sampled from
