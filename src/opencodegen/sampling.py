@@ -494,8 +494,8 @@ def _decode_batch(model, sequences: list[SequenceState], dtype: torch.dtype) -> 
     logits = torch.cat(first_logits)
 
     # active[r] is the sequence in cache row r; rows 0..len(active)-1 are always the live ones, so the model reads
-    # the cache through views (rows=None) rather than gathering rows each step. Row r's logits for its drafts' k
-    # positions are logits[first[r] + i]; drafts[r] are the tokens fed after its last sampled one.
+    # the cache through views (rows=None) rather than gathering rows each step. drafts[r] are the tokens fed after
+    # row r's last sampled one, and logits[first[r] + i] are its logits at verify position i.
     active = list(sequences)
     drafts: list[list[int]] = [[] for _ in active]
     first = list(range(len(active)))
