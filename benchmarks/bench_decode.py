@@ -176,8 +176,9 @@ def summary(rows: list[dict], n: int) -> dict:
     """Over all prompts: tokens / total seconds per method (the mean time per token, not a mean of rates)."""
     methods = ("ours", "ours_speculative", "transformers", "transformers_prompt_lookup")
     out = {f"{m}_tok_s": len(rows) * n / sum(n / r[f"{m}_tok_s"] for r in rows) for m in methods}
-    out["speedup_vs_transformers"] = out["ours_speculative_tok_s"] / out["transformers_tok_s"]
-    out["speedup_vs_transformers_prompt_lookup"] = out["ours_speculative_tok_s"] / out["transformers_prompt_lookup_tok_s"]
+    ours = out["ours_speculative_tok_s"]
+    out["speedup_vs_transformers"] = ours / out["transformers_tok_s"]
+    out["speedup_vs_transformers_prompt_lookup"] = ours / out["transformers_prompt_lookup_tok_s"]
     out["all_same_greedy_tokens"] = all(r["same_greedy_tokens"] for r in rows)
     return out
 

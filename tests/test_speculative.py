@@ -42,7 +42,8 @@ def model() -> GPT:
 def looped_prompt(model: GPT) -> list[int]:
     """REPETITIVE followed by the model's own first 30 greedy tokens: the loop it falls into is already in the
     prompt, so drafts are accepted from the first pass on."""
-    return TOK.encode(REPETITIVE) + generate(model, TOK, [REPETITIVE], SamplingParams(max_new_tokens=30))[0][0].token_ids
+    looped = generate(model, TOK, [REPETITIVE], SamplingParams(max_new_tokens=30))[0][0].token_ids
+    return TOK.encode(REPETITIVE) + looped
 
 
 def assert_same(plain, spec):

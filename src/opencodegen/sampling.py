@@ -1,5 +1,6 @@
 """Sampling from a GPT with its KV cache: greedy, temperature, top-k and top-p decoding; n samples per prompt sharing
-one prompt prefill; prompts of different lengths batched without padding; stop strings on decoded text; streaming.
+one prompt prefill; prompts of different lengths batched without padding; stop strings on decoded text; streaming;
+speculative decoding with prompt-lookup drafts (speculative.py), which changes the speed and not the output.
 
 Stable pieces the server reuses for continuous batching (keep their signatures):
   - `SamplingParams`, `Completion`, `HUMANEVAL_STOP`
@@ -356,9 +357,10 @@ class SequenceState:
         text_needed = bool(params.stop) or on_token is not None
         self.decoder = IncrementalDecoder(tokenizer, prompt_ids) if text_needed else None
         self.stopper = StopChecker(params.stop) if text_needed else None
-        speculate = params.speculative_tokens > 0
-        self.drafter = NgramDrafter(prompt_ids, params.prompt_lookup_min, params.prompt_lookup_max) if speculate else None
-        self.speculation = SpeculationStats() if speculate else None
+        self.drafter, self.speculation = None, None
+        if params.speculative_tokens > 0:
+            self.drafter = NgramDrafter(prompt_ids, params.prompt_lookup_min, params.prompt_lookup_max)
+            self.speculation = SpeculationStats()
         self.completion: Completion | None = None
 
     def accept(self, token: int) -> bool:
