@@ -1,8 +1,9 @@
 """POST /infill in llama.cpp's shape, the request editor plugins (llama.vscode, llama.vim, Continue's llama.cpp
 provider) send: input_prefix / input_suffix around the cursor, input_extra [{filename, text}] for context from other
 files, rendered as a repository-level FIM prompt. The answer is llama.cpp's: {"content", "stop", "stop_type",
-"tokens_predicted", "tokens_evaluated", "tokens_cached", "truncated"}; streamed, one `data: {"content": ..., "stop": false}` event
-per piece and a last one with "stop": true (llama.cpp sends no [DONE] here).
+"tokens_predicted", "tokens_evaluated", "tokens_cached", "truncated"} (tokens_cached: prompt tokens the prefix cache
+supplied); streamed, one `data: {"content": ..., "stop": false}` event per piece and a last one with "stop": true
+(llama.cpp sends no [DONE] here).
 
 A prompt too long for the context is cut rather than refused, as editors expect from llama.cpp: the oldest extra
 files go first, then the far ends of prefix and suffix; "truncated" says so."""

@@ -11,8 +11,9 @@
 
 Sessions live in memory, at most `max_sessions`; creating one more forgets the least recently used. Requests on one
 session are served one at a time. A client that disconnects while a turn is being sampled cancels it (the scheduler
-slot is freed, the session is left as it was). Bad input gets a 4xx with an OpenAI-shaped body, `{"error": {"message", "type",
-"param", "code"}}`, built here rather than by app-wide handlers so the router behaves the same in any app.
+slot is freed, the session is left as it was). Bad input gets a 4xx with an OpenAI-shaped body, `{"error":
+{"message", "type", "param", "code"}}`, built here rather than by app-wide handlers so the router behaves the same in
+any app.
 """
 
 from __future__ import annotations
