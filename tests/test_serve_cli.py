@@ -54,3 +54,8 @@ def test_ocg_serve_names_a_directory_that_is_not_a_checkpoint(tmp_path, capsys):
     assert main(["serve", "--model", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "config.json" in err
+
+
+def test_ocg_serve_refuses_a_negative_prefix_cache(tmp_path, capsys):
+    assert main(["serve", "--model", str(tmp_path), "--prefix-cache-mb", "-1"]) == 2
+    assert "--prefix-cache-mb -1" in capsys.readouterr().err
