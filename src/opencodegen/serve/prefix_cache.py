@@ -15,9 +15,10 @@ a trie finds longer matches, but the grid forbids reusing their tail. Only full 
 computes at least its last chunk (its logits are needed), so a prompt of n tokens reuses at most
 floor((n - 1) / block) blocks. The grid costs little without the cache: prefilling 1000 tokens in chunks of 64 took
 1.02 s against 0.95 s for one forward pass over all of them (tiny-30m, one CPU thread, a busy machine; chunks of 128
-were as fast as one pass, chunks of 16 took 2.3x as long). 64 trades that against reuse: a request recomputes on
+were as fast as one pass, chunks of 16 took about 2.2x as long). 64 trades that against reuse: a request recomputes on
 average half a block more than it changed.
 
+A prompt's blocks are stored right after its prefill, so running requests share theirs too, not only finished ones.
 Blocks are copies, not pages of the scheduler's cache: `load` copies them into the request's row, so evicting a block
 never touches a running sequence. The cache is bounded in bytes and evicts the least recently used block first. A
 chain is always touched from its leaf to its root, so a block is more recently used than any block under it and
