@@ -36,10 +36,14 @@ def setup(tmp_path_factory):
     return root, data, single
 
 
-@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+@pytest.mark.parametrize("mode", ["ddp", "fsdp", "ddp-muon"])
 def test_two_processes_match_one(setup, mode):
     root, data, single = setup
-    data = {**data, "run": {**data["run"], "parallel": mode}}
+    parallel, _, optimizer = mode.partition("-")
+    data = {**data, "run": {**data["run"], "parallel": parallel}}
+    if optimizer:  # its own one-process reference on the same optimizer
+        data = {**data, "optim": {**data["optim"], "name": optimizer}}
+        single = launch(recipe_file(root / f"{mode}-single.yaml", data), root / f"{mode}-single", 1)
     multi = launch(recipe_file(root / f"{mode}.yaml", data), root / mode, 2)
     assert [(r["stage"], r["step"]) for r in multi] == [(r["stage"], r["step"]) for r in single]
     for a, b in zip(single, multi):
@@ -48,7 +52,8 @@ def test_two_processes_match_one(setup, mode):
             assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
     from opencodegen.model.io import load_checkpoint
 
-    m1, _ = load_checkpoint(root / "single" / "stage-1-mono" / "checkpoint-3", with_tokenizer=False)
+    m1, _ = load_checkpoint(root / ("single" if not optimizer else f"{mode}-single") / "stage-1-mono" / "checkpoint-3",
+                            with_tokenizer=False)
     m2, _ = load_checkpoint(root / mode / "stage-1-mono" / "checkpoint-3", with_tokenizer=False)
     for (k, v1), v2 in zip(m1.state_dict().items(), m2.state_dict().values()):
         assert v2.shape == v1.shape and (v2 - v1).abs().max() < 1e-4, k

@@ -1,4 +1,5 @@
-"""Exact resume: a run killed with SIGKILL and restarted logs the same losses, bit for bit, as an uninterrupted run."""
+"""Exact resume: a run killed with SIGKILL and restarted logs the same losses, bit for bit, as an uninterrupted run
+(stage 1 on AdamW, stage 2 on Muon + AdamW)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def test_sigkill_anywhere_then_resume_is_bitwise_identical(tmp_path):
     data = tiny_recipe(tmp_path, save_every=3, eval_every=2)
     data["stages"][0]["steps"] = 7
     data["stages"][1]["steps"] = 7
+    data["stages"][1]["optim"] = {"name": "muon"}  # both optimizers' states go through the kill and the resume
     recipe = recipe_file(tmp_path / "r.yaml", data)
 
     ref = tmp_path / "ref"

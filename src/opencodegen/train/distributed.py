@@ -73,7 +73,8 @@ def full_optim_state(model: nn.Module, optim: torch.optim.Optimizer, d: Dist):
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
     if d.enabled:
-        return get_optimizer_state_dict(model, optim, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return get_optimizer_state_dict(model, _torch_optimizers(optim),
+                                        options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     return optim.state_dict()
 
 
@@ -81,9 +82,14 @@ def load_optim_state(model: nn.Module, optim: torch.optim.Optimizer, sd, d: Dist
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
     if d.enabled:
-        set_optimizer_state_dict(model, optim, sd, options=StateDictOptions(full_state_dict=True))
+        set_optimizer_state_dict(model, _torch_optimizers(optim), sd, options=StateDictOptions(full_state_dict=True))
     else:
         optim.load_state_dict(sd)
+
+
+def _torch_optimizers(optim):
+    """torch's distributed state-dict helpers take one optimizer or a list; muon.Optimizers holds a list."""
+    return getattr(optim, "optimizers", optim)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -28,6 +28,7 @@ from . import checkpoint as ckpt
 from . import distributed as dist_
 from .data import BatchPlan, ValidSet, tokenizer_vocab_size
 from .metrics import MetricsLog, measure_peak_flops, plot_stage
+from .muon import Muon, Optimizers, muon_parameters
 from .precision import resolve_autocast
 from .recipe import OptimConfig, Recipe, accumulation_steps
 
@@ -41,15 +42,19 @@ def lr_at(step: int, total: int, o: OptimConfig) -> float:
     return o.lr_end + 0.5 * (o.lr - o.lr_end) * (1 + math.cos(math.pi * progress))
 
 
-def make_optimizer(model: torch.nn.Module, o: OptimConfig) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, o: OptimConfig) -> torch.optim.Optimizer | Optimizers:
     # No weight decay on 1-D parameters (biases, norm gains), as in CodeGen/GPT-2.
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    # Fused on CPU too: one kernel per parameter instead of foreach's chain of ops made the whole training step
-    # 12-15% faster for tiny-10m/30m here (benchmarks/bench_train.py uses this same optimizer).
-    return torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, fused=True)
+    def adamw(params: list[torch.nn.Parameter]) -> torch.optim.AdamW:
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": o.weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        # Fused on CPU too: one kernel per parameter instead of foreach's chain of ops made the whole training step
+        # 12-15% faster for tiny-10m/30m here (benchmarks/bench_train.py uses this same optimizer).
+        return torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, fused=True)
+
+    if o.name == "muon":
+        matrices, rest = muon_parameters(model)
+        return Optimizers([Muon(matrices, lr=o.lr, weight_decay=o.weight_decay), adamw(rest)])
+    return adamw([p for p in model.parameters() if p.requires_grad])
 
 
 def loss_fn(model, x, y, doc_ids, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:

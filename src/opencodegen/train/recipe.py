@@ -15,6 +15,7 @@ CodeGen did (NL -> Multi -> Mono).
       - {name: nl, data: {tokens/nl: 1.0}, steps: 300}
       - {name: mono, data: {tokens/mono: 1.0}, tokens: 2_000_000, optim: {lr: 2e-4}, rope_base: 1e6}
 
+`optim.name` is adamw (CodeGen's) or muon (Muon on the blocks' matrices, AdamW on the rest: train/muon.py).
 Unknown keys, wrong types and impossible numbers raise UserError naming the key.
 """
 
@@ -34,8 +35,12 @@ from ..errors import UserError
 from .precision import AUTOCAST_CHOICES
 
 
+OPTIMIZERS = ("adamw", "muon")
+
+
 @dataclass
 class OptimConfig:
+    name: str = "adamw"  # "adamw" | "muon" (Muon on the blocks' matrices, AdamW on the rest; see muon.py)
     lr: float = 3e-4
     lr_end: float = 3e-5
     warmup_steps: int = 100
@@ -246,6 +251,12 @@ def check_recipe(recipe: Recipe, where: str) -> None:
         except UserError as e:
             problems.append(str(e))
             continue
+        if o.name not in OPTIMIZERS:
+            problems.append(f"stages[{i}] ({s.name}): optim.name={o.name!r} is not one of {', '.join(OPTIMIZERS)}")
+        elif o.name == "muon" and recipe.run.parallel == "fsdp":
+            # FSDP2 shards each matrix across ranks; orthogonalizing a shard is not orthogonalizing the matrix.
+            problems.append(f"stages[{i}] ({s.name}): optim.name 'muon' needs whole matrices on each rank; "
+                            "use run.parallel ddp")
         if o.lr <= 0 or o.lr_end < 0 or o.warmup_steps < 0:
             problems.append(f"stages[{i}] ({s.name}): lr must be > 0, lr_end >= 0, warmup_steps >= 0")
         if min(b.batch_tokens, b.micro_batch, b.context_length) <= 0:

@@ -1,0 +1,92 @@
+"""Muon (momentum orthogonalized by Newton-Schulz; Jordan et al. 2024, as scaled in Moonlight, Liu et al. 2025) for
+the 2-D weight matrices inside the blocks, with AdamW for everything else (embeddings, the output head, biases and
+norm gains), the split used by modded-nanogpt and Moonlight.
+
+Why our own rather than torch.optim.Muon: torch's orthogonalizes in bf16, which CPUs without AVX512-BF16/AMX emulate
+hundreds of times slower than fp32 (a Muon step there cost 9x the whole forward and backward). This one iterates in
+the gradient's dtype.
+
+The update of a matrix of shape (A, B) is scaled by 0.2·sqrt(max(A, B)) so that its RMS matches AdamW's (Moonlight's
+"match_rms_adamw"): the recipe's lr and weight decay then mean the same for both optimizers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+# Keller Jordan's quintic coefficients: the iteration pushes singular values towards ~1 in five steps.
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+NS_STEPS = 5
+
+
+def orthogonalize(g: torch.Tensor, steps: int = NS_STEPS, eps: float = 1e-7) -> torch.Tensor:
+    """Approximately U·Vᵀ of g = U·S·Vᵀ by a Newton-Schulz iteration on the smaller Gram matrix."""
+    a, b, c = NS_COEFFICIENTS
+    x = g / g.norm().clamp(min=eps)  # spectral norm <= Frobenius norm <= 1: inside the iteration's basin
+    tall = x.size(0) > x.size(1)
+    if tall:
+        x = x.T
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+class Muon(torch.optim.Optimizer):
+    def __init__(self, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.95, nesterov: bool = True):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            beta = group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+                buf.mul_(beta).add_(p.grad)
+                update = p.grad.add(buf, alpha=beta) if group["nesterov"] else buf
+                scale = 0.2 * math.sqrt(max(p.shape))
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+                p.add_(orthogonalize(update), alpha=-group["lr"] * scale)
+
+
+def muon_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(matrices for Muon, the rest for AdamW): Muon takes the 2-D weights of Linear layers inside the blocks; the
+    token embedding and the output head are lookups/classifiers over the vocabulary, not transforms, and stay on
+    AdamW like every 1-D parameter."""
+    inner = set()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and ".blocks." in f".{name}":
+            inner.add(id(module.weight))
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [p for p in params if id(p) in inner], [p for p in params if id(p) not in inner]
+
+
+class Optimizers:
+    """Several optimizers stepped as one: what the training loop, the LR schedule and checkpoints see."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]):
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    def step(self) -> None:
+        for o in self.optimizers:
+            o.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        for o, s in zip(self.optimizers, sd["optimizers"], strict=True):
+            o.load_state_dict(s)

@@ -1,0 +1,87 @@
+"""Muon: the Newton-Schulz orthogonalization against the SVD, one optimizer step computed by hand, which parameters
+it takes, and the recipe checks."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_fixtures import tiny_recipe  # noqa: E402
+
+from opencodegen.errors import UserError  # noqa: E402
+from opencodegen.model.config import ModelConfig  # noqa: E402
+from opencodegen.model.transformer import GPT  # noqa: E402
+from opencodegen.train import recipe_from_dict  # noqa: E402
+from opencodegen.train.loop import make_optimizer  # noqa: E402
+from opencodegen.train.muon import Muon, Optimizers, muon_parameters, orthogonalize  # noqa: E402
+from opencodegen.train.recipe import OptimConfig  # noqa: E402
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (48, 160), (160, 48)])
+def test_orthogonalize_approximates_u_vt(shape):
+    g = torch.randn(*shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    u, sg, vt = torch.linalg.svd(g, full_matrices=False)
+    o = orthogonalize(g)
+    s = torch.diagonal(u.T @ o @ vt.T)  # o's singular values, in the order of g's
+    # Keller Jordan's quintic iteration leaves singular values near 1 (roughly 0.7..1.2), not exactly 1; five steps
+    # cannot lift the tiniest ones (a square Gaussian matrix has some near 0), so look at those above 5% of the top.
+    lifted = s[sg > 0.05 * sg[0]]
+    assert len(lifted) > 0.8 * len(s) and 0.5 < float(lifted.min()) and float(s.max()) < 1.3
+    # ... with U and V those of the gradient: o is U·diag(s')·Vᵀ, so Uᵀ·o·V is diagonal.
+    core = u.T @ o @ vt.T
+    off = core - torch.diag(torch.diagonal(core))
+    assert float(off.abs().max()) < 1e-6
+    assert o.shape == g.shape
+
+
+def test_one_step_by_hand():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(8, 20))
+    g = torch.randn(8, 20)
+    w0 = w.detach().clone()
+    w.grad = g.clone()
+    lr, wd, beta = 0.01, 0.1, 0.95
+    Muon([w], lr=lr, weight_decay=wd, momentum=beta).step()
+    # First step: momentum buffer = g; Nesterov update = g + beta * buffer; RMS matched to AdamW: 0.2 * sqrt(20).
+    expected = w0 * (1 - lr * wd) - lr * 0.2 * math.sqrt(20) * orthogonalize(g + beta * g)
+    assert torch.allclose(w.detach(), expected, atol=1e-6)
+
+
+def test_muon_takes_the_blocks_matrices_adamw_the_rest():
+    model = GPT(ModelConfig.from_preset("tiny-1m"))
+    matrices, rest = muon_parameters(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in matrices} == {n for n, p in model.named_parameters()
+                                                  if n.startswith("blocks.") and p.dim() == 2}
+    assert {"wte.weight", "lm_head.weight"} <= {names[id(p)] for p in rest}
+    opt = make_optimizer(model, OptimConfig(name="muon", lr=1e-3))
+    assert isinstance(opt, Optimizers) and isinstance(opt.optimizers[0], Muon)
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+
+
+def test_state_dict_round_trip():
+    model = GPT(ModelConfig.from_preset("tiny-1m"))
+    opt = make_optimizer(model, OptimConfig(name="muon", lr=1e-3))
+    model(torch.randint(0, 100, (2, 8))).sum().backward()
+    opt.step()
+    again = make_optimizer(model, OptimConfig(name="muon", lr=1e-3))
+    again.load_state_dict(opt.state_dict())
+    a, b = opt.optimizers[0].state, again.optimizers[0].state
+    assert all(torch.equal(a[p]["momentum_buffer"], b[p]["momentum_buffer"]) for p in a)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["optim"].update(name="sgd"), "optim.name='sgd' is not one of adamw, muon"),
+    (lambda d: (d["optim"].update(name="muon"), d["run"].update(parallel="fsdp")), "needs whole matrices"),
+])
+def test_bad_optimizer_settings(tmp_path, mutate, message):
+    data = tiny_recipe(tmp_path)
+    mutate(data)
+    with pytest.raises(UserError) as e:
+        recipe_from_dict(data)
+    assert message in str(e.value)
