@@ -28,10 +28,10 @@ def record(r: dict) -> dict:
     return {
         "benchmark": "ocg quickstart end to end: corpus, tokenizer, NL -> Multi -> Mono, evaluation, report",
         "date": r["date"], "machine": r["machine"],
-        "contention": {"load_average_1min": load, "cores": r["cores"],
-                       "note": ("other agents' jobs shared the cores during this run: the times are pessimistic"
-                                if (load["start"] or 0) > r["cores"] / 2 else "the machine was quiet when the run started "
-                                "(the load at the end is the run's own processes)")},
+        "contention": {"load_average_1min": load, "cores": r["cores"], "note": (
+            "the 1-minute load average was above half the cores when the run started (other work, or the tail of "
+            "work that had just ended): the times may be pessimistic" if (load["start"] or 0) > r["cores"] / 2 else
+            "the machine was quiet when the run started (the load at the end is the run's own processes)")},
         "model": r["model"], "train_plan": r["train_plan"],
         "seconds": {"total": r["total_seconds"], **{k: v["seconds"] for k, v in r["stages"].items()}},
         "total_minutes": round(r["total_seconds"] / 60, 2),
