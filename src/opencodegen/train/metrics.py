@@ -78,6 +78,16 @@ class MetricsLog:
             self.tb.close()
 
 
+def smoothed(values: list[float], beta: float = 0.9) -> list[float]:
+    """Bias-corrected exponential moving average (as TensorBoard's smoothing): the first points are not pulled
+    towards zero."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values, 1):
+        avg = beta * avg + (1 - beta) * v
+        out.append(avg / (1 - beta**i))
+    return out
+
+
 def plot_stage(records: list[dict[str, Any]], stage: str, out: Path) -> None:
     import matplotlib
 
@@ -88,7 +98,9 @@ def plot_stage(records: list[dict[str, Any]], stage: str, out: Path) -> None:
     valid = [(r["step"], r["val_loss"]) for r in records if r["stage"] == stage and "val_loss" in r]
     fig, ax = plt.subplots(figsize=(7, 4))
     if train:
-        ax.plot(*zip(*train), label="train loss", lw=1)
+        ax.plot(*zip(*train), label="train loss", lw=0.8, alpha=0.4)
+        # Small token batches make the per-step loss noisy; the trend is what the eye wants.
+        ax.plot([s for s, _ in train], smoothed([v for _, v in train]), label="train loss (EMA, 0.9)", lw=1.5)
     if valid:
         ax.plot(*zip(*valid), "o-", label="validation loss")
     ax.set_xlabel("step")
