@@ -43,6 +43,7 @@ import torch
 from opencodegen.model.config import ModelConfig
 from opencodegen.model.io import save_checkpoint
 from opencodegen.model.transformer import GPT
+from opencodegen.serve.prefix_cache import DEFAULT_BLOCK
 from opencodegen.tokenizer import train_tokenizer
 
 RESULTS = Path(__file__).parent / "results"
@@ -283,7 +284,7 @@ def measure(args, tok, texts, ckpt: Path, max_context: int) -> dict:
     prompts = prompts_of(tok, texts, n + 4, args.prompt_tokens)
     result = {
         "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "greedy": True, "slots": args.slots,
-        "torch": torch.__version__, "server_threads": args.threads or torch.get_num_threads(),
+        "prefill_chunk": DEFAULT_BLOCK, "torch": torch.__version__, "server_threads": args.threads or torch.get_num_threads(),
         "cores": os.cpu_count(), "machine": platform.machine(), "load_average_at_start": os.getloadavg()[0],
         "baseline": f"the same {n} requests one at a time (concurrency 1) through the same server, same run",
         "goal": f"throughput at {max(args.concurrency)} clients >= 3x the one-at-a-time baseline",

@@ -3,6 +3,8 @@ cleanly on SIGTERM; and its refusal of a directory that is not a checkpoint."""
 
 from __future__ import annotations
 
+import pytest
+
 import signal
 import socket
 import subprocess
@@ -56,6 +58,7 @@ def test_ocg_serve_names_a_directory_that_is_not_a_checkpoint(tmp_path, capsys):
     assert str(tmp_path) in err and "config.json" in err
 
 
-def test_ocg_serve_refuses_a_negative_prefix_cache(tmp_path, capsys):
-    assert main(["serve", "--model", str(tmp_path), "--prefix-cache-mb", "-1"]) == 2
-    assert "--prefix-cache-mb -1" in capsys.readouterr().err
+@pytest.mark.parametrize("flag, value", [("--prefix-cache-mb", "-1"), ("--prefill-chunk", "0")])
+def test_ocg_serve_refuses_bad_cache_settings(tmp_path, capsys, flag, value):
+    assert main(["serve", "--model", str(tmp_path), flag, value]) == 2
+    assert f"{flag} {value}" in capsys.readouterr().err
