@@ -34,6 +34,8 @@ def test_overrides_and_types(tmp_path):
     (lambda d: d["stages"][0].update(tokens=100), "give exactly one of steps or tokens"),
     (lambda d: d["run"].update(autocast="fp8"), "run.autocast='fp8'"),
     (lambda d: d["stages"][0].update(optim={"lr": -1.0}), "lr must be > 0"),
+    (lambda d: d["optim"].update(name="sgd"), "optim.name='sgd' is not one of adamw, muon"),
+    (lambda d: (d["optim"].update(name="muon"), d["run"].update(parallel="fsdp")), "needs whole matrices"),
 ])
 def test_bad_recipe(tmp_path, mutate, message):
     data = tiny_recipe(tmp_path)
