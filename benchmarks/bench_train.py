@@ -46,6 +46,7 @@ from opencodegen.model.config import ModelConfig
 from opencodegen.model.hf import config_to_hf, hf_architecture, to_hf_state_dict
 from opencodegen.model.transformer import GPT
 from opencodegen.train.loop import make_optimizer
+from opencodegen.train.precision import cpu_has_native_bf16
 from opencodegen.train.recipe import OptimConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,15 +246,6 @@ def verdict(goals: list[dict]) -> str:
     return ". ".join(parts)
 
 
-def has_bf16_instructions() -> bool | None:
-    """Whether this x86 CPU has native bf16 arithmetic (AVX512-BF16 or AMX); None where /proc/cpuinfo is absent."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def print_table(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -300,8 +292,8 @@ def main() -> None:
             for dtype_name in DTYPES:
                 bare, check = bare_step_rows(preset, dtype_name, warmup, steps)
                 # Trainer rows in fp32 only: on CPUs without bf16 instructions (this one) bf16 runs below fp32 (the
-                # bare rows show it), and each bf16 trainer process first spends tens of seconds timing a bf16 1024^3 matmul
-                # for its own MFU display.
+                # bare rows show it), and each bf16 trainer process first spends tens of seconds timing a bf16
+                # 1024^3 matmul for its own MFU display.
                 trainer = [trainer_row(preset, dtype_name, n, trainer_steps, work, args.threads) for n in (1, 2)] \
                     if dtype_name == "fp32" else []
                 group = [add_rates({"preset": preset, "dtype": dtype_name, "params": config.n_params(),
@@ -349,7 +341,7 @@ def main() -> None:
                                  "trainer process first times a bf16 matmul for its MFU display); the trainer's own "
                                  "MFU figure is not used, every MFU here is against this run's peak"},
         "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()},
-        "cpu_bf16_instructions": has_bf16_instructions(),
+        "cpu_bf16_instructions": cpu_has_native_bf16(),
         "ours_bf16_over_fp32": {p: ours_rate[p, "bf16"] / ours_rate[p, "fp32"] for p in presets},
         "matmul_gflops_by_layout": {k: {name: r / 1e9 for name, r in rates.items()}
                                     for k, (_, rates) in measured.items()},
