@@ -39,6 +39,7 @@ def record(r: dict) -> dict:
         "held_out": {"files": bpb["files"], "bytes": bpb["bytes"], "repos": r["heldout"]["repos"]},
         "bits_per_byte": {"model": bpb["model"], "baseline_xz9_concat": bpb["xz_concat"],
                           "xz9_per_file": bpb["xz_per_file"], "bits_per_token": bpb["bits_per_token"],
+                          "model_context": bpb["context"], "window_stride": bpb["stride"],
                           "goal": GOAL_BPB, "beats_xz": bpb["model"] < bpb["xz_concat"],
                           "moonshot": MOONSHOT_BPB, "beats_moonshot": bpb["model"] < MOONSHOT_BPB},
         "train": r["train"],

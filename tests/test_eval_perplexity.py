@@ -43,15 +43,27 @@ def test_bits_per_byte_is_cross_entropy_over_bytes(model):
     assert as_tokens["bits_per_byte"] == pytest.approx(got["bits_per_byte"], rel=1e-6)
 
 
-def test_long_documents_are_scored_once_per_token_in_windows():
+@pytest.mark.parametrize("stride", [None, 8, 3])
+def test_long_documents_are_scored_once_per_token_in_windows(stride):
     small = tiny_model(block_size=16)
     ids = [TOK.eos_id] + TOK.encode("abcdefghijklmnopqrstuvwxyz" * 2)
-    windows, starts = perplexity._windows(ids, 1, 16)
-    scored = [begin + k for w, s, begin in zip(windows, starts, range(0, 10**6, 15)) for k in range(s, len(w))]
+    windows, starts = perplexity._windows(ids, 1, 16, stride)
+    step = stride or 15
+    begins = range(0, 10**6, step)
+    scored = [begin + k for w, s, begin in zip(windows, starts, begins) for k in range(s, len(w))]
     assert scored == list(range(1, len(ids)))
-    [(nats, count)] = perplexity.sequence_nll(small, [ids], [1])
+    # After the first window, every scored token sees at least context - stride tokens before it in its window.
+    assert all(s >= 16 - step for s in starts[1:])
+    assert all(w == ids[b:b + 16] for w, b in zip(windows, begins))
+    [(nats, count)] = perplexity.sequence_nll(small, [ids], [1], stride=stride)
     expected = sum(manual_nats(small, w, s)[0] for w, s in zip(windows, starts))
     assert count == len(ids) - 1 and nats == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("stride", [0, 16, -1])
+def test_a_stride_outside_the_window_is_refused(stride):
+    with pytest.raises(perplexity.UserError, match="stride"):
+        perplexity._windows(list(range(40)), 1, 16, stride)
 
 
 def test_conditional_perplexity(model):

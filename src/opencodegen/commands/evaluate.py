@@ -82,6 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("results") / "bpb")
     p.add_argument("--limit", type=int, default=None, help="only the first N documents")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--stride", type=int, default=None,
+                   help="tokens between the starts of the windows a long document is scored in (default: the "
+                        "context - 1, disjoint windows; half the context gives every token at least half a window of "
+                        "context, at twice the compute)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     p.add_argument("--device", default="cpu")
 
@@ -167,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         from ..eval.perplexity import evaluate_bpb
         summary = evaluate_bpb(args.out, model, tokenizer, tokens_dir=args.tokens, files_dir=args.files,
                                suffixes=tuple(s for s in args.ext.split(",") if s), limit=args.limit,
-                               batch_size=args.batch_size)
+                               batch_size=args.batch_size, stride=args.stride)
         print_table(f"Bits per byte ({summary['documents']} documents)", ["measure", "bits per byte"],
                     [("model", summary["bits_per_byte"]), ("xz -9", summary["xz_bits_per_byte"])])
     print(f"results in {args.out}/ (summary.json, report.md, samples.jsonl, results.jsonl, *.png)")

@@ -3,8 +3,11 @@
 
 Bits per byte = total cross-entropy of the tokens (in bits) / UTF-8 bytes of the text they decode to, so models with
 different tokenizers (and `xz -9`, see compression.py) are on one scale. Every document starts from the end-of-text
-token, as in training, so its first token is scored too; a document longer than the context is scored in consecutive
-windows (each window sees only itself: an upper bound, as in nanoGPT's evaluation)."""
+token, as in training, so its first token is scored too. A document longer than the context is scored in windows of
+the context that start `stride` tokens apart, each scoring only the tokens the windows before it did not. The default
+stride (context - 1) gives disjoint windows (each sees only itself: an upper bound, as nanoGPT and lm-eval-harness
+score); a smaller stride gives every token at least context - stride tokens of context, at context / stride times the
+compute (transformers' perplexity guide)."""
 
 from __future__ import annotations
 
@@ -45,27 +48,33 @@ def _score_windows(model, windows: list[list[int]], first_scored: list[int], bat
     return out
 
 
-def _windows(ids: list[int], first_scored: int, context: int) -> tuple[list[list[int]], list[int]]:
-    """Splits a long sequence into windows of at most `context` tokens; consecutive windows share one token so that
-    every token after the first is predicted exactly once."""
+def _windows(ids: list[int], first_scored: int, context: int, stride: int | None = None
+             ) -> tuple[list[list[int]], list[int]]:
+    """Windows of at most `context` tokens starting `stride` apart (default context - 1: consecutive windows share
+    one token) and, for each, the index of its first scored token: each window scores the tokens after the previous
+    window's end, so every token from `first_scored` on is predicted exactly once."""
+    stride = context - 1 if stride is None else stride
+    if not 1 <= stride < context:
+        raise UserError(f"the evaluation stride must be between 1 and the context - 1 ({context - 1}), not {stride}")
     if len(ids) <= context:
         return [ids], [first_scored]
-    windows, starts, begin = [], [], 0
-    while begin < len(ids) - 1:
+    windows, starts, begin, scored_to = [], [], 0, first_scored
+    while scored_to < len(ids):
         window = ids[begin:begin + context]
         windows.append(window)
-        starts.append(max(first_scored - begin, 1) if begin < first_scored else 1)
-        begin += context - 1
+        starts.append(max(scored_to - begin, 1))
+        scored_to = begin + len(window)
+        begin += stride
     return windows, starts
 
 
-def sequence_nll(model, sequences: Sequence[list[int]], first_scored: Sequence[int], batch_size: int = 8
-                 ) -> list[tuple[float, int]]:
+def sequence_nll(model, sequences: Sequence[list[int]], first_scored: Sequence[int], batch_size: int = 8,
+                 stride: int | None = None) -> list[tuple[float, int]]:
     """(sum of NLL in nats, token count) of tokens[first_scored:] of each sequence, given the tokens before them."""
     context = model.config.block_size
     windows, starts, owner = [], [], []
     for i, (ids, first) in enumerate(zip(sequences, first_scored)):
-        w, s = _windows(list(ids), first, context)
+        w, s = _windows(list(ids), first, context, stride)
         windows += w
         starts += s
         owner += [i] * len(w)
@@ -82,7 +91,7 @@ def _with_bos(tokenizer, ids: list[int]) -> tuple[list[int], int]:
 
 
 def bits_per_byte(model, tokenizer, documents: Iterable[str] | Iterable[list[int]], batch_size: int = 8,
-                  progress: str | None = "bits per byte") -> dict:
+                  progress: str | None = "bits per byte", stride: int | None = None) -> dict:
     """Bits per byte over documents given as text or as token ids (a tokenized held-out split). "per_document"
     holds (nats, tokens, bytes) of each non-empty document, in order."""
     seqs, firsts, sizes = [], [], []
@@ -107,10 +116,11 @@ def bits_per_byte(model, tokenizer, documents: Iterable[str] | Iterable[list[int
         from ..progress import progress_task
         with progress_task(progress, total=len(seqs), unit="doc") as task:
             for start in range(0, len(seqs), chunk):
-                scores += sequence_nll(model, seqs[start:start + chunk], firsts[start:start + chunk], batch_size)
+                scores += sequence_nll(model, seqs[start:start + chunk], firsts[start:start + chunk], batch_size,
+                                       stride)
                 task.advance(len(seqs[start:start + chunk]))
     else:
-        scores = sequence_nll(model, seqs, firsts, batch_size)
+        scores = sequence_nll(model, seqs, firsts, batch_size, stride)
     nats, tokens, n_bytes = sum(n for n, _ in scores), sum(c for _, c in scores), sum(sizes)
     return {"bits_per_byte": nats / LN2 / n_bytes, "bits_per_token": nats / LN2 / tokens,
             "nats_per_token": nats / tokens, "tokens": int(tokens), "bytes": n_bytes, "documents": len(seqs),
@@ -177,9 +187,9 @@ def mtpb_prompt_perplexity(model, tokenizer, problems, histories: dict[tuple[int
 
 def evaluate_bpb(out: Path, model, tokenizer, *, tokens_dir: str | Path | None = None,
                  files_dir: str | Path | None = None, suffixes: Sequence[str] = (".py",), limit: int | None = None,
-                 batch_size: int = 8) -> dict:
+                 batch_size: int = 8, stride: int | None = None) -> dict:
     """The whole `ocg eval bpb`: the model's bits per byte on a held-out split or a directory of files, beside
-    `xz -9` on the same text in the same run."""
+    `xz -9` on the same text in the same run; `stride` as in `_windows`."""
     from .compression import xz_bits_per_byte
     from .report import plot_bars, write_run
     if (tokens_dir is None) == (files_dir is None):
@@ -193,13 +203,15 @@ def evaluate_bpb(out: Path, model, tokenizer, *, tokens_dir: str | Path | None =
         pairs = pairs[:limit] if limit else pairs
         names, docs = [n for n, _ in pairs], [t for _, t in pairs]
         texts = docs
-    measured = bits_per_byte(model, tokenizer, docs, batch_size=batch_size)
+    context = model.config.block_size
+    measured = bits_per_byte(model, tokenizer, docs, batch_size=batch_size, stride=stride)
     kept = [(name, text) for name, text in zip(names, texts) if text]
     xz = xz_bits_per_byte([t for _, t in kept])
     per_doc = [{"document": name, "bits_per_byte": n / LN2 / b if b else None, "tokens": c, "bytes": b}
                for (name, _), (n, c, b) in zip(kept, measured["per_document"])]
     summary = {"benchmark": "bpb", "source": str(tokens_dir or files_dir),
-               **{k: v for k, v in measured.items() if k != "per_document"}, "xz_bits_per_byte": xz,
+               **{k: v for k, v in measured.items() if k != "per_document"}, "context": context,
+               "stride": stride or context - 1, "xz_bits_per_byte": xz,
                "beats_xz": measured["bits_per_byte"] < xz}
     report = "\n".join([
         "# Bits per byte", "", f"Source: `{summary['source']}` ({summary['documents']} documents, "
@@ -207,7 +219,8 @@ def evaluate_bpb(out: Path, model, tokenizer, *, tokens_dir: str | Path | None =
         "| measure | bits per byte |", "|---|---|", f"| model | {summary['bits_per_byte']:.4f} |",
         f"| xz -9 (same text, one stream) | {xz:.4f} |", "",
         f"Bits per token {summary['bits_per_token']:.4f}. Every document is scored from the end-of-text token; "
-        "documents longer than the context are scored in windows."]) + "\n"
+        f"documents longer than the context ({context} tokens) are scored in windows {summary['stride']} tokens "
+        "apart."]) + "\n"
     write_run(out, samples=[{"document": d["document"], "bytes": d["bytes"], "tokens": d["tokens"]} for d in per_doc],
               results=per_doc, summary=summary, report=report)
     plot_bars(out / "bits_per_byte.png", {"bits per byte": {"model": summary["bits_per_byte"], "xz -9": xz}},

@@ -90,7 +90,8 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
         b.append(("p", f"{bpb['files']} files ({bpb['bytes'] / 1e6:.2f} MB) from {len(held['repos'])} standard-library "
                        "repositories (packages and top-level modules) that are Mono's validation split: no stage "
                        "trained on them (Multi and NL were decontaminated against them) and the tokenizer never saw "
-                       "them. Each file is scored from the end-of-text token in windows of the model's context."))
+                       f"them. Each file is scored from the end-of-text token in windows of the model's context "
+                       f"({bpb['context']} tokens) starting {bpb['stride']} tokens apart, each token once."))
         b.append(("table", (["compressor", "bits/byte"], [["this model (Mono)", _num(bpb["model"])],
                                                           ["xz -9, files concatenated", _num(bpb["xz_concat"])],
                                                           ["xz -9, each file alone", _num(bpb["xz_per_file"])]])))
