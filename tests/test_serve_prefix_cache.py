@@ -154,3 +154,31 @@ def test_eviction_is_least_recently_used_by_bytes_leaves_first():
             for _ in range(2):
                 hidden, cached = small.prefill(model, kv, 0, a)
                 assert cached == 0 and small.bytes == 0 and torch.equal(hidden, fresh_prefill(model, a, chunk)[0])
+
+
+def test_prefills_advanced_in_turns_equal_fresh_ones_even_when_one_evicts_the_others_chain():
+    """The scheduler advances a prefill one chunk at a time (PrefixCache.start, Prefill.advance); two in turns in one
+    KVCache each equal a fresh prefill, and a prompt whose cached chain was evicted meanwhile stores nothing rather
+    than blocks whose parent is gone."""
+    model, chunk = tiny_model(), 4
+    cache = PrefixCache(3 * block_bytes(model, chunk), chunk)
+    kv = KVCache(model.config, 2, 64)
+    a, b = [1] * 9, [2] * 13
+    with torch.inference_mode():
+        cache.prefill(model, kv, 0, a)  # stores a0 a1
+        x = cache.start(model, kv, 0, a + [5] * 16)  # reuses a0 a1, then 5 chunks
+        y = cache.start(model, kv, 1, b)  # 4 chunks; storing b0 b1 b2 evicts a1 and a0 while x is under way
+        assert x.cached == 8 and y.cached == 0
+        while not (x.done and y.done):
+            for prefill in (x, y):
+                if not prefill.done:
+                    prefill.advance()
+        for row, prefill in enumerate((x, y)):
+            want, want_kv = fresh_prefill(model, prefill.ids, chunk)
+            assert torch.equal(prefill.hidden, want)
+            n = len(prefill.ids)
+            for layer in range(model.config.n_layer):
+                assert torch.equal(kv.k[layer][row, :, :n], want_kv.k[layer][0, :, :n])
+                assert torch.equal(kv.v[layer][row, :, :n], want_kv.v[layer][0, :, :n])
+        check_invariants(cache)
+        assert [len(cache.match(p)) for p in (b, x.ids)] == [3, 0]

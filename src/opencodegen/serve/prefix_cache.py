@@ -19,11 +19,15 @@ of 64 (small matrix products use the cores less well). 128 is the default compro
 edited prompt recomputes on average half a block (64 tokens) more than it changed; `ocg serve --prefill-chunk`
 moves it.
 
-A prompt's blocks are stored right after its prefill, so running requests share theirs too, not only finished ones.
+A prefill is resumable (`PrefixCache.start` returns a `Prefill`, whose `advance` computes one grid chunk), so the
+scheduler runs decode steps for its other rows between the chunks of a long prompt; `PrefixCache.prefill` runs one to
+completion. Either way each chunk is the same forward pass, so interleaving changes nothing in the result.
+A prompt's blocks are stored right after its last chunk, so running requests share theirs too, not only finished ones.
 Blocks are copies, not pages of the scheduler's cache: `load` copies them into the request's row, so evicting a block
 never touches a running sequence. The cache is bounded in bytes and evicts the least recently used block first. A
 chain is always touched from its leaf to its root, so a block is more recently used than any block under it and
-eviction only ever takes leaves: every cached block stays reachable from the root."""
+eviction only ever takes leaves: every cached block stays reachable from the root. (A prompt whose matched chain was
+evicted while it was being prefilled, by another prompt's store, stores nothing.)"""
 
 from __future__ import annotations
 
@@ -73,24 +77,20 @@ class PrefixCache:
 
     def prefill(self, model, kv, row: int, ids: list[int], *, reuse: bool = True,
                 keep_hidden: bool = False) -> tuple[torch.Tensor, int]:
-        """Prefills `ids` into row `row` of the KVCache `kv`: cached blocks are copied in (when `reuse`), the rest is
-        computed one grid chunk per forward pass, and the prompt's new full blocks are stored. Returns the final
-        hidden states, (1, len(ids), C) when `keep_hidden` (which needs every position, so nothing is reused) or
-        (1, 1, C) for the last position only, and the number of prompt tokens taken from the cache."""
+        """Prefills `ids` into row `row` of the KVCache `kv` in one go (`start`, then `advance` to the end). Returns
+        the final hidden states (`Prefill.hidden`) and the number of prompt tokens taken from the cache."""
+        prefill = self.start(model, kv, row, ids, reuse=reuse, keep_hidden=keep_hidden)
+        while not prefill.done:
+            prefill.advance()
+        return prefill.hidden, prefill.cached
+
+    def start(self, model, kv, row: int, ids: list[int], *, reuse: bool = True,
+              keep_hidden: bool = False) -> "Prefill":
+        """Begins prefilling `ids` into row `row` of `kv`: the longest cached chain of its blocks is copied in (when
+        `reuse`; never with `keep_hidden`, which needs every position computed). The rest is computed by the returned
+        Prefill's `advance`, one grid chunk per call."""
         chain = self.match(ids) if reuse and not keep_hidden else []
-        start = self.load(chain, kv, row)
-        x = torch.tensor([ids], dtype=torch.long, device=kv.lengths.device)
-        rows = torch.tensor([row], device=kv.lengths.device)
-        pieces = []
-        for s in range(start, len(ids), self.block):
-            hidden = model(x[:, s:s + self.block], cache=kv, rows=rows, hidden_only=True)
-            pieces.append(hidden if keep_hidden else hidden[:, -1:])
-        self.store(ids, kv, row, chain)
-        self.counters["prompts"] += 1
-        self.counters["prompts_hit"] += start > 0
-        self.counters["prompt_tokens"] += len(ids)
-        self.counters["cached_tokens"] += start
-        return (torch.cat(pieces, dim=1) if keep_hidden else pieces[-1]), start
+        return Prefill(self, model, kv, row, ids, chain, keep_hidden)
 
     def match(self, ids: list[int]) -> list[Block]:
         """The longest chain of cached blocks that `ids` starts with, leaving at least one token to compute; the
@@ -121,8 +121,8 @@ class PrefixCache:
     def store(self, ids: list[int], kv, row: int, chain: list[Block]) -> None:
         """Keeps the full blocks of `ids` (just prefilled into row `row`) after `chain` (its blocks from `match`)
         that are not cached yet, evicting least recently used blocks to make room."""
-        if self.capacity_bytes == 0:
-            return
+        if self.capacity_bytes == 0 or any(b.id not in self._lru for b in chain):
+            return  # (a chain evicted while its prompt was being prefilled: its new blocks would be unreachable)
         chain = list(chain)
         parent = chain[-1].id if chain else ROOT
         for j in range(len(chain), len(ids) // self.block):
@@ -162,3 +162,45 @@ class PrefixCache:
             self.bytes -= victim.nbytes
             self.counters["blocks_evicted"] += 1
         return True
+
+
+class Prefill:
+    """One prompt being prefilled into one row, a grid chunk at a time, so that the scheduler can run decode steps
+    for other rows between chunks. Made by PrefixCache.start (the cached blocks are already in the row); each
+    `advance` is one forward pass over the next `block` tokens (the same pass, on the same shapes, as a prefill run
+    to completion), and the one that reaches the end stores the prompt's new blocks and counts the prompt. `row` may
+    be changed between calls by whoever moved the row's contents (KVCache.copy_rows); dropping an unfinished Prefill
+    abandons it (nothing is stored, the row is simply free)."""
+
+    def __init__(self, cache: PrefixCache, model, kv, row: int, ids: list[int], chain: list[Block],
+                 keep_hidden: bool):
+        self.cache, self.model, self.kv, self.row, self.ids = cache, model, kv, row, ids
+        self.chain, self.keep_hidden = chain, keep_hidden
+        self.cached = cache.load(chain, kv, row)  # prompt tokens taken from the cache
+        self.position = self.cached  # tokens of the prompt in the row so far
+        self._x = torch.tensor([ids], dtype=torch.long, device=kv.lengths.device)
+        self._pieces: list[torch.Tensor] = []  # each chunk's hidden states (its last position only, unless keep_hidden)
+
+    @property
+    def done(self) -> bool:
+        return self.position == len(self.ids)
+
+    def advance(self) -> None:
+        s, e = self.position, min(self.position + self.cache.block, len(self.ids))
+        rows = torch.tensor([self.row], device=self.kv.lengths.device)
+        hidden = self.model(self._x[:, s:e], cache=self.kv, rows=rows, hidden_only=True)
+        self._pieces.append(hidden if self.keep_hidden else hidden[:, -1:])
+        self.position = e
+        if self.done:
+            self.cache.store(self.ids, self.kv, self.row, self.chain)
+            counters = self.cache.counters
+            counters["prompts"] += 1
+            counters["prompts_hit"] += self.cached > 0
+            counters["prompt_tokens"] += len(self.ids)
+            counters["cached_tokens"] += self.cached
+
+    @property
+    def hidden(self) -> torch.Tensor:
+        """The final hidden states once done: (1, len(ids), C) with keep_hidden, else (1, 1, C) for the last
+        position only."""
+        return torch.cat(self._pieces, dim=1) if self.keep_hidden else self._pieces[-1]
