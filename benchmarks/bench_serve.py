@@ -12,8 +12,8 @@ standard library), driven by asyncio HTTP clients streaming /v1/completions.
    that client's previous one). The same requests one at a time without the prefix cache (the baseline), 16 clients
    without it, and both again with it (`--prefix-cache-mb`, each on a fresh server); the greedy texts must agree.
 
-Rows 1-3 and the editor rows without the cache run on a server started with --prefix-cache-mb 0 (rows 1-2 repeat
-their prompts, which the cache would answer), the cached editor rows each on a fresh server with the cache.
+Rows 1-3 run on a server started with --prefix-cache-mb 0 (rows 1-2 repeat their prompts, which the cache would
+answer); each editor row runs on a fresh server, with or without the cache (`--editor-requests 0` skips them).
 
     python benchmarks/bench_serve.py [--requests 500] [--prompt-tokens 1000] [--load-prompt-tokens 200]
     python benchmarks/bench_serve.py --quick   # every row at toy sizes, a couple of minutes; prints, writes nothing
@@ -234,7 +234,8 @@ class Server:
 SIZES = {  # what --quick and --big change; the rest are the defaults of the flags
     "quick": dict(prompt_tokens=128, new_tokens=16, requests=32, load_prompt_tokens=64, editor_requests=2,
                   editor_step=16, concurrency=(1, 4, 16)),
-    "big": dict(editor_requests=3, concurrency=(1, 16), latency_requests=8, requests=0),
+    # The editor rows would take ~30 min more at this size on 2 cores: skipped.
+    "big": dict(editor_requests=0, concurrency=(1, 16), latency_requests=8, requests=0),
 }
 
 
@@ -244,7 +245,7 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--requests", type=int, default=500, help="load test requests (0 skips the load test)")
     ap.add_argument("--load-prompt-tokens", type=int, default=200, help="prompt length in the load test")
-    ap.add_argument("--editor-requests", type=int, default=8, help="requests per editor client")
+    ap.add_argument("--editor-requests", type=int, default=8, help="requests per editor client (0: no editor rows)")
     ap.add_argument("--editor-step", type=int, default=32, help="tokens the cursor moves between requests")
     ap.add_argument("--prefix-cache-mb", type=float, default=512, help="the prefix cache of the cached editor row")
     ap.add_argument("--slots", type=int, default=16)
@@ -289,13 +290,6 @@ def measure(args, tok, texts, ckpt: Path, max_context: int) -> dict:
         "baseline": f"the same {n} requests one at a time (concurrency 1) through the same server, same run",
         "goal": f"throughput at {max(args.concurrency)} clients >= 3x the one-at-a-time baseline",
     }
-    editor_files = prompts_of(tok, texts[len(texts) // 2:], EDITOR_CLIENTS, args.prompt_tokens)
-    first = args.prompt_tokens - (args.editor_requests - 1) * args.editor_step
-    if first < 1:
-        raise SystemExit("--editor-requests x --editor-step must leave a prompt shorter than --prompt-tokens")
-    cursors = [first + i * args.editor_step for i in range(args.editor_requests)]
-    sessions = [[f[:c] for c in cursors] for f in editor_files]
-
     with Server(ckpt, args, max_context, prefix_cache_mb=0) as server:
         # Warm-up (allocator, first-call kernels), not measured.
         asyncio.run(run_clients(server.url, prompts[n:], 4, 8))
@@ -316,17 +310,32 @@ def measure(args, tok, texts, ckpt: Path, max_context: int) -> dict:
             f"speedup_{top}_vs_1": round(short_rows[top]["throughput_tok_s"] / short_rows[1]["throughput_tok_s"], 2)}
         if args.requests:
             result["load_test"] = load_test(args, tok, texts, server)
-        editor = {"one_at_a_time": editor_row(server, sessions, args.new_tokens, together=False),
-                  f"{EDITOR_CLIENTS}_clients_no_cache": editor_row(server, sessions, args.new_tokens, together=True)}
-    for name, together in (("one_at_a_time_prefix_cache", False), (f"{EDITOR_CLIENTS}_clients_prefix_cache", True)):
-        with Server(ckpt, args, max_context, prefix_cache_mb=args.prefix_cache_mb) as server:  # an empty cache
-            asyncio.run(run_clients(server.url, prompts[n:], 4, 8))  # warm-up; unrelated prompts, nothing to reuse
+    if args.editor_requests:
+        result["editor"] = editor_rows(args, tok, texts, ckpt, max_context, prompts[n:])
+    return result
+
+
+def editor_rows(args, tok, texts, ckpt: Path, max_context: int, warmup: list[list[int]]) -> dict:
+    """Part 4: the editor workload one at a time and with 16 clients, each on a fresh server warmed up on unrelated
+    prompts (`warmup`), without the prefix cache and with it."""
+    editor_files = prompts_of(tok, texts[len(texts) // 2:], EDITOR_CLIENTS, args.prompt_tokens)
+    first = args.prompt_tokens - (args.editor_requests - 1) * args.editor_step
+    if first < 1:
+        raise SystemExit("--editor-requests x --editor-step must leave a prompt shorter than --prompt-tokens")
+    cursors = [first + i * args.editor_step for i in range(args.editor_requests)]
+    sessions = [[f[:c] for c in cursors] for f in editor_files]
+    editor, cache_stats = {}, None
+    for name, together, cache_mb in (("one_at_a_time", False, 0), (f"{EDITOR_CLIENTS}_clients_no_cache", True, 0),
+                                     ("one_at_a_time_prefix_cache", False, args.prefix_cache_mb),
+                                     (f"{EDITOR_CLIENTS}_clients_prefix_cache", True, args.prefix_cache_mb)):
+        with Server(ckpt, args, max_context, prefix_cache_mb=cache_mb) as server:  # an empty cache
+            asyncio.run(run_clients(server.url, warmup, 4, 8))  # unrelated prompts: nothing to reuse
             editor[name] = editor_row(server, sessions, args.new_tokens, together=together)
             cache_stats = server.health()["prefix_cache"]
     texts_of = {name: row.pop("texts") for name, row in editor.items()}
     baseline = texts_of["one_at_a_time"]
     base_tok_s = editor["one_at_a_time"]["throughput_tok_s"]
-    result["editor"] = {
+    return {
         "clients": EDITOR_CLIENTS, "requests_per_client": args.editor_requests, "cursor_step_tokens": args.editor_step,
         "prompt_tokens_per_request": [cursors[0], cursors[-1]], "prefix_cache_mb": args.prefix_cache_mb,
         "baseline": "the same requests one at a time (editors taking turns), no prefix cache",
@@ -342,7 +351,6 @@ def measure(args, tok, texts, ckpt: Path, max_context: int) -> dict:
                                     for name, t in texts_of.items()},
         "prefix_cache_server_stats": cache_stats,  # after the 16-client row
     }
-    return result
 
 
 def editor_row(server: Server, sessions: list[list[list[int]]], new_tokens: int, together: bool) -> dict:
@@ -403,6 +411,8 @@ def print_table(result: dict) -> None:
         print(f"load: {load['requests']} requests, statuses {load['statuses']}, 5xx {load['server_errors_5xx']}, "
               f"cancelled {load['cancelled_by_server']}, active slots at end {load['slots_active_at_end']}, "
               f"RSS {load['server_rss_mb_after_warmup']} -> {load['server_rss_mb_at_end']} MB")
+    if "editor" not in result:
+        return
     editor = result["editor"]
     print(f"editor: {editor['clients']} clients x {editor['requests_per_client']} requests, prompts "
           f"{editor['prompt_tokens_per_request'][0]}..{editor['prompt_tokens_per_request'][1]} tokens")
