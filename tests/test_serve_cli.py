@@ -58,7 +58,8 @@ def test_ocg_serve_names_a_directory_that_is_not_a_checkpoint(tmp_path, capsys):
     assert str(tmp_path) in err and "config.json" in err
 
 
-@pytest.mark.parametrize("flag, value", [("--prefix-cache-mb", "-1"), ("--prefill-chunk", "0")])
+@pytest.mark.parametrize("flag, value", [("--prefix-cache-mb", "-1"), ("--prefill-chunk", "0"),
+                                         ("--prefill-budget", "0")])
 def test_ocg_serve_refuses_bad_cache_settings(tmp_path, capsys, flag, value):
     assert main(["serve", "--model", str(tmp_path), flag, value]) == 2
     assert f"{flag} {value}" in capsys.readouterr().err

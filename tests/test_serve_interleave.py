@@ -36,13 +36,17 @@ def model():
 
 class Served:
     """Runs requests (prompt, params, prompt_logprobs) through one scheduler, all queued before its model thread
-    starts, so that they are admitted in order, one prefill chunk per iteration. Keeps what each job's result()
-    gave (or raised), the trace of model calls (("prefill", row) or ("decode", batch)) and the final stats.
-    on_forward(self) runs on the model thread after each call."""
+    starts, so that they are admitted in order, `prefill_budget` tokens between decode steps (default 1: one prefill
+    pass per iteration, whatever its length).
+    Keeps what each job's result() gave (or raised), the trace of model calls (("prefill", row) or ("decode",
+    batch)), the tokens of each call, and the final stats. on_forward(self) runs on the model thread after each
+    call."""
 
-    def __init__(self, model, requests: list[dict], *, slots: int = 8, on_forward=None):
+    def __init__(self, model, requests: list[dict], *, slots: int = 8, on_forward=None, prefill_budget: int = 1):
         self.trace: list[tuple[str, int]] = []
-        self.scheduler = Scheduler(model, ByteTokenizer(), slots=slots, prefill_chunk=CHUNK)
+        self.tokens: list[int] = []
+        self.scheduler = Scheduler(model, ByteTokenizer(), slots=slots, prefill_chunk=CHUNK,
+                                   prefill_budget=prefill_budget)
         self.jobs, self.tasks = [], []
         original = model.forward
 
@@ -50,6 +54,7 @@ class Served:
             out = original(idx, **kw)
             rows = kw.get("rows")  # only a prefill names its row
             self.trace.append(("decode", idx.shape[0]) if rows is None else ("prefill", int(rows[0])))
+            self.tokens.append(idx.shape[1])
             if on_forward:
                 on_forward(self)
             return out
@@ -147,6 +152,28 @@ def test_running_streams_decode_between_the_chunks_of_a_long_prefill_and_every_r
     long_rows = [row for kind, row in trace[4:4 + 2 * 10] if kind == "prefill"]
     assert long_rows[0] == 2 and long_rows[-1] == 1
     check_rows(trace)
+
+
+def test_a_larger_prefill_budget_runs_chunks_back_to_back_up_to_the_budget(model):
+    budget = 3 * CHUNK
+    served = Served(model, REQUESTS, prefill_budget=budget)
+    for got, request in zip(served.results, REQUESTS, strict=True):
+        assert_same(got, alone(model, request))
+    # The prefill passes between two decode steps, as token counts: each run stops at the first pass that reaches
+    # the budget (so without its last pass it is below it), and a run may go on into the next waiting prompt.
+    runs, run = [], []
+    for (kind, _), tokens in zip(served.trace, served.tokens):
+        if kind == "prefill":
+            run.append(tokens)
+        elif run:
+            runs, run = runs + [run], []
+    assert all(sum(r[:-1]) < budget for r in runs)
+    assert runs[0] == [5, 5, CHUNK, CHUNK, CHUNK]  # both short prompts, then the long one's first three chunks
+    assert max(sum(r) for r in runs) >= budget and max(len(r) for r in runs) >= 3
+    assert served.prefills() == 18  # the same passes as one chunk per step, in fewer iterations
+    assert [kind for kind, _ in served.trace].count("decode") < [kind for kind, _ in Served(model, REQUESTS).trace
+                                                                 ].count("decode")
+    check_rows(served.trace)
 
 
 def test_echo_logprobs_collected_over_interleaved_chunks_equal_a_prefill_run_to_completion(model):

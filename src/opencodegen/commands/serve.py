@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="prompts prefill in chunks of this many tokens on a grid from position 0, which is also "
                              "the prefix cache's block (default: 128). Smaller reuses more of an edited prompt, but "
                              "prefills a cold prompt more slowly")
+    parser.add_argument("--prefill-budget", type=int, default=None,
+                        help="prompt tokens prefilled between two decode steps (default: 512): running streams wait "
+                             "at most this long for their next token while a long prompt prefills; larger admits "
+                             "queued prompts sooner")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's, one per core); on a machine shared with other "
                              "busy processes fewer threads can be much faster")
@@ -49,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--max-context {args.max_context} must be >= 2")
     if args.prefix_cache_mb is not None and not args.prefix_cache_mb >= 0:
         raise UserError(f"--prefix-cache-mb {args.prefix_cache_mb} must be >= 0 (0 disables the prefix cache)")
-    if args.prefill_chunk is not None and args.prefill_chunk < 1:
-        raise UserError(f"--prefill-chunk {args.prefill_chunk} must be >= 1")
+    for flag in ("prefill_chunk", "prefill_budget"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise UserError(f"--{flag.replace('_', '-')} {getattr(args, flag)} must be >= 1")
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads {args.threads} must be >= 1")
@@ -60,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(model, tokenizer, model_name=name, slots=args.slots, queue_size=args.queue,
                      timeout=args.timeout, max_len=args.max_context,
                      **({} if args.prefix_cache_mb is None else {"prefix_cache_mb": args.prefix_cache_mb}),
-                     **({} if args.prefill_chunk is None else {"prefill_chunk": args.prefill_chunk}))
+                     **{flag: getattr(args, flag) for flag in ("prefill_chunk", "prefill_budget")
+                        if getattr(args, flag) is not None})
     log(f"serving {name!r} on http://{args.host}:{args.port} (OpenAI base URL http://{args.host}:{args.port}/v1)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -30,7 +30,7 @@ from .completions import create_completion
 from .infill_route import create_infill
 from .prefix_cache import DEFAULT_BLOCK
 from .protocol import APIError, CompletionRequest, InfillRequest, error_response
-from .scheduler import Scheduler
+from .scheduler import DEFAULT_PREFILL_BUDGET, Scheduler
 from .state import ServerState
 from .synth_routes import make_router
 from .transport import job_error, submit
@@ -43,12 +43,14 @@ DEFAULT_PREFIX_CACHE_MB = 512
 
 def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size: int = 64, timeout: float = 120.0,
                max_len: int | None = None, prefix_cache_mb: float = DEFAULT_PREFIX_CACHE_MB,
-               prefill_chunk: int = DEFAULT_BLOCK) -> FastAPI:
+               prefill_chunk: int = DEFAULT_BLOCK, prefill_budget: int = DEFAULT_PREFILL_BUDGET) -> FastAPI:
     """An app serving `model`. The scheduler's thread starts and stops with the app's lifespan (uvicorn runs it).
     prefix_cache_mb: memory for the keys and values of earlier prompts, reused by prompts that start the same way
-    (0 disables it); prefill_chunk: the prefill grid and cache block in tokens (prefix_cache.py)."""
+    (0 disables it); prefill_chunk: the prefill grid and cache block in tokens (prefix_cache.py); prefill_budget:
+    prompt tokens prefilled between two decode steps (scheduler.py)."""
     scheduler = Scheduler(model, tokenizer, slots=slots, queue_size=queue_size, timeout=timeout, max_len=max_len,
-                          prefix_cache_bytes=int(prefix_cache_mb * 2**20), prefill_chunk=prefill_chunk)
+                          prefix_cache_bytes=int(prefix_cache_mb * 2**20), prefill_chunk=prefill_chunk,
+                          prefill_budget=prefill_budget)
     state = ServerState(scheduler, tokenizer, model_name)
 
     @asynccontextmanager

@@ -4,17 +4,20 @@ requests join and leave the running batch between decode steps.
 Each iteration of the model thread:
   1. drops cancelled (client gone) and expired (timeout) requests, freeing their slots (a prompt whose prefill is
      under way is abandoned);
-  2. computes one chunk of the prompt being prefilled. When none is, the next waiting prompt starts if its n samples
-     fit in free slots: it holds them from then on, and its prefill goes into the row right after the live ones.
-     The prefill goes through the prefix cache (prefix_cache.py), which copies in the keys and values of any cached
-     blocks the prompt starts with and computes the rest in chunks on a fixed grid, so that the result does not
-     depend on what was cached. After the last chunk the row is copied to the prompt's other n-1 rows (as
-     sampling.generate does) and its samples join the batch;
+  2. prefills up to `prefill_budget` prompt tokens (default 512), one grid chunk at a time: the prompt being
+     prefilled goes on, and when none is, the next waiting prompt starts if its n samples fit in free slots: it
+     holds them from then on, and its prefill goes into the row right after the live ones. The prefill goes through
+     the prefix cache (prefix_cache.py), which copies in the keys and values of any cached blocks the prompt starts
+     with and computes the rest in chunks on a fixed grid, so that the result does not depend on what was cached.
+     After the last chunk the row is copied to the prompt's other n-1 rows (as sampling.generate does) and its
+     samples join the batch;
   3. samples one token for every live row from that row's logits, all rows sharing one forward pass per step.
-So a long prompt stalls the running streams for one chunk at a time (one forward of `prefill_chunk` tokens, ~0.1 s
-for 128 tokens on tiny-30m here), not for its whole prefill, as with vLLM's chunked prefill: between any two of its
-chunks every live row gets a token. (Measured with 4 streams and a 1000-token prompt on tiny-30m, one thread: the
-longest pause between decode steps went from 1.0 s to 0.15 s; the long prompt itself took ~1.1 s instead of 1.03.)
+So a long prompt stalls the running streams for at most the budget at a time, not for its whole prefill, as with
+vLLM's chunked prefill (whose max_num_batched_tokens is this budget). With a budget of one chunk (4 streams and a
+1000-token prompt on tiny-30m, one thread) the longest pause between decode steps went from 1.0 s to 0.15 s, but
+when many prompts queue at once, one chunk per decode step makes many small decode steps and keeps queued prompts
+waiting (16 editor clients: -15% throughput, time to first token p50 0.8 s -> 8.5 s); 512 tokens (~0.3 s on tiny-30m
+with 2 threads) is the compromise, and `ocg serve --prefill-budget` moves it.
 Live sequences always sit in cache rows 0..live-1 (finished rows are filled from the end, sampling.compact_rows, and
 the row being prefilled then moves down to row live), so the decode forward reads the cache through views instead of
 gathering rows, and never touches the row being prefilled.
@@ -51,6 +54,11 @@ from ..sampling import (
     sample_tokens,
 )
 from .prefix_cache import DEFAULT_BLOCK, Prefill, PrefixCache
+
+# Prompt tokens prefilled between two decode steps: on tiny-30m with 2 threads, 512 tokens take ~0.3 s, the longest
+# a running stream then waits for its next token; one 128-token chunk per step instead cut 16-client editor
+# throughput by 15% (more, smaller decode steps) and raised queued prompts' time to first token ten-fold.
+DEFAULT_PREFILL_BUDGET = 512
 
 
 class QueueFull(Exception):
@@ -150,16 +158,19 @@ class Scheduler:
     wait for slots before submit raises QueueFull; timeout: seconds from submit to the end of a request;
     max_len: positions per slot (default the model's block_size), which is the context requests must fit;
     prefix_cache_bytes: memory for the keys and values of earlier prompts (0: none); prefill_chunk: the prefill grid
-    and cache block, in tokens."""
+    and cache block, in tokens; prefill_budget: prompt tokens prefilled between two decode steps (rounded up to whole
+    chunks; vLLM's max_num_batched_tokens plays this part)."""
 
     def __init__(self, model, tokenizer, *, slots: int = 16, queue_size: int = 64, timeout: float = 120.0,
-                 max_len: int | None = None, prefix_cache_bytes: int = 0, prefill_chunk: int = DEFAULT_BLOCK):
+                 max_len: int | None = None, prefix_cache_bytes: int = 0, prefill_chunk: int = DEFAULT_BLOCK,
+                 prefill_budget: int = DEFAULT_PREFILL_BUDGET):
         from ..model.transformer import KVCache
 
-        if slots < 1 or queue_size < 1 or timeout <= 0:
-            raise ValueError(f"slots={slots} and queue_size={queue_size} must be >= 1, timeout={timeout} > 0")
+        if slots < 1 or queue_size < 1 or timeout <= 0 or prefill_budget < 1:
+            raise ValueError(f"slots={slots}, queue_size={queue_size} and prefill_budget={prefill_budget} must be "
+                             f">= 1, timeout={timeout} > 0")
         self.model, self.tokenizer = model, tokenizer
-        self.slots, self.queue_size, self.timeout = slots, queue_size, timeout
+        self.slots, self.queue_size, self.timeout, self.prefill_budget = slots, queue_size, timeout, prefill_budget
         self.context = min(model.config.block_size, max_len or model.config.block_size)
         self.device = model.lm_head.weight.device
         dtype = next(model.parameters()).dtype
@@ -233,7 +244,7 @@ class Scheduler:
             try:
                 with torch.inference_mode():
                     self._drop_finished_jobs()
-                    self._prefill_chunk()
+                    self._prefill_some()
                     if self._active:
                         self._step()
             except Exception as e:  # a bug or out-of-memory must not take the server down: fail what is in flight
@@ -263,22 +274,26 @@ class Scheduler:
         index = self._remove([job.cancelled for job in self._owners])
         self._logits = None if index is None else self._logits[index]
 
-    def _prefill_chunk(self) -> None:
-        """Computes one grid chunk of the prompt being prefilled, first starting the next waiting prompt if there
-        is none and its n samples fit in the free slots. One chunk per iteration, so the running streams get a
-        decode step between any two chunks; the prompt's rows join the batch once its last chunk is done."""
-        if self._prefill is None:
-            with self._cond:
-                job = self._waiting[0] if self._waiting else None
-            if job is None or len(self._active) + job.params.n > self.slots:
-                return
-            # Row len(_active): right after the live rows, so that decode steps (rows 0..live-1) never touch it.
-            self._prefill = self.prefix_cache.start(self.model, self.cache, len(self._active),
-                                                    job.prompts[job.next_prompt], keep_hidden=job.prompt_logprobs)
-            self._prefill_job = job
-        self._prefill.advance()
-        if self._prefill.done:
-            self._join(self._prefill, self._prefill_job)
+    def _prefill_some(self) -> None:
+        """Prefills up to `prefill_budget` prompt tokens, one grid chunk at a time, between two decode steps: the
+        prompt being prefilled goes on, and when it is done the next waiting prompt starts if its n samples fit in
+        the free slots. Each prompt's rows join the batch once its last chunk is done."""
+        spent = 0
+        while spent < self.prefill_budget:
+            if self._prefill is None:
+                with self._cond:
+                    job = self._waiting[0] if self._waiting else None
+                if job is None or len(self._active) + job.params.n > self.slots:
+                    return
+                # Row len(_active): right after the live rows, so that decode steps (rows 0..live-1) never touch it.
+                self._prefill = self.prefix_cache.start(self.model, self.cache, len(self._active),
+                                                        job.prompts[job.next_prompt], keep_hidden=job.prompt_logprobs)
+                self._prefill_job = job
+            before = self._prefill.position
+            self._prefill.advance()
+            spent += self._prefill.position - before
+            if self._prefill.done:
+                self._join(self._prefill, self._prefill_job)
 
     def _join(self, prefill: Prefill, job: Job) -> None:
         """The prefilled prompt's n samples join the batch: its row is copied to the n-1 rows after it (as
