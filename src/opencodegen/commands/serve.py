@@ -64,9 +64,8 @@ def run(args: argparse.Namespace) -> int:
     name = args.model_name or args.model.resolve().name
     app = create_app(model, tokenizer, model_name=name, slots=args.slots, queue_size=args.queue,
                      timeout=args.timeout, max_len=args.max_context,
-                     **({} if args.prefix_cache_mb is None else {"prefix_cache_mb": args.prefix_cache_mb}),
-                     **{flag: getattr(args, flag) for flag in ("prefill_chunk", "prefill_budget")
-                        if getattr(args, flag) is not None})
+                     **{flag: getattr(args, flag) for flag in ("prefix_cache_mb", "prefill_chunk", "prefill_budget")
+                        if getattr(args, flag) is not None})  # unset flags keep create_app's defaults
     log(f"serving {name!r} on http://{args.host}:{args.port} (OpenAI base URL http://{args.host}:{args.port}/v1)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

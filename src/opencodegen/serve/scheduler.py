@@ -55,10 +55,7 @@ from ..sampling import (
 )
 from .prefix_cache import DEFAULT_BLOCK, Prefill, PrefixCache
 
-# Prompt tokens prefilled between two decode steps: on tiny-30m with 2 threads, 512 tokens take ~0.3 s, the longest
-# a running stream then waits for its next token; one 128-token chunk per step instead cut 16-client editor
-# throughput by 15% (more, smaller decode steps) and raised queued prompts' time to first token ten-fold.
-DEFAULT_PREFILL_BUDGET = 512
+DEFAULT_PREFILL_BUDGET = 512  # prompt tokens between two decode steps; why 512: the module docstring
 
 
 class QueueFull(Exception):
@@ -158,8 +155,8 @@ class Scheduler:
     wait for slots before submit raises QueueFull; timeout: seconds from submit to the end of a request;
     max_len: positions per slot (default the model's block_size), which is the context requests must fit;
     prefix_cache_bytes: memory for the keys and values of earlier prompts (0: none); prefill_chunk: the prefill grid
-    and cache block, in tokens; prefill_budget: prompt tokens prefilled between two decode steps (rounded up to whole
-    chunks; vLLM's max_num_batched_tokens plays this part)."""
+    and cache block, in tokens; prefill_budget: prompt tokens prefilled between two decode steps (the pass that
+    reaches it still finishes, so up to one chunk more; vLLM's max_num_batched_tokens plays this part)."""
 
     def __init__(self, model, tokenizer, *, slots: int = 16, queue_size: int = 64, timeout: float = 120.0,
                  max_len: int | None = None, prefix_cache_bytes: int = 0, prefill_chunk: int = DEFAULT_BLOCK,
