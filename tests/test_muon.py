@@ -45,12 +45,32 @@ def test_one_step_by_hand():
     assert torch.allclose(w.detach(), expected, atol=1e-6)
 
 
-def test_muon_takes_the_blocks_matrices_adamw_the_rest():
-    model = GPT(ModelConfig.from_preset("tiny-1m"))
-    matrices, rest = muon_parameters(model)
+def test_row_blocks_are_orthogonalized_apart():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(24, 16))
+    g = torch.randn(24, 16)
+    w0 = w.detach().clone()
+    w.grad = g.clone()
+    lr, beta, blocks = 0.01, 0.95, [8, 8, 8]
+    Muon([{"params": [w], "row_blocks": blocks}], lr=lr, momentum=beta).step()
+    expected = torch.cat([b - lr * 0.2 * math.sqrt(16) * orthogonalize(u + beta * u)
+                          for b, u in zip(w0.split(blocks), g.split(blocks))])
+    assert torch.allclose(w.detach(), expected, atol=1e-6)
+    stacked = w0 - lr * 0.2 * math.sqrt(24) * orthogonalize(g + beta * g)
+    assert not torch.allclose(w.detach(), stacked, atol=1e-4)
+
+
+@pytest.mark.parametrize("n_kv_heads", [None, 2])
+def test_muon_takes_the_blocks_matrices_adamw_the_rest(n_kv_heads):
+    model = GPT(ModelConfig.from_preset("tiny-1m", n_kv_heads=n_kv_heads))
+    (plain, fused), rest = muon_parameters(model)
     names = {id(p): n for n, p in model.named_parameters()}
-    assert {names[id(p)] for p in matrices} == {n for n, p in model.named_parameters()
-                                                  if n.startswith("blocks.") and p.dim() == 2}
+    assert {names[id(p)] for p in plain["params"] + fused["params"]} == {
+        n for n, p in model.named_parameters() if n.startswith("blocks.") and p.dim() == 2}
+    assert {names[id(p)] for p in fused["params"]} == {f"blocks.{i}.attn.qkv.weight" for i in range(2)}
+    c = model.config
+    assert fused["row_blocks"] == [c.n_head * c.head_dim, c.n_kv_heads * c.head_dim, c.n_kv_heads * c.head_dim]
+    assert sum(fused["row_blocks"]) == fused["params"][0].shape[0]
     assert {"wte.weight", "lm_head.weight"} <= {names[id(p)] for p in rest}
     opt = make_optimizer(model, OptimConfig(name="muon", lr=1e-3))
     assert isinstance(opt, Optimizers) and isinstance(opt.optimizers[0], Muon)

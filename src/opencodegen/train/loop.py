@@ -52,8 +52,8 @@ def make_optimizer(model: torch.nn.Module, o: OptimConfig) -> torch.optim.Optimi
         return torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, fused=True)
 
     if o.name == "muon":
-        matrices, rest = muon_parameters(model)
-        return Optimizers([Muon(matrices, lr=o.lr, weight_decay=o.weight_decay), adamw(rest)])
+        groups, rest = muon_parameters(model)
+        return Optimizers([Muon(groups, lr=o.lr, weight_decay=o.weight_decay), adamw(rest)])
     return adamw([p for p in model.parameters() if p.requires_grad])
 
 

@@ -7,7 +7,14 @@ hundreds of times slower than fp32 (a Muon step there cost 9x the whole forward 
 the gradient's dtype.
 
 The update of a matrix of shape (A, B) is scaled by 0.2·sqrt(max(A, B)) so that its RMS matches AdamW's (Moonlight's
-"match_rms_adamw"): the recipe's lr and weight decay then mean the same for both optimizers."""
+"match_rms_adamw"): the recipe's lr and weight decay then mean the same for both optimizers.
+
+A parameter group may name `row_blocks`: its matrices are several stacked along the rows, and each block is
+orthogonalized (and scaled) on its own. The attention's fused q|k|v projection is three matrices: orthogonalizing the
+stack as one would share one set of singular values between q, k and v (modded-nanogpt orthogonalizes them apart).
+On the quickstart recipe (scored on its first 50 held-out files), apart trained to 1.816 bits per byte against 1.859
+for the stack, and most of the gain is context use: on tokens that repeat a (previous token, token) pair seen earlier
+in the window the loss fell from 3.80 to 3.59 nats, on the others only from 4.81 to 4.77."""
 
 from __future__ import annotations
 
@@ -37,7 +44,8 @@ def orthogonalize(g: torch.Tensor, steps: int = NS_STEPS, eps: float = 1e-7) -> 
 
 class Muon(torch.optim.Optimizer):
     def __init__(self, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.95, nesterov: bool = True):
-        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov))
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+                                      row_blocks=None))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -49,21 +57,25 @@ class Muon(torch.optim.Optimizer):
                 buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
                 buf.mul_(beta).add_(p.grad)
                 update = p.grad.add(buf, alpha=beta) if group["nesterov"] else buf
-                scale = 0.2 * math.sqrt(max(p.shape))
                 p.mul_(1 - group["lr"] * group["weight_decay"])
-                p.add_(orthogonalize(update), alpha=-group["lr"] * scale)
+                blocks = group["row_blocks"] or [p.shape[0]]
+                for rows, u in zip(p.split(blocks), update.split(blocks), strict=True):
+                    rows.add_(orthogonalize(u), alpha=-group["lr"] * 0.2 * math.sqrt(max(u.shape)))
 
 
-def muon_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """(matrices for Muon, the rest for AdamW): Muon takes the 2-D weights of Linear layers inside the blocks; the
-    token embedding and the output head are lookups/classifiers over the vocabulary, not transforms, and stay on
-    AdamW like every 1-D parameter."""
-    inner = set()
+def muon_parameters(model: nn.Module) -> tuple[list[dict[str, Any]], list[nn.Parameter]]:
+    """(Muon's parameter groups, the rest for AdamW): Muon takes the 2-D weights of Linear layers inside the blocks,
+    the fused q|k|v projections in a group of their own with their row blocks; the token embedding and the output
+    head are lookups/classifiers over the vocabulary, not transforms, and stay on AdamW like every 1-D parameter."""
+    config = getattr(model, "module", model).config  # DDP wraps the GPT
+    qkv_rows = [config.n_head * config.head_dim] + [config.n_kv_heads * config.head_dim] * 2
+    fused, plain = [], []
     for name, module in model.named_modules():
-        if isinstance(module, nn.Linear) and ".blocks." in f".{name}":
-            inner.add(id(module.weight))
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [p for p in params if id(p) in inner], [p for p in params if id(p) not in inner]
+        if isinstance(module, nn.Linear) and ".blocks." in f".{name}" and module.weight.requires_grad:
+            (fused if name.endswith(".attn.qkv") else plain).append(module.weight)
+    inner = {id(p) for p in fused + plain}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in inner]
+    return [{"params": plain}, {"params": fused, "row_blocks": qkv_rows}], rest
 
 
 class Optimizers:
