@@ -1,4 +1,4 @@
-"""Logit parity with transformers for CodeGen, Qwen2 and Llama (random weights from small configs), greedy decoding
+"""Logit parity with transformers for CodeGen, Qwen2, Qwen3 and Llama (random weights from small configs), greedy decoding
 parity, export -> transformers, import -> export -> import round trips, and the three HF weight formats."""
 
 from __future__ import annotations
@@ -34,10 +34,20 @@ def llama(bias: bool, scaling: dict | None):
                                     architectures=["LlamaForCausalLM"])
 
 
+def qwen3(bias: bool):
+    # head_dim 24 is not hidden/heads: Qwen3 decouples them, and its q/k norms run over head_dim.
+    return transformers.Qwen3Config(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                                    num_attention_heads=4, num_key_value_heads=2, head_dim=24, max_position_embeddings=128,
+                                    rope_theta=1e6, attention_bias=bias, tie_word_embeddings=not bias,
+                                    architectures=["Qwen3ForCausalLM"])
+
+
 CONFIGS = {
     "codegen": codegen,
     "qwen2-tied": lambda: qwen2(True),
     "qwen2-untied": lambda: qwen2(False),
+    "qwen3-tied": lambda: qwen3(False),
+    "qwen3-bias": lambda: qwen3(True),
     "llama-bias-linear": lambda: llama(True, {"rope_type": "linear", "factor": 2.0}),
     "llama-nobias-yarn": lambda: llama(False, {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32}),
 }

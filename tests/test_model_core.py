@@ -69,9 +69,9 @@ def test_document_mask_matches_separate_documents(name):
     assert not torch.allclose(model(packed), expected, atol=1e-3)
 
 
-@pytest.mark.parametrize("preset", list(PRESETS))
-def test_n_params_matches_module(preset):
-    config = ModelConfig.from_preset(preset)
+@pytest.mark.parametrize("preset,overrides", [(p, {}) for p in PRESETS] + [("tiny-1m", {"qk_norm": True})])
+def test_n_params_matches_module(preset, overrides):
+    config = ModelConfig.from_preset(preset, **overrides)
     with torch.device("meta"):
         model = GPT(config)
     assert config.n_params() == model.num_params()

@@ -1,4 +1,4 @@
-"""`ocg import-hf DIR OUT [--dtype]`: a local HuggingFace CodeGen/Qwen2/Llama directory -> our checkpoint."""
+"""`ocg import-hf DIR OUT [--dtype]`: a local HuggingFace CodeGen/Qwen2/Qwen3/Llama directory -> our checkpoint."""
 
 from __future__ import annotations
 

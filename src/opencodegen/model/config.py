@@ -1,4 +1,4 @@
-"""ModelConfig: one flat, serialisable set of switches that covers the CodeGen (GPT-J style) and the Qwen2/Llama
+"""ModelConfig: one flat, serialisable set of switches that covers the CodeGen (GPT-J style) and the Qwen2/Qwen3/Llama
 families, in the spirit of litgpt's Config. Presets name the published shapes plus tiny CPU models."""
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class ModelConfig:
     qkv_bias: bool = False  # Qwen2 has biases on q, k and v only
     attn_out_bias: bool = False
     lm_head_bias: bool = False  # CodeGen's lm_head has a bias
+    qk_norm: bool = False  # Qwen3: an RMSNorm over each head's query and key, before the rotation
     tie_embeddings: bool = False
     # Rotary. CodeGen: GPT-J interleaved pairs on the first rotary_dim dims; Llama: half rotation on all dims.
     rotary_dim: int | None = None  # None = head_dim
@@ -97,6 +98,7 @@ class ModelConfig:
         e, h, kv, d, f = self.n_embd, self.n_head, self.n_kv_heads, self.head_dim, self.intermediate_size
         norm = 2 * e if self.norm == "layernorm" else e
         attn = e * (h + 2 * kv) * d + (h + 2 * kv) * d * self.qkv_bias + h * d * e + e * self.attn_out_bias
+        attn += 2 * d * self.qk_norm
         if self.mlp == "gelu":
             mlp = 2 * e * f + (f + e) * self.mlp_bias
         else:

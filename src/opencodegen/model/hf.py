@@ -20,8 +20,9 @@ from .config import ModelConfig
 from .io import CONFIG, WEIGHTS, atomic_directory, check_state_dict
 from .transformer import GPT
 
-ARCHITECTURES = ("CodeGenForCausalLM", "Qwen2ForCausalLM", "LlamaForCausalLM")
-MODEL_TYPES = {"CodeGenForCausalLM": "codegen", "Qwen2ForCausalLM": "qwen2", "LlamaForCausalLM": "llama"}
+ARCHITECTURES = ("CodeGenForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "LlamaForCausalLM")
+MODEL_TYPES = {"CodeGenForCausalLM": "codegen", "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3",
+               "LlamaForCausalLM": "llama"}
 # HF checkpoints may carry non-learned buffers; they are derived from the config, so we drop them.
 IGNORED_SUFFIXES = (".attn.causal_mask", ".attn.masked_bias", ".rotary_emb.inv_freq", ".attn.bias")
 DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
@@ -84,17 +85,18 @@ def config_from_hf(hf: dict[str, Any], where: str) -> tuple[str, ModelConfig]:
     if hf.get("use_sliding_window"):
         raise UserError(f"{where}: use_sliding_window=true is not supported")
     base, scaling = _rope_from_hf(hf, where)
-    qwen = arch == "Qwen2ForCausalLM"
+    qwen2, qwen3 = arch == "Qwen2ForCausalLM", arch == "Qwen3ForCausalLM"
     attention_bias = bool(hf.get("attention_bias", False))
     eos = hf.get("eos_token_id")
     return arch, ModelConfig(
         name=name, vocab_size=_require(hf, "vocab_size", where), block_size=_require(hf, "max_position_embeddings", where),
         n_layer=_require(hf, "num_hidden_layers", where), n_embd=_require(hf, "hidden_size", where),
         n_head=_require(hf, "num_attention_heads", where), n_kv_heads=hf.get("num_key_value_heads"),
-        head_dim=hf.get("head_dim"), intermediate_size=_require(hf, "intermediate_size", where),
+        head_dim=hf.get("head_dim", 128 if qwen3 else None),  # Qwen3Config's default is 128, not hidden/heads
+        intermediate_size=_require(hf, "intermediate_size", where),
         parallel_residual=False, norm="rmsnorm", norm_eps=hf.get("rms_norm_eps", 1e-6), mlp="swiglu",
-        mlp_bias=False if qwen else bool(hf.get("mlp_bias", False)),
-        qkv_bias=True if qwen else attention_bias, attn_out_bias=False if qwen else attention_bias,
+        mlp_bias=False if qwen2 or qwen3 else bool(hf.get("mlp_bias", False)), qk_norm=qwen3,
+        qkv_bias=True if qwen2 else attention_bias, attn_out_bias=False if qwen2 else attention_bias,
         tie_embeddings=bool(hf.get("tie_word_embeddings", False)), rope_base=base, rope_scaling=scaling,
         bos_token_id=hf.get("bos_token_id"), eos_token_id=eos[0] if isinstance(eos, list) else eos)
 
@@ -106,7 +108,7 @@ def hf_architecture(c: ModelConfig) -> str:
         "mlp_bias": c.mlp_bias, "lm_head_bias": c.lm_head_bias, "rope_interleaved": c.rope_interleaved,
         "no qkv_bias": not c.qkv_bias, "no attn_out_bias": not c.attn_out_bias, "n_kv_heads == n_head": c.n_kv_heads == c.n_head,
         "head_dim == n_embd/n_head": c.head_dim * c.n_head == c.n_embd, "n_head % 4 == 0": c.n_head % 4 == 0,
-        "rope_base == 10000": c.rope_base == 10000.0, "no rope_scaling": not c.rope_scaling,
+        "rope_base == 10000": c.rope_base == 10000.0, "no rope_scaling": not c.rope_scaling, "no qk_norm": not c.qk_norm,
     }
     llama = {
         "not parallel_residual": not c.parallel_residual, "norm == rmsnorm": c.norm == "rmsnorm", "mlp == swiglu": c.mlp == "swiglu",
@@ -116,14 +118,18 @@ def hf_architecture(c: ModelConfig) -> str:
     if all(codegen.values()):
         return "CodeGenForCausalLM"
     if all(llama.values()):
-        if c.qkv_bias and not c.attn_out_bias and not c.mlp_bias:
+        if c.qk_norm:
+            if c.qkv_bias == c.attn_out_bias and not c.mlp_bias:
+                return "Qwen3ForCausalLM"
+        elif c.qkv_bias and not c.attn_out_bias and not c.mlp_bias:
             return "Qwen2ForCausalLM"
-        if c.qkv_bias == c.attn_out_bias:
+        elif c.qkv_bias == c.attn_out_bias:
             return "LlamaForCausalLM"
     raise UserError(
         f"model config {c.name!r} matches no HuggingFace family: CodeGen needs "
-        f"{[k for k, ok in codegen.items() if not ok]}, Llama/Qwen2 need {[k for k, ok in llama.items() if not ok]} "
-        "(and Qwen2 = qkv bias only, Llama = q/k/v/o bias all or none)")
+        f"{[k for k, ok in codegen.items() if not ok]}, Llama/Qwen2/Qwen3 need {[k for k, ok in llama.items() if not ok]} "
+        "(and Qwen2 = qkv bias only, Llama = q/k/v/o bias all or none; Qwen3 = qk_norm, q/k/v/o bias all or none, "
+        "no mlp bias)")
 
 
 def config_to_hf(c: ModelConfig, arch: str, dtype: torch.dtype) -> dict[str, Any]:
@@ -149,6 +155,8 @@ def config_to_hf(c: ModelConfig, arch: str, dtype: torch.dtype) -> dict[str, Any
         hf.update(attention_bias=c.qkv_bias, mlp_bias=c.mlp_bias, pretraining_tp=1)
     else:
         hf.update(use_sliding_window=False, sliding_window=None, max_window_layers=c.n_layer)
+    if arch == "Qwen3ForCausalLM":
+        hf.update(attention_bias=c.qkv_bias)
     return hf
 
 
@@ -166,6 +174,7 @@ def _names(arch: str, c: ModelConfig) -> dict[str, str]:
         top = {"wte.weight": "model.embed_tokens.weight", "norm_f.weight": "model.norm.weight", "lm_head.weight": "lm_head.weight"}
         layer = {"norm_1.weight": "input_layernorm.weight", "norm_2.weight": "post_attention_layernorm.weight",
                  "attn.proj.weight": "self_attn.o_proj.weight", "attn.proj.bias": "self_attn.o_proj.bias",
+                 "attn.q_norm.weight": "self_attn.q_norm.weight", "attn.k_norm.weight": "self_attn.k_norm.weight",
                  "mlp.gate.weight": "mlp.gate_proj.weight", "mlp.gate.bias": "mlp.gate_proj.bias",
                  "mlp.fc.weight": "mlp.up_proj.weight", "mlp.fc.bias": "mlp.up_proj.bias",
                  "mlp.proj.weight": "mlp.down_proj.weight", "mlp.proj.bias": "mlp.down_proj.bias"}
@@ -300,7 +309,7 @@ def _build(config: ModelConfig, sd: dict[str, torch.Tensor], where: str) -> GPT:
 
 
 def load_hf_model(directory: str | Path, dtype: torch.dtype | None = None) -> GPT:
-    """A HF CodeGen/Qwen2/Llama directory -> GPT. dtype None keeps the stored floating dtype (the most common one)."""
+    """A HF CodeGen/Qwen2/Qwen3/Llama directory -> GPT. dtype None keeps the stored floating dtype (the most common one)."""
     directory = Path(directory)
     arch, config = config_from_hf(read_hf_config(directory), str(directory / CONFIG))
     hf, files = read_hf_weights(directory)

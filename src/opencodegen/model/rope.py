@@ -1,5 +1,5 @@
 """Rotary position embeddings: inverse frequencies (plain, linear-scaled, YaRN), the cos/sin table, and the two
-rotation conventions (GPT-J interleaved pairs for CodeGen, NeoX/Llama half rotation for Qwen2/Llama)."""
+rotation conventions (GPT-J interleaved pairs for CodeGen, NeoX/Llama half rotation for Qwen2/Qwen3/Llama)."""
 
 from __future__ import annotations
 

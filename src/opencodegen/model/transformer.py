@@ -1,5 +1,5 @@
-"""One decoder-only Transformer for the CodeGen (GPT-J parallel block) and Qwen2/Llama (sequential block, GQA,
-SwiGLU) families, switched by ModelConfig. Attention runs through SDPA. A KVCache with per-row lengths serves both
+"""One decoder-only Transformer for the CodeGen (GPT-J parallel block) and Qwen2/Qwen3/Llama (sequential block, GQA,
+SwiGLU; Qwen3 adds q/k norms) families, switched by ModelConfig. Attention runs through SDPA. A KVCache with per-row lengths serves both
 batched sampling (rows at different positions) and the server's continuous batching (rows are request slots)."""
 
 from __future__ import annotations
@@ -80,6 +80,9 @@ class Attention(nn.Module):
         # One fused projection, rows laid out [q (H·D) | k (KV·D) | v (KV·D)] for every family.
         self.qkv = nn.Linear(c.n_embd, (c.n_head + 2 * c.n_kv_heads) * c.head_dim, bias=c.qkv_bias)
         self.proj = nn.Linear(c.n_head * c.head_dim, c.n_embd, bias=c.attn_out_bias)
+        # Qwen3 normalises each head's query and key: the attention logits stay bounded whatever the weights grow to.
+        self.q_norm = RMSNorm(c.head_dim, c.norm_eps) if c.qk_norm else None
+        self.k_norm = RMSNorm(c.head_dim, c.norm_eps) if c.qk_norm else None
 
     def forward(self, x, cos, sin, mask, cache: KVCache | None, layer: int, rows, positions) -> torch.Tensor:
         c = self.config
@@ -88,6 +91,8 @@ class Attention(nn.Module):
         q = q.view(B, T, c.n_head, c.head_dim).transpose(1, 2)  # (B, H, T, D)
         k = k.view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)  # (B, KV, T, D)
         v = v.view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)
+        if c.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
         q = apply_rotary(q, cos, sin, c.rope_interleaved)
         k = apply_rotary(k, cos, sin, c.rope_interleaved)
         if cache is not None:
