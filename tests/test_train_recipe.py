@@ -15,8 +15,18 @@ from train_fixtures import recipe_file, tiny_recipe, write_shard  # noqa: E402
 
 from opencodegen.errors import UserError  # noqa: E402
 from opencodegen.train import load_recipe, recipe_from_dict, train  # noqa: E402
-from opencodegen.train.loop import lr_at, preflight  # noqa: E402
+from opencodegen.model.hf import ARCHITECTURES, hf_architecture  # noqa: E402
+from opencodegen.train.loop import lr_at, model_config, preflight  # noqa: E402
 from opencodegen.train.recipe import OptimConfig  # noqa: E402
+
+
+SHIPPED = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_recipes_load_and_their_models_export_to_hf(path):
+    # Every checkpoint must work with export-hf (and so vLLM): a shipped model outside the HF families would not.
+    assert hf_architecture(model_config(load_recipe(path))) in ARCHITECTURES
 
 
 def test_overrides_and_types(tmp_path):

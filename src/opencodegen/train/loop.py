@@ -72,11 +72,15 @@ def build_model(recipe: Recipe, stage_idx: int) -> GPT:
 
         model, _ = load_checkpoint(recipe.init_from, with_tokenizer=False)
         return model.train()
+    torch.manual_seed(recipe.run.seed)
+    return GPT(model_config(recipe))
+
+
+def model_config(recipe: Recipe) -> ModelConfig:
+    """The recipe's `model`: a preset with field overrides, or every field spelled out."""
     spec = dict(recipe.model)
     preset = spec.pop("preset", None)
-    config = ModelConfig.from_preset(preset, **spec) if preset else ModelConfig.from_dict(spec, where="model")
-    torch.manual_seed(recipe.run.seed)
-    return GPT(config)
+    return ModelConfig.from_preset(preset, **spec) if preset else ModelConfig.from_dict(spec, where="model")
 
 
 def stage_length(recipe: Recipe, i: int) -> int:
@@ -100,10 +104,7 @@ def preflight(recipe: Recipe, world_size: int) -> dict[str, Any]:
         else:
             vocab = ModelConfig.from_file(d / "config.json").vocab_size
     else:
-        spec = dict(recipe.model)
-        preset = spec.pop("preset", None)
-        cfg = ModelConfig.from_preset(preset, **spec) if preset else ModelConfig.from_dict(spec, where="model")
-        vocab = cfg.vocab_size
+        vocab = model_config(recipe).vocab_size
     tok_vocab = tokenizer_vocab_size(recipe.tokenizer) if recipe.tokenizer else None
     if tok_vocab is not None and tok_vocab > vocab:
         raise UserError(f"tokenizer {recipe.tokenizer} has {tok_vocab} ids but the model's vocab_size is {vocab}")
