@@ -32,32 +32,33 @@ def test_orthogonalize_approximates_u_vt(shape):
     assert o.shape == g.shape
 
 
-def test_one_step_by_hand():
+def first_step(shape, group_options=None, **muon_options):
+    """(weights after one Muon step from a random start and gradient, the start, the gradient)."""
     torch.manual_seed(0)
-    w = torch.nn.Parameter(torch.randn(8, 20))
-    g = torch.randn(8, 20)
+    w = torch.nn.Parameter(torch.randn(*shape))
+    g = torch.randn(*shape)
     w0 = w.detach().clone()
     w.grad = g.clone()
+    Muon([{"params": [w], **(group_options or {})}], **muon_options).step()
+    return w.detach(), w0, g
+
+
+def test_one_step_by_hand():
     lr, wd, beta = 0.01, 0.1, 0.95
-    Muon([w], lr=lr, weight_decay=wd, momentum=beta).step()
+    w, w0, g = first_step((8, 20), lr=lr, weight_decay=wd, momentum=beta)
     # First step: momentum buffer = g; Nesterov update = g + beta * buffer; RMS matched to AdamW: 0.2 * sqrt(20).
     expected = w0 * (1 - lr * wd) - lr * 0.2 * math.sqrt(20) * orthogonalize(g + beta * g)
-    assert torch.allclose(w.detach(), expected, atol=1e-6)
+    assert torch.allclose(w, expected, atol=1e-6)
 
 
 def test_row_blocks_are_orthogonalized_apart():
-    torch.manual_seed(0)
-    w = torch.nn.Parameter(torch.randn(24, 16))
-    g = torch.randn(24, 16)
-    w0 = w.detach().clone()
-    w.grad = g.clone()
     lr, beta, blocks = 0.01, 0.95, [8, 8, 8]
-    Muon([{"params": [w], "row_blocks": blocks}], lr=lr, momentum=beta).step()
+    w, w0, g = first_step((24, 16), {"row_blocks": blocks}, lr=lr, momentum=beta)
     expected = torch.cat([b - lr * 0.2 * math.sqrt(16) * orthogonalize(u + beta * u)
                           for b, u in zip(w0.split(blocks), g.split(blocks))])
-    assert torch.allclose(w.detach(), expected, atol=1e-6)
+    assert torch.allclose(w, expected, atol=1e-6)
     stacked = w0 - lr * 0.2 * math.sqrt(24) * orthogonalize(g + beta * g)
-    assert not torch.allclose(w.detach(), stacked, atol=1e-4)
+    assert not torch.allclose(w, stacked, atol=1e-4)
 
 
 @pytest.mark.parametrize("n_kv_heads", [None, 2])
