@@ -108,7 +108,8 @@ def hf_architecture(c: ModelConfig) -> str:
         "mlp_bias": c.mlp_bias, "lm_head_bias": c.lm_head_bias, "rope_interleaved": c.rope_interleaved,
         "no qkv_bias": not c.qkv_bias, "no attn_out_bias": not c.attn_out_bias, "n_kv_heads == n_head": c.n_kv_heads == c.n_head,
         "head_dim == n_embd/n_head": c.head_dim * c.n_head == c.n_embd, "n_head % 4 == 0": c.n_head % 4 == 0,
-        "rope_base == 10000": c.rope_base == 10000.0, "no rope_scaling": not c.rope_scaling, "no qk_norm": not c.qk_norm,
+        "rope_base == 10000": c.rope_base == 10000.0, "no rope_scaling": not c.rope_scaling,
+        "no qk_norm": not c.qk_norm,
     }
     llama = {
         "not parallel_residual": not c.parallel_residual, "norm == rmsnorm": c.norm == "rmsnorm", "mlp == swiglu": c.mlp == "swiglu",
@@ -127,7 +128,8 @@ def hf_architecture(c: ModelConfig) -> str:
             return "LlamaForCausalLM"
     raise UserError(
         f"model config {c.name!r} matches no HuggingFace family: CodeGen needs "
-        f"{[k for k, ok in codegen.items() if not ok]}, Llama/Qwen2/Qwen3 need {[k for k, ok in llama.items() if not ok]} "
+        f"{[k for k, ok in codegen.items() if not ok]}, "
+        f"Llama/Qwen2/Qwen3 need {[k for k, ok in llama.items() if not ok]} "
         "(and Qwen2 = qkv bias only, Llama = q/k/v/o bias all or none; Qwen3 = qk_norm, q/k/v/o bias all or none, "
         "no mlp bias)")
 
@@ -309,7 +311,8 @@ def _build(config: ModelConfig, sd: dict[str, torch.Tensor], where: str) -> GPT:
 
 
 def load_hf_model(directory: str | Path, dtype: torch.dtype | None = None) -> GPT:
-    """A HF CodeGen/Qwen2/Qwen3/Llama directory -> GPT. dtype None keeps the stored floating dtype (the most common one)."""
+    """A HF CodeGen/Qwen2/Qwen3/Llama directory -> GPT. dtype None keeps the stored floating dtype (the most common
+    one)."""
     directory = Path(directory)
     arch, config = config_from_hf(read_hf_config(directory), str(directory / CONFIG))
     hf, files = read_hf_weights(directory)

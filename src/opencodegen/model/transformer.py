@@ -1,6 +1,7 @@
 """One decoder-only Transformer for the CodeGen (GPT-J parallel block) and Qwen2/Qwen3/Llama (sequential block, GQA,
-SwiGLU; Qwen3 adds q/k norms) families, switched by ModelConfig. Attention runs through SDPA. A KVCache with per-row lengths serves both
-batched sampling (rows at different positions) and the server's continuous batching (rows are request slots)."""
+SwiGLU; Qwen3 adds q/k norms) families, switched by ModelConfig. Attention runs through SDPA. A KVCache with per-row
+lengths serves both batched sampling (rows at different positions) and the server's continuous batching (rows are
+request slots)."""
 
 from __future__ import annotations
 
