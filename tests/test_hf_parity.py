@@ -38,7 +38,8 @@ def qwen3(bias: bool):
     # head_dim 24 is not hidden/heads: Qwen3 decouples them, and its q/k norms run over head_dim.
     return transformers.Qwen3Config(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                                     num_attention_heads=4, num_key_value_heads=2, head_dim=24,
-                                    max_position_embeddings=128, rope_theta=1e6, attention_bias=bias, tie_word_embeddings=not bias,
+                                    max_position_embeddings=128, rope_theta=1e6, attention_bias=bias,
+                                    tie_word_embeddings=not bias,
                                     architectures=["Qwen3ForCausalLM"])
 
 

@@ -119,12 +119,11 @@ def hf_architecture(c: ModelConfig) -> str:
     if all(codegen.values()):
         return "CodeGenForCausalLM"
     if all(llama.values()):
-        if c.qk_norm:
-            if c.qkv_bias == c.attn_out_bias and not c.mlp_bias:
-                return "Qwen3ForCausalLM"
-        elif c.qkv_bias and not c.attn_out_bias and not c.mlp_bias:
+        if c.qk_norm and c.qkv_bias == c.attn_out_bias and not c.mlp_bias:
+            return "Qwen3ForCausalLM"
+        if not c.qk_norm and c.qkv_bias and not c.attn_out_bias and not c.mlp_bias:
             return "Qwen2ForCausalLM"
-        elif c.qkv_bias == c.attn_out_bias:
+        if not c.qk_norm and c.qkv_bias == c.attn_out_bias:
             return "LlamaForCausalLM"
     raise UserError(
         f"model config {c.name!r} matches no HuggingFace family: CodeGen needs "

@@ -82,8 +82,8 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(c.n_embd, (c.n_head + 2 * c.n_kv_heads) * c.head_dim, bias=c.qkv_bias)
         self.proj = nn.Linear(c.n_head * c.head_dim, c.n_embd, bias=c.attn_out_bias)
         # Qwen3 normalises each head's query and key: the attention logits stay bounded whatever the weights grow to.
-        self.q_norm = RMSNorm(c.head_dim, c.norm_eps) if c.qk_norm else None
-        self.k_norm = RMSNorm(c.head_dim, c.norm_eps) if c.qk_norm else None
+        self.q_norm = RMSNorm(c.head_dim, c.norm_eps) if c.qk_norm else nn.Identity()
+        self.k_norm = RMSNorm(c.head_dim, c.norm_eps) if c.qk_norm else nn.Identity()
 
     def forward(self, x, cos, sin, mask, cache: KVCache | None, layer: int, rows, positions) -> torch.Tensor:
         c = self.config
@@ -92,10 +92,8 @@ class Attention(nn.Module):
         q = q.view(B, T, c.n_head, c.head_dim).transpose(1, 2)  # (B, H, T, D)
         k = k.view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)  # (B, KV, T, D)
         v = v.view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)
-        if c.qk_norm:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q = apply_rotary(q, cos, sin, c.rope_interleaved)
-        k = apply_rotary(k, cos, sin, c.rope_interleaved)
+        q = apply_rotary(self.q_norm(q), cos, sin, c.rope_interleaved)
+        k = apply_rotary(self.k_norm(k), cos, sin, c.rope_interleaved)
         if cache is not None:
             # Scatter the new keys into each row's own positions, then attend over the filled prefix.
             ck, cv = cache.k[layer], cache.v[layer]

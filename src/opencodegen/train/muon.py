@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .distributed import unwrap
+
 # Keller Jordan's quintic coefficients: the iteration pushes singular values towards ~1 in five steps.
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 NS_STEPS = 5
@@ -67,7 +69,7 @@ def muon_parameters(model: nn.Module) -> tuple[list[dict[str, Any]], list[nn.Par
     """(Muon's parameter groups, the rest for AdamW): Muon takes the 2-D weights of Linear layers inside the blocks,
     the fused q|k|v projections in a group of their own with their row blocks; the token embedding and the output
     head are lookups/classifiers over the vocabulary, not transforms, and stay on AdamW like every 1-D parameter."""
-    config = getattr(model, "module", model).config  # DDP wraps the GPT
+    config = unwrap(model).config
     qkv_rows = [config.n_head * config.head_dim] + [config.n_kv_heads * config.head_dim] * 2
     fused, plain = [], []
     for name, module in model.named_modules():
