@@ -175,6 +175,21 @@ def test_train_plan_scales_the_recipe_to_the_time_budget(run, recipe):
     assert planned.run.autocast == p["autocast"] in ("fp32", "bf16")
 
 
+def test_probe_step_time_is_the_median_of_the_timed_steps(run, recipe, monkeypatch):
+    """The warm-up step is dropped and one slow step (a stray process) does not move the plan."""
+    from opencodegen.quickstart import train_plan
+    from opencodegen.quickstart.pipeline import load_quickstart_recipe
+    r = load_quickstart_recipe(recipe, run[0], ["nl", "multi", "mono"])
+    rates = [10.0, 1000.0, 1000.0, 100.0, 1000.0, 1000.0][: train_plan.PROBE_STEPS]
+
+    def fake_train(probe, out, progress):
+        lines = [json.dumps({"step": i + 1, "tokens_per_s": t}) for i, t in enumerate(rates)]
+        (Path(out) / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+    monkeypatch.setattr(train_plan, "train", fake_train)
+    assert train_plan.seconds_per_step(r, 0) == r.stage_batch(0).batch_tokens / 1000.0
+
+
 def test_fresh_refuses_a_directory_it_did_not_make(recipe, tmp_path):
     (tmp_path / "notes.txt").write_text("precious")
     with pytest.raises(UserError, match="not a run directory of ours"):
