@@ -32,6 +32,18 @@ def test_orthogonalize_approximates_u_vt(shape):
     assert o.shape == g.shape
 
 
+def test_orthogonalize_in_bf16_is_close_to_full_precision():
+    """The trainer orthogonalizes in bf16 where the hardware multiplies bf16 natively: the result stays in the band
+    and within bf16 rounding of the full-precision iteration."""
+    g = torch.randn(160, 48, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    exact = orthogonalize(g)
+    half = orthogonalize(g, dtype=torch.bfloat16)
+    assert half.dtype == torch.bfloat16
+    assert float((half.double() - exact).norm() / exact.norm()) < 0.05
+    s = torch.linalg.svdvals(half.double())
+    assert 0.5 < float(s[s > 0.05 * s[0]].min()) and float(s.max()) < 1.3
+
+
 def first_step(shape, group_options=None, **muon_options):
     """(weights after one Muon step from a random start and gradient, the start, the gradient)."""
     torch.manual_seed(0)
@@ -49,6 +61,16 @@ def test_one_step_by_hand():
     # First step: momentum buffer = g; Nesterov update = g + beta * buffer; RMS matched to AdamW: 0.2 * sqrt(20).
     expected = w0 * (1 - lr * wd) - lr * 0.2 * math.sqrt(20) * orthogonalize(g + beta * g)
     assert torch.allclose(w, expected, atol=1e-6)
+
+
+def test_one_step_with_bf16_orthogonalization_keeps_fp32_weights():
+    lr, beta = 0.01, 0.95
+    w, w0, g = first_step((8, 20), lr=lr, momentum=beta, ns_dtype=torch.bfloat16)
+    assert w.dtype == torch.float32
+    expected = w0 - lr * 0.2 * math.sqrt(20) * orthogonalize(g + beta * g, dtype=torch.bfloat16).float()
+    assert torch.allclose(w, expected, atol=1e-6)
+    fp32_step, _, _ = first_step((8, 20), lr=lr, momentum=beta)
+    assert not torch.equal(w, fp32_step)
 
 
 def test_row_blocks_are_orthogonalized_apart():
@@ -76,6 +98,8 @@ def test_muon_takes_the_blocks_matrices_adamw_the_rest(n_kv_heads):
     opt = make_optimizer(model, OptimConfig(name="muon", lr=1e-3))
     assert isinstance(opt, Optimizers) and isinstance(opt.optimizers[0], Muon)
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+    assert opt.optimizers[0].ns_dtype == torch.float32
+    assert make_optimizer(model, OptimConfig(name="muon"), torch.bfloat16).optimizers[0].ns_dtype == torch.bfloat16
 
 
 def test_state_dict_round_trip():

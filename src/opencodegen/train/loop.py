@@ -27,6 +27,7 @@ from ..model.transformer import GPT
 from . import checkpoint as ckpt
 from . import distributed as dist_
 from .data import BatchPlan, ValidSet, tokenizer_vocab_size
+from .loss import cross_entropy_and_z
 from .metrics import MetricsLog, measure_peak_flops, plot_stage
 from .muon import Muon, Optimizers, muon_parameters
 from .precision import resolve_autocast
@@ -42,7 +43,9 @@ def lr_at(step: int, total: int, o: OptimConfig) -> float:
     return o.lr_end + 0.5 * (o.lr - o.lr_end) * (1 + math.cos(math.pi * progress))
 
 
-def make_optimizer(model: torch.nn.Module, o: OptimConfig) -> torch.optim.Optimizer | Optimizers:
+def make_optimizer(model: torch.nn.Module, o: OptimConfig, matmul_dtype: torch.dtype = torch.float32
+                   ) -> torch.optim.Optimizer | Optimizers:
+    """matmul_dtype: the autocast dtype, which Muon's orthogonalization then runs in too."""
     # No weight decay on 1-D parameters (biases, norm gains), as in CodeGen/GPT-2.
     def adamw(params: list[torch.nn.Parameter]) -> torch.optim.AdamW:
         groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": o.weight_decay},
@@ -53,17 +56,14 @@ def make_optimizer(model: torch.nn.Module, o: OptimConfig) -> torch.optim.Optimi
 
     if o.name == "muon":
         groups, rest = muon_parameters(model)
-        return Optimizers([Muon(groups, lr=o.lr, weight_decay=o.weight_decay), adamw(rest)])
+        return Optimizers([Muon(groups, lr=o.lr, weight_decay=o.weight_decay, ns_dtype=matmul_dtype), adamw(rest)])
     return adamw([p for p in model.parameters() if p.requires_grad])
 
 
 def loss_fn(model, x, y, doc_ids, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy (mean over tokens) and the same plus z_loss * mean(logZ^2)."""
-    logits = model(x, doc_ids=doc_ids)
-    ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-    if z_loss:
-        return ce, ce + z_loss * torch.logsumexp(logits, dim=-1).pow(2).mean()
-    return ce, ce
+    ce, z = cross_entropy_and_z(model(x, doc_ids=doc_ids), y)
+    return ce, ce + z_loss * z
 
 
 def build_model(recipe: Recipe, stage_idx: int) -> GPT:
@@ -230,7 +230,7 @@ def _run_stage(recipe: Recipe, i: int, run_dir: Path, d, plan: BatchPlan, dtype,
     if run.activation_checkpointing:
         _checkpoint_blocks(model)
     wrapped = dist_.wrap(model, d, run.parallel)
-    optim = make_optimizer(wrapped, o)
+    optim = make_optimizer(wrapped, o, dtype)
     step = 0
     best = math.inf
     if resume is not None:
