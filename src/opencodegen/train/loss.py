@@ -1,10 +1,10 @@
 """The training loss: token cross-entropy plus PaLM's z-loss (z · mean(log Z)²), computed from one log-sum-exp.
 
 Why not F.cross_entropy plus a separate torch.logsumexp: with an 8192-token vocabulary the (tokens × vocabulary)
-logits are the largest tensor of a small model's step, and every pass over them counts. That pair makes about ten
-passes (log-softmax forward and backward, and a second log-sum-exp forward and backward); this makes six, and saves
-the logits in their autocast dtype rather than an fp32 log-softmax. The gradient is softmax · (∂ce + 2·z·∂z·log Z)/N
-minus ∂ce/N at each target, the two losses' gradients in one tensor."""
+logits are the largest tensor of a small model's step, and that pair normalizes them twice in each direction (a
+log-softmax, then a log-sum-exp, each with its own backward). This normalizes once each way, and saves the logits in
+their autocast dtype rather than an fp32 log-softmax. The gradient is softmax · (g_ce + 2·g_z·log Z) / N, minus g_ce / N
+at each target, where g_ce and g_z are the gradients arriving at the two outputs."""
 
 from __future__ import annotations
 
@@ -35,5 +35,6 @@ class _CrossEntropyAndZ(torch.autograd.Function):
 
 
 def cross_entropy_and_z(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean cross-entropy, mean (log Z)²) of logits (..., V) against integer targets (...), both in fp32 (or float64 for float64 logits)."""
+    """(mean cross-entropy, mean (log Z)²) of logits (..., V) against integer targets (...), both in fp32 (float64 for
+    float64 logits)."""
     return _CrossEntropyAndZ.apply(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
