@@ -36,7 +36,7 @@ def test_gradcheck():
     assert torch.autograd.gradcheck(lambda x: cross_entropy_and_z(x, targets), (logits,))
 
 
-def test_bf16_logits_get_bf16_gradients_close_to_the_fp32_reference():
+def test_bf16_logits_match_the_fp32_reference_in_value_and_gradient():
     torch.manual_seed(2)
     w = torch.randn(32, 64, requires_grad=True)
     h = torch.randn(40, 32)
