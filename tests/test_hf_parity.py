@@ -16,9 +16,11 @@ from safetensors.torch import load_file  # noqa: E402
 VOCAB = 96
 
 
-def codegen():
+def codegen(tied: bool):
+    # The released checkpoints are untied; the quickstart's tiny CodeGen ties its head to the embedding.
     return transformers.CodeGenConfig(vocab_size=VOCAB, n_positions=128, n_embd=64, n_layer=2, n_head=8, rotary_dim=4,
-                                      bos_token_id=1, eos_token_id=2, architectures=["CodeGenForCausalLM"])
+                                      bos_token_id=1, eos_token_id=2, tie_word_embeddings=tied,
+                                      architectures=["CodeGenForCausalLM"])
 
 
 def qwen2(tied: bool):
@@ -44,7 +46,8 @@ def qwen3(bias: bool):
 
 
 CONFIGS = {
-    "codegen": codegen,
+    "codegen": lambda: codegen(False),
+    "codegen-tied": lambda: codegen(True),
     "qwen2-tied": lambda: qwen2(True),
     "qwen2-untied": lambda: qwen2(False),
     "qwen3-tied": lambda: qwen3(False),

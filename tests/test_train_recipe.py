@@ -45,6 +45,8 @@ def test_overrides_and_types(tmp_path):
     (lambda d: d["run"].update(autocast="fp8"), "run.autocast='fp8'"),
     (lambda d: d["stages"][0].update(optim={"lr": -1.0}), "lr must be > 0"),
     (lambda d: d["optim"].update(name="sgd"), "optim.name='sgd' is not one of adamw, muon"),
+    (lambda d: d["optim"].update(schedule="step"), "optim.schedule='step' is not one of cosine, wsd"),
+    (lambda d: d["optim"].update(decay_fraction=0.0), "optim.decay_fraction must be in (0, 1]"),
     (lambda d: (d["optim"].update(name="muon"), d["run"].update(parallel="fsdp")), "needs whole matrices"),
 ])
 def test_bad_recipe(tmp_path, mutate, message):
@@ -86,6 +88,14 @@ def test_schedule_warmup_then_cosine():
     assert [lr_at(s, 14, o) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert lr_at(9, 14, o) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 0.5)))
     assert lr_at(14, 14, o) == pytest.approx(0.1)
+
+
+def test_schedule_warmup_stable_decay():
+    # 4 warmup steps, then 10: held at 1.0 for the first 6, straight down to 0.1 over the last 4 (decay_fraction 0.4).
+    o = OptimConfig(lr=1.0, lr_end=0.1, warmup_steps=4, schedule="wsd", decay_fraction=0.4)
+    assert [lr_at(s, 14, o) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert [lr_at(s, 14, o) for s in range(4, 11)] == [1.0] * 7
+    assert [lr_at(s, 14, o) for s in range(11, 15)] == pytest.approx([0.775, 0.55, 0.325, 0.1])
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):

@@ -35,11 +35,14 @@ from .recipe import OptimConfig, Recipe, accumulation_steps
 
 
 def lr_at(step: int, total: int, o: OptimConfig) -> float:
-    """Linear warmup over warmup_steps, then cosine from lr to lr_end at the last step."""
+    """Linear warmup over warmup_steps, then from lr to lr_end at the last step: a cosine, or for "wsd" (MiniCPM's
+    warmup-stable-decay) lr held until the last decay_fraction of the steps, then a straight line down."""
     if step < o.warmup_steps:
         return o.lr * (step + 1) / o.warmup_steps
     span = max(1, total - o.warmup_steps)
     progress = min(1.0, (step - o.warmup_steps) / span)
+    if o.schedule == "wsd":
+        return o.lr - (o.lr - o.lr_end) * max(0.0, 1 - (1 - progress) / o.decay_fraction)
     return o.lr_end + 0.5 * (o.lr - o.lr_end) * (1 + math.cos(math.pi * progress))
 
 

@@ -36,6 +36,7 @@ from .precision import AUTOCAST_CHOICES
 
 
 OPTIMIZERS = ("adamw", "muon")
+SCHEDULES = ("cosine", "wsd")
 
 
 @dataclass
@@ -44,6 +45,8 @@ class OptimConfig:
     lr: float = 3e-4
     lr_end: float = 3e-5
     warmup_steps: int = 100
+    schedule: str = "cosine"  # after warmup: "cosine" to lr_end, or "wsd" (warmup-stable-decay, see train/loop.lr_at)
+    decay_fraction: float = 0.2  # wsd: the last fraction of the steps after warmup, decayed linearly to lr_end
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -259,6 +262,10 @@ def check_recipe(recipe: Recipe, where: str) -> None:
                             "use run.parallel ddp")
         if o.lr <= 0 or o.lr_end < 0 or o.warmup_steps < 0:
             problems.append(f"stages[{i}] ({s.name}): lr must be > 0, lr_end >= 0, warmup_steps >= 0")
+        if o.schedule not in SCHEDULES:
+            problems.append(f"stages[{i}] ({s.name}): optim.schedule={o.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        if not 0 < o.decay_fraction <= 1:
+            problems.append(f"stages[{i}] ({s.name}): optim.decay_fraction must be in (0, 1]")
         if min(b.batch_tokens, b.micro_batch, b.context_length) <= 0:
             problems.append(f"stages[{i}] ({s.name}): batch sizes must be positive")
     r = recipe.run
