@@ -65,7 +65,7 @@ def machine(sources):
 
 
 def tiny_budget() -> Budget:
-    return Budget(workers=1, vocab_size=400, tokenizer_bytes_per_part=200_000, train_minutes=None,
+    return Budget(workers=1, tokenizer_bytes_per_part=200_000, train_minutes=None,
                   humaneval_tasks=2, humaneval_n=2, humaneval_temperatures=(0.8,), humaneval_max_new_tokens=8,
                   mtpb_problems=1, fim_tasks=2, fim_max_new_tokens=4, sample_max_new_tokens=8, disk_bytes=1 << 20)
 
@@ -99,6 +99,7 @@ def test_every_output_exists_and_the_report_has_each_section(run):
     for part in ("nl", "multi", "mono"):
         assert list((run_dir / "tokens" / part / "train").glob("*.ds")), part
         assert (run_dir / "train" / f"loss-{['nl', 'multi', 'mono'].index(part)}-{part}.png").is_file()
+    assert results["tokenizer"]["vocab_size"] == results["model"]["vocab_size"] == 512  # the recipe's, both
     assert Path(results["model"]["checkpoint"]).name == "checkpoint-2"
     md = (run_dir / "report.md").read_text()
     page = (run_dir / "report.html").read_text()

@@ -15,8 +15,8 @@ class Budget:
     multi_bytes: int | None = 8_000_000
     mono_bytes: int | None = None
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    # Tokenizer: trained on up to this many bytes of each part's training repositories (never the held-out ones).
-    vocab_size: int = 8192
+    # Tokenizer: trained on up to this many bytes of each part's training repositories (never the held-out ones),
+    # with as many ids as the recipe's model has.
     tokenizer_bytes_per_part: int = 6_000_000
     # Training: minutes for all stages together, split in the proportions of the recipe's steps (None: the recipe's
     # steps as written).

@@ -68,8 +68,9 @@ def build_part(part: str, run_dir: Path, budget: Budget, benchmark_files: list[s
     return {"skipped": False, "notes": notes, "sources": [s.label for s in sources], **_corpus_summary(stats)}
 
 
-def train_tokenizer(run_dir: Path, parts: list[str], held_out: set[str], budget: Budget) -> dict:
-    """On up to tokenizer_bytes_per_part of each part's documents, leaving out the held-out repositories."""
+def train_tokenizer(run_dir: Path, parts: list[str], held_out: set[str], budget: Budget, vocab_size: int) -> dict:
+    """On up to tokenizer_bytes_per_part of each part's documents, leaving out the held-out repositories; vocab_size
+    is the recipe model's, so the two cannot disagree."""
     from ..tokenizer import train_tokenizer as train_bpe
 
     def texts():
@@ -83,7 +84,7 @@ def train_tokenizer(run_dir: Path, parts: list[str], held_out: set[str], budget:
                 if seen >= budget.tokenizer_bytes_per_part:
                     break
 
-    tok = train_bpe(texts(), budget.vocab_size)
+    tok = train_bpe(texts(), vocab_size)
     tok.save(run_dir / "tokenizer")
     return {"vocab_size": tok.vocab_size, "parts": parts}
 
@@ -116,6 +117,13 @@ def load_quickstart_recipe(config: Path, run_dir: Path, parts: list[str]):
     return recipe
 
 
+def recipe_vocab_size(config: Path, run_dir: Path) -> int:
+    from ..train import load_recipe
+    from ..train.loop import model_config
+
+    return model_config(load_recipe(config, {"data_root": str(run_dir)})).vocab_size
+
+
 def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fresh: bool = False) -> dict[str, Any]:
     """Runs (or resumes) every stage; returns the results dict (also run_dir/results.json) after writing the report."""
     from ..train import train
@@ -146,7 +154,8 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
             raise UserError("none of the system corpus parts exists on this machine (no /usr/share/doc, no JDK, "
                             "headers, node_modules or Python standard library)")
         held_repos = set(held["repos"]) if held else set()
-        tok = stage("tokenizer", lambda: train_tokenizer(run_dir, parts, held_repos, budget))
+        vocab = recipe_vocab_size(config, run_dir)
+        tok = stage("tokenizer", lambda: train_tokenizer(run_dir, parts, held_repos, budget, vocab))
         tokens = {p: stage(f"tokens-{p}", lambda p=p: tokenize_part(p, run_dir, budget, cfg,
                                                                        held["repos"] if p == "mono" and held else None))
                   for p in parts}

@@ -1,6 +1,6 @@
-"""The training loop: stages in order, each from the previous stage's weights with a fresh AdamW; warmup + cosine;
-gradient accumulation to the token batch; clipping; optional z-loss; bf16 autocast; validation loss and bits per
-byte; atomic checkpoints with exact resume.
+"""The training loop: stages in order, each from the previous stage's weights with a fresh AdamW; warmup, then cosine
+or WSD; gradient accumulation to the token batch; clipping; optional z-loss; bf16 autocast; validation loss and bits
+per byte; atomic checkpoints with exact resume.
 
     from opencodegen.train import load_recipe, train
     summary = train(load_recipe("configs/quickstart.yaml"), "runs/quickstart")

@@ -71,7 +71,6 @@ class RunConfig:
     compile: bool = False
     activation_checkpointing: bool = False
     doc_mask: bool = False  # attention stays inside each document (boundaries from the shard index)
-    log_every: int = 10
     eval_every: int = 100
     eval_tokens: int = 65536  # held-out tokens per validation (a fixed prefix of the valid split)
     save_every: int = 100
@@ -263,14 +262,15 @@ def check_recipe(recipe: Recipe, where: str) -> None:
         if o.lr <= 0 or o.lr_end < 0 or o.warmup_steps < 0:
             problems.append(f"stages[{i}] ({s.name}): lr must be > 0, lr_end >= 0, warmup_steps >= 0")
         if o.schedule not in SCHEDULES:
-            problems.append(f"stages[{i}] ({s.name}): optim.schedule={o.schedule!r} is not one of {', '.join(SCHEDULES)}")
+            problems.append(f"stages[{i}] ({s.name}): optim.schedule={o.schedule!r} is not one of "
+                            f"{', '.join(SCHEDULES)}")
         if not 0 < o.decay_fraction <= 1:
             problems.append(f"stages[{i}] ({s.name}): optim.decay_fraction must be in (0, 1]")
         if min(b.batch_tokens, b.micro_batch, b.context_length) <= 0:
             problems.append(f"stages[{i}] ({s.name}): batch sizes must be positive")
     r = recipe.run
-    if r.log_every <= 0 or r.eval_every <= 0 or r.save_every <= 0 or r.keep_last < 1:
-        problems.append("run.log_every/eval_every/save_every must be > 0 and keep_last >= 1")
+    if r.eval_every <= 0 or r.save_every <= 0 or r.keep_last < 1:
+        problems.append("run.eval_every/save_every must be > 0 and keep_last >= 1")
     if problems:
         raise UserError(f"{where}: " + "; ".join(problems))
 
