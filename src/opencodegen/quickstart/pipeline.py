@@ -134,6 +134,7 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
     if not config.is_file():
         raise UserError(f"{config}: recipe not found; pass --config configs/quickstart.yaml from the source tree")
     check_free_disk(run_dir, budget.disk_bytes - (0 if fresh else _dir_bytes(run_dir)))
+    vocab = recipe_vocab_size(config, run_dir)  # also rejects a malformed recipe before any corpus work
     cfg = TokenizeConfig()  # repository format, FIM at rate 0.5, 5% of each part's repositories held out
     expected = {**EXPECTED, "train": 60 * (budget.train_minutes or 5)}
     total = float(sum(expected.values()))
@@ -154,7 +155,6 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
             raise UserError("none of the system corpus parts exists on this machine (no /usr/share/doc, no JDK, "
                             "headers, node_modules or Python standard library)")
         held_repos = set(held["repos"]) if held else set()
-        vocab = recipe_vocab_size(config, run_dir)
         tok = stage("tokenizer", lambda: train_tokenizer(run_dir, parts, held_repos, budget, vocab))
         tokens = {p: stage(f"tokens-{p}", lambda p=p: tokenize_part(p, run_dir, budget, cfg,
                                                                        held["repos"] if p == "mono" and held else None))
