@@ -45,7 +45,7 @@ from opencodegen.eval.report import write_json
 from opencodegen.model.config import ModelConfig
 from opencodegen.model.hf import config_to_hf, hf_architecture, to_hf_state_dict
 from opencodegen.model.transformer import GPT
-from opencodegen.train.loop import make_optimizer
+from opencodegen.train.optim import make_optimizer
 from opencodegen.train.precision import cpu_has_native_bf16
 from opencodegen.train.recipe import OptimConfig
 

@@ -10,7 +10,7 @@ import torch
 
 from opencodegen.model.config import ModelConfig
 from opencodegen.model.transformer import GPT
-from opencodegen.train.loop import make_optimizer
+from opencodegen.train.optim import make_optimizer
 from opencodegen.train.muon import Muon, Optimizers, muon_parameters, orthogonalize
 from opencodegen.train.recipe import OptimConfig
 

@@ -99,7 +99,7 @@ def test_schedule_warmup_stable_decay():
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    from opencodegen.train import loop
+    from opencodegen.train import pretrain as loop
 
     data = tiny_recipe(tmp_path, save_every=1)
     data["stages"] = data["stages"][:1]

@@ -58,3 +58,32 @@ def test_sigkill_anywhere_then_resume_is_bitwise_identical(tmp_path):
     a = (ref / "stage-1-mono" / "checkpoint-7" / "model.safetensors").read_bytes()
     b = (run / "stage-1-mono" / "checkpoint-7" / "model.safetensors").read_bytes()
     assert a == b
+
+
+def test_sigkill_inside_sft_and_rl_stages_then_resume_is_bitwise_identical(tmp_path):
+    from posttrain_fixtures import toy_recipe
+
+    data = toy_recipe(tmp_path, [{"name": "sft", "kind": "sft", "steps": 5},
+                                 {"name": "rl", "kind": "rl", "steps": 5,
+                                  "rl": {"exercises_per_step": 3, "group_size": 4, "max_new_tokens": 3}}],
+                      save_every=2, eval_every=2)
+    recipe = recipe_file(tmp_path / "r.yaml", data)
+    ref = tmp_path / "ref"
+    p = run_train(recipe, ref)
+    assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    expected = losses(ref)
+    assert [(s, n) for s, n, *_ in expected] == [("sft", i) for i in range(1, 6)] + [("rl", i) for i in range(1, 6)]
+    run = tmp_path / "killed"
+    for marker in ("stage-0-sft/checkpoint-2", "stage-1-rl/checkpoint-2"):
+        p = run_train(recipe, run)
+        deadline = time.time() + 240
+        while not (run / marker).exists() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        p.send_signal(signal.SIGKILL)
+        assert p.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    p = run_train(recipe, run)
+    assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    assert losses(run) == expected
+    a = (ref / "stage-1-rl" / "checkpoint-5" / "model.safetensors").read_bytes()
+    assert a == (run / "stage-1-rl" / "checkpoint-5" / "model.safetensors").read_bytes()

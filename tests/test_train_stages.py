@@ -16,7 +16,7 @@ from train_fixtures import tiny_recipe  # noqa: E402
 from opencodegen.model.io import load_checkpoint  # noqa: E402
 from opencodegen.train import recipe_from_dict, train  # noqa: E402
 from opencodegen.train.data import BatchPlan  # noqa: E402
-from opencodegen.train.loop import loss_fn  # noqa: E402
+from opencodegen.train.pretrain import loss_fn  # noqa: E402
 
 
 def metrics(run: Path) -> list[dict]:
@@ -83,5 +83,5 @@ def test_activation_checkpointing_same_losses_doc_mask_differs(tmp_path):
     from opencodegen.train.loop import build_model
     from opencodegen.model.io import save_checkpoint
 
-    init = save_checkpoint(build_model(recipe, 0), None, tmp_path / "init")
+    init = save_checkpoint(build_model(recipe), None, tmp_path / "init")
     assert runs["docmask"][0] == pytest.approx(first_loss_from(init, recipe, 0, doc_mask=True), rel=1e-5)

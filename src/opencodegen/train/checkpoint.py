@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..model.io import WEIGHTS, CONFIG, atomic_directory, state_dict_for_saving
+from ..model.io import WEIGHTS, CONFIG, atomic_directory, load_weights
 from ..model.transformer import GPT
 
 STATE = "trainer_state"
@@ -74,10 +74,11 @@ def load_state(directory: Path) -> tuple[dict[str, Any], dict[str, Any] | None, 
     return state, optim_sd, rng
 
 
-def load_weights(directory: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(directory / WEIGHTS))
+def load_model_weights(model: GPT, directory: Path) -> None:
+    """A checkpoint's weights into `model`, checked: a missing, unexpected or misshapen tensor is an error naming it."""
+    load_weights(model, Path(directory) / WEIGHTS)
+    if model.config.tie_embeddings:
+        model.lm_head.weight = model.wte.weight
 
 
 def prune(stage_dir: Path, keep_last: int) -> None:

@@ -104,6 +104,14 @@ def all_mean(x: float, d: Dist) -> float:
     return float(t) / d.world_size
 
 
+def all_max(x: int, d: Dist) -> int:
+    if not d.enabled:
+        return x
+    t = torch.tensor([x], dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t)
+
+
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()

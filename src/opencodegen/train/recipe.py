@@ -37,6 +37,8 @@ from .precision import AUTOCAST_CHOICES
 
 OPTIMIZERS = ("adamw", "muon")
 SCHEDULES = ("cosine", "wsd")
+KINDS = ("pretrain", "sft", "dpo", "rl")
+RL_MODES = ("grpo", "expert_iteration")
 
 
 @dataclass
@@ -78,15 +80,51 @@ class RunConfig:
 
 
 @dataclass
+class SFTOptions:
+    completion_only: bool = True  # loss on the completion's tokens only (the prompt's are context, not targets)
+    valid_fraction: float = 0.02  # examples held out (by id, deterministically) for the validation loss
+
+
+@dataclass
+class SamplingOptions:
+    """How rl and dpo stages sample completions to judge: a group per exercise, each run against its tests."""
+
+    exercises_per_step: int = 8  # across all processes
+    group_size: int = 8  # completions sampled per exercise
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+    timeout: float = 3.0  # seconds per judged program
+
+
+@dataclass
+class RLOptions(SamplingOptions):
+    mode: str = "grpo"  # "grpo": group-relative advantages; "expert_iteration": SFT on the passing samples
+    kl: float = 0.0  # weight of the KL penalty to the frozen reference (the stage's starting weights)
+    scale_rewards: bool = True  # divide advantages by the group's std (GRPO); False: mean-centred only (Dr. GRPO)
+
+
+@dataclass
+class DPOOptions(SamplingOptions):
+    beta: float = 0.1  # Rafailov et al.'s temperature on the log-ratio margin
+
+
+@dataclass
 class StageConfig:
     name: str
-    data: dict[str, float]  # token directory (holding train/ and valid/) -> mixture weight
+    # pretrain: token directory (holding train/ and valid/) -> mixture weight; sft/dpo/rl: JSONL file or directory of
+    # them (exercises, prompt/completion pairs, or prompt/chosen/rejected pairs) -> mixture weight
+    data: dict[str, float]
+    kind: str = "pretrain"  # "pretrain" | "sft" | "dpo" | "rl"
     steps: int | None = None
     tokens: int | None = None
     optim: dict[str, Any] = field(default_factory=dict)  # overrides of the recipe's optim
     batch: dict[str, Any] = field(default_factory=dict)  # overrides of the recipe's batch
     rope_base: float | None = None
     rope_scaling: dict[str, Any] | None = None
+    sft: SFTOptions = field(default_factory=SFTOptions)
+    dpo: DPOOptions = field(default_factory=DPOOptions)
+    rl: RLOptions = field(default_factory=RLOptions)
 
 
 @dataclass
@@ -242,8 +280,13 @@ def check_recipe(recipe: Recipe, where: str) -> None:
     if "preset" not in recipe.model and "n_layer" not in recipe.model:
         problems.append("model: give a preset (model.preset) or a full set of ModelConfig fields")
     for i, s in enumerate(recipe.stages):
+        if s.kind not in KINDS:
+            problems.append(f"stages[{i}] ({s.name}): kind={s.kind!r} is not one of {', '.join(KINDS)}")
         if (s.steps is None) == (s.tokens is None):
             problems.append(f"stages[{i}] ({s.name}): give exactly one of steps or tokens")
+        elif s.kind in ("dpo", "rl") and s.steps is None:
+            problems.append(f"stages[{i}] ({s.name}): a {s.kind} stage is measured in steps, not tokens")
+        problems += _sampling_problems(s, i)
         if not s.data:
             problems.append(f"stages[{i}] ({s.name}): no data")
         if any(w <= 0 for w in s.data.values()):
@@ -273,6 +316,26 @@ def check_recipe(recipe: Recipe, where: str) -> None:
         problems.append("run.eval_every/save_every must be > 0 and keep_last >= 1")
     if problems:
         raise UserError(f"{where}: " + "; ".join(problems))
+
+
+def _sampling_problems(s: StageConfig, i: int) -> list[str]:
+    where = f"stages[{i}] ({s.name})"
+    problems = []
+    if not 0 < s.sft.valid_fraction < 1:
+        problems.append(f"{where}: sft.valid_fraction must be in (0, 1)")
+    for key, o in (("dpo", s.dpo), ("rl", s.rl)):
+        if min(o.exercises_per_step, o.group_size, o.max_new_tokens) < 1:
+            problems.append(f"{where}: {key}.exercises_per_step, group_size and max_new_tokens must be >= 1")
+        if o.temperature <= 0 or not 0 < o.top_p <= 1 or o.timeout <= 0:
+            problems.append(f"{where}: {key}.temperature and timeout must be > 0 and top_p in (0, 1] (sampling "
+                            "must explore)")
+    if s.rl.mode not in RL_MODES:
+        problems.append(f"{where}: rl.mode={s.rl.mode!r} is not one of {', '.join(RL_MODES)}")
+    if s.kind == "rl" and s.rl.mode == "grpo" and s.rl.group_size < 2:
+        problems.append(f"{where}: rl.group_size must be >= 2 for group-relative advantages")
+    if s.rl.kl < 0 or s.dpo.beta <= 0:
+        problems.append(f"{where}: rl.kl must be >= 0 and dpo.beta > 0")
+    return problems
 
 
 def accumulation_steps(batch: BatchConfig, world_size: int, stage: str) -> int:

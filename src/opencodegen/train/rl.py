@@ -1,0 +1,135 @@
+"""Reinforcement learning from execution feedback: each step samples a group of completions per exercise, the judge
+runs each against the exercise's tests, and the policy moves toward the completions that scored above their group.
+
+- grpo (DeepSeekMath's group-relative policy optimisation, as nanochat uses it): advantage = reward minus the group's
+  mean reward, divided by the group's standard deviation when rl.scale_rewards (Dr. GRPO leaves it out). One gradient
+  step per batch of samples, so the policy ratio is 1 and PPO's clipping never binds; the loss is
+  -advantage * log p(token), averaged over the step's completion tokens, plus rl.kl times the k3 estimate of the KL
+  divergence to the stage's starting weights.
+- expert_iteration (STaR; phi-1's and nanochat's simple mode): supervised learning on the passing samples only.
+
+A group whose samples all earn the same reward has no signal and is skipped (unless the KL term needs it)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..eval.sandbox import Sandbox
+from . import distributed as dist_
+from .examples import read_mixture
+from .objective import MicroBatch, Objective
+from .policy import pad_sequences, token_logprobs
+from .recipe import Recipe
+from .rollout import Sample, fits, no_grad_logprobs, sample_and_judge, step_seed
+from .tokens import stage_tokenizer
+
+
+def advantages(rewards: list[float], mode: str, scale: bool) -> list[float]:
+    r = np.asarray(rewards, dtype=np.float64)
+    if mode == "expert_iteration":
+        return [1.0 if x >= 1.0 else 0.0 for x in r]
+    a = r - r.mean()
+    if scale:
+        std = r.std(ddof=1) if len(r) > 1 else 0.0
+        a = a / (std + 1e-4) if std > 0 else a * 0.0
+    return a.tolist()
+
+
+class RL(Objective):
+    kind = "rl"
+
+    def __init__(self, recipe: Recipe, index: int, world_size: int, vocab: int, tok_vocab: int | None):
+        stage = recipe.stages[index]
+        self.recipe, self.index, self.options, self.batch = recipe, index, stage.rl, recipe.stage_batch(index)
+        self.tokenizer = stage_tokenizer(recipe, stage.name)
+        self.examples = [e for e in read_mixture(stage.data, recipe.run.seed) if e.judgeable]
+        if not self.examples:
+            raise UserError(f"stage {stage.name}: no exercises with tests and an entry_point in "
+                            f"{', '.join(stage.data)} (an rl stage needs what the judge can run)")
+        if self.options.exercises_per_step % world_size:
+            raise UserError(f"stage {stage.name}: rl.exercises_per_step={self.options.exercises_per_step} is not a "
+                            f"multiple of the {world_size} processes")
+        self._metrics: dict[str, float] = {}
+
+    def setup(self, model, ctx) -> None:
+        self.ctx = ctx
+        context = model.config.block_size
+        self.examples = [e for e in self.examples if fits(self.tokenizer, e, context, self.options)]
+        if not self.examples:
+            raise UserError(f"stage {ctx.stage.name}: no exercise's prompt fits the model's {context}-token context")
+        self.reference = None
+        if self.options.kl > 0:
+            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
+        self.sandbox = Sandbox(workers=1)
+
+    def close(self) -> None:
+        sandbox = getattr(self, "sandbox", None)
+        if sandbox is not None:
+            sandbox.close()
+
+    def batches(self, step: int, model) -> list[MicroBatch]:
+        ctx, o, d = self.ctx, self.options, self.ctx.dist
+        rng = np.random.default_rng([self.recipe.run.seed, self.index, step])
+        chosen = rng.choice(len(self.examples), size=o.exercises_per_step,
+                            replace=len(self.examples) < o.exercises_per_step)
+        mine = [self.examples[k] for k in chosen[d.rank::d.world_size]]
+        groups, timing = sample_and_judge(model, self.tokenizer, mine, o, step_seed(self.recipe.run.seed, self.index,
+                                                                                   step, d.rank), self.sandbox)
+        seqs: list[tuple[Sample, float]] = []
+        rewards = []
+        for g in groups:
+            rewards += [s.reward for s in g]
+            for s, a in zip(g, advantages([s.reward for s in g], o.mode, o.scale_rewards)):
+                if a != 0 or self.reference is not None:
+                    seqs.append((s, a))
+        n_tokens = sum(len(s.completion_ids) for s, _ in seqs)
+        # The mean over every process's completion tokens (DDP averages gradients over processes: hence world).
+        self.norm = max(1, int(round(_all_sum(n_tokens, d)))) / d.world_size
+        solved = sum(any(s.reward >= 1 for s in g) for g in groups)
+        self._metrics = {"reward": float(np.mean(rewards)) if rewards else 0.0,
+                         "pass_rate": float(np.mean([r >= 1 for r in rewards])) if rewards else 0.0,
+                         "solved_fraction": solved / max(1, len(groups)), "trained_samples": len(seqs), **timing}
+        mb = self.batch.micro_batch
+        out = [self._micro(seqs[k:k + mb]) for k in range(0, len(seqs), mb)]
+        while len(out) < dist_.all_max(len(out), d):  # every process backpropagates as often as the others
+            out.append(self._micro([]))
+        return out
+
+    def _micro(self, part: list[tuple[Sample, float]]) -> MicroBatch:
+        pad = self.tokenizer.eos_id or 0
+        if not part:  # a placeholder that contributes nothing, for processes with fewer samples
+            tokens, mask = pad_sequences([([pad, pad], 1)], pad)
+            return MicroBatch({"tokens": tokens, "mask": mask & False, "adv": torch.zeros(1)})
+        tokens, mask = pad_sequences([(s.prompt_ids + s.completion_ids, len(s.prompt_ids)) for s, _ in part], pad)
+        data = {"tokens": tokens, "mask": mask, "adv": torch.tensor([a for _, a in part], dtype=torch.float32)}
+        if self.reference is not None:
+            data["ref_logprobs"] = no_grad_logprobs(self.reference, tokens.to(self.ctx.device), self.ctx.autocast)
+        return MicroBatch(data)
+
+    def loss(self, model, batch: MicroBatch):
+        dev = self.ctx.device
+        tokens, mask = batch.data["tokens"].to(dev), batch.data["mask"].to(dev)
+        logp = token_logprobs(model, tokens)
+        per_token = -batch.data["adv"].to(dev)[:, None] * logp
+        metrics = {}
+        if self.reference is not None:
+            delta = batch.data["ref_logprobs"].to(dev) - logp
+            k3 = torch.exp(delta) - delta - 1
+            per_token = per_token + self.options.kl * k3
+            metrics["kl"] = float((k3 * mask).sum()) / max(1, int(mask.sum()))
+        total = (per_token * mask).sum() / self.norm
+        return float(total.detach()), total, metrics
+
+    def tokens_in(self, batch: MicroBatch) -> int:
+        return int(batch.data["mask"].sum())
+
+    def step_metrics(self) -> dict[str, float]:
+        return self._metrics
+
+
+def _all_sum(x: float, d) -> float:
+    return dist_.all_mean(float(x), d) * d.world_size
