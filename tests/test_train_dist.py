@@ -57,3 +57,20 @@ def test_two_processes_match_one(setup, mode):
     m2, _ = load_checkpoint(root / mode / "stage-1-mono" / "checkpoint-3", with_tokenizer=False)
     for (k, v1), v2 in zip(m1.state_dict().items(), m2.state_dict().values()):
         assert v2.shape == v1.shape and (v2 - v1).abs().max() < 1e-4, k
+
+
+def test_sft_and_rl_stages_on_two_processes_match_one(tmp_path):
+    from posttrain_fixtures import toy_recipe
+
+    data = toy_recipe(tmp_path, [{"name": "sft", "kind": "sft", "steps": 2},
+                                 {"name": "rl", "kind": "rl", "steps": 2,
+                                  "rl": {"exercises_per_step": 4, "group_size": 4, "max_new_tokens": 3}}],
+                      save_every=2, eval_every=2)
+    data["batch"]["micro_batch"] = 2  # 64 tokens = 2 processes x 2 rows x 16 tokens
+    single = launch(recipe_file(tmp_path / "r.yaml", data), tmp_path / "single", 1)
+    multi = launch(recipe_file(tmp_path / "r.yaml", data), tmp_path / "multi", 2)
+    assert [(r["stage"], r["step"]) for r in multi] == [(r["stage"], r["step"]) for r in single]
+    for a, b in zip(single, multi):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5, abs=1e-6), (a, b)
+        for key in ("reward", "pass_rate", "trained_samples"):
+            assert b.get(key) == a.get(key), key

@@ -75,9 +75,11 @@ class DPO(Objective):
                           replace=len(self.exercises) < o.exercises_per_step)
         mine = [self.exercises[k] for k in pick[d.rank::d.world_size]]
         groups, timing = sample_and_judge(model, self.tokenizer, mine, o,
-                                          step_seed(self.recipe.run.seed, self.index, step, d.rank), self.sandbox)
+                                          step_seed(self.recipe.run.seed, self.index, step), self.sandbox)
         rewards = [s.reward for g in groups for s in g]
-        self._metrics = {"reward": float(np.mean(rewards)) if rewards else 0.0, **timing}
+        self._metrics = {"reward": dist_.all_mean(float(np.mean(rewards)) if rewards else 0.0, d),
+                         "pass_rate": dist_.all_mean(float(np.mean([r >= 1 for r in rewards])) if rewards else 0.0, d),
+                         **timing}
         out = []
         for g in groups:
             passed = [s for s in g if s.reward >= 1]

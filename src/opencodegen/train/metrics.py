@@ -106,7 +106,16 @@ def plot_stage(records: list[dict[str, Any]], stage: str, out: Path) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats/token)")
     ax.set_title(f"stage {stage}")
-    ax.legend()
+    ax.legend(loc="upper left")
+    reward = [(r["step"], r["pass_rate"]) for r in records if r["stage"] == stage and "pass_rate" in r]
+    if reward:  # rl and sampled-dpo stages: what the judge says matters more than the loss
+        right = ax.twinx()
+        right.plot(*zip(*reward), color="tab:green", lw=0.8, alpha=0.4)
+        right.plot([s for s, _ in reward], smoothed([v for _, v in reward]), color="tab:green", lw=1.5,
+                   label="pass rate of samples (EMA, 0.9)")
+        right.set_ylabel("pass rate")
+        right.set_ylim(0, 1)
+        right.legend(loc="upper right")
     fig.tight_layout()
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=100)

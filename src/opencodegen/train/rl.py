@@ -77,8 +77,10 @@ class RL(Objective):
         chosen = rng.choice(len(self.examples), size=o.exercises_per_step,
                             replace=len(self.examples) < o.exercises_per_step)
         mine = [self.examples[k] for k in chosen[d.rank::d.world_size]]
-        groups, timing = sample_and_judge(model, self.tokenizer, mine, o, step_seed(self.recipe.run.seed, self.index,
-                                                                                   step, d.rank), self.sandbox)
+        # One seed for the step: an exercise's samples depend on it and on the prompt only, not on the process that
+        # draws them, so any number of processes samples what one would.
+        groups, timing = sample_and_judge(model, self.tokenizer, mine, o,
+                                          step_seed(self.recipe.run.seed, self.index, step), self.sandbox)
         seqs: list[tuple[Sample, float]] = []
         rewards = []
         for g in groups:
@@ -90,9 +92,12 @@ class RL(Objective):
         # The mean over every process's completion tokens (DDP averages gradients over processes: hence world).
         self.norm = max(1, int(round(_all_sum(n_tokens, d)))) / d.world_size
         solved = sum(any(s.reward >= 1 for s in g) for g in groups)
-        self._metrics = {"reward": float(np.mean(rewards)) if rewards else 0.0,
-                         "pass_rate": float(np.mean([r >= 1 for r in rewards])) if rewards else 0.0,
-                         "solved_fraction": solved / max(1, len(groups)), "trained_samples": len(seqs), **timing}
+        shares = {"reward": float(np.mean(rewards)) if rewards else 0.0,
+                  "pass_rate": float(np.mean([r >= 1 for r in rewards])) if rewards else 0.0,
+                  "solved_fraction": solved / max(1, len(groups))}
+        # every process holds the same number of groups, so the mean of their means is the step's mean
+        self._metrics = {**{k: dist_.all_mean(v, d) for k, v in shares.items()},
+                         "trained_samples": int(round(_all_sum(len(seqs), d))), **timing}
         mb = self.batch.micro_batch
         out = [self._micro(seqs[k:k + mb]) for k in range(0, len(seqs), mb)]
         while len(out) < dist_.all_max(len(out), d):  # every process backpropagates as often as the others

@@ -27,6 +27,7 @@ from .metrics import MetricsLog, plot_stage
 from .objective import Objective
 from .optim import lr_at, make_optimizer
 from .recipe import BatchConfig, OptimConfig, Recipe, RunConfig, StageConfig
+from .tokens import tokenizer_file
 
 
 @dataclass
@@ -199,9 +200,10 @@ class Stage:
         if ctx.dist.is_main:
             state = {"stage": ctx.stage.name, "kind": ctx.stage.kind, "stage_index": ctx.index, "step": self.step_no,
                      "best_val_loss": self.best, "recipe": ctx.recipe.to_dict(), **self.last_val}
-            ckpt.save(ctx.directory / f"checkpoint-{self.step_no}", msd, self.model, ctx.recipe.tokenizer, osd, state)
+            tokenizer = tokenizer_file(ctx.recipe)
+            ckpt.save(ctx.directory / f"checkpoint-{self.step_no}", msd, self.model, tokenizer, osd, state)
             if self.last_val.get("val_loss", math.inf) <= self.best and self.last_val.get("val_step") == self.step_no:
-                ckpt.save(ctx.directory / "best", msd, self.model, ctx.recipe.tokenizer, None, state)
+                ckpt.save(ctx.directory / "best", msd, self.model, tokenizer, None, state)
             ckpt.prune(ctx.directory, ctx.run.keep_last)
         dist_.barrier(ctx.dist)
 

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import UserError
-from ..tokenizer import CodeTokenizer
+from ..tokenizer import FILE_NAME, CodeTokenizer
 from .recipe import Recipe
 
 
+def tokenizer_file(recipe: Recipe) -> str | None:
+    """The recipe's tokenizer, else the one beside init_from's weights (the one the model was trained with): what
+    every checkpoint of the run carries, so that it generates and evaluates on its own."""
+    if recipe.tokenizer:
+        return recipe.tokenizer
+    beside = Path(recipe.init_from) / FILE_NAME if recipe.init_from else None
+    return str(beside) if beside is not None and beside.is_file() else None
+
+
 def stage_tokenizer(recipe: Recipe, stage: str) -> CodeTokenizer:
-    """The recipe's tokenizer, else the one beside init_from's weights: the one the model was trained with."""
-    source = recipe.tokenizer or recipe.init_from
+    source = tokenizer_file(recipe)
     if not source:
         raise UserError(f"stage {stage}: prompts and completions need a tokenizer: set `tokenizer` in the recipe "
                         "(or init_from a checkpoint directory that holds tokenizer.json)")
