@@ -27,7 +27,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -35,19 +35,17 @@ from ..errors import UserError
 from .precision import AUTOCAST_CHOICES
 
 
-OPTIMIZERS = ("adamw", "muon")
-SCHEDULES = ("cosine", "wsd")
-KINDS = ("pretrain", "sft", "dpo", "rl")
-RL_MODES = ("grpo", "expert_iteration")
+Kind = Literal["pretrain", "sft", "dpo", "rl"]
+KINDS = typing.get_args(Kind)
 
 
 @dataclass
 class OptimConfig:
-    name: str = "adamw"  # "adamw" | "muon" (Muon on the blocks' matrices, AdamW on the rest; see muon.py)
+    name: Literal["adamw", "muon"] = "adamw"  # Muon on the blocks' matrices, AdamW on the rest; see muon.py
     lr: float = 3e-4
     lr_end: float = 3e-5
     warmup_steps: int = 100
-    schedule: str = "cosine"  # after warmup: "cosine" to lr_end, or "wsd" (warmup-stable-decay, see train/loop.lr_at)
+    schedule: Literal["cosine", "wsd"] = "cosine"  # after warmup: a cosine to lr_end, or warmup-stable-decay (optim.py)
     decay_fraction: float = 0.2  # wsd: the last fraction of the steps after warmup, decayed linearly to lr_end
     weight_decay: float = 0.1
     beta1: float = 0.9
@@ -68,8 +66,8 @@ class BatchConfig:
 class RunConfig:
     seed: int = 0
     device: str = "cpu"
-    autocast: str = "auto"  # "auto" (bf16 where the hardware has it, see precision.py) | "bf16" | "fp32"
-    parallel: str = "ddp"  # with several processes: "ddp" | "fsdp" (FSDP2, fully_shard per block)
+    autocast: Literal[AUTOCAST_CHOICES] = "auto"  # "auto": bf16 where the hardware has it (precision.py)
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # with several processes: DDP, or FSDP2 (fully_shard per block)
     compile: bool = False
     activation_checkpointing: bool = False
     doc_mask: bool = False  # attention stays inside each document (boundaries from the shard index)
@@ -99,7 +97,7 @@ class SamplingOptions:
 
 @dataclass
 class RLOptions(SamplingOptions):
-    mode: str = "grpo"  # "grpo": group-relative advantages; "expert_iteration": SFT on the passing samples
+    mode: Literal["grpo", "expert_iteration"] = "grpo"  # expert_iteration: SFT on the passing samples
     kl: float = 0.0  # weight of the KL penalty to the frozen reference (the stage's starting weights)
     scale_rewards: bool = True  # divide advantages by the group's std (GRPO); False: mean-centred only (Dr. GRPO)
 
@@ -115,7 +113,7 @@ class StageConfig:
     # pretrain: token directory (holding train/ and valid/) -> mixture weight; sft/dpo/rl: JSONL file or directory of
     # them (exercises, prompt/completion pairs, or prompt/chosen/rejected pairs) -> mixture weight
     data: dict[str, float]
-    kind: str = "pretrain"  # "pretrain" | "sft" | "dpo" | "rl"
+    kind: Kind = "pretrain"
     steps: int | None = None
     tokens: int | None = None
     optim: dict[str, Any] = field(default_factory=dict)  # overrides of the recipe's optim
@@ -152,8 +150,11 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if hint is Any:
         return value
+    if origin is Literal:
+        if value in typing.get_args(hint):
+            return value
+        raise UserError(f"{where}={value!r} is not one of {', '.join(map(str, typing.get_args(hint)))}")
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for option in typing.get_args(hint):
             if option is type(None):
                 if value is None:
@@ -161,8 +162,8 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
                 continue
             try:
                 return _check_type(value, option, where)
-            except UserError as e:
-                errors.append(e)
+            except UserError:
+                pass
         raise UserError(f"{where}: expected {_name(hint)}, got {value!r}")
     if origin is dict:
         if not isinstance(value, dict):
@@ -273,15 +274,9 @@ def check_recipe(recipe: Recipe, where: str) -> None:
     names = [s.name for s in recipe.stages]
     if len(set(names)) != len(names):
         problems.append(f"stage names repeat: {names}")
-    if recipe.run.autocast not in AUTOCAST_CHOICES:
-        problems.append(f"run.autocast={recipe.run.autocast!r} is not one of {', '.join(AUTOCAST_CHOICES)}")
-    if recipe.run.parallel not in ("ddp", "fsdp"):
-        problems.append(f"run.parallel={recipe.run.parallel!r} is not 'ddp' or 'fsdp'")
     if "preset" not in recipe.model and "n_layer" not in recipe.model:
         problems.append("model: give a preset (model.preset) or a full set of ModelConfig fields")
     for i, s in enumerate(recipe.stages):
-        if s.kind not in KINDS:
-            problems.append(f"stages[{i}] ({s.name}): kind={s.kind!r} is not one of {', '.join(KINDS)}")
         if (s.steps is None) == (s.tokens is None):
             problems.append(f"stages[{i}] ({s.name}): give exactly one of steps or tokens")
         elif s.kind in ("dpo", "rl") and s.steps is None:
@@ -296,17 +291,12 @@ def check_recipe(recipe: Recipe, where: str) -> None:
         except UserError as e:
             problems.append(str(e))
             continue
-        if o.name not in OPTIMIZERS:
-            problems.append(f"stages[{i}] ({s.name}): optim.name={o.name!r} is not one of {', '.join(OPTIMIZERS)}")
-        elif o.name == "muon" and recipe.run.parallel == "fsdp":
+        if o.name == "muon" and recipe.run.parallel == "fsdp":
             # FSDP2 shards each matrix across ranks; orthogonalizing a shard is not orthogonalizing the matrix.
             problems.append(f"stages[{i}] ({s.name}): optim.name 'muon' needs whole matrices on each rank; "
                             "use run.parallel ddp")
         if o.lr <= 0 or o.lr_end < 0 or o.warmup_steps < 0:
             problems.append(f"stages[{i}] ({s.name}): lr must be > 0, lr_end >= 0, warmup_steps >= 0")
-        if o.schedule not in SCHEDULES:
-            problems.append(f"stages[{i}] ({s.name}): optim.schedule={o.schedule!r} is not one of "
-                            f"{', '.join(SCHEDULES)}")
         if not 0 < o.decay_fraction <= 1:
             problems.append(f"stages[{i}] ({s.name}): optim.decay_fraction must be in (0, 1]")
         if min(b.batch_tokens, b.micro_batch, b.context_length) <= 0:
@@ -329,8 +319,6 @@ def _sampling_problems(s: StageConfig, i: int) -> list[str]:
         if o.temperature <= 0 or not 0 < o.top_p <= 1 or o.timeout <= 0:
             problems.append(f"{where}: {key}.temperature and timeout must be > 0 and top_p in (0, 1] (sampling "
                             "must explore)")
-    if s.rl.mode not in RL_MODES:
-        problems.append(f"{where}: rl.mode={s.rl.mode!r} is not one of {', '.join(RL_MODES)}")
     if s.kind == "rl" and s.rl.mode == "grpo" and s.rl.group_size < 2:
         problems.append(f"{where}: rl.group_size must be >= 2 for group-relative advantages")
     if s.rl.kl < 0 or s.dpo.beta <= 0:
