@@ -209,3 +209,28 @@ def test_allowed_tokens_match_a_brute_force_search_over_a_trained_vocabulary():
             brute = {i for i, b in enumerate(table) if b and (b.startswith(h.removed) or h.removed.startswith(b))}
             assert set(token_index(tok).allowed(h.removed).tolist()) == brute, prompt
             assert any(b and b.startswith(h.removed) and len(b) > len(h.removed) for b in table)
+
+
+def test_speculative_decoding_gives_the_same_healed_output(tok, model):
+    h = heal(tok, tok.encode("if x:\n    return x\n    "))
+    assert h.removed
+    plain = generate(model, tok, [h], SamplingParams(max_new_tokens=12, temperature=0.7, seed=2, n=2))[0]
+    spec = generate(model, tok, [h], SamplingParams(max_new_tokens=12, temperature=0.7, seed=2, n=2,
+                                                    speculative_tokens=4))[0]
+    assert [(c.token_ids, c.text) for c in plain] == [(c.token_ids, c.text) for c in spec]
+
+
+def test_generate_command_heals_by_default_and_can_be_told_not_to(tmp_path, capsys):
+    from opencodegen.cli import main
+    from opencodegen.model.io import load_checkpoint
+    from serve_fixtures import write_checkpoint
+
+    ckpt = write_checkpoint(tmp_path / "ckpt")
+    model, trained = load_checkpoint(ckpt)
+    prompt = "def add(a, b):\n        "
+    ids = trained.encode(prompt)
+    assert heal(trained, ids).removed == b"        "
+    params = SamplingParams(max_new_tokens=12)
+    for flags, want in (([], heal(trained, ids)), (["--no-token-healing"], ids)):
+        assert main(["generate", "--model", str(ckpt), "--max-new-tokens", "12", *flags, prompt]) == 0
+        assert capsys.readouterr().out == generate(model, trained, [want], params)[0][0].text + "\n"
