@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from opencodegen.healing import heal
 from opencodegen.sampling import SamplingParams, generate
 from serve_fixtures import (  # noqa: F401 (one_torch_thread is an autouse fixture)
     one_torch_thread, SlowForward, client, health, running_server, wait_for, write_checkpoint)
@@ -39,7 +40,8 @@ def test_concurrent_requests_share_forward_passes_and_equal_their_runs_alone(che
             params = SamplingParams(max_new_tokens=r["max_tokens"], temperature=r["temperature"],
                                     top_p=r.get("top_p", 1.0), n=r.get("n", 1), seed=r.get("seed"),
                                     stop=tuple(r.get("stop", ())))
-            expected.append([(c.text, c.finish_reason) for c in generate(model, tok, [r["prompt"]], params)[0]])
+            prompt = heal(tok, tok.encode(r["prompt"]))  # as the server does by default (token healing)
+            expected.append([(c.text, c.finish_reason) for c in generate(model, tok, [prompt], params)[0]])
         # Hold the model thread on its first forward until every request is queued, so all of them overlap.
         with SlowForward(model, gate=True) as slow, ThreadPoolExecutor(len(REQUESTS)) as pool:
             futures = [pool.submit(client(server).completions.create, model="tiny", **r) for r in REQUESTS]
@@ -72,7 +74,7 @@ def test_a_client_that_disconnects_frees_its_slot(checkpoint):
             assert slow.calls - calls < 100 and health(server)["cancelled"] == 2
         # The freed slot serves the next request in full.
         r = client(server).completions.create(**body)
-        alone = generate(model, tok, [body["prompt"]], SamplingParams(max_new_tokens=200))[0][0]
+        alone = generate(model, tok, [heal(tok, tok.encode(body["prompt"]))], SamplingParams(max_new_tokens=200))[0][0]
         assert r.choices[0].text == alone.text and r.usage.completion_tokens == len(alone.token_ids) > 100
 
 

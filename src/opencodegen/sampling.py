@@ -14,11 +14,12 @@ Stable pieces the server reuses for continuous batching (keep their signatures):
     the end) and `eos_id_of`: generate()'s own decode-loop pieces, so the server's loop is generate()'s loop
 
 A custom decode loop reproduces generate() token for token if, per sample j of a prompt: the generator is
-sequence_generator(seed, j, prompt_ids) (not for greedy params); the first token is drawn from the logits of the
-prompt's last position; every step calls sample_tokens (or next_token) once on that row's fp32 logits; the sequence
-ends on EOS / stop_token_ids (unless ignore_eos), when StopChecker.stopped, or after max_new_tokens clamped so that
-prompt + completion fits model.config.block_size; text comes from StopChecker(IncrementalDecoder(...).push(t)).
-"""
+sequence_generator(seed, j, prompt_ids, removed=...) (not for greedy params); the first token is drawn from the
+logits of the prompt's last position; every step calls sample_tokens (or next_token) once on that row's fp32
+logits, passed through healing.constrain with the row's SequenceState.respeller (token healing; a no-op for other
+rows); the sequence ends on EOS / stop_token_ids (unless ignore_eos), when StopChecker.stopped, or after
+max_new_tokens clamped so that prompt + completion fits model.config.block_size; text comes from
+StopChecker(IncrementalDecoder(...).push(t)) less the re-spelled text (SequenceState does all of this)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from typing import Callable, Sequence
 import torch
 
 from .errors import UserError
+from .healing import HealedPrompt, Respeller, constrain, token_index
 from .speculative import NgramDrafter, SpeculationStats
 
 # reference.md: Codex/CodeGen's stops plus the two bigcode-evaluation-harness adds.
@@ -123,13 +125,16 @@ class Completion:
 # ---- randomness ------------------------------------------------------------------------------------------------
 
 def sequence_generator(seed: int, sample_index: int = 0, prompt_ids: Sequence[int] = (),
-                       device: str | torch.device = "cpu") -> torch.Generator:
+                       device: str | torch.device = "cpu", removed: bytes = b"") -> torch.Generator:
     """The RNG of sample `sample_index` of `prompt_ids` in a request with `seed`. It depends on nothing else (not the
     batch, not the prompt's position in it), which makes outputs independent of batch composition; the prompt is
     part of the key so different prompts sampled with one seed draw independent streams. Hashed, so nearby seeds
-    don't share streams either."""
+    don't share streams either. `removed` is the text token healing backed the prompt up by (healing.py): two
+    prompts backed up to the same ids differ there, and a prompt with nothing removed keeps its stream."""
     h = hashlib.blake2b(f"{int(seed)}:{int(sample_index)}:".encode(), digest_size=8)
     h.update(array("q", prompt_ids).tobytes())
+    if removed:
+        h.update(b":healed:" + removed)
     g = torch.Generator(device=device)
     g.manual_seed(int.from_bytes(h.digest(), "little") >> 1)  # manual_seed takes a non-negative 63-bit value
     return g
@@ -343,18 +348,24 @@ OnToken = Callable[[int, int, str], None]
 
 class SequenceState:
     """State of one sample being decoded: its RNG, tokens so far, (when stop strings or streaming need it) the
-    incremental text, and (when speculating) its drafter, which always holds prompt + tokens so far."""
+    incremental text, (when speculating) its drafter, which always holds prompt + tokens so far, and (when token
+    healing backed the prompt up by `removed`, healing.py) the constraint its first tokens re-spell that text under,
+    and how much of the decoded text is that re-spelling rather than completion."""
 
     def __init__(self, prompt_index: int, sample_index: int, prompt_ids: list[int], max_new: int,
-                 params: SamplingParams, seed: int, tokenizer, end_ids: frozenset[int], on_token: OnToken | None):
+                 params: SamplingParams, seed: int, tokenizer, end_ids: frozenset[int], on_token: OnToken | None,
+                 removed: bytes = b""):
         self.prompt_index, self.sample_index = prompt_index, sample_index
         self.prompt_ids, self.max_new, self.params = prompt_ids, max_new, params
-        self.generator = None if params.greedy else sequence_generator(seed, sample_index, prompt_ids)
+        self.generator = None if params.greedy else sequence_generator(seed, sample_index, prompt_ids,
+                                                                       removed=removed)
         self.tokenizer, self.end_ids, self.on_token = tokenizer, end_ids, on_token
         self.token_ids: list[int] = []
         self.logprobs: list[float] | None = [] if params.logprobs is not None else None
         self.top_logprobs: list[dict[int, float]] | None = [] if params.logprobs else None
-        text_needed = bool(params.stop) or on_token is not None
+        self.respeller = Respeller(token_index(tokenizer), removed) if removed else None
+        self.hidden_chars = len(removed.decode("utf-8"))  # decoded characters that re-spell the prompt's end
+        text_needed = bool(params.stop) or on_token is not None or bool(removed)
         self.decoder = IncrementalDecoder(tokenizer, prompt_ids) if text_needed else None
         self.stopper = StopChecker(params.stop) if text_needed else None
         self.drafter, self.speculation = None, None
@@ -366,17 +377,27 @@ class SequenceState:
     def accept(self, token: int) -> bool:
         """Appends a sampled token; returns True when the sequence has finished."""
         self.token_ids.append(token)
+        if self.respeller is not None:
+            self.respeller.advance(token)
         if self.drafter is not None:
             self.drafter.extend((token,))
         if token in self.end_ids:
             return self._finish("stop", ended_by_token=True)
         if self.decoder is not None:
-            self._emit(self.stopper.push(self.decoder.push(token)))
+            self._emit(self.stopper.push(self._completion_text(self.decoder.push(token))))
             if self.stopper.stopped:
                 return self._finish("stop")
         if len(self.token_ids) >= self.max_new:
             return self._finish("length")
         return False
+
+    def _completion_text(self, delta: str) -> str:
+        """The part of a decoded delta after the re-spelled prompt text (stop strings see only completion text)."""
+        if self.hidden_chars:
+            cut = min(self.hidden_chars, len(delta))
+            self.hidden_chars -= cut
+            delta = delta[cut:]
+        return delta
 
     def _emit(self, text: str) -> None:
         if text and self.on_token is not None:
@@ -387,7 +408,7 @@ class SequenceState:
             # Release what was held back: bytes of an unfinished character, and the start of a stop string that
             # never completed (the end token itself was never decoded: it is not text).
             if not self.stopper.stopped:
-                self._emit(self.stopper.push(self.decoder.flush()))
+                self._emit(self.stopper.push(self._completion_text(self.decoder.flush())))
                 reason = "stop" if self.stopper.stopped else reason
             self._emit(self.stopper.flush())
             text = self.stopper.text
@@ -402,15 +423,19 @@ class SequenceState:
         return True
 
 
-def _prompt_ids(tokenizer, model, prompts: Sequence[str] | Sequence[Sequence[int]]) -> list[list[int]]:
+Prompt = str | Sequence[int] | HealedPrompt
+
+
+def _healed_prompts(tokenizer, model, prompts: Sequence[Prompt]) -> list[HealedPrompt]:
     if isinstance(prompts, str):
         raise UserError("generate() takes a list of prompts, got a single string")
     out = []
     for p in prompts:
-        ids = tokenizer.encode(p) if isinstance(p, str) else [int(t) for t in p]
-        if not ids:  # an empty prompt starts a new document, as after the EOS separator in training data
-            ids = [eos_id_of(tokenizer, model)]
-        out.append(ids)
+        if not isinstance(p, HealedPrompt):
+            p = HealedPrompt(tokenizer.encode(p) if isinstance(p, str) else [int(t) for t in p])
+        if not p.ids:  # an empty prompt starts a new document, as after the EOS separator in training data
+            p = HealedPrompt([eos_id_of(tokenizer, model)], p.removed)
+        out.append(p)
     return out
 
 
@@ -426,9 +451,11 @@ def _default_batch_size(model, max_len: int, dtype: torch.dtype) -> int:
 
 
 @torch.inference_mode()
-def generate(model, tokenizer, prompts: Sequence[str] | Sequence[Sequence[int]], params: SamplingParams | None = None,
+def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams | None = None,
              on_token: OnToken | None = None, max_batch_size: int | None = None) -> list[list[Completion]]:
-    """Samples params.n completions for each prompt (text, or token ids). Returns completions[prompt][sample].
+    """Samples params.n completions for each prompt (text, token ids, or a HealedPrompt: token healing, healing.py,
+    then constrains the first tokens to re-spell its removed text, which the completion's text leaves out).
+    Returns completions[prompt][sample].
 
     Each prompt is prefilled once into its own KV-cache row and copied to its n sample rows; all rows then decode
     together, each continuing from its own length (no padding). Finished rows leave the batch. on_token(prompt_index,
@@ -445,7 +472,8 @@ def generate(model, tokenizer, prompts: Sequence[str] | Sequence[Sequence[int]],
     outputs are the same tokens with or without speculation, up to float rounding: the verify pass multiplies
     several positions at once, which can round the logits differently (~1e-6) and flip a near-tie."""
     params = params or SamplingParams()
-    prompt_ids = _prompt_ids(tokenizer, model, prompts)
+    healed = _healed_prompts(tokenizer, model, prompts)
+    prompt_ids = [p.ids for p in healed]
     context = model.config.block_size
     for i, ids in enumerate(prompt_ids):
         if len(ids) >= context:
@@ -456,7 +484,8 @@ def generate(model, tokenizer, prompts: Sequence[str] | Sequence[Sequence[int]],
     seed = random_seed() if params.seed is None else params.seed
     # Clamp so prompt + completion fits the context; a completion cut here ends with "length".
     max_new = [min(params.max_new_tokens, context - len(ids)) for ids in prompt_ids]
-    sequences = [SequenceState(i, j, prompt_ids[i], max_new[i], params, seed, tokenizer, end_ids, on_token)
+    sequences = [SequenceState(i, j, prompt_ids[i], max_new[i], params, seed, tokenizer, end_ids, on_token,
+                               healed[i].removed)
                  for i in range(len(prompt_ids)) for j in range(params.n)]
     dtype = next(model.parameters()).dtype
     if max_batch_size is None:
@@ -541,7 +570,8 @@ def _verify(active: list[SequenceState], logits: torch.Tensor, first: list[int],
         else:
             rows = logits[torch.tensor([first[r] + i for r in going], device=logits.device)]
         states = [active[r] for r in going]
-        tokens = sample_tokens(rows, [s.params for s in states], [s.generator for s in states])
+        allowed = constrain(rows, [s.respeller for s in states])  # token healing: rows still re-spelling
+        tokens = sample_tokens(allowed, [s.params for s in states], [s.generator for s in states])
         if want_logprobs:
             record_logprobs(states, rows, tokens)
         still = []

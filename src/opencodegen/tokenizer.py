@@ -1,4 +1,4 @@
-"""The code tokenizer: HF `tokenizers` byte-level BPE, CodeGen's whitespace-run tokens and Qwen2.5-Coder's control
+r"""The code tokenizer: HF `tokenizers` byte-level BPE, CodeGen's whitespace-run tokens and Qwen2.5-Coder's control
 tokens, stored as one `tokenizer.json`, so a HuggingFace model directory's own `tokenizer.json` loads the same way.
 
 Two rules hold for every tokenizer this module returns:
@@ -6,6 +6,13 @@ Two rules hold for every tokenizer this module returns:
   contain the string "<|endoftext|>" encode it as plain text; the control ids are spliced in by whoever builds a
   document (the corpus tokenizer, the FIM renderer, the server).
 - decode(encode(x)) == x for any str x (byte-level BPE has no unknown symbols and we add no normalizer).
+
+A tokenizer this module trains splits text with GPT-2's pre-tokenization rule changed as Qwen2's is at line breaks:
+a line break ends the punctuation run before it ("):\n") or, after anything else, is a pre-token of its own (with
+the blank lines and trailing spaces before it), so the next line's indentation never joins it. With GPT-2's rule
+"\n    return" is "\n   " + " return", and a prompt that ends in a newline ends in a lone "\n" token that the model
+has practically never seen followed by an indented line. Tokenizers loaded from disk (a HuggingFace model's, or one
+trained before this rule) keep their own rule.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from .errors import UserError
 
@@ -32,6 +39,11 @@ SPECIAL_TOKENS = (EOS, "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|
 # guaranteed to exist: a run that stands as its own pre-token always encodes as one id.
 WHITESPACE_TOKENS = tuple(" " * n for n in range(31, 1, -1)) + tuple("\t" * n for n in range(9, 1, -1))
 _BYTE_CHAR = {" ": "Ġ", "\t": "ĉ"}  # how ByteLevel spells these bytes inside the BPE vocabulary
+# GPT-2's pre-tokenization regex with Qwen2's two line-break rules: `[\r\n]*` after a punctuation run, and
+# `\s*[\r\n]+` before the whitespace alternatives. The first keeps most lines' break inside a token ("):\n"), which
+# costs far fewer bytes per token than a break of its own after every line (measured in the README).
+PRE_TOKENIZER_PATTERN = (r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                         r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
 class CodeTokenizer:
@@ -92,6 +104,36 @@ class CodeTokenizer:
 
     def token_text(self, token_id: int) -> str | None:
         return self._tok.id_to_token(token_id)
+
+    def token_bytes(self) -> list[bytes | None] | None:
+        """The bytes each id spells (None for control tokens and unused ids), as the decoder renders it; None when
+        the decoder is not byte-level, since then a token has no bytes of its own (token healing needs them)."""
+        if not isinstance(self._tok.decoder, decoders.ByteLevel):
+            return None
+        byte_of = _byte_level_table()
+        special = {i for i, t in self._tok.get_added_tokens_decoder().items() if t.special}
+        table: list[bytes | None] = [None] * self.vocab_size
+        for text, i in self._vocab.items():
+            if i in special:
+                continue
+            # ByteLevel's decoder maps each symbol back to its byte, and renders a token holding any other character
+            # (an added token such as CodeGen's "    ") as its UTF-8 text.
+            mapped = [byte_of.get(c) for c in text]
+            table[i] = text.encode() if None in mapped else bytes(mapped)
+        return table
+
+
+def _byte_level_table() -> dict[str, int]:
+    """GPT-2's byte-level symbols: printable latin-1 bytes stand for themselves, the others for chr(256 + n)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            table[chr(b)] = b
+        else:
+            table[chr(256 + extra)] = b
+            extra += 1
+    return table
 
 
 def _eos_token_from_config(directory: Path) -> str | None:
@@ -159,14 +201,23 @@ def _with_whitespace_tokens(tok: Tokenizer, vocab_size: int) -> Tokenizer:
     return Tokenizer.from_str(json.dumps(data))
 
 
-def new_bpe(vocab_size: int, texts: Iterable[str], whitespace_tokens: bool = True, show_progress: bool = False
-            ) -> Tokenizer:
+def code_pre_tokenizer(line_breaks_apart: bool = True) -> pre_tokenizers.PreTokenizer:
+    """The pre-tokenizer of a new tokenizer. line_breaks_apart=False is GPT-2's rule (ByteLevel's built-in regex),
+    which earlier tokenizers of this project used; bench_tokenizer.py measures one against the other."""
+    if not line_breaks_apart:
+        return pre_tokenizers.ByteLevel(add_prefix_space=False)
+    return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(PRE_TOKENIZER_PATTERN), behavior="isolated"),
+                                    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+
+
+def new_bpe(vocab_size: int, texts: Iterable[str], whitespace_tokens: bool = True, show_progress: bool = False,
+            line_breaks_apart: bool = True) -> Tokenizer:
     """A byte-level BPE of at most `vocab_size` ids (exactly, given enough text), control tokens included."""
     if vocab_size < 256 + len(SPECIAL_TOKENS) + len(WHITESPACE_TOKENS):
         raise UserError(f"vocab_size={vocab_size} is too small: a byte-level code BPE needs 256 byte tokens + "
                         f"{len(SPECIAL_TOKENS)} control tokens + room for {len(WHITESPACE_TOKENS)} whitespace tokens")
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = code_pre_tokenizer(line_breaks_apart)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
                                   show_progress=show_progress, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
@@ -176,5 +227,5 @@ def new_bpe(vocab_size: int, texts: Iterable[str], whitespace_tokens: bool = Tru
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int, whitespace_tokens: bool = True,
-                    show_progress: bool = False) -> CodeTokenizer:
-    return CodeTokenizer(new_bpe(vocab_size, texts, whitespace_tokens, show_progress))
+                    show_progress: bool = False, line_breaks_apart: bool = True) -> CodeTokenizer:
+    return CodeTokenizer(new_bpe(vocab_size, texts, whitespace_tokens, show_progress, line_breaks_apart))

@@ -1,7 +1,8 @@
 """`ocg generate --model DIR "def fib(n):"`: sample completions from a checkpoint (ours or a HuggingFace directory).
 
 The prompt comes from the argument, --file, or stdin. Completions go to stdout (several samples are separated by a
-header line); a summary (tokens, speed, finish reason) goes to stderr so the output can be piped."""
+header line); a summary (tokens, speed, finish reason) goes to stderr so the output can be piped. Token healing
+(healing.py) backs up the prompt's end and lets the model re-spell it; what it re-spells is not printed."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="speculative decoding: draft up to K tokens per step by prompt lookup (earlier text of "
                              "the same sequence) and verify them in one forward pass; same output, fewer passes. "
                              "0 (default) is off")
+    parser.add_argument("--no-token-healing", dest="token_healing", action="store_false",
+                        help="take the prompt's tokens as they are (default: back up a prompt that ends inside a "
+                             "token, e.g. mid-identifier, and let the model re-spell its end)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--device", default="cpu")
 
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from ..healing import heal
     from ..model.io import load_checkpoint
     from ..sampling import HUMANEVAL_STOP, SamplingParams, generate
 
@@ -82,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     start = time.perf_counter()
-    samples = generate(model, tokenizer, [prompt], params, on_token=on_token if args.stream else None)[0]
+    ids = tokenizer.encode(prompt)
+    samples = generate(model, tokenizer, [heal(tokenizer, ids) if args.token_healing else ids], params,
+                       on_token=on_token if args.stream else None)[0]
     seconds = time.perf_counter() - start
     if args.stream:
         sys.stdout.write("\n")

@@ -4,7 +4,12 @@ events ending with `data: [DONE]`.
 
 Deviations, all in the direction of saying no rather than silently ignoring: best_of other than n, non-zero penalties
 and logit_bias are 400s; a prompt plus max_tokens must fit the context (as OpenAI, no silent clamp). Streamed
-responses carry each choice's logprobs (completion tokens only) in its last chunk, the one with finish_reason."""
+responses carry each choice's logprobs (completion tokens only) in its last chunk, the one with finish_reason.
+
+Token healing (healing.py) backs up the end of each text prompt (of the prefix, with suffix) unless the request
+says "token_healing": false; prompts given as token ids are taken as they are. The re-spelled text is not part of a
+choice's text; its tokens are in the logprobs, where the first one's text_offset lies that many characters before
+the choice's text (the prompt tokens' logprobs, with echo, cover the backed-up prompt)."""
 
 from __future__ import annotations
 
@@ -16,7 +21,8 @@ from fastapi import Request
 
 from ..errors import UserError
 from ..sampling import Completion, SamplingParams
-from .prompts import end_token_ids, fim_ids
+from ..healing import HealedPrompt, heal_tail
+from .prompts import end_token_ids, healed_fim
 from .protocol import APIError, CompletionRequest
 from .scheduler import PromptLogprobs, SequenceDone, TextDelta
 from .state import ServerState
@@ -29,8 +35,15 @@ DONE = "data: [DONE]\n\n"  # the last event of every stream, also after an error
 @dataclass
 class Prepared:
     texts: list[str]  # each prompt as text (what echo returns)
-    ids: list[list[int]]
+    ids: list[list[int]]  # what the model reads: backed up by token healing
+    removed: list[bytes]  # what token healing removed from each prompt's end (b"": nothing)
     params: SamplingParams
+
+    def prompts(self) -> list[HealedPrompt]:
+        return [HealedPrompt(x, r) for x, r in zip(self.ids, self.removed)]
+
+    def respelled_chars(self, i: int) -> int:
+        return len(self.removed[i].decode("utf-8"))
 
 
 def prepare(req: CompletionRequest, state: ServerState) -> Prepared:
@@ -78,8 +91,14 @@ def prepare(req: CompletionRequest, state: ServerState) -> Prepared:
         if req.echo:
             raise APIError(400, "echo cannot be combined with suffix", param="echo")
         suffix = tok.encode(req.suffix)
-        ids = [fim_ids(tok, x, suffix) for x in ids]
+        healed = [healed_fim(tok, x, suffix, heal=req.token_healing) for x in ids]
+        ids, removed = [h.ids for h in healed], [h.removed for h in healed]
         stop_token_ids = end_token_ids(tok)
+    elif req.token_healing:
+        healed = [heal_tail(tok, x) if isinstance(p, str) else (x, b"") for p, x in zip(prompts, ids)]
+        ids, removed = [list(x) for x, _ in healed], [r for _, r in healed]
+    else:
+        removed = [b""] * len(ids)
     eos = state.scheduler.eos_id
     for i, x in enumerate(ids):
         if not x:  # an empty prompt starts a new document, as after the EOS separator in training data
@@ -104,13 +123,14 @@ def prepare(req: CompletionRequest, state: ServerState) -> Prepared:
                                 stop_token_ids=stop_token_ids)
     except UserError as e:
         raise APIError(400, str(e)) from None
-    return Prepared(texts, ids, params)
+    return Prepared(texts, ids, removed, params)
 
 
 async def create_completion(req: CompletionRequest, request: Request, state: ServerState):
     prep = prepare(req, state)
     want_prompt_logprobs = req.echo and req.logprobs is not None and not req.stream
-    job = submit(state.scheduler, prep.ids, prep.params, stream=req.stream, prompt_logprobs=want_prompt_logprobs)
+    job = submit(state.scheduler, prep.prompts(), prep.params, stream=req.stream,
+                 prompt_logprobs=want_prompt_logprobs)
     head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
             "model": state.model_name}
     n = prep.params.n
@@ -125,7 +145,8 @@ async def create_completion(req: CompletionRequest, request: Request, state: Ser
             echo = prep.texts[i] if req.echo else ""
             logprobs = None
             if req.logprobs is not None:
-                logprobs = logprobs_block(state.tokenizer, c, prompt_logprobs.get(i), prep.ids[i], len(echo))
+                logprobs = logprobs_block(state.tokenizer, c, prompt_logprobs.get(i), prep.ids[i],
+                                          len(echo) - prep.respelled_chars(i))
             choices.append({"index": i * n + j, "text": echo + c.text, "logprobs": logprobs,
                             "finish_reason": c.finish_reason})
     generated = sum(len(c.token_ids) for samples in completions for c in samples)
@@ -159,7 +180,8 @@ async def _chunks(state: ServerState, req: CompletionRequest, prep: Prepared, jo
             generated += len(c.token_ids)
             logprobs = None
             if req.logprobs is not None:
-                logprobs = logprobs_block(state.tokenizer, c, None, prep.ids[event.prompt_index], 0)
+                i = event.prompt_index
+                logprobs = logprobs_block(state.tokenizer, c, None, prep.ids[i], -prep.respelled_chars(i))
             yield chunk(event.prompt_index * n + event.sample_index, "", c.finish_reason, logprobs)
     if include_usage:
         yield sse({**head, "choices": [], "usage": usage(sum(map(len, prep.ids)), generated, job.cached_tokens)})

@@ -3,7 +3,8 @@ provider) send: input_prefix / input_suffix around the cursor, input_extra [{fil
 files, rendered as a repository-level FIM prompt. The answer is llama.cpp's: {"content", "stop", "stop_type",
 "tokens_predicted", "tokens_evaluated", "tokens_cached", "truncated"} (tokens_cached: prompt tokens the prefix cache
 supplied); streamed, one `data: {"content": ..., "stop": false}` event per piece and a last one with "stop": true
-(llama.cpp sends no [DONE] here).
+(llama.cpp sends no [DONE] here). Token healing (healing.py) is on unless the request says "token_healing": false;
+the text it re-spells before the cursor is not part of "content".
 
 A prompt too long for the context is cut rather than refused, as editors expect from llama.cpp: the oldest extra
 files go first, then the far ends of prefix and suffix; "truncated" says so."""
@@ -33,9 +34,9 @@ async def create_infill(req: InfillRequest, request: Request, state: ServerState
                        code="context_length_exceeded")
     if any(s == "" for s in req.stop):
         raise APIError(400, "stop: strings must not be empty", param="stop")
-    ids, truncated = repo_infill_ids(tok, repo=req.repo_name, files=[(f.filename, f.text) for f in req.input_extra],
-                                     path=req.filename, prefix=req.input_prefix, suffix=req.input_suffix,
-                                     typed=req.prompt, room=context - budget)
+    prompt, truncated = repo_infill_ids(tok, repo=req.repo_name, files=[(f.filename, f.text) for f in req.input_extra],
+                                        path=req.filename, prefix=req.input_prefix, suffix=req.input_suffix,
+                                        typed=req.prompt, room=context - budget, heal=req.token_healing)
     ends = end_token_ids(tok)
     try:
         params = SamplingParams(max_new_tokens=budget, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
@@ -43,13 +44,13 @@ async def create_infill(req: InfillRequest, request: Request, state: ServerState
                                 stop_token_ids=ends)
     except UserError as e:
         raise APIError(400, str(e)) from None
-    job = submit(state.scheduler, [ids], params, stream=req.stream)
+    job = submit(state.scheduler, [prompt], params, stream=req.stream)
     end_ids = set(ends) | {state.scheduler.eos_id}
 
     def summary(c: Completion) -> dict:
         stop_type = "limit" if c.finish_reason == "length" else "eos" if c.token_ids[-1] in end_ids else "word"
         return {"stop": True, "stop_type": stop_type, "model": state.model_name, "tokens_predicted": len(c.token_ids),
-                "tokens_evaluated": len(ids), "tokens_cached": job.cached_tokens, "truncated": truncated}
+                "tokens_evaluated": len(prompt.ids), "tokens_cached": job.cached_tokens, "truncated": truncated}
 
     if not req.stream:
         completions, _ = await result_or_cancel(request, job, job.result())

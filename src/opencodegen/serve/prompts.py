@@ -3,6 +3,9 @@ separately and the special ids spliced in, so a literal "<|fim_prefix|>" typed i
 
   file level:  <|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>
   repo level:  <|repo_name|>{repo}\\n <|file_sep|>{path}\\n{text}\\n ... <|file_sep|>{path}\\n + the file-level FIM
+
+With token healing (healing.py) the text before the cursor is backed up: the end of the prefix, or of the text
+typed after the middle token when there is some, since that is where the middle continues.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..eval.context import fit_infill
+from ..healing import HealedPrompt, heal_tail
 from ..eval.infill import END_TOKENS, FIM_TOKENS
 from .protocol import APIError
 
@@ -36,11 +40,24 @@ def fim_ids(tokenizer, prefix: list[int], suffix: list[int], param: str = "suffi
     return [pre, *prefix, suf, *suffix, mid]
 
 
+def healed_fim(tokenizer, prefix: list[int], suffix: list[int], typed: Sequence[int] = (), heal: bool = True,
+               param: str = "suffix") -> HealedPrompt:
+    """PSM prompt + the ids typed after the middle token, with token healing at the cursor: the end of `typed`, or
+    of the prefix when nothing is typed."""
+    removed = b""
+    if heal and typed:
+        typed, removed = heal_tail(tokenizer, typed)
+    elif heal:
+        prefix, removed = heal_tail(tokenizer, prefix)
+    return HealedPrompt(fim_ids(tokenizer, prefix, suffix, param) + list(typed), removed)
+
+
 def repo_infill_ids(tokenizer, *, repo: str, files: Sequence[tuple[str, str]], path: str, prefix: str, suffix: str,
-                    typed: str, room: int) -> tuple[list[int], bool]:
+                    typed: str, room: int, heal: bool = True) -> tuple[HealedPrompt, bool]:
     """The repository-level FIM prompt for the file `path` with the other `files` [(path, text)] before it, cut to
     `room` tokens: whole extra files are dropped from the front first, then the far ends of prefix and suffix
-    (keeping the code nearest the cursor). Returns (ids, whether anything was cut)."""
+    (keeping the code nearest the cursor); token healing at the cursor when `heal`. Returns (the prompt, whether
+    anything was cut)."""
     head: list[int] = []
     file_ids: list[list[int]] = []
     if files:
@@ -64,5 +81,5 @@ def repo_infill_ids(tokenizer, *, repo: str, files: Sequence[tuple[str, str]], p
     if len(pre_ids) + len(suf_ids) > space:
         pre_ids, suf_ids = fit_infill(pre_ids, suf_ids, space)
         cut = True
-    ids = head + [t for f in file_ids for t in f] + current + fim_ids(tokenizer, pre_ids, suf_ids, "input_suffix")
-    return ids + typed_ids, cut
+    fim = healed_fim(tokenizer, pre_ids, suf_ids, typed_ids, heal, "input_suffix")
+    return HealedPrompt(head + [t for f in file_ids for t in f] + current + fim.ids, fim.removed), cut

@@ -55,6 +55,8 @@ class CompletionRequest(_Strict):
     logprobs: int | None = Field(None, ge=0, le=5)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    # Ours: token healing (healing.py) of a text prompt's end, or of the FIM prefix's with suffix; false turns it off.
+    token_healing: bool = True
     # Accepted only at the values that mean "off", so a client relying on them hears that they are not supported.
     best_of: int | None = None
     frequency_penalty: float = 0.0
@@ -85,3 +87,4 @@ class InfillRequest(_Strict):
     stop: list[str] = []
     seed: int | None = Field(None, ge=-1)  # llama.cpp sends -1 for "random"
     stream: bool = False
+    token_healing: bool = True  # ours: heal the end of the prefix (of `prompt` when given); false turns it off

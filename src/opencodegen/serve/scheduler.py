@@ -39,9 +39,11 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 import torch
 
+from ..healing import HealedPrompt, constrain
 from ..progress import log
 from ..sampling import (
     Completion,
@@ -100,10 +102,10 @@ class JobFailed:
 
 
 class Job:
-    """One request: prompts (token ids) x params.n samples. Created by Scheduler.submit on the event loop; the model
-    thread only posts events to it and reads `cancelled`."""
+    """One request: prompts (token ids, each with the text token healing removed from its end) x params.n samples.
+    Created by Scheduler.submit on the event loop; the model thread only posts events to it and reads `cancelled`."""
 
-    def __init__(self, prompts: list[list[int]], params: SamplingParams, stream: bool, prompt_logprobs: bool,
+    def __init__(self, prompts: list[HealedPrompt], params: SamplingParams, stream: bool, prompt_logprobs: bool,
                  deadline: float, loop: asyncio.AbstractEventLoop):
         self.prompts, self.params, self.stream = prompts, params, stream
         self.prompt_logprobs, self.deadline, self.loop = prompt_logprobs, deadline, loop
@@ -198,12 +200,15 @@ class Scheduler:
             self._cond.notify()
         self._thread.join()
 
-    def submit(self, prompts: list[list[int]], params: SamplingParams, *, stream: bool = False,
-               prompt_logprobs: bool = False) -> Job:
-        """Queues a request (call on the event loop). Prompts must already fit: len + max_new_tokens <= context."""
+    def submit(self, prompts: Sequence[Sequence[int] | HealedPrompt], params: SamplingParams, *,
+               stream: bool = False, prompt_logprobs: bool = False) -> Job:
+        """Queues a request (call on the event loop). Prompts are token ids, or HealedPrompts whose first tokens are
+        constrained to re-spell the text healing removed (healing.py). They must already fit: len + max_new_tokens
+        <= context."""
         if params.n > self.slots:
             raise ValueError(f"n={params.n} samples need more than the {self.slots} slots")
-        for ids in prompts:
+        prompts = [p if isinstance(p, HealedPrompt) else HealedPrompt(list(p)) for p in prompts]
+        for ids in (p.ids for p in prompts):
             if not ids or len(ids) + params.max_new_tokens > self.context:
                 raise ValueError(f"a prompt of {len(ids)} tokens + {params.max_new_tokens} new tokens does not fit "
                                  f"the context of {self.context}")
@@ -284,7 +289,8 @@ class Scheduler:
                     return
                 # Row len(_active): right after the live rows, so that decode steps (rows 0..live-1) never touch it.
                 self._prefill = self.prefix_cache.start(self.model, self.cache, len(self._active),
-                                                        job.prompts[job.next_prompt], keep_hidden=job.prompt_logprobs)
+                                                        job.prompts[job.next_prompt].ids,
+                                                        keep_hidden=job.prompt_logprobs)
                 self._prefill_job = job
             before = self._prefill.position
             self._prefill.advance()
@@ -309,7 +315,7 @@ class Scheduler:
         on_token = (lambda i, j, text, job=job: job.post(TextDelta(i, j, text))) if job.stream else None
         for j in range(n):
             self._active.append(SequenceState(p, j, ids, params.max_new_tokens, params, params.seed, self.tokenizer,
-                                              end_ids, on_token))
+                                              end_ids, on_token, job.prompts[p].removed))
             self._owners.append(job)
         self._prefill = self._prefill_job = None  # (after the append: /health never sees the rows as free)
         new = logits.expand(n, -1)
@@ -330,7 +336,8 @@ class Scheduler:
 
     def _step(self) -> None:
         active, owners = self._active, self._owners
-        tokens = sample_tokens(self._logits, [s.params for s in active], [s.generator for s in active])
+        allowed = constrain(self._logits, [s.respeller for s in active])  # token healing: rows still re-spelling
+        tokens = sample_tokens(allowed, [s.params for s in active], [s.generator for s in active])
         # Log-probabilities per group of rows asking for the same number of alternatives (record_logprobs takes one).
         for k in {s.params.logprobs for s in active} - {None}:
             rows = [r for r, s in enumerate(active) if s.params.logprobs == k]

@@ -18,7 +18,7 @@ from .scheduler import Job, QueueFull, RequestTimeout, Scheduler, SchedulerClose
 T = TypeVar("T")
 
 
-def submit(scheduler: Scheduler, prompts: list[list[int]], params: SamplingParams, *, stream: bool,
+def submit(scheduler: Scheduler, prompts: list, params: SamplingParams, *, stream: bool,
            prompt_logprobs: bool = False) -> Job:
     try:
         return scheduler.submit(prompts, params, stream=stream, prompt_logprobs=prompt_logprobs)
