@@ -1,0 +1,246 @@
+"""`ocg exercises build`: candidates from each source -> decontamination -> validation by execution -> a directory.
+
+    OUT/exercises.jsonl     the kept exercises (records.py has the format)
+    OUT/stats.json          per source: candidates, kept, rejected per reason, kept fraction, seconds; what each
+                            benchmark removed; for self-generation, each round's acceptance rate
+    OUT/rejects/<source>.jsonl   every rejected candidate with its reason and detail
+Every candidate is either kept or rejected with a reason: `accounted` in stats.json checks it."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ..data.report import write_json_atomic
+from ..errors import UserError
+from ..progress import log, progress_task
+from .decontaminate import Benchmarks
+from .judge import DEFAULT_TIMEOUT, Judge
+from .records import Exercise, write_jsonl_atomic
+from .validate import Candidate, Outcome, validate
+
+BATCH = 256  # candidates decontaminated and validated together (one judge batch)
+
+
+@dataclass
+class SourceReport:
+    candidates: int = 0
+    kept: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"candidates": self.candidates, "kept": self.kept, "rejected": dict(sorted(self.rejected.items())),
+                "kept_fraction": round(self.kept / self.candidates, 4) if self.candidates else None,
+                "seconds": round(self.seconds, 2),
+                "per_minute": round(60 * self.kept / self.seconds, 1) if self.seconds else None, **self.extra}
+
+
+@dataclass
+class Collected:
+    """What a build has so far: kept exercises, rejects, counts per source and per benchmark."""
+    exercises: list[Exercise] = field(default_factory=list)
+    rejects: dict[str, list[dict]] = field(default_factory=dict)
+    sources: dict[str, SourceReport] = field(default_factory=dict)
+    removed: dict[str, Counter] = field(default_factory=dict)  # benchmark -> rule -> count
+
+    def report(self, source: str) -> SourceReport:
+        return self.sources.setdefault(source, SourceReport())
+
+
+def decontaminate(cands: list[Candidate], benchmarks: Benchmarks, collected: Collected) -> tuple[list[Candidate],
+                                                                                             Outcome]:
+    """(the clean candidates, an outcome holding the contaminated ones as rejects)."""
+    clean, out = [], Outcome()
+    for c in cands:
+        prompt = c.prompt if c.prompt is not None else f'{c.header}\n    """{c.doc}"""\n'
+        m = benchmarks.match(prompt, c.solution, c.entry_point)
+        if m is None:
+            clean.append(c)
+            continue
+        out.reject(c, "contaminated", m.detail())
+        collected.removed.setdefault(m.benchmark, Counter())[m.rule] += 1
+    return clean, out
+
+
+def _record(source: str, cands: list[Candidate], outcomes: list[Outcome], collected: Collected) -> list[Exercise]:
+    rep = collected.report(source)
+    rep.candidates += len(cands)
+    kept = [e for o in outcomes for e in o.kept]
+    rep.kept += len(kept)
+    for o in outcomes:
+        rep.rejected.update(r["reason"] for r in o.rejected)
+        collected.rejects.setdefault(source, []).extend(o.rejected)
+    collected.exercises.extend(kept)
+    return kept
+
+
+def process(source: str, batches: Iterable[list[Candidate]], judge: Judge, benchmarks: Benchmarks,
+            collected: Collected, seen_behaviour: dict | None = None, task=None) -> None:
+    """Every candidate of every batch ends kept or rejected; `task` (a progress row) advances per kept exercise."""
+    for cands in batches:
+        t0 = time.perf_counter()
+        clean, contaminated = decontaminate(cands, benchmarks, collected)
+        outcome = validate(judge, clean, seen_behaviour)
+        kept = _record(source, cands, [contaminated, outcome], collected)
+        collected.report(source).seconds += time.perf_counter() - t0
+        if task is not None:
+            task.advance(len(kept))
+
+
+def synthetic_batches(n: int, seed: int, collected: Collected, max_candidates: int) -> Iterator[list[Candidate]]:
+    """Batches from the seeded stream until n exercises are kept (or max_candidates were tried). The batch that
+    passes the target is cut after its n-th kept exercise (by a second look at the stream), so the same seed and n
+    always give the same exercises and the counts cover exactly the candidates looked at."""
+    from .synthetic import candidates
+
+    stream = candidates(seed)
+    tried = 0
+    while collected.report("synthetic").kept < n and tried < max_candidates:
+        batch = list(islice(stream, min(BATCH, max_candidates - tried)))
+        tried += len(batch)
+        yield batch
+
+
+def trim_synthetic(n: int, collected: Collected) -> None:
+    """Drop what the last batch made beyond the n-th kept exercise: the exercises, and the rejects and counts of the
+    candidates after it (as if the stream had stopped there)."""
+    kept = [e for e in collected.exercises if e.source == "synthetic"]
+    if len(kept) <= n:
+        return
+    cutoff = kept[n - 1].meta["index"]
+    rep = collected.report("synthetic")
+    index_of = lambda row: row["meta"]["index"]  # noqa: E731
+    dropped_rejects = [r for r in collected.rejects.get("synthetic", []) if index_of(r) > cutoff]
+    for r in dropped_rejects:
+        rep.rejected[r["reason"]] -= 1
+        if r["reason"] == "contaminated":
+            bench, _, rule = r["detail"].partition(":")
+            collected.removed[bench][rule.rsplit("(", 1)[1].rstrip(")")] -= 1
+    rep.rejected = +rep.rejected  # drop zero counts
+    collected.rejects["synthetic"] = [r for r in collected.rejects.get("synthetic", []) if index_of(r) <= cutoff]
+    collected.exercises = [e for e in collected.exercises if e.source != "synthetic" or e.meta["index"] <= cutoff]
+    rep.kept = n
+    rep.candidates = cutoff + 1
+
+
+@dataclass
+class BuildOptions:
+    out: Path
+    synthetic: int = 0
+    seed: int = 0
+    mine_dirs: list[Path] = field(default_factory=list)
+    mine_corpora: list[Path] = field(default_factory=list)
+    max_body_lines: int = 15
+    hypothesis_examples: int = 6
+    humaneval: bool = True
+    mtpb: bool = True
+    benchmark_files: list[str] = field(default_factory=list)
+    ngram: int = 10
+    workers: int | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    max_candidates_factor: int = 20  # synthetic: give up after this many candidates per wanted exercise
+    self_gen: dict[str, Any] | None = None  # {"model", "tokenizer", "exercises", "k", "params", "round"}
+
+
+def build(opts: BuildOptions) -> dict[str, Any]:
+    if not (opts.synthetic or opts.mine_dirs or opts.mine_corpora or opts.self_gen):
+        raise UserError("nothing to build: give --synthetic N, --mine-dir/--mine-corpus, or --self")
+    if opts.synthetic < 0:
+        raise UserError(f"--synthetic {opts.synthetic}: must be a number of exercises >= 0")
+    t0 = time.perf_counter()
+    benchmarks = Benchmarks(opts.humaneval, opts.mtpb, opts.benchmark_files, opts.ngram)
+    collected = Collected()
+    with Judge(workers=opts.workers, timeout=opts.timeout) as judge:
+        if opts.mine_dirs or opts.mine_corpora:
+            from .mine import mine_candidates
+            cands, notes = mine_candidates(opts.mine_dirs, opts.mine_corpora, opts.max_body_lines,
+                                           opts.hypothesis_examples, opts.seed, collected)
+            for note in notes:
+                log(f"[yellow]{note}[/yellow]")
+            with progress_task("mined exercises", total=len(cands), unit="fn") as task:
+                for i in range(0, len(cands), BATCH):
+                    before = collected.report("mined").candidates
+                    process("mined", [cands[i:i + BATCH]], judge, benchmarks, collected)
+                    task.advance(collected.report("mined").candidates - before)
+            sft_only_pairs(collected)
+        if opts.synthetic:
+            with progress_task("synthetic exercises", total=opts.synthetic, unit="ex") as task:
+                process("synthetic", synthetic_batches(opts.synthetic, opts.seed, collected,
+                                                       opts.max_candidates_factor * opts.synthetic + BATCH),
+                        judge, benchmarks, collected, seen_behaviour={}, task=task)
+            trim_synthetic(opts.synthetic, collected)
+            if collected.report("synthetic").kept < opts.synthetic:
+                log(f"[yellow]synthetic: {collected.report('synthetic').kept} of {opts.synthetic} exercises after "
+                    f"{collected.report('synthetic').candidates} candidates (the generator ran out of new "
+                    "behaviours)[/yellow]")
+        if opts.self_gen:
+            from .self_generate import self_round
+            self_round(judge, benchmarks, collected, **opts.self_gen)
+    stats = write_outputs(opts, collected, benchmarks, time.perf_counter() - t0)
+    return stats
+
+
+def sft_only_pairs(collected: Collected) -> None:
+    """Mined functions rejected only for lack of a runnable test are still prompt/solution pairs: keep them as
+    SFT-only exercises (tests "", meta.sft_only), counted under their own name."""
+    rep = collected.report("mined")
+    keep, rest = [], []
+    for r in collected.rejects.get("mined", []):
+        (keep if r["reason"] in ("no_runnable_call", "no_test_inputs") and r["meta"].get("sft_eligible") else
+         rest).append(r)
+    for r in keep:
+        rep.rejected[r["reason"]] -= 1
+        collected.exercises.append(Exercise(r["id"], "mined", r["prompt"], r["entry_point"], r["solution"], "",
+                                            {**r["meta"], "n_asserts": 0, "sft_only": True, "why": r["reason"]}))
+    rep.rejected = +rep.rejected
+    rep.kept += len(keep)
+    rep.extra["sft_only"] = len(keep)
+    collected.rejects["mined"] = rest
+
+
+def write_outputs(opts: BuildOptions, collected: Collected, benchmarks: Benchmarks, seconds: float) -> dict:
+    out = opts.out
+    out.mkdir(parents=True, exist_ok=True)
+    n = write_jsonl_atomic(out / "exercises.jsonl", (e.to_dict() for e in collected.exercises))
+    for source, rows in collected.rejects.items():
+        write_jsonl_atomic(out / "rejects" / f"{source}.jsonl", rows)
+    sources = {k: v.to_dict() for k, v in collected.sources.items()}
+    accounted = all(v.candidates == v.kept + sum(v.rejected.values()) for v in collected.sources.values())
+    stats = {
+        "exercises": n,
+        "by_source": dict(Counter(e.source for e in collected.exercises)),
+        "sft_only": sum(e.sft_only for e in collected.exercises),
+        "sources": sources,
+        "decontamination": {**benchmarks.describe(),
+                            "removed": {b: dict(c) for b, c in sorted(collected.removed.items()) if +c},
+                            "removed_total": sum(sum(c.values()) for c in collected.removed.values())},
+        "accounted": accounted,
+        "seed": opts.seed,
+        "seconds": round(seconds, 2),
+    }
+    write_json_atomic(out / "stats.json", stats)
+    return stats
+
+
+def summary_table(stats: dict):
+    from rich.table import Table
+
+    t = Table(title="exercises")
+    for col in ("source", "candidates", "kept", "kept %", "per minute", "rejected (top reasons)"):
+        t.add_column(col, justify="left" if col.startswith(("source", "rejected")) else "right")
+    for name, s in stats["sources"].items():
+        top = ", ".join(f"{k} {v}" for k, v in sorted(s["rejected"].items(), key=lambda kv: -kv[1])[:4])
+        t.add_row(name, f"{s['candidates']:,}", f"{s['kept']:,}",
+                  f"{100 * s['kept_fraction']:.1f}" if s["kept_fraction"] is not None else "-",
+                  f"{s['per_minute']:,.0f}" if s["per_minute"] else "-", top)
+    d = stats["decontamination"]
+    removed = "; ".join(f"{b}: " + ", ".join(f"{r} {n}" for r, n in c.items()) for b, c in d["removed"].items())
+    t.add_row("decontamination", "", f"-{d['removed_total']}", "", "", removed or "nothing removed")
+    t.add_row("accounted", "", "", "", "", "yes" if stats["accounted"] else "NO")
+    return t

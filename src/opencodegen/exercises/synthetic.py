@@ -1,0 +1,712 @@
+"""A seeded generator of small typed programs over the builtins, in HumanEval's style.
+
+Each draft is one short function (a typed signature, a 1-6 line body) built by composing pieces that each carry
+their code and their English: a filter ("that are even"), a map ("the squares of"), a reduction ("the sum of"), a
+string or word operation, a digit loop, a branch, a dict built from a list. The docstring is rendered from the same
+pieces, so it says what the code does; its `>>>` examples and the tests' expected values are computed later by
+running the program (validate.py), never written here. Styles vary on purpose (comprehension, loop, builtin call) so
+that the same meaning is seen in the several shapes HumanEval's solutions take.
+
+Inputs come from named domains ("ints", "words", ...). Every domain starts with the same probe values, whatever the
+draft: two drafts with the same parameter domains that return the same values on the probes behave the same, and
+the builder keeps only the first (deduplication by behaviour, not by text)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from .validate import Candidate
+
+WORDS = ("apple", "banana", "cherry", "dog", "egg", "fig", "grape", "house", "ice", "jam", "kiwi", "lemon", "moon",
+         "night", "orange", "pear", "queen", "river", "sun", "tree", "umbrella", "violet", "water", "xray", "yellow",
+         "zebra", "level", "noon", "radar", "a", "an", "the", "code", "python", "data", "list", "Hello", "World",
+         "Alice", "Bob")
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass
+class Param:
+    name: str
+    annotation: str
+    domain: str
+
+
+@dataclass
+class Draft:
+    """A program before execution: code and English, no values yet."""
+    name: str
+    params: list[Param]
+    returns: str
+    body: list[str]  # lines, indented relative to the function body
+    doc: str  # the docstring's sentence(s), without examples
+    recipe: str  # the generator's recipe, for meta
+    imports: list[str] = field(default_factory=list)
+
+    def signature(self) -> str:
+        args = ", ".join(f"{p.name}: {p.annotation}" for p in self.params)
+        return f"def {self.name}({args}) -> {self.returns}:"
+
+    def solution(self) -> str:
+        return "".join(f"    {line}\n" for line in self.body)
+
+    def source(self) -> str:
+        """The whole function without docstring: what runs to compute expected values."""
+        head = "".join(f"{imp}\n" for imp in self.imports)
+        return f"{head}{self.signature()}\n{self.solution()}"
+
+
+# ---------------------------------------------------------------------------------------------------- inputs
+def _word_list(rng: random.Random) -> list[str]:
+    return [rng.choice(WORDS) for _ in range(rng.randint(0, 6))]
+
+
+def _text(rng: random.Random) -> str:
+    pool = LETTERS + LETTERS.upper()[:6] + "0123456789" + "  "
+    return "".join(rng.choice(pool) for _ in range(rng.randint(0, 12)))
+
+
+DOMAINS: dict[str, tuple[list, Callable[[random.Random], object]]] = {
+    # name: (probe values every draft of this domain is run on, a generator of further values)
+    "ints": ([[1, 2, 3, 4, 5, 6], [], [-3, 0, 7, 10, -8, 15, 2], [4, 4, 9, 1, 12], [11, -2, 5, 20, 3, 3, 0, 8]],
+             lambda r: [r.randint(-10, 20) for _ in range(r.randint(0, 8))]),
+    "nats": ([[3, 1, 4, 1, 5, 9, 2, 6], [], [0, 10, 20, 7], [12, 5, 8, 3, 18], [2, 2, 15, 30, 1]],
+             lambda r: [r.randint(0, 30) for _ in range(r.randint(0, 8))]),
+    "n": ([10, 0, 7, 25, 1], lambda r: r.randint(0, 40)),
+    "big": ([1234, 0, 908, 55, 70071], lambda r: r.randint(0, 99999)),
+    "int": ([5, -3, 0, 12, -7], lambda r: r.randint(-20, 20)),
+    "k": ([3, 1, 2, 4, 5], lambda r: r.randint(1, 5)),
+    "text": (["Hello World", "", "abc123", "Python 3 is FUN", "aAbB  zz9"], _text),
+    "sentence": (["the quick brown fox", "", "Hello World", "a level radar noon", "one  two three four five"],
+                 lambda r: " ".join(_word_list(r))),
+    "words": ([["apple", "banana", "kiwi"], [], ["a", "level", "Hello", "tree"], ["sun", "moon", "sun", "noon"],
+               ["zebra", "ice", "python", "Alice", "data"]], _word_list),
+    "char": (["a", "e", "o", "l", "n"], lambda r: r.choice("aeilnorst")),
+}
+
+
+def probe_and_extra_inputs(params: list[Param], rng: random.Random, extra: int) -> list[tuple]:
+    """Argument tuples: the probes first (the same for every draft with these domains), then `extra` random ones."""
+    # Parameter j takes probe (i + j): two parameters of one domain do not always get equal values.
+    probes = [tuple(DOMAINS[p.domain][0][(i + j) % N_PROBES] for j, p in enumerate(params)) for i in range(N_PROBES)]
+    more = [tuple(DOMAINS[p.domain][1](rng) for p in params) for _ in range(extra)]
+    return probes + more
+
+
+N_PROBES = 5
+
+
+# ---------------------------------------------------------------------------------------------------- int lists
+def _one_int_filter(rng: random.Random):
+    k = rng.randint(2, 12)
+    a, b = sorted(rng.sample(range(-5, 20), 2))
+    return rng.choice([
+        ("{v} % 2 == 0", "even", "even"), ("{v} % 2 == 1", "odd", "odd"),
+        (f"{{v}} > {k}", f"greater than {k}", f"above_{k}"), (f"{{v}} < {k}", f"less than {k}", f"below_{k}"),
+        (f"{{v}} >= {k}", f"at least {k}", f"at_least_{k}"), (f"{{v}} <= {k}", f"at most {k}", f"at_most_{k}"),
+        (f"{{v}} % {k} == 0", f"divisible by {k}", f"multiples_of_{k}"),
+        ("{v} > 0", "positive", "positive"), ("{v} < 0", "negative", "negative"),
+        (f"{{v}} != {k}", f"not equal to {k}", f"not_{k}"),
+        (f"{a} <= {{v}} <= {b}", f"between {a} and {b} inclusive", f"between_{a}_{b}".replace("-", "m")),
+        (f"{{v}} % {k} != 0", f"not divisible by {k}", f"non_multiples_of_{k}"),
+        (f"{{v}} % 10 == {k % 10}", f"ending in the digit {k % 10} (as {{v}} % 10)", f"last_digit_{k % 10}"),
+    ])
+
+
+def _int_filters(rng: random.Random):
+    """One condition, or two joined by `and`/`or` (their English joined the same way)."""
+    cond, adj, tag = _one_int_filter(rng)
+    if rng.random() < 0.3:
+        cond2, adj2, tag2 = _one_int_filter(rng)
+        if tag2 != tag:
+            op = rng.choice(["and", "or"])
+            return f"({cond} {op} {cond2})", f"{adj} {op} {adj2}", f"{tag}_{op}_{tag2}"
+    return cond, adj, tag
+
+
+def _int_maps(rng: random.Random):
+    k, c = rng.randint(2, 9), rng.randint(1, 9)
+    return rng.choice([
+        ("{v} * {v}", "the squares of {x}", "squares"), (f"{{v}} * {k}", "{x}, each multiplied by %d" % k, f"times_{k}"),
+        (f"{{v}} + {k}", "{x}, each increased by %d" % k, f"plus_{k}"), ("abs({v})", "the absolute values of {x}", "abs"),
+        (f"{{v}} - {c}", "{x}, each decreased by %d" % c, f"minus_{c}"),
+        (f"{{v}} // {k}", "{x}, each floor-divided by %d" % k, f"div_{k}"),
+        (f"{{v}} % {k}", "the remainders of {x} when divided by %d" % k, f"mod_{k}"),
+        ("-{v}", "the negations of {x}", "negated"), ("{v} * {v} * {v}", "the cubes of {x}", "cubes"),
+        (f"{{v}} * {k} + {c}", "{x}, each multiplied by %d and then increased by %d" % (k, c), f"times_{k}_plus_{c}"),
+        (f"min({{v}}, {k})", "{x}, each capped at %d (values above %d become %d)" % (k, k, k), f"capped_{k}"),
+        (f"max({{v}}, {c})", "{x}, each raised to at least %d (values below %d become %d)" % (c, c, c), f"floored_{c}"),
+        ("{v} % 10", "the last digits of {x} (as {v} % 10)", "last_digits"),
+    ])
+
+
+def int_list_pipeline(rng: random.Random) -> Draft:
+    """filter -> map -> reduce over a list of ints."""
+    xs = rng.choice(["nums", "values", "lst", "arr", "xs", "data"])
+    v = rng.choice(["x", "n", "v", "num"])
+    domain = rng.choice(["ints", "nats"])
+    use_filter, use_map = rng.random() < 0.8, rng.random() < 0.5
+    cond, adj, fname = _int_filters(rng) if use_filter else ("", "", "")
+    expr, mphrase, mname = _int_maps(rng) if use_map else ("{v}", "{x}", "")
+    cond, expr, adj = cond.format(v=v), expr.format(v=v), adj.format(v=v)
+    noun = f"the numbers in {xs}" + (f" that are {adj}" if adj else "")
+    if adj and " " not in adj and rng.random() < 0.5:
+        noun = f"the {adj} numbers in {xs}"
+    items = mphrase.format(x=noun, v=v)
+    gen = f"{expr} for {v} in {xs}" + (f" if {cond}" if cond else "")
+    parts = [p for p in (mname, fname) if p]
+    red = rng.choice(["list", "sum", "count", "max", "min", "any", "all", "first", "sorted", "product", "len_distinct",
+                      "last", "spread"])
+    if red == "count":
+        if not cond:
+            cond, adj, fname = _int_filters(rng)
+            cond, adj = cond.format(v=v), adj.format(v=v)
+        doc = f"Return how many numbers in {xs} are {adj}."
+        body = rng.choice([[f"return sum(1 for {v} in {xs} if {cond})"],
+                           [f"return len([{v} for {v} in {xs} if {cond}])"],
+                           ["count = 0", f"for {v} in {xs}:", f"    if {cond}:", "        count += 1", "return count"]])
+        return Draft(f"count_{fname}", [Param(xs, "list[int]", domain)], "int", body, doc, f"int_list/count/{fname}")
+    if red in ("any", "all"):
+        if not cond:
+            cond, adj, fname = _int_filters(rng)
+            cond, adj = cond.format(v=v), adj.format(v=v)
+        doc = (f"Return True if at least one number in {xs} is {adj}, and False otherwise." if red == "any" else
+               f"Return True if every number in {xs} is {adj}, and False otherwise. An empty list gives True.")
+        body = rng.choice([[f"return {red}({cond} for {v} in {xs})"],
+                           [f"for {v} in {xs}:", f"    if {'' if red == 'any' else 'not '}({cond}):",
+                            f"        return {red == 'any'}", f"return {red != 'any'}"]])
+        name = f"{'any' if red == 'any' else 'all'}_{fname}"
+        return Draft(name, [Param(xs, "list[int]", domain)], "bool", body, doc, f"int_list/{red}/{fname}")
+    name_tail = "_".join(parts) or "values"
+    if red == "list":
+        doc = f"Return a list of {items}, in their original order."
+        body = rng.choice([[f"return [{gen}]"],
+                           ["result = []", f"for {v} in {xs}:"] +
+                           ([f"    if {cond}:", f"        result.append({expr})"] if cond else
+                            [f"    result.append({expr})"]) + ["return result"]])
+        if not parts:
+            return int_list_pipeline(rng)
+        name = f"{mname}_of_{fname}" if mname and fname else f"{mname or 'keep_' + fname}"
+        return Draft(name, [Param(xs, "list[int]", domain)], "list[int]", body, doc, f"int_list/list/{name_tail}")
+    if red == "sorted":
+        desc = rng.random() < 0.5
+        doc = f"Return {items}, sorted in {'descending' if desc else 'ascending'} order."
+        body = [f"return sorted([{gen}]{', reverse=True' if desc else ''})"]
+        return Draft(f"sorted_{name_tail}{'_desc' if desc else ''}", [Param(xs, "list[int]", domain)], "list[int]",
+                     body, doc, f"int_list/sorted/{name_tail}")
+    if red == "sum":
+        doc = f"Return the sum of {items}. The sum of no numbers is 0."
+        body = rng.choice([[f"return sum({gen})"],
+                           ["total = 0", f"for {v} in {xs}:"] +
+                           ([f"    if {cond}:", f"        total += {expr}"] if cond else [f"    total += {expr}"]) +
+                           ["return total"]])
+        return Draft(f"sum_{name_tail}", [Param(xs, "list[int]", domain)], "int", body, doc, f"int_list/sum/{name_tail}")
+    if red == "product":
+        doc = f"Return the product of {items}. The product of no numbers is 1."
+        body = ["result = 1", f"for {v} in {xs}:"] + (
+            [f"    if {cond}:", f"        result *= {expr}"] if cond else [f"    result *= {expr}"]) + ["return result"]
+        return Draft(f"product_{name_tail}", [Param(xs, "list[int]", domain)], "int", body, doc,
+                     f"int_list/product/{name_tail}")
+    if red in ("max", "min"):
+        word = "largest" if red == "max" else "smallest"
+        default = rng.choice(["None", "0", "-1"])
+        doc = f"Return the {word} of {items}, or {default} if there are none."
+        body = rng.choice([[f"return {red}(({gen}), default={default})"],
+                           [f"candidates = [{gen}]", f"if not candidates:", f"    return {default}",
+                            f"return {red}(candidates)"]])
+        ret = "int | None" if default == "None" else "int"
+        if default == "None" and rng.random() < 0.5:
+            ret = "Optional[int]"
+            imports = ["from typing import Optional"]
+        else:
+            imports = []
+        return Draft(f"{word}_{name_tail}", [Param(xs, "list[int]", domain)], ret, body, doc,
+                     f"int_list/{red}/{name_tail}", imports)
+    if red == "len_distinct":
+        doc = f"Return how many different values there are among {items}."
+        body = [f"return len({{{gen}}})"]
+        return Draft(f"distinct_{name_tail}", [Param(xs, "list[int]", domain)], "int", body, doc,
+                     f"int_list/distinct/{name_tail}")
+    if red == "spread":
+        doc = f"Return the difference between the largest and the smallest of {items}, or 0 if there are none."
+        body = [f"picked = [{gen}]", "if not picked:", "    return 0", "return max(picked) - min(picked)"]
+        return Draft(f"spread_{name_tail}", [Param(xs, "list[int]", domain)], "int", body, doc,
+                     f"int_list/spread/{name_tail}")
+    if red == "last":
+        default = rng.choice(["None", "-1", "0"])
+        doc = f"Return the last of {items}, or {default} if there are none."
+        body = rng.choice([[f"picked = [{gen}]", f"return picked[-1] if picked else {default}"],
+                           [f"result = {default}", f"for {v} in {xs}:"] +
+                           ([f"    if {cond}:", f"        result = {expr}"] if cond else [f"        result = {expr}"])
+                           + ["return result"]])
+        if not cond:
+            body = [f"picked = [{gen}]", f"return picked[-1] if picked else {default}"]
+        return Draft(f"last_{name_tail}", [Param(xs, "list[int]", domain)],
+                     "int | None" if default == "None" else "int", body, doc, f"int_list/last/{name_tail}")
+    # first
+    if not cond:
+        cond, adj, fname = _int_filters(rng)
+        cond, adj = cond.format(v=v), adj.format(v=v)
+    default = rng.choice(["None", "-1", "0"])
+    doc = f"Return the first number in {xs} that is {adj}, or {default} if there is no such number."
+    body = rng.choice([[f"for {v} in {xs}:", f"    if {cond}:", f"        return {v}", f"return {default}"],
+                       [f"return next(({v} for {v} in {xs} if {cond}), {default})"]])
+    return Draft(f"first_{fname}", [Param(xs, "list[int]", domain)], "int | None" if default == "None" else "int",
+                 body, doc, f"int_list/first/{fname}")
+
+
+def int_list_shape(rng: random.Random) -> Draft:
+    """Order and position: reversing, rotating, running sums, neighbours, duplicates, indices."""
+    xs = rng.choice(["nums", "numbers", "values", "lst", "arr", "xs"])
+    domain = rng.choice(["ints", "nats"])
+    p = [Param(xs, "list[int]", domain)]
+    pk = p + [Param("k", "int", "k")]
+    choices = [
+        ("reverse_list", p, "list[int]", [f"return {xs}[::-1]"], f"Return the elements of {xs} in reverse order."),
+        ("running_sum", p, "list[int]", ["result, total = [], 0", f"for x in {xs}:", "    total += x",
+                                          "    result.append(total)", "return result"],
+         f"Return the running totals of {xs}: element i of the result is the sum of the first i + 1 elements."),
+        ("differences", p, "list[int]", [f"return [{xs}[i + 1] - {xs}[i] for i in range(len({xs}) - 1)]"],
+         f"Return the differences between consecutive elements of {xs} (each element minus the one before it)."),
+        ("pair_sums", p, "list[int]", [f"return [a + b for a, b in zip({xs}, {xs}[1:])]"],
+         f"Return the sums of each pair of neighbouring elements of {xs}."),
+        ("unique_in_order", p, "list[int]", ["seen, result = set(), []", f"for x in {xs}:", "    if x not in seen:",
+                                              "        seen.add(x)", "        result.append(x)", "return result"],
+         f"Return the elements of {xs} without repeats, keeping the first occurrence of each, in order."),
+        ("duplicates", p, "list[int]", [f"return sorted({{x for x in {xs} if {xs}.count(x) > 1}})"],
+         f"Return the values that occur more than once in {xs}, sorted in ascending order."),
+        ("index_of_largest", p, "int", [f"if not {xs}:", "    return -1", f"return {xs}.index(max({xs}))"],
+         f"Return the index of the largest element of {xs} (the first one if it occurs more than once), or -1 if {xs} is empty."),
+        ("index_of_smallest", p, "int", [f"if not {xs}:", "    return -1", f"return {xs}.index(min({xs}))"],
+         f"Return the index of the smallest element of {xs} (the first one if it occurs more than once), or -1 if {xs} is empty."),
+        ("count_increases", p, "int", [f"return sum(1 for a, b in zip({xs}, {xs}[1:]) if b > a)"],
+         f"Return how many elements of {xs} are larger than the element just before them."),
+        ("sum_even_positions", p, "int", [f"return sum({xs}[::2])"],
+         f"Return the sum of the elements of {xs} at even indices (0, 2, 4, ...)."),
+        ("sum_odd_positions", p, "int", [f"return sum({xs}[1::2])"],
+         f"Return the sum of the elements of {xs} at odd indices (1, 3, 5, ...)."),
+        ("range_of", p, "int", [f"if not {xs}:", "    return 0", f"return max({xs}) - min({xs})"],
+         f"Return the difference between the largest and the smallest element of {xs}, or 0 if {xs} is empty."),
+        ("second_largest", p, "int | None", [f"distinct = sorted(set({xs}))", "if len(distinct) < 2:", "    return None",
+                                             "return distinct[-2]"],
+         f"Return the second largest distinct value in {xs}, or None if there are fewer than two distinct values."),
+        ("is_sorted", p, "bool", [f"return all(a <= b for a, b in zip({xs}, {xs}[1:]))"],
+         f"Return True if {xs} is sorted in non-decreasing order, and False otherwise."),
+        ("rotate_left", pk, "list[int]", [f"if not {xs}:", "    return []", f"k = k % len({xs})", f"return {xs}[k:] + {xs}[:k]"],
+         f"Return {xs} rotated k places to the left (the first k elements move to the end)."),
+        ("every_kth", pk, "list[int]", [f"return {xs}[::k]"],
+         f"Return every k-th element of {xs}, starting with the first."),
+        ("take_largest", pk, "list[int]", [f"return sorted({xs}, reverse=True)[:k]"],
+         f"Return the k largest elements of {xs}, largest first."),
+        ("positions_of", [Param(xs, "list[int]", domain), Param("target", "int", "int")], "list[int]",
+         [f"return [i for i, x in enumerate({xs}) if x == target]"],
+         f"Return the indices at which target occurs in {xs}, in increasing order."),
+        ("count_above", [Param(xs, "list[int]", domain), Param("limit", "int", "int")], "int",
+         [f"return sum(1 for x in {xs} if x > limit)"], f"Return how many elements of {xs} are greater than limit."),
+        ("clip_all", [Param(xs, "list[int]", domain), Param("k", "int", "k")], "list[int]",
+         [f"return [min(x, k) for x in {xs}]"], f"Return {xs} with every element larger than k replaced by k."),
+        ("mean_rounded", p, "float", [f"if not {xs}:", "    return 0.0", f"return round(sum({xs}) / len({xs}), 2)"],
+         f"Return the average of {xs} rounded to 2 decimal places, or 0.0 if {xs} is empty."),
+        ("split_even_odd", p, "tuple[list[int], list[int]]",
+         [f"return [x for x in {xs} if x % 2 == 0], [x for x in {xs} if x % 2 != 0]"],
+         f"Return a tuple of two lists: the even elements of {xs} and the odd ones, each in their original order."),
+    ]
+    name, params, ret, body, doc = rng.choice(choices)
+    return Draft(name, params, ret, body, doc, f"int_list_shape/{name}")
+
+
+def two_lists(rng: random.Random) -> Draft:
+    a, b = rng.choice([("a", "b"), ("xs", "ys"), ("first", "second"), ("left", "right")])
+    dom = rng.choice(["ints", "nats"])
+    p = [Param(a, "list[int]", dom), Param(b, "list[int]", rng.choice(["ints", "nats"]))]
+    choices = [
+        ("add_pairwise", "list[int]", [f"return [x + y for x, y in zip({a}, {b})]"],
+         f"Return the element-wise sums of {a} and {b}. If one list is longer, its extra elements are ignored."),
+        ("multiply_pairwise", "list[int]", [f"return [x * y for x, y in zip({a}, {b})]"],
+         f"Return the element-wise products of {a} and {b}, as long as the shorter list."),
+        ("dot_product", "int", [f"return sum(x * y for x, y in zip({a}, {b}))"],
+         f"Return the sum of the products of the elements of {a} and {b} at the same positions (up to the shorter length)."),
+        ("count_equal_positions", "int", [f"return sum(1 for x, y in zip({a}, {b}) if x == y)"],
+         f"Return how many positions hold the same value in {a} and in {b}."),
+        ("common_values", "list[int]", [f"return sorted(set({a}) & set({b}))"],
+         f"Return the values that occur in both {a} and {b}, without repeats, in ascending order."),
+        ("only_in_first", "list[int]", [f"return [x for x in {a} if x not in {b}]"],
+         f"Return the elements of {a} that do not occur in {b}, in their original order."),
+        ("pairwise_max", "list[int]", [f"return [max(x, y) for x, y in zip({a}, {b})]"],
+         f"Return, for each position up to the shorter length, the larger of the elements of {a} and {b} there."),
+        ("interleave", "list[int]", ["result = []", f"for x, y in zip({a}, {b}):", "    result += [x, y]", "return result"],
+         f"Return a list alternating elements of {a} and {b} ({a}[0], {b}[0], {a}[1], {b}[1], ...), as long as twice the shorter list."),
+        ("total_of_both", "int", [f"return sum({a}) + sum({b})"], f"Return the sum of all elements of {a} and {b} together."),
+    ]
+    name, ret, body, doc = rng.choice(choices)
+    return Draft(name, p, ret, body, doc, f"two_lists/{name}")
+
+
+# ---------------------------------------------------------------------------------------------------- strings
+_CHAR_CLASSES = [
+    ("{c} in 'aeiou'", "vowels", "lowercase vowels (a, e, i, o, u)", "vowels"),
+    ("{c}.lower() in 'aeiou'", "vowels", "vowels (a, e, i, o, u, in either case)", "vowels_any_case"),
+    ("{c}.isdigit()", "digits", "digits", "digits"), ("{c}.isalpha()", "letters", "letters", "letters"),
+    ("{c}.isupper()", "uppercase letters", "uppercase letters", "uppercase"),
+    ("{c}.islower()", "lowercase letters", "lowercase letters", "lowercase"),
+    ("{c} == ' '", "spaces", "spaces", "spaces"),
+    ("{c}.isalpha() and {c}.lower() not in 'aeiou'", "consonants", "consonants (letters that are not vowels)",
+     "consonants"),
+]
+
+
+def string_chars(rng: random.Random) -> Draft:
+    s = rng.choice(["s", "text", "string", "word"])
+    c = rng.choice(["c", "ch", "char"])
+    if rng.random() < 0.4:  # a random set of letters: many distinct behaviours from one recipe
+        chosen = "".join(sorted(rng.sample("abdehilmnorstw", rng.randint(2, 4))))
+        listed = ", ".join(chosen[:-1]) + f" or {chosen[-1]}"
+        cond, short, long_, tag = (f"{{c}} in '{chosen}'", f"letters {listed}", f"letters {listed}",
+                                   f"letters_{chosen}")
+        if rng.random() < 0.5:
+            cond, long_, tag = f"{{c}}.lower() in '{chosen}'", f"letters {listed} (in either case)", f"{tag}_any_case"
+    else:
+        cond, short, long_, tag = rng.choice(_CHAR_CLASSES)
+    cond = cond.format(c=c)
+    p = [Param(s, "str", "text")]
+    op = rng.choice(["count", "keep", "remove", "replace", "first_index", "any", "upper_them"])
+    if op == "count":
+        body = rng.choice([[f"return sum(1 for {c} in {s} if {cond})"],
+                           ["count = 0", f"for {c} in {s}:", f"    if {cond}:", "        count += 1", "return count"]])
+        return Draft(f"count_{tag}", p, "int", body, f"Return how many {long_} {s} contains.", f"str/count/{tag}")
+    if op == "keep":
+        body = [f"return ''.join({c} for {c} in {s} if {cond})"]
+        return Draft(f"only_{tag}", p, "str", body, f"Return the {short} of {s}, in order, as one string.",
+                     f"str/keep/{tag}")
+    if op == "remove":
+        body = rng.choice([[f"return ''.join({c} for {c} in {s} if not ({cond}))"],
+                           ["result = ''", f"for {c} in {s}:", f"    if not ({cond}):", f"        result += {c}",
+                            "return result"]])
+        return Draft(f"remove_{tag}", p, "str", body, f"Return {s} with all {long_} removed.", f"str/remove/{tag}")
+    if op == "replace":
+        mark = rng.choice(["*", "_", "#", "-"])
+        body = [f"return ''.join('{mark}' if {cond} else {c} for {c} in {s})"]
+        return Draft(f"mask_{tag}", p, "str", body, f"Return {s} with every one of its {long_} replaced by '{mark}'.",
+                     f"str/replace/{tag}")
+    if op == "first_index":
+        body = [f"for i, {c} in enumerate({s}):", f"    if {cond}:", "        return i", "return -1"]
+        return Draft(f"first_{tag.rstrip('s')}_index", p, "int", body,
+                     f"Return the index of the first of the {long_} in {s}, or -1 if it has none.", f"str/index/{tag}")
+    if op == "any":
+        body = [f"return any({cond} for {c} in {s})"]
+        return Draft(f"has_{tag}", p, "bool", body,
+                     f"Return True if {s} contains at least one of the {long_}, and False otherwise.", f"str/any/{tag}")
+    body = [f"return ''.join({c}.upper() if {cond} else {c} for {c} in {s})"]
+    return Draft(f"upper_{tag}", p, "str", body, f"Return {s} with its {long_} changed to uppercase.",
+                 f"str/upper/{tag}")
+
+
+def string_whole(rng: random.Random) -> Draft:
+    s = rng.choice(["s", "text", "string"])
+    p = [Param(s, "str", "text")]
+    pc = p + [Param("ch", "str", "char")]
+    pk = p + [Param("k", "int", "k")]
+    choices = [
+        ("reverse_text", p, "str", [f"return {s}[::-1]"], f"Return {s} reversed."),
+        ("is_mirror", p, "bool", [f"cleaned = {s}.lower()", "return cleaned == cleaned[::-1]"],
+         f"Return True if {s} reads the same forwards and backwards, ignoring case."),
+        ("double_letters", p, "str", [f"return ''.join(c * 2 for c in {s})"], f"Return {s} with every character doubled."),
+        ("swap_case", p, "str", [f"return {s}.swapcase()"], f"Return {s} with uppercase letters made lowercase and lowercase letters made uppercase."),
+        ("alternate_case", p, "str", [f"return ''.join(c.upper() if i % 2 == 0 else c.lower() for i, c in enumerate({s}))"],
+         f"Return {s} with the characters at even indices in uppercase and the others in lowercase."),
+        ("count_char", pc, "int", [f"return {s}.count(ch)"], f"Return how many times the character ch occurs in {s}."),
+        ("remove_char", pc, "str", [f"return {s}.replace(ch, '')"], f"Return {s} with every occurrence of ch removed."),
+        ("char_positions", pc, "list[int]", [f"return [i for i, c in enumerate({s}) if c == ch]"],
+         f"Return the indices at which ch occurs in {s}, in increasing order."),
+        ("first_k", pk, "str", [f"return {s}[:k]"], f"Return the first k characters of {s} (all of it if it is shorter)."),
+        ("last_k", pk, "str", [f"return {s}[-k:] if k <= len({s}) else {s}"], f"Return the last k characters of {s} (all of it if it is shorter)."),
+        ("repeat_text", pk, "str", [f"return {s} * k"], f"Return {s} repeated k times."),
+        ("shift_letters", pk, "str", ["result = ''", f"for c in {s}:", "    if c.islower():",
+                                       "        c = chr((ord(c) - ord('a') + k) % 26 + ord('a'))", "    result += c",
+                                       "return result"],
+         f"Return {s} with every lowercase letter moved k places forward in the alphabet, wrapping from z to a. Other characters stay as they are."),
+        ("squeeze_repeats", p, "str", ["result = ''", f"for c in {s}:", "    if not result or result[-1] != c:",
+                                        "        result += c", "return result"],
+         f"Return {s} with each run of the same character replaced by one copy of it."),
+        ("distinct_chars", p, "int", [f"return len(set({s}))"], f"Return how many different characters {s} contains."),
+        ("char_codes_sum", p, "int", [f"return sum(ord(c) for c in {s})"], f"Return the sum of the character codes (ord) of the characters of {s}."),
+        ("digit_total", p, "int", [f"return sum(int(c) for c in {s} if c.isdigit())"],
+         f"Return the sum of the digits that occur in {s}."),
+        ("most_common_char", p, "str", [f"if not {s}:", "    return ''", f"return max({s}, key={s}.count)"],
+         f"Return the character that occurs most often in {s} (the earliest one in a tie), or '' if {s} is empty."),
+        ("middle_char", p, "str", [f"if not {s}:", "    return ''", f"return {s}[len({s}) // 2]"],
+         f"Return the character in the middle of {s} (at index len({s}) // 2), or '' if {s} is empty."),
+        ("starts_and_ends_same", p, "bool", [f"return len({s}) > 0 and {s}[0] == {s}[-1]"],
+         f"Return True if {s} is not empty and its first and last characters are the same."),
+    ]
+    name, params, ret, body, doc = rng.choice(choices)
+    return Draft(name, params, ret, body, doc, f"str_whole/{name}")
+
+
+_WORD_FILTERS = [
+    ("len({w}) > {k}", "longer than {k} characters", "long"), ("len({w}) <= {k}", "at most {k} characters long", "short"),
+    ("{w}[0].lower() in 'aeiou'", "starting with a vowel", "vowel_start"),
+    ("{w} == {w}[::-1]", "that read the same backwards", "mirror"), ("{w}[0].isupper()", "starting with an uppercase letter", "capitalised"),
+    ("len({w}) % 2 == 0", "with an even number of characters", "even_length"),
+    ("'{ch}' in {w}", "containing the letter '{ch}'", "with_{ch}"),
+    ("{w}.startswith('{ch}')", "starting with '{ch}'", "starting_{ch}"),
+    ("{w}.endswith('{ch}')", "ending with '{ch}'", "ending_{ch}"),
+    ("{w}.lower().count('{ch}') >= 2", "containing the letter '{ch}' at least twice (in either case)", "two_{ch}"),
+    ("len({w}) == {k}", "exactly {k} characters long", "length_{k}"),
+]
+_WORD_MAPS = [
+    ("{w}.upper()", "in uppercase", "upper"), ("{w}[::-1]", "reversed", "reversed"),
+    ("{w}.capitalize()", "capitalised", "capitalised"), ("{w}[0]", "first letters", "initials"),
+    ("len({w})", "lengths", "lengths"),
+    ("{w}[:{k}]", "cut to their first {k} characters", "first_{k}"), ("{w}[-1]", "last letters", "finals"),
+    ("{w} + '{ch}'", "each followed by '{ch}'", "plus_{ch}"), ("{w}.lower()", "in lowercase", "lower"),
+    ("{w}.replace('{ch}', '')", "with every '{ch}' removed", "without_{ch}"),
+]
+
+
+def word_pipeline(rng: random.Random) -> Draft:
+    """Words of a sentence or a list of words: filter -> map -> join/count/list."""
+    from_sentence = rng.random() < 0.5
+    src = rng.choice(["sentence", "text"]) if from_sentence else rng.choice(["words", "names", "items"])
+    w = rng.choice(["w", "word"])
+    k = rng.randint(2, 6)
+    ch = rng.choice("aeilnorst")
+    cond, fphrase, ftag = rng.choice(_WORD_FILTERS) if rng.random() < 0.75 else ("", "", "")
+    cond = cond.format(w=w, k=k, ch=ch) if cond else ""
+    fphrase, ftag = fphrase.format(k=k, ch=ch), ftag.format(k=k, ch=ch)
+    words_of = f"{src}.split()" if from_sentence else src
+    p = [Param(src, "str", "sentence")] if from_sentence else [Param(src, "list[str]", "words")]
+    where = f"the words of {src}" if from_sentence else f"the strings in {src}"
+    noun = f"{where} {fphrase}" if fphrase else where
+    gen_if = f" if {cond}" if cond else ""
+    op = rng.choice(["list", "count", "join", "map", "longest", "total_length"])
+    if op == "count" and cond:
+        body = [f"return sum(1 for {w} in {words_of}{gen_if})"]
+        return Draft(f"count_{ftag}_words", p, "int", body, f"Return how many of {where} are {fphrase}.".replace(
+            "are that", "are words that").replace("are with", "are words with").replace(
+            "are starting", "start").replace("are containing", "contain").replace("are longer", "are longer"),
+            f"words/count/{ftag}")
+    if op == "longest":
+        body = [f"candidates = [{w} for {w} in {words_of}{gen_if}]", "if not candidates:", "    return ''",
+                "return max(candidates, key=len)"]
+        return Draft(f"longest_{ftag or 'word'}", p, "str", body,
+                     f"Return the longest of {noun} (the first one in a tie), or '' if there are none.",
+                     f"words/longest/{ftag}")
+    if op == "total_length":
+        body = [f"return sum(len({w}) for {w} in {words_of}{gen_if})"]
+        return Draft(f"total_length_{ftag or 'words'}", p, "int", body, f"Return the total number of characters in {noun}.",
+                     f"words/total_length/{ftag}")
+    mexpr, mphrase, mtag = rng.choice(_WORD_MAPS) if (op == "map" or rng.random() < 0.5) else ("{w}", "", "")
+    mexpr, mphrase, mtag = mexpr.format(w=w, k=k, ch=ch), mphrase.format(k=k, ch=ch), mtag.format(k=k, ch=ch)
+    if mtag == "lengths":
+        body = [f"return [{mexpr} for {w} in {words_of}{gen_if}]"]
+        return Draft(f"{ftag + '_' if ftag else ''}word_lengths", p, "list[int]", body,
+                     f"Return the lengths of {noun}, in order.", f"words/lengths/{ftag}")
+    described = f"{noun}, {mphrase}," if mphrase and mtag not in ("initials", "finals") else (
+        f"the first letters of {noun}" if mtag == "initials" else (
+            f"the last letters of {noun}" if mtag == "finals" else noun))
+    if op == "join" and from_sentence:
+        sep = rng.choice([" ", "-", ",", ""])
+        body = [f"return '{sep}'.join({mexpr} for {w} in {words_of}{gen_if})"]
+        return Draft(f"join_{ftag or mtag or 'words'}", p, "str", body,
+                     f"Return {described} joined by {sep!r}.".replace(",,", ",").replace(", joined", " joined"),
+                     f"words/join/{ftag}/{mtag}")
+    if not (cond or mtag):
+        return word_pipeline(rng)
+    body = rng.choice([[f"return [{mexpr} for {w} in {words_of}{gen_if}]"],
+                       ["result = []", f"for {w} in {words_of}:"] +
+                       ([f"    if {cond}:", f"        result.append({mexpr})"] if cond else
+                        [f"    result.append({mexpr})"]) + ["return result"]])
+    doc = f"Return a list of {described} in their original order.".replace(",, in", ", in").replace(", in their", " in their")
+    return Draft(f"{'_'.join(t for t in (ftag, mtag) if t)}_words", p, "list[str]", body, doc,
+                 f"words/list/{ftag}/{mtag}")
+
+
+# ---------------------------------------------------------------------------------------------------- numbers
+def integer_loops(rng: random.Random) -> Draft:
+    n = rng.choice(["n", "num", "number"])
+    pn = [Param(n, "int", "n")]
+    pb = [Param(n, "int", "big")]
+    k = rng.randint(2, 7)
+    cond, adj, ftag = _int_filters(rng)
+    cond, adj = cond.format(v="i"), adj.format(v="i")
+    expr, mphrase, mtag = _int_maps(rng)
+    expr = expr.format(v="i")
+    choices = [
+        ("digit_sum", pb, "int", [f"return sum(int(d) for d in str({n}))"], f"Return the sum of the decimal digits of {n} (a non-negative integer)."),
+        ("digit_count", pb, "int", [f"return len(str({n}))"], f"Return how many decimal digits {n} (a non-negative integer) has."),
+        ("digit_product", pb, "int", ["result = 1", f"for d in str({n}):", "    result *= int(d)", "return result"],
+         f"Return the product of the decimal digits of {n} (a non-negative integer)."),
+        ("reverse_digits", pb, "int", [f"return int(str({n})[::-1])"], f"Return the number whose digits are those of {n} in reverse order (leading zeros are dropped)."),
+        ("count_even_digits", pb, "int", [f"return sum(1 for d in str({n}) if int(d) % 2 == 0)"],
+         f"Return how many of the decimal digits of {n} are even."),
+        ("largest_digit", pb, "int", [f"return max(int(d) for d in str({n}))"], f"Return the largest decimal digit of {n}."),
+        ("divisor_count", [Param(n, "int", "n")], "int", [f"return sum(1 for d in range(1, {n} + 1) if {n} % d == 0)"],
+         f"Return how many positive integers divide {n} exactly (0 for n = 0)."),
+        ("divisors", pn, "list[int]", [f"return [d for d in range(1, {n} + 1) if {n} % d == 0]"],
+         f"Return the positive divisors of {n} in increasing order."),
+        ("triangle_number", pn, "int", [f"return {n} * ({n} + 1) // 2"], f"Return 1 + 2 + ... + {n} (0 for {n} = 0)."),
+        ("factorial_of", pn, "int", ["result = 1", f"for i in range(2, {n} + 1):", "    result *= i", "return result"],
+         f"Return {n}! (the product 1 * 2 * ... * {n}; 0! is 1)."),
+        ("ones_in_binary", pb, "int", [f"return bin({n}).count('1')"], f"Return how many 1 bits the binary form of {n} has."),
+        ("binary_string", pb, "str", [f"return bin({n})[2:]"], f"Return the binary form of {n} as a string of 0s and 1s, without a prefix."),
+        ("steps_to_one", [Param(n, "int", "n")], "int",
+         ["steps = 0", f"while {n} > 1:", f"    {n} = {n} // 2 if {n} % 2 == 0 else 3 * {n} + 1", "    steps += 1", "return steps"],
+         f"Return how many steps it takes to reach 1 (or less) from {n} when each step halves an even number and turns an odd number x into 3 * x + 1."),
+        ("multiples_below", pn, "list[int]", [f"return list(range(0, {n}, {k}))"],
+         f"Return the multiples of {k} from 0 up to but not including {n}."),
+        ("fibonacci_upto", pn, "list[int]", ["result, a, b = [], 0, 1", f"while a <= {n}:", "    result.append(a)",
+                                              "    a, b = b, a + b", "return result"],
+         f"Return the Fibonacci numbers (0, 1, 1, 2, 3, 5, ...) that are at most {n}, in order."),
+        (f"sum_range_{mtag}_{ftag}", pn, "int", [f"return sum({expr} for i in range(1, {n} + 1) if {cond})"],
+         f"Return the sum of {mphrase.format(x=f'the numbers from 1 to {n} that are {adj}', v='i')}."),
+        (f"count_range_{ftag}", pn, "int", [f"return sum(1 for i in range(1, {n} + 1) if {cond})"],
+         f"Return how many of the numbers from 1 to {n} are {adj}."),
+        (f"range_{ftag}", pn, "list[int]", [f"return [i for i in range(1, {n} + 1) if {cond}]"],
+         f"Return the numbers from 1 to {n} that are {adj}, in increasing order."),
+    ]
+    name, params, ret, body, doc = rng.choice(choices)
+    return Draft(name, params, ret, body, doc, f"int/{name}")
+
+
+def branches(rng: random.Random) -> Draft:
+    """Conditions over one or two integers."""
+    a, b = rng.choice([("a", "b"), ("x", "y"), ("m", "n")])
+    p1 = [Param(a, "int", "int")]
+    p2 = [Param(a, "int", "int"), Param(b, "int", "int")]
+    k = rng.randint(2, 9)
+    w1, w2 = rng.choice([("big", "small"), ("high", "low"), ("yes", "no"), ("hot", "cold")])
+    choices = [
+        ("sign_of", p1, "int", [f"if {a} > 0:", "    return 1", f"if {a} < 0:", "    return -1", "return 0"],
+         f"Return 1 if {a} is positive, -1 if it is negative, and 0 if it is zero."),
+        ("describe_sign", p1, "str", [f"if {a} > 0:", "    return 'positive'", f"if {a} < 0:", "    return 'negative'",
+                                      "return 'zero'"],
+         f"Return 'positive', 'negative' or 'zero' according to the sign of {a}."),
+        ("parity_word", p1, "str", [f"return 'even' if {a} % 2 == 0 else 'odd'"], f"Return 'even' if {a} is even and 'odd' otherwise."),
+        (f"label_{w1}_{w2}", p1, "str", [f"return '{w1}' if {a} >= {k} else '{w2}'"],
+         f"Return '{w1}' if {a} is at least {k}, and '{w2}' otherwise."),
+        ("larger_of", p2, "int", [f"return {a} if {a} > {b} else {b}"], f"Return the larger of {a} and {b}."),
+        ("distance", p2, "int", [f"return abs({a} - {b})"], f"Return the absolute difference between {a} and {b}."),
+        ("divides", p2, "bool", [f"return {a} != 0 and {b} % {a} == 0"], f"Return True if {a} is not zero and divides {b} exactly."),
+        ("same_parity", p2, "bool", [f"return {a} % 2 == {b} % 2"], f"Return True if {a} and {b} are both even or both odd."),
+        ("clamp_to", [Param(a, "int", "int")], "int", [f"return max(-{k}, min({a}, {k}))"],
+         f"Return {a} limited to the range from -{k} to {k}: values below -{k} become -{k} and values above {k} become {k}."),
+        ("halve_or_triple", p1, "int", [f"if {a} % 2 == 0:", f"    return {a} // 2", f"return 3 * {a} + 1"],
+         f"Return {a} // 2 if {a} is even, and 3 * {a} + 1 if it is odd."),
+        ("compare", p2, "str", [f"if {a} < {b}:", "    return 'less'", f"if {a} > {b}:", "    return 'greater'",
+                                "return 'equal'"],
+         f"Return 'less', 'greater' or 'equal' according to how {a} compares with {b}."),
+        (f"fizz_{k}", p1, "str", [f"if {a} % {k} == 0:", "    return 'fizz'", f"return str({a})"],
+         f"Return 'fizz' if {a} is divisible by {k}, and {a} as a string otherwise."),
+        ("sum_or_product", p2, "int", [f"if {a} > {b}:", f"    return {a} + {b}", f"return {a} * {b}"],
+         f"Return the sum of {a} and {b} if {a} is greater than {b}, and their product otherwise."),
+        ("between_inclusive", [Param(a, "int", "int"), Param("low", "int", "int"), Param("high", "int", "int")], "bool",
+         [f"return low <= {a} <= high"], f"Return True if {a} lies between low and high, both included."),
+    ]
+    name, params, ret, body, doc = rng.choice(choices)
+    return Draft(name, params, ret, body, doc, f"branch/{name}")
+
+
+# ---------------------------------------------------------------------------------------------------- dicts
+def dict_building(rng: random.Random) -> Draft:
+    src = rng.choice(["words", "items", "names"])
+    xs = rng.choice(["nums", "values", "numbers"])
+    s = rng.choice(["s", "text"])
+    pw = [Param(src, "list[str]", "words")]
+    pn = [Param(xs, "list[int]", rng.choice(["ints", "nats"]))]
+    ps = [Param(s, "str", "text")]
+    choices = [
+        ("word_lengths_map", pw, "dict[str, int]", [f"return {{w: len(w) for w in {src}}}"],
+         f"Return a dictionary mapping each string in {src} to its length."),
+        ("count_each", pw, "dict[str, int]", ["counts = {}", f"for w in {src}:", "    counts[w] = counts.get(w, 0) + 1",
+                                              "return counts"],
+         f"Return a dictionary mapping each distinct string in {src} to how many times it occurs."),
+        ("count_numbers", pn, "dict[int, int]", ["counts = {}", f"for x in {xs}:", "    counts[x] = counts.get(x, 0) + 1",
+                                                 "return counts"],
+         f"Return a dictionary mapping each distinct number in {xs} to how many times it occurs."),
+        ("letter_counts", ps, "dict[str, int]", ["counts = {}", f"for c in {s}:", "    if c.isalpha():",
+                                                 "        counts[c] = counts.get(c, 0) + 1", "return counts"],
+         f"Return a dictionary mapping each letter of {s} to how many times it occurs (digits and spaces are not counted)."),
+        ("group_by_initial", pw, "dict[str, list[str]]", ["groups = {}", f"for w in {src}:",
+                                                          "    groups.setdefault(w[0], []).append(w)", "return groups"],
+         f"Return a dictionary mapping each first letter to the strings of {src} that start with it, in their original order."),
+        ("squares_map", pn, "dict[int, int]", [f"return {{x: x * x for x in {xs}}}"],
+         f"Return a dictionary mapping each number in {xs} to its square."),
+        ("group_by_parity", pn, "dict[str, list[int]]",
+         [f"return {{'even': [x for x in {xs} if x % 2 == 0], 'odd': [x for x in {xs} if x % 2 != 0]}}"],
+         f"Return a dictionary with the key 'even' for the even numbers of {xs} and 'odd' for the odd ones, each list in the original order."),
+        ("index_map", pw, "dict[str, int]", [f"return {{w: i for i, w in enumerate({src})}}"],
+         f"Return a dictionary mapping each string in {src} to the index of its last occurrence."),
+        ("most_frequent_word", pw, "str", [f"if not {src}:", "    return ''", f"return max({src}, key={src}.count)"],
+         f"Return the string that occurs most often in {src} (the earliest one in a tie), or '' if {src} is empty."),
+        ("lengths_to_words", pw, "dict[int, list[str]]", ["groups = {}", f"for w in {src}:",
+                                                          "    groups.setdefault(len(w), []).append(w)", "return groups"],
+         f"Return a dictionary mapping each length to the strings of {src} that have that length, in their original order."),
+    ]
+    name, params, ret, body, doc = rng.choice(choices)
+    return Draft(name, params, ret, body, doc, f"dict/{name}")
+
+
+def sorting(rng: random.Random) -> Draft:
+    src = rng.choice(["words", "items", "names"])
+    xs = rng.choice(["nums", "values", "numbers"])
+    pw = [Param(src, "list[str]", "words")]
+    pn = [Param(xs, "list[int]", "ints")]
+    choices = [
+        ("sort_by_length", pw, "list[str]", [f"return sorted({src}, key=len)"],
+         f"Return the strings of {src} sorted by length, shortest first; strings of equal length keep their order."),
+        ("sort_by_last_letter", pw, "list[str]", [f"return sorted({src}, key=lambda w: w[-1])"],
+         f"Return the strings of {src} sorted by their last character; ties keep their order."),
+        ("sort_alphabetically", pw, "list[str]", [f"return sorted({src}, key=str.lower)"],
+         f"Return the strings of {src} in alphabetical order, ignoring case."),
+        ("sort_by_abs", pn, "list[int]", [f"return sorted({xs}, key=abs)"],
+         f"Return the numbers of {xs} sorted by absolute value, smallest first; ties keep their order."),
+        ("sort_descending", pn, "list[int]", [f"return sorted({xs}, reverse=True)"], f"Return {xs} sorted from largest to smallest."),
+        ("evens_then_odds", pn, "list[int]", [f"return sorted({xs}, key=lambda x: x % 2)"],
+         f"Return {xs} with all even numbers first and then all odd numbers, each group in its original order."),
+        ("median_low", pn, "int | None", [f"if not {xs}:", "    return None", f"ordered = sorted({xs})",
+                                         "return ordered[(len(ordered) - 1) // 2]"],
+         f"Return the lower median of {xs} (the middle element of the sorted list, the lower of the two middle ones for an even length), or None if {xs} is empty."),
+        ("shortest_string", pw, "str", [f"if not {src}:", "    return ''", f"return min({src}, key=len)"],
+         f"Return the shortest string in {src} (the first one in a tie), or '' if {src} is empty."),
+    ]
+    name, params, ret, body, doc = rng.choice(choices)
+    return Draft(name, params, ret, body, doc, f"sort/{name}")
+
+
+# Families and how often each is drawn: the list/string/arithmetic skills HumanEval asks for, weighted towards the
+# compositional families that make the most distinct programs.
+FAMILIES: list[tuple[Callable[[random.Random], Draft], float]] = [
+    (int_list_pipeline, 8), (int_list_shape, 1), (two_lists, 0.5), (string_chars, 3), (string_whole, 1),
+    (word_pipeline, 6), (integer_loops, 3), (branches, 1), (dict_building, 0.5), (sorting, 0.5),
+]
+
+
+def draft(rng: random.Random) -> Draft:
+    family = rng.choices([f for f, _ in FAMILIES], weights=[w for _, w in FAMILIES])[0]
+    d = family(rng)
+    # The same meaning under several names and annotation styles, as in real code and in HumanEval.
+    if rng.random() < 0.3 and "list[" in d.signature():
+        d.params = [Param(p.name, p.annotation.replace("list[", "List["), p.domain) for p in d.params]
+        d.returns = d.returns.replace("list[", "List[")
+        names = sorted({"List"} | ({"Optional"} if "Optional" in d.returns else set()))
+        d.imports = [f"from typing import {', '.join(names)}"]
+    return d
+
+
+def candidates(seed: int, start: int = 0) -> Iterator[Candidate]:
+    """An endless, seeded stream of candidates; the same seed gives the same stream. `start` skips that many."""
+    rng = random.Random(seed)
+    index = 0
+    while True:
+        d = draft(rng)
+        calls = probe_and_extra_inputs(d.params, rng, extra=4)
+        if index >= start:
+            header = "".join(f"{imp}\n" for imp in d.imports) + d.signature()
+            yield Candidate(id=f"synthetic/{seed}/{index}", source="synthetic", entry_point=d.name,
+                            params=[p.name for p in d.params], header=header, solution=d.solution(), calls=calls,
+                            doc=d.doc, n_probes=N_PROBES,
+                            meta={"recipe": d.recipe, "seed": seed, "index": index,
+                                  "domains": [p.domain for p in d.params]})
+        index += 1
