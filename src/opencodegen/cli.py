@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quickstart": ("quickstart", "run the whole system on this machine's own sources with a tiny model"),
     "corpus": ("corpus", "build a filtered, deduplicated corpus and tokenize it into shards"),
     "tokenizer": ("tokenizer", "train a code BPE tokenizer"),
+    "exercises": ("exercises", "build HumanEval-shaped exercises (synthetic, mined, self-generated), validated by "
+                               "execution and decontaminated"),
     "train": ("train", "train a model through the stages of a recipe"),
     "eval": ("evaluate", "evaluate a model by execution: humaneval, mtpb, infill, bpb"),
     "generate": ("generate", "sample completions from a model"),

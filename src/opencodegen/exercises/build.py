@@ -159,6 +159,7 @@ def build(opts: BuildOptions) -> dict[str, Any]:
     with Judge(workers=opts.workers, timeout=opts.timeout) as judge:
         if opts.mine_dirs or opts.mine_corpora:
             from .mine import mine_candidates
+            started = time.perf_counter()
             cands, notes = mine_candidates(opts.mine_dirs, opts.mine_corpora, opts.max_body_lines,
                                            opts.hypothesis_examples, opts.seed, collected)
             for note in notes:
@@ -168,7 +169,8 @@ def build(opts: BuildOptions) -> dict[str, Any]:
                     before = collected.report("mined").candidates
                     process("mined", [cands[i:i + BATCH]], judge, benchmarks, collected)
                     task.advance(collected.report("mined").candidates - before)
-            sft_only_pairs(collected)
+            sft_only_pairs(collected, benchmarks)
+            collected.report("mined").seconds = time.perf_counter() - started
         if opts.synthetic:
             with progress_task("synthetic exercises", total=opts.synthetic, unit="ex") as task:
                 process("synthetic", synthetic_batches(opts.synthetic, opts.seed, collected,
@@ -181,19 +183,29 @@ def build(opts: BuildOptions) -> dict[str, Any]:
                     "behaviours)[/yellow]")
         if opts.self_gen:
             from .self_generate import self_round
+            started = time.perf_counter()
             self_round(judge, benchmarks, collected, **opts.self_gen)
+            collected.report("self").seconds = time.perf_counter() - started
     stats = write_outputs(opts, collected, benchmarks, time.perf_counter() - t0)
     return stats
 
 
-def sft_only_pairs(collected: Collected) -> None:
-    """Mined functions rejected only for lack of a runnable test are still prompt/solution pairs: keep them as
-    SFT-only exercises (tests "", meta.sft_only), counted under their own name."""
+def sft_only_pairs(collected: Collected, benchmarks: Benchmarks) -> None:
+    """Mined functions rejected only for lack of a runnable test are still prompt/solution pairs: once
+    decontaminated like the others, they are kept as SFT-only exercises (tests "", meta.sft_only)."""
     rep = collected.report("mined")
     keep, rest = [], []
     for r in collected.rejects.get("mined", []):
-        (keep if r["reason"] in ("no_runnable_call", "no_test_inputs") and r["meta"].get("sft_eligible") else
-         rest).append(r)
+        if r["reason"] in ("no_runnable_call", "no_test_inputs") and r["meta"].get("sft_eligible"):
+            m = benchmarks.match(r["prompt"], r["solution"], r["entry_point"])
+            if m is None:
+                keep.append(r)
+                continue
+            rep.rejected[r["reason"]] -= 1
+            rep.rejected["contaminated"] += 1
+            collected.removed.setdefault(m.benchmark, Counter())[m.rule] += 1
+            r = {**r, "reason": "contaminated", "detail": m.detail()}
+        rest.append(r)
     for r in keep:
         rep.rejected[r["reason"]] -= 1
         collected.exercises.append(Exercise(r["id"], "mined", r["prompt"], r["entry_point"], r["solution"], "",

@@ -187,7 +187,7 @@ def validate(judge: Judge, cands: list[Candidate], seen_behaviour: dict[tuple, s
             if key in seen_behaviour:
                 out.reject(c, "duplicate_behaviour", seen_behaviour[key])
                 continue
-        if len({answer for _, answer in calls}) < 2:
+        if c.n_probes and len({answer for _, answer in calls}) < 2:  # generated programs only
             out.reject(c, "constant_output", calls[0][1])
             continue
         if c.n_probes:
