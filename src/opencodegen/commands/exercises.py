@@ -57,6 +57,12 @@ def _build_args(p: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="exercises_command", metavar="SUBCOMMAND", required=True)
     _build_args(sub.add_parser("build", help="build exercises: synthetic, mined, self-generated"))
+    c = sub.add_parser("check", help="re-judge exercises (e.g. after changing the judge): each solution must pass "
+                                     "its tests and every trivial body must fail them")
+    c.add_argument("exercises", type=Path, help="a directory written by `ocg exercises build`, or a JSONL file")
+    c.add_argument("--out", "-o", required=True, type=Path)
+    c.add_argument("--workers", type=int, default=None)
+    c.add_argument("--timeout", type=float, default=3.0)
 
 
 def _self_options(args) -> dict | None:
@@ -82,6 +88,19 @@ def _self_options(args) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    return run_build(args) if args.exercises_command == "build" else run_check(args)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ..exercises.build import check_directory
+    from ..progress import log
+
+    stats = check_directory(args.exercises, args.out, args.workers, args.timeout)
+    log(f"checked {stats['checked']:,}: kept {stats['kept']:,}, rejected {stats['rejected'] or 'none'} -> {args.out}")
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
     from ..exercises.build import BuildOptions, build, summary_table
     from ..progress import console, log
 

@@ -256,3 +256,24 @@ def summary_table(stats: dict):
     t.add_row("decontamination", "", f"-{d['removed_total']}", "", "", removed or "nothing removed")
     t.add_row("accounted", "", "", "", "", "yes" if stats["accounted"] else "NO")
     return t
+
+
+def check_directory(source: Path, out: Path, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict:
+    """`ocg exercises check`: re-judge exercises written earlier (or anywhere, in the same format) and write the
+    ones that still hold, with the others in rejects/check.jsonl."""
+    from .records import read_exercises
+    from .validate import check_exercises
+
+    t0 = time.perf_counter()
+    exercises = read_exercises(source)
+    with Judge(workers=workers, timeout=timeout) as judge:
+        outcome = check_exercises(judge, exercises)
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl_atomic(out / "exercises.jsonl", (e.to_dict() for e in outcome.kept))
+    write_jsonl_atomic(out / "rejects" / "check.jsonl", outcome.rejected)
+    stats = {"checked": len(exercises), "kept": len(outcome.kept),
+             "rejected": dict(Counter(r["reason"] for r in outcome.rejected)),
+             "accounted": len(exercises) == len(outcome.kept) + len(outcome.rejected),
+             "seconds": round(time.perf_counter() - t0, 2)}
+    write_json_atomic(out / "stats.json", stats)
+    return stats

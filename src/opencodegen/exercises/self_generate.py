@@ -54,11 +54,17 @@ def self_round(judge: Judge, benchmarks, collected, model, tokenizer, exercises:
                params: SamplingParams) -> None:
     """One round: sample, judge, keep distinct passing completions (decontaminated) as "self" exercises; the round's
     acceptance rate (passing samples / samples) and solve rate (exercises with a pass / exercises) go into stats."""
+    judgeable = [e for e in exercises if not e.sft_only]
+    attempts = sample_and_judge(model, tokenizer, judgeable, k, params, judge) if judgeable else []
+    keep_passing(attempts, judgeable, len(exercises) - len(judgeable), k, params, benchmarks, collected)
+
+
+def keep_passing(attempts: list[Attempt], judgeable: list[Exercise], skipped: int, k: int, params: SamplingParams,
+                 benchmarks, collected) -> None:
+    """The bookkeeping half of a round: every attempt kept (a distinct, clean pass) or rejected with a reason."""
     from .validate import Candidate, Outcome
 
-    judgeable = [e for e in exercises if not e.sft_only]
     round_no = 1 + max((int(e.meta.get("round", 0)) for e in judgeable), default=0)
-    attempts = sample_and_judge(model, tokenizer, judgeable, k, params, judge) if judgeable else []
     rep = collected.report("self")
     outcome = Outcome()
     seen: set[tuple[str, str]] = set()
@@ -94,7 +100,7 @@ def self_round(judge: Judge, benchmarks, collected, model, tokenizer, exercises:
     collected.exercises.extend(outcome.kept)
     passed = sum(a.verdict.passed for a in attempts)
     rep.extra.setdefault("rounds", []).append({
-        "round": round_no, "exercises": len(judgeable), "skipped_sft_only": len(exercises) - len(judgeable),
+        "round": round_no, "exercises": len(judgeable), "skipped_sft_only": skipped,
         "k": k, "samples": len(attempts), "passed": passed,
         "acceptance_rate": round(passed / len(attempts), 4) if attempts else None,
         "exercises_solved": len(solved), "solve_rate": round(len(solved) / len(judgeable), 4) if judgeable else None,

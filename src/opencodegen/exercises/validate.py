@@ -200,7 +200,8 @@ def validate(judge: Judge, cands: list[Candidate], seen_behaviour: dict[tuple, s
         pairs = [(_args(call), answer) for call, answer in chosen]
         prompt = c.prompt
         if prompt is None:
-            examples = sorted(pairs, key=_example_order)[:1 if len(c.doc) > 120 else 2]
+            # An interpreter prints nothing for None, so a `>>>` example never shows one.
+            examples = sorted((p for p in pairs if p[1] != "None"), key=_example_order)[:1 if len(c.doc) > 120 else 2]
             prompt = render_prompt(c, examples)
         ready.append((c, prompt, render_tests(pairs), len(pairs)))
     verdicts = judge.check([CheckJob(prompt, c.solution, tests, c.entry_point) for c, prompt, tests, _ in ready])
@@ -211,3 +212,36 @@ def validate(judge: Judge, cands: list[Candidate], seen_behaviour: dict[tuple, s
         out.kept.append(Exercise(c.id, c.source, prompt, c.entry_point, c.solution, tests,
                                  {**c.meta, "n_asserts": n_asserts, "sft_only": False}))
     return out
+
+
+def check_exercises(judge: Judge, exercises: list[Exercise]) -> Outcome:
+    """Re-judges finished exercises, whatever their tests look like: each solution must pass and every trivial body
+    must fail, all by execution (here nothing is assumed about the form of the tests). SFT-only ones are kept as
+    they are. Used by `ocg exercises check` (e.g. after changing the judge) and for exercises from elsewhere."""
+    out = Outcome()
+    judged = [e for e in exercises if not e.sft_only]
+    jobs = [CheckJob(e.prompt, completion, e.tests, e.entry_point)
+            for e in judged for completion in [e.solution] + trivial_completions_of(e)]
+    verdicts = iter(judge.check(jobs, progress="check exercises"))
+    for e in exercises:
+        if e.sft_only:
+            out.kept.append(e)
+            continue
+        solution, *trivial = [next(verdicts) for _ in range(1 + len(trivial_completions_of(e)))]
+        as_candidate = Candidate(e.id, e.source, e.entry_point, [], "", e.solution, [], prompt=e.prompt, meta=e.meta)
+        if not solution.passed:
+            out.reject(as_candidate, "fails_own_tests", solution.reason or solution.status)
+        elif any(v.passed for v in trivial):
+            body = next(b for b, v in zip(trivial_completions_of(e), trivial) if v.passed)
+            out.reject(as_candidate, "trivial_body_passes", body.strip())
+        else:
+            out.kept.append(e)
+    return out
+
+
+def trivial_completions_of(e: Exercise) -> list[str]:
+    """`return None`, `pass` and returning the first parameter, as completions of the exercise's prompt."""
+    from .decontaminate import function_signatures
+
+    params = next((p for name, p in function_signatures(e.prompt + "    pass\n") if name == e.entry_point), ())
+    return ["    return None\n", "    pass\n"] + ([f"    return {params[0]}\n"] if params else [])
