@@ -69,20 +69,25 @@ def _text(rng: random.Random) -> str:
 
 DOMAINS: dict[str, tuple[list, Callable[[random.Random], object]]] = {
     # name: (probe values every draft of this domain is run on, a generator of further values)
-    "ints": ([[1, 2, 3, 4, 5, 6], [], [-3, 0, 7, 10, -8, 15, 2], [4, 4, 9, 1, 12], [11, -2, 5, 20, 3, 3, 0, 8]],
+    "ints": ([[1, 2, 3, 4, 5, 6], [], [-3, 0, 7, 10, -8, 15, 2], [4, 4, 9, 1, 12], [11, -2, 5, 20, 3, 3, 0, 8],
+              [7], [-5, -9, 14, 6, 13, 18, -1], [2, 9, 16, 10, 19, 3, -4, 12]],
              lambda r: [r.randint(-10, 20) for _ in range(r.randint(0, 8))]),
-    "nats": ([[3, 1, 4, 1, 5, 9, 2, 6], [], [0, 10, 20, 7], [12, 5, 8, 3, 18], [2, 2, 15, 30, 1]],
+    "nats": ([[3, 1, 4, 1, 5, 9, 2, 6], [], [0, 10, 20, 7], [12, 5, 8, 3, 18], [2, 2, 15, 30, 1], [11],
+              [25, 16, 27, 6, 14, 9], [21, 4, 13, 28, 19, 10, 24]],
              lambda r: [r.randint(0, 30) for _ in range(r.randint(0, 8))]),
-    "n": ([10, 0, 7, 25, 1], lambda r: r.randint(0, 40)),
-    "big": ([1234, 0, 908, 55, 70071], lambda r: r.randint(0, 99999)),
-    "int": ([5, -3, 0, 12, -7], lambda r: r.randint(-20, 20)),
-    "k": ([3, 1, 2, 4, 5], lambda r: r.randint(1, 5)),
-    "text": (["Hello World", "", "abc123", "Python 3 is FUN", "aAbB  zz9"], _text),
-    "sentence": (["the quick brown fox", "", "Hello World", "a level radar noon", "one  two three four five"],
+    "n": ([10, 0, 7, 25, 1, 16, 33, 12], lambda r: r.randint(0, 40)),
+    "big": ([1234, 0, 908, 55, 70071, 8, 246813, 97531], lambda r: r.randint(0, 99999)),
+    "int": ([5, -3, 0, 12, -7, 9, 18, -14], lambda r: r.randint(-20, 20)),
+    "k": ([3, 1, 2, 4, 5, 3, 2, 4], lambda r: r.randint(1, 5)),
+    "text": (["Hello World", "", "abc123", "Python 3 is FUN", "aAbB  zz9", "x", "Mississippi 42", "road to Rome"],
+             _text),
+    "sentence": (["the quick brown fox", "", "Hello World", "a level radar noon", "one  two three four five",
+                  "Alice ate seven green apples", "sun", "trees stand near the river bank"],
                  lambda r: " ".join(_word_list(r))),
     "words": ([["apple", "banana", "kiwi"], [], ["a", "level", "Hello", "tree"], ["sun", "moon", "sun", "noon"],
-               ["zebra", "ice", "python", "Alice", "data"]], _word_list),
-    "char": (["a", "e", "o", "l", "n"], lambda r: r.choice("aeilnorst")),
+               ["zebra", "ice", "python", "Alice", "data"], ["radar"], ["egg", "Orange", "stone", "at", "water", "sea"],
+               ["tent", "night", "lion", "rose", "eat", "ant"]], _word_list),
+    "char": (["a", "e", "o", "l", "n", "s", "t", "i"], lambda r: r.choice("aeilnorst")),
 }
 
 
@@ -94,7 +99,7 @@ def probe_and_extra_inputs(params: list[Param], rng: random.Random, extra: int) 
     return probes + more
 
 
-N_PROBES = 5
+N_PROBES = 8
 
 
 # ---------------------------------------------------------------------------------------------------- int lists
@@ -529,10 +534,6 @@ def integer_loops(rng: random.Random) -> Draft:
     pn = [Param(n, "int", "n")]
     pb = [Param(n, "int", "big")]
     k = rng.randint(2, 7)
-    cond, adj, ftag = _int_filters(rng)
-    cond, adj = cond.format(v="i"), adj.format(v="i")
-    expr, mphrase, mtag = _int_maps(rng)
-    expr = expr.format(v="i")
     choices = [
         ("digit_sum", pb, "int", [f"return sum(int(d) for d in str({n}))"], f"Return the sum of the decimal digits of {n} (a non-negative integer)."),
         ("digit_count", pb, "int", [f"return len(str({n}))"], f"Return how many decimal digits {n} (a non-negative integer) has."),
@@ -559,12 +560,6 @@ def integer_loops(rng: random.Random) -> Draft:
         ("fibonacci_upto", pn, "list[int]", ["result, a, b = [], 0, 1", f"while a <= {n}:", "    result.append(a)",
                                               "    a, b = b, a + b", "return result"],
          f"Return the Fibonacci numbers (0, 1, 1, 2, 3, 5, ...) that are at most {n}, in order."),
-        (f"sum_range_{mtag}_{ftag}", pn, "int", [f"return sum({expr} for i in range(1, {n} + 1) if {cond})"],
-         f"Return the sum of {mphrase.format(x=f'the numbers from 1 to {n} that are {adj}', v='i')}."),
-        (f"count_range_{ftag}", pn, "int", [f"return sum(1 for i in range(1, {n} + 1) if {cond})"],
-         f"Return how many of the numbers from 1 to {n} are {adj}."),
-        (f"range_{ftag}", pn, "list[int]", [f"return [i for i in range(1, {n} + 1) if {cond}]"],
-         f"Return the numbers from 1 to {n} that are {adj}, in increasing order."),
     ]
     name, params, ret, body, doc = rng.choice(choices)
     return Draft(name, params, ret, body, doc, f"int/{name}")
@@ -606,6 +601,100 @@ def branches(rng: random.Random) -> Draft:
     ]
     name, params, ret, body, doc = rng.choice(choices)
     return Draft(name, params, ret, body, doc, f"branch/{name}")
+
+
+_REDUCERS = {
+    # name: (code from a generator expression `gen`, English from the items' noun phrase, return type)
+    "sum": ("sum({gen})", "the sum of {items} (0 if there are none)", "int"),
+    "count": ("sum(1 for {gen_count})", "how many of {items_plain} there are", "int"),
+    "list": ("[{gen}]", "a list of {items}, in order", "list[int]"),
+    "max": ("max(({gen}), default=0)", "the largest of {items}, or 0 if there are none", "int"),
+    "min": ("min(({gen}), default=0)", "the smallest of {items}, or 0 if there are none", "int"),
+    "any": ("any(True for {gen_count})", "True if there is at least one of {items_plain}, and False otherwise", "bool"),
+    "product": ("math.prod({gen})", "the product of {items} (1 if there are none)", "int"),
+}
+
+
+def _pipeline(rng: random.Random, v: str, source: str, noun: str, reducers: list[str]):
+    """(code, English, return type, name parts) of reduce(map(filter(source))) with optional filter and map."""
+    cond, adj, ftag = _int_filters(rng) if rng.random() < 0.85 else ("", "", "")
+    expr, mphrase, mtag = _int_maps(rng) if rng.random() < 0.5 else ("{v}", "{x}", "")
+    cond, adj, expr = cond.format(v=v), adj.format(v=v), expr.format(v=v)
+    plain = f"{noun} that are {adj}" if adj else noun
+    items = mphrase.format(x=plain, v=v)
+    red = rng.choice(reducers)
+    if red in ("count", "any"):
+        if not cond:
+            return None
+        items = plain
+    code, english, ret = _REDUCERS[red]
+    gen = f"{expr} for {v} in {source}" + (f" if {cond}" if cond else "")
+    gen_count = f"{v} in {source} if {cond}"
+    return (code.format(gen=gen, gen_count=gen_count), english.format(items=items, items_plain=plain), ret,
+            [t for t in (red, mtag, ftag) if t])
+
+
+def digit_pipeline(rng: random.Random) -> Draft:
+    """The decimal digits of a number: filter -> map -> reduce (HumanEval's digit problems are of this kind)."""
+    n = rng.choice(["n", "num", "number", "x"])
+    v = rng.choice(["d", "digit"])
+    made = _pipeline(rng, v, f"map(int, str({n}))", f"the decimal digits of {n}",
+                     ["sum", "count", "list", "max", "min", "product", "any"])
+    if made is None:
+        return digit_pipeline(rng)
+    code, english, ret, tags = made
+    imports = ["import math"] if "math.prod" in code else []
+    return Draft("_".join(tags) + "_digits", [Param(n, "int", "big")], ret, [f"return {code}"],
+                 f"Return {english}. {n} is not negative.", f"digits/{'/'.join(tags)}", imports)
+
+
+def range_pipeline(rng: random.Random) -> Draft:
+    """The numbers 1..n (or lo..hi): filter -> map -> reduce."""
+    v = rng.choice(["i", "k", "x"])
+    if rng.random() < 0.6:
+        n = rng.choice(["n", "limit", "m"])
+        params, source, noun = [Param(n, "int", "n")], f"range(1, {n} + 1)", f"the numbers from 1 to {n}"
+    else:
+        params, source, noun = ([Param("lo", "int", "int"), Param("hi", "int", "n")], "range(lo, hi + 1)",
+                                "the numbers from lo to hi (both included)")
+    made = _pipeline(rng, v, source, noun, ["sum", "count", "list", "max", "product", "any"])
+    if made is None:
+        return range_pipeline(rng)
+    code, english, ret, tags = made
+    imports = ["import math"] if "math.prod" in code else []
+    return Draft("_".join(tags) + "_in_range", params, ret, [f"return {code}"], f"Return {english}.",
+                 f"range/{'/'.join(tags)}", imports)
+
+
+def list_with_parameter(rng: random.Random) -> Draft:
+    """A list of ints and an int parameter that the condition or the map uses."""
+    xs = rng.choice(["nums", "values", "lst", "arr", "xs", "data"])
+    k = rng.choice(["k", "n", "limit", "target", "m"])
+    v = rng.choice(["x", "v", "num"])
+    cond, adj, ctag = rng.choice([
+        (f"{v} > {k}", f"greater than {k}", "above"), (f"{v} < {k}", f"less than {k}", "below"),
+        (f"{v} >= {k}", f"at least {k}", "at_least"), (f"{v} <= {k}", f"at most {k}", "at_most"),
+        (f"{v} != {k}", f"different from {k}", "other_than"), (f"{v} == {k}", f"equal to {k}", "equal"),
+        (f"{k} != 0 and {v} % {k} == 0", f"divisible by {k} ({k} is not 0)", "divisible_by"),
+        (f"abs({v} - {k}) <= 2", f"at most 2 away from {k}", "near"),
+    ])
+    expr, mphrase, mtag = rng.choice([(v, "{x}", ""), (f"{v} + {k}", "{x}, each increased by %s" % k, "plus"),
+                                      (f"{v} * {k}", "{x}, each multiplied by %s" % k, "times"),
+                                      (f"{v} - {k}", "{x}, each decreased by %s" % k, "minus"),
+                                      (f"{v} * {v}", "the squares of {x}", "squares")])
+    plain = f"the numbers in {xs} that are {adj}"
+    items = mphrase.format(x=plain)
+    red = rng.choice(["sum", "count", "list", "max", "min"])
+    if red == "count":
+        items = plain
+    code, english, ret = _REDUCERS[red]
+    gen = f"{expr} for {v} in {xs} if {cond}"
+    code = code.format(gen=gen, gen_count=f"{v} in {xs} if {cond}")
+    english = english.format(items=items, items_plain=plain)
+    name = "_".join(t for t in (red, mtag, ctag) if t)
+    domain = rng.choice(["ints", "nats"])
+    return Draft(name, [Param(xs, "list[int]", domain), Param(k, "int", "k" if ctag == "divisible_by" else "int")],
+                 ret, [f"return {code}"], f"Return {english}.", f"list_param/{red}/{mtag}/{ctag}")
 
 
 # ---------------------------------------------------------------------------------------------------- dicts
@@ -676,10 +765,12 @@ def sorting(rng: random.Random) -> Draft:
 
 
 # Families and how often each is drawn: the list/string/arithmetic skills HumanEval asks for, weighted towards the
-# compositional families that make the most distinct programs.
+# compositional families that make the most distinct programs (the fixed-form ones, a few dozen programs each, are
+# used up within the first thousands and their later draws are rejected as duplicate behaviour).
 FAMILIES: list[tuple[Callable[[random.Random], Draft], float]] = [
-    (int_list_pipeline, 8), (int_list_shape, 1), (two_lists, 0.5), (string_chars, 3), (string_whole, 1),
-    (word_pipeline, 6), (integer_loops, 3), (branches, 1), (dict_building, 0.5), (sorting, 0.5),
+    (int_list_pipeline, 8), (word_pipeline, 6), (range_pipeline, 4), (string_chars, 3), (digit_pipeline, 3),
+    (list_with_parameter, 1), (int_list_shape, 1), (string_whole, 1), (integer_loops, 1), (branches, 1),
+    (two_lists, 0.5), (dict_building, 0.5), (sorting, 0.5),
 ]
 
 
@@ -701,7 +792,7 @@ def candidates(seed: int, start: int = 0) -> Iterator[Candidate]:
     index = 0
     while True:
         d = draft(rng)
-        calls = probe_and_extra_inputs(d.params, rng, extra=4)
+        calls = probe_and_extra_inputs(d.params, rng, extra=3)
         if index >= start:
             header = "".join(f"{imp}\n" for imp in d.imports) + d.signature()
             yield Candidate(id=f"synthetic/{seed}/{index}", source="synthetic", entry_point=d.name,

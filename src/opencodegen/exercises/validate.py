@@ -24,7 +24,7 @@ from typing import Any, Callable
 from .judge import CheckJob, Judge
 from .records import Exercise
 
-MAX_ASSERTS = 10
+MAX_ASSERTS = 11
 VALUES_BATCH = 32  # candidates per sandbox program in step 1
 MAX_REPR = 300  # longer expected values make unreadable tests; such calls are dropped
 

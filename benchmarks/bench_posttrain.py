@@ -1,0 +1,171 @@
+"""Post-training benchmarks. Exercises part: exercises built per minute and the kept fraction per source, and how
+fast the judge checks sampled completions (what an RL stage's reward costs).
+
+    python benchmarks/bench_posttrain.py                      # all exercise rows -> results/posttrain.json
+    python benchmarks/bench_posttrain.py --synthetic 3000 --workers 1
+
+Baseline, same run, same candidates: the straightforward validation, one sandbox program per candidate to compute
+its answers and one program per trivial body to show it fails (what re-judging with `check_exercises` does), against
+ours: answers for 32 candidates per program and the trivial bodies decided from the literal tests (validate.py).
+Each measurement is one function returning a dict, so later rows (SFT, RL) add functions, not branches."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from itertools import islice
+from pathlib import Path
+
+from opencodegen.exercises import validate as validate_module
+from opencodegen.exercises.build import BuildOptions, build
+from opencodegen.exercises.judge import CheckJob, Judge
+from opencodegen.exercises.records import read_exercises
+from opencodegen.exercises.synthetic import candidates
+from opencodegen.exercises.validate import check_exercises, run_calls
+
+
+def host() -> dict:
+    flags = ""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        pass
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return {"cpu": model, "cores_usable": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+            "avx512_bf16": "avx512_bf16" in flags, "amx": "amx_tile" in flags}
+
+
+def measure_synthetic(n: int, seed: int, workers: int) -> dict:
+    """`ocg exercises build --synthetic n`: exercises kept per minute of wall time, kept fraction, reasons."""
+    out = Path(tempfile.mkdtemp(prefix="bench-synthetic-"))
+    try:
+        t0 = time.perf_counter()
+        stats = build(BuildOptions(out=out, synthetic=n, seed=seed, workers=workers))
+        wall = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    s = stats["sources"]["synthetic"]
+    return {"source": "synthetic", "wanted": n, "kept": s["kept"], "candidates": s["candidates"],
+            "kept_fraction": s["kept_fraction"], "rejected": s["rejected"], "wall_s": round(wall, 2),
+            "exercises_per_minute": round(60 * s["kept"] / wall, 1), "workers": workers,
+            "decontamination_removed": stats["decontamination"]["removed"]}
+
+
+def measure_synthetic_baseline(candidate_count: int, seed: int, workers: int) -> dict:
+    """The first candidate_count candidates of the same stream, validated one program per candidate and one program
+    per trivial body; the verdicts must agree with ours on the exercises both keep."""
+    cands = list(islice(candidates(seed), candidate_count))
+    with Judge(workers=workers) as judge:
+        t0 = time.perf_counter()
+        batch, validate_module.VALUES_BATCH = validate_module.VALUES_BATCH, 1
+        try:
+            run_calls(judge, cands)
+        finally:
+            validate_module.VALUES_BATCH = batch
+        answers_s = time.perf_counter() - t0
+        ours = validate_module.validate(judge, cands, seen_behaviour={})
+        t1 = time.perf_counter()
+        rechecked = check_exercises(judge, ours.kept)  # solution + 3 trivial bodies, each its own program
+        check_s = time.perf_counter() - t1
+        # What the baseline pays to judge the solutions alone is already part of ours: count it once.
+        t2 = time.perf_counter()
+        judge.check([CheckJob(e.prompt, e.solution, e.tests, e.entry_point) for e in ours.kept])
+        solutions_s = time.perf_counter() - t2
+    baseline_s = answers_s + check_s
+    agree = len(rechecked.kept) == len(ours.kept) and not rechecked.rejected
+    return {"source": "synthetic (baseline: a program per candidate and per trivial body)",
+            "candidates": candidate_count, "kept": len(rechecked.kept), "wall_s": round(baseline_s, 2),
+            "exercises_per_minute": round(60 * len(rechecked.kept) / baseline_s, 1), "workers": workers,
+            "seconds": {"answers_one_program_each": round(answers_s, 2),
+                        "solution_and_trivial_bodies_by_execution": round(check_s, 2),
+                        "solutions_alone": round(solutions_s, 2)},
+            "verdicts_agree": agree}
+
+
+def measure_mined(source_dir: Path, workers: int, seed: int) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="bench-mined-"))
+    try:
+        t0 = time.perf_counter()
+        stats = build(BuildOptions(out=out, mine_dirs=[source_dir], workers=workers, seed=seed))
+        wall = time.perf_counter() - t0
+        tested = sum(not e.sft_only for e in read_exercises(out))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    s = stats["sources"]["mined"]
+    return {"source": "mined", "from": str(source_dir), "candidates": s["candidates"], "kept": s["kept"],
+            "kept_with_tests": tested, "sft_only": s.get("sft_only", 0), "kept_fraction": s["kept_fraction"],
+            "rejected": s["rejected"], "wall_s": round(wall, 2),
+            "candidates_per_minute": round(60 * s["candidates"] / wall, 1),
+            "exercises_per_minute": round(60 * s["kept"] / wall, 1), "workers": workers,
+            "decontamination_removed": stats["decontamination"]["removed"]}
+
+
+def measure_judge(n_exercises: int, k: int, seed: int, workers: int) -> dict:
+    """Completions judged per second (an RL stage's reward): k completions per exercise, half of them wrong."""
+    out = Path(tempfile.mkdtemp(prefix="bench-judge-"))
+    try:
+        build(BuildOptions(out=out, synthetic=n_exercises, seed=seed, workers=workers))
+        exercises = read_exercises(out)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    jobs = [CheckJob(e.prompt, e.solution if j % 2 == 0 else "    return None\n", e.tests, e.entry_point)
+            for e in exercises for j in range(k)]
+    with Judge(workers=workers) as judge:
+        t0 = time.perf_counter()
+        verdicts = judge.check(jobs)
+        wall = time.perf_counter() - t0
+    return {"what": "judge", "completions": len(jobs), "k": k, "wall_s": round(wall, 2),
+            "completions_per_second": round(len(jobs) / wall, 1), "passed": sum(v.passed for v in verdicts),
+            "workers": workers}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--synthetic", type=int, default=3000)
+    ap.add_argument("--baseline-candidates", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1, help="sandbox workers (1: the one-core figure)")
+    ap.add_argument("--stdlib-modules", default="colorsys,textwrap,fractions,statistics,string,heapq,bisect,"
+                                                 "calendar,shlex,fnmatch,difflib,ipaddress,base64,html,json/encoder")
+    ap.add_argument("--judge-exercises", type=int, default=200)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "posttrain.json")
+    args = ap.parse_args()
+
+    stdlib = Path(os.__file__).parent
+    src = Path(tempfile.mkdtemp(prefix="bench-stdlib-"))
+    for name in args.stdlib_modules.split(","):
+        if (stdlib / f"{name}.py").is_file():
+            shutil.copy(stdlib / f"{name}.py", src / f"{name.replace('/', '_')}.py")
+    load_start = os.getloadavg()
+    t0 = time.time()
+    rows = {"synthetic": measure_synthetic(args.synthetic, args.seed, args.workers),
+            "synthetic_baseline": measure_synthetic_baseline(args.baseline_candidates, args.seed, args.workers),
+            "mined_stdlib": measure_mined(src, args.workers, args.seed),
+            "judge": measure_judge(args.judge_exercises, 8, args.seed, args.workers)}
+    shutil.rmtree(src, ignore_errors=True)
+    ours = rows["synthetic"]["exercises_per_minute"]
+    base = rows["synthetic_baseline"]["exercises_per_minute"]
+    result = {"benchmark": "posttrain (exercises)", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t0)),
+              "host": host(), "load_average": {"start": [round(x, 2) for x in load_start],
+                                               "end": [round(x, 2) for x in os.getloadavg()]},
+              "rows": rows, "synthetic_speedup_vs_baseline": round(ours / base, 2) if base else None,
+              "note": "exercises_per_minute is kept exercises per minute of wall time, including the behaviour "
+                      "duplicates and rejects the generator makes on the way; the machine is shared, so the load "
+                      "average is part of the figure"}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, args.out)
+    print(json.dumps(result, indent=2))
+    return 0 if rows["synthetic_baseline"]["verdicts_agree"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
