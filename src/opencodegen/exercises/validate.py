@@ -145,10 +145,20 @@ def _args(call: tuple) -> str:
 
 
 def _example_order(pair: tuple[str, str]) -> tuple:
-    """Examples a reader learns from: a non-empty input, a non-trivial answer, short."""
+    """Examples a reader learns from: the answer is not a trivial value nor the input itself, and the call is of
+    a readable length (about 30 characters)."""
     args, answer = pair
     trivial = answer in ("0", "''", "[]", "{}", "None", "False", "()") or args in ("[]", "''", "0")
-    return (trivial, len(args) + len(answer) > 70, len(args) + len(answer))
+    return (trivial, answer == args, len(args) + len(answer) > 70, abs(len(args) + len(answer) - 30))
+
+
+def choose_examples(pairs: list[tuple[str, str]], n: int) -> list[tuple[str, str]]:
+    """Up to n examples with different answers. An interpreter prints nothing for None: never shown."""
+    out: list[tuple[str, str]] = []
+    for pair in sorted((p for p in pairs if p[1] != "None"), key=_example_order):
+        if len(out) < n and all(pair[1] != o[1] for o in out):
+            out.append(pair)
+    return out
 
 
 def trivial_body_passing(c: Candidate, chosen: list[tuple[tuple, str]]) -> str | None:
@@ -202,8 +212,7 @@ def validate(judge: Judge, cands: list[Candidate], seen_behaviour: dict[tuple, s
         pairs = [(_args(call), answer) for call, answer in chosen]
         prompt = c.prompt
         if prompt is None:
-            # An interpreter prints nothing for None, so a `>>>` example never shows one.
-            examples = sorted((p for p in pairs if p[1] != "None"), key=_example_order)[:1 if len(c.doc) > 120 else 2]
+            examples = choose_examples(pairs, 1 if len(c.doc) > 120 else 2)
             prompt = render_prompt(c, examples)
         ready.append((c, prompt, render_tests(pairs), len(pairs)))
     verdicts = judge.check([CheckJob(prompt, c.solution, tests, c.entry_point) for c, prompt, tests, _ in ready])
