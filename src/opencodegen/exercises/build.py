@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..progress import log, progress_task
 from .decontaminate import Benchmarks
 from .judge import DEFAULT_TIMEOUT, Judge
-from .records import Exercise, write_jsonl_atomic
+from .records import SOURCES, Exercise, write_jsonl_atomic
 from .validate import Candidate, Outcome, validate
 
 BATCH = 256  # candidates decontaminated and validated together (one judge batch)
@@ -220,8 +220,12 @@ def write_outputs(opts: BuildOptions, collected: Collected, benchmarks: Benchmar
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
     n = write_jsonl_atomic(out / "exercises.jsonl", (e.to_dict() for e in collected.exercises))
-    for source, rows in collected.rejects.items():
-        write_jsonl_atomic(out / "rejects" / f"{source}.jsonl", rows)
+    for source in SOURCES:  # a rejects file left by an earlier build into the same directory would mislead
+        rows = collected.rejects.get(source)
+        if rows:
+            write_jsonl_atomic(out / "rejects" / f"{source}.jsonl", rows)
+        else:
+            (out / "rejects" / f"{source}.jsonl").unlink(missing_ok=True)
     sources = {k: v.to_dict() for k, v in collected.sources.items()}
     accounted = all(v.candidates == v.kept + sum(v.rejected.values()) for v in collected.sources.values())
     stats = {

@@ -43,6 +43,7 @@ class Verdict:
 class ValueRun:
     ok: bool  # ran to its end and printed
     value: Any = None
+    status: str = ""  # the sandbox's
     reason: str = ""
 
 
@@ -70,4 +71,4 @@ class Judge:
     def values(self, programs: Sequence[str], timeout: float | None = None,
                progress: str | None = None) -> list[ValueRun]:
         results = self._sandbox.run(programs, timeout or self.timeout, capture_last_print=True, progress=progress)
-        return [ValueRun(r.passed and r.has_value, r.value, r.reason or r.status) for r in results]
+        return [ValueRun(r.passed and r.has_value, r.value, r.status, r.reason) for r in results]

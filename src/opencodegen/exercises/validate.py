@@ -115,8 +115,8 @@ def run_calls(judge: Judge, cands: list[Candidate], progress: Callable[[int], No
             elif len(group) > 1:  # one of them hung or killed the program: find it
                 retry += [group[:len(group) // 2], group[len(group) // 2:]]
             else:
-                reason = "timeout" if "time" in run.reason.lower() else "does_not_run"
-                results[group[0]] = (reason, run.reason[:300])
+                reason = "timeout" if run.status == "timeout" else "does_not_run"
+                results[group[0]] = (reason, (run.reason or run.status)[:300])
                 if progress:
                     progress(1)
         pending = retry
