@@ -245,20 +245,25 @@ def write_outputs(opts: BuildOptions, collected: Collected, benchmarks: Benchmar
 
 
 def summary_table(stats: dict):
+    """One row per source, then one row per rejection reason (as the corpus builder's summary lists its drops)."""
     from rich.table import Table
 
     t = Table(title="exercises")
-    for col in ("source", "candidates", "kept", "kept %", "per minute", "rejected (top reasons)"):
-        t.add_column(col, justify="left" if col.startswith(("source", "rejected")) else "right")
+    for col in ("", "candidates", "kept", "kept %", "kept / min"):
+        t.add_column(col, justify="right" if col else "left")
     for name, s in stats["sources"].items():
-        top = ", ".join(f"{k} {v}" for k, v in sorted(s["rejected"].items(), key=lambda kv: -kv[1])[:4])
         t.add_row(name, f"{s['candidates']:,}", f"{s['kept']:,}",
                   f"{100 * s['kept_fraction']:.1f}" if s["kept_fraction"] is not None else "-",
-                  f"{s['per_minute']:,.0f}" if s["per_minute"] else "-", top)
+                  f"{s['per_minute']:,.0f}" if s["per_minute"] else "-")
+        for reason, n in sorted(s["rejected"].items(), key=lambda kv: -kv[1]):
+            t.add_row(f"  rejected: {reason}", f"{n:,}", "", "", "")
+        for r in s.get("rounds", []):
+            t.add_row(f"  round {r['round']}: acceptance", f"{r['samples']:,}", f"{r['passed']:,}",
+                      f"{100 * r['acceptance_rate']:.1f}" if r["acceptance_rate"] is not None else "-", "")
     d = stats["decontamination"]
-    removed = "; ".join(f"{b}: " + ", ".join(f"{r} {n}" for r, n in c.items()) for b, c in d["removed"].items())
-    t.add_row("decontamination", "", f"-{d['removed_total']}", "", "", removed or "nothing removed")
-    t.add_row("accounted", "", "", "", "", "yes" if stats["accounted"] else "NO")
+    for bench, rules in d["removed"].items():
+        t.add_row(f"decontaminated: {bench}", ", ".join(f"{r} {n}" for r, n in rules.items()), "", "", "")
+    t.add_row("accounted (candidates = kept + rejected)", "yes" if stats["accounted"] else "NO", "", "", "")
     return t
 
 
