@@ -23,7 +23,7 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--synthetic", type=int, default=0, metavar="N",
                    help="N exercises from the seeded generator of small typed programs over the builtins")
     s.add_argument("--seed", type=int, default=0, help="seed of the synthetic generator and the hypothesis draws")
-    s.add_argument("--mine-dir", action="append", default=[], type=Path, metavar="PATH",
+    s.add_argument("--mine-dir", "--dir", action="append", default=[], type=Path, metavar="PATH",
                    help="mine documented functions from the .py files under PATH")
     s.add_argument("--mine-corpus", action="append", default=[], type=Path, nargs="?", const=QUICKSTART_MONO,
                    metavar="CORPUS", help="mine a corpus written by `ocg corpus build` (its held-out repositories "
