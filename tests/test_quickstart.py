@@ -65,8 +65,8 @@ def machine(sources):
 
 
 def tiny_budget() -> Budget:
-    return Budget(workers=1, tokenizer_bytes_per_part=200_000, train_minutes=None,
-                  humaneval_tasks=2, humaneval_n=2, humaneval_temperatures=(0.8,), humaneval_max_new_tokens=8,
+    return Budget(workers=1, tokenizer_bytes_per_part=200_000, train_minutes=None, exercises_synthetic=12,
+                  humaneval_tasks=2, humaneval_n=2, humaneval_temperature=0.8, humaneval_max_new_tokens=8,
                   mtpb_problems=1, fim_tasks=2, fim_max_new_tokens=4, sample_max_new_tokens=8, disk_bytes=1 << 20)
 
 
@@ -75,11 +75,15 @@ def recipe(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("recipe") / "quickstart.yaml"
     path.write_text(yaml.safe_dump({
         "tokenizer": "tokenizer/tokenizer.json",
-        "model": {"preset": "tiny-1m", "vocab_size": 512, "block_size": 64},
+        "model": {"preset": "tiny-1m", "vocab_size": 512, "block_size": 256},
         "optim": {"lr": 1e-3, "warmup_steps": 1},
         "batch": {"batch_tokens": 256, "micro_batch": 4, "context_length": 64},
         "run": {"autocast": "fp32", "eval_every": 2, "eval_tokens": 128, "save_every": 2},
-        "stages": [{"name": n, "data": {f"tokens/{n}": 1.0}, "steps": 2} for n in ("nl", "multi", "mono")]}))
+        "stages": [{"name": n, "data": {f"tokens/{n}": 1.0}, "steps": 2} for n in ("nl", "multi", "mono")] + [
+            {"name": "sft", "kind": "sft", "data": {"exercises": 1.0}, "steps": 2,
+             "batch": {"batch_tokens": 512, "micro_batch": 2, "context_length": 256}},
+            {"name": "rl", "kind": "rl", "data": {"exercises": 1.0}, "steps": 2,
+             "rl": {"exercises_per_step": 2, "group_size": 2, "max_new_tokens": 8}}]}))
     return path
 
 
@@ -92,8 +96,9 @@ def run(machine, recipe, tmp_path_factory):
 def test_every_output_exists_and_the_report_has_each_section(run):
     run_dir, results = run
     for rel in ("report.md", "report.html", "results.json", "tokenizer/tokenizer.json", "heldout/decontaminate.jsonl",
-                "eval/bpb/summary.json", "eval/bpb/bits_per_byte.png", "eval/humaneval/summary.json",
-                "eval/humaneval/pass_at_k.png", "eval/mtpb/summary.json", "eval/mtpb/pass_rate_by_category.png",
+                "eval/bpb/summary.json", "eval/bpb/bits_per_byte.png", "eval/humaneval/greedy/summary.json",
+                "eval/humaneval/sampled/summary.json", "eval/humaneval/sampled/pass_at_k.png",
+                "exercises/exercises.jsonl", "exercises/stats.json", "eval/mtpb/summary.json", "eval/mtpb/pass_rate_by_category.png",
                 "eval/infill/summary.json", "eval/samples/samples.jsonl", "train/summary.json"):
         assert (run_dir / rel).is_file(), rel
     for part in ("nl", "multi", "mono"):
@@ -101,13 +106,17 @@ def test_every_output_exists_and_the_report_has_each_section(run):
         assert (run_dir / "train" / f"loss-{['nl', 'multi', 'mono'].index(part)}-{part}.png").is_file()
     assert results["tokenizer"]["vocab_size"] == results["model"]["vocab_size"] == 512  # the recipe's, both
     assert Path(results["model"]["checkpoint"]).name == "checkpoint-2"
+    assert Path(results["model"]["checkpoint"]).parent.name == "stage-4-rl"  # the post-trained model is evaluated
+    assert [s["kind"] for s in results["train"].values()] == ["pretrain"] * 3 + ["sft", "rl"]
+    assert results["exercises"]["by_source"]["synthetic"] == 12 and results["exercises"]["decontamination"]
     md = (run_dir / "report.md").read_text()
     page = (run_dir / "report.html").read_text()
-    for section in ("Results", "Corpus", "Training", "Bits per byte on held-out", "HumanEval", "MTPB",
+    for section in ("Results", "Corpus", "Exercises", "Training", "Bits per byte on held-out", "HumanEval", "MTPB",
                     "Fill-in-the-middle", "Samples", "Time and memory", "Next"):
         assert f"## {section}" in md, section
         assert f"<h2>{section}" in page, section
-    assert md.count("![") == 6 and page.count("data:image/png;base64,") == 6  # 3 loss curves, bpb, pass@k, MTPB
+    assert md.count("![") == 8 and page.count("data:image/png;base64,") == 8  # 5 loss curves, bpb, pass@k, MTPB
+    assert "Codex-12M" in md and "Solved by at least one sample" in md
     assert "src=\"" not in page.replace("src='data:", "")  # nothing outside the page
     assert results["bpb"]["model"] > 0 and results["bpb"]["xz_concat"] > 0
     assert set(results["humaneval"]["pass_at_k"]) == {"pass@1"}  # pass@10 needs 10 samples; the test draws 2
@@ -166,6 +175,7 @@ def test_train_plan_scales_the_recipe_to_the_time_budget(run, recipe):
     from opencodegen.quickstart.pipeline import load_quickstart_recipe
     run_dir, _ = run
     r = load_quickstart_recipe(recipe, run_dir, ["nl", "multi", "mono"])
+    r.stages = r.stages[:3]  # the pretraining stages (a sampling stage's probe is covered by the whole run)
     r.stages[2].steps = 4  # twice the other stages' 2
     p = train_plan.plan(r, minutes=0.5)
     budget = 0.5 * 60 * (1 - train_plan.OVERHEAD_SHARE)
@@ -184,7 +194,8 @@ def test_probe_step_time_is_the_median_of_the_timed_steps(run, recipe, monkeypat
     rates = [10.0, 1000.0, 1000.0, 100.0, 1000.0, 1000.0][: train_plan.PROBE_STEPS]
 
     def fake_train(probe, out, progress):
-        lines = [json.dumps({"step": i + 1, "tokens_per_s": t}) for i, t in enumerate(rates)]
+        tokens = probe.stage_batch(0).batch_tokens  # the probe's step: one micro-batch
+        lines = [json.dumps({"step": i + 1, "tokens_per_s": t, "seconds": tokens / t}) for i, t in enumerate(rates)]
         (Path(out) / "metrics.jsonl").write_text("\n".join(lines) + "\n")
 
     monkeypatch.setattr(train_plan, "train", fake_train)

@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "run starts: a resumed run keeps its plan). 0 trains the recipe's steps as written")
     parser.add_argument("--config", type=Path, default=None,
                         help="training recipe (default: configs/quickstart.yaml of the source tree)")
-    parser.add_argument("--humaneval-n", type=int, default=10, help="HumanEval samples per task (default 10)")
+    parser.add_argument("--humaneval-n", type=int, default=20,
+                        help="HumanEval samples per task at temperature 0.8, besides one greedy (default 20)")
     parser.add_argument("--workers", type=int, default=None, help="processes for corpus building and the sandbox")
 
 

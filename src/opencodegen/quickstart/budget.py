@@ -18,13 +18,18 @@ class Budget:
     # Tokenizer: trained on up to this many bytes of each part's training repositories (never the held-out ones),
     # with as many ids as the recipe's model has.
     tokenizer_bytes_per_part: int = 6_000_000
+    # Post-training data (`ocg exercises build`): synthetic exercises over the builtins, and functions mined from
+    # Mono's training repositories (never the held-out ones), each kept only if it runs; decontaminated against
+    # HumanEval and the MTPB problems.
+    exercises_synthetic: int = 3000
+    exercises_mine: bool = True
     # Training: minutes for all stages together, split in the proportions of the recipe's steps (None: the recipe's
     # steps as written).
     train_minutes: float | None = 11.0
     # Evaluation.
     humaneval_tasks: int | None = None  # None = all 164
-    humaneval_n: int = 10  # samples per task: pass@1 and pass@10
-    humaneval_temperatures: tuple[float, ...] = (0.2, 0.8)  # best per k, as in the Codex/CodeGen protocol
+    humaneval_n: int = 20  # samples per task at humaneval_temperature (pass@1, pass@10), besides one greedy
+    humaneval_temperature: float = 0.8  # with top-p 0.95, as the Codex and CodeGen papers sample for pass@k
     humaneval_max_new_tokens: int = 128
     mtpb_problems: int | None = None  # None = all of the shipped problems
     fim_tasks: int | None = 200  # HumanEval single-line infilling tasks (an evenly spread subset)

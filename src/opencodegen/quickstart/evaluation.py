@@ -3,6 +3,7 @@ usual samples/results/summary/report in eval/<name>/ and returns the few numbers
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..eval.report import plot_bars, write_jsonl
@@ -40,17 +41,28 @@ def bits_per_byte(checkpoint: Path, files_dir: Path, out: Path, budget: Budget) 
 
 
 def humaneval(checkpoint: Path, out: Path, budget: Budget) -> dict:
+    """As the Codex and CodeGen papers measure it: greedy pass@1, and pass@k from n samples at temperature 0.8 and
+    top-p 0.95 with the unbiased estimator, for every k that n allows; plus which problems any sample solved."""
     from ..eval import humaneval as he
     from ..sampling import SamplingParams
+    from .published import reached
     model, tok = _load(checkpoint)
-    temps = list(budget.humaneval_temperatures)
-    ks = [k for k in (1, 10) if k <= budget.humaneval_n]
-    params = SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, temperature=temps[0], top_p=0.95, seed=0)
-    s = he.evaluate(out, model=model, tokenizer=tok, n=budget.humaneval_n, params=params, temperatures=temps, ks=ks,
-                    limit=budget.humaneval_tasks, workers=budget.workers)
-    return {"pass_at_k": s["pass_at_k"], "best_temperature": s.get("best_temperature"), "tasks": s["tasks_scored"],
-            "n": budget.humaneval_n, "temperatures": temps, "programs": s["samples"], "statuses": s["statuses"],
-            "png": str(out / "pass_at_k.png")}
+    base = SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, seed=0)
+    greedy = he.evaluate(out / "greedy", model=model, tokenizer=tok, n=1, params=replace(base, temperature=0.0),
+                         ks=[1], limit=budget.humaneval_tasks, workers=budget.workers)
+    ks = [k for k in (1, 10, 100) if k <= budget.humaneval_n]
+    t = budget.humaneval_temperature
+    sampled = he.evaluate(out / "sampled", model=model, tokenizer=tok, n=budget.humaneval_n,
+                          params=replace(base, temperature=t, top_p=0.95), ks=ks, limit=budget.humaneval_tasks,
+                          workers=budget.workers)
+    solved = sorted({task for s in (greedy, sampled) for task, v in s["per_task"].items() if v["correct"]},
+                    key=lambda task: int(task.rsplit("/", 1)[1]))
+    return {"greedy_pass@1": greedy["pass_at_k"]["pass@1"], "pass_at_k": sampled["pass_at_k"],
+            "temperature": t, "n": budget.humaneval_n, "tasks": sampled["tasks_scored"], "solved": solved,
+            "reached": reached(sampled["pass_at_k"]), "programs": greedy["samples"] + sampled["samples"],
+            "statuses": sampled["statuses"], "greedy_statuses": greedy["statuses"],
+            **{k: sampled[k] for k in ("empty_completions", "first_token_stops") if k in sampled},
+            "png": str(out / "sampled" / "pass_at_k.png")}
 
 
 def mtpb(checkpoint: Path, out: Path, budget: Budget) -> dict:

@@ -6,8 +6,10 @@
   corpus-nl      /usr/share/doc -> corpus/nl, likewise
   tokenizer      byte-level BPE on the parts' training repositories -> tokenizer/tokenizer.json
   tokens-<part>  repository-format documents with FIM -> tokens/<part>/{train,valid}
+  exercises      synthetic and mined exercises, each kept only if it runs, decontaminated -> exercises/
   train-plan     steps per stage that fit the time budget, from a measured step time
-  train          NL -> Multi -> Mono (configs/quickstart.yaml) -> train/stage-<i>-<name>/checkpoint-<step>
+  train          NL -> Multi -> Mono pretraining, then SFT and RL on the exercises (configs/quickstart.yaml)
+                 -> train/stage-<i>-<name>/checkpoint-<step>
   eval-*         bits per byte beside xz -9, HumanEval, MTPB, FIM, samples -> eval/<name>/
 then results.json, report.md and report.html. A part this machine lacks is skipped with a note."""
 
@@ -36,7 +38,7 @@ from .runner import StageRunner, check_free_disk
 BUILD_ORDER = ("mono", "multi", "nl")
 # Expected seconds of each stage on 2 cores (the overall progress row's ETA); training's comes from the budget.
 EXPECTED = {"corpus-mono": 40, "heldout": 5, "corpus-multi": 40, "corpus-nl": 25, "tokenizer": 30, "tokens-mono": 25,
-            "tokens-multi": 15, "tokens-nl": 10, "train-plan": 25, "eval-bpb": 40, "eval-humaneval": 120,
+            "tokens-multi": 15, "tokens-nl": 10, "exercises": 90, "train-plan": 40, "eval-bpb": 40, "eval-humaneval": 120,
             "eval-mtpb": 60, "eval-infill": 30, "eval-samples": 10}
 
 
@@ -101,12 +103,31 @@ def tokenize_part(part: str, run_dir: Path, budget: Budget, cfg: TokenizeConfig,
     return {"train": stats["train"]["tokens"], "valid": stats["valid"]["tokens"], "valid_repos": len(valid)}
 
 
+def build_exercises(run_dir: Path, budget: Budget, mono: bool) -> dict:
+    """The post-training stages' data: synthetic exercises, and (with a Mono corpus) functions mined from its training
+    repositories; stats.json and rejects/ account for every candidate."""
+    from ..exercises.build import BuildOptions, build
+
+    stats = build(BuildOptions(out=run_dir / "exercises", synthetic=budget.exercises_synthetic, seed=0,
+                               mine_corpora=[run_dir / "corpus" / "mono"] if mono and budget.exercises_mine else [],
+                               workers=budget.workers))
+    return {"exercises": stats["exercises"], "by_source": stats["by_source"], "sft_only": stats.get("sft_only", 0),
+            "decontamination": stats["decontamination"], "sources": stats["sources"]}
+
+
+def _has_data(stage) -> bool:
+    """Pretraining reads token directories (with a train/ split); the other kinds read exercise files."""
+    if stage.kind == "pretrain":
+        return all((Path(d) / "train").is_dir() for d in stage.data)
+    return all(Path(d).exists() for d in stage.data)
+
+
 def load_quickstart_recipe(config: Path, run_dir: Path, parts: list[str]):
     """The recipe with paths under the run directory, keeping the stages whose data this machine has."""
     from ..train import load_recipe
 
     recipe = load_recipe(config, {"data_root": str(run_dir)})
-    kept = [s for s in recipe.stages if all((Path(d) / "train").is_dir() for d in s.data)]
+    kept = [s for s in recipe.stages if _has_data(s)]
     for s in recipe.stages:
         if s not in kept:
             log(f"[yellow]training stage {s.name} skipped: its corpus is missing on this machine[/yellow]")
@@ -160,6 +181,9 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
                                                                        held["repos"] if p == "mono" and held else None))
                   for p in parts}
 
+        exercises = None
+        if budget.exercises_synthetic or (budget.exercises_mine and "mono" in parts):
+            exercises = stage("exercises", lambda: build_exercises(run_dir, budget, "mono" in parts))
         recipe = load_quickstart_recipe(config, run_dir, parts)
         if budget.train_minutes:
             plan = stage("train-plan", lambda: train_plan.plan(recipe, budget.train_minutes))
@@ -181,6 +205,7 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
 
     results = assemble(run_dir, runner.results, recipe, ckpt, corpus, held, tok, tokens, plan, trained, bpb, he, mt,
                        fim, samples)
+    results["exercises"] = exercises
     write_json(run_dir / "results.json", results)
     write_report(results, run_dir)
     return results
@@ -202,7 +227,8 @@ def assemble(run_dir: Path, stages: dict, recipe, ckpt: Path, corpus: dict, held
     train_stages = {}
     for i, s in enumerate(trained["stages"]):
         png = run_dir / "train" / f"loss-{i}-{s['stage']}.png"
-        train_stages[s["stage"]] = {"steps": s["steps"], "tokens": s["tokens"], "final_loss": s.get("final_loss"),
+        train_stages[s["stage"]] = {"kind": s.get("kind", "pretrain"), "steps": s["steps"], "tokens": s["tokens"],
+                                    "final_loss": s.get("final_loss"), "val_loss": s.get("val_loss"),
                                     "valid_bpb": s.get("val_bpb"), "seconds": s["seconds"],
                                     "tokens_per_s": s.get("tokens_per_s"),
                                     "loss_png": str(png) if png.is_file() else None}

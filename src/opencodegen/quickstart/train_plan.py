@@ -23,28 +23,36 @@ from ..train.recipe import Recipe
 # plan measured 0.36 s a step for steps that then averaged 0.50 s (training ran 827 s, not 594), and probes minutes
 # apart gave 0.45 and 0.53 s. Nineteen gave 0.53 and 0.54 s.
 PROBE_STEPS = 20
+# Stages that sample and judge (rl, dpo) spend seconds a step, mostly generating, and vary less step to step.
+SAMPLING_PROBE_STEPS = 3
 # Validation passes and checkpoint writes happen between steps: leave them this share of the budget.
 OVERHEAD_SHARE = 0.1
 
 
 def seconds_per_step(recipe: Recipe, stage: int) -> float:
     """Wall seconds of one optimiser step of `stage` (its batch, context and data), measured by training a copy of
-    the recipe for a few steps in a scratch directory."""
+    the recipe for a few steps in a scratch directory (from the recipe's initialisation: a sampling stage's probe
+    generates from untrained weights, which rarely stop early, so its estimate errs long)."""
+    s = recipe.stages[stage]
+    sampling = s.kind in ("rl", "dpo")
     probe = copy.deepcopy(recipe)
-    probe.stages = [copy.deepcopy(recipe.stages[stage])]
-    probe.stages[0].steps, probe.stages[0].tokens = PROBE_STEPS, None
+    probe.stages = [copy.deepcopy(s)]
+    probe.stages[0].steps, probe.stages[0].tokens = SAMPLING_PROBE_STEPS if sampling else PROBE_STEPS, None
     probe.stages[0].optim = {**probe.stages[0].optim, "warmup_steps": 1}
     b = recipe.stage_batch(stage)
-    # One micro-batch per probe step: a full step is `accumulation` of them plus one optimiser update, and the
-    # update is cheap next to them (a few passes over the weights), so scaling up costs little accuracy.
-    probe.stages[0].batch = {**probe.stages[0].batch, "batch_tokens": b.micro_batch * b.context_length}
+    accumulation = 1
+    if not sampling:
+        # One micro-batch per probe step: a full step is `accumulation` of them plus one optimiser update, and the
+        # update is cheap next to them (a few passes over the weights), so scaling up costs little accuracy.
+        probe.stages[0].batch = {**probe.stages[0].batch, "batch_tokens": b.micro_batch * b.context_length}
+        accumulation = b.batch_tokens // (b.micro_batch * b.context_length)
     probe.run.eval_tokens = b.context_length  # one validation window: the probe's last step validates
     probe.run.keep_last = 1
     with tempfile.TemporaryDirectory(prefix="ocg-probe-") as tmp:
         train(probe, tmp, progress=False)
         records = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
-    rates = [r["tokens_per_s"] for r in records if "tokens_per_s" in r][1:]
-    return b.batch_tokens / statistics.median(rates)  # tokens per step / tokens per second
+    seconds = [r["seconds"] for r in records if "seconds" in r][1:]
+    return accumulation * statistics.median(seconds)
 
 
 def plan(recipe: Recipe, minutes: float) -> dict:
@@ -55,8 +63,9 @@ def plan(recipe: Recipe, minutes: float) -> dict:
     measured: dict[tuple, float] = {}
     per_step = []
     for i in range(len(recipe.stages)):
-        b = recipe.stage_batch(i)
-        key = (b.batch_tokens, b.micro_batch, b.context_length)
+        b, s = recipe.stage_batch(i), recipe.stages[i]
+        # stages of one kind with one batch shape run at one speed (a sampling stage's also depends on its data)
+        key = (s.kind, b.batch_tokens, b.micro_batch, b.context_length) + ((i,) if s.kind in ("rl", "dpo") else ())
         if key not in measured:
             measured[key] = seconds_per_step(recipe, i)
         per_step.append(measured[key])

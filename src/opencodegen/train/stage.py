@@ -179,7 +179,7 @@ class Stage:
         step_metrics = {k: dist_.all_mean(v, ctx.dist) for k, v in sums.items()}
         step_metrics.update(self.objective.step_metrics())
         return {"stage": ctx.stage.name, "step": self.step_no, "loss": step_loss, "lr": lr, "grad_norm": gnorm,
-                "tokens_per_s": tps, "mfu": mfu, **step_metrics}
+                "tokens_per_s": tps, "mfu": mfu, "seconds": dt, **step_metrics}
 
     # ---- validation and checkpoints ---------------------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
