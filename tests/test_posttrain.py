@@ -155,7 +155,7 @@ def test_sft_then_rl_checkpoints_load_for_generation(tmp_path):
     final = Path(summary["final_checkpoint"])
     assert final == tmp_path / "run" / "stage-1-rl" / "checkpoint-2" and (final / "tokenizer.json").is_file()
     recs = _metrics(tmp_path / "run")
-    assert {"reward", "pass_rate", "samples_per_s", "judge_s"} <= set(recs[-1])
+    assert {"reward", "pass_rate", "samples_per_s", "sample_judge_s"} <= set(recs[-1])
 
 
 @pytest.mark.parametrize("stage, message", [

@@ -7,6 +7,7 @@ k and sampling parameters in; one `Attempt` (exercise, completion, verdict, rewa
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -18,10 +19,12 @@ from .records import Exercise
 
 @dataclass(frozen=True)
 class Attempt:
-    exercise: Exercise
+    exercise: Exercise  # or any row with prompt, tests and entry_point (a training stage's examples)
     sample_index: int
-    completion: str
+    completion: str  # as judged: cut before the stop string
     verdict: Verdict
+    prompt_ids: tuple[int, ...] = ()  # the prompt as the model saw it
+    completion_ids: tuple[int, ...] = ()  # as sampled, through the EOS or the token that completed a stop string
 
     @property
     def reward(self) -> float:
@@ -29,25 +32,28 @@ class Attempt:
 
 
 def sample_and_judge(model, tokenizer, exercises: Sequence[Exercise], k: int, params: SamplingParams, judge: Judge,
-                     chunk: int = 8) -> list[Attempt]:
+                     chunk: int = 8, progress: bool = True) -> list[Attempt]:
     """k completions per exercise (cut at HumanEval's stop strings, prompts cut from the left to fit the context),
-    each judged by HumanEval's program. Exercises without tests (SFT-only) cannot be judged: pass only ones with."""
+    each judged by HumanEval's program. Exercises without tests (SFT-only) cannot be judged: pass only ones with.
+    progress=False for callers with a display of their own (a training stage)."""
     from ..eval.context import fit_prompts
 
-    if any(e.sft_only for e in exercises):
+    if any(not (e.tests and e.entry_point) for e in exercises):
         raise ValueError("sample_and_judge needs exercises with tests; SFT-only ones cannot be judged")
     params = replace(params, n=k, stop=tuple(dict.fromkeys(tuple(params.stop) + HUMANEVAL_STOP)))
-    prompts = fit_prompts(tokenizer, model, [e.prompt for e in exercises], params.max_new_tokens, "exercises")
-    samples: list[tuple[Exercise, int, str]] = []
-    with progress_task("sample exercises", total=len(exercises), unit="ex") as task:
+    prompts = fit_prompts(tokenizer, model, [e.prompt for e in exercises], params.max_new_tokens, "exercises")  # ids
+    samples: list[tuple[Exercise, int, str, tuple[int, ...], tuple[int, ...]]] = []
+    bar = progress_task("sample exercises", total=len(exercises), unit="ex") if progress else nullcontext()
+    with bar as task:
         for start in range(0, len(exercises), chunk):
             outputs = generate(model, tokenizer, prompts[start:start + chunk], params)
-            for ex, completions in zip(exercises[start:start + chunk], outputs):
-                samples += [(ex, j, c.text) for j, c in enumerate(completions)]
-            task.advance(len(outputs))
-    verdicts = judge.check([CheckJob(e.prompt, text, e.tests, e.entry_point) for e, _, text in samples],
-                           progress="judge samples")
-    return [Attempt(e, j, text, v) for (e, j, text), v in zip(samples, verdicts)]
+            for ex, prompt, completions in zip(exercises[start:start + chunk], prompts[start:start + chunk], outputs):
+                samples += [(ex, j, c.text, tuple(prompt), tuple(c.token_ids)) for j, c in enumerate(completions)]
+            if task is not None:
+                task.advance(len(outputs))
+    verdicts = judge.check([CheckJob(e.prompt, text, e.tests, e.entry_point) for e, _, text, _, _ in samples],
+                           progress="judge samples" if progress else None)
+    return [Attempt(e, j, text, v, p, c) for (e, j, text, p, c), v in zip(samples, verdicts)]
 
 
 def self_round(judge: Judge, benchmarks, collected, model, tokenizer, exercises: list[Exercise], k: int,

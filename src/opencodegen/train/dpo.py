@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from ..eval.sandbox import Sandbox
+from ..exercises.judge import Judge
 from . import distributed as dist_
 from .examples import read_mixture
 from .objective import MicroBatch, Objective
@@ -55,11 +55,11 @@ class DPO(Objective):
         self.reference = copy.deepcopy(model).eval().requires_grad_(False)
         self.exercises = [e for e in self.exercises if fits(self.tokenizer, e, model.config.block_size, self.options)]
         self.context = model.config.block_size
-        self.sandbox = Sandbox(workers=1) if self.exercises and not self.pairs else None
+        self.judge = Judge(workers=1, timeout=self.options.timeout) if self.exercises and not self.pairs else None
 
     def close(self) -> None:
-        if getattr(self, "sandbox", None) is not None:
-            self.sandbox.close()
+        if getattr(self, "judge", None) is not None:
+            self.judge.close()
 
     def _step_pairs(self, step: int, model) -> list[tuple[list[int], list[int], list[int]]]:
         """(prompt ids, chosen ids, rejected ids) of this process's share of the step."""
@@ -75,7 +75,7 @@ class DPO(Objective):
                           replace=len(self.exercises) < o.exercises_per_step)
         mine = [self.exercises[k] for k in pick[d.rank::d.world_size]]
         groups, timing = sample_and_judge(model, self.tokenizer, mine, o,
-                                          step_seed(self.recipe.run.seed, self.index, step), self.sandbox)
+                                          step_seed(self.recipe.run.seed, self.index, step), self.judge)
         rewards = [s.reward for g in groups for s in g]
         self._metrics = {"reward": dist_.all_mean(float(np.mean(rewards)) if rewards else 0.0, d),
                          "pass_rate": dist_.all_mean(float(np.mean([r >= 1 for r in rewards])) if rewards else 0.0, d),

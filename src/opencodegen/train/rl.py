@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..eval.sandbox import Sandbox
+from ..exercises.judge import Judge
 from . import distributed as dist_
 from .examples import read_mixture
 from .objective import MicroBatch, Objective
@@ -64,12 +64,11 @@ class RL(Objective):
         self.reference = None
         if self.options.kl > 0:
             self.reference = copy.deepcopy(model).eval().requires_grad_(False)
-        self.sandbox = Sandbox(workers=1)
+        self.judge = Judge(workers=1, timeout=self.options.timeout)
 
     def close(self) -> None:
-        sandbox = getattr(self, "sandbox", None)
-        if sandbox is not None:
-            sandbox.close()
+        if getattr(self, "judge", None) is not None:
+            self.judge.close()
 
     def batches(self, step: int, model) -> list[MicroBatch]:
         ctx, o, d = self.ctx, self.options, self.ctx.dist
@@ -80,7 +79,7 @@ class RL(Objective):
         # One seed for the step: an exercise's samples depend on it and on the prompt only, not on the process that
         # draws them, so any number of processes samples what one would.
         groups, timing = sample_and_judge(model, self.tokenizer, mine, o,
-                                          step_seed(self.recipe.run.seed, self.index, step), self.sandbox)
+                                          step_seed(self.recipe.run.seed, self.index, step), self.judge)
         seqs: list[tuple[Sample, float]] = []
         rewards = []
         for g in groups:

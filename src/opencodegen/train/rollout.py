@@ -1,5 +1,6 @@
-"""Sampling a group of completions per exercise from the model being trained, and judging each in the sandbox: the
-source of RL's rewards and of DPO's sampled pairs. The judge decides; the reward is its verdict."""
+"""Sampling a group of completions per exercise from the model being trained, and judging each against the
+exercise's tests: the source of RL's rewards and of DPO's sampled pairs. Sampling and judging are the exercise
+builder's (exercises/self_generate.py, exercises/judge.py): one path decides every verdict."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..eval.humaneval import build_program
-from ..eval.sandbox import Sandbox
-from ..sampling import HUMANEVAL_STOP, SamplingParams, generate
+from ..exercises.judge import Judge
+from ..exercises.self_generate import sample_and_judge as sample_and_judge_exercises
+from ..sampling import SamplingParams
 from .examples import Example
 from .policy import token_logprobs
 from .recipe import SamplingOptions
@@ -39,35 +40,26 @@ def fits(tokenizer, example: Example, context: int, options: SamplingOptions) ->
 
 
 def sample_and_judge(model, tokenizer, examples: list[Example], options: SamplingOptions, seed: int,
-                     sandbox: Sandbox) -> tuple[list[list[Sample]], dict[str, float]]:
+                     judge: Judge) -> tuple[list[list[Sample]], dict[str, float]]:
     """options.group_size samples per example, each judged by running the example's tests against it. Returns the
-    groups and the timing numbers (samples per second, judge seconds)."""
+    groups and the timing numbers (samples per second, seconds sampling and judging)."""
     if not examples:
         return [], {}
     params = SamplingParams(max_new_tokens=options.max_new_tokens, temperature=options.temperature,
-                            top_p=options.top_p, n=options.group_size, seed=seed, stop=HUMANEVAL_STOP)
+                            top_p=options.top_p, seed=seed)
     was_training = model.training
     model.eval()
     t0 = time.perf_counter()
     try:
-        outputs = generate(model, tokenizer, [e.prompt for e in examples], params)
+        attempts = sample_and_judge_exercises(model, tokenizer, examples, options.group_size, params, judge,
+                                              chunk=len(examples), progress=False)
     finally:
         model.train(was_training)
-    t1 = time.perf_counter()
-    problems = [{"prompt": e.prompt, "test": e.tests, "entry_point": e.entry_point} for e in examples]
-    programs = [build_program(p, c.text) for p, group in zip(problems, outputs) for c in group]
-    verdicts = iter(sandbox.run(programs, timeout=options.timeout))
-    t2 = time.perf_counter()
-    groups = []
-    for e, group in zip(examples, outputs):
-        prompt_ids = tokenizer.encode(e.prompt)
-        row = []
-        for c in group:
-            v = next(verdicts)
-            row.append(Sample(e, prompt_ids, list(c.token_ids), c.text, 1.0 if v.passed else 0.0, v.status))
-        groups.append(row)
-    n = len(programs)
-    return groups, {"samples_per_s": n / max(t1 - t0, 1e-9), "judge_s": t2 - t1, "sample_s": t1 - t0}
+    seconds = time.perf_counter() - t0
+    groups = [[Sample(a.exercise, list(a.prompt_ids), list(a.completion_ids), a.completion, a.verdict.reward,
+                      a.verdict.status) for a in attempts[i:i + options.group_size]]
+              for i in range(0, len(attempts), options.group_size)]
+    return groups, {"samples_per_s": len(attempts) / max(seconds, 1e-9), "sample_judge_s": seconds}
 
 
 def no_grad_logprobs(model, tokens: torch.Tensor, autocast) -> torch.Tensor:
