@@ -131,3 +131,16 @@ def test_cli(tmp_path, capsys):
                  "--out", str(tmp_path / "y")]) == 2
     assert "missing.jsonl: no such file" in capsys.readouterr().err
     assert not (tmp_path / "y").exists()  # a rejected command writes nothing
+
+
+def test_the_training_stages_read_the_directory(built):
+    """The contract with post-training: `train/examples.py` reads an exercises directory as it is written (rejects/
+    left out), each exercise with its solution as the completion and its tests to judge."""
+    from opencodegen.train.examples import read_examples
+
+    out, _ = built
+    examples = read_examples(out)
+    exercises = read_exercises(out)
+    assert [(x.prompt, x.completion, x.tests, x.entry_point) for x in examples] == \
+        [(e.prompt, e.solution, e.tests, e.entry_point) for e in exercises]
+    assert all(x.judgeable for x in examples)
