@@ -88,6 +88,11 @@ DOMAINS: dict[str, tuple[list, Callable[[random.Random], object]]] = {
                ["zebra", "ice", "python", "Alice", "data"], ["radar"], ["egg", "Orange", "stone", "at", "water", "sea"],
                ["tent", "night", "lion", "rose", "eat", "ant"]], _word_list),
     "char": (["a", "e", "o", "l", "n", "s", "t", "i"], lambda r: r.choice("aeilnorst")),
+    "csv": (["3,1,4,1,5", "10,20,30", "7", "-2,5,0,8", "12,7,7,3,18,4", "0", "9,-4,6", "1,2,3,4,5,6,7,8"],
+            lambda r: ",".join(str(r.randint(-9, 30)) for _ in range(r.randint(1, 7)))),
+    "grid": ([[[1, 2], [3, 4]], [], [[5, -1, 8], [0, 7, 2]], [[6]], [[2, 9], [4, 4], [-3, 10]],
+              [[1, 1, 1], [2, 3, 5], [8, 13, 21]], [[0, 0], [12, -6]], [[7, 3, 9, 2]]],
+             lambda r: [[r.randint(-5, 15) for _ in range(w)] for w in [r.randint(1, 4)] for _ in range(r.randint(0, 4))]),
 }
 
 
@@ -606,11 +611,9 @@ def branches(rng: random.Random) -> Draft:
 _REDUCERS = {
     # name: (code from a generator expression `gen`, English from the items' noun phrase, return type)
     "sum": ("sum({gen})", "the sum of {items} (0 if there are none)", "int"),
-    "count": ("sum(1 for {gen_count})", "how many of {items_plain} there are", "int"),
     "list": ("[{gen}]", "a list of {items}, in order", "list[int]"),
     "max": ("max(({gen}), default=0)", "the largest of {items}, or 0 if there are none", "int"),
     "min": ("min(({gen}), default=0)", "the smallest of {items}, or 0 if there are none", "int"),
-    "any": ("any(True for {gen_count})", "True if there is at least one of {items_plain}, and False otherwise", "bool"),
     "product": ("math.prod({gen})", "the product of {items} (1 if there are none)", "int"),
 }
 
@@ -626,11 +629,13 @@ def _pipeline(rng: random.Random, v: str, source: str, noun: str, reducers: list
     if red in ("count", "any"):
         if not cond:
             return None
-        items = plain
+        if red == "any":  # the condition alone decides: no map
+            return (f"any({cond} for {v} in {source})",
+                    f"True if at least one of {noun} is {adj}, and False otherwise", "bool", ["any", ftag])
+        return (f"sum(1 for {v} in {source} if {cond})", f"how many of {noun} are {adj}", "int", ["count", ftag])
     code, english, ret = _REDUCERS[red]
     gen = f"{expr} for {v} in {source}" + (f" if {cond}" if cond else "")
-    gen_count = f"{v} in {source} if {cond}"
-    return (code.format(gen=gen, gen_count=gen_count), english.format(items=items, items_plain=plain), ret,
+    return (code.format(gen=gen), english.format(items=items), ret,
             [t for t in (red, mtag, ftag) if t])
 
 
@@ -686,15 +691,58 @@ def list_with_parameter(rng: random.Random) -> Draft:
     items = mphrase.format(x=plain)
     red = rng.choice(["sum", "count", "list", "max", "min"])
     if red == "count":
-        items = plain
-    code, english, ret = _REDUCERS[red]
-    gen = f"{expr} for {v} in {xs} if {cond}"
-    code = code.format(gen=gen, gen_count=f"{v} in {xs} if {cond}")
-    english = english.format(items=items, items_plain=plain)
+        code, english, ret = f"sum(1 for {v} in {xs} if {cond})", f"how many numbers in {xs} are {adj}", "int"
+        mtag = ""
+    else:
+        code, english, ret = _REDUCERS[red]
+        code, english = code.format(gen=f"{expr} for {v} in {xs} if {cond}"), english.format(items=items)
     name = "_".join(t for t in (red, mtag, ctag) if t)
     domain = rng.choice(["ints", "nats"])
     return Draft(name, [Param(xs, "list[int]", domain), Param(k, "int", "k" if ctag == "divisible_by" else "int")],
                  ret, [f"return {code}"], f"Return {english}.", f"list_param/{red}/{mtag}/{ctag}")
+
+
+def parse_pipeline(rng: random.Random) -> Draft:
+    """Numbers written in a string: parse, then filter -> map -> reduce."""
+    s = rng.choice(["s", "text", "csv", "line"])
+    v = rng.choice(["x", "n", "v"])
+    made = _pipeline(rng, v, f"map(int, {s}.split(','))", f"the numbers in {s} (integers separated by commas)",
+                     ["sum", "count", "list", "max", "min", "any"])
+    if made is None:
+        return parse_pipeline(rng)
+    code, english, ret, tags = made
+    return Draft("_".join(tags) + "_parsed", [Param(s, "str", "csv")], ret, [f"return {code}"], f"Return {english}.",
+                 f"parse/{'/'.join(tags)}")
+
+
+def grid_rows(rng: random.Random) -> Draft:
+    """A list of rows of ints: a pipeline per row, or a whole-grid operation."""
+    g = rng.choice(["grid", "rows", "matrix", "table"])
+    p = [Param(g, "list[list[int]]", "grid")]
+    if rng.random() < 0.7:
+        made = _pipeline(rng, "x", "row", "the numbers in the row", ["sum", "count", "max", "min", "any", "list"])
+        if made is None:
+            return grid_rows(rng)
+        code, english, ret, tags = made
+        return Draft("row_" + "_".join(tags), p, f"list[{ret}]", [f"return [{code} for row in {g}]"],
+                     f"Return a list with, for each row of {g} in order, {english}.", f"grid/row/{'/'.join(tags)}")
+    name, ret, body, doc = rng.choice([
+        ("flatten", "list[int]", [f"return [x for row in {g} for x in row]"],
+         f"Return the numbers of {g} in one list, row after row."),
+        ("grid_total", "int", [f"return sum(sum(row) for row in {g})"], f"Return the sum of all the numbers in {g}."),
+        ("transpose", "list[list[int]]", [f"if not {g}:", "    return []", f"return [list(col) for col in zip(*{g})]"],
+         f"Return the columns of {g} as rows (its transpose); {g}'s rows all have the same length."),
+        ("widest_row", "int", [f"return max((len(row) for row in {g}), default=0)"],
+         f"Return the length of the longest row of {g}, or 0 if {g} has no rows."),
+        ("row_with_largest_sum", "int", [f"if not {g}:", "    return -1",
+                                         f"sums = [sum(row) for row in {g}]", "return sums.index(max(sums))"],
+         f"Return the index of the row of {g} with the largest sum (the first one in a tie), or -1 if {g} is empty."),
+        ("column_sums", "list[int]", [f"return [sum(col) for col in zip(*{g})]"],
+         f"Return the sum of each column of {g} (as long as its shortest row; [] if {g} is empty)."),
+        ("first_column", "list[int]", [f"return [row[0] for row in {g} if row]"],
+         f"Return the first number of each non-empty row of {g}, in order."),
+    ])
+    return Draft(name, p, ret, body, doc, f"grid/{name}")
 
 
 # ---------------------------------------------------------------------------------------------------- dicts
@@ -769,7 +817,7 @@ def sorting(rng: random.Random) -> Draft:
 # used up within the first thousands and their later draws are rejected as duplicate behaviour).
 FAMILIES: list[tuple[Callable[[random.Random], Draft], float]] = [
     (int_list_pipeline, 8), (word_pipeline, 6), (range_pipeline, 4), (string_chars, 3), (digit_pipeline, 3),
-    (list_with_parameter, 1), (int_list_shape, 1), (string_whole, 1), (integer_loops, 1), (branches, 1),
+    (parse_pipeline, 2), (grid_rows, 2), (list_with_parameter, 1), (int_list_shape, 1), (string_whole, 1), (integer_loops, 1), (branches, 1),
     (two_lists, 0.5), (dict_building, 0.5), (sorting, 0.5),
 ]
 
