@@ -44,6 +44,11 @@ def shout_all(words):
     return " ".join(w.upper() for w in words)
 
 
+def initials(name):
+    """The first letter of each word of name, in upper case."""
+    return "".join(w[0] for w in name.split()).upper()
+
+
 def describe(thing):
     """A word for the kind of thing."""
     return type(thing).__name__.upper()

@@ -11,8 +11,9 @@ Test inputs, all run through the original body in the sandbox (validate.py) to g
   - the function's own doctest calls (`>>> name(literal args)`);
   - call sites with literal arguments anywhere in the same repository;
   - `hypothesis` draws for the parameters, from their type hints and from the values the doctests and call sites
-    pass (sampled directly, and as bounds for the type's strategy); seeded, so the same source and seed give the
-    same inputs. Draws whose call raises are dropped, not the function.
+    pass (sampled directly, and as bounds for the type's strategy), else from how the body uses the parameter
+    (string methods, arithmetic, iteration); seeded, so the same source and seed give the same inputs. Draws whose
+    call raises are dropped, not the function.
 A function with no way to build an input is kept as an SFT-only pair (no tests)."""
 
 from __future__ import annotations
@@ -211,6 +212,47 @@ def _hint_strategy(node: ast.AST | None):
     return None
 
 
+_STR_METHODS = frozenset({"upper", "lower", "strip", "lstrip", "rstrip", "split", "rsplit", "startswith", "endswith",
+                          "replace", "find", "rfind", "isdigit", "isalpha", "isalnum", "isspace", "isupper", "islower",
+                          "title", "capitalize", "casefold", "splitlines", "partition", "rpartition", "zfill",
+                          "center", "ljust", "rjust", "expandtabs", "encode", "swapcase", "isidentifier"})
+_LIST_METHODS = frozenset({"append", "extend", "pop", "insert", "sort", "reverse", "remove"})
+
+
+def _usage_strategy(fn: ast.FunctionDef, name: str):
+    """For a parameter with no hint and no example value: a strategy from how the body uses it (string methods ->
+    str; arithmetic with an int constant, range() -> int; list methods, iteration, len() or indexing -> a list of
+    ints), or None when the body says nothing. Draws that do not suit the function raise and are dropped."""
+    votes = {"str": 0, "int": 0, "list": 0}
+    is_p = lambda n: isinstance(n, ast.Name) and n.id == name  # noqa: E731
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Attribute) and is_p(node.value):
+            votes["str"] += node.attr in _STR_METHODS
+            votes["list"] += node.attr in _LIST_METHODS
+        elif isinstance(node, ast.BinOp) and (is_p(node.left) or is_p(node.right)):
+            other = node.right if is_p(node.left) else node.left
+            if isinstance(other, ast.Constant):
+                votes["int"] += type(other.value) is int
+                votes["str"] += isinstance(other.value, str) and isinstance(node.op, ast.Add)
+        elif isinstance(node, ast.Compare) and (is_p(node.left) or any(is_p(c) for c in node.comparators)):
+            for c in [node.left, *node.comparators]:
+                if isinstance(c, ast.Constant):
+                    votes["int"] += type(c.value) is int and not isinstance(node.ops[0], (ast.Eq, ast.NotEq))
+                    votes["str"] += isinstance(c.value, str)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and any(is_p(a) for a in node.args):
+            votes["int"] += node.func.id in ("range", "bin", "hex", "oct", "chr")
+            votes["list"] += node.func.id in ("sorted", "sum", "max", "min", "enumerate")
+        elif isinstance(node, (ast.For, ast.comprehension)) and is_p(node.iter):
+            votes["list"] += 1
+        elif isinstance(node, ast.Subscript) and is_p(node.value):
+            votes["list"] += 1
+    kind, n = max(votes.items(), key=lambda kv: kv[1])
+    if n == 0 or list(votes.values()).count(n) > 1:
+        return None
+    return {"str": st.text("abcdefgHIJ xyz019_-.,", max_size=12), "int": st.integers(-20, 100),
+            "list": st.lists(st.integers(-20, 50), max_size=8)}[kind]
+
+
 def _value_strategy(values: list):
     """A strategy seeded from the values a parameter was seen with: those values, and more of their kind."""
     sampled = st.sampled_from(values)
@@ -314,6 +356,8 @@ def _function_candidate(fn: ast.FunctionDef, cls: str | None, sf: SourceFile, li
     for i, a in enumerate(params[:required]):
         values = [c[i] for c in seen if len(c) > i]
         hint = _hint_strategy(a.annotation)
+        if hint is None and not values:
+            hint = _usage_strategy(fn, a.arg)
         strategies.append(_value_strategy(values) if values and hint is None else
                           (st.one_of(_value_strategy(values), hint) if values else hint))
     drawn = []
