@@ -70,7 +70,7 @@ def test_methods_constants_and_untestable_functions(mined):
     assert rej["over_limit"]["reason"] == "not_self_contained" and rej["over_limit"]["detail"] == "LIMIT"
     # No hint, no doctest, no call site, but `name.split()`: hypothesis draws strings.
     assert ex["initials"].meta["inputs"]["hypothesis"] > 0 and not ex["initials"].sft_only
-    assert "assert candidate('') == ''" in ex["initials"].tests or ex["initials"].meta["n_asserts"] >= 2
+    assert ex["initials"].meta["n_asserts"] >= 2
     describe = ex["describe"]  # nothing says what `thing` is: an SFT-only pair
     assert describe.tests == "" and describe.meta["sft_only"] and describe.sft_only
     assert describe.solution == "    return type(thing).__name__.upper()\n"
