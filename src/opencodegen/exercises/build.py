@@ -81,16 +81,17 @@ def _record(source: str, cands: list[Candidate], outcomes: list[Outcome], collec
 
 
 def process(source: str, batches: Iterable[list[Candidate]], judge: Judge, benchmarks: Benchmarks,
-            collected: Collected, seen_behaviour: dict | None = None, task=None) -> None:
-    """Every candidate of every batch ends kept or rejected; `task` (a progress row) advances per kept exercise."""
+            collected: Collected, seen_behaviour: dict | None = None, task=None, target: int = 0) -> None:
+    """Every candidate of every batch ends kept or rejected; `task` (a progress row) shows the kept exercises, up to
+    `target`."""
     for cands in batches:
         t0 = time.perf_counter()
         clean, contaminated = decontaminate(cands, benchmarks, collected)
         outcome = validate(judge, clean, seen_behaviour)
         kept = _record(source, cands, [contaminated, outcome], collected)
         collected.report(source).seconds += time.perf_counter() - t0
-        if task is not None:
-            task.advance(len(kept))
+        if task is not None:  # the synthetic batch that passes the target is trimmed later: show at most the target
+            task.update(completed=min(collected.report(source).kept, target))
 
 
 def synthetic_batches(n: int, seed: int, collected: Collected, max_candidates: int) -> Iterator[list[Candidate]]:
@@ -175,7 +176,7 @@ def build(opts: BuildOptions) -> dict[str, Any]:
             with progress_task("synthetic exercises", total=opts.synthetic, unit="ex") as task:
                 process("synthetic", synthetic_batches(opts.synthetic, opts.seed, collected,
                                                        opts.max_candidates_factor * opts.synthetic + BATCH),
-                        judge, benchmarks, collected, seen_behaviour={}, task=task)
+                        judge, benchmarks, collected, seen_behaviour={}, task=task, target=opts.synthetic)
             trim_synthetic(opts.synthetic, collected)
             if collected.report("synthetic").kept < opts.synthetic:
                 log(f"[yellow]synthetic: {collected.report('synthetic').kept} of {opts.synthetic} exercises after "

@@ -246,12 +246,11 @@ def int_list_pipeline(rng: random.Random) -> Draft:
     if red == "last":
         default = rng.choice(["None", "-1", "0"])
         doc = f"Return the last of {items}, or {default} if there are none."
-        body = rng.choice([[f"picked = [{gen}]", f"return picked[-1] if picked else {default}"],
-                           [f"result = {default}", f"for {v} in {xs}:"] +
-                           ([f"    if {cond}:", f"        result = {expr}"] if cond else [f"        result = {expr}"])
-                           + ["return result"]])
-        if not cond:
-            body = [f"picked = [{gen}]", f"return picked[-1] if picked else {default}"]
+        bodies = [[f"picked = [{gen}]", f"return picked[-1] if picked else {default}"]]
+        if cond:
+            bodies.append([f"result = {default}", f"for {v} in {xs}:", f"    if {cond}:", f"        result = {expr}",
+                           "return result"])
+        body = rng.choice(bodies)
         return Draft(f"last_{name_tail}", [Param(xs, "list[int]", domain)],
                      "int | None" if default == "None" else "int", body, doc, f"int_list/last/{name_tail}")
     # first
