@@ -68,7 +68,7 @@ def decontaminate(cands: list[Candidate], benchmarks: Benchmarks, collected: Col
     return clean, out
 
 
-def _record(source: str, cands: list[Candidate], outcomes: list[Outcome], collected: Collected) -> list[Exercise]:
+def _record(source: str, cands: list[Candidate], outcomes: list[Outcome], collected: Collected) -> None:
     rep = collected.report(source)
     rep.candidates += len(cands)
     kept = [e for o in outcomes for e in o.kept]
@@ -77,7 +77,6 @@ def _record(source: str, cands: list[Candidate], outcomes: list[Outcome], collec
         rep.rejected.update(r["reason"] for r in o.rejected)
         collected.rejects.setdefault(source, []).extend(o.rejected)
     collected.exercises.extend(kept)
-    return kept
 
 
 def process(source: str, batches: Iterable[list[Candidate]], judge: Judge, benchmarks: Benchmarks,
@@ -88,7 +87,7 @@ def process(source: str, batches: Iterable[list[Candidate]], judge: Judge, bench
         t0 = time.perf_counter()
         clean, contaminated = decontaminate(cands, benchmarks, collected)
         outcome = validate(judge, clean, seen_behaviour)
-        kept = _record(source, cands, [contaminated, outcome], collected)
+        _record(source, cands, [contaminated, outcome], collected)
         collected.report(source).seconds += time.perf_counter() - t0
         if task is not None:  # the synthetic batch that passes the target is trimmed later: show at most the target
             task.update(completed=min(collected.report(source).kept, target))

@@ -223,7 +223,7 @@ def int_list_pipeline(rng: random.Random) -> Draft:
         default = rng.choice(["None", "0", "-1"])
         doc = f"Return the {word} of {items}, or {default} if there are none."
         body = rng.choice([[f"return {red}(({gen}), default={default})"],
-                           [f"candidates = [{gen}]", f"if not candidates:", f"    return {default}",
+                           [f"candidates = [{gen}]", "if not candidates:", f"    return {default}",
                             f"return {red}(candidates)"]])
         ret = "int | None" if default == "None" else "int"
         if default == "None" and rng.random() < 0.5:
