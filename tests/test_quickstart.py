@@ -120,6 +120,10 @@ def test_every_output_exists_and_the_report_has_each_section(run):
     assert "src=\"" not in page.replace("src='data:", "")  # nothing outside the page
     assert results["bpb"]["model"] > 0 and results["bpb"]["xz_concat"] > 0
     assert set(results["humaneval"]["pass_at_k"]) == {"pass@1"}  # pass@10 needs 10 samples; the test draws 2
+    # Empty and first-token-stopped completions are counted in every evaluation and said in the report.
+    assert {k: v["total"] for k, v in results["humaneval"]["completions"].items()} == {"greedy": 2, "sampled": 4}
+    assert results["fim"]["completions"]["total"] == 2 and results["mtpb"]["completions"]["total"] > 0
+    assert md.count("stopped at their first token") == 4  # HumanEval greedy and sampled, MTPB, FIM
     assert all(f"--model {results['model']['checkpoint']}" in c for c in results["next_commands"])
 
 

@@ -127,7 +127,7 @@ def _params(args, temperature: float):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..eval.report import print_table
+    from ..eval.report import completion_counts_text, print_table
     if getattr(args, "limit", None) is not None and args.limit < 1:
         raise UserError(f"--limit must be >= 1, not {args.limit}")
     if getattr(args, "n", 1) < 1:
@@ -145,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
             timeout=args.timeout, workers=args.workers, limit=args.limit, prompt_perplexity=args.prompt_perplexity)
         print_table(f"HumanEval ({summary['tasks_scored']} tasks, {summary['samples']} samples)",
                     ["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()])
+        for run, v in summary.get("by_run", {"": summary}).items():
+            print(completion_counts_text(v["completions"], f"completions{' at ' + run if run else ''}"))
     elif args.benchmark == "mtpb":
         from ..eval import mtpb
         modes = ("multi", "single") if args.mode == "both" else (args.mode,)
@@ -157,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
                     ["mode/category", "pass rate (%)", "passed", "total"],
                     [(k, 100 * v["pass_rate"], v["passed"], v["total"]) for k, v in
                      {**summary["by_mode"], **summary["by_category"]}.items()])
+        print(completion_counts_text(summary["completions"], "turn completions"))
     elif args.benchmark == "infill":
         from ..eval import infill
         modes = infill.MODES if args.mode == "both" else (args.mode,)
@@ -167,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         print_table(f"Infilling ({summary['tasks']} tasks)", ["mode", "metric", "score (%)"],
                     [(m, k, 100 * s) for m, v in summary["by_mode"].items()
                      for k, s in {"exact match": v["exact_match"], **v["pass_at_k"]}.items()])
+        print(completion_counts_text(summary["completions"], "middles"))
     else:
         from ..eval.perplexity import evaluate_bpb
         summary = evaluate_bpb(args.out, model, tokenizer, tokens_dir=args.tokens, files_dir=args.files,

@@ -15,6 +15,7 @@ from typing import Sequence
 
 from ..errors import UserError
 from .passk import mean_pass_at_k, pass_at_k
+from .report import completion_counts, completion_counts_text
 from .sandbox import ExecResult, Sandbox
 
 DEFAULT_KS = (1, 10, 100)
@@ -107,7 +108,8 @@ def execute(problems: dict[str, dict], samples: list[dict], sandbox: Sandbox, ti
 
 def score(samples: list[dict], outcomes: list[ExecResult], ks: Sequence[int] = DEFAULT_KS,
           n_problems: int | None = None) -> tuple[list[dict], dict]:
-    """Per-sample results rows and the summary (pass@k over tasks, status counts, per-task counts)."""
+    """Per-sample results rows and the summary (pass@k over tasks, status counts, empty and first-token-stopped
+    completions, per-task counts)."""
     results, per_task = [], defaultdict(lambda: [0, 0])
     statuses: dict[str, int] = defaultdict(int)
     for s, r in zip(samples, outcomes):
@@ -121,7 +123,10 @@ def score(samples: list[dict], outcomes: list[ExecResult], ks: Sequence[int] = D
              for t, (n, c) in sorted(per_task.items(), key=lambda kv: int(kv[0].split("/")[-1])
                                      if kv[0].split("/")[-1].isdigit() else 0)}
     summary = {"benchmark": "humaneval", "tasks_scored": len(per_task), "samples": len(samples),
-               "pass_at_k": mean_pass_at_k(counts, ks), "statuses": dict(statuses), "per_task": tasks,
+               "pass_at_k": mean_pass_at_k(counts, ks), "statuses": dict(statuses),
+               "completions": completion_counts((s["completion"], s.get("finish_reason"), s.get("n_tokens"))
+                                                for s in samples),
+               "per_task": tasks,
                "curve": mean_pass_at_k(counts, CURVE_KS)}
     if n_problems is not None and len(per_task) < n_problems:
         summary["tasks_missing"] = n_problems - len(per_task)
@@ -165,7 +170,8 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
         best = best_over_temperatures({float(k[2:]): v["pass_at_k"] for k, v in by_run.items()})
         summary = {**summary, "pass_at_k": {k: v[0] for k, v in best.items()},
                    "best_temperature": {k: v[1] for k, v in best.items()},
-                   "by_run": {k: {x: v[x] for x in ("pass_at_k", "statuses", "curve")} for k, v in by_run.items()}}
+                   "by_run": {k: {x: v[x] for x in ("pass_at_k", "statuses", "completions", "curve")}
+                              for k, v in by_run.items()}}
     summary["samples"] = len(all_samples)
     if prompt_perplexity and model is not None:
         from .perplexity import humaneval_prompt_perplexity
@@ -188,7 +194,9 @@ def report_markdown(summary: dict, title: str = "HumanEval") -> str:
         pp = summary["prompt_perplexity"]
         lines += [markdown_table(["problems", "tasks", "mean prompt perplexity"],
                                  [(k, pp[k]["tasks"], pp[k]["mean_ppl"]) for k in ("passed", "failed")]), ""]
-    lines += ["Statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["statuses"].items())), "",
+    runs = summary.get("by_run", {"": summary})
+    lines += [completion_counts_text(v["completions"], f"completions{' at ' + k if k else ''}") for k, v in runs.items()]
+    lines += ["", "Statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["statuses"].items())), "",
               "## Per task", "",
               markdown_table(["task", "n", "correct"], [(t, v["n"], v["correct"]) for t, v in
                                                         summary["per_task"].items()])]

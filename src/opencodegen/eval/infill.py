@@ -17,6 +17,7 @@ from typing import Sequence
 from ..errors import UserError
 from .humaneval import build_program
 from .passk import mean_pass_at_k
+from .report import completion_counts, completion_counts_text
 from .sandbox import ExecResult, Sandbox
 
 MODES = ("single-line", "multi-line")
@@ -106,7 +107,7 @@ def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk:
                     if task.mode == "single-line" and "\n" in text:
                         text = text[: text.index("\n") + 1]  # one line was masked: keep one line
                     samples.append({"task_id": task.task_id, "completion": text, "completion_id": j,
-                                    "finish_reason": c.finish_reason})
+                                    "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids)})
             bar.advance(len(batch))
     return samples
 
@@ -133,7 +134,10 @@ def score(tasks: Sequence[InfillTask], samples: list[dict], outcomes: list[ExecR
         row[0] += 1
         row[1] += r.passed
         row[2] += em
-    summary: dict = {"benchmark": "infill", "tasks": len(per_task), "samples": len(samples), "by_mode": {}}
+    summary: dict = {"benchmark": "infill", "tasks": len(per_task), "samples": len(samples),
+                     "completions": completion_counts((s["completion"], s.get("finish_reason"), s.get("n_tokens"))
+                                                      for s in samples),
+                     "by_mode": {}}
     for mode in sorted({by_id[t].mode for t in per_task}):
         ids = [t for t in per_task if by_id[t].mode == mode]
         counts = [(per_task[t][0], per_task[t][1]) for t in ids]
@@ -189,7 +193,8 @@ def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: b
 
 def report_markdown(summary: dict) -> str:
     from .report import markdown_table
-    lines = ["# HumanEval infilling", "", f"{summary['tasks']} tasks, {summary['samples']} samples.", ""]
+    lines = ["# HumanEval infilling", "", f"{summary['tasks']} tasks, {summary['samples']} samples.", "",
+             completion_counts_text(summary["completions"], "middles"), ""]
     for mode, v in summary["by_mode"].items():
         lines += [f"## {mode} ({v['tasks']} tasks)", "",
                   markdown_table(["metric", "score (%)"], [("exact match", 100 * v["exact_match"])] +

@@ -26,6 +26,7 @@ from typing import Sequence
 
 from ..errors import UserError
 from .humaneval import read_jsonl
+from .report import completion_counts, completion_counts_text
 from .sandbox import ExecResult, Sandbox, SeriesValue
 
 PREAMBLE = "# Import libraries.\n\nimport numpy as np\n\n"
@@ -173,6 +174,7 @@ def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: 
     base_seed = params.seed if params.seed is not None else 0
     units = [(p, case, j) for p in problems for case in range(len(p.inputs)) for j in range(n)]
     completions: dict[tuple, list[str]] = {(p.id, case, j): [] for p, case, j in units}
+    finishes: dict[tuple, list[tuple[str, int]]] = {key: [] for key in completions}  # (finish_reason, tokens)
     steps = sum(len(p.prompts) if mode == "multi" else 1 for p, _, _ in units)
     with progress_task(f"sample mtpb ({mode}-turn)", total=steps, unit="turn") as task:
         for j in range(n):
@@ -192,14 +194,16 @@ def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: 
                                    replace(params, n=1, seed=base_seed + j, max_new_tokens=budget))
                     for (p, case), [c] in zip(members, out):
                         completions[(p.id, case, j)].append(truncate(c.text))
+                        finishes[(p.id, case, j)].append((c.finish_reason, len(c.token_ids)))
                     task.advance(len(members))
     samples = []
     for p, case, j in units:
         turns = completions[(p.id, case, j)]
         program = (multi_turn_program(p, case, turns) if mode == "multi"
                    else single_turn_prompt(p, case) + turns[0] + "\n\n")
+        reasons, n_tokens = zip(*finishes[(p.id, case, j)])
         samples.append({"id": p.id, "case": case, "sample": j, "mode": mode, "completions": turns,
-                        "program": program})
+                        "program": program, "finish_reasons": list(reasons), "n_tokens": list(n_tokens)})
     return samples
 
 
@@ -260,7 +264,8 @@ def execute(samples: list[dict], sandbox: Sandbox, timeout: float = DEFAULT_TIME
 
 def score(problems: Sequence[Problem], samples: list[dict], outcomes: list[ExecResult]) -> tuple[list[dict], dict]:
     """Per-sample rows and a summary: pass rate = passes / (samples x test cases), overall, per mode, per category
-    and per problem (so problems that cannot pass show up as such)."""
+    and per problem (so problems that cannot pass show up as such), and the turns whose (truncated) completion is
+    empty or stopped at its first token."""
     by_id = {p.id: p for p in problems}
     results = []
     tally: dict[str, dict[str, list[int]]] = {k: defaultdict(lambda: [0, 0]) for k in ("mode", "category", "problem")}
@@ -289,8 +294,16 @@ def score(problems: Sequence[Problem], samples: list[dict], outcomes: list[ExecR
     summary = {"benchmark": "mtpb", "problems": len({s["id"] for s in samples}), "samples": len(samples),
                "pass_rate": sum(r["passed"] for r in results) / len(results), "by_mode": rates(tally["mode"]),
                "by_category": rates(tally["category"]), "by_problem": problems_table,
-               "statuses": dict(sorted(Counter(r.status for r in outcomes).items()))}
+               "statuses": dict(sorted(Counter(r.status for r in outcomes).items())),
+               "completions": completion_counts(turn for s in samples for turn in _turns(s))}
     return results, summary
+
+
+def _turns(sample: dict):
+    """(text, finish_reason, tokens) per turn; the finish is None for samples read from a file."""
+    reasons = sample.get("finish_reasons") or [None] * len(sample["completions"])
+    n_tokens = sample.get("n_tokens") or [None] * len(sample["completions"])
+    return zip(sample["completions"], reasons, n_tokens)
 
 
 def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | Path | None = None, model=None,
@@ -327,6 +340,7 @@ def report_markdown(summary: dict) -> str:
     from .report import markdown_table
     lines = ["# MTPB", "", f"{summary['problems']} problems, {summary['samples']} programs "
              f"(samples x test cases). Pass rate {100 * summary['pass_rate']:.2f}%.", "",
+             completion_counts_text(summary["completions"], "turn completions"), "",
              markdown_table(["mode", "pass rate (%)", "passed", "total"],
                             [(m, 100 * v["pass_rate"], v["passed"], v["total"])
                              for m, v in summary["by_mode"].items()]),

@@ -85,6 +85,42 @@ def plot_bars(path: Path, groups: dict[str, dict[str, float]], title: str, ylabe
     save_figure(fig, path)
 
 
+def completion_counts(rows: Iterable[tuple[str, str | None, int | None]]) -> dict[str, int]:
+    """Counts over completions given as (text, finish_reason, generated tokens): how many are empty (nothing but
+    whitespace) and how many stopped at their first token (an end token or a stop string completed by the first
+    token sampled, e.g. a HumanEval completion starting with "\\ndef"). The second counts only completions whose
+    finish is known (samples read from a file may not say); "finish_known" then says how many that is."""
+    total = empty = known = first = 0
+    for text, finish_reason, n_tokens in rows:
+        total += 1
+        empty += not text.strip()
+        if finish_reason is not None and n_tokens is not None:
+            known += 1
+            first += finish_reason == "stop" and n_tokens == 1
+    counts = {"total": total, "empty": empty}
+    if known:
+        counts["stopped_at_first_token"] = first
+        if known < total:
+            counts["finish_known"] = known
+    return counts
+
+
+def completion_counts_text(counts: dict[str, int], what: str = "completions") -> str:
+    """One sentence for a report, e.g. "3280 completions: 1182 empty (36.0%), 1150 stopped at their first token
+    (35.1%)."."""
+    total = counts["total"]
+
+    def share(n: int, of: int) -> str:
+        return f"{n} ({100 * n / of:.1f}%)" if of else str(n)
+    text = f"{total} {what}: {share(counts['empty'], total)} empty"
+    if "stopped_at_first_token" in counts:
+        known = counts.get("finish_known", total)
+        text += f", {share(counts['stopped_at_first_token'], known)} stopped at their first token"
+        if known < total:
+            text += f" (of the {known} whose finish is known)"
+    return text + "."
+
+
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
     def cell(v) -> str:
         return f"{v:.2f}" if isinstance(v, float) else str(v)

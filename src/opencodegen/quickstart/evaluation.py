@@ -61,7 +61,7 @@ def humaneval(checkpoint: Path, out: Path, budget: Budget) -> dict:
             "temperature": t, "n": budget.humaneval_n, "tasks": sampled["tasks_scored"], "solved": solved,
             "reached": reached(sampled["pass_at_k"]), "programs": greedy["samples"] + sampled["samples"],
             "statuses": sampled["statuses"], "greedy_statuses": greedy["statuses"],
-            **{k: sampled[k] for k in ("empty_completions", "first_token_stops") if k in sampled},
+            "completions": {"greedy": greedy["completions"], "sampled": sampled["completions"]},
             "png": str(out / "sampled" / "pass_at_k.png")}
 
 
@@ -81,7 +81,7 @@ def mtpb(checkpoint: Path, out: Path, budget: Budget) -> dict:
                     for m in ("multi", "single")}, "MTPB pass rate by category", "pass rate (%)")
     return {"multi_turn": s["by_mode"].get("multi", {}).get("pass_rate"),
             "single_turn": s["by_mode"].get("single", {}).get("pass_rate"), "by_category": by_category,
-            "problems": s["problems"], "programs": s["samples"], "png": str(png)}
+            "problems": s["problems"], "programs": s["samples"], "completions": s["completions"], "png": str(png)}
 
 
 def infill(checkpoint: Path, out: Path, budget: Budget) -> dict:
@@ -93,7 +93,8 @@ def infill(checkpoint: Path, out: Path, budget: Budget) -> dict:
     s = fim.evaluate(out, model=model, tokenizer=tok, modes=("single-line",), limit=budget.fim_tasks, n=1,
                      params=params, ks=(1,), workers=budget.workers)
     v = s["by_mode"]["single-line"]
-    return {"tasks": v["tasks"], "exact_match": v["exact_match"], "pass@1": v["pass_at_k"].get("pass@1")}
+    return {"tasks": v["tasks"], "exact_match": v["exact_match"], "pass@1": v["pass_at_k"].get("pass@1"),
+            "completions": s["completions"]}
 
 
 def samples(checkpoint: Path, out: Path, budget: Budget) -> dict:

@@ -14,7 +14,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
-from ..eval.report import write_text
+from ..eval.report import completion_counts_text, write_text
 
 # A report is a list of blocks; each block renders to both formats.
 Block = tuple[str, Any]  # ("h1"|"h2", text) | ("p", text) | ("table", (header, rows)) | ("img", path) | ("code", text)
@@ -138,6 +138,8 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
                         humaneval_comparison(r))))
     b.append(("p", "Solved by at least one sample: " + (", ".join(he["solved"]) if he["solved"] else "none") + "."
                    + (f" Rows reached: {', '.join(he['reached'])}." if he.get("reached") else "")))
+    for run, counts in he.get("completions", {}).items():
+        b.append(("p", completion_counts_text(counts, f"{run} completions")))
     b.append(("img", he["png"]))
 
     mt = r["mtpb"]
@@ -147,12 +149,16 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
     b.append(("table", (["category", "multi-turn pass rate", "single-turn pass rate"], rows)))
     b.append(("p", f"{mt['problems']} problems, {mt['programs']} programs (problems × 5 test cases × 2 modes), "
                    "temperature 0.2, top-p 0.95."))
+    if "completions" in mt:
+        b.append(("p", completion_counts_text(mt["completions"], "turn completions")))
     b.append(("img", mt["png"]))
 
     f = r["fim"]
     b.append(("h2", "Fill-in-the-middle (HumanEval single-line infilling)"))
     b.append(("table", (["tasks", "exact match", "pass@1"], [[str(f["tasks"]), _pct(f["exact_match"]),
                                                               _pct(f.get("pass@1"))]])))
+    if "completions" in f:
+        b.append(("p", completion_counts_text(f["completions"], "middles")))
 
     b.append(("h2", "Samples (greedy)"))
     for s in r["samples"]:
