@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import UserError
+from ..healing import token_index
 from ..progress import log
 from ..sampling import SamplingParams
 from .completions import create_completion
@@ -52,6 +53,7 @@ def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size
                           prefix_cache_bytes=int(prefix_cache_mb * 2**20), prefill_chunk=prefill_chunk,
                           prefill_budget=prefill_budget)
     state = ServerState(scheduler, tokenizer, model_name)
+    token_index(tokenizer)  # token healing's index of the vocabulary: built now rather than on the first request
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
