@@ -55,6 +55,29 @@ def test_concurrent_requests_share_forward_passes_and_equal_their_runs_alone(che
         assert h["active_slots"] == 0 and h["waiting"] == 0 and h["completed"] == len(REQUESTS)
 
 
+def test_healed_prompts_batched_with_others_equal_their_runs_alone(checkpoint):
+    """Token healing in the scheduler: prompts ending inside a token, decoded in one batch with a prompt that is
+    not healed, give what generate() gives each alone (the constraint is per row, the RNG per sequence)."""
+    requests = [dict(prompt="class Reader:\n    def __in", max_tokens=12, temperature=0.9, seed=7, n=2),
+                dict(prompt="def add(a, b):\n        ", max_tokens=10, temperature=0.0),
+                dict(prompt="for i in range(10):\n", max_tokens=16, temperature=0.8, seed=8)]
+    with running_server(checkpoint, slots=8) as (server, model, tok):
+        healed = [heal(tok, tok.encode(r["prompt"])) for r in requests]
+        assert [bool(h.removed) for h in healed] == [True, True, False]
+        expected = []
+        for r, h in zip(requests, healed):
+            params = SamplingParams(max_new_tokens=r["max_tokens"], temperature=r["temperature"], n=r.get("n", 1),
+                                    seed=r.get("seed"))
+            expected.append([(c.text, c.finish_reason) for c in generate(model, tok, [h], params)[0]])
+        with SlowForward(model, gate=True) as slow, ThreadPoolExecutor(len(requests)) as pool:
+            futures = [pool.submit(client(server).completions.create, model="tiny", **r) for r in requests]
+            wait_for(lambda: health(server)["submitted"] == len(requests), "all requests queued")
+            slow.gate.set()
+            got = [[(c.text, c.finish_reason) for c in f.result().choices] for f in futures]
+        assert got == expected
+        assert max(slow.decode_batches) == 4  # every row in one forward
+
+
 def test_a_client_that_disconnects_frees_its_slot(checkpoint):
     with running_server(checkpoint, slots=1) as (server, model, tok):
         # Greedy on this model runs 180 tokens before EOS, so only the disconnect can end it within 100 steps.

@@ -112,7 +112,8 @@ class Completion:
     """One sample. token_ids holds every sampled token, including the EOS or the token that completed a stop string;
     text is the decoded completion without EOS, cut before the earliest stop string. logprobs[i] belongs to
     token_ids[i]; top_logprobs[i] maps token id -> log-probability of the most likely alternatives at step i.
-    speculation: draft and acceptance counts when params.speculative_tokens > 0."""
+    speculation: draft and acceptance counts when params.speculative_tokens > 0. For a HealedPrompt the first
+    tokens re-spell the text healing removed from the prompt: they are in token_ids, and that text is not in text."""
 
     text: str
     token_ids: list[int]
