@@ -107,6 +107,10 @@ def heal_tail(tokenizer, ids: Sequence[int]) -> tuple[list[int], bytes]:
             return ids, b""
         k += 1
         removed = piece + removed
+    try:
+        removed.decode("utf-8")
+    except UnicodeDecodeError:  # token ids that end inside a character: no text to re-spell
+        return ids, b""
     return ids[:len(ids) - k], removed
 
 
