@@ -12,12 +12,15 @@ import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models
 
-from opencodegen.healing import HealedPrompt, constrain, heal, heal_tail, token_index
+from opencodegen.cli import main as ocg
+from opencodegen.healing import HealedPrompt, Respeller, constrain, heal, heal_tail, token_index
 from opencodegen.model.config import ModelConfig
+from opencodegen.model.io import load_checkpoint
 from opencodegen.model.transformer import GPT
 from opencodegen.sampling import SamplingParams, generate
 from opencodegen.serve.prompts import healed_fim
 from opencodegen.tokenizer import SPECIAL_TOKENS, CodeTokenizer, code_pre_tokenizer, train_tokenizer
+from serve_fixtures import write_checkpoint
 
 # The merges of the hand-built vocabulary, in rank order. " fibonacci" is reached through " fib" + "onacci", so
 # " fibon" is not a token and "def fibon" encodes as "def", " fib", "on": the mid-identifier example.
@@ -131,7 +134,6 @@ def test_whole_prompt_backed_up_and_characters_kept_whole(tok):
 def test_constrain_masks_exactly_the_disallowed_tokens(tok):
     index = token_index(tok)
     logits = torch.randn(3, tok.vocab_size + 5)  # a model's vocabulary may be padded past the tokenizer's
-    from opencodegen.healing import Respeller
     r = Respeller(index, b" fibon")
     out = constrain(logits, [None, r, Respeller(index, b"")])
     assert torch.equal(out[0], logits[0]) and torch.equal(out[2], logits[2])
@@ -221,10 +223,6 @@ def test_speculative_decoding_gives_the_same_healed_output(tok, model):
 
 
 def test_generate_command_heals_by_default_and_can_be_told_not_to(tmp_path, capsys):
-    from opencodegen.cli import main
-    from opencodegen.model.io import load_checkpoint
-    from serve_fixtures import write_checkpoint
-
     ckpt = write_checkpoint(tmp_path / "ckpt")
     model, trained = load_checkpoint(ckpt)
     prompt = "def add(a, b):\n        "
@@ -232,5 +230,5 @@ def test_generate_command_heals_by_default_and_can_be_told_not_to(tmp_path, caps
     assert heal(trained, ids).removed == b"        "
     params = SamplingParams(max_new_tokens=12)
     for flags, want in (([], heal(trained, ids)), (["--no-token-healing"], ids)):
-        assert main(["generate", "--model", str(ckpt), "--max-new-tokens", "12", *flags, prompt]) == 0
+        assert ocg(["generate", "--model", str(ckpt), "--max-new-tokens", "12", *flags, prompt]) == 0
         assert capsys.readouterr().out == generate(model, trained, [want], params)[0][0].text + "\n"
