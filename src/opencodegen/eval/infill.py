@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 from ..errors import UserError
-from .humaneval import build_program
+from .humaneval import judge_case
+from .judge import JudgeCase
 from .passk import mean_pass_at_k
 from .report import completion_counts, completion_counts_text
 from .sandbox import ExecResult, Sandbox
@@ -75,14 +76,12 @@ def psm_prompt(tokenizer, task: InfillTask, room: int | None = None) -> list[int
     return [pre] + prefix + [suf] + suffix + [mid]
 
 
-def infill_program(task: InfillTask, problems: dict[str, dict], completion: str) -> str:
-    """prefix + middle + suffix, then the tests. A middle that should end a line but doesn't gets its newline, so
-    the suffix's first line is not glued onto it."""
+def infill_case(task: InfillTask, problems: dict[str, dict], completion: str) -> JudgeCase:
+    """The candidate is prefix + middle + suffix; the judge runs the problem's tests on it, as for HumanEval. A
+    middle that should end a line but doesn't gets its newline, so the suffix's first line is not glued onto it."""
     if task.middle.endswith("\n") and not completion.endswith("\n"):
         completion += "\n"
-    code = task.prefix + completion + task.suffix
-    problem = problems[task.problem_id]
-    return build_program({**problem, "prompt": ""}, code)
+    return replace(judge_case(problems[task.problem_id], ""), candidate=task.prefix + completion + task.suffix)
 
 
 def exact_match(task: InfillTask, completion: str) -> bool:
@@ -115,8 +114,8 @@ def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk:
 def execute(tasks: Sequence[InfillTask], problems: dict[str, dict], samples: list[dict], sandbox: Sandbox,
             timeout: float = 3.0) -> list[ExecResult]:
     by_id = {t.task_id: t for t in tasks}
-    return sandbox.run([infill_program(by_id[s["task_id"]], problems, s["completion"]) for s in samples],
-                       timeout=timeout, progress="execute infill")
+    return sandbox.judge([infill_case(by_id[s["task_id"]], problems, s["completion"]) for s in samples],
+                         timeout=timeout, progress="execute infill")
 
 
 def score(tasks: Sequence[InfillTask], samples: list[dict], outcomes: list[ExecResult], ks: Sequence[int] = (1, 10, 100)

