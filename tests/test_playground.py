@@ -42,7 +42,7 @@ def server():
     tok = train_tokenizer(texts, vocab_size=400)
     torch.manual_seed(0)
     model = GPT(ModelConfig.from_preset("tiny-1m", vocab_size=-(-tok.vocab_size // 64) * 64, block_size=384)).eval()
-    app = create_app(model, tok, model_name="tiny", slots=4)
+    app = create_app(model, tok, model_name="tiny", slots=4, allow_code_execution=True)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     uv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))

@@ -55,7 +55,7 @@ def assert_error(response, status: int, param=None, code=None, match: str = "") 
 
 def test_a_whole_session(runner):
     model = FakeModel("xs = [3, 1, 2]\n# more", "ys = sorted(xs)\nys", "ys = sorted(xs, reverse=True)\nys")
-    with client_for(model, runner=runner) as client:
+    with client_for(model, runner=runner, allow_code_execution=True) as client:
         created = client.post(BASE, json={"settings": {"temperature": 0.0, "seed": 7}})
         assert created.status_code == 201
         sid = created.json()["id"]
@@ -114,7 +114,7 @@ def test_create_from_a_saved_session():
     ("delete", "/synth-nope", {}, 404, "session_id", "session_not_found", "synth-nope"),
 ])
 def test_bad_requests_get_openai_shaped_errors(method, path, kwargs, status, param, code, match):
-    with client_for(FakeModel()) as client:
+    with client_for(FakeModel(), allow_code_execution=True) as client:
         sid = client.post(BASE).json()["id"]
         response = getattr(client, method)(BASE + path.format(sid=sid), **kwargs)
         assert_error(response, status, param, code, match)
@@ -175,7 +175,7 @@ def test_the_router_closes_the_sandbox_it_started(monkeypatch):
 
     monkeypatch.setattr(synth_routes, "ProgramRunner", Recording)
     app = FastAPI()
-    app.include_router(make_router(FakeModel("print('hi')")))
+    app.include_router(make_router(FakeModel("print('hi')"), allow_code_execution=True))
     with TestClient(app) as client:
         sid = client.post(BASE).json()["id"]
         client.post(f"{BASE}/{sid}/turns", json={"intent": "Say hi."})
@@ -207,3 +207,19 @@ def test_a_turn_whose_client_disconnects_is_cancelled_and_frees_its_slot(tmp_pat
         done = httpx.post(turns, json={"intent": "Sort xs."}, timeout=60)  # the lock and the slot were released
         assert done.status_code == 200 and done.json()["turns"][0]["code"] == tidy(mtpb.truncate(alone.text))
         assert health(server)["completed"] == 1 and health(server)["active_slots"] == 0
+
+
+def test_run_is_refused_unless_code_execution_is_allowed():
+    """Executing code sent over HTTP is opt-in: without it /run answers 403 saying how to turn it on, and nothing
+    runs (no sandbox is even started)."""
+    class NeverRun(ProgramRunner):
+        def run(self, program):
+            raise AssertionError("a program ran")
+
+    with client_for(FakeModel("print('hi')"), runner=NeverRun()) as client:
+        sid = client.post(BASE).json()["id"]
+        client.post(f"{BASE}/{sid}/turns", json={"intent": "Say hi."}).raise_for_status()
+        response = client.post(f"{BASE}/{sid}/run")
+        assert response.status_code == 403
+        error = response.json()["error"]
+        assert error["code"] == "code_execution_disabled" and "--allow-code-execution" in error["message"]

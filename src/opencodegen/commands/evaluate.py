@@ -43,6 +43,8 @@ def _common(p: argparse.ArgumentParser, out: str, timeout: float) -> None:
     p.add_argument("--timeout", type=float, default=timeout, help="seconds per program")
     p.add_argument("--workers", type=int, default=None, help="sandbox workers (default: one per core)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only this many tasks/problems")
+    p.add_argument("--unsafe-no-isolation", action="store_true",
+                   help="run programs even where the sandbox cannot isolate them (no root and no user namespaces): they get this user's files, network and processes")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         summary = humaneval.evaluate(
             args.out, samples_path=args.samples, model=model, tokenizer=tokenizer, reference=args.reference,
             n=args.n, params=_params(args, temps[0]), temperatures=temps, ks=_ints(args.k, "--k"),
-            timeout=args.timeout, workers=args.workers, limit=args.limit, prompt_perplexity=args.prompt_perplexity)
+            timeout=args.timeout, workers=args.workers, limit=args.limit, prompt_perplexity=args.prompt_perplexity,
+            allow_unsafe=args.unsafe_no_isolation)
         print_table(f"HumanEval ({summary['tasks_scored']} tasks, {summary['samples']} samples)",
                     ["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()])
         for run, v in summary.get("by_run", {"": summary}).items():
@@ -154,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
         summary = mtpb.evaluate(
             args.out, data=args.data, samples_path=args.samples, model=model, tokenizer=tokenizer,
             reference=args.reference, modes=modes, n=args.n, params=params, timeout=args.timeout,
-            workers=args.workers, limit=args.limit, prompt_perplexity=args.prompt_perplexity)
+            workers=args.workers, limit=args.limit, prompt_perplexity=args.prompt_perplexity,
+            allow_unsafe=args.unsafe_no_isolation)
         print_table(f"MTPB ({summary['problems']} problems, {summary['samples']} programs)",
                     ["mode/category", "pass rate (%)", "passed", "total"],
                     [(k, 100 * v["pass_rate"], v["passed"], v["total"]) for k, v in
@@ -166,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
         summary = infill.evaluate(
             args.out, model=model, tokenizer=tokenizer, samples_path=args.samples, reference=args.reference,
             modes=modes, limit=args.limit, n=args.n, params=_params(args, _temperatures(args.temperature)[0]),
-            ks=_ints(args.k, "--k"), timeout=args.timeout, workers=args.workers)
+            ks=_ints(args.k, "--k"), timeout=args.timeout, workers=args.workers,
+            allow_unsafe=args.unsafe_no_isolation)
         print_table(f"Infilling ({summary['tasks']} tasks)", ["mode", "metric", "score (%)"],
                     [(m, k, 100 * s) for m, v in summary["by_mode"].items()
                      for k, s in {"exact match": v["exact_match"], **v["pass_at_k"]}.items()])

@@ -1,10 +1,13 @@
 """`ocg serve --model DIR`: the OpenAI-compatible HTTP server (completions with FIM, llama.cpp /infill, multi-turn
-synthesis sessions, the playground page) with continuous batching. Binds to 127.0.0.1 unless told otherwise: the
-server runs no authentication."""
+synthesis sessions, the playground page) with continuous batching. Binds to 127.0.0.1 unless told otherwise. It runs
+no code unless started with --allow-code-execution (the sessions' Run, in the sandbox), which on an address other than
+loopback also needs --api-key: then every API request needs `Authorization: Bearer KEY`."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
 from pathlib import Path
 
 from ..errors import UserError
@@ -37,6 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "busy processes fewer threads can be much faster")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--allow-code-execution", action="store_true",
+                        help="let /v1/synth/sessions/{id}/run (the playground's Run) execute programs in the sandbox; "
+                             "on an address other than loopback this needs --api-key")
+    parser.add_argument("--api-key", default=os.environ.get("OCG_API_KEY"),
+                        help="require `Authorization: Bearer KEY` on every API request (default: $OCG_API_KEY)")
+    parser.add_argument("--unsafe-no-isolation", action="store_true",
+                        help="with --allow-code-execution: run programs even where the sandbox cannot isolate them "
+                             "(no root and no user namespaces)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("prefill_chunk", "prefill_budget"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')} {getattr(args, flag)} must be >= 1")
+    if args.allow_code_execution and not args.api_key and not is_loopback(args.host):
+        raise UserError(f"--allow-code-execution on {args.host} (not a loopback address) lets anyone who reaches the "
+                        "port run code here: also give --api-key KEY (or set OCG_API_KEY)")
+    if args.api_key is not None and not args.api_key.strip():
+        raise UserError("--api-key is empty")
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads {args.threads} must be >= 1")
@@ -63,9 +79,21 @@ def run(args: argparse.Namespace) -> int:
     model, tokenizer = load_checkpoint(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
     name = args.model_name or args.model.resolve().name
     app = create_app(model, tokenizer, model_name=name, slots=args.slots, queue_size=args.queue,
-                     timeout=args.timeout, max_len=args.max_context,
+                     timeout=args.timeout, max_len=args.max_context, allow_code_execution=args.allow_code_execution,
+                     api_key=args.api_key, allow_unsafe=args.unsafe_no_isolation,
                      **{flag: getattr(args, flag) for flag in ("prefix_cache_mb", "prefill_chunk", "prefill_budget")
                         if getattr(args, flag) is not None})  # unset flags keep create_app's defaults
-    log(f"serving {name!r} on http://{args.host}:{args.port} (OpenAI base URL http://{args.host}:{args.port}/v1)")
+    log(f"serving {name!r} on http://{args.host}:{args.port} (OpenAI base URL http://{args.host}:{args.port}/v1); "
+        f"code execution {'on (sandboxed)' if args.allow_code_execution else 'off'}, "
+        f"API key {'required' if args.api_key else 'not required'}")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything

@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="makes turns reproducible (regeneration: seed + k)")
     parser.add_argument("--load", type=Path, metavar="FILE", help="start from a saved session")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds a :run may take")
+    parser.add_argument("--unsafe-no-isolation", action="store_true", help="run programs even where the sandbox cannot isolate them (no root and no user namespaces): they get this user's files, network and processes")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--device", default="cpu")
 
@@ -190,5 +191,5 @@ def run(args: argparse.Namespace) -> int:
     complete = model_complete(model, tokenizer)
     session = (SynthSession.load(args.load, complete, settings) if args.load
                else SynthSession(complete, settings))
-    with ProgramRunner(timeout=args.timeout) as runner:
+    with ProgramRunner(timeout=args.timeout, allow_unsafe=args.unsafe_no_isolation) as runner:
         return Repl(session, runner, Console(highlight=False)).loop()

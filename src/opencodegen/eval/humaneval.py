@@ -146,7 +146,7 @@ def score(samples: list[dict], outcomes: list[ExecResult], ks: Sequence[int] = D
 def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, tokenizer=None,
              reference: bool = False, n: int = 1, params=None, temperatures: Sequence[float] | None = None,
              ks: Sequence[int] = DEFAULT_KS, timeout: float = DEFAULT_TIMEOUT, workers: int | None = None,
-             limit: int | None = None, prompt_perplexity: bool = False) -> dict:
+             limit: int | None = None, prompt_perplexity: bool = False, allow_unsafe: bool = False) -> dict:
     """The whole `ocg eval humaneval`: samples (from a file, the canonical solutions, or the model at each
     temperature), execution, pass@k (best temperature per k when several), outputs in `out`."""
     from dataclasses import replace
@@ -168,7 +168,8 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR or --reference")
     all_samples, all_results, by_run = [], [], {}
-    with Sandbox(workers=workers) as sandbox:
+    with Sandbox(workers=workers, allow_unsafe=allow_unsafe) as sandbox:
+        isolation = sandbox.describe()
         for label, samples in runs.items():
             outcomes = execute(all_problems, samples, sandbox, timeout)
             results, summary = score(samples, outcomes, ks, n_problems=len(problems))
@@ -183,6 +184,7 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
                    "by_run": {k: {x: v[x] for x in ("pass_at_k", "statuses", "completions", "curve")}
                               for k, v in by_run.items()}}
     summary["samples"] = len(all_samples)
+    summary["sandbox"] = isolation
     if prompt_perplexity and model is not None:
         from .perplexity import humaneval_prompt_perplexity
         ppl = humaneval_prompt_perplexity(model, tokenizer, all_problems, summary["per_task"])

@@ -168,7 +168,8 @@ def read_samples(path, tasks: Sequence[InfillTask]) -> list[dict]:
 
 def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: bool = False,
              modes: Sequence[str] = MODES, limit: int | None = None, n: int = 1, params=None,
-             ks: Sequence[int] = (1, 10, 100), timeout: float = 3.0, workers: int | None = None) -> dict:
+             ks: Sequence[int] = (1, 10, 100), timeout: float = 3.0, workers: int | None = None,
+             allow_unsafe: bool = False) -> dict:
     """The whole `ocg eval infill`. limit: tasks per mode (an evenly spread subset)."""
     from .humaneval import load_problems
     problems = load_problems()
@@ -183,9 +184,11 @@ def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: b
         samples = sample(model, tokenizer, tasks, n, params)
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR or --reference")
-    with Sandbox(workers=workers) as sandbox:
+    with Sandbox(workers=workers, allow_unsafe=allow_unsafe) as sandbox:
         outcomes = execute(tasks, problems, samples, sandbox, timeout)
+        isolation = sandbox.describe()
     results, summary = score(tasks, samples, outcomes, ks)
+    summary["sandbox"] = isolation
     write_outputs(out, samples, results, summary)
     return summary
 

@@ -309,7 +309,7 @@ def _turns(sample: dict):
 def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | Path | None = None, model=None,
              tokenizer=None, reference: bool = False, modes: Sequence[str] = ("multi",), n: int = 1, params=None,
              timeout: float = DEFAULT_TIMEOUT, workers: int | None = None, limit: int | None = None,
-             prompt_perplexity: bool = False) -> dict:
+             prompt_perplexity: bool = False, allow_unsafe: bool = False) -> dict:
     """The whole `ocg eval mtpb`: samples (a file, the reference solutions, or the model in each mode), execution,
     pass rates per mode, category and problem, outputs in `out`."""
     problems = load_problems(data)[:limit] if limit else load_problems(data)
@@ -321,9 +321,11 @@ def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | P
         samples = [s for mode in modes for s in sample(model, tokenizer, problems, n, params, mode)]
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR or --reference")
-    with Sandbox(workers=workers, preload=PRELOAD) as sandbox:
+    with Sandbox(workers=workers, preload=PRELOAD, allow_unsafe=allow_unsafe) as sandbox:
         outcomes = execute(samples, sandbox, timeout)
+        isolation = sandbox.describe()
     results, summary = score(problems, samples, outcomes)
+    summary["sandbox"] = isolation
     if prompt_perplexity and model is not None:
         from .perplexity import mtpb_prompt_perplexity
         histories = {(s["id"], s["case"]): s["completions"] for s in samples

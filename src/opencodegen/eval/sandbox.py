@@ -325,6 +325,7 @@ class Sandbox:
         spare = self.cores * self.limits.parked_per_core if self.limits.park_after_fraction else 0
         with ThreadPoolExecutor(self.cores + spare) as pool:  # each start waits for a ready message: overlap them
             self._workers = list(pool.map(lambda _: self._new_worker(), range(self.cores + spare)))
+        self.features = self._workers[0].features
         if announce:
             from ..progress import log
             log(f"sandbox: {self.describe()}")
@@ -334,7 +335,7 @@ class Sandbox:
 
     def describe(self) -> str:
         """Which isolation and limits are in force on this machine, in one line."""
-        features = self._workers[0].features if self._workers else {"seccomp": False, "landlock": 0}
+        features = self.features
         layers = {"namespace": "PID/net/mount/IPC/UTS/cgroup namespaces, minimal root, a uid per worker",
                   "userns": "user+PID/net/mount/IPC/UTS/cgroup namespaces, minimal root, no capabilities",
                   "none": "NO ISOLATION (unsafe: programs run as this user, with its files and network)"}

@@ -8,6 +8,11 @@ synthesis routes and the playground page, over one continuous-batching scheduler
     /v1/synth/sessions...  multi-turn synthesis (synth_routes.py)
     /                      the playground (static/), when present
 
+With an API key, every request but those for the playground's own files needs `Authorization: Bearer KEY`
+(OpenAI-style; a browser cannot send that header when it opens a page, and the page holds nothing and can do
+nothing without the key, which it asks for). /v1/synth/sessions/{id}/run executes code only when the app is made
+with allow_code_execution (`ocg serve --allow-code-execution`); otherwise it answers 403 saying how to enable it.
+
 Every error, including invalid JSON, wrong types and unknown routes, is OpenAI-shaped: {"error": {"message", "type",
 "param", "code"}}. A request can fail but never stops the server: the model thread turns exceptions into failed jobs,
 and the handler of last resort answers 500."""
@@ -15,6 +20,7 @@ and the handler of last resort answers 500."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -33,6 +39,7 @@ from .prefix_cache import DEFAULT_BLOCK
 from .protocol import APIError, CompletionRequest, InfillRequest, error_response
 from .scheduler import DEFAULT_PREFILL_BUDGET, Scheduler
 from .state import ServerState
+from .synth import ProgramRunner
 from .synth_routes import make_router
 from .transport import job_error, submit
 
@@ -44,16 +51,19 @@ DEFAULT_PREFIX_CACHE_MB = 512
 
 def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size: int = 64, timeout: float = 120.0,
                max_len: int | None = None, prefix_cache_mb: float = DEFAULT_PREFIX_CACHE_MB,
-               prefill_chunk: int = DEFAULT_BLOCK, prefill_budget: int = DEFAULT_PREFILL_BUDGET) -> FastAPI:
+               prefill_chunk: int = DEFAULT_BLOCK, prefill_budget: int = DEFAULT_PREFILL_BUDGET,
+               allow_code_execution: bool = False, api_key: str | None = None, allow_unsafe: bool = False) -> FastAPI:
     """An app serving `model`. The scheduler's thread starts and stops with the app's lifespan (uvicorn runs it).
     prefix_cache_mb: memory for the keys and values of earlier prompts, reused by prompts that start the same way
     (0 disables it); prefill_chunk: the prefill grid and cache block in tokens (prefix_cache.py); prefill_budget:
-    prompt tokens prefilled between two decode steps (scheduler.py)."""
+    prompt tokens prefilled between two decode steps (scheduler.py). allow_code_execution: /run executes programs
+    (in the sandbox; allow_unsafe: even where it cannot isolate them); api_key: required on every API request."""
     scheduler = Scheduler(model, tokenizer, slots=slots, queue_size=queue_size, timeout=timeout, max_len=max_len,
                           prefix_cache_bytes=int(prefix_cache_mb * 2**20), prefill_chunk=prefill_chunk,
                           prefill_budget=prefill_budget)
     state = ServerState(scheduler, tokenizer, model_name)
     token_index(tokenizer)  # token healing's index of the vocabulary: built now rather than on the first request
+    runner = ProgramRunner(allow_unsafe=allow_unsafe)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -62,10 +72,13 @@ def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size
             yield
         finally:
             await asyncio.to_thread(scheduler.close)
+            await asyncio.to_thread(runner.close)
 
     app = FastAPI(title="opencodegen", lifespan=lifespan)
     app.state.server = state
     _add_error_handlers(app)
+    if api_key:
+        _require_api_key(app, api_key)
 
     @app.get("/health")
     async def health() -> dict:
@@ -74,7 +87,8 @@ def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size
     @app.get("/v1/models")
     async def models() -> dict:
         return {"object": "list", "data": [{"id": model_name, "object": "model", "created": state.created,
-                                            "owned_by": "opencodegen", "max_model_len": scheduler.context}]}
+                                            "owned_by": "opencodegen", "max_model_len": scheduler.context,
+                                            "code_execution": allow_code_execution}]}
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest, request: Request):
@@ -84,7 +98,7 @@ def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size
     async def infill(req: InfillRequest, request: Request):
         return await create_infill(req, request, state)
 
-    app.include_router(make_router(completer(state)))
+    app.include_router(make_router(completer(state), runner=runner, allow_code_execution=allow_code_execution))
     if STATIC_DIR.is_dir():  # mounted last: the API routes above take precedence over files
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="playground")
     return app
@@ -117,6 +131,21 @@ def completer(state: ServerState):
         return completions[0][0].text
 
     return complete
+
+
+def _require_api_key(app: FastAPI, api_key: str) -> None:
+    expected = f"Bearer {api_key}".encode()
+    public = {"/"} | {"/" + p.name for p in STATIC_DIR.iterdir()} if STATIC_DIR.is_dir() else set()
+
+    @app.middleware("http")
+    async def check_key(request: Request, call_next):
+        if request.method in ("GET", "HEAD") and request.url.path in public:
+            return await call_next(request)
+        given = request.headers.get("authorization", "").encode()
+        if not secrets.compare_digest(given, expected):  # constant time: the key is not guessable by timing
+            return error_response(401, "this server needs an API key: send `Authorization: Bearer KEY`",
+                                  type="invalid_request_error", code="invalid_api_key")
+        return await call_next(request)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

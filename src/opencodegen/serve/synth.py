@@ -133,10 +133,10 @@ class ProgramRunner:
     pandas, as MTPB's does, so that first run takes a second or two) and then serves every session; runs are one at a
     time, because a Sandbox's workers serve one run() call at a time."""
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT, workers: int = 1) -> None:
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, workers: int = 1, allow_unsafe: bool = False) -> None:
         if not timeout > 0:
             raise UserError(f"run timeout must be a positive number of seconds, not {timeout!r}")
-        self.timeout, self.workers = timeout, workers
+        self.timeout, self.workers, self.allow_unsafe = timeout, workers, allow_unsafe
         self._sandbox = None
         self._lock = threading.Lock()
 
@@ -146,7 +146,7 @@ class ProgramRunner:
 
         with self._lock:
             if self._sandbox is None:
-                self._sandbox = Sandbox(workers=self.workers, preload=PRELOAD)
+                self._sandbox = Sandbox(workers=self.workers, preload=PRELOAD, allow_unsafe=self.allow_unsafe)
             [r] = self._sandbox.run([wrap_last_in_print(program)], timeout=self.timeout, capture_last_print=True,
                                     progress=None)
         return RunResult(status=r.status, stdout=r.stdout, stderr=r.stderr, reason=r.reason,

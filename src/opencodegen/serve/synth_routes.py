@@ -113,11 +113,16 @@ def _only(body: dict, name: str) -> Any:
     return body[name]
 
 
+CODE_EXECUTION_OFF = ("this server does not run code: start it with `ocg serve --allow-code-execution` (and, on an "
+                      "address other than loopback, --api-key) to enable Run")
+
+
 def make_router(complete: Complete, *, max_sessions: int = DEFAULT_MAX_SESSIONS,
-                runner: ProgramRunner | None = None) -> APIRouter:
+                runner: ProgramRunner | None = None, allow_code_execution: bool = False) -> APIRouter:
     """Routes for sessions that complete with `complete(prompt, *, max_tokens, temperature, top_p, seed, stop)`
-    (async, typically the server's scheduler). Without a `runner`, the router starts its own sandbox on the first run
-    and closes it when the app shuts down."""
+    (async, typically the server's scheduler). /run executes code only with `allow_code_execution` (else 403);
+    without a `runner`, the router then starts its own sandbox on the first run and closes it when the app shuts
+    down."""
     store = SessionStore(max_sessions)
     own_runner = runner is None
     runner = runner or ProgramRunner()
@@ -211,6 +216,9 @@ def make_router(complete: Complete, *, max_sessions: int = DEFAULT_MAX_SESSIONS,
 
     @router.post("/{session_id}/run")
     async def run(session_id: str):
+        if not allow_code_execution:
+            return error_response(403, CODE_EXECUTION_OFF, type="permission_error", code="code_execution_disabled")
+
         async def command(entry):
             # The sandbox blocks: a worker thread keeps the event loop (and every other request) moving.
             result = await anyio.to_thread.run_sync(entry.session.run, runner)

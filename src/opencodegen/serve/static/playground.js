@@ -4,18 +4,28 @@
 
 const $ = (id) => document.getElementById(id);
 const SESSION_KEY = "opencodegen.synth.session";
+const API_KEY = "opencodegen.api_key"; // a server started with --api-key: asked for once, kept for this tab
 let modelName = null;
 let session = null;
 
 // ---- talking to the server -------------------------------------------------------------------------------------
-async function api(method, path, body) {
+async function api(method, path, body, retried = false) {
   const init = { method, headers: {} };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
+  const key = sessionStorage.getItem(API_KEY);
+  if (key) init.headers["Authorization"] = `Bearer ${key}`;
   const response = await fetch(path, init);
   const data = await response.json().catch(() => null);
+  if (response.status === 401 && !retried) {
+    const given = window.prompt("This server needs an API key:");
+    if (given) {
+      sessionStorage.setItem(API_KEY, given.trim());
+      return api(method, path, body, true);
+    }
+  }
   if (!response.ok) {
     const error = new Error(data?.error?.message || `${response.status} ${response.statusText}`);
     error.status = response.status;
@@ -294,6 +304,10 @@ async function main() {
     modelName = models.data[0].id;
     const context = models.data[0].max_model_len;
     $("model").textContent = `model ${modelName}` + (context ? ` · context ${context} tokens` : "");
+    if (models.data[0].code_execution === false) { // Run answers 403 with how to enable it; say so up front
+      $("run").textContent = "Run (off)";
+      $("run").title = "This server does not run code: start it with ocg serve --allow-code-execution";
+    }
     await resumeOrStart();
   });
   document.body.dataset.ready = "1"; // for tests and scripts: the page has its session
