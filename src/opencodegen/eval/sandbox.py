@@ -69,11 +69,11 @@ def _worker_uids() -> tuple[int, int]:
     """The uids a new worker's programs and its judge run as (namespace mode). Never reused by this process: a
     replaced worker's leftovers cannot share a uid (nor an RLIMIT_NPROC budget) with the next one. Harness
     processes beside this one get their own range (by pid), so they do not collide either, short of pid reuse
-    modulo 40,000."""
+    modulo 20,000."""
     n = next(_uid_counter)
     if 2 * n + 1 >= _UIDS_PER_PROCESS:
         raise RuntimeError(f"this process has started {n} sandbox workers: out of unused uids")
-    base = _UID_BASE + (os.getpid() % 40_000) * _UIDS_PER_PROCESS
+    base = _UID_BASE + (os.getpid() % 20_000) * _UIDS_PER_PROCESS  # < 2**31: setpriority takes a C int
     return base + 2 * n, base + 2 * n + 1
 
 
