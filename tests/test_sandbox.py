@@ -35,6 +35,7 @@ def test_streams_status_and_returncode(sandbox):
     ("2**80", 2**80), ("0.1", 0.1), ("float('inf')", math.inf), ("(1, 'a', None)", (1, "a", None)),
     ("{1, 2}", {1, 2}), ("{'a': [1, 2.5], 3: True}", {"a": [1, 2.5], 3: True}), ("[[1], [2, [3]]]", [[1], [2, [3]]]),
     ("np.int32(5)", 5), ("np.arange(3)", [0, 1, 2]), ("np.float32(0.5)", 0.5),
+    ("[np.int64(1), (np.float64(2.5), np.bool_(True))]", [1, (2.5, True)]), ("{np.int64(1): 'a'}", {1: "a"}),
 ])
 def test_captured_value_round_trips(sandbox, expr, expected):
     [r] = sandbox.run([f"import numpy as np\nprint({expr})\n"], timeout=5, capture_last_print=True, progress=None)

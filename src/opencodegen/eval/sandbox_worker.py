@@ -378,8 +378,7 @@ def _printed(value):
             return ("frame", list(value.columns), str(value))
         if root == "numpy" and hasattr(value, "tolist"):
             value = value.tolist()
-        plain.dumps(value)
-        return ("value", value)
+        return ("value", plain.loads(plain.dumps(value, numpy_scalars=True)))  # numpy scalars inside: plain too
     except BaseException:  # noqa: BLE001
         try:
             return ("text", str(value)[:100_000])
@@ -878,7 +877,13 @@ def main() -> None:
     gc.freeze()
     write_message(proto_out, {"ready": True, "mode": cfg["mode"], "pid": os.getpid(), **worker.features()})
     while (job := read_message(proto_in)) is not None:
-        write_message(proto_out, worker.run(job))
+        try:
+            reply = worker.run(job)
+        except Exception as e:  # noqa: BLE001 - a bug of ours costs this program, not the worker and the batch
+            worker.kill_everything()
+            reply = {"status": "error", "reason": f"the sandbox worker failed on this program: {e!r}",
+                     "stdout": "", "stderr": "", "returncode": None, "duration": 0.0}
+        write_message(proto_out, reply)
 
 
 if __name__ == "__main__":

