@@ -122,6 +122,7 @@ def test_exceptions_reach_the_check_as_it_expects(sandbox):
 def test_failures_of_the_candidate_are_the_judges_verdicts(sandbox):
     results = sandbox.judge([
         case("def square(x):\n    while True:\n        pass\n"),
+        case("while True:\n    pass\n"),
         case("import posix\nposix._exit(0)\n"),
         case("def square(x):\n    import posix\n    posix._exit(0)\n"),
         case("def square(x):\n    return x * x\nraise RuntimeError('at import')\n"),
@@ -129,10 +130,10 @@ def test_failures_of_the_candidate_are_the_judges_verdicts(sandbox):
         case("def other(x):\n    return x * x\n"),
         case("square = 4\n"),
     ], timeout=1.5, progress=None)
-    assert [r.status for r in results] == ["timeout"] + ["failed"] * 6
-    assert "exited" in results[1].reason and "exited with code 0" in results[2].reason
-    assert results[3].reason == "RuntimeError: at import" and results[4].reason.startswith("SyntaxError")
-    assert "not defined" in results[5].reason and "not defined" in results[6].reason
+    assert [r.status for r in results] == ["timeout"] * 2 + ["failed"] * 6
+    assert "exited" in results[2].reason and "exited with code 0" in results[3].reason
+    assert results[4].reason == "RuntimeError: at import" and results[5].reason.startswith("SyntaxError")
+    assert "not defined" in results[6].reason and "not defined" in results[7].reason
 
 
 def test_helpers_are_trusted_definitions():

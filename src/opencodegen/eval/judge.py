@@ -39,10 +39,10 @@ class JudgeCase:
 
 def judge(cases: Sequence[JudgeCase], timeout: float, *, sandbox: Sandbox | None = None, workers: int | None = None,
           limits: Limits | None = None, preload: Sequence[str] = DEFAULT_PRELOAD, keep_going: bool = False,
-          progress: str | None = "judge") -> list[ExecResult]:
+          allow_unsafe: bool = False, progress: str | None = "judge") -> list[ExecResult]:
     """The verdict of every case, in order. Uses `sandbox` when given (reuse one for many batches), else starts
-    one with `workers`, `limits` and `preload`, and stops it after."""
+    one with `workers`, `limits`, `preload` and `allow_unsafe` (see Sandbox), and stops it after."""
     if sandbox is not None:
         return sandbox.judge(cases, timeout, keep_going=keep_going, progress=progress)
-    with Sandbox(workers=workers, limits=limits, preload=preload) as own:
+    with Sandbox(workers=workers, limits=limits, preload=preload, allow_unsafe=allow_unsafe) as own:
         return own.judge(cases, timeout, keep_going=keep_going, progress=progress)

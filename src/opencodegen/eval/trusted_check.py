@@ -230,6 +230,8 @@ def run_check(plain, job: dict, compiled, call_fd: int, reply_fd: int, deadline:
         loaded = channel.receive()  # the candidate's code ran (or not) before any call
         if loaded[0] == "failed" and len(loaded) == 2 and type(loaded[1]) is str:
             raise Stop(loaded[1][:2000])
+        if loaded == ("timeout",):  # its top-level code ran out of time
+            raise CandidateTimedOut("time limit")
         if loaded != ("ready",):
             raise Stop("the candidate sent something else than its load status")
         for name in job["functions"]:
