@@ -155,3 +155,14 @@ def test_arguments_are_copies_and_must_be_plain(sandbox):
     ok, refused = sandbox.judge([mutating, not_plain], timeout=5, progress=None)
     assert ok.status == "passed"
     assert refused.status == "failed" and "argument that is not plain data" in refused.reason
+
+
+def test_a_prompt_that_ends_at_a_signature_is_still_a_helper(sandbox):
+    """Exercise prompts may stop at `def f(...):` (the completion writes the body): its complete definitions before
+    that still reach the check, and the unfinished one is the candidate's."""
+    prompt = "import math\n\n\ndef scale(x):\n    return 10 * x\n\n\ndef square(x):\n"
+    check = "assert square(3) == 9\nassert scale(math.sqrt(square(4))) == 40\n"
+    ok, wrong = sandbox.judge([JudgeCase(prompt + "    return x * x\n", check, ("square",), helpers=prompt),
+                               JudgeCase(prompt + "    return x + x\n", check, ("square",), helpers=prompt)],
+                              timeout=5, progress=None)
+    assert (ok.status, wrong.status) == ("passed", "failed"), (ok, wrong)

@@ -199,14 +199,27 @@ def _describe(error: BaseException, line: int | None = None) -> str:
     return (f"{type(error).__name__}: {error}"[:2000] + where) if str(error) else type(error).__name__ + where
 
 
+def compile_helpers(helpers: str):
+    """The helpers' code. A prompt given as helpers may end in an unfinished definition (a signature the completion
+    continues): top-level blocks are dropped from the end until the rest compiles (that last function is the
+    candidate's anyway, and its proxy takes its name)."""
+    lines = helpers.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line[:1] not in ("", " ", "\t", "\n", "\r", "#", ")", "]", "}")]
+    for end in [len(lines)] + starts[::-1]:
+        try:
+            return compile("".join(lines[:end]), "<helpers>", "exec")
+        except (SyntaxError, ValueError):
+            continue
+    return compile("", "<helpers>", "exec")
+
+
 def compile_check(check: str, helpers: str):
     """(check code with its asserts counted, helpers code, number of asserts), or the reason they do not compile.
     Pure: the sandbox worker compiles each check once and hands the code objects to every judge it forks."""
     counter = _CountAsserts()
     try:
         tree = counter.visit(ast.parse(check, "<check>"))
-        return (compile(ast.fix_missing_locations(tree), "<check>", "exec"), compile(helpers, "<helpers>", "exec"),
-                counter.count)
+        return (compile(ast.fix_missing_locations(tree), "<check>", "exec"), compile_helpers(helpers), counter.count)
     except (SyntaxError, ValueError) as e:
         return f"the benchmark's check code does not compile: {e}"
 
