@@ -510,6 +510,7 @@ def test_memory_of_the_whole_process_tree_and_its_tmpfs_is_bounded(sandbox):
         assert cgroup.limit - cgroup.usage() > 150 * 2**20  # and all of it given back (tmpfs wiped, tree killed)
         [again] = sb.run(["x = bytearray(b'1') * (100 * 2**20)\n"], timeout=5, progress=None)
         assert again.status == "passed"
+    assert not any(d.exists() for d in cgroup.dirs)  # the worker's cgroups go with it
 
 
 def test_files_outside_the_scratch_are_not_visible(sandbox):
@@ -631,12 +632,15 @@ def test_a_replaced_worker_gets_new_uids():
         pytest.skip("uids per worker are a namespace-mode feature")
     with one_worker("namespace") as sb:
         before = set(sb.program_uids)
+        dirs = [d for w in sb._workers if w.cgroup for d in w.cgroup.dirs]
         [r] = sb.run(["import posix, signal\nposix.kill(1, signal.SIGKILL)\n"], timeout=TIMEOUT, progress=None)
         sb._workers[0].proc.kill()  # PID 1 ignores signals from inside: kill it from outside, as a crash would
         [r] = sb.run(["x = 1"], timeout=TIMEOUT, progress=None)
         assert r.status in ("error", "passed")
         sb.run(["x = 1"], timeout=TIMEOUT, progress=None)
         assert set(sb.program_uids).isdisjoint(before)
+        dirs += [d for w in sb._workers if w.cgroup for d in w.cgroup.dirs]
+    assert [d for d in dirs if d.exists()] == []  # the killed worker's cgroups and its successor's are gone
 
 
 def test_no_isolation_is_refused_unless_asked_for():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -128,9 +129,15 @@ class WorkerCgroup:
         return 0
 
     def close(self) -> None:
-        """Removes the cgroups once their processes are gone (the worker was just stopped: give it a moment)."""
+        """Removes the cgroups, after killing whatever is still in them (all of it is the worker's: a process that
+        escaped the worker's kill, or a worker that was killed from outside and left its namespace's processes)."""
         for d in self.dirs:
             for _ in range(200):
+                try:
+                    for pid in (d / "cgroup.procs").read_text().split():
+                        os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
                 try:
                     d.rmdir()
                     break
