@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import UserError
-from .passk import mean_pass_at_k, pass_at_k
 from .judge import JudgeCase
+from .passk import mean_pass_at_k, pass_at_k
 from .report import completion_counts, completion_counts_text
 from .sandbox import ExecResult, Sandbox
 
