@@ -17,6 +17,7 @@ with its reason), logs/<stage>/ (datatrove logs, per-task stats, completion mark
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -26,11 +27,14 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import multiprocess
 from datatrove.executor import LocalPipelineExecutor
+from loguru import logger
 
 from ..errors import UserError
 from .decontam import DecontamConfig
@@ -82,23 +86,46 @@ class Stage:
 
 # --------------------------------------------------------------------------------------------------- executors
 def _quiet_loguru() -> None:
-    """datatrove logs every task at INFO to stderr, which would tear through the progress display; the full log still
-    goes to logs/<stage>/logs/task_*.log."""
-    from loguru import logger
-
+    """datatrove logs at INFO to stderr, which would tear through the progress display; its per-task logs still go
+    to logs/<stage>/logs/task_*.log."""
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
 
 
-class QuietLocalExecutor(LocalPipelineExecutor):
-    """datatrove prints a task's INFO log to the console only for local_rank 0; shifting local_rank by one (it is
-    used for nothing else) keeps every task's console output at ERROR."""
-
-    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
+def _run_local(ex: LocalPipelineExecutor, console_log: Path, conn) -> None:
+    """The child process of a local stage: its stdout and stderr (datatrove's console log for each task and the
+    merged stats, its pool workers' too) go to `console_log`, not to the terminal the progress display owns."""
+    fd = os.open(console_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    # This process has one thread, so fork is safe for datatrove's pool (start_method="fork" in make_executors) and
+    # its Manager; a forkserver child would otherwise start yet another forkserver for each.
+    multiprocess.set_start_method("fork", force=True)
+    try:
+        ex.run()
+        conn.send(None)
+    except BaseException as e:  # raised again in the parent
         try:
-            return super()._run_for_rank(rank, local_rank + 1, node_rank)
-        finally:
-            _quiet_loguru()
+            conn.send(e)
+        except Exception:  # not picklable: its text, with the traceback in console_log
+            traceback.print_exc()
+            conn.send(RuntimeError(f"{type(e).__name__}: {e} (traceback in {console_log})"))
+
+
+def _start_local(ex: LocalPipelineExecutor, preload: list[str]):
+    """Starts `ex.run()` in a child process; returns (process, pipe end that receives None or the exception).
+    The child is forked from a forkserver that has imported `preload` (the modules of every stage's steps), which
+    makes it cheap, and fork-safe: the parent has threads (the progress display), the forkserver has none."""
+    ctx = multiprocess.get_context("forkserver")
+    ctx.set_forkserver_preload(preload)  # takes effect when the forkserver starts, i.e. for the first stage
+    console_log = Path(ex.logging_dir.path) / "console.log"
+    console_log.parent.mkdir(parents=True, exist_ok=True)
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_run_local, args=(ex, console_log, send), name=f"datatrove {console_log.parent.name}")
+    child.start()
+    send.close()
+    return child, receive
 
 
 def make_executors(stages: list[Stage], logs_dir: Path, kind: str, workers: int, slurm: dict | None = None,
@@ -109,7 +136,8 @@ def make_executors(stages: list[Stage], logs_dir: Path, kind: str, workers: int,
     for st in stages:
         common = dict(pipeline=st.pipeline, tasks=st.tasks, logging_dir=str(logs_dir / st.name))
         if kind == "local":
-            ex = QuietLocalExecutor(**common, workers=min(workers, st.tasks))
+            # fork: the executor runs in _run_local's single-threaded child, where forking is safe and cheapest
+            ex = LocalPipelineExecutor(**common, workers=min(workers, st.tasks), start_method="fork")
         elif kind == "slurm":
             from datatrove.executor import SlurmPipelineExecutor
 
@@ -141,35 +169,63 @@ def run_stages(stages: list[Stage], executors: list, kind: str) -> dict[str, flo
 
         if not ray.is_initialized():
             ray.init(num_cpus=executors[0].workers, include_dashboard=False, log_to_driver=False)
+    preload = sorted({__name__} | {type(step).__module__ for st in stages for step in st.pipeline})
     walls: dict[str, float] = {}
     for st, ex in zip(stages, executors):
-        _quiet_loguru()
         start = time.perf_counter()
-        error: list[BaseException] = []
+        completions = Path(ex.logging_dir.path) / "completions"
+        with progress_task(st.name, total=st.total if st.total is not None else st.tasks, unit=st.unit) as task:
+            with _running(ex, kind, preload) as finished:
+                while not finished(0.25):
+                    task.update(completed=(read_total(st.progress_dir) if st.progress_dir
+                                           else len(list(completions.glob("*"))) if completions.is_dir() else 0))
+            task.update(completed=read_total(st.progress_dir) if st.progress_dir else st.tasks)
+        walls[st.name] = round(time.perf_counter() - start, 3)
+    return walls
 
-        def target(ex=ex) -> None:
+
+@contextlib.contextmanager
+def _running(ex, kind: str, preload: list[str]):
+    """Runs `ex` in the background: a local stage in a child process (_start_local), a Ray driver in a thread with
+    loguru quieted. Yields `finished(timeout) -> bool`; on leaving, an error of the stage is raised here, and an
+    interrupted stage's child is stopped."""
+    if kind == "local":
+        child, receive = _start_local(ex, preload)
+
+        def finished(timeout: float) -> bool:
+            child.join(timeout)
+            return not child.is_alive()
+
+        try:
+            yield finished
+        finally:
+            if child.is_alive():  # the parent was interrupted
+                child.terminate()
+                child.join()
+        error = receive.recv() if receive.poll() else RuntimeError(
+            f"datatrove stage exited with code {child.exitcode}; see {Path(ex.logging_dir.path) / 'console.log'}")
+        receive.close()
+    else:
+        _quiet_loguru()
+        errors: list[BaseException] = []
+
+        def target() -> None:
             try:
                 ex.run()
             except BaseException as e:  # re-raised in the main thread
-                error.append(e)
+                errors.append(e)
 
-        completions = Path(ex.logging_dir.path) / "completions"
-        with progress_task(st.name, total=st.total if st.total is not None else st.tasks, unit=st.unit) as task:
-            th = threading.Thread(target=target, daemon=True)
-            th.start()
-            while th.is_alive():
-                th.join(0.25)
-                done = (read_total(st.progress_dir) if st.progress_dir
-                        else len(list(completions.glob("*"))) if completions.is_dir() else 0)
-                task.update(completed=done)
-            if not error and st.progress_dir is None:
-                task.update(completed=st.tasks)
-            elif not error:
-                task.update(completed=read_total(st.progress_dir))
-        if error:
-            raise error[0]
-        walls[st.name] = round(time.perf_counter() - start, 3)
-    return walls
+        th = threading.Thread(target=target, daemon=True)
+        th.start()
+
+        def finished(timeout: float) -> bool:
+            th.join(timeout)
+            return not th.is_alive()
+
+        yield finished
+        error = errors[0] if errors else None
+    if error is not None:
+        raise error
 
 
 # ----------------------------------------------------------------------------------------------- build_corpus
