@@ -1,4 +1,4 @@
-"""Quality filters from CodeGen and StarCoder/The Stack (numbers in shared/reference.md), every threshold configurable.
+"""Quality filters from CodeGen and StarCoder/The Stack (thresholds from those papers), every threshold configurable.
 
 Checks run cheapest first and the first failing one is the reason a file is dropped."""
 

@@ -12,8 +12,12 @@ Build stages (each a datatrove executor; a rerun skips tasks that completed, by 
   report   (1)        stats.json, repos.jsonl
 Tokenize stages: tokenize (T) -> shuffle (one task per split).
 
-Layout of a corpus directory: data/ (the documents), stats.json, summary.png, repos.jsonl, rejects/<step>/ (every dropped input
-with its reason), logs/<stage>/ (datatrove logs, per-task stats, completion markers), work/ (intermediates)."""
+Layout of a corpus directory: data/ (the documents), stats.json, summary.png, repos.jsonl, rejects/<step>/ (every
+dropped input with its reason), logs/<stage>/ (datatrove's console.log and per-task logs, per-task stats, completion
+markers), work/ (intermediates).
+
+Local stages run datatrove's LocalPipelineExecutor in a child process whose console output goes to console.log, so
+it cannot tear through the progress display; only datatrove's public API is used."""
 
 from __future__ import annotations
 
@@ -34,14 +38,24 @@ from typing import Any
 
 import multiprocess
 from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.readers.jsonl import JsonlReader
+from datatrove.pipeline.writers.jsonl import JsonlWriter
 from loguru import logger
 
 from ..errors import UserError
-from .decontam import DecontamConfig
-from .dedup import DedupConfig
-from .filters import FilterConfig
-from .sources import Source
-from .tokenize import TokenizeConfig
+from ..progress import log, progress_task
+from ..tokenizer import CodeTokenizer
+from .decontam import DecontamConfig, Decontaminate
+from .dedup import DedupBuckets, DedupCluster, DedupConfig, DedupFilter, DedupSignature
+from .filters import FilterConfig, QualityFilter
+from .pii import RedactPII
+from .rank_reader import RankFileReader
+from .repo import AssignRepoBucket, RepoPacker
+from .report import WriteCorpusReport, corpus_stats, summary_png, summary_table, token_stats, write_json_atomic
+from .sources import Source, SourceReader, plan_inputs
+from .system_corpus import system_corpus
+from .task_progress import read_total
+from .tokenize import Renderer, ShuffleShards, TokenizeConfig, TokenizeDocs, choose_valid_repos, token_width
 
 
 @dataclass
@@ -157,9 +171,6 @@ def make_executors(stages: list[Stage], logs_dir: Path, kind: str, workers: int,
 
 def run_stages(stages: list[Stage], executors: list, kind: str) -> dict[str, float]:
     """Run locally (with a progress bar per stage, wall seconds returned) or submit to Slurm/Ray."""
-    from ..progress import log, progress_task
-    from .task_progress import read_total
-
     if kind == "slurm":
         executors[-1].run()  # submits the whole chain through `depends`
         log(f"submitted {len(executors)} Slurm jobs; stats.json appears when the last one finishes")
@@ -253,17 +264,6 @@ def _prepare_dir(out: Path, fingerprint: str, fresh: bool, what: str) -> None:
 
 
 def corpus_stages(sources: list[Source], out: Path, opts: BuildOptions, n_inputs: int) -> list[Stage]:
-    from datatrove.pipeline.writers.jsonl import JsonlWriter
-
-    from .decontam import Decontaminate
-    from .dedup import DedupBuckets, DedupCluster, DedupFilter, DedupSignature
-    from .filters import QualityFilter
-    from .pii import RedactPII
-    from .rank_reader import RankFileReader
-    from .repo import AssignRepoBucket, RepoPacker
-    from .report import WriteCorpusReport
-    from .sources import SourceReader
-
     work, rejects = out / "work", str(out / "rejects")
     tasks = opts.tasks or max(1, opts.workers)
     buckets = opts.repo_buckets or tasks
@@ -294,10 +294,6 @@ def corpus_stages(sources: list[Source], out: Path, opts: BuildOptions, n_inputs
 def build_corpus(sources: list[Source], out_dir: str | Path, options: BuildOptions | None = None,
                  print_summary: bool = True) -> dict[str, Any]:
     """Build (or resume) a corpus; returns stats.json's content (empty when submitted to Slurm)."""
-    from ..progress import log
-    from .report import corpus_stats, summary_png, summary_table, write_json_atomic
-    from .sources import plan_inputs
-
     opts = options or BuildOptions()
     out = Path(out_dir)
     if not sources:
@@ -331,10 +327,6 @@ def build_system_corpus(out_dir: str | Path, parts: tuple[str, ...] = ("nl", "mu
                         print_summary: bool = True) -> dict[str, dict[str, Any]]:
     """The three CodeGen stages from this machine's own files: `out_dir/<part>/` for each part; returns
     {part: stats} (stats["notes"] says what this machine lacks). A part with nothing found is skipped, not an error."""
-    from ..progress import log
-    from .report import write_json_atomic
-    from .system_corpus import system_corpus
-
     out: dict[str, dict[str, Any]] = {}
     for part in parts:
         sources, notes = system_corpus(part, max_bytes_per_part)
@@ -355,13 +347,6 @@ def tokenize_corpus(corpus_dir: str | Path, tokenizer: Any, out_dir: str | Path,
                     options: TokenizeOptions | None = None, print_summary: bool = True) -> dict[str, Any]:
     """Corpus documents -> `out_dir/train/*.ds` and `out_dir/valid/*.ds`; returns the token stats (also written to
     `out_dir/stats.json` and, under "tokens", into the corpus's stats.json)."""
-    from datatrove.pipeline.readers.jsonl import JsonlReader
-
-    from ..progress import log
-    from ..tokenizer import CodeTokenizer
-    from .report import summary_table, token_stats, write_json_atomic
-    from .tokenize import ShuffleShards, TokenizeDocs, choose_valid_repos, token_width
-
     opts = options or TokenizeOptions()
     corpus, out = Path(corpus_dir), Path(out_dir)
     if not (corpus / "data").is_dir() or not (corpus / "repos.jsonl").is_file():
@@ -379,8 +364,6 @@ def tokenize_corpus(corpus_dir: str | Path, tokenizer: Any, out_dir: str | Path,
     tok.save(str(work / "tokenizer"))
     tok_path = str(work / "tokenizer")
     try:
-        from .tokenize import Renderer
-
         Renderer(tok, cfg)  # fail here, with the reason, rather than inside every task
     except ValueError as e:
         raise UserError(f"tokenizer: {e}") from None

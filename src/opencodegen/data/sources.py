@@ -25,6 +25,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from .languages import language_of, stack_language, strip_compression
 from .rejects import reject_writer, rejected
+from .task_progress import ProgressWriter
 
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".tox", ".mypy_cache", ".pytest_cache"}
 
@@ -392,8 +393,6 @@ class SourceReader(PipelineStep):
                     yield json.loads(line)
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
-        from .task_progress import ProgressWriter
-
         archives: dict[str, zipfile.ZipFile] = {}
         progress = ProgressWriter(self.progress_dir, rank)
         self._rank = rank

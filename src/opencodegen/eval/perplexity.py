@@ -18,6 +18,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import UserError
+from ..progress import log, progress_task
+from .compression import xz_bits_per_byte
+from .report import plot_bars, write_run
 
 LN2 = math.log(2)
 
@@ -113,7 +116,6 @@ def bits_per_byte(model, tokenizer, documents: Iterable[str] | Iterable[list[int
     scores: list[tuple[float, int]] = []
     chunk = max(1, batch_size * 4)
     if progress:
-        from ..progress import progress_task
         with progress_task(progress, total=len(seqs), unit="doc") as task:
             for start in range(0, len(seqs), chunk):
                 scores += sequence_nll(model, seqs[start:start + chunk], firsts[start:start + chunk], batch_size,
@@ -190,8 +192,6 @@ def evaluate_bpb(out: Path, model, tokenizer, *, tokens_dir: str | Path | None =
                  batch_size: int = 8, stride: int | None = None) -> dict:
     """The whole `ocg eval bpb`: the model's bits per byte on a held-out split or a directory of files, beside
     `xz -9` on the same text in the same run; `stride` as in `_windows`."""
-    from .compression import xz_bits_per_byte
-    from .report import plot_bars, write_run
     if (tokens_dir is None) == (files_dir is None):
         raise UserError("give exactly one of --tokens DIR (a tokenized split) or --files DIR")
     if tokens_dir is not None:
@@ -268,7 +268,6 @@ def read_text_files(directory: str | Path, suffixes: Sequence[str] = (".py",)) -
             try:
                 texts.append((str(path.relative_to(directory)), path.read_text(encoding="utf-8")))
             except (UnicodeDecodeError, OSError) as e:
-                from ..progress import log
                 log(f"skipped {path} ({type(e).__name__}: not readable UTF-8 text)")
     if not texts:
         raise UserError(f"{directory}: no readable {'/'.join(suffixes) or ''} files")
