@@ -153,7 +153,7 @@ def make_executors(stages: list[Stage], logs_dir: Path, kind: str, workers: int,
             # fork: the executor runs in _run_local's single-threaded child, where forking is safe and cheapest
             ex = LocalPipelineExecutor(**common, workers=min(workers, st.tasks), start_method="fork")
         elif kind == "slurm":
-            from datatrove.executor import SlurmPipelineExecutor
+            from datatrove.executor import SlurmPipelineExecutor  # here: the cluster executors are optional
 
             opts = {"time": "12:00:00", "partition": "cpu", "cpus_per_task": 1, "job_name": f"ocg-{st.name}",
                     "venv_path": str(Path(sys.prefix) / "bin" / "activate"), **(slurm or {})}
@@ -176,7 +176,7 @@ def run_stages(stages: list[Stage], executors: list, kind: str) -> dict[str, flo
         log(f"submitted {len(executors)} Slurm jobs; stats.json appears when the last one finishes")
         return {}
     if kind == "ray":
-        import ray
+        import ray  # optional: only the Ray executor needs it
 
         if not ray.is_initialized():
             ray.init(num_cpus=executors[0].workers, include_dashboard=False, log_to_driver=False)

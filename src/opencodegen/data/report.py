@@ -136,7 +136,7 @@ class WriteCorpusReport(PipelineStep):
 
 def summary_png(stats: dict[str, Any], path: Path) -> None:
     """Two bar charts: where the input went (kept or each drop reason) and kept MB per language."""
-    import matplotlib
+    import matplotlib  # here, not at the top: slow to import, and only the final summary plots
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -249,7 +249,7 @@ def _is_utf8(text: str) -> bool:
 def _read_table_rows(path: str) -> Iterator[tuple[int, Any]]:
     """(row number, parsed row or the exception that stopped it) for JSONL (optionally gzipped) and Parquet."""
     if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # here, not at the top: slow to import, and only Parquet sources need it
 
         pf = pq.ParquetFile(path)
         i = 0

@@ -91,7 +91,7 @@ def exact_match(task: InfillTask, completion: str) -> bool:
 
 
 def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk: int = 16) -> list[dict]:
-    from ..sampling import generate
+    from ..sampling import generate  # torch: only sampling needs it, not scoring saved samples
     ends = tuple(i for i in (tokenizer.special_id(t) for t in END_TOKENS) if i is not None)
     room = prompt_room(model, params.max_new_tokens)
     params = replace(params, n=n, stop_token_ids=tuple(params.stop_token_ids) + ends)

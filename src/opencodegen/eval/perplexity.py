@@ -28,7 +28,7 @@ LN2 = math.log(2)
 def _score_windows(model, windows: list[list[int]], first_scored: list[int], batch_size: int
                    ) -> list[tuple[float, int]]:
     """For each window of token ids, the summed NLL (nats) of tokens[first_scored:] and how many there are."""
-    import torch
+    import torch  # here: read_text_files serves `ocg tokenizer train`, which must not wait for torch
     import torch.nn.functional as F
     device = next(model.parameters()).device
     out: list[tuple[float, int]] = [(0.0, 0)] * len(windows)
@@ -162,7 +162,7 @@ def mtpb_prompt_perplexity(model, tokenizer, problems, histories: dict[tuple[int
     Single-turn: all turn prompts together, after the preamble. Multi-turn: each turn prompt after the history
     (preamble + previous prompts + the code written for them: `histories[(problem id, case)]`, e.g. the model's
     own completions or the reference solution), averaged over turns."""
-    from .mtpb import PREAMBLE, multi_turn_program, single_turn_prompt, turn_prompt
+    from .mtpb import PREAMBLE, multi_turn_program, single_turn_prompt, turn_prompt  # here: mtpb imports this module
     single_ctx, single_tgt, multi_ctx, multi_tgt, multi_owner = [], [], [], [], []
     for p in problems:
         for case in range(len(p.inputs)):

@@ -57,7 +57,8 @@ class ModelConfig:
                     "rotary_dim": self.rotary_dim or head_dim}
         for name, value in defaults.items():
             object.__setattr__(self, name, value)
-        problems = [f"{name}={value!r} is not {_alternatives(allowed)}" for name, value, allowed in self._bad_literals()]
+        problems = [f"{name}={value!r} is not {_alternatives(allowed)}"
+                    for name, value, allowed in self._bad_literals()]
         if self.n_head % self.n_kv_heads:
             problems.append(f"n_head={self.n_head} is not a multiple of n_kv_heads={self.n_kv_heads}")
         if self.rotary_dim > self.head_dim or self.rotary_dim % 2:

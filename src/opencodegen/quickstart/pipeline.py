@@ -29,6 +29,7 @@ from ..data.tokenize import TokenizeConfig
 from ..errors import UserError
 from ..eval.mtpb import mini_path
 from ..eval.report import write_json
+from ..exercises import build as exercises_build
 from ..model.config import ModelConfig
 from ..progress import log, progress_task
 from ..tokenizer import train_tokenizer as train_bpe
@@ -109,11 +110,10 @@ def tokenize_part(part: str, run_dir: Path, budget: Budget, cfg: TokenizeConfig,
 def build_exercises(run_dir: Path, budget: Budget, mono: bool) -> dict:
     """The post-training stages' data: synthetic exercises, and (with a Mono corpus) functions mined from its training
     repositories; stats.json and rejects/ account for every candidate."""
-    from ..exercises.build import BuildOptions, build
-
-    stats = build(BuildOptions(out=run_dir / "exercises", synthetic=budget.exercises_synthetic, seed=0,
-                               mine_corpora=[run_dir / "corpus" / "mono"] if mono and budget.exercises_mine else [],
-                               workers=budget.workers))
+    options = exercises_build.BuildOptions(
+        out=run_dir / "exercises", synthetic=budget.exercises_synthetic, seed=0, workers=budget.workers,
+        mine_corpora=[run_dir / "corpus" / "mono"] if mono and budget.exercises_mine else [])
+    stats = exercises_build.build(options)
     return {"exercises": stats["exercises"], "by_source": stats["by_source"], "sft_only": stats.get("sft_only", 0),
             "decontamination": stats["decontamination"], "sources": stats["sources"]}
 

@@ -86,7 +86,8 @@ class Llama(HFFamily):
         out = {}
         for kind in ("weight", "bias") if c.qkv_bias else ("weight",):
             parts = sd[f"blocks.{layer}.attn.qkv.{kind}"].split(qkv_sizes(c), 0)
-            out.update({f"model.layers.{layer}.self_attn.{p}_proj.{kind}": t.contiguous() for p, t in zip("qkv", parts)})
+            out.update({f"model.layers.{layer}.self_attn.{p}_proj.{kind}": t.contiguous()
+                        for p, t in zip("qkv", parts)})
         return out
 
     def qkv_from_hf(self, hf: dict[str, torch.Tensor], c: ModelConfig, layer: int) -> dict[str, torch.Tensor]:
