@@ -132,7 +132,9 @@ def _start_local(ex: LocalPipelineExecutor, preload: list[str]):
     The child is forked from a forkserver that has imported `preload` (the modules of every stage's steps), which
     makes it cheap, and fork-safe: the parent has threads (the progress display), the forkserver has none."""
     ctx = multiprocess.get_context("forkserver")
-    ctx.set_forkserver_preload(preload)  # takes effect when the forkserver starts, i.e. for the first stage
+    # Takes effect when the process's (one, shared) forkserver starts: for the first stage, unless something else in
+    # this process started it before, and then each child imports the steps' modules itself (slower, same result).
+    ctx.set_forkserver_preload(preload)
     console_log = Path(ex.logging_dir.path) / "console.log"
     console_log.parent.mkdir(parents=True, exist_ok=True)
     receive, send = ctx.Pipe(duplex=False)
