@@ -381,7 +381,7 @@ def test_bad_params_are_user_errors():
 # ---- parity with transformers ----------------------------------------------------------------------------------
 
 def codegen_state_dict_to_ours(sd: dict[str, torch.Tensor], n_head: int) -> dict[str, torch.Tensor]:
-    """HF CodeGen names -> ours; the fused qkv is stored as mp_num=4 blocks of (q, v, k) (reference.md)."""
+    """HF CodeGen names -> ours; the fused qkv is stored as mp_num=4 blocks of (q, v, k) (transformers' CodeGen)."""
     out = {}
     for k, v in sd.items():
         if k.endswith("attn.qkv_proj.weight"):

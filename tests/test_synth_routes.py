@@ -14,7 +14,7 @@ from opencodegen.errors import UserError
 from opencodegen.eval import mtpb
 from opencodegen.serve.protocol import APIError
 from opencodegen.serve.synth import ProgramRunner, SynthSession
-from opencodegen.serve.synth_routes import make_router
+from opencodegen.serve.synth_routes import MAX_BODY_BYTES, make_router
 
 BASE = "/v1/synth/sessions"
 
@@ -119,6 +119,20 @@ def test_bad_requests_get_openai_shaped_errors(method, path, kwargs, status, par
         response = getattr(client, method)(BASE + path.format(sid=sid), **kwargs)
         assert_error(response, status, param, code, match)
         assert client.get(f"{BASE}/{sid}").json()["turns"] == []  # nothing half-done
+
+
+@pytest.mark.parametrize("path,body,status,param,match", [
+    ("/{sid}/turns", b"[1]", 400, None, "request body must be a JSON object, not list"),
+    ("/{sid}/turns", b'{"intent": "x", "code": "y"}', 400, "code", "unknown field 'code' (this request takes only 'intent')"),
+    ("/{sid}/turns", b'{"intent": "\xff"}', 400, None, "not valid JSON"),
+    ("/{sid}/turns", b" " * (MAX_BODY_BYTES + 1), 413, None, f"the limit is {MAX_BODY_BYTES}"),
+    ("", b'{"settings": 3}', 400, "settings", "must be an object"),
+])
+def test_command_bodies_are_parsed_strictly(path, body, status, param, match):
+    with client_for(FakeModel()) as client:
+        sid = client.post(BASE).json()["id"]
+        assert_error(client.post(BASE + path.format(sid=sid), content=body), status, param, None, match)
+        assert client.get(f"{BASE}/{sid}").json()["turns"] == []
 
 
 @pytest.mark.parametrize("error,status,code,match", [

@@ -33,9 +33,10 @@ import torch
 
 from .errors import UserError
 from .healing import HealedPrompt, Respeller, constrain, token_index
+from .model.transformer import KVCache
 from .speculative import NgramDrafter, SpeculationStats
 
-# reference.md: Codex/CodeGen's stops plus the two bigcode-evaluation-harness adds.
+# Codex's and CodeGen's HumanEval stops, plus the two that bigcode-evaluation-harness adds.
 HUMANEVAL_STOP: tuple[str, ...] = ("\nclass", "\ndef", "\n#", "\nif", "\nprint", "\n@", "\n```")
 
 # Memory the KV cache of one generate() batch may take when max_batch_size is not given; more sequences run in
@@ -157,7 +158,7 @@ def _filtered_probs(logits: torch.Tensor, params: Sequence[SamplingParams]) -> t
     no row filters. Filtered-out candidates have probability 0; the kept ones are renormalised.
 
     Top-p needs the tokens in order of probability, but a full sort of the vocabulary per row per step would dominate
-    sampling (200 rows x 51200 tokens: ~1.7 s/step on 2 cores). The kept set is a prefix of that order, so it is
+    sampling with many rows and a large vocabulary. The kept set is a prefix of that order, so it is
     found among the K best (topk) as soon as their mass reaches p; K grows only for rows where it doesn't."""
     device = logits.device
     temps = torch.tensor([p.temperature for p in params], dtype=logits.dtype, device=device)[:, None]
@@ -501,8 +502,6 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams
 
 
 def _decode_batch(model, sequences: list[SequenceState], dtype: torch.dtype) -> None:
-    from .model.transformer import KVCache
-
     device = model.lm_head.weight.device
     k = sequences[0].params.speculative_tokens  # one generate() call: every sequence has the same params
     # Verify passes pad every row to the longest draft, so a row may write up to k positions past its own end.

@@ -29,14 +29,15 @@ from .errors import UserError
 
 FILE_NAME = "tokenizer.json"
 EOS = "<|endoftext|>"
-# Qwen2.5-Coder's control tokens (reference.md), in its order; EOS first so it gets id 0 in a fresh tokenizer.
+# Qwen2.5-Coder's control tokens (its tokenizer_config.json), in its order; EOS first so it gets id 0 in a fresh
+# tokenizer.
 SPECIAL_TOKENS = (EOS, "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>",
                   "<|file_sep|>")
-# CodeGen's 38 whitespace tokens: runs of 31..2 spaces, then 9..2 tabs (reference.md). CodeGen added them to GPT-2's
-# text-trained vocabulary as added tokens, which cut the text before pre-tokenization; on a BPE trained on code that
-# costs 7-8% bytes/token (measured: 3.08 vs 3.29 at 4k ids, 3.44 vs 3.71 at 16k on held-out stdlib), because every
-# word after an indent loses its "Ġword" form. So here they are ordinary BPE tokens, reachable through merges and
-# guaranteed to exist: a run that stands as its own pre-token always encodes as one id.
+# CodeGen's 38 whitespace tokens: runs of 31..2 spaces, then 9..2 tabs (its tokenizer's added_tokens). CodeGen added
+# them to GPT-2's text-trained vocabulary as added tokens, which cut the text before pre-tokenization; on a BPE trained
+# on code that costs bytes per token (figures in the README), because every word after an indent loses its "Ġword"
+# form. So here they are ordinary BPE tokens, reachable through merges and guaranteed to exist: a run that stands as
+# its own pre-token always encodes as one id.
 WHITESPACE_TOKENS = tuple(" " * n for n in range(31, 1, -1)) + tuple("\t" * n for n in range(9, 1, -1))
 _BYTE_CHAR = {" ": "Ġ", "\t": "ĉ"}  # how ByteLevel spells these bytes inside the BPE vocabulary
 # GPT-2's pre-tokenization regex with Qwen2's two line-break rules: `[\r\n]*` after a punctuation run, and

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..errors import UserError
@@ -81,8 +82,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _executor_opts(args) -> dict:
-    import os
-
     slurm = {k: v for k, v in (("partition", args.slurm_partition), ("time", args.slurm_time)) if v}
     return dict(workers=args.workers or os.cpu_count() or 1, tasks=args.tasks, executor=args.executor,
                 fresh=args.fresh, slurm=slurm)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from ..errors import UserError
@@ -65,8 +66,6 @@ def unescape(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
     import torch
 
     from ..healing import heal

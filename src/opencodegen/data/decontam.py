@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .dedup import TOKEN_RE, shingles
-from .rejects import RejectingStep
+from .rejects import RejectFilter
 
 _WS = re.compile(r"\s+")
 _LINE_COMMENT = re.compile(r"(?m)^[ \t]*(?:#+|//+|\*+|--)[ \t]?")
@@ -135,8 +135,7 @@ class Matcher:
         return None
 
 
-class Decontaminate(RejectingStep):
-    type = "🔻 - FILTER"
+class Decontaminate(RejectFilter):
     name = "🧪 decontaminate"
     step_key = "decontam"
 
@@ -145,12 +144,10 @@ class Decontaminate(RejectingStep):
         self.config = config or DecontamConfig()
 
     def run(self, data, rank: int = 0, world_size: int = 1):
-        matcher = Matcher(load_items(self.config), self.config.method, self.config.ngram)
-        with self.rejects(rank):
-            for doc in data:
-                with self.track_time():
-                    item = matcher.match(doc.text)
-                if item is not None:
-                    self.reject(doc.id, doc.metadata, "contaminated", item.id)
-                    continue
-                yield doc
+        # Built per task, not in __init__: the step is pickled to every task, the index need not be.
+        self._matcher = Matcher(load_items(self.config), self.config.method, self.config.ngram)
+        yield from super().run(data, rank, world_size)
+
+    def reject_reason(self, doc) -> tuple[str, str] | None:
+        item = self._matcher.match(doc.text)
+        return None if item is None else ("contaminated", item.id)

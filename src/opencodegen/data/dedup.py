@@ -33,7 +33,7 @@ import numpy as np
 
 from datatrove.pipeline.base import PipelineStep
 
-from .rejects import RejectingStep
+from .rejects import RejectFilter
 
 TOKEN_RE = re.compile(r"[A-Za-z_0-9]+")
 _MASK32 = np.uint64(0xFFFFFFFF)
@@ -297,7 +297,7 @@ class DedupCluster(PipelineStep):
         yield
 
 
-class DedupFilter(RejectingStep):
+class DedupFilter(RejectFilter):
     """Drops the documents stage 3 listed (stage 4). Documents are matched by their position in the prepare task's
     output, which this task reads back in the same order, so two inputs with the same id cannot be confused."""
 
@@ -311,11 +311,11 @@ class DedupFilter(RejectingStep):
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         path = Path(self.folder) / "remove" / f"{rank:05d}.json"
-        remove = json.loads(path.read_text()) if path.is_file() else {}
-        with self.rejects(rank):
-            for k, doc in enumerate(data):
-                hit = remove.get(str(k))
-                if hit:
-                    self.reject(doc.id, doc.metadata, hit[0], f"duplicate of {hit[1]}")
-                    continue
-                yield doc
+        self._remove = json.loads(path.read_text()) if path.is_file() else {}
+        self._position = -1  # BaseFilter filters one document at a time, in order
+        yield from super().run(data, rank, world_size)
+
+    def reject_reason(self, doc) -> tuple[str, str] | None:
+        self._position += 1
+        hit = self._remove.get(str(self._position))
+        return None if hit is None else (hit[0], f"duplicate of {hit[1]}")

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 Piece = int | str
 
-FIM_TOKENS = ("<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>")
-
 
 @dataclass
 class FimConfig:

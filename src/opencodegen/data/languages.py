@@ -32,8 +32,6 @@ STACK_LANGS: dict[str, str] = {
     "text": "text",
 }
 
-CODE_LANGUAGES = {"python", "java", "c", "cpp", "javascript", "typescript", "go", "rust", "ruby", "shell"}
-
 
 def strip_compression(name: str) -> str:
     """'NEWS.gz' -> 'NEWS': a gzip-compressed document is read decompressed and typed by its inner name."""

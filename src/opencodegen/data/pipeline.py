@@ -12,11 +12,16 @@ Build stages (each a datatrove executor; a rerun skips tasks that completed, by 
   report   (1)        stats.json, repos.jsonl
 Tokenize stages: tokenize (T) -> shuffle (one task per split).
 
-Layout of a corpus directory: data/ (the documents), stats.json, summary.png, repos.jsonl, rejects/<step>/ (every dropped input
-with its reason), logs/<stage>/ (datatrove logs, per-task stats, completion markers), work/ (intermediates)."""
+Layout of a corpus directory: data/ (the documents), stats.json, summary.png, repos.jsonl, rejects/<step>/ (every
+dropped input with its reason), logs/<stage>/ (datatrove's console.log and per-task logs, per-task stats, completion
+markers), work/ (intermediates).
+
+Local stages run datatrove's LocalPipelineExecutor in a child process whose console output goes to console.log, so
+it cannot tear through the progress display; only datatrove's public API is used."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -26,18 +31,31 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import multiprocess
 from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.readers.jsonl import JsonlReader
+from datatrove.pipeline.writers.jsonl import JsonlWriter
+from loguru import logger
 
 from ..errors import UserError
-from .decontam import DecontamConfig
-from .dedup import DedupConfig
-from .filters import FilterConfig
-from .sources import Source
-from .tokenize import TokenizeConfig
+from ..progress import log, progress_task
+from ..tokenizer import CodeTokenizer
+from .decontam import DecontamConfig, Decontaminate
+from .dedup import DedupBuckets, DedupCluster, DedupConfig, DedupFilter, DedupSignature
+from .filters import FilterConfig, QualityFilter
+from .pii import RedactPII
+from .rank_reader import RankFileReader
+from .repo import AssignRepoBucket, RepoPacker
+from .report import WriteCorpusReport, corpus_stats, summary_png, summary_table, token_stats, write_json_atomic
+from .sources import Source, SourceReader, plan_inputs
+from .system_corpus import system_corpus
+from .task_progress import read_total
+from .tokenize import Renderer, ShuffleShards, TokenizeConfig, TokenizeDocs, choose_valid_repos, token_width
 
 
 @dataclass
@@ -82,23 +100,48 @@ class Stage:
 
 # --------------------------------------------------------------------------------------------------- executors
 def _quiet_loguru() -> None:
-    """datatrove logs every task at INFO to stderr, which would tear through the progress display; the full log still
-    goes to logs/<stage>/logs/task_*.log."""
-    from loguru import logger
-
+    """datatrove logs at INFO to stderr, which would tear through the progress display; its per-task logs still go
+    to logs/<stage>/logs/task_*.log."""
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
 
 
-class QuietLocalExecutor(LocalPipelineExecutor):
-    """datatrove prints a task's INFO log to the console only for local_rank 0; shifting local_rank by one (it is
-    used for nothing else) keeps every task's console output at ERROR."""
-
-    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
+def _run_local(ex: LocalPipelineExecutor, console_log: Path, conn) -> None:
+    """The child process of a local stage: its stdout and stderr (datatrove's console log for each task and the
+    merged stats, its pool workers' too) go to `console_log`, not to the terminal the progress display owns."""
+    fd = os.open(console_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    # This process has one thread, so fork is safe for datatrove's pool (start_method="fork" in make_executors) and
+    # its Manager; a forkserver child would otherwise start yet another forkserver for each.
+    multiprocess.set_start_method("fork", force=True)
+    try:
+        ex.run()
+        conn.send(None)
+    except BaseException as e:  # raised again in the parent
         try:
-            return super()._run_for_rank(rank, local_rank + 1, node_rank)
-        finally:
-            _quiet_loguru()
+            conn.send(e)
+        except Exception:  # not picklable: its text, with the traceback in console_log
+            traceback.print_exc()
+            conn.send(RuntimeError(f"{type(e).__name__}: {e} (traceback in {console_log})"))
+
+
+def _start_local(ex: LocalPipelineExecutor, preload: list[str]):
+    """Starts `ex.run()` in a child process; returns (process, pipe end that receives None or the exception).
+    The child is forked from a forkserver that has imported `preload` (the modules of every stage's steps), which
+    makes it cheap, and fork-safe: the parent has threads (the progress display), the forkserver has none."""
+    ctx = multiprocess.get_context("forkserver")
+    # Takes effect when the process's (one, shared) forkserver starts: for the first stage, unless something else in
+    # this process started it before, and then each child imports the steps' modules itself (slower, same result).
+    ctx.set_forkserver_preload(preload)
+    console_log = Path(ex.logging_dir.path) / "console.log"
+    console_log.parent.mkdir(parents=True, exist_ok=True)
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_run_local, args=(ex, console_log, send), name=f"datatrove {console_log.parent.name}")
+    child.start()
+    send.close()
+    return child, receive
 
 
 def make_executors(stages: list[Stage], logs_dir: Path, kind: str, workers: int, slurm: dict | None = None,
@@ -109,9 +152,10 @@ def make_executors(stages: list[Stage], logs_dir: Path, kind: str, workers: int,
     for st in stages:
         common = dict(pipeline=st.pipeline, tasks=st.tasks, logging_dir=str(logs_dir / st.name))
         if kind == "local":
-            ex = QuietLocalExecutor(**common, workers=min(workers, st.tasks))
+            # fork: the executor runs in _run_local's single-threaded child, where forking is safe and cheapest
+            ex = LocalPipelineExecutor(**common, workers=min(workers, st.tasks), start_method="fork")
         elif kind == "slurm":
-            from datatrove.executor import SlurmPipelineExecutor
+            from datatrove.executor import SlurmPipelineExecutor  # here: the cluster executors are optional
 
             opts = {"time": "12:00:00", "partition": "cpu", "cpus_per_task": 1, "job_name": f"ocg-{st.name}",
                     "venv_path": str(Path(sys.prefix) / "bin" / "activate"), **(slurm or {})}
@@ -129,47 +173,72 @@ def make_executors(stages: list[Stage], logs_dir: Path, kind: str, workers: int,
 
 def run_stages(stages: list[Stage], executors: list, kind: str) -> dict[str, float]:
     """Run locally (with a progress bar per stage, wall seconds returned) or submit to Slurm/Ray."""
-    from ..progress import log, progress_task
-    from .task_progress import read_total
-
     if kind == "slurm":
         executors[-1].run()  # submits the whole chain through `depends`
         log(f"submitted {len(executors)} Slurm jobs; stats.json appears when the last one finishes")
         return {}
     if kind == "ray":
-        import ray
+        import ray  # optional: only the Ray executor needs it
 
         if not ray.is_initialized():
             ray.init(num_cpus=executors[0].workers, include_dashboard=False, log_to_driver=False)
+    preload = sorted({__name__} | {type(step).__module__ for st in stages for step in st.pipeline})
     walls: dict[str, float] = {}
     for st, ex in zip(stages, executors):
-        _quiet_loguru()
         start = time.perf_counter()
-        error: list[BaseException] = []
+        completions = Path(ex.logging_dir.path) / "completions"
+        with progress_task(st.name, total=st.total if st.total is not None else st.tasks, unit=st.unit) as task:
+            with _running(ex, kind, preload) as finished:
+                while not finished(0.25):
+                    task.update(completed=(read_total(st.progress_dir) if st.progress_dir
+                                           else len(list(completions.glob("*"))) if completions.is_dir() else 0))
+            task.update(completed=read_total(st.progress_dir) if st.progress_dir else st.tasks)
+        walls[st.name] = round(time.perf_counter() - start, 3)
+    return walls
 
-        def target(ex=ex) -> None:
+
+@contextlib.contextmanager
+def _running(ex, kind: str, preload: list[str]):
+    """Runs `ex` in the background: a local stage in a child process (_start_local), a Ray driver in a thread with
+    loguru quieted. Yields `finished(timeout) -> bool`; on leaving, an error of the stage is raised here, and an
+    interrupted stage's child is stopped."""
+    if kind == "local":
+        child, receive = _start_local(ex, preload)
+
+        def finished(timeout: float) -> bool:
+            child.join(timeout)
+            return not child.is_alive()
+
+        try:
+            yield finished
+        finally:
+            if child.is_alive():  # the parent was interrupted
+                child.terminate()
+                child.join()
+        error = receive.recv() if receive.poll() else RuntimeError(
+            f"datatrove stage exited with code {child.exitcode}; see {Path(ex.logging_dir.path) / 'console.log'}")
+        receive.close()
+    else:
+        _quiet_loguru()
+        errors: list[BaseException] = []
+
+        def target() -> None:
             try:
                 ex.run()
             except BaseException as e:  # re-raised in the main thread
-                error.append(e)
+                errors.append(e)
 
-        completions = Path(ex.logging_dir.path) / "completions"
-        with progress_task(st.name, total=st.total if st.total is not None else st.tasks, unit=st.unit) as task:
-            th = threading.Thread(target=target, daemon=True)
-            th.start()
-            while th.is_alive():
-                th.join(0.25)
-                done = (read_total(st.progress_dir) if st.progress_dir
-                        else len(list(completions.glob("*"))) if completions.is_dir() else 0)
-                task.update(completed=done)
-            if not error and st.progress_dir is None:
-                task.update(completed=st.tasks)
-            elif not error:
-                task.update(completed=read_total(st.progress_dir))
-        if error:
-            raise error[0]
-        walls[st.name] = round(time.perf_counter() - start, 3)
-    return walls
+        th = threading.Thread(target=target, daemon=True)
+        th.start()
+
+        def finished(timeout: float) -> bool:
+            th.join(timeout)
+            return not th.is_alive()
+
+        yield finished
+        error = errors[0] if errors else None
+    if error is not None:
+        raise error
 
 
 # ----------------------------------------------------------------------------------------------- build_corpus
@@ -197,17 +266,6 @@ def _prepare_dir(out: Path, fingerprint: str, fresh: bool, what: str) -> None:
 
 
 def corpus_stages(sources: list[Source], out: Path, opts: BuildOptions, n_inputs: int) -> list[Stage]:
-    from datatrove.pipeline.writers.jsonl import JsonlWriter
-
-    from .decontam import Decontaminate
-    from .dedup import DedupBuckets, DedupCluster, DedupFilter, DedupSignature
-    from .filters import QualityFilter
-    from .pii import RedactPII
-    from .rank_reader import RankFileReader
-    from .repo import AssignRepoBucket, RepoPacker
-    from .report import WriteCorpusReport
-    from .sources import SourceReader
-
     work, rejects = out / "work", str(out / "rejects")
     tasks = opts.tasks or max(1, opts.workers)
     buckets = opts.repo_buckets or tasks
@@ -238,10 +296,6 @@ def corpus_stages(sources: list[Source], out: Path, opts: BuildOptions, n_inputs
 def build_corpus(sources: list[Source], out_dir: str | Path, options: BuildOptions | None = None,
                  print_summary: bool = True) -> dict[str, Any]:
     """Build (or resume) a corpus; returns stats.json's content (empty when submitted to Slurm)."""
-    from ..progress import log
-    from .report import corpus_stats, summary_png, summary_table, write_json_atomic
-    from .sources import plan_inputs
-
     opts = options or BuildOptions()
     out = Path(out_dir)
     if not sources:
@@ -275,10 +329,6 @@ def build_system_corpus(out_dir: str | Path, parts: tuple[str, ...] = ("nl", "mu
                         print_summary: bool = True) -> dict[str, dict[str, Any]]:
     """The three CodeGen stages from this machine's own files: `out_dir/<part>/` for each part; returns
     {part: stats} (stats["notes"] says what this machine lacks). A part with nothing found is skipped, not an error."""
-    from ..progress import log
-    from .report import write_json_atomic
-    from .system_corpus import system_corpus
-
     out: dict[str, dict[str, Any]] = {}
     for part in parts:
         sources, notes = system_corpus(part, max_bytes_per_part)
@@ -299,13 +349,6 @@ def tokenize_corpus(corpus_dir: str | Path, tokenizer: Any, out_dir: str | Path,
                     options: TokenizeOptions | None = None, print_summary: bool = True) -> dict[str, Any]:
     """Corpus documents -> `out_dir/train/*.ds` and `out_dir/valid/*.ds`; returns the token stats (also written to
     `out_dir/stats.json` and, under "tokens", into the corpus's stats.json)."""
-    from datatrove.pipeline.readers.jsonl import JsonlReader
-
-    from ..progress import log
-    from ..tokenizer import CodeTokenizer
-    from .report import summary_table, token_stats, write_json_atomic
-    from .tokenize import ShuffleShards, TokenizeDocs, choose_valid_repos, token_width
-
     opts = options or TokenizeOptions()
     corpus, out = Path(corpus_dir), Path(out_dir)
     if not (corpus / "data").is_dir() or not (corpus / "repos.jsonl").is_file():
@@ -323,8 +366,6 @@ def tokenize_corpus(corpus_dir: str | Path, tokenizer: Any, out_dir: str | Path,
     tok.save(str(work / "tokenizer"))
     tok_path = str(work / "tokenizer")
     try:
-        from .tokenize import Renderer
-
         Renderer(tok, cfg)  # fail here, with the reason, rather than inside every task
     except ValueError as e:
         raise UserError(f"tokenizer: {e}") from None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from datatrove.pipeline.base import PipelineStep
+from rich.table import Table
 
 
 def _total(v: Any) -> float:
@@ -135,7 +136,7 @@ class WriteCorpusReport(PipelineStep):
 
 def summary_png(stats: dict[str, Any], path: Path) -> None:
     """Two bar charts: where the input went (kept or each drop reason) and kept MB per language."""
-    import matplotlib
+    import matplotlib  # here, not at the top: slow to import, and only the final summary plots
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -157,8 +158,6 @@ def summary_png(stats: dict[str, Any], path: Path) -> None:
 
 
 def summary_table(stats: dict[str, Any], title: str):
-    from rich.table import Table
-
     t = Table(title=title)
     t.add_column("measure")
     t.add_column("value", justify="right")

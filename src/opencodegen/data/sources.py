@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from datatrove.data import Document
+from datatrove.pipeline.base import PipelineStep
 
 from .languages import language_of, stack_language, strip_compression
-from .rejects import RejectingStep
+from .rejects import reject_writer, rejected
+from .task_progress import ProgressWriter
 
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".tox", ".mypy_cache", ".pytest_cache"}
 
@@ -247,7 +249,7 @@ def _is_utf8(text: str) -> bool:
 def _read_table_rows(path: str) -> Iterator[tuple[int, Any]]:
     """(row number, parsed row or the exception that stopped it) for JSONL (optionally gzipped) and Parquet."""
     if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # here, not at the top: slow to import, and only Parquet sources need it
 
         pf = pq.ParquetFile(path)
         i = 0
@@ -267,7 +269,7 @@ def _read_table_rows(path: str) -> Iterator[tuple[int, Any]]:
                 yield i, e
 
 
-class SourceReader(RejectingStep):
+class SourceReader(PipelineStep):
     """Reads this task's share of the manifest into Documents; anything unreadable is rejected with its reason."""
 
     type = "📖 - READER"
@@ -276,7 +278,9 @@ class SourceReader(RejectingStep):
 
     def __init__(self, manifest: str, rejects_dir: str, max_file_bytes: int = 1_000_000,
                  progress_dir: str | None = None):
-        super().__init__(rejects_dir)
+        super().__init__()
+        self.rejects = reject_writer(rejects_dir, self.step_key)
+        self._rank = 0
         self.manifest = manifest
         self.max_file_bytes = max_file_bytes
         self.progress_dir = progress_dir
@@ -287,6 +291,10 @@ class SourceReader(RejectingStep):
         meta = {"source": item["source"], "repo": repo, "path": path, "lang": lang, "stars": stars,
                 "commit": commit, "bytes": nbytes}
         return Document(text=text, id=f"{item['source']}:{repo}/{path}", metadata=meta)
+
+    def reject(self, doc_id: str, metadata: dict[str, Any], reason: str, detail: str = "") -> None:
+        self.stat_update(f"drop/{reason}")
+        self.rejects.write(rejected(doc_id, metadata, reason, detail), self._rank)
 
     def _count_in(self, nbytes: int) -> None:
         self.stat_update("in/files")
@@ -385,11 +393,10 @@ class SourceReader(RejectingStep):
                     yield json.loads(line)
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
-        from .task_progress import ProgressWriter
-
         archives: dict[str, zipfile.ZipFile] = {}
         progress = ProgressWriter(self.progress_dir, rank)
-        with self.rejects(rank):
+        self._rank = rank
+        with self.rejects:
             for item in self._items(rank, world_size):
                 kind = item["kind"]
                 with self.track_time():

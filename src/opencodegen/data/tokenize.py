@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.tokens.tokenizer import TokenizedFile
 
+from ..tokenizer import CodeTokenizer
 from .fim import FimConfig, FimIds, Piece, fim_pieces
+from .task_progress import ProgressWriter
 
 SPLITS = ("train", "valid")
 
@@ -142,9 +143,6 @@ class TokenizeDocs(PipelineStep):
         self.progress_dir = progress_dir
 
     def run(self, data, rank: int = 0, world_size: int = 1):
-        from ..tokenizer import CodeTokenizer
-        from .task_progress import ProgressWriter
-
         tok = CodeTokenizer.load(self.tokenizer_path)
         renderer = Renderer(tok, self.config)
         valid = set(json.loads(Path(self.valid_repos_file).read_text()))

@@ -9,14 +9,18 @@ from __future__ import annotations
 import gzip
 import json
 from collections import defaultdict
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import UserError
+from ..progress import progress_task
+from .context import fit_prompts
 from .judge import JudgeCase
-from .passk import mean_pass_at_k, pass_at_k
-from .report import completion_counts, completion_counts_text
+from .passk import best_over_temperatures, mean_pass_at_k, pass_at_k
+from .perplexity import humaneval_prompt_perplexity
+from .report import completion_counts, completion_counts_text, markdown_table, plot_pass_at_k, write_run
 from .sandbox import ExecResult, Sandbox
 
 DEFAULT_KS = (1, 10, 100)
@@ -90,11 +94,7 @@ def read_samples(path: str | Path, problems: dict[str, dict]) -> list[dict]:
 def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, params, chunk: int = 8) -> list[dict]:
     """n completions per problem, cut at the HumanEval stop strings; prompts go to the batched sampler `chunk` at a
     time so progress and ETA stay live."""
-    from dataclasses import replace
-
-    from ..progress import progress_task
-    from ..sampling import generate
-    from .context import fit_prompts
+    from ..sampling import generate  # torch: only sampling needs it, not scoring saved samples
     params = replace(params, n=n)
     prompts = fit_prompts(tokenizer, model, [p["prompt"] for p in problems], params.max_new_tokens, "humaneval")
     samples = []
@@ -149,9 +149,6 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
              limit: int | None = None, prompt_perplexity: bool = False, allow_unsafe: bool = False) -> dict:
     """The whole `ocg eval humaneval`: samples (from a file, the canonical solutions, or the model at each
     temperature), execution, pass@k (best temperature per k when several), outputs in `out`."""
-    from dataclasses import replace
-
-    from .passk import best_over_temperatures
     all_problems = load_problems()
     problems = dict(list(all_problems.items())[:limit]) if limit else all_problems
     runs: dict[str, list[dict]] = {}
@@ -186,7 +183,6 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
     summary["samples"] = len(all_samples)
     summary["sandbox"] = isolation
     if prompt_perplexity and model is not None:
-        from .perplexity import humaneval_prompt_perplexity
         ppl = humaneval_prompt_perplexity(model, tokenizer, all_problems, summary["per_task"])
         summary["prompt_perplexity"] = {k: ppl[k] for k in ("passed", "failed")}
     write_outputs(out, all_samples, all_results, summary, curves={k: v["curve"] for k, v in by_run.items()})
@@ -194,7 +190,6 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
 
 
 def report_markdown(summary: dict, title: str = "HumanEval") -> str:
-    from .report import markdown_table
     lines = [f"# {title}", "", f"{summary['tasks_scored']} tasks, {summary['samples']} samples.", ""]
     if summary.get("tasks_missing"):
         lines += [f"**{summary['tasks_missing']} tasks have no samples and are not scored.**", ""]
@@ -217,7 +212,6 @@ def report_markdown(summary: dict, title: str = "HumanEval") -> str:
 
 def write_outputs(out: Path, samples: list[dict], results: list[dict], summary: dict,
                   curves: dict[str, dict[str, float]] | None = None) -> None:
-    from .report import plot_pass_at_k, write_run
     write_run(out, samples=samples, results=results, summary=summary, report=report_markdown(summary))
     curves = curves or {"HumanEval": summary["curve"]}
     plot_pass_at_k(out / "pass_at_k.png", {label: {int(k.split("@")[1]): v for k, v in curve.items()}

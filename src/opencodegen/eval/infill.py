@@ -15,10 +15,12 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 from ..errors import UserError
-from .humaneval import judge_case
+from ..progress import progress_task
+from .context import fit_infill, prompt_room
+from .humaneval import judge_case, load_problems, read_jsonl
 from .judge import JudgeCase
 from .passk import mean_pass_at_k
-from .report import completion_counts, completion_counts_text
+from .report import completion_counts, completion_counts_text, markdown_table, plot_lines, write_run
 from .sandbox import ExecResult, Sandbox
 
 MODES = ("single-line", "multi-line")
@@ -65,7 +67,6 @@ def spread(tasks: list[InfillTask], limit: int | None) -> list[InfillTask]:
 
 def psm_prompt(tokenizer, task: InfillTask, room: int | None = None) -> list[int]:
     """PSM token ids; with `room`, prefix and suffix are cut at their far ends to fit it (see context.fit_infill)."""
-    from .context import fit_infill
     for name in FIM_TOKENS:
         if tokenizer.special_id(name) is None:
             raise UserError(f"the tokenizer has no {name} token: this model was not trained for infilling")
@@ -89,9 +90,7 @@ def exact_match(task: InfillTask, completion: str) -> bool:
 
 
 def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk: int = 16) -> list[dict]:
-    from ..progress import progress_task
-    from ..sampling import generate
-    from .context import prompt_room
+    from ..sampling import generate  # torch: only sampling needs it, not scoring saved samples
     ends = tuple(i for i in (tokenizer.special_id(t) for t in END_TOKENS) if i is not None)
     room = prompt_room(model, params.max_new_tokens)
     params = replace(params, n=n, stop_token_ids=tuple(params.stop_token_ids) + ends)
@@ -153,7 +152,6 @@ def score(tasks: Sequence[InfillTask], samples: list[dict], outcomes: list[ExecR
 
 def read_samples(path, tasks: Sequence[InfillTask]) -> list[dict]:
     """{"task_id", "completion"} per line (task ids as build_tasks names them)."""
-    from .humaneval import read_jsonl
     known = {t.task_id for t in tasks}
     samples, counter = [], defaultdict(int)
     for number, row in enumerate(read_jsonl(path), 1):
@@ -171,7 +169,6 @@ def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: b
              ks: Sequence[int] = (1, 10, 100), timeout: float = 3.0, workers: int | None = None,
              allow_unsafe: bool = False) -> dict:
     """The whole `ocg eval infill`. limit: tasks per mode (an evenly spread subset)."""
-    from .humaneval import load_problems
     problems = load_problems()
     tasks = [t for mode in modes for t in spread(build_tasks(problems, mode), limit)]
     if samples_path is not None:
@@ -194,7 +191,6 @@ def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: b
 
 
 def report_markdown(summary: dict) -> str:
-    from .report import markdown_table
     lines = ["# HumanEval infilling", "", f"{summary['tasks']} tasks, {summary['samples']} samples.", "",
              completion_counts_text(summary["completions"], "middles"), ""]
     for mode, v in summary["by_mode"].items():
@@ -207,7 +203,6 @@ def report_markdown(summary: dict) -> str:
 
 
 def write_outputs(out, samples: list[dict], results: list[dict], summary: dict) -> None:
-    from .report import plot_lines, write_run
     write_run(out, samples=samples, results=results, summary=summary, report=report_markdown(summary))
     plot_lines(out / "fim_exact_match_by_span.png",
                {mode: {int(k): s for k, s in v["exact_match_by_span_lines"].items()}

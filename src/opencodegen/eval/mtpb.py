@@ -24,9 +24,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from ..errors import UserError
+from ..progress import progress_task
+from .context import fit_prompts
 from .humaneval import read_jsonl
-from .report import completion_counts, completion_counts_text
+from .perplexity import mtpb_prompt_perplexity
+from .report import completion_counts, completion_counts_text, markdown_table, plot_bars, write_run
 from .sandbox import ExecResult, Sandbox, SeriesValue
 
 PREAMBLE = "# Import libraries.\n\nimport numpy as np\n\n"
@@ -142,7 +147,6 @@ def wrap_last_in_print(code: str) -> str:
 
 def answers_match(answer, expected) -> bool:
     """MTPB's equivalence: normalise the answer, cast it to the expected type, then compare."""
-    import numpy as np
     try:
         if isinstance(answer, SeriesValue):
             return bool(np.allclose(np.array(list(answer)), np.array(expected)))
@@ -166,9 +170,7 @@ def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: 
     """n samples per (problem, test case). Multi-turn: each turn is sampled after the previous turns' truncated
     completions; all sequences at the same turn (and with the same max_gen_length) are one batched call. Sample j
     uses seed base + j, so repeated histories still get independent draws."""
-    from ..progress import progress_task
-    from ..sampling import generate
-    from .context import fit_prompts
+    from ..sampling import generate  # torch: only sampling needs it, not scoring saved samples
     if mode not in MODES:
         raise UserError(f"MTPB mode must be one of {', '.join(MODES)}, not {mode!r}")
     base_seed = params.seed if params.seed is not None else 0
@@ -327,7 +329,6 @@ def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | P
     results, summary = score(problems, samples, outcomes)
     summary["sandbox"] = isolation
     if prompt_perplexity and model is not None:
-        from .perplexity import mtpb_prompt_perplexity
         histories = {(s["id"], s["case"]): s["completions"] for s in samples
                      if s["mode"] == "multi" and s["sample"] == 0}
         if not histories:  # no multi-turn samples: the reference solutions stand in for the model's code
@@ -339,7 +340,6 @@ def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | P
 
 
 def report_markdown(summary: dict) -> str:
-    from .report import markdown_table
     lines = ["# MTPB", "", f"{summary['problems']} problems, {summary['samples']} programs "
              f"(samples x test cases). Pass rate {100 * summary['pass_rate']:.2f}%.", "",
              completion_counts_text(summary["completions"], "turn completions"), "",
@@ -363,7 +363,6 @@ def report_markdown(summary: dict) -> str:
 
 
 def write_outputs(out: Path, samples: list[dict], results: list[dict], summary: dict) -> None:
-    from .report import plot_bars, write_run
     write_run(out, samples=samples, results=results, summary=summary, report=report_markdown(summary))
     groups: dict[str, dict[str, float]] = defaultdict(dict)
     for key, v in summary["by_category"].items():

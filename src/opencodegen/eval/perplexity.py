@@ -18,6 +18,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import UserError
+from ..progress import log, progress_task
+from .compression import xz_bits_per_byte
+from .report import plot_bars, write_run
 
 LN2 = math.log(2)
 
@@ -25,7 +28,7 @@ LN2 = math.log(2)
 def _score_windows(model, windows: list[list[int]], first_scored: list[int], batch_size: int
                    ) -> list[tuple[float, int]]:
     """For each window of token ids, the summed NLL (nats) of tokens[first_scored:] and how many there are."""
-    import torch
+    import torch  # here: read_text_files serves `ocg tokenizer train`, which must not wait for torch
     import torch.nn.functional as F
     device = next(model.parameters()).device
     out: list[tuple[float, int]] = [(0.0, 0)] * len(windows)
@@ -113,7 +116,6 @@ def bits_per_byte(model, tokenizer, documents: Iterable[str] | Iterable[list[int
     scores: list[tuple[float, int]] = []
     chunk = max(1, batch_size * 4)
     if progress:
-        from ..progress import progress_task
         with progress_task(progress, total=len(seqs), unit="doc") as task:
             for start in range(0, len(seqs), chunk):
                 scores += sequence_nll(model, seqs[start:start + chunk], firsts[start:start + chunk], batch_size,
@@ -160,7 +162,7 @@ def mtpb_prompt_perplexity(model, tokenizer, problems, histories: dict[tuple[int
     Single-turn: all turn prompts together, after the preamble. Multi-turn: each turn prompt after the history
     (preamble + previous prompts + the code written for them: `histories[(problem id, case)]`, e.g. the model's
     own completions or the reference solution), averaged over turns."""
-    from .mtpb import PREAMBLE, multi_turn_program, single_turn_prompt, turn_prompt
+    from .mtpb import PREAMBLE, multi_turn_program, single_turn_prompt, turn_prompt  # here: mtpb imports this module
     single_ctx, single_tgt, multi_ctx, multi_tgt, multi_owner = [], [], [], [], []
     for p in problems:
         for case in range(len(p.inputs)):
@@ -190,8 +192,6 @@ def evaluate_bpb(out: Path, model, tokenizer, *, tokens_dir: str | Path | None =
                  batch_size: int = 8, stride: int | None = None) -> dict:
     """The whole `ocg eval bpb`: the model's bits per byte on a held-out split or a directory of files, beside
     `xz -9` on the same text in the same run; `stride` as in `_windows`."""
-    from .compression import xz_bits_per_byte
-    from .report import plot_bars, write_run
     if (tokens_dir is None) == (files_dir is None):
         raise UserError("give exactly one of --tokens DIR (a tokenized split) or --files DIR")
     if tokens_dir is not None:
@@ -268,7 +268,6 @@ def read_text_files(directory: str | Path, suffixes: Sequence[str] = (".py",)) -
             try:
                 texts.append((str(path.relative_to(directory)), path.read_text(encoding="utf-8")))
             except (UnicodeDecodeError, OSError) as e:
-                from ..progress import log
                 log(f"skipped {path} ({type(e).__name__}: not readable UTF-8 text)")
     if not texts:
         raise UserError(f"{directory}: no readable {'/'.join(suffixes) or ''} files")

@@ -13,6 +13,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from rich.table import Table
+
+from ..progress import console
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -130,9 +133,6 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
 
 
 def print_table(title: str, header: Sequence[str], rows: Iterable[Sequence]) -> None:
-    from rich.table import Table
-
-    from ..progress import console
     table = Table(title=title)
     for h in header:
         table.add_column(h)

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from ..errors import UserError
 
+RopeScalingType = Literal["linear", "yarn"]
 
-@dataclass
+
+@dataclass(frozen=True)
 class ModelConfig:
+    """Frozen: a changed model (a long-context stage's rotary base, an export's eos id) is a new config made with
+    `dataclasses.replace`, so a config shared by a model, a checkpoint and a cache never changes under them."""
+
     name: str = "custom"
     vocab_size: int = 51200  # rows of the embedding (already padded)
     block_size: int = 2048  # longest context the rotary table is built for
@@ -25,9 +30,9 @@ class ModelConfig:
     intermediate_size: int | None = None  # None = 4 * n_embd
     # Block layout. CodeGen: x + attn(ln(x)) + mlp(ln(x)) with one shared norm; Llama/Qwen: sequential, two norms.
     parallel_residual: bool = False
-    norm: str = "rmsnorm"  # "layernorm" | "rmsnorm"
+    norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     norm_eps: float = 1e-6
-    mlp: str = "swiglu"  # "gelu" (fc -> tanh-gelu -> proj, CodeGen's gelu_new) | "swiglu"
+    mlp: Literal["gelu", "swiglu"] = "swiglu"  # gelu: fc -> tanh-gelu -> proj (CodeGen's gelu_new)
     mlp_bias: bool = False
     qkv_bias: bool = False  # Qwen2 has biases on q, k and v only
     attn_out_bias: bool = False
@@ -38,29 +43,37 @@ class ModelConfig:
     rotary_dim: int | None = None  # None = head_dim
     rope_interleaved: bool = False
     rope_base: float = 10000.0
-    rope_scaling: dict[str, Any] | None = None  # {"type": "linear"|"yarn", "factor": f, ...}
+    rope_scaling: dict[str, Any] | None = None  # {"type": RopeScalingType, "factor": f, ...}
     bos_token_id: int | None = None
     eos_token_id: int | None = None
     init_std: float = 0.02
 
     def __post_init__(self) -> None:
-        self.n_kv_heads = self.n_kv_heads or self.n_head
-        self.head_dim = self.head_dim or self.n_embd // self.n_head
-        self.intermediate_size = self.intermediate_size or 4 * self.n_embd
-        self.rotary_dim = self.rotary_dim or self.head_dim
-        problems = []
+        # Fill the derived defaults once; frozen, so through object.__setattr__.
+        n_kv_heads = self.n_kv_heads or self.n_head
+        head_dim = self.head_dim or self.n_embd // self.n_head
+        defaults = {"n_kv_heads": n_kv_heads, "head_dim": head_dim,
+                    "intermediate_size": self.intermediate_size or 4 * self.n_embd,
+                    "rotary_dim": self.rotary_dim or head_dim}
+        for name, value in defaults.items():
+            object.__setattr__(self, name, value)
+        problems = [f"{name}={value!r} is not {_alternatives(allowed)}"
+                    for name, value, allowed in self._bad_literals()]
         if self.n_head % self.n_kv_heads:
             problems.append(f"n_head={self.n_head} is not a multiple of n_kv_heads={self.n_kv_heads}")
         if self.rotary_dim > self.head_dim or self.rotary_dim % 2:
             problems.append(f"rotary_dim={self.rotary_dim} must be even and <= head_dim={self.head_dim}")
-        if self.norm not in ("layernorm", "rmsnorm"):
-            problems.append(f"norm={self.norm!r} is not 'layernorm' or 'rmsnorm'")
-        if self.mlp not in ("gelu", "swiglu"):
-            problems.append(f"mlp={self.mlp!r} is not 'gelu' or 'swiglu'")
-        if self.rope_scaling and self.rope_scaling.get("type") not in ("linear", "yarn"):
-            problems.append(f"rope_scaling type {self.rope_scaling.get('type')!r} is not 'linear' or 'yarn'")
+        if self.rope_scaling and self.rope_scaling.get("type") not in get_args(RopeScalingType):
+            problems.append(f"rope_scaling type {self.rope_scaling.get('type')!r} is not "
+                            f"{_alternatives(get_args(RopeScalingType))}")
         if problems:
             raise UserError(f"model config {self.name!r}: " + "; ".join(problems))
+
+    def _bad_literals(self):
+        """(name, value, allowed values) of every Literal-typed field whose value is not one of them."""
+        for name, hint in get_type_hints(type(self)).items():
+            if get_origin(hint) is Literal and getattr(self, name) not in get_args(hint):
+                yield name, getattr(self, name), get_args(hint)
 
     # ---- serialisation -------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -137,6 +150,10 @@ def _tiny(n_layer: int, n_embd: int, n_head: int) -> dict[str, Any]:
         parallel_residual=True, norm="layernorm", norm_eps=1e-5, mlp="gelu", mlp_bias=True, lm_head_bias=True,
         rope_interleaved=True,
     )
+
+
+def _alternatives(values: tuple[Any, ...]) -> str:
+    return " or ".join(repr(v) for v in values)
 
 
 PRESETS: dict[str, dict[str, Any]] = {

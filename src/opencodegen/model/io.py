@@ -8,16 +8,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..errors import UserError
+from ..tokenizer import CodeTokenizer, check_vocab_fits
 from .config import ModelConfig
 from .transformer import GPT
+from .weights import WEIGHTS, load_weights, state_dict_for_saving
 
-WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
@@ -49,23 +50,32 @@ class _AtomicDirectory:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def state_dict_for_saving(model: GPT) -> dict[str, torch.Tensor]:
-    sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    if model.config.tie_embeddings:
-        sd.pop("lm_head.weight", None)  # safetensors refuses shared storage; the tie is restored on load
-    return sd
-
-
-def save_checkpoint(model: GPT, tokenizer, directory: str | Path, extra_files: dict[str, str] | None = None) -> Path:
+def save_checkpoint(model: GPT, tokenizer: CodeTokenizer | str | Path | None, directory: str | Path, *,
+                    state_dict: dict[str, torch.Tensor] | None = None,
+                    write_extra: Callable[[Path], None] | None = None) -> Path:
+    """config.json, model.safetensors and tokenizer.json (from a CodeTokenizer, or copied from a tokenizer.json path),
+    written atomically and made durable before the rename shows them. `state_dict`: an already gathered one instead of
+    the model's own (FSDP's full state dict on rank 0). `write_extra(tmp)` adds files to the directory being written
+    (a trainer's trainer_state/), so they appear together with the weights or not at all."""
     directory = Path(directory)
     with atomic_directory(directory) as tmp:
         (tmp / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
-        save_file(state_dict_for_saving(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
-        if tokenizer is not None:
+        save_file(state_dict_for_saving(model, state_dict), str(tmp / WEIGHTS), metadata={"format": "pt"})
+        if isinstance(tokenizer, (str, Path)):
+            shutil.copyfile(tokenizer, tmp / "tokenizer.json")
+        elif tokenizer is not None:
             tokenizer.save(tmp)
-        for name, text in (extra_files or {}).items():
-            (tmp / name).write_text(text)
+        if write_extra is not None:
+            write_extra(tmp)
+        _fsync_tree(tmp)
     return directory
+
+
+def _fsync_tree(root: Path) -> None:
+    for f in root.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
 
 
 def is_hf_directory(directory: Path) -> bool:
@@ -73,34 +83,6 @@ def is_hf_directory(directory: Path) -> bool:
         return "architectures" in json.loads((directory / CONFIG).read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return False
-
-
-def load_weights(model: GPT, path: Path) -> None:
-    try:
-        sd = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise UserError(f"{path}: cannot read weights ({e})") from None
-    check_state_dict(model, sd, str(path))
-    model.load_state_dict(sd, strict=False)
-
-
-def check_state_dict(model: GPT, sd: dict[str, torch.Tensor], where: str) -> None:
-    """Names and shapes must match the config exactly; the message says which tensor and how."""
-    expected = {k: v.shape for k, v in model.state_dict().items()}
-    if model.config.tie_embeddings:
-        expected.pop("lm_head.weight", None)
-    missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected) - {"lm_head.weight"})
-    wrong = [f"{k}: file {tuple(sd[k].shape)} vs config {tuple(expected[k])}" for k in expected if k in sd and sd[k].shape != expected[k]]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing tensors {missing[:5]}{' …' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(f"unexpected tensors {unexpected[:5]}{' …' if len(unexpected) > 5 else ''}")
-        if wrong:
-            parts.append("shapes that don't match config.json: " + "; ".join(wrong[:5]))
-        raise UserError(f"{where}: " + "; ".join(parts))
 
 
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
@@ -112,7 +94,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu", d
     if not (directory / CONFIG).is_file():
         raise UserError(f"{directory}: no {CONFIG} (not a checkpoint directory)")
     if is_hf_directory(directory):
-        from .hf import load_hf_model  # imported lazily: only HF directories need the converters
+        from .hf import load_hf_model  # here, not at the top: hf.py imports this module
 
         model = load_hf_model(directory)
     else:
@@ -121,15 +103,11 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu", d
             raise UserError(f"{directory}: no {WEIGHTS}")
         with torch.device("meta"):
             model = GPT(config)
-        model = model.to_empty(device="cpu")
+        model = model.to_empty(device="cpu")  # copied into, so the weights become fp32 unless `dtype` says otherwise
         model.rebuild_rope()
         load_weights(model, directory / WEIGHTS)
-        if config.tie_embeddings:
-            model.lm_head.weight = model.wte.weight
     tokenizer = None
     if with_tokenizer:
-        from ..tokenizer import CodeTokenizer, check_vocab_fits
-
         tokenizer = CodeTokenizer.load(directory)
         check_vocab_fits(tokenizer, model.config.vocab_size, str(directory / "tokenizer.json"))
     model = model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)

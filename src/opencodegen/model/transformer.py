@@ -5,6 +5,7 @@ request slots)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -59,9 +60,6 @@ class KVCache:
             k[dst, :, :n] = k[src, :, :n]
             v[dst, :, :n] = v[src, :, :n]
         self.lengths[dst] = n
-
-    def reset_rows(self, rows: torch.Tensor | list[int]) -> None:
-        self.lengths[torch.as_tensor(rows, dtype=torch.long, device=self.lengths.device)] = 0
 
     def truncate(self, lengths: list[int]) -> None:
         """Rows 0..len(lengths)-1 keep only their first lengths[r] positions (speculative decoding drops the keys of
@@ -159,8 +157,7 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm_f = make_norm(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=config.lm_head_bias)
-        if config.tie_embeddings:
-            self.lm_head.weight = self.wte.weight
+        self.tie_weights()
         self.rebuild_rope()
         self.apply(self._init_weights)
         # GPT-2 style: shrink the residual projections with depth so the residual stream's variance stays bounded.
@@ -168,11 +165,24 @@ class GPT(nn.Module):
             if name.endswith("proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=config.init_std / math.sqrt(2 * config.n_layer))
 
-    def rebuild_rope(self, block_size: int | None = None) -> None:
-        """(Re)computes the rotary table, e.g. after a long-context stage changes rope_base, scaling or block_size."""
+    def tie_weights(self) -> None:
+        """With tie_embeddings the output head is the token embedding itself. Loading a state dict replaces
+        `wte.weight` (assign=True) or is given no `lm_head.weight`, so every load re-ties (model.weights does)."""
+        if self.config.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
+
+    def set_rope(self, *, block_size: int | None = None, rope_base: float | None = None,
+                 rope_scaling: dict | None = None) -> None:
+        """A long-context stage's rotary settings (None keeps a field): the config becomes a copy with them and the
+        table is rebuilt. The weights do not depend on them, so the same weights serve both. (Attention modules keep
+        the config they were built with: they read head shapes and rope_interleaved only, which stay the same.)"""
+        changes = {"block_size": block_size, "rope_base": rope_base, "rope_scaling": rope_scaling}
+        self.config = dataclasses.replace(self.config, **{k: v for k, v in changes.items() if v is not None})
+        self.rebuild_rope()
+
+    def rebuild_rope(self) -> None:
+        """Computes the rotary table from the config (after a meta-device build, or set_rope)."""
         c = self.config
-        if block_size is not None:
-            c.block_size = block_size
         device = self.wte.weight.device
         cos, sin = cos_sin_table(c.rotary_dim, c.rope_base, c.rope_scaling, c.block_size, c.rope_interleaved)
         # Not persistent: derived from the config, so checkpoints hold only learned weights.

@@ -6,8 +6,17 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from ..eval import humaneval as he
+from ..eval import infill as fim
+from ..eval import mtpb as mt
+from ..eval.compression import xz_bits_per_byte
+from ..eval.context import fit_prompts
+from ..eval.perplexity import evaluate_bpb, read_text_files
 from ..eval.report import plot_bars, write_jsonl
+from ..model.io import load_checkpoint
+from ..sampling import HUMANEVAL_STOP, SamplingParams, generate
 from .budget import Budget
+from .published import reached
 
 # Prompts for the report's samples: everyday Python a model trained on the standard library has seen the like of.
 SAMPLE_PROMPTS = (
@@ -19,7 +28,6 @@ SAMPLE_PROMPTS = (
 
 
 def _load(checkpoint: Path):
-    from ..model.io import load_checkpoint
     return load_checkpoint(checkpoint)
 
 
@@ -27,8 +35,6 @@ def bits_per_byte(checkpoint: Path, files_dir: Path, out: Path, budget: Budget) 
     """The model on the held-out files beside xz -9 on the same text (one stream, and each file alone). Long files
     are scored in half-overlapping windows, so every token has at least half the model's context behind it (xz
     sees everything before it)."""
-    from ..eval.compression import xz_bits_per_byte
-    from ..eval.perplexity import evaluate_bpb, read_text_files
     model, tok = _load(checkpoint)
     summary = evaluate_bpb(out, model, tok, files_dir=files_dir, limit=budget.bpb_max_files,
                            stride=model.config.block_size // 2)
@@ -43,9 +49,6 @@ def bits_per_byte(checkpoint: Path, files_dir: Path, out: Path, budget: Budget) 
 def humaneval(checkpoint: Path, out: Path, budget: Budget) -> dict:
     """As the Codex and CodeGen papers measure it: greedy pass@1, and pass@k from n samples at temperature 0.8 and
     top-p 0.95 with the unbiased estimator, for every k that n allows; plus which problems any sample solved."""
-    from ..eval import humaneval as he
-    from ..sampling import SamplingParams
-    from .published import reached
     model, tok = _load(checkpoint)
     base = SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, seed=0)
     greedy = he.evaluate(out / "greedy", model=model, tokenizer=tok, n=1, params=replace(base, temperature=0.0),
@@ -66,8 +69,6 @@ def humaneval(checkpoint: Path, out: Path, budget: Budget) -> dict:
 
 
 def mtpb(checkpoint: Path, out: Path, budget: Budget) -> dict:
-    from ..eval import mtpb as mt
-    from ..sampling import SamplingParams
     model, tok = _load(checkpoint)
     params = SamplingParams(temperature=0.2, top_p=0.95, seed=0)  # the paper's; lengths come from each problem
     s = mt.evaluate(out, model=model, tokenizer=tok, modes=("multi", "single"), n=1, params=params,
@@ -85,8 +86,6 @@ def mtpb(checkpoint: Path, out: Path, budget: Budget) -> dict:
 
 
 def infill(checkpoint: Path, out: Path, budget: Budget) -> dict:
-    from ..eval import infill as fim
-    from ..sampling import SamplingParams
     model, tok = _load(checkpoint)
     # One line was masked, so the first newline ends the answer (infill.sample keeps one line either way).
     params = SamplingParams(max_new_tokens=budget.fim_max_new_tokens, temperature=0.0, stop=("\n",), seed=0)
@@ -99,8 +98,6 @@ def infill(checkpoint: Path, out: Path, budget: Budget) -> dict:
 
 def samples(checkpoint: Path, out: Path, budget: Budget) -> dict:
     """Greedy completions of a few prompts, cut at the HumanEval stops (the end of the function)."""
-    from ..eval.context import fit_prompts
-    from ..sampling import HUMANEVAL_STOP, SamplingParams, generate
     model, tok = _load(checkpoint)
     params = SamplingParams(max_new_tokens=budget.sample_max_new_tokens, temperature=0.0, stop=HUMANEVAL_STOP)
     prompts = fit_prompts(tok, model, SAMPLE_PROMPTS, params.max_new_tokens, "samples")

@@ -29,9 +29,15 @@ from ..data.tokenize import TokenizeConfig
 from ..errors import UserError
 from ..eval.mtpb import mini_path
 from ..eval.report import write_json
+from ..exercises import build as exercises_build
+from ..model.config import ModelConfig
 from ..progress import log, progress_task
+from ..tokenizer import train_tokenizer as train_bpe
+from ..train import load_recipe, train
+from ..train.loop import model_config
 from . import evaluation, heldout, train_plan
 from .budget import Budget
+from .report import write_report
 from .runner import StageRunner, check_free_disk
 
 # Stage order: Mono first, because the held-out files it yields decontaminate the other parts.
@@ -73,8 +79,6 @@ def build_part(part: str, run_dir: Path, budget: Budget, benchmark_files: list[s
 def train_tokenizer(run_dir: Path, parts: list[str], held_out: set[str], budget: Budget, vocab_size: int) -> dict:
     """On up to tokenizer_bytes_per_part of each part's documents, leaving out the held-out repositories; vocab_size
     is the recipe model's, so the two cannot disagree."""
-    from ..tokenizer import train_tokenizer as train_bpe
-
     def texts():
         for part in parts:
             seen = 0
@@ -106,11 +110,10 @@ def tokenize_part(part: str, run_dir: Path, budget: Budget, cfg: TokenizeConfig,
 def build_exercises(run_dir: Path, budget: Budget, mono: bool) -> dict:
     """The post-training stages' data: synthetic exercises, and (with a Mono corpus) functions mined from its training
     repositories; stats.json and rejects/ account for every candidate."""
-    from ..exercises.build import BuildOptions, build
-
-    stats = build(BuildOptions(out=run_dir / "exercises", synthetic=budget.exercises_synthetic, seed=0,
-                               mine_corpora=[run_dir / "corpus" / "mono"] if mono and budget.exercises_mine else [],
-                               workers=budget.workers))
+    options = exercises_build.BuildOptions(
+        out=run_dir / "exercises", synthetic=budget.exercises_synthetic, seed=0, workers=budget.workers,
+        mine_corpora=[run_dir / "corpus" / "mono"] if mono and budget.exercises_mine else [])
+    stats = exercises_build.build(options)
     return {"exercises": stats["exercises"], "by_source": stats["by_source"], "sft_only": stats.get("sft_only", 0),
             "decontamination": stats["decontamination"], "sources": stats["sources"]}
 
@@ -124,8 +127,6 @@ def _has_data(stage) -> bool:
 
 def load_quickstart_recipe(config: Path, run_dir: Path, parts: list[str]):
     """The recipe with paths under the run directory, keeping the stages whose data this machine has."""
-    from ..train import load_recipe
-
     recipe = load_recipe(config, {"data_root": str(run_dir)})
     kept = [s for s in recipe.stages if _has_data(s)]
     for s in recipe.stages:
@@ -139,18 +140,11 @@ def load_quickstart_recipe(config: Path, run_dir: Path, parts: list[str]):
 
 
 def recipe_vocab_size(config: Path, run_dir: Path) -> int:
-    from ..train import load_recipe
-    from ..train.loop import model_config
-
     return model_config(load_recipe(config, {"data_root": str(run_dir)})).vocab_size
 
 
 def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fresh: bool = False) -> dict[str, Any]:
     """Runs (or resumes) every stage; returns the results dict (also run_dir/results.json) after writing the report."""
-    from ..train import train
-
-    from .report import write_report
-
     run_dir, config = Path(run_dir), Path(config or default_config())
     if not config.is_file():
         raise UserError(f"{config}: recipe not found; pass --config configs/quickstart.yaml from the source tree")
@@ -221,8 +215,6 @@ def next_commands(run_dir: Path, ckpt: Path) -> list[str]:
 def assemble(run_dir: Path, stages: dict, recipe, ckpt: Path, corpus: dict, held: dict | None, tok: dict,
              tokens: dict, plan: dict | None, trained: dict, bpb: dict | None, he: dict, mt: dict, fim: dict,
              samples: dict) -> dict[str, Any]:
-    from ..model.config import ModelConfig
-
     model = ModelConfig.from_file(ckpt / "config.json")
     train_stages = {}
     for i, s in enumerate(trained["stages"]):

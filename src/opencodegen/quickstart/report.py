@@ -13,8 +13,11 @@ from typing import Any
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
+from rich.table import Table
 
 from ..eval.report import completion_counts_text, write_text
+from ..progress import console
+from .published import HUMANEVAL_SMALL_MODELS
 
 # A report is a list of blocks; each block renders to both formats.
 Block = tuple[str, Any]  # ("h1"|"h2", text) | ("p", text) | ("table", (header, rows)) | ("img", path) | ("code", text)
@@ -45,8 +48,6 @@ def headline_rows(r: dict[str, Any]) -> list[list[str]]:
 
 
 def humaneval_comparison(r: dict[str, Any]) -> list[list[str]]:
-    from .published import HUMANEVAL_SMALL_MODELS
-
     he, m = r["humaneval"], r["model"]
     ours = [f"this run (greedy pass@1 {_pct(he['greedy_pass@1'])})", f"{m['params'] / 1e6:.1f}M"]
     ours += [_pct(he["pass_at_k"].get(f"pass@{k}")) for k in (1, 10, 100)] + ["measured here"]
@@ -236,10 +237,6 @@ def write_report(results: dict[str, Any], run_dir: Path) -> tuple[Path, Path]:
 
 def print_results(r: dict[str, Any]) -> None:
     """The console's last words: the headline numbers, where the report is, and what to try next."""
-    from rich.table import Table
-
-    from ..progress import console
-
     table = Table(title="quickstart results")
     table.add_column("measure")
     table.add_column("value", justify="right")

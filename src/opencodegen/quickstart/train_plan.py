@@ -17,11 +17,9 @@ from ..train import train
 from ..train.precision import resolve_autocast
 from ..train.recipe import Recipe
 
-# The first step pays for warm-up (allocations, thread pools); the rest are timed, and their median is the step time:
-# with two timed steps the plan once measured 0.94 s for steps that then took 0.78 s (median; 0.83 s with validation and
-# checkpoints), and the run trained 13% short of its budget. Five timed steps are still too few on this shared host: a
-# plan measured 0.36 s a step for steps that then averaged 0.50 s (training ran 827 s, not 594), and probes minutes
-# apart gave 0.45 and 0.53 s. Nineteen gave 0.53 and 0.54 s.
+# The first step pays for warm-up (allocations, thread pools); the rest are timed, and their median is the step time.
+# On a shared host a few timed steps misjudge it badly (the run then trains well short of, or past, its budget);
+# nineteen agreed with the steps of the run that followed (figures in the README).
 PROBE_STEPS = 20
 # Stages that sample and judge (rl, dpo) spend seconds a step, mostly generating, and vary less step to step.
 SAMPLING_PROBE_STEPS = 3

@@ -7,16 +7,15 @@ grid fixed at position 0, with the cache on or off (`PrefixCache.prefill`). The 
 chunk j then depend only on tokens 0..(j+1)·block-1 and come out of the same kernels on the same shapes every time,
 so a chunk loaded from the cache is bit for bit the chunk the request would have computed. Off the grid that fails:
 a float kernel's rounding depends on its shapes (prefilling 1000 tokens as 990 + 10 instead of all at once moves the
-logits by ~1e-6 here), so reuse may only stop at chunk boundaries.
+logits by float rounding), so reuse may only stop at chunk boundaries.
 
 That is why the cache holds blocks of `block` tokens, each keyed by its parent block and its own tokens (vLLM's
 hashed blocks, with exact keys rather than hashes, so a collision cannot hand out wrong keys) rather than a token trie:
 a trie finds longer matches, but the grid forbids reusing their tail. Only full blocks are kept, and a prompt always
 computes at least its last chunk (its logits are needed), so a prompt of n tokens reuses at most
-floor((n - 1) / block) blocks. The grid has a price without the cache: a 1000-token prompt on tiny-30m with 2 threads
-(quiet machine) prefills in 0.50 s in one pass, 0.50 s in chunks of 256, 0.59 s in chunks of 128 and 0.69 s in chunks
-of 64 (small matrix products use the cores less well). 128 is the default compromise: +17% on a cold prompt, and an
-edited prompt recomputes on average half a block (64 tokens) more than it changed; `ocg serve --prefill-chunk`
+floor((n - 1) / block) blocks. The grid has a price without the cache: small chunks are small matrix products, which
+use the cores less well, while large ones make an edited prompt recompute more (half a block on average) than it
+changed. The default block is a compromise between the two (measurements in the README); `ocg serve --prefill-chunk`
 moves it.
 
 A prefill is resumable (`PrefixCache.start` returns a `Prefill`, whose `advance` computes one grid chunk), so the

@@ -1,35 +1,14 @@
 """Continuous batching for the server: one background thread owns the model and a KV cache with one row per slot;
-requests join and leave the running batch between decode steps.
+requests join and leave the running batch between decode steps. Each iteration drops cancelled and expired
+requests, prefills at most `prefill_budget` prompt tokens (through the prefix cache, one grid chunk at a time), then
+samples one token for every live row in one shared forward pass. So a long prompt stalls the running streams for at
+most the budget at a time, as vLLM's chunked prefill does (its max_num_batched_tokens is this budget); the README
+says how the default budget was chosen, and `ocg serve --prefill-budget` moves it.
 
-Each iteration of the model thread:
-  1. drops cancelled (client gone) and expired (timeout) requests, freeing their slots (a prompt whose prefill is
-     under way is abandoned);
-  2. prefills up to `prefill_budget` prompt tokens (default 512), one grid chunk at a time: the prompt being
-     prefilled goes on, and when none is, the next waiting prompt starts if its n samples fit in free slots: it
-     holds them from then on, and its prefill goes into the row right after the live ones. The prefill goes through
-     the prefix cache (prefix_cache.py), which copies in the keys and values of any cached blocks the prompt starts
-     with and computes the rest in chunks on a fixed grid, so that the result does not depend on what was cached.
-     After the last chunk the row is copied to the prompt's other n-1 rows (as sampling.generate does) and its
-     samples join the batch;
-  3. samples one token for every live row from that row's logits, all rows sharing one forward pass per step.
-So a long prompt stalls the running streams for at most the budget at a time, not for its whole prefill, as with
-vLLM's chunked prefill (whose max_num_batched_tokens is this budget). With a budget of one chunk (4 streams and a
-1000-token prompt on tiny-30m, one thread) the longest pause between decode steps went from 1.0 s to 0.15 s, but
-when many prompts queue at once, one chunk per decode step makes many small decode steps and keeps queued prompts
-waiting (16 editor clients: -15% throughput, time to first token p50 0.8 s -> 8.5 s); 512 tokens (~0.3 s on tiny-30m
-with 2 threads) is the compromise, and `ocg serve --prefill-budget` moves it.
-Live sequences always sit in cache rows 0..live-1 (finished rows are filled from the end, sampling.compact_rows, and
-the row being prefilled then moves down to row live), so the decode forward reads the cache through views instead of
-gathering rows, and never touches the row being prefilled.
-
-Every sequence is sampling.generate's own per-sequence state (`SequenceState`: the RNG from sequence_generator(seed,
-sample, prompt), stop strings, incremental text), fed the same logits rows, so a request gives token for token what
-generate() gives it alone, whatever else shares the batch. (For prompts longer than one prefill chunk the logits
-match generate()'s, which prefills in one pass, to float rounding, ~1e-6; with and without the prefix cache, and
-with or without decode steps between its chunks, they match bit for bit.) The HTTP side (asyncio) talks to the
-thread through a locked deque of waiting jobs and, back, through each job's asyncio.Queue
-(loop.call_soon_threadsafe); torch releases the GIL inside kernels, so the event loop stays responsive while the
-model runs."""
+Every sequence is sampling.generate's own per-sequence state, fed the same logits rows, so a request gives token for
+token what generate() alone gives it, whatever else shares the batch (for a prompt longer than one prefill chunk, to
+float rounding: generate() prefills in one pass). The HTTP side (asyncio) hands jobs to the thread through a locked
+deque and gets tokens back through each job's asyncio.Queue."""
 
 from __future__ import annotations
 
@@ -44,6 +23,7 @@ from typing import Sequence
 import torch
 
 from ..healing import HealedPrompt, constrain
+from ..model.transformer import KVCache
 from ..progress import log
 from ..sampling import (
     Completion,
@@ -163,8 +143,6 @@ class Scheduler:
     def __init__(self, model, tokenizer, *, slots: int = 16, queue_size: int = 64, timeout: float = 120.0,
                  max_len: int | None = None, prefix_cache_bytes: int = 0, prefill_chunk: int = DEFAULT_BLOCK,
                  prefill_budget: int = DEFAULT_PREFILL_BUDGET):
-        from ..model.transformer import KVCache
-
         if slots < 1 or queue_size < 1 or timeout <= 0 or prefill_budget < 1:
             raise ValueError(f"slots={slots}, queue_size={queue_size} and prefill_budget={prefill_budget} must be "
                              f">= 1, timeout={timeout} > 0")
@@ -358,7 +336,8 @@ class Scheduler:
     def _remove(self, gone: list[bool]) -> torch.Tensor | None:
         """Drops the rows flagged in `gone`, packing the rest into cache rows 0..live-1, and moves the row of a
         prompt being prefilled down to row live (right after them) too. Returns, per remaining row, the old row it
-        came from (to reindex what the caller holds per row), or None when no row remains."""
+        came from (to reindex what the caller holds per row), or None when no row remains. Live rows stay contiguous
+        from row 0 so that the decode forward reads the cache through views instead of gathering rows."""
         if not any(gone):
             return torch.arange(len(gone), device=self.device) if gone else None
         order = compact_rows(self.cache, gone)

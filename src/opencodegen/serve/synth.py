@@ -12,6 +12,7 @@ a `ProgramRunner` (the evaluation sandbox), which the caller owns so that one ca
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import threading
 from dataclasses import asdict, dataclass, field
@@ -19,7 +20,11 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from ..errors import UserError
+from ..eval.context import fit_prompts
 from ..eval.mtpb import DEFAULT_TIMEOUT, PREAMBLE, PRELOAD, truncate, turn_prompt, wrap_last_in_print
+from ..eval.report import write_json
+from ..eval.sandbox import Sandbox
+from ..sampling import SamplingParams, generate
 
 Complete = Callable[..., "str | Awaitable[str]"]
 
@@ -142,8 +147,6 @@ class ProgramRunner:
 
     def run(self, program: str) -> RunResult:
         """Runs the program as MTPB does: its last statement, if it has a value, is printed (like a notebook cell)."""
-        from ..eval.sandbox import Sandbox
-
         with self._lock:
             if self._sandbox is None:
                 self._sandbox = Sandbox(workers=self.workers, preload=PRELOAD, allow_unsafe=self.allow_unsafe)
@@ -265,8 +268,6 @@ class SynthSession:
 
     def save(self, path: str | Path) -> Path:
         """Writes the session as JSON, atomically (an interrupted save leaves the previous file intact)."""
-        from ..eval.report import write_json
-
         path = Path(path)
         try:
             write_json(path, self.to_dict())
@@ -277,8 +278,6 @@ class SynthSession:
     @classmethod
     def load(cls, path: str | Path, complete: Complete | None = None,
              settings: SynthSettings | None = None) -> SynthSession:
-        import json
-
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -319,9 +318,6 @@ def model_complete(model, tokenizer) -> Complete:
 
     def complete(prompt: str, *, max_tokens: int, temperature: float, top_p: float, seed: int | None,
                  stop: list[str]) -> str:
-        from ..eval.context import fit_prompts
-        from ..sampling import SamplingParams, generate
-
         params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                 stop=tuple(stop))
         [[completion]] = generate(model, tokenizer, fit_prompts(tokenizer, model, [prompt], max_tokens, "synth"),

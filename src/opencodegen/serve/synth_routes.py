@@ -19,7 +19,6 @@ any app.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from collections import OrderedDict
@@ -30,6 +29,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from ..errors import UserError
 from .protocol import APIError, error_response
@@ -86,31 +86,59 @@ def session_json(sid: str, entry: _Entry) -> dict:
                       for i, t in enumerate(s.turns)]}
 
 
-async def _json_body(request: Request, required: bool) -> dict:
+class _Command(BaseModel):
+    # A command takes exactly its fields (unlike the OpenAI routes, which ignore extras as vLLM does): anything else
+    # is a mistake worth naming.
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class TurnRequest(_Command):
+    intent: str
+
+
+class EditRequest(_Command):
+    code: str
+
+
+# A new session's body is a saved-session document, or nothing; its fields are checked by SynthSession.from_dict,
+# which `ocg synth --load` shares.
+SESSION_DOCUMENT = TypeAdapter(dict[str, Any])
+# Which of several problems a body has is reported first: a wrong field name explains a missing one.
+_PRECEDENCE = {"json_invalid": 0, "dict_type": 1, "model_type": 1, "extra_forbidden": 2, "missing": 3}
+
+
+async def _parse_body(request: Request, command: type[_Command] | None, required: bool) -> Any:
+    """The body as `command`, or as a session document when None."""
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise APIError(413, f"request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
     if not raw.strip():
         if required:
             raise APIError(400, "request body is empty; expected a JSON object")
-        return {}
+        raw = b"{}"
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise APIError(400, f"request body is not valid JSON ({e})") from None
-    if not isinstance(body, dict):
-        raise APIError(400, f"request body must be a JSON object, not {type(body).__name__}")
-    return body
+        return SESSION_DOCUMENT.validate_json(raw) if command is None else command.model_validate_json(raw)
+    except ValidationError as e:
+        raise _body_error(e, tuple(command.model_fields) if command else ()) from None
 
 
-def _only(body: dict, name: str) -> Any:
-    """The one field a command takes; anything else is a mistake worth naming."""
-    unknown = sorted(set(body) - {name})
-    if unknown:
-        raise APIError(400, f"unknown field {unknown[0]!r} (this request takes only {name!r})", param=unknown[0])
-    if name not in body:
-        raise APIError(400, f"missing field {name!r}", param=name)
-    return body[name]
+def _body_error(e: ValidationError, fields: tuple[str, ...]) -> APIError:
+    """pydantic's first problem as this module's 400: the field as `param`, and a message naming it and the reason."""
+    error = min(e.errors(), key=lambda x: _PRECEDENCE.get(x["type"], len(_PRECEDENCE)))
+    kind, loc = error["type"], error["loc"]
+    if kind == "json_invalid":
+        return APIError(400, f"request body is not valid JSON ({error.get('ctx', {}).get('error', error['msg'])})")
+    if not loc:
+        return APIError(400, f"request body must be a JSON object, not {type(error['input']).__name__}")
+    name = str(loc[0])
+    if kind == "extra_forbidden":
+        known = ", ".join(repr(f) for f in fields)
+        return APIError(400, f"unknown field {name!r} (this request takes only {known})", param=name)
+    if kind == "missing":
+        return APIError(400, f"missing field {name!r}", param=name)
+    if kind == "string_type":
+        return APIError(400, f"{name}: must be a string, not {type(error['input']).__name__}", param=name)
+    return APIError(400, f"{name}: {error['msg']}", param=name)
 
 
 CODE_EXECUTION_OFF = ("this server does not run code: start it with `ocg serve --allow-code-execution` (and, on an "
@@ -162,7 +190,7 @@ def make_router(complete: Complete, *, max_sessions: int = DEFAULT_MAX_SESSIONS,
     @router.post("", status_code=201)
     async def create(request: Request):
         async def work():
-            session = SynthSession.from_dict(await _json_body(request, required=False), complete)
+            session = SynthSession.from_dict(await _parse_body(request, None, required=False), complete)
             sid = store.add(session)
             return JSONResponse(status_code=201, content=session_json(sid, store.get(sid)))
         return await handle(work)
@@ -183,7 +211,7 @@ def make_router(complete: Complete, *, max_sessions: int = DEFAULT_MAX_SESSIONS,
     @router.post("/{session_id}/turns")
     async def add_turn(session_id: str, request: Request):
         async def command(entry):
-            intent = check_intent(_only(await _json_body(request, required=True), "intent"))
+            intent = check_intent((await _parse_body(request, TurnRequest, required=True)).intent)
             await entry.session.add_turn(intent)
             return session_json(session_id, entry)
         return await on_session(session_id, command, request)
@@ -191,7 +219,7 @@ def make_router(complete: Complete, *, max_sessions: int = DEFAULT_MAX_SESSIONS,
     @router.put("/{session_id}/turns/{index}")
     async def edit(session_id: str, index: str, request: Request):
         async def command(entry):
-            code = check_code(_only(await _json_body(request, required=True), "code"))
+            code = check_code((await _parse_body(request, EditRequest, required=True)).code)
             # Parsed here, not by FastAPI, so a bad index gets this module's error shape in any app.
             if not index.isdigit() or not int(index) < len(entry.session.turns):
                 raise APIError(404, f"no turn {index} (the session has {len(entry.session.turns)} turns, "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -115,11 +115,8 @@ class Stage:
         if init is not None or resume is not None:
             ckpt.load_model_weights(model, resume or init)
         # Long-context stages: new RoPE base/scaling and a table covering the stage's context.
-        changes = {k: v for k, v in (("rope_base", stage.rope_base), ("rope_scaling", stage.rope_scaling))
-                   if v is not None}
-        if changes:
-            model.config = replace(model.config, **changes)
-        model.rebuild_rope(max(model.config.block_size, ctx.batch.context_length))
+        model.set_rope(block_size=max(model.config.block_size, ctx.batch.context_length), rope_base=stage.rope_base,
+                       rope_scaling=stage.rope_scaling)
         model.to(ctx.device).train()
         if ctx.run.activation_checkpointing:
             _checkpoint_blocks(model)
