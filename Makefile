@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@# The sandbox's seccomp filter needs the system's libseccomp (pyseccomp loads it): install it where we may.
 	@if ! ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2'; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get install -y -q libseccomp2; \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then (apt-get install -y -q libseccomp2 || (apt-get update -q && apt-get install -y -q libseccomp2)) \
+			|| echo "note: libseccomp2 could not be installed: the sandbox will run without its seccomp filter"; \
 		else echo "note: libseccomp2 is missing: the sandbox will run without its seccomp filter"; fi; fi
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip

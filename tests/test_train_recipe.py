@@ -16,7 +16,8 @@ from train_fixtures import recipe_file, tiny_recipe, write_shard  # noqa: E402
 from opencodegen.errors import UserError  # noqa: E402
 from opencodegen.train import load_recipe, recipe_from_dict, train  # noqa: E402
 from opencodegen.model.hf import ARCHITECTURES, hf_architecture  # noqa: E402
-from opencodegen.train.loop import lr_at, model_config, preflight  # noqa: E402
+from opencodegen.train.loop import model_config, preflight  # noqa: E402
+from opencodegen.train.optim import lr_at  # noqa: E402
 from opencodegen.train.recipe import OptimConfig  # noqa: E402
 
 
@@ -138,7 +139,7 @@ def test_failed_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
     def full_disk(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("safetensors.torch.save_file", full_disk)
+    monkeypatch.setattr("opencodegen.model.io.save_file", full_disk)
     with pytest.raises(OSError):
         ckpt.save(final, model.state_dict(), model, None, None, {})  # same target: the failed write must not touch it
     assert (final / "model.safetensors").read_bytes() == before

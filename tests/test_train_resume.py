@@ -28,6 +28,20 @@ def losses(run_dir: Path) -> list[tuple[str, int, float, float | None]]:
     return [(r["stage"], r["step"], r["loss"], r.get("val_loss")) for r in recs]
 
 
+def kill_after(recipe: Path, run: Path, markers: tuple[str, ...]) -> None:
+    """Starts the run once per marker and SIGKILLs it just after that checkpoint appears: mid-step, mid-eval or
+    mid-write."""
+    for marker in markers:
+        p = run_train(recipe, run)
+        deadline = time.time() + 240
+        while not (run / marker).exists() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        p.send_signal(signal.SIGKILL)
+        assert p.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+        assert not (run / "summary.json").exists()
+
+
 def test_sigkill_anywhere_then_resume_is_bitwise_identical(tmp_path):
     data = tiny_recipe(tmp_path, save_every=3, eval_every=2)
     data["stages"][0]["steps"] = 7
@@ -43,15 +57,7 @@ def test_sigkill_anywhere_then_resume_is_bitwise_identical(tmp_path):
 
     # Kill at several moments: inside stage 1 after its first checkpoint, and inside stage 2.
     run = tmp_path / "killed"
-    for marker in ("stage-0-nl/checkpoint-3", "stage-1-mono/checkpoint-3"):
-        p = run_train(recipe, run)
-        deadline = time.time() + 240
-        while not (run / marker).exists() and p.poll() is None and time.time() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.05)  # somewhere after the checkpoint: mid-step, mid-eval or mid-write
-        p.send_signal(signal.SIGKILL)
-        assert p.wait() == -signal.SIGKILL, "the run ended before it could be killed"
-        assert not (run / "summary.json").exists()
+    kill_after(recipe, run, ("stage-0-nl/checkpoint-3", "stage-1-mono/checkpoint-3"))
     p = run_train(recipe, run)
     assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
     assert losses(run) == expected  # floats from JSON round-trip exactly: bitwise equality
@@ -74,14 +80,7 @@ def test_sigkill_inside_sft_and_rl_stages_then_resume_is_bitwise_identical(tmp_p
     expected = losses(ref)
     assert [(s, n) for s, n, *_ in expected] == [("sft", i) for i in range(1, 6)] + [("rl", i) for i in range(1, 6)]
     run = tmp_path / "killed"
-    for marker in ("stage-0-sft/checkpoint-2", "stage-1-rl/checkpoint-2"):
-        p = run_train(recipe, run)
-        deadline = time.time() + 240
-        while not (run / marker).exists() and p.poll() is None and time.time() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.05)
-        p.send_signal(signal.SIGKILL)
-        assert p.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    kill_after(recipe, run, ("stage-0-sft/checkpoint-2", "stage-1-rl/checkpoint-2"))
     p = run_train(recipe, run)
     assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
     assert losses(run) == expected

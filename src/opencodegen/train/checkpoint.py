@@ -6,7 +6,6 @@ Layout: <run>/<stage>/checkpoint-<step>/, <run>/<stage>/best/ (lowest validation
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
@@ -16,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..model.io import WEIGHTS, CONFIG, atomic_directory, load_weights
+from ..model.io import save_checkpoint
+from ..model.weights import load_weights
 from ..model.transformer import GPT
 
 STATE = "trainer_state"
@@ -43,27 +43,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save(directory: Path, model_sd: dict[str, torch.Tensor], model: GPT, tokenizer_path: str | None,
          optim_sd: dict[str, Any] | None, state: dict[str, Any]) -> Path:
-    """model_sd: the full (unsharded) state dict, on CPU. Only rank 0 calls this."""
-    from safetensors.torch import save_file
-
-    with atomic_directory(directory) as tmp:
-        (tmp / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
-        sd = dict(model_sd)
-        if model.config.tie_embeddings:
-            sd.pop("lm_head.weight", None)
-        save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp / WEIGHTS), metadata={"format": "pt"})
-        if tokenizer_path:
-            shutil.copyfile(tokenizer_path, tmp / "tokenizer.json")
+    """The model checkpoint (model.io.save_checkpoint) plus trainer_state/, written together or not at all.
+    model_sd: the full (unsharded) state dict, on CPU. Only rank 0 calls this."""
+    def trainer_state(tmp: Path) -> None:
         (tmp / STATE).mkdir()
         if optim_sd is not None:
             torch.save(optim_sd, tmp / STATE / "optimizer.pt")
         torch.save(rng_state(), tmp / STATE / "rng.pt")
         (tmp / STATE / "state.json").write_text(json.dumps(state, indent=2) + "\n")
-        for f in tmp.rglob("*"):  # durable before the rename makes it visible
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-    return directory
+
+    return save_checkpoint(model, tokenizer_path, directory, state_dict=model_sd, write_extra=trainer_state)
 
 
 def load_state(directory: Path) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
@@ -75,10 +64,9 @@ def load_state(directory: Path) -> tuple[dict[str, Any], dict[str, Any] | None, 
 
 
 def load_model_weights(model: GPT, directory: Path) -> None:
-    """A checkpoint's weights into `model`, checked: a missing, unexpected or misshapen tensor is an error naming it."""
-    load_weights(model, Path(directory) / WEIGHTS)
-    if model.config.tie_embeddings:
-        model.lm_head.weight = model.wte.weight
+    """A checkpoint's weights into `model`, checked (model/weights.py): a missing, unexpected or misshapen tensor is an
+    error naming it, and a tied head stays tied."""
+    load_weights(model, Path(directory))
 
 
 def prune(stage_dir: Path, keep_last: int) -> None:

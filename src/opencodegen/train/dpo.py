@@ -15,14 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from ..exercises.judge import Judge
 from . import distributed as dist_
-from .examples import read_mixture
-from .objective import MicroBatch, Objective
+from .objective import MicroBatch
 from .policy import pad_sequences, token_logprobs
 from .recipe import Recipe
-from .rollout import fits, no_grad_logprobs, sample_and_judge, step_seed
-from .tokens import stage_tokenizer
+from .rollout import no_grad_logprobs, sample_and_judge, step_seed
+from .sampling_objective import SamplingObjective
 
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
@@ -32,48 +30,35 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     return -F.logsigmoid(margin), margin
 
 
-class DPO(Objective):
+class DPO(SamplingObjective):
     kind = "dpo"
 
     def __init__(self, recipe: Recipe, index: int, world_size: int, vocab: int, tok_vocab: int | None):
-        stage = recipe.stages[index]
-        self.recipe, self.index, self.options, self.batch = recipe, index, stage.dpo, recipe.stage_batch(index)
-        self.tokenizer = stage_tokenizer(recipe, stage.name)
-        rows = read_mixture(stage.data, recipe.run.seed)
-        self.pairs = [(e.prompt, e.chosen, e.rejected) for e in rows if e.chosen is not None and e.rejected is not None]
-        self.exercises = [e for e in rows if e.judgeable and e.chosen is None]
+        super().__init__(recipe, index, world_size, recipe.stages[index].dpo)
+        self.pairs = [(e.prompt, e.chosen, e.rejected) for e in self.rows
+                      if e.chosen is not None and e.rejected is not None]
+        self.exercises = [e for e in self.rows if e.judgeable and e.chosen is None]
         if not self.pairs and not self.exercises:
+            stage = recipe.stages[index]
             raise UserError(f"stage {stage.name}: no preference pairs (prompt/chosen/rejected) and no exercises with "
                             f"tests in {', '.join(stage.data)}")
-        if self.options.exercises_per_step % world_size:
-            raise UserError(f"stage {stage.name}: dpo.exercises_per_step={self.options.exercises_per_step} is not a "
-                            f"multiple of the {world_size} processes")
-        self._metrics: dict[str, float] = {}
 
     def setup(self, model, ctx) -> None:
         self.ctx = ctx
         self.reference = copy.deepcopy(model).eval().requires_grad_(False)
-        self.exercises = [e for e in self.exercises if fits(self.tokenizer, e, model.config.block_size, self.options)]
+        self.exercises = self.fitting(self.exercises, model)
         self.context = model.config.block_size
-        self.judge = Judge(workers=1, timeout=self.options.timeout) if self.exercises and not self.pairs else None
-
-    def close(self) -> None:
-        if getattr(self, "judge", None) is not None:
-            self.judge.close()
+        if self.exercises and not self.pairs:
+            self.open_judge()
 
     def _step_pairs(self, step: int, model) -> list[tuple[list[int], list[int], list[int]]]:
         """(prompt ids, chosen ids, rejected ids) of this process's share of the step."""
         o, d = self.options, self.ctx.dist
-        rng = np.random.default_rng([self.recipe.run.seed, self.index, step])
         eos = self.tokenizer.eos_id
         enc = self.tokenizer.encode
         if self.pairs:
-            pick = rng.choice(len(self.pairs), size=o.exercises_per_step, replace=len(self.pairs) < o.exercises_per_step)
-            return [(enc(p), enc(c) + [eos], enc(r) + [eos]) for p, c, r in
-                    (self.pairs[k] for k in pick[d.rank::d.world_size])]
-        pick = rng.choice(len(self.exercises), size=o.exercises_per_step,
-                          replace=len(self.exercises) < o.exercises_per_step)
-        mine = [self.exercises[k] for k in pick[d.rank::d.world_size]]
+            return [(enc(p), enc(c) + [eos], enc(r) + [eos]) for p, c, r in self.share(step, self.pairs)]
+        mine = self.share(step, self.exercises)
         groups, timing = sample_and_judge(model, self.tokenizer, mine, o,
                                           step_seed(self.recipe.run.seed, self.index, step), self.judge)
         rewards = [s.reward for g in groups for s in g]
@@ -126,5 +111,3 @@ class DPO(Objective):
     def tokens_in(self, batch: MicroBatch) -> int:
         return int(batch.data["mask"].sum())
 
-    def step_metrics(self) -> dict[str, float]:
-        return self._metrics

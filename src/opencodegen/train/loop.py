@@ -27,7 +27,6 @@ from . import distributed as dist_
 from .data import tokenizer_vocab_size
 from .metrics import MetricsLog, measure_peak_flops
 from .objective import Objective
-from .optim import lr_at, make_optimizer  # noqa: F401  (the schedule and optimizer are part of this API)
 from .precision import resolve_autocast
 from .recipe import Recipe
 from .stage import Stage, StageContext, stage_dir, stage_length

@@ -3,10 +3,9 @@ the 2-D weight matrices inside the blocks, with AdamW for everything else (embed
 norm gains), the split used by modded-nanogpt and Moonlight.
 
 Why our own rather than torch.optim.Muon: torch's always orthogonalizes in bf16, which CPUs without AVX512-BF16/AMX
-emulate hundreds of times slower than fp32 (a Muon step there cost 9x the whole forward and backward). This one
-iterates in `ns_dtype`, which the trainer sets to its autocast dtype: bf16 where the hardware multiplies bf16 natively
-(as Keller Jordan's Muon does on GPUs), fp32 elsewhere. On the quickstart's model on this AVX512-BF16 host, bf16 made
-the Newton-Schulz iterations 2.2x faster, and they had been 23% of the training step.
+emulate far slower than fp32 (there a Muon step cost more than the whole forward and backward). This one iterates in
+`ns_dtype`, which the trainer sets to its autocast dtype: bf16 where the hardware multiplies bf16 natively (as Keller
+Jordan's Muon does on GPUs), fp32 elsewhere.
 
 The update of a matrix of shape (A, B) is scaled by 0.2·sqrt(max(A, B)) so that its RMS matches AdamW's (Moonlight's
 "match_rms_adamw"): the recipe's lr and weight decay then mean the same for both optimizers.

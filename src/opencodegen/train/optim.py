@@ -29,8 +29,8 @@ def make_optimizer(model: torch.nn.Module, o: OptimConfig, matmul_dtype: torch.d
     def adamw(params: list[torch.nn.Parameter]) -> torch.optim.AdamW:
         groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": o.weight_decay},
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-        # Fused on CPU too: one kernel per parameter instead of foreach's chain of ops made the whole training step
-        # 12-15% faster for tiny-10m/30m here (benchmarks/bench_train.py uses this same optimizer).
+        # Fused on CPU too: one kernel per parameter instead of foreach's chain of ops makes the whole training step
+        # faster for the small models (benchmarks/bench_train.py uses this same optimizer).
         return torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, fused=True)
 
     if o.name == "muon":

@@ -1,7 +1,6 @@
 """Which dtype autocast runs in. "auto" (the default) picks bf16 only where the hardware multiplies bf16 natively:
 CUDA devices that support it, and CPUs with AVX512-BF16 or AMX. Elsewhere torch emulates bf16 matmuls and they run
-hundreds of times slower than fp32 (a 2048³ matmul on an AVX2-only host: 0.3 GFLOP/s in bf16, 138 in fp32), so
-fp32 wins. The answer comes from the hardware, not from a timing, so every rank of a run agrees on it."""
+far slower than fp32 (the README's hosts paragraph has the measurement), so fp32 wins. The answer comes from the hardware, not from a timing, so every rank of a run agrees on it."""
 
 from __future__ import annotations
 

@@ -18,14 +18,12 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..exercises.judge import Judge
 from . import distributed as dist_
-from .examples import read_mixture
-from .objective import MicroBatch, Objective
+from .objective import MicroBatch
 from .policy import pad_sequences, token_logprobs
 from .recipe import Recipe
-from .rollout import Sample, fits, no_grad_logprobs, sample_and_judge, step_seed
-from .tokens import stage_tokenizer
+from .rollout import Sample, no_grad_logprobs, sample_and_judge, step_seed
+from .sampling_objective import SamplingObjective
 
 
 def advantages(rewards: list[float], mode: str, scale: bool) -> list[float]:
@@ -39,43 +37,29 @@ def advantages(rewards: list[float], mode: str, scale: bool) -> list[float]:
     return a.tolist()
 
 
-class RL(Objective):
+class RL(SamplingObjective):
     kind = "rl"
 
     def __init__(self, recipe: Recipe, index: int, world_size: int, vocab: int, tok_vocab: int | None):
-        stage = recipe.stages[index]
-        self.recipe, self.index, self.options, self.batch = recipe, index, stage.rl, recipe.stage_batch(index)
-        self.tokenizer = stage_tokenizer(recipe, stage.name)
-        self.examples = [e for e in read_mixture(stage.data, recipe.run.seed) if e.judgeable]
+        super().__init__(recipe, index, world_size, recipe.stages[index].rl)
+        self.examples = [e for e in self.rows if e.judgeable]
         if not self.examples:
+            stage = recipe.stages[index]
             raise UserError(f"stage {stage.name}: no exercises with tests and an entry_point in "
                             f"{', '.join(stage.data)} (an rl stage needs what the judge can run)")
-        if self.options.exercises_per_step % world_size:
-            raise UserError(f"stage {stage.name}: rl.exercises_per_step={self.options.exercises_per_step} is not a "
-                            f"multiple of the {world_size} processes")
-        self._metrics: dict[str, float] = {}
 
     def setup(self, model, ctx) -> None:
         self.ctx = ctx
-        context = model.config.block_size
-        self.examples = [e for e in self.examples if fits(self.tokenizer, e, context, self.options)]
+        self.examples = self.fitting(self.examples, model)
         if not self.examples:
-            raise UserError(f"stage {ctx.stage.name}: no exercise's prompt fits the model's {context}-token context")
-        self.reference = None
-        if self.options.kl > 0:
-            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
-        self.judge = Judge(workers=1, timeout=self.options.timeout)
-
-    def close(self) -> None:
-        if getattr(self, "judge", None) is not None:
-            self.judge.close()
+            raise UserError(f"stage {ctx.stage.name}: no exercise's prompt fits the model's "
+                            f"{model.config.block_size}-token context")
+        self.reference = copy.deepcopy(model).eval().requires_grad_(False) if self.options.kl > 0 else None
+        self.open_judge()
 
     def batches(self, step: int, model) -> list[MicroBatch]:
-        ctx, o, d = self.ctx, self.options, self.ctx.dist
-        rng = np.random.default_rng([self.recipe.run.seed, self.index, step])
-        chosen = rng.choice(len(self.examples), size=o.exercises_per_step,
-                            replace=len(self.examples) < o.exercises_per_step)
-        mine = [self.examples[k] for k in chosen[d.rank::d.world_size]]
+        o, d = self.options, self.ctx.dist
+        mine = self.share(step, self.examples)
         # One seed for the step: an exercise's samples depend on it and on the prompt only, not on the process that
         # draws them, so any number of processes samples what one would.
         groups, timing = sample_and_judge(model, self.tokenizer, mine, o,
@@ -131,8 +115,6 @@ class RL(Objective):
     def tokens_in(self, batch: MicroBatch) -> int:
         return int(batch.data["mask"].sum())
 
-    def step_metrics(self) -> dict[str, float]:
-        return self._metrics
 
 
 def _all_sum(x: float, d) -> float:

@@ -12,7 +12,7 @@ import torch
 
 from ..errors import UserError
 from ..progress import log as note
-from .examples import Example, held_out, read_mixture
+from .examples import held_out, read_mixture
 from .loss import cross_entropy_and_z
 from .objective import MicroBatch, Objective
 from .recipe import Recipe, accumulation_steps

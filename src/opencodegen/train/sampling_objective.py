@@ -1,0 +1,48 @@
+"""What the kinds that sample and judge (rl, and dpo on exercises) share: their tokenizer and rows, the judge's
+lifetime, the step's share of items for this process, and the numbers a step measured."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UserError
+from ..exercises.judge import Judge
+from .examples import Example, read_mixture
+from .objective import Objective
+from .recipe import Recipe, SamplingOptions
+from .rollout import fits
+from .tokens import stage_tokenizer
+
+
+class SamplingObjective(Objective):
+    def __init__(self, recipe: Recipe, index: int, world_size: int, options: SamplingOptions):
+        stage = recipe.stages[index]
+        self.recipe, self.index, self.options, self.batch = recipe, index, options, recipe.stage_batch(index)
+        self.tokenizer = stage_tokenizer(recipe, stage.name)
+        self.rows: list[Example] = read_mixture(stage.data, recipe.run.seed)
+        if options.exercises_per_step % world_size:
+            raise UserError(f"stage {stage.name}: {self.kind}.exercises_per_step={options.exercises_per_step} is not "
+                            f"a multiple of the {world_size} processes")
+        self.judge: Judge | None = None
+        self._metrics: dict[str, float] = {}
+
+    def fitting(self, examples: list[Example], model) -> list[Example]:
+        """The examples whose prompt leaves room to generate in the model's context."""
+        return [e for e in examples if fits(self.tokenizer, e, model.config.block_size, self.options)]
+
+    def open_judge(self) -> None:
+        self.judge = Judge(workers=1, timeout=self.options.timeout)
+
+    def close(self) -> None:
+        if self.judge is not None:
+            self.judge.close()
+
+    def share(self, step: int, items: list) -> list:
+        """This process's items of the step: options.exercises_per_step drawn for (seed, stage, step), dealt out."""
+        n, d = self.options.exercises_per_step, self.ctx.dist
+        pick = np.random.default_rng([self.recipe.run.seed, self.index, step]).choice(
+            len(items), size=n, replace=len(items) < n)
+        return [items[k] for k in pick[d.rank::d.world_size]]
+
+    def step_metrics(self) -> dict[str, float]:
+        return self._metrics
