@@ -31,11 +31,14 @@ def _load(checkpoint: Path):
     return load_checkpoint(checkpoint)
 
 
-def bits_per_byte(checkpoint: Path, files_dir: Path, out: Path, budget: Budget) -> dict:
+def bits_per_byte(checkpoint: Path, files_dir: Path, out: Path, budget: Budget, context: int | None = None) -> dict:
     """The model on the held-out files beside xz -9 on the same text (one stream, and each file alone). Long files
-    are scored in half-overlapping windows, so every token has at least half the model's context behind it (xz
-    sees everything before it)."""
+    are scored in half-overlapping windows of `context` tokens (default: the model's), so every token has at least
+    half a window behind it (xz sees everything before it). Scored at the context the model was pretrained at: a
+    model whose block_size is longer (to hold HumanEval prompts) never saw those distances in pretraining."""
     model, tok = _load(checkpoint)
+    if context is not None and context < model.config.block_size:
+        model.set_rope(block_size=context)
     summary = evaluate_bpb(out, model, tok, files_dir=files_dir, limit=budget.bpb_max_files,
                            stride=model.config.block_size // 2)
     texts = [t for _, t in read_text_files(files_dir)][:budget.bpb_max_files]

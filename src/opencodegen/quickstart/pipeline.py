@@ -34,7 +34,9 @@ from ..model.config import ModelConfig
 from ..progress import log, progress_task
 from ..tokenizer import train_tokenizer as train_bpe
 from ..train import load_recipe, train
+from ..train.checkpoint import checkpoint_dirs
 from ..train.loop import model_config
+from ..train.stage import stage_dir
 from . import evaluation, heldout, train_plan
 from .budget import Budget
 from .report import write_report
@@ -190,8 +192,9 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
         ev = run_dir / "eval"
         bpb = None
         if held:
-            bpb = stage("eval-bpb", lambda: evaluation.bits_per_byte(ckpt, run_dir / "heldout" / "files", ev / "bpb",
-                                                                     budget))
+            pre_ckpt, pre_context = last_pretraining(run_dir / "train", recipe)
+            bpb = stage("eval-bpb", lambda: evaluation.bits_per_byte(pre_ckpt, run_dir / "heldout" / "files",
+                                                                     ev / "bpb", budget, pre_context))
         he = stage("eval-humaneval", lambda: evaluation.humaneval(ckpt, ev / "humaneval", budget))
         mt = stage("eval-mtpb", lambda: evaluation.mtpb(ckpt, ev / "mtpb", budget))
         fim = stage("eval-infill", lambda: evaluation.infill(ckpt, ev / "infill", budget))
@@ -203,6 +206,13 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
     write_json(run_dir / "results.json", results)
     write_report(results, run_dir)
     return results
+
+
+def last_pretraining(train_dir: Path, recipe) -> tuple[Path, int]:
+    """The last pretraining stage's final checkpoint and context: what held-out bits per byte measures (post-training
+    teaches exercises, not the held-out code's distribution)."""
+    i = max(k for k, s in enumerate(recipe.stages) if s.kind == "pretrain")
+    return checkpoint_dirs(stage_dir(train_dir, i, recipe.stages[i].name))[-1][1], recipe.stage_batch(i).context_length
 
 
 def next_commands(run_dir: Path, ckpt: Path) -> list[str]:
