@@ -25,7 +25,7 @@ class Budget:
     exercises_mine: bool = True
     # Training: minutes for all stages together, split in the proportions of the recipe's steps (None: the recipe's
     # steps as written).
-    train_minutes: float | None = 11.0
+    train_minutes: float | None = 14.0
     # Evaluation.
     humaneval_tasks: int | None = None  # None = all 164
     humaneval_n: int = 20  # samples per task at humaneval_temperature (pass@1, pass@10), besides one greedy
