@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..device import device_arg
 from ..errors import UserError
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -35,7 +36,8 @@ def _sampling(p: argparse.ArgumentParser, n: int, temperature: str, top_p: float
         p.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", type=device_arg,
+                   help="cpu, cuda, cuda:N or auto (a GPU when this torch sees one) (default: %(default)s)")
 
 
 def _common(p: argparse.ArgumentParser, out: str, timeout: float) -> None:
@@ -89,7 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "context - 1, disjoint windows; half the context gives every token at least half a window of "
                         "context, at twice the compute)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", type=device_arg,
+                   help="cpu, cuda, cuda:N or auto (a GPU when this torch sees one) (default: %(default)s)")
 
 
 def _ints(text: str, what: str) -> list[int]:

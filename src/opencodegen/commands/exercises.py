@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..device import device_arg
 from ..errors import UserError
 
 QUICKSTART_MONO = Path("runs/quickstart/corpus/mono")
@@ -43,7 +44,8 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-p", type=float, default=0.95)
     g.add_argument("--max-new-tokens", type=int, default=128)
     g.add_argument("--limit", type=int, default=None, help="only the first N exercises of --from")
-    g.add_argument("--device", default="cpu")
+    g.add_argument("--device", default="cpu", type=device_arg,
+                   help="cpu, cuda, cuda:N or auto (a GPU when this torch sees one) (default: %(default)s)")
     d = p.add_argument_group("decontamination (HumanEval and the shipped MTPB problems always)")
     d.add_argument("--benchmark", action="append", default=[], metavar="JSONL",
                    help="also drop exercises overlapping this benchmark (MBPP code/text, HumanEval "
