@@ -27,8 +27,8 @@ def resolve_device(name: str, where: str = "run.device") -> str:
         if not torch.cuda.is_available():
             why = ("this torch was built without CUDA (the CPU build `make` installs)" if torch.version.cuda is None
                    else "no CUDA GPU is visible")
-            raise UserError(f"{where} {name!r}: {why}; use --run.device cpu or auto (or install a CUDA torch "
-                            "on a GPU machine)")
+            raise UserError(f"{where} {name!r}: {why}; use --{where} cpu or auto (or install a CUDA torch on "
+                            "a GPU machine)")
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
             raise UserError(f"{where} {name!r}: this machine has {count} CUDA device(s) (cuda:0 to cuda:{count - 1})")

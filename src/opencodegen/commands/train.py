@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="output directory; rerunning the same command resumes there (default: runs/<config name>)")
     group = parser.add_argument_group(
-        "recipe overrides", "any key of the YAML recipe, as a dotted name; values are read as YAML "
+        "recipe overrides", "keys of the YAML recipe as dotted names; values are read as YAML "
         f"(--optim.lr 3e-4, --data '{{tokens/a: 0.7, tokens/b: 0.3}}'). Per stage: --stages.N.KEY VALUE with N the "
         f"stage's index from 0 (up to {MAX_STAGES - 1}) and KEY one of {', '.join(STAGE_OVERRIDE_KEYS)}; a stage's "
         "steps replaces its tokens and the other way round")
