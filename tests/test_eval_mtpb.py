@@ -65,6 +65,9 @@ def test_truncate_follows_the_official_cut():
     ("def f():\n    return 1", "def f():\n    return 1"),  # no value: unchanged
     ("for i in range(3):\n    pass", "for i in range(3):\n    pass"),
     ("x = (", "x = ("),  # does not parse: runs as is
+    # comments, blank lines and line numbers stay (a traceback names the line a person sees); columns are bytes
+    ("# a\n\nx = [1,\n  2]  # b\n", "# a\n\nx = print([1,\n  2])  # b\n"),
+    ("s = 'é'; len(s)", "s = 'é'; print(len(s))"),
 ])
 def test_wrap_last_in_print(code, expected):
     assert mtpb.wrap_last_in_print(code) == expected

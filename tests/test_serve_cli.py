@@ -63,3 +63,15 @@ def test_ocg_serve_names_a_directory_that_is_not_a_checkpoint(tmp_path, capsys):
 def test_ocg_serve_refuses_bad_cache_settings(tmp_path, capsys, flag, value):
     assert main(["serve", "--model", str(tmp_path), flag, value]) == 2
     assert f"{flag} {value}" in capsys.readouterr().err
+
+
+def test_ocg_serve_on_a_busy_port_says_so_before_anything_else(tmp_path, capsys):
+    ckpt = write_checkpoint(tmp_path / "my-model")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert main(["serve", "--model", str(ckpt), "--port", str(port)]) == 2
+    captured = capsys.readouterr()
+    assert f"ocg serve: error: port {port} on 127.0.0.1 is already in use" in captured.err
+    assert "--port" in captured.err and "serving" not in captured.err + captured.out

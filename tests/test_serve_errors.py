@@ -93,8 +93,21 @@ def test_the_server_keeps_serving_and_unknown_routes_are_404(served):
     server = served[0]
     r = httpx.get(server.url + "/v1/nothing")
     assert r.status_code == 404 and set(r.json()["error"]) == {"message", "type", "param", "code"}
-    r = httpx.get(server.url + "/v1/completions")  # 404 when the playground's mount at / answers GETs
-    assert r.status_code in (404, 405) and "error" in r.json()
+    for method, path in (("POST", "/v1/nothing"), ("POST", "/v1/chat/completions"), ("GET", "/nothing.js"),
+                         ("PUT", "/")):
+        r = httpx.request(method, server.url + path)
+        assert r.status_code == 404, (method, path)
+        assert r.json()["error"] == {"message": f"Invalid URL ({method} {path}): no such route",
+                                     "type": "invalid_request_error", "param": None, "code": "not_found"}
+    for method, path, allowed in (("GET", "/v1/completions", "POST"), ("DELETE", "/v1/models", "GET"),
+                                  ("POST", "/health", "GET"), ("GET", "/infill", "POST")):
+        r = httpx.request(method, server.url + path)
+        assert r.status_code == 405 and r.headers["allow"] == allowed, (method, path)
+        assert r.json()["error"]["code"] == "method_not_allowed" and f"takes {allowed}" in r.json()["error"]["message"]
+    page = httpx.get(server.url + "/")  # the playground stays at /, with its files beside it
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html") and "playground.js" in page.text
+    assert httpx.get(server.url + "/playground.js").headers["content-type"].split(";")[0] in ("text/javascript",
+                                                                                             "application/javascript")
     assert client(server).completions.create(**OK).usage.completion_tokens >= 1
     h = health(server)
     assert h["status"] == "ok" and h["active_slots"] == 0 and h["failed"] == 0

@@ -119,3 +119,20 @@ def test_edit_opens_the_editor_on_a_terminal(monkeypatch):
     with pytest.raises(UserError, match="false exited with an error"):
         Repl(session, None, Console(file=io.StringIO())).dispatch(":edit 1")
     assert session.turns[0].code == "v = 'new'"
+
+
+def test_the_preamble_is_explained_and_run_errors_show_only_the_programs_frames(checkpoint, monkeypatch, capsys):
+    code, out, _ = drive(monkeypatch, capsys, ["--model", str(checkpoint), "--timeout", "5"], [
+        "Divide by zero.",
+        ":edit 1 def f(x):\\n    return 1 / x\\nf(0)",
+        ":run",
+        ":edit 1 x = (",
+        ":run",
+        ":quit",
+    ])
+    assert code == 0
+    assert "Programs start with MTPB's preamble (import numpy as np)" in out
+    program = mtpb.PREAMBLE + mtpb.turn_prompt("Divide by zero.")
+    call_line = program.count("\n") + 3  # f(0), the edited turn's third line
+    assert f'File "<program>", line {call_line}, in <module>' in out and "ZeroDivisionError" in out
+    assert "SyntaxError" in out and "sandbox_worker" not in out and "exec(code" not in out

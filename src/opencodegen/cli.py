@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib.metadata import version
 
 from .errors import UserError
 
@@ -26,18 +27,46 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+DESCRIPTION = ("CodeGen end to end: build a code corpus, train a tokenizer and models in stages, evaluate them by "
+               "running their code, and serve them for program synthesis. `ocg COMMAND --help` explains a command.")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows each flag's default after its help, unless the help already says it or there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and not isinstance(action.default, list)
+        if shown and action.option_strings and "default" not in text and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ocg", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="ocg", description=DESCRIPTION, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('opencodegen')}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = argv[0] if argv and argv[0] in COMMANDS else None
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
         # Only the chosen command's module is imported (it may pull in torch); the rest show one help line.
         if name == wanted:
             mod = importlib.import_module(f"opencodegen.commands.{module}")
             mod.add_arguments(p)
             p.set_defaults(_run=mod.run)
+            _describe_subcommands(p)
     return parser
+
+
+def _describe_subcommands(parser: argparse.ArgumentParser) -> None:
+    """A subcommand's `--help` opens with its one-line help (`ocg eval humaneval --help`) and shows defaults."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                sub = action.choices[choice.dest]
+                sub.description = sub.description or choice.help
+                sub.formatter_class = HelpFormatter
+                _describe_subcommands(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from .errors import UserError
+from .filemodes import as_if_created
 
 FILE_NAME = "tokenizer.json"
 EOS = "<|endoftext|>"
@@ -83,6 +84,7 @@ class CodeTokenizer:
         os.close(fd)
         try:
             self._tok.save(tmp)
+            as_if_created(tmp)  # mkstemp's file is private (0600)
             os.replace(tmp, directory / FILE_NAME)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

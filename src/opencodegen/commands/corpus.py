@@ -31,11 +31,14 @@ def _build_args(p: argparse.ArgumentParser) -> None:
                      help="path components naming a repository in --dir/--zip sources (default: auto)")
     src.add_argument("--languages", default=None, help="comma-separated languages to keep (default: all known)")
     f = p.add_argument_group("filters (StarCoder/CodeGen defaults)")
-    f.add_argument("--max-file-bytes", type=int, default=1_000_000)
-    f.add_argument("--max-line-length", type=int, default=1000)
-    f.add_argument("--max-mean-line-length", type=float, default=100.0)
-    f.add_argument("--min-alnum-fraction", type=float, default=0.25)
-    f.add_argument("--max-digit-fraction", type=float, default=0.9)
+    f.add_argument("--max-file-bytes", type=int, default=1_000_000, help="drop bigger files")
+    f.add_argument("--max-line-length", type=int, default=1000, help="drop files with a longer line")
+    f.add_argument("--max-mean-line-length", type=float, default=100.0,
+                   help="drop files whose lines are longer than this on average")
+    f.add_argument("--min-alnum-fraction", type=float, default=0.25,
+                   help="drop files with a smaller fraction of letters and digits")
+    f.add_argument("--max-digit-fraction", type=float, default=0.9,
+                   help="drop files with a larger fraction of digits (data tables)")
     f.add_argument("--disable-filter", action="append", default=[], metavar="NAME",
                    help="skip a check: max_line_length, mean_line_length, alnum_fraction, digit_fraction, "
                         "auto_generated, encoded_data")
@@ -45,7 +48,8 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     d.add_argument("--no-humaneval", action="store_true", help="do not decontaminate against HumanEval")
     d.add_argument("--benchmark", action="append", default=[], metavar="JSONL",
                    help="also decontaminate against every string in this benchmark JSONL (e.g. MTPB)")
-    d.add_argument("--decontam-method", choices=["substring", "ngram"], default="substring")
+    d.add_argument("--decontam-method", choices=["substring", "ngram"], default="substring",
+                   help="drop a file that contains a benchmark string, or that shares an n-gram with one")
     d.add_argument("--no-pii", action="store_true", help="do not redact e-mails, IPs and keys")
     r = p.add_argument_group("packing and execution")
     r.add_argument("--max-doc-chars", type=int, default=1_000_000, help="split bigger repositories into parts")
@@ -55,11 +59,13 @@ def _build_args(p: argparse.ArgumentParser) -> None:
 def _exec_args(g) -> None:
     g.add_argument("--workers", type=int, default=None, help="parallel processes (default: CPU count)")
     g.add_argument("--tasks", type=int, default=None, help="datatrove tasks per stage (default: workers)")
-    g.add_argument("--executor", choices=["local", "slurm", "ray"], default="local")
-    g.add_argument("--slurm-partition", default=None)
+    g.add_argument("--executor", choices=["local", "slurm", "ray"], default="local",
+                   help="where the datatrove tasks run: this machine, Slurm jobs (needs sbatch) or a ray cluster "
+                        "(needs pip install 'opencodegen[ray]')")
+    g.add_argument("--slurm-partition", default=None, help="Slurm partition for the jobs (default: cpu)")
     g.add_argument("--slurm-time", default=None, help="e.g. 12:00:00")
     g.add_argument("--fresh", action="store_true", help="discard an earlier run in the output directory")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="seed of every random choice (sampling, shuffling, FIM)")
 
 
 def _tokenize_args(p: argparse.ArgumentParser) -> None:
@@ -68,10 +74,11 @@ def _tokenize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", "-o", required=True, type=Path, help="token directory (train/ and valid/ inside)")
     p.add_argument("--format", choices=["repo", "file"], default="repo",
                    help="repo: Qwen2.5-Coder repository documents; file: one document per file")
-    p.add_argument("--fim-rate", type=float, default=0.5)
-    p.add_argument("--spm-rate", type=float, default=0.5)
+    p.add_argument("--fim-rate", type=float, default=0.5, help="fraction of documents turned into fill-in-the-middle")
+    p.add_argument("--spm-rate", type=float, default=0.5,
+                   help="fraction of the FIM documents in suffix-prefix-middle order (the rest: prefix-suffix-middle)")
     p.add_argument("--valid-fraction", type=float, default=0.05, help="bytes held out, in whole repositories")
-    p.add_argument("--max-tokens-per-shard", type=int, default=500_000_000)
+    p.add_argument("--max-tokens-per-shard", type=int, default=500_000_000, help="tokens per shard file at most")
     _exec_args(p)
 
 

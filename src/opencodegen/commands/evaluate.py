@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..device import device_arg
 from ..errors import UserError
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -30,12 +31,14 @@ def _sampling(p: argparse.ArgumentParser, n: int, temperature: str, top_p: float
     p.add_argument("--n", type=int, default=n, help="samples per task")
     p.add_argument("--temperature", default=temperature, help="sampling temperature (0 = greedy)" + (
         "; a comma list runs each and reports the best per k" if multi_temperature else ""))
-    p.add_argument("--top-p", type=float, default=top_p)
+    p.add_argument("--top-p", type=float, default=top_p, help="nucleus sampling: keep the most likely tokens whose probabilities sum to this")
     if max_new_tokens is not None:  # MTPB has none: each problem carries its own max_gen_length
-        p.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
-    p.add_argument("--device", default="cpu")
+        p.add_argument("--max-new-tokens", type=int, default=max_new_tokens,
+                       help="most tokens generated per sample (fewer when the prompt fills the context)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (each task and sample derives its own)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights and compute dtype")
+    p.add_argument("--device", default="cpu", type=device_arg,
+                   help="cpu, cuda, cuda:N or auto (a GPU when this torch sees one) (default: %(default)s)")
 
 
 def _common(p: argparse.ArgumentParser, out: str, timeout: float) -> None:
@@ -72,24 +75,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _source(p, "score the masked canonical lines themselves (a self-check: 100%%)")
     _sampling(p, n=1, temperature="0", top_p=0.95, max_new_tokens=128)
     _common(p, "infill", 3.0)
-    p.add_argument("--mode", choices=["single-line", "multi-line", "both"], default="single-line")
-    p.add_argument("--k", default="1,10,100")
+    p.add_argument("--mode", choices=["single-line", "multi-line", "both"], default="single-line",
+                   help="mask one line of each canonical solution, a block of lines, or both")
+    p.add_argument("--k", default="1,10,100", help="comma list of k for pass@k (those with k <= n are reported)")
 
     p = sub.add_parser("bpb", help="bits per byte on held-out code, beside xz -9")
-    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True, help="checkpoint (or HuggingFace) directory to score with")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--tokens", type=Path, help="a tokenized split directory (*.ds shards)")
     src.add_argument("--files", type=Path, help="a directory of source files")
     p.add_argument("--ext", default=".py", help="comma list of file suffixes for --files ('' for all)")
-    p.add_argument("--out", type=Path, default=Path("results") / "bpb")
+    p.add_argument("--out", type=Path, default=Path("results") / "bpb", help="output directory")
     p.add_argument("--limit", type=int, default=None, help="only the first N documents")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="windows scored together in one forward pass")
     p.add_argument("--stride", type=int, default=None,
                    help="tokens between the starts of the windows a long document is scored in (default: the "
                         "context - 1, disjoint windows; half the context gives every token at least half a window of "
                         "context, at twice the compute)")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights and compute dtype")
+    p.add_argument("--device", default="cpu", type=device_arg,
+                   help="cpu, cuda, cuda:N or auto (a GPU when this torch sees one) (default: %(default)s)")
 
 
 def _ints(text: str, what: str) -> list[int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..device import device_arg
 from ..errors import UserError
 
 QUICKSTART_MONO = Path("runs/quickstart/corpus/mono")
@@ -39,11 +40,12 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", type=Path, help="checkpoint or HuggingFace model directory")
     g.add_argument("--from", dest="from_dir", type=Path, help="exercises to solve (a directory or a JSONL file)")
     g.add_argument("--k", type=int, default=8, help="samples per exercise")
-    g.add_argument("--temperature", type=float, default=0.8)
-    g.add_argument("--top-p", type=float, default=0.95)
-    g.add_argument("--max-new-tokens", type=int, default=128)
+    g.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    g.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling: keep the most likely tokens whose probabilities sum to this")
+    g.add_argument("--max-new-tokens", type=int, default=128, help="most tokens per sampled solution")
     g.add_argument("--limit", type=int, default=None, help="only the first N exercises of --from")
-    g.add_argument("--device", default="cpu")
+    g.add_argument("--device", default="cpu", type=device_arg,
+                   help="cpu, cuda, cuda:N or auto (a GPU when this torch sees one) (default: %(default)s)")
     d = p.add_argument_group("decontamination (HumanEval and the shipped MTPB problems always)")
     d.add_argument("--benchmark", action="append", default=[], metavar="JSONL",
                    help="also drop exercises overlapping this benchmark (MBPP code/text, HumanEval "
@@ -60,9 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c = sub.add_parser("check", help="re-judge exercises (e.g. after changing the judge): each solution must pass "
                                      "its tests and every trivial body must fail them")
     c.add_argument("exercises", type=Path, help="a directory written by `ocg exercises build`, or a JSONL file")
-    c.add_argument("--out", "-o", required=True, type=Path)
-    c.add_argument("--workers", type=int, default=None)
-    c.add_argument("--timeout", type=float, default=3.0)
+    c.add_argument("--out", "-o", required=True, type=Path, help="directory for the exercises that still hold")
+    c.add_argument("--workers", type=int, default=None, help="sandbox workers (default: the usable cores)")
+    c.add_argument("--timeout", type=float, default=3.0, help="seconds per program")
 
 
 def _self_options(args) -> dict | None:

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..device import device_arg
 from ..errors import UserError
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -20,12 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt", nargs="?", help="prompt text (default: --file, or stdin)")
     parser.add_argument("--model", required=True, type=Path, help="checkpoint or HuggingFace model directory")
     parser.add_argument("--file", type=Path, help="read the prompt from this file")
-    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--max-new-tokens", type=int, default=128,
+                        help="most tokens to generate per sample (fewer when prompt + completion reach the model's "
+                             "context)")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
-    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: keep the most likely tokens "
+                        "whose probabilities sum to this (1.0 keeps all)")
     parser.add_argument("--top-k", type=int, default=0, help="0 disables top-k")
     parser.add_argument("--n", type=int, default=1, help="samples for the prompt")
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None, help="random seed for sampling (default: a fresh one)")
     parser.add_argument("--stop", action="append", default=[], metavar="TEXT",
                         help="stop string (repeatable; escapes such as \\n are interpreted)")
     parser.add_argument("--humaneval-stops", action="store_true",
@@ -38,8 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-token-healing", dest="token_healing", action="store_false",
                         help="take the prompt's tokens as they are (default: back up a prompt that ends inside a "
                              "token, e.g. mid-identifier, and let the model re-spell its end)")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32",
+                        help="weights and compute dtype (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", type=device_arg,
+                        help="cpu, cuda, cuda:N or auto (a GPU when this torch sees one) (default: %(default)s)")
 
 
 def read_prompt(args: argparse.Namespace) -> str:
@@ -105,4 +111,9 @@ def run(args: argparse.Namespace) -> int:
         accepted = sum(c.speculation.accepted for c in samples)
         summary += f", {accepted} drafted tokens accepted in {passes} verify passes"
     print(summary, file=sys.stderr)
+    short = [c for c in samples if c.finish_reason == "length" and len(c.token_ids) < args.max_new_tokens]
+    if short:
+        print(f"stopped after {len(short[0].token_ids)} new tokens, before --max-new-tokens {args.max_new_tokens}: the "
+              f"prompt ({len(ids)} tokens) and the completion filled the model's context of "
+              f"{model.config.block_size} tokens", file=sys.stderr)
     return 0

@@ -6,10 +6,13 @@ loopback also needs --api-key: then every API request needs `Authorization: Bear
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import os
+import socket
 from pathlib import Path
 
+from ..device import device_arg
 from ..errors import UserError
 from .generate import DTYPES
 
@@ -17,7 +20,7 @@ from .generate import DTYPES
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, type=Path, help="checkpoint or HuggingFace model directory")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on (default: %(default)s)")
     parser.add_argument("--model-name", help="the name clients ask for (default: the directory's name)")
     parser.add_argument("--slots", type=int, default=16, help="sequences decoded together in one batch")
     parser.add_argument("--queue", type=int, default=64, help="requests that may wait for a slot before 503")
@@ -38,8 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's, one per core); on a machine shared with other "
                              "busy processes fewer threads can be much faster")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32",
+                        help="weights and compute dtype (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", type=device_arg,
+                        help="cpu, cuda, cuda:N or auto (a GPU when this torch sees one) (default: %(default)s)")
     parser.add_argument("--allow-code-execution", action="store_true",
                         help="let /v1/synth/sessions/{id}/run (the playground's Run) execute programs in the sandbox; "
                              "on an address other than loopback this needs --api-key")
@@ -76,17 +81,19 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise UserError(f"--threads {args.threads} must be >= 1")
         torch.set_num_threads(args.threads)
-    model, tokenizer = load_checkpoint(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
-    name = args.model_name or args.model.resolve().name
-    app = create_app(model, tokenizer, model_name=name, slots=args.slots, queue_size=args.queue,
-                     timeout=args.timeout, max_len=args.max_context, allow_code_execution=args.allow_code_execution,
-                     api_key=args.api_key, allow_unsafe=args.unsafe_no_isolation,
-                     **{flag: getattr(args, flag) for flag in ("prefix_cache_mb", "prefill_chunk", "prefill_budget")
-                        if getattr(args, flag) is not None})  # unset flags keep create_app's defaults
-    log(f"serving {name!r} on http://{args.host}:{args.port} (OpenAI base URL http://{args.host}:{args.port}/v1); "
-        f"code execution {'on (sandboxed)' if args.allow_code_execution else 'off'}, "
-        f"API key {'required' if args.api_key else 'not required'}")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    sock = bind(args.host, args.port)  # before the model loads: a busy port is known at once, and it stays ours
+    with sock:
+        model, tokenizer = load_checkpoint(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
+        name = args.model_name or args.model.resolve().name
+        app = create_app(model, tokenizer, model_name=name, slots=args.slots, queue_size=args.queue,
+                         timeout=args.timeout, max_len=args.max_context, allow_code_execution=args.allow_code_execution,
+                         api_key=args.api_key, allow_unsafe=args.unsafe_no_isolation,
+                         **{flag: getattr(args, flag) for flag in ("prefix_cache_mb", "prefill_chunk", "prefill_budget")
+                            if getattr(args, flag) is not None})  # unset flags keep create_app's defaults
+        log(f"serving {name!r} on http://{args.host}:{args.port} (OpenAI base URL http://{args.host}:{args.port}/v1); "
+            f"code execution {'on (sandboxed)' if args.allow_code_execution else 'off'}, "
+            f"API key {'required' if args.api_key else 'not required'}")
+        uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
     return 0
 
 
@@ -97,3 +104,26 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a name: it may resolve to anything
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or one clear error when the port is taken or the address is not this
+    machine's (uvicorn would report either only after the server said it was serving)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise UserError(f"--host {host}: not an address this machine can listen on ({e.strerror})") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart need not wait TIME_WAIT
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} on {host} is already in use (another server?); stop it or choose another "
+                            "with --port") from None
+        raise UserError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.set_inheritable(True)
+    return sock

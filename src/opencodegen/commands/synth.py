@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.syntax import Syntax
 
+from ..device import device_arg
 from ..errors import UserError
 
 HELP = """\
@@ -38,14 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--model", required=True, type=Path, help="checkpoint or HuggingFace model directory")
     parser.add_argument("--temperature", type=float, default=0.2, help="sampling temperature (MTPB's 0.2)")
-    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling: keep the most likely tokens "
+                        "whose probabilities sum to this")
     parser.add_argument("--max-tokens", type=int, default=128, help="tokens per turn at most")
     parser.add_argument("--seed", type=int, default=None, help="makes turns reproducible (regeneration: seed + k)")
     parser.add_argument("--load", type=Path, metavar="FILE", help="start from a saved session")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds a :run may take")
     parser.add_argument("--unsafe-no-isolation", action="store_true", help="run programs even where the sandbox cannot isolate them (no root and no user namespaces): they get this user's files, network and processes")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32",
+                        help="weights and compute dtype (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", type=device_arg,
+                        help="cpu, cuda, cuda:N or auto (a GPU when this torch sees one) (default: %(default)s)")
 
 
 class Repl:
@@ -56,6 +60,10 @@ class Repl:
 
     def loop(self) -> int:
         self.console.print("Multi-turn synthesis: one step of intent per line; :help for commands.")
+        if self.session.preamble:
+            self.console.print(f"Programs start with MTPB's preamble ({_one_line(self.session.preamble)}), as the "
+                               "benchmark's prompts do, so models trained on them continue in the same style.",
+                               highlight=False, markup=False)
         if self.session.turns:
             self.show()
         while True:
@@ -173,6 +181,10 @@ class Repl:
         self.session = SynthSession.load(Path(argument).expanduser(), s.complete, s.settings)
         self.console.print(f"loaded {len(self.session.turns)} turns from {argument}", highlight=False)
         self.show()
+
+
+def _one_line(code: str) -> str:
+    return "; ".join(line for line in code.splitlines() if line.strip() and not line.lstrip().startswith("#"))
 
 
 def run(args: argparse.Namespace) -> int:

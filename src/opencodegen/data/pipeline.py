@@ -43,6 +43,7 @@ from datatrove.pipeline.writers.jsonl import JsonlWriter
 from loguru import logger
 
 from ..errors import UserError
+from ..optional import require
 from ..progress import log, progress_task
 from ..tokenizer import CodeTokenizer
 from .decontam import DecontamConfig, Decontaminate
@@ -144,10 +145,22 @@ def _start_local(ex: LocalPipelineExecutor, preload: list[str]):
     return child, receive
 
 
+def check_executor(kind: str) -> None:
+    """What an executor needs from this machine, checked before any work starts."""
+    if kind == "slurm" and shutil.which("sbatch") is None:
+        raise UserError("--executor slurm submits with `sbatch`, which is not on PATH: run this on a Slurm login "
+                        "node, or use --executor local (this machine) or ray")
+    if kind == "ray":
+        require("ray", "ray", "--executor ray")
+    if kind not in ("local", "slurm", "ray"):
+        raise UserError(f"--executor {kind!r}: choose local, slurm or ray")
+
+
 def make_executors(stages: list[Stage], logs_dir: Path, kind: str, workers: int, slurm: dict | None = None,
                    ray: dict | None = None) -> list:
     """One datatrove executor per stage, each depending on the previous one (Slurm/Ray chain them; locally they are
     run in order)."""
+    check_executor(kind)
     executors: list = []
     for st in stages:
         common = dict(pipeline=st.pipeline, tasks=st.tasks, logging_dir=str(logs_dir / st.name))
@@ -165,8 +178,6 @@ def make_executors(stages: list[Stage], logs_dir: Path, kind: str, workers: int,
 
             ex = RayPipelineExecutor(**common, workers=workers, depends=executors[-1] if executors else None,
                                      **(ray or {}))
-        else:
-            raise UserError(f"--executor {kind!r}: choose local, slurm or ray")
         executors.append(ex)
     return executors
 
@@ -297,6 +308,7 @@ def build_corpus(sources: list[Source], out_dir: str | Path, options: BuildOptio
                  print_summary: bool = True) -> dict[str, Any]:
     """Build (or resume) a corpus; returns stats.json's content (empty when submitted to Slurm)."""
     opts = options or BuildOptions()
+    check_executor(opts.executor)
     out = Path(out_dir)
     if not sources:
         raise UserError("no sources given")
@@ -350,6 +362,7 @@ def tokenize_corpus(corpus_dir: str | Path, tokenizer: Any, out_dir: str | Path,
     """Corpus documents -> `out_dir/train/*.ds` and `out_dir/valid/*.ds`; returns the token stats (also written to
     `out_dir/stats.json` and, under "tokens", into the corpus's stats.json)."""
     opts = options or TokenizeOptions()
+    check_executor(opts.executor)
     corpus, out = Path(corpus_dir), Path(out_dir)
     if not (corpus / "data").is_dir() or not (corpus / "repos.jsonl").is_file():
         raise UserError(f"{corpus}: not a built corpus (no data/ and repos.jsonl); run `ocg corpus build` first")

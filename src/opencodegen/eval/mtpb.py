@@ -140,9 +140,18 @@ def wrap_last_in_print(code: str) -> str:
         return code
     if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id.startswith("print"):
         return code
-    last.value = ast.Call(func=ast.Name(id="print", ctx=ast.Load()), args=[value], keywords=[])
-    ast.fix_missing_locations(tree)
-    return ast.unparse(tree)
+    # `print(` and `)` go around the value in the source itself (not ast.unparse, which drops comments and blank
+    # lines), so every line keeps its number and a traceback points at the line the person sees.
+    lines = re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", code)
+
+    def position(lineno: int, col: int) -> tuple[int, int]:  # ast's columns count UTF-8 bytes
+        return lineno - 1, len(lines[lineno - 1].encode("utf-8")[:col].decode("utf-8"))
+
+    (end_line, end_col), (line, col) = position(value.end_lineno, value.end_col_offset), position(value.lineno,
+                                                                                                value.col_offset)
+    lines[end_line] = lines[end_line][:end_col] + ")" + lines[end_line][end_col:]
+    lines[line] = lines[line][:col] + "print(" + lines[line][col:]
+    return "".join(lines)
 
 
 def answers_match(answer, expected) -> bool:

@@ -17,6 +17,8 @@ from rich.table import Table
 
 from ..progress import console
 
+from ..filemodes import as_if_created  # noqa: E402
+
 
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,6 +26,7 @@ def _atomic_write(path: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        as_if_created(tmp)  # mkstemp's file is private (0600)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

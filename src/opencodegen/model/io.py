@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..errors import UserError
+from ..filemodes import as_if_created
 from ..tokenizer import CodeTokenizer, check_vocab_fits
 from .config import ModelConfig
 from .transformer import GPT
@@ -41,6 +42,7 @@ class _AtomicDirectory:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
+        as_if_created(self.tmp)  # mkdtemp made it private; the published directory is not
         old = None
         if self.final.exists():
             old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")

@@ -6,22 +6,23 @@ synthesis routes and the playground page, over one continuous-batching scheduler
     GET  /v1/models        the one model served
     GET  /health           liveness plus the scheduler's slots, queue and counters, and the prefix cache's use
     /v1/synth/sessions...  multi-turn synthesis (synth_routes.py)
-    /                      the playground (static/), when present
+    /                      the playground (static/), when present: GETs that no route takes
 
 With an API key, every request but those for the playground's own files needs `Authorization: Bearer KEY`
 (OpenAI-style; a browser cannot send that header when it opens a page, and the page holds nothing and can do
 nothing without the key, which it asks for). /v1/synth/sessions/{id}/run executes code only when the app is made
 with allow_code_execution (`ocg serve --allow-code-execution`); otherwise it answers 403 saying how to enable it.
 
-Every error, including invalid JSON, wrong types and unknown routes, is OpenAI-shaped: {"error": {"message", "type",
-"param", "code"}}. A request can fail but never stops the server: the model thread turns exceptions into failed jobs,
-and the handler of last resort answers 500."""
+Every error, including invalid JSON, wrong types, unknown routes (404) and wrong methods (405, with Allow), is
+OpenAI-shaped: {"error": {"message", "type", "param", "code"}}. A request can fail but never stops the server: the
+model thread turns exceptions into failed jobs, and the handler of last resort answers 500."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -99,8 +100,6 @@ def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size
         return await create_infill(req, request, state)
 
     app.include_router(make_router(completer(state), runner=runner, allow_code_execution=allow_code_execution))
-    if STATIC_DIR.is_dir():  # mounted last: the API routes above take precedence over files
-        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="playground")
     return app
 
 
@@ -171,8 +170,24 @@ def _add_error_handlers(app: FastAPI) -> None:
         return error_response(400, f"{where}: {first.get('msg', 'invalid')}{more}", param=field,
                               code="invalid_value" if field else "invalid_body")
 
+    # The playground's files answer the GETs that no route takes. They are not a mount at /: a mount there takes every
+    # path, so an unknown POST would get the files' 405 and a GET to a POST route their 404.
+    playground = StaticFiles(directory=STATIC_DIR, html=True) if STATIC_DIR.is_dir() else None
+
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, e: StarletteHTTPException):
+    async def http_error(request: Request, e: StarletteHTTPException):
+        where = f"{request.method} {request.url.path}"
+        if e.status_code == 405:  # a route has this path, for other methods (Starlette's router sets Allow)
+            allow = (e.headers or {}).get("Allow", "")
+            return error_response(405, f"Method not allowed ({where}); this route takes {allow}",
+                                  code="method_not_allowed", headers={"Allow": allow})
+        if e.status_code == 404 and e.detail == HTTPStatus.NOT_FOUND.phrase:  # no route has this path
+            if playground is not None and request.method in ("GET", "HEAD"):
+                try:
+                    return await playground.get_response(request.url.path.lstrip("/"), request.scope)
+                except StarletteHTTPException:
+                    pass
+            return error_response(404, f"Invalid URL ({where}): no such route", code="not_found")
         return error_response(e.status_code, str(e.detail), code="not_found" if e.status_code == 404 else None)
 
     @app.exception_handler(Exception)

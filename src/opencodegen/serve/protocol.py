@@ -20,8 +20,9 @@ class APIError(Exception):
 
 
 def error_response(status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
-                   code: str | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content=error_body(message, type=type, param=param, code=code))
+                   code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=error_body(message, type=type, param=param, code=code),
+                        headers=headers)
 
 
 def error_body(message: str, *, type: str = "invalid_request_error", param: str | None = None,

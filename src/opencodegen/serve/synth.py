@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import re
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -152,7 +153,7 @@ class ProgramRunner:
                 self._sandbox = Sandbox(workers=self.workers, preload=PRELOAD, allow_unsafe=self.allow_unsafe)
             [r] = self._sandbox.run([wrap_last_in_print(program)], timeout=self.timeout, capture_last_print=True,
                                     progress=None)
-        return RunResult(status=r.status, stdout=r.stdout, stderr=r.stderr, reason=r.reason,
+        return RunResult(status=r.status, stdout=r.stdout, stderr=program_frames_only(r.stderr), reason=r.reason,
                          duration=round(r.duration, 4), answer=repr(r.value) if r.has_value else None)
 
     def close(self) -> None:
@@ -166,6 +167,25 @@ class ProgramRunner:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+PROGRAM_FILE = "<program>"  # the file name eval/sandbox_worker.py compiles every program under
+_FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line \d+')
+
+
+def program_frames_only(stderr: str) -> str:
+    """A traceback as the session's program sees it: the sandbox's own frames (the `exec` and `compile` that run
+    every program) are dropped with their source lines, so the first frame shown is the program's."""
+    out, skipping = [], False
+    for line in stderr.splitlines(keepends=True):
+        frame = _FRAME.match(line)
+        if frame:
+            skipping = frame["file"] != PROGRAM_FILE
+        elif skipping and not line.startswith("    "):
+            skipping = False
+        if not skipping:
+            out.append(line)
+    return "".join(out)
 
 
 @dataclass

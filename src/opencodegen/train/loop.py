@@ -21,7 +21,7 @@ from ..errors import UserError
 from ..model.config import ModelConfig
 from ..model.io import load_checkpoint
 from ..model.transformer import GPT
-from ..progress import console
+from ..progress import console, log as note
 from . import checkpoint as ckpt
 from . import distributed as dist_
 from .data import tokenizer_vocab_size
@@ -103,6 +103,9 @@ def train(recipe: Recipe, run_dir: str | Path, progress: bool = True) -> dict[st
     prev = run_dir / "summary_stages.json"
     if start_stage > 0 and prev.is_file():
         summary["stages"] = json.loads(prev.read_text())[:start_stage]
+    if start_stage == len(recipe.stages) and d.is_main:
+        note(f"{run_dir}: every stage of this recipe is already trained (final checkpoint {resume_dir}); nothing to "
+             "do. Give another --run-dir to train again, or more --stages.N.steps to train on")
     try:
         for i in range(start_stage, len(recipe.stages)):
             resume = resume_dir if resume_dir is not None and resume_dir.parent.name.startswith(f"stage-{i}-") else None

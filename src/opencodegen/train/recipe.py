@@ -14,6 +14,11 @@ CodeGen did (NL -> Multi -> Mono).
     stages:
       - {name: nl, data: {tokens/nl: 1.0}, steps: 300}
       - {name: mono, data: {tokens/mono: 1.0}, tokens: 2_000_000, optim: {lr: 2e-4}, rope_base: 1e6}
+      - {name: mine, data: tokens/mine, steps: 50}    # one directory (or a list) is weight 1.0 each
+
+Any key may be overridden from the command line: `--optim.lr 3e-4`, `--stages.1.data tokens/mine`,
+`--stages.1.steps 50` (steps replaces the stage's tokens and the other way round), and `--data tokens/mine` fills every
+stage that the recipe leaves without data (configs/finetune.yaml).
 
 `optim.name` is adamw (CodeGen's) or muon (Muon on the blocks' matrices, AdamW on the rest: train/muon.py).
 Unknown keys, wrong types and impossible numbers raise UserError naming the key.
@@ -32,6 +37,8 @@ from typing import Any, Literal
 import yaml
 
 from ..errors import UserError
+from ..progress import log as note
+from ..device import resolve_device
 from .precision import AUTOCAST_CHOICES
 
 
@@ -65,7 +72,7 @@ class BatchConfig:
 @dataclass
 class RunConfig:
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"  # auto: CUDA when this torch sees a GPU, else the CPU; a device it cannot use is refused
     autocast: Literal[AUTOCAST_CHOICES] = "auto"  # "auto": bf16 where the hardware has it (precision.py)
     parallel: Literal["ddp", "fsdp"] = "ddp"  # with several processes: DDP, or FSDP2 (fully_shard per block)
     compile: bool = False
@@ -112,7 +119,7 @@ class StageConfig:
     name: str
     # pretrain: token directory (holding train/ and valid/) -> mixture weight; sft/dpo/rl: JSONL file or directory of
     # them (exercises, prompt/completion pairs, or prompt/chosen/rejected pairs) -> mixture weight
-    data: dict[str, float]
+    data: dict[str, float] = field(default_factory=dict)  # empty: given on the command line (--data)
     kind: Kind = "pretrain"
     steps: int | None = None
     tokens: int | None = None
@@ -214,25 +221,63 @@ def _build(cls, data: Any, where: str):
     return cls(**kwargs)
 
 
+# Stage keys the command line may set per stage (`--stages.N.KEY`); N counts from 0 and goes up to MAX_STAGES - 1.
+STAGE_OVERRIDE_KEYS = ("data", "steps", "tokens", "kind", "rope_base")
+MAX_STAGES = 16
+
+
 def override_keys() -> list[str]:
-    """Dotted keys the command line may override (`--optim.lr 3e-4`)."""
-    keys = ["init_from", "tokenizer", "data_root"]
+    """Dotted keys the command line may override (`--optim.lr 3e-4`), with the help line for each."""
+    return list(override_help())
+
+
+def override_help() -> dict[str, str]:
+    """Every overridable key -> its help text (the field's type and the recipe default it replaces)."""
+    out = {"init_from": "start from this checkpoint (opencodegen or HuggingFace directory); the model is its model",
+           "tokenizer": "tokenizer.json the data was encoded with (default: the one beside init_from's weights)",
+           "data_root": "directory that relative data and tokenizer paths are under",
+           "data": "token directory (or JSONL for sft/dpo/rl) for every stage the recipe leaves without data"}
     for section, cls in (("optim", OptimConfig), ("batch", BatchConfig), ("run", RunConfig)):
-        keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
-    return keys
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            out[f"{section}.{f.name}"] = f"{_name(hints[f.name])}, recipe default {f.default!r}"
+    return out
+
+
+def stage_override_keys() -> list[str]:
+    return [f"stages.{i}.{k}" for i in range(MAX_STAGES) for k in STAGE_OVERRIDE_KEYS]
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
-    """`{"optim.lr": "3e-4"}` -> data["optim"]["lr"] = 3e-4 (values parsed as YAML scalars)."""
+    """`{"optim.lr": "3e-4"}` -> data["optim"]["lr"] = 3e-4 (values parsed as YAML scalars); `stages.N.` indexes the
+    stage list; `data` fills every stage without data."""
     data = copy.deepcopy(data)
     for key, raw in overrides.items():
+        value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        if key == "data":
+            empty = [s for s in data.get("stages") or [] if isinstance(s, dict) and not s.get("data")]
+            if not empty:
+                raise UserError("--data fills the stages a recipe leaves without data, and every stage of this one "
+                                "names its data; use --stages.N.data PATH for stage N (from 0)")
+            for s in empty:
+                s["data"] = value
+            continue
         parts = key.split(".")
-        node = data
+        node: Any = data
         for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
+            if isinstance(node, list):
+                if not p.isdigit() or int(p) >= len(node):
+                    raise UserError(f"override {key}: the recipe has {len(node)} stage(s) (0 to {len(node) - 1})")
+                node = node[int(p)]
+            elif isinstance(node, dict):
+                node = node.setdefault(p, {})
+            if not isinstance(node, (dict, list)):
                 raise UserError(f"override {key}: {p!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        if isinstance(node, list):
+            raise UserError(f"override {key}: name a key inside the stage (--stages.N.data, --stages.N.steps, ...)")
+        node[parts[-1]] = value
+        if parts[0] == "stages" and parts[-1] in ("steps", "tokens"):
+            node.pop("tokens" if parts[-1] == "steps" else "steps", None)  # the stage's length is one or the other
     return data
 
 
@@ -252,10 +297,15 @@ def load_recipe(path: str | Path, overrides: dict[str, str] | None = None) -> Re
 
 
 def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
+    data = {**data, "stages": [_stage_data_as_mapping(s) for s in data.get("stages") or []]} if "stages" in data \
+        else data
     try:
         recipe = _build(Recipe, data, "")
+        recipe.run.device = resolve_device(recipe.run.device)
     except UserError as e:
         raise UserError(f"{where}: {e}".replace(": : ", ": ")) from None
+    if recipe.init_from and "model" in data:
+        note(f"{where}: model {data['model']} is not used: the model is init_from's ({recipe.init_from})")
     if recipe.data_root:
         root = Path(recipe.data_root)
         for s in recipe.stages:
@@ -266,6 +316,20 @@ def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
     return recipe
 
 
+def _stage_data_as_mapping(stage: Any) -> Any:
+    """A stage's `data` may be one path or a list of paths (weight 1.0 each) as well as a path -> weight mapping."""
+    if not isinstance(stage, dict):
+        return stage
+    d = stage.get("data")
+    if isinstance(d, str):
+        return {**stage, "data": {d: 1.0}}
+    if isinstance(d, list) and all(isinstance(p, str) for p in d):
+        return {**stage, "data": {p: 1.0 for p in d}}
+    if d is None and "data" in stage:
+        return {k: v for k, v in stage.items() if k != "data"}
+    return stage
+
+
 def check_recipe(recipe: Recipe, where: str) -> None:
     """Numbers that cannot work, caught before anything is built."""
     problems = []
@@ -274,7 +338,7 @@ def check_recipe(recipe: Recipe, where: str) -> None:
     names = [s.name for s in recipe.stages]
     if len(set(names)) != len(names):
         problems.append(f"stage names repeat: {names}")
-    if "preset" not in recipe.model and "n_layer" not in recipe.model:
+    if not recipe.init_from and "preset" not in recipe.model and "n_layer" not in recipe.model:
         problems.append("model: give a preset (model.preset) or a full set of ModelConfig fields")
     for i, s in enumerate(recipe.stages):
         if (s.steps is None) == (s.tokens is None):
@@ -283,7 +347,8 @@ def check_recipe(recipe: Recipe, where: str) -> None:
             problems.append(f"stages[{i}] ({s.name}): a {s.kind} stage is measured in steps, not tokens")
         problems += _sampling_problems(s, i)
         if not s.data:
-            problems.append(f"stages[{i}] ({s.name}): no data")
+            problems.append(f"stages[{i}] ({s.name}): no data; give it with --data PATH (every stage without data) "
+                            f"or --stages.{i}.data PATH")
         if any(w <= 0 for w in s.data.values()):
             problems.append(f"stages[{i}] ({s.name}): mixture weights must be positive")
         try:

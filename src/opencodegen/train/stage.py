@@ -20,7 +20,7 @@ import torch
 
 from ..errors import UserError
 from ..model.transformer import GPT
-from ..progress import log as note, progress_task
+from ..progress import console, log as note, progress_task
 from . import checkpoint as ckpt
 from . import distributed as dist_
 from .metrics import MetricsLog, plot_stage
@@ -28,6 +28,8 @@ from .objective import Objective
 from .optim import lr_at, make_optimizer
 from .recipe import BatchConfig, OptimConfig, Recipe, RunConfig, StageConfig
 from .tokens import tokenizer_file
+
+PROGRESS_EVERY_S = 5.0  # where the display cannot redraw (a log file), a progress line at most this often
 
 
 @dataclass
@@ -137,7 +139,9 @@ class Stage:
         self.forward = torch.compile(self.wrapped) if ctx.run.compile else self.wrapped
 
     # ---- one optimizer step -----------------------------------------------------------------------------------
-    def step(self) -> dict[str, Any]:
+    def step(self, on_micro_batch=None) -> dict[str, Any]:
+        """One optimizer step; `on_micro_batch(done, total, tokens)` is called after each micro-batch's backward pass
+        (a step of a large batch on a CPU can take minutes)."""
         ctx, step = self.ctx, self.step_no
         t0 = time.perf_counter()
         lr = lr_at(step, self.total_steps, ctx.optim)
@@ -156,6 +160,8 @@ class Stage:
             tokens += self.objective.tokens_in(mb)
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v / len(batches)
+            if on_micro_batch is not None:
+                on_micro_batch(m + 1, len(batches), tokens * ctx.dist.world_size)
         step_loss = dist_.all_mean(step_loss, ctx.dist)
         if not math.isfinite(step_loss):
             found = ckpt.checkpoint_dirs(ctx.directory)
@@ -215,12 +221,15 @@ class Stage:
             with bar as task:
                 task = task or _SilentTask()
                 task.update(completed=self.step_no)
+                within = _WithinStep(task, self, show)
                 while self.step_no < self.total_steps:
-                    rec = self.step()
+                    within.start()
+                    rec = self.step(within.micro_batch_done)
                     if self.step_no % run.eval_every == 0 or self.step_no == self.total_steps:
                         rec.update(self.evaluate())
                     ctx.log.write(rec, self.step_no)
                     task.update(completed=self.step_no, info=_info(rec, self.last_val))
+                    within.line(f"step {self.step_no}/{self.total_steps}: {_info(rec, self.last_val)}")
                     if self.step_no % run.save_every == 0 or self.step_no == self.total_steps:
                         self.save()
         finally:
@@ -242,6 +251,36 @@ def _info(rec: dict[str, Any], last_val: dict[str, float]) -> str:
     elif "val_loss" in last_val:
         info += f" val loss {last_val['val_loss']:.3f}"
     return info
+
+
+class _WithinStep:
+    """Progress inside a step: the bar advances by fractions of a step as micro-batches finish (so its rate and ETA
+    move), the info column shows the micro-batches, tokens/s and the step's ETA, and where the display cannot redraw
+    (output to a file or a pipe) a plain line is printed at most every PROGRESS_EVERY_S seconds."""
+
+    def __init__(self, task, stage: "Stage", show: bool):
+        self.task, self.stage, self.show = task, stage, show
+        self.interactive = console.is_terminal
+        self.last_line = time.perf_counter()
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def micro_batch_done(self, done: int, total: int, tokens: int) -> None:
+        if done == total:
+            return  # the step's own record follows
+        now = time.perf_counter()
+        tps = tokens / max(now - self.t0, 1e-9)
+        eta = (now - self.t0) * (total - done) / done
+        info = f"step {self.stage.step_no + 1}: micro-batch {done}/{total}, {tps:,.0f} tok/s, step eta {eta:.0f} s"
+        self.task.update(completed=self.stage.step_no + done / total, info=info)
+        self.line(info)
+
+    def line(self, text: str) -> None:
+        now = time.perf_counter()
+        if self.show and not self.interactive and now - self.last_line >= PROGRESS_EVERY_S:
+            self.last_line = now
+            note(f"{self.stage.ctx.stage.kind} {self.stage.ctx.stage.name} {text}")
 
 
 class _SilentTask:
