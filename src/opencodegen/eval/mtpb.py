@@ -31,7 +31,7 @@ from ..progress import progress_task
 from .context import fit_prompts
 from .humaneval import read_jsonl
 from .perplexity import mtpb_prompt_perplexity
-from .report import completion_counts, completion_counts_text, markdown_table, plot_bars, write_run
+from .report import completion_counts, completion_counts_text, markdown_table, plot_bars, write_jsonl, write_run
 from .sandbox import ExecResult, Sandbox, SeriesValue
 
 PREAMBLE = "# Import libraries.\n\nimport numpy as np\n\n"
@@ -175,11 +175,14 @@ def answers_match(answer, expected) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ samples
-def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: str = "multi") -> list[dict]:
-    """n samples per (problem, test case). Multi-turn: each turn is sampled after the previous turns' truncated
-    completions; all sequences at the same turn (and with the same max_gen_length) are one batched call. Sample j
-    uses seed base + j, so repeated histories still get independent draws."""
+def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: str = "multi", endpoint=None
+           ) -> list[dict]:
+    """n samples per (problem, test case), from the model or from `endpoint` (an eval.endpoint.Endpoint).
+    Multi-turn: each turn is sampled after the previous turns' truncated completions; all sequences at the same turn
+    (and with the same max_gen_length) are one batched call (concurrent requests to an endpoint). Sample j uses
+    seed base + j, so repeated histories still get independent draws."""
     from ..sampling import generate  # torch: only sampling needs it, not scoring saved samples
+    from .endpoint import Request
     if mode not in MODES:
         raise UserError(f"MTPB mode must be one of {', '.join(MODES)}, not {mode!r}")
     base_seed = params.seed if params.seed is not None else 0
@@ -201,11 +204,17 @@ def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: 
                     prompts = [single_turn_prompt(p, case) if mode == "single" else
                                multi_turn_program(p, case, completions[(p.id, case, j)])
                                + turn_prompt(p.turns(case)[turn]) for p, case in members]
-                    out = generate(model, tokenizer, fit_prompts(tokenizer, model, prompts, budget, "mtpb"),
-                                   replace(params, n=1, seed=base_seed + j, max_new_tokens=budget))
-                    for (p, case), [c] in zip(members, out):
-                        completions[(p.id, case, j)].append(truncate(c.text))
-                        finishes[(p.id, case, j)].append((c.finish_reason, len(c.token_ids)))
+                    turn_params = replace(params, n=1, seed=base_seed + j, max_new_tokens=budget)
+                    if endpoint is None:
+                        out = [(c.text, c.finish_reason, len(c.token_ids)) for [c] in generate(
+                            model, tokenizer, fit_prompts(tokenizer, model, prompts, budget, "mtpb"), turn_params)]
+                    else:
+                        out = [(c.text, c.finish_reason, c.n_tokens) for [c] in endpoint.complete(
+                            [Request(x, budget, turn_params.temperature, turn_params.top_p, 1,
+                                     tuple(turn_params.stop), None, turn_params.seed) for x in prompts])]
+                    for (p, case), (text, finish_reason, n_tokens) in zip(members, out):
+                        completions[(p.id, case, j)].append(truncate(text))
+                        finishes[(p.id, case, j)].append((finish_reason, n_tokens))
                     task.advance(len(members))
     samples = []
     for p, case, j in units:
@@ -320,18 +329,22 @@ def _turns(sample: dict):
 def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | Path | None = None, model=None,
              tokenizer=None, reference: bool = False, modes: Sequence[str] = ("multi",), n: int = 1, params=None,
              timeout: float = DEFAULT_TIMEOUT, workers: int | None = None, limit: int | None = None,
-             prompt_perplexity: bool = False, allow_unsafe: bool = False) -> dict:
-    """The whole `ocg eval mtpb`: samples (a file, the reference solutions, or the model in each mode), execution,
-    pass rates per mode, category and problem, outputs in `out`."""
+             prompt_perplexity: bool = False, allow_unsafe: bool = False, endpoint=None) -> dict:
+    """The whole `ocg eval mtpb`: samples (a file, the reference solutions, or the model or `endpoint` in each
+    mode), execution, pass rates per mode, category and problem, outputs in `out` (sampled programs are written
+    before they are run)."""
     problems = load_problems(data)[:limit] if limit else load_problems(data)
     if samples_path is not None:
         samples = read_samples(samples_path, problems)
     elif reference:
         samples = reference_samples(problems)
-    elif model is not None:
-        samples = [s for mode in modes for s in sample(model, tokenizer, problems, n, params, mode)]
+    elif model is not None or endpoint is not None:
+        if endpoint is not None:
+            endpoint.resume_from(out)
+        samples = [s for mode in modes for s in sample(model, tokenizer, problems, n, params, mode, endpoint)]
+        write_jsonl(Path(out) / "samples.jsonl", samples)
     else:
-        raise UserError("nothing to evaluate: give --samples FILE, --model DIR or --reference")
+        raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
     with Sandbox(workers=workers, preload=PRELOAD, allow_unsafe=allow_unsafe) as sandbox:
         outcomes = execute(samples, sandbox, timeout)
         isolation = sandbox.describe()

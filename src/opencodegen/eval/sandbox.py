@@ -362,13 +362,14 @@ class Sandbox:
             w.close()
         self._workers = []
 
-    def run(self, programs: Sequence[str], timeout: float, *, capture_last_print: bool = False,
+    def run(self, programs: Sequence[str], timeout: float | Sequence[float], *, capture_last_print: bool = False,
             progress: str | None = "execute") -> list[ExecResult]:
-        """Runs every whole program (in parallel, order of results = order of programs)."""
+        """Runs every whole program (in parallel, order of results = order of programs). timeout: seconds for
+        every program, or one per program (calibrated per-problem limits)."""
         return self._execute([{"kind": "program", "program": p, "capture_last_print": capture_last_print}
                               for p in programs], timeout, progress)
 
-    def judge(self, cases: Sequence[JudgeCase], timeout: float, *, keep_going: bool = False,
+    def judge(self, cases: Sequence[JudgeCase], timeout: float | Sequence[float], *, keep_going: bool = False,
               progress: str | None = "judge") -> list[ExecResult]:
         """The verdict of each case (see judge.py), in order: check code in a trusted process, candidate sandboxed.
         keep_going: run the whole check after a failed assert, to count every assert (see trusted_check.py)."""
@@ -376,9 +377,10 @@ class Sandbox:
                                "functions": list(c.functions), "keep_going": keep_going} for c in cases],
                              timeout, progress)
 
-    def _execute(self, jobs: list[dict], timeout: float, progress: str | None) -> list[ExecResult]:
-        if not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    def _execute(self, jobs: list[dict], timeout: float | Sequence[float], progress: str | None) -> list[ExecResult]:
+        timeouts = [timeout] * len(jobs) if isinstance(timeout, (int, float)) else list(timeout)
+        if len(timeouts) != len(jobs) or not all(t > 0 for t in timeouts):
+            raise ValueError(f"timeout must be positive seconds, one number or one per program, not {timeout!r}")
         results: list[ExecResult | None] = [None] * len(jobs)
         todo: queue.SimpleQueue[int] = queue.SimpleQueue()
         for i in range(len(jobs)):
@@ -386,7 +388,6 @@ class Sandbox:
         task = None
         failures: list[Exception] = []
         cores = threading.Semaphore(self.cores)  # programs running at normal priority, at most one per core
-        park_after = timeout * self.limits.park_after_fraction if self.limits.park_after_fraction else None
 
         def serve(slot: int) -> None:
             while True:
@@ -403,11 +404,12 @@ class Sandbox:
                 except queue.Empty:
                     release()
                     return
-                job = {**jobs[i], "timeout": timeout, "park_after": park_after}
+                fraction = self.limits.park_after_fraction
+                job = {**jobs[i], "timeout": timeouts[i], "park_after": timeouts[i] * fraction if fraction else None}
                 worker = self._workers[slot]
                 oom_before = worker.cgroup.oom_kills() if worker.cgroup else 0
                 try:
-                    reply = worker.run(job, timeout, on_parked=release)
+                    reply = worker.run(job, timeouts[i], on_parked=release)
                 finally:
                     release()
                 if reply is None:  # the worker died or hung: the program gets "error", the pool a new worker

