@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from array import array
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -59,7 +60,11 @@ class SamplingParams:
     speculative_tokens k > 0: speculative decoding with prompt-lookup drafts (opencodegen.speculative): each step
     proposes up to k tokens by matching the sequence's last n tokens (n from prompt_lookup_max down to
     prompt_lookup_min) against its earlier text, and verifies them all in one forward pass. It changes the speed,
-    not the output: see generate()."""
+    not the output: see generate().
+
+    max_time_ms: a time budget for decoding, counted from the sequence's first sampled token; once it has passed
+    and the completion holds a line break, the sequence ends with finish_reason "time" (llama.cpp's
+    t_max_predict_ms: an editor gets at least the rest of the current line, and no more than it can wait for)."""
 
     max_new_tokens: int = 128
     temperature: float = 0.0
@@ -74,6 +79,7 @@ class SamplingParams:
     speculative_tokens: int = 0
     prompt_lookup_min: int = 1
     prompt_lookup_max: int = 3
+    max_time_ms: float | None = None
 
     def __post_init__(self) -> None:
         # Accept a single string or any sequence for stop, stored as a tuple so params stay hashable and immutable.
@@ -100,6 +106,8 @@ class SamplingParams:
         if not 1 <= self.prompt_lookup_min <= self.prompt_lookup_max:
             problems.append(f"prompt_lookup_min={self.prompt_lookup_min} and prompt_lookup_max="
                             f"{self.prompt_lookup_max} need 1 <= min <= max")
+        if self.max_time_ms is not None and not (self.max_time_ms > 0 and math.isfinite(self.max_time_ms)):
+            problems.append(f"max_time_ms={self.max_time_ms} must be a finite number > 0 (None: no time budget)")
         if problems:
             raise UserError("sampling parameters: " + "; ".join(problems))
 
@@ -118,7 +126,9 @@ class Completion:
 
     text: str
     token_ids: list[int]
-    finish_reason: str  # "stop" (EOS, stop token or stop string) | "length" (max_new_tokens or the context is full)
+    # "stop" (EOS, stop token or stop string) | "length" (max_new_tokens or the context is full) | "time"
+    # (params.max_time_ms passed after a line break)
+    finish_reason: str
     logprobs: list[float] | None = None
     top_logprobs: list[dict[int, float]] | None = None
     speculation: SpeculationStats | None = None
@@ -367,7 +377,10 @@ class SequenceState:
         self.top_logprobs: list[dict[int, float]] | None = [] if params.logprobs else None
         self.respeller = Respeller(token_index(tokenizer), removed) if removed else None
         self.hidden_chars = len(removed.decode("utf-8"))  # decoded characters that re-spell the prompt's end
-        text_needed = bool(params.stop) or on_token is not None or bool(removed)
+        # The time budget starts with the first sampled token (llama.cpp's t_start_generation), not at creation.
+        self.deadline: float | None = None
+        self.line_break = False  # whether the completion text holds a line break yet (for the time budget)
+        text_needed = bool(params.stop) or on_token is not None or bool(removed) or params.max_time_ms is not None
         self.decoder = IncrementalDecoder(tokenizer, prompt_ids) if text_needed else None
         self.stopper = StopChecker(params.stop) if text_needed else None
         self.drafter, self.speculation = None, None
@@ -386,11 +399,19 @@ class SequenceState:
         if token in self.end_ids:
             return self._finish("stop", ended_by_token=True)
         if self.decoder is not None:
-            self._emit(self.stopper.push(self._completion_text(self.decoder.push(token))))
+            delta = self._completion_text(self.decoder.push(token))
+            self.line_break = self.line_break or "\n" in delta
+            self._emit(self.stopper.push(delta))
             if self.stopper.stopped:
                 return self._finish("stop")
         if len(self.token_ids) >= self.max_new:
             return self._finish("length")
+        if self.params.max_time_ms is not None:
+            now = time.monotonic()
+            if self.deadline is None:
+                self.deadline = now + self.params.max_time_ms / 1000
+            elif self.line_break and now > self.deadline:
+                return self._finish("time")
         return False
 
     def _completion_text(self, delta: str) -> str:

@@ -2,8 +2,10 @@
 synthesis routes and the playground page, over one continuous-batching scheduler.
 
     POST /v1/completions   OpenAI completions (see completions.py)
+    POST /v1/fim/completions  Mistral's (Codestral's) fill in the middle, as Continue sends it (see fim_route.py)
     POST /infill           llama.cpp infill (see infill_route.py)
-    GET  /v1/models        the one model served
+    GET  /props            llama.cpp's server properties: context size, slots, the FIM and repository formats
+    GET  /v1/models        the one model served, with its context length and FIM format (prompt_format.describe_fim)
     GET  /health           liveness plus the scheduler's slots, queue and counters, and the prefix cache's use
     /v1/synth/sessions...  multi-turn synthesis (synth_routes.py)
     /                      the playground (static/), when present
@@ -31,12 +33,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import UserError
 from ..healing import token_index
+from ..prompt_format import describe_fim
 from ..progress import log
 from ..sampling import SamplingParams
 from .completions import create_completion
+from .fim_route import create_fim
 from .infill_route import create_infill
 from .prefix_cache import DEFAULT_BLOCK
-from .protocol import APIError, CompletionRequest, InfillRequest, error_response
+from .protocol import APIError, CompletionRequest, FimRequest, InfillRequest, error_response
 from .scheduler import DEFAULT_PREFILL_BUDGET, Scheduler
 from .state import ServerState
 from .synth import ProgramRunner
@@ -84,11 +88,27 @@ def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size
     async def health() -> dict:
         return {"status": "ok", "model": model_name, **scheduler.stats()}
 
+    fim_format = describe_fim(tokenizer)
+
     @app.get("/v1/models")
     async def models() -> dict:
+        # max_model_len is vLLM's name for the context, context_length OpenRouter's; fim is null without FIM tokens.
         return {"object": "list", "data": [{"id": model_name, "object": "model", "created": state.created,
                                             "owned_by": "opencodegen", "max_model_len": scheduler.context,
+                                            "context_length": scheduler.context, "fim": fim_format,
                                             "code_execution": allow_code_execution}]}
+
+    @app.get("/props")
+    async def props() -> dict:
+        # llama.cpp's /props fields that clients read (n_ctx, total_slots, model_path), plus the FIM format.
+        return {"default_generation_settings": {"n_ctx": scheduler.context, "params": InfillRequest().model_dump(
+                    include={"n_predict", "temperature", "top_k", "top_p"})},
+                "total_slots": scheduler.slots, "model_path": model_name, "n_ctx": scheduler.context,
+                "fim": fim_format}
+
+    @app.post("/v1/fim/completions")
+    async def fim_completions(req: FimRequest, request: Request):
+        return await create_fim(req, request, state)
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest, request: Request):
