@@ -2,9 +2,9 @@
 (eval/) and the server (serve/) all build their prompts here, so what a model reads when it is served is what it
 read in training, token for token (tests/test_prompt_format.py checks the corpus builder against the server).
 
-Control tokens are Qwen2.5-Coder's (its tokenizer_config.json). A prompt is a list of pieces: an int is a control token id,
-a str is text encoded on its own, a list of ints is text already encoded. Text pieces are never joined with the
-control tokens before encoding, so a literal "<|fim_prefix|>" typed in code can never become a control token.
+Control tokens are Qwen2.5-Coder's (its tokenizer_config.json). A prompt is a list of pieces: an int is a control
+token id, a str is text encoded on its own, a list of ints is text already encoded. Text pieces are never joined with
+the control tokens before encoding, so a literal "<|fim_prefix|>" typed in code can never become a control token.
 
   FIM, PSM:   <|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>{middle}
   FIM, SPM:   <|fim_prefix|><|fim_suffix|>{suffix}<|fim_middle|>{prefix}{middle}   (Bavarian et al.'s variant 2)

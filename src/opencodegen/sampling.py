@@ -467,6 +467,11 @@ def eos_id_of(tokenizer, model) -> int | None:
     return model.config.eos_token_id if eos is None else eos
 
 
+def end_token_set(params: SamplingParams, eos: int | None) -> frozenset[int]:
+    """The tokens that end a sequence: params.stop_token_ids, and EOS unless params.ignore_eos."""
+    return frozenset(params.stop_token_ids) | (frozenset() if eos is None or params.ignore_eos else {eos})
+
+
 def _default_batch_size(model, max_len: int, dtype: torch.dtype) -> int:
     c = model.config
     per_row = 2 * c.n_layer * c.n_kv_heads * c.head_dim * max_len * torch.finfo(dtype).bits // 8
@@ -502,8 +507,7 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams
         if len(ids) >= context:
             raise UserError(f"prompt {i} is {len(ids)} tokens; the model's context is {context} tokens, "
                             "which leaves no room to generate")
-    eos = eos_id_of(tokenizer, model)
-    end_ids = frozenset(params.stop_token_ids) | (frozenset() if eos is None or params.ignore_eos else {eos})
+    end_ids = end_token_set(params, eos_id_of(tokenizer, model))
     seed = random_seed() if params.seed is None else params.seed
     # Clamp so prompt + completion fits the context; a completion cut here ends with "length".
     max_new = [min(params.max_new_tokens, context - len(ids)) for ids in prompt_ids]
@@ -552,7 +556,7 @@ def _decode_batch(model, sequences: list[SequenceState], dtype: torch.dtype) -> 
     drafts: list[list[int]] = [[] for _ in active]
     first = list(range(len(active)))
     while True:
-        finished = _verify(active, logits, first, drafts)
+        finished = verify_drafts(active, logits, first, drafts)
         if k:  # forget the keys of rejected drafts: each row's cache holds all its tokens but the last
             cache.truncate([len(s.prompt_ids) + len(s.token_ids) - 1 for s in active])
         if any(finished):
@@ -560,22 +564,31 @@ def _decode_batch(model, sequences: list[SequenceState], dtype: torch.dtype) -> 
             if not order:
                 return
             active = [active[r] for r in order]
-        last = [s.token_ids[-1] for s in active]
-        drafts = _drafts(active, k, cache.max_len) if k else [[] for _ in active]
-        width = 1 + max(len(d) for d in drafts)
-        fed = torch.tensor([[t, *d] + [t] * (width - 1 - len(d)) for t, d in zip(last, drafts)], device=device)
-        hidden = model(fed, cache=cache, hidden_only=True)  # (B, width, C)
-        if width == 1 or all(len(d) == width - 1 for d in drafts):
-            first = list(range(0, len(active) * width, width))
-            hidden = hidden.flatten(0, 1)
-        else:  # only real positions go through the vocabulary projection, not the padding
-            real = torch.tensor([1 + len(d) for d in drafts], device=device)
-            hidden = hidden[torch.arange(width, device=device)[None, :] < real[:, None]]
-            first = [0, *torch.cumsum(real, 0)[:-1].tolist()]
-        logits = model.lm_head(hidden).float()  # (sum of real positions, V)
+        drafts = draft_tokens(active, k, cache.max_len) if k else [[] for _ in active]
+        logits, first = forward_drafts(model, cache, active, drafts)
 
 
-def _verify(active: list[SequenceState], logits: torch.Tensor, first: list[int],
+def forward_drafts(model, cache, active: list[SequenceState],
+                   drafts: list[list[int]]) -> tuple[torch.Tensor, list[int]]:
+    """One forward pass for cache rows 0..len(active)-1: each row's last sampled token, then its draft, rows padded
+    to the longest draft. Returns the logits of the real positions, (sum of 1 + len(draft), V), and the index of
+    each row's first position in them."""
+    device = cache.lengths.device
+    width = 1 + max(len(d) for d in drafts)
+    last = [s.token_ids[-1] for s in active]
+    fed = torch.tensor([[t, *d] + [t] * (width - 1 - len(d)) for t, d in zip(last, drafts)], device=device)
+    hidden = model(fed, cache=cache, hidden_only=True)  # (B, width, C)
+    if width == 1 or all(len(d) == width - 1 for d in drafts):
+        first = list(range(0, len(active) * width, width))
+        hidden = hidden.flatten(0, 1)
+    else:  # only real positions go through the vocabulary projection, not the padding
+        real = torch.tensor([1 + len(d) for d in drafts], device=device)
+        hidden = hidden[torch.arange(width, device=device)[None, :] < real[:, None]]
+        first = [0, *torch.cumsum(real, 0)[:-1].tolist()]
+    return model.lm_head(hidden).float(), first
+
+
+def verify_drafts(active: list[SequenceState], logits: torch.Tensor, first: list[int],
             drafts: list[list[int]]) -> list[bool]:
     """Samples each row's tokens from its positions' logits, in order, accepting them into the sequence; a row moves
     on to its next position only while the token it sampled equals its draft there (the next position's logits
@@ -583,7 +596,6 @@ def _verify(active: list[SequenceState], logits: torch.Tensor, first: list[int],
     draws from its row's generator exactly once. Returns which rows finished."""
     finished = [False] * len(active)
     going = list(range(len(active)))
-    want_logprobs = active[0].params.logprobs is not None
     i = 0
     while going:
         if i == 0 and len(going) == logits.shape[0]:
@@ -593,8 +605,7 @@ def _verify(active: list[SequenceState], logits: torch.Tensor, first: list[int],
         states = [active[r] for r in going]
         allowed = constrain(rows, [s.respeller for s in states])  # token healing: rows still re-spelling
         tokens = sample_tokens(allowed, [s.params for s in states], [s.generator for s in states])
-        if want_logprobs:
-            record_logprobs(states, rows, tokens)
+        record_all_logprobs(states, rows, tokens)
         still = []
         for r, s, t in zip(going, states, tokens.tolist()):
             if s.accept(t):
@@ -608,17 +619,32 @@ def _verify(active: list[SequenceState], logits: torch.Tensor, first: list[int],
     return finished
 
 
-def _drafts(active: list[SequenceState], k: int, cache_len: int) -> list[list[int]]:
+def draft_tokens(active: list[SequenceState], k: int, cache_len: int) -> list[list[int]]:
     """Each row's draft: at most k tokens, none past the row's max_new_tokens (the model's own token comes on top),
     and short enough that padding every row to the longest draft stays within the cache."""
     room = cache_len - max(len(s.prompt_ids) + len(s.token_ids) for s in active)  # positions past the longest row
     out = []
     for s in active:
-        d = s.drafter.draft(min(k, s.max_new - len(s.token_ids) - 1, room))
+        if s.drafter is None:  # a row that does not speculate (the server batches requests that differ)
+            out.append([])
+            continue
+        d = s.drafter.draft(min(k, s.params.speculative_tokens, s.max_new - len(s.token_ids) - 1, room))
         s.speculation.passes += 1
         s.speculation.drafted += len(d)
         out.append(d)
     return out
+
+
+def record_all_logprobs(states: list[SequenceState], logits: torch.Tensor, tokens: torch.Tensor) -> None:
+    """record_logprobs for every row that asks, one call per group of rows asking for the same number of
+    alternatives (rows of different requests may differ)."""
+    for k in {s.params.logprobs for s in states} - {None}:
+        rows = [r for r, s in enumerate(states) if s.params.logprobs == k]
+        if len(rows) == len(states):
+            record_logprobs(states, logits, tokens)
+        else:
+            index = torch.tensor(rows, device=logits.device)
+            record_logprobs([states[r] for r in rows], logits[index], tokens[index])
 
 
 def record_logprobs(active: list[SequenceState], logits: torch.Tensor, tokens: torch.Tensor) -> None:

@@ -121,7 +121,8 @@ def prepare(req: CompletionRequest, state: ServerState) -> Prepared:
     try:
         params = SamplingParams(max_new_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p,
                                 stop=tuple(stops), seed=req.seed, n=req.n, logprobs=req.logprobs,
-                                stop_token_ids=stop_token_ids)
+                                stop_token_ids=stop_token_ids,
+                                speculative_tokens=state.speculation(req.speculative_tokens))
     except UserError as e:
         raise APIError(400, str(e)) from None
     return Prepared(texts, ids, removed, params)

@@ -33,7 +33,8 @@ async def create_fim(req: FimRequest, request: Request, state: ServerState):
         model=req.model, prompt=req.prompt, suffix=req.suffix, max_tokens=req.max_tokens or 1,
         temperature=req.temperature, top_p=req.top_p, stop=req.stop,
         seed=req.random_seed if req.random_seed is not None else req.seed, token_healing=req.token_healing,
-        frequency_penalty=req.frequency_penalty, presence_penalty=req.presence_penalty)
+        speculative_tokens=req.speculative_tokens, frequency_penalty=req.frequency_penalty,
+        presence_penalty=req.presence_penalty)
     prep = prepare(completion, state)
     prompt_tokens = len(prep.ids[0])
     if req.max_tokens is None:  # Mistral's default: as many as the context leaves

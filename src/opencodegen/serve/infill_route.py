@@ -44,7 +44,8 @@ async def create_infill(req: InfillRequest, request: Request, state: ServerState
         params = SamplingParams(max_new_tokens=budget, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
                                 stop=tuple(req.stop), seed=None if req.seed in (None, -1) else req.seed,
                                 stop_token_ids=ends,
-                                max_time_ms=req.t_max_predict_ms if req.t_max_predict_ms > 0 else None)
+                                max_time_ms=req.t_max_predict_ms if req.t_max_predict_ms > 0 else None,
+                                speculative_tokens=state.speculation(req.speculative_tokens))
     except UserError as e:
         raise APIError(400, str(e)) from None
     job = submit(state.scheduler, [prompt], params, stream=req.stream)

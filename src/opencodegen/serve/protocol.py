@@ -57,6 +57,9 @@ class CompletionRequest(_Strict):
     stream_options: StreamOptions | None = None
     # Ours: token healing (healing.py) of a text prompt's end, or of the FIM prefix's with suffix; false turns it off.
     token_healing: bool = True
+    # Ours: speculative decoding with prompt-lookup drafts of up to this many tokens (same tokens, fewer forward
+    # passes: sampling.SamplingParams); None takes the server's --speculative, 0 turns it off.
+    speculative_tokens: int | None = Field(None, ge=0)
     # Accepted only at the values that mean "off", so a client relying on them hears that they are not supported.
     best_of: int | None = None
     frequency_penalty: float = 0.0
@@ -93,6 +96,7 @@ class InfillRequest(_Strict):
     # Accepted for llama.cpp clients: the prefix cache is always used, and its output does not depend on it.
     cache_prompt: bool = True
     token_healing: bool = True  # ours: heal the end of the prefix (of `prompt` when given); false turns it off
+    speculative_tokens: int | None = Field(None, ge=0)  # ours, as in CompletionRequest
 
 
 class FimRequest(_Strict):
@@ -111,5 +115,6 @@ class FimRequest(_Strict):
     seed: int | None = None
     stream: bool = False
     token_healing: bool = True  # ours, as in CompletionRequest
+    speculative_tokens: int | None = Field(None, ge=0)  # ours, as in CompletionRequest
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
