@@ -10,8 +10,10 @@ Stable pieces the server reuses for continuous batching (keep their signatures):
     `next_token(logits_row, params, generator)` (one row)
   - `IncrementalDecoder` (token ids -> text deltas) and `StopChecker` (stop strings on a text stream, and how much of
     the text is safe to stream)
-  - `SequenceState` (one sample being decoded), `record_logprobs`, `compact_rows` (finished cache rows filled from
-    the end) and `eos_id_of`: generate()'s own decode-loop pieces, so the server's loop is generate()'s loop
+  - `SequenceState` (one sample being decoded), `verify_drafts` (sample each row's tokens, its speculative draft's
+    as far as they agree), `draft_tokens` and `forward_drafts` (the next forward pass, drafts included),
+    `end_token_set`, `compact_rows` (finished cache rows filled from the end) and `eos_id_of`: generate()'s own
+    decode-loop pieces, so the server's loop is generate()'s loop
 
 A custom decode loop reproduces generate() token for token if, per sample j of a prompt: the generator is
 sequence_generator(seed, j, prompt_ids, removed=...) (not for greedy params); the first token is drawn from the
