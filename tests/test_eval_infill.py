@@ -10,6 +10,7 @@ from eval_tiny import ByteTokenizer, tiny_model
 
 from opencodegen.eval import humaneval, infill
 from opencodegen.eval.sandbox import Sandbox
+from opencodegen.prompt_format import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
 from opencodegen.sampling import SamplingParams
 
 
@@ -59,7 +60,7 @@ def test_psm_prompt_splices_special_ids():
     task = infill.InfillTask("t", "p", "single-line", prefix="a<|fim_suffix|>", middle="m\n", suffix="z",
                              span_lines=1)
     ids = infill.psm_prompt(tok, task)
-    pre, suf, mid = (tok.special_id(n) for n in infill.FIM_TOKENS)
+    pre, suf, mid = (tok.special_id(n) for n in (FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE))
     assert ids == [pre] + tok.encode("a<|fim_suffix|>") + [suf] + tok.encode("z") + [mid]
     assert ids.count(suf) == 1  # the literal text in code is not the control token
 

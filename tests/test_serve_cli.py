@@ -59,7 +59,7 @@ def test_ocg_serve_names_a_directory_that_is_not_a_checkpoint(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flag, value", [("--prefix-cache-mb", "-1"), ("--prefill-chunk", "0"),
-                                         ("--prefill-budget", "0")])
+                                         ("--prefill-budget", "0"), ("--speculative", "-1")])
 def test_ocg_serve_refuses_bad_cache_settings(tmp_path, capsys, flag, value):
     assert main(["serve", "--model", str(tmp_path), flag, value]) == 2
     assert f"{flag} {value}" in capsys.readouterr().err

@@ -51,7 +51,7 @@ BAD_COMPLETIONS = [  # (body, status, param)
 
 BAD_INFILL = [
     ({"input_prefix": 1}, 400, "input_prefix"),
-    ({"input_prefix": "a", "n_predict": 0}, 400, "n_predict"),
+    ({"input_prefix": "a", "n_predict": -2}, 400, "n_predict"),  # (0 is llama.cpp's cache warm-up: an empty answer)
     ({"input_prefix": "a", "n_predict": BLOCK_SIZE}, 400, "n_predict"),
     ({"input_prefix": "a", "input_extra": [{"filename": "a.py"}]}, 400, "input_extra"),
     ({"input_prefix": "a", "model": "other"}, 404, "model"),

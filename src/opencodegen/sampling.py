@@ -10,8 +10,10 @@ Stable pieces the server reuses for continuous batching (keep their signatures):
     `next_token(logits_row, params, generator)` (one row)
   - `IncrementalDecoder` (token ids -> text deltas) and `StopChecker` (stop strings on a text stream, and how much of
     the text is safe to stream)
-  - `SequenceState` (one sample being decoded), `record_logprobs`, `compact_rows` (finished cache rows filled from
-    the end) and `eos_id_of`: generate()'s own decode-loop pieces, so the server's loop is generate()'s loop
+  - `SequenceState` (one sample being decoded), `verify_drafts` (sample each row's tokens, its speculative draft's
+    as far as they agree), `draft_tokens` and `forward_drafts` (the next forward pass, drafts included),
+    `end_token_set`, `compact_rows` (finished cache rows filled from the end) and `eos_id_of`: generate()'s own
+    decode-loop pieces, so the server's loop is generate()'s loop
 
 A custom decode loop reproduces generate() token for token if, per sample j of a prompt: the generator is
 sequence_generator(seed, j, prompt_ids, removed=...) (not for greedy params); the first token is drawn from the
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from array import array
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -59,7 +62,11 @@ class SamplingParams:
     speculative_tokens k > 0: speculative decoding with prompt-lookup drafts (opencodegen.speculative): each step
     proposes up to k tokens by matching the sequence's last n tokens (n from prompt_lookup_max down to
     prompt_lookup_min) against its earlier text, and verifies them all in one forward pass. It changes the speed,
-    not the output: see generate()."""
+    not the output: see generate().
+
+    max_time_ms: a time budget for decoding, counted from the sequence's first sampled token; once it has passed
+    and the completion holds a line break, the sequence ends with finish_reason "time" (llama.cpp's
+    t_max_predict_ms: an editor gets at least the rest of the current line, and no more than it can wait for)."""
 
     max_new_tokens: int = 128
     temperature: float = 0.0
@@ -74,6 +81,7 @@ class SamplingParams:
     speculative_tokens: int = 0
     prompt_lookup_min: int = 1
     prompt_lookup_max: int = 3
+    max_time_ms: float | None = None
 
     def __post_init__(self) -> None:
         # Accept a single string or any sequence for stop, stored as a tuple so params stay hashable and immutable.
@@ -100,6 +108,8 @@ class SamplingParams:
         if not 1 <= self.prompt_lookup_min <= self.prompt_lookup_max:
             problems.append(f"prompt_lookup_min={self.prompt_lookup_min} and prompt_lookup_max="
                             f"{self.prompt_lookup_max} need 1 <= min <= max")
+        if self.max_time_ms is not None and not (self.max_time_ms > 0 and math.isfinite(self.max_time_ms)):
+            problems.append(f"max_time_ms={self.max_time_ms} must be a finite number > 0 (None: no time budget)")
         if problems:
             raise UserError("sampling parameters: " + "; ".join(problems))
 
@@ -118,7 +128,9 @@ class Completion:
 
     text: str
     token_ids: list[int]
-    finish_reason: str  # "stop" (EOS, stop token or stop string) | "length" (max_new_tokens or the context is full)
+    # "stop" (EOS, stop token or stop string) | "length" (max_new_tokens or the context is full) | "time"
+    # (params.max_time_ms passed after a line break)
+    finish_reason: str
     logprobs: list[float] | None = None
     top_logprobs: list[dict[int, float]] | None = None
     speculation: SpeculationStats | None = None
@@ -367,7 +379,10 @@ class SequenceState:
         self.top_logprobs: list[dict[int, float]] | None = [] if params.logprobs else None
         self.respeller = Respeller(token_index(tokenizer), removed) if removed else None
         self.hidden_chars = len(removed.decode("utf-8"))  # decoded characters that re-spell the prompt's end
-        text_needed = bool(params.stop) or on_token is not None or bool(removed)
+        # The time budget starts with the first sampled token (llama.cpp's t_start_generation), not at creation.
+        self.deadline: float | None = None
+        self.line_break = False  # whether the completion text holds a line break yet (for the time budget)
+        text_needed = bool(params.stop) or on_token is not None or bool(removed) or params.max_time_ms is not None
         self.decoder = IncrementalDecoder(tokenizer, prompt_ids) if text_needed else None
         self.stopper = StopChecker(params.stop) if text_needed else None
         self.drafter, self.speculation = None, None
@@ -386,11 +401,19 @@ class SequenceState:
         if token in self.end_ids:
             return self._finish("stop", ended_by_token=True)
         if self.decoder is not None:
-            self._emit(self.stopper.push(self._completion_text(self.decoder.push(token))))
+            delta = self._completion_text(self.decoder.push(token))
+            self.line_break = self.line_break or "\n" in delta
+            self._emit(self.stopper.push(delta))
             if self.stopper.stopped:
                 return self._finish("stop")
         if len(self.token_ids) >= self.max_new:
             return self._finish("length")
+        if self.params.max_time_ms is not None:
+            now = time.monotonic()
+            if self.deadline is None:
+                self.deadline = now + self.params.max_time_ms / 1000
+            elif self.line_break and now > self.deadline:
+                return self._finish("time")
         return False
 
     def _completion_text(self, delta: str) -> str:
@@ -446,6 +469,11 @@ def eos_id_of(tokenizer, model) -> int | None:
     return model.config.eos_token_id if eos is None else eos
 
 
+def end_token_set(params: SamplingParams, eos: int | None) -> frozenset[int]:
+    """The tokens that end a sequence: params.stop_token_ids, and EOS unless params.ignore_eos."""
+    return frozenset(params.stop_token_ids) | (frozenset() if eos is None or params.ignore_eos else {eos})
+
+
 def _default_batch_size(model, max_len: int, dtype: torch.dtype) -> int:
     c = model.config
     per_row = 2 * c.n_layer * c.n_kv_heads * c.head_dim * max_len * torch.finfo(dtype).bits // 8
@@ -481,8 +509,7 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams
         if len(ids) >= context:
             raise UserError(f"prompt {i} is {len(ids)} tokens; the model's context is {context} tokens, "
                             "which leaves no room to generate")
-    eos = eos_id_of(tokenizer, model)
-    end_ids = frozenset(params.stop_token_ids) | (frozenset() if eos is None or params.ignore_eos else {eos})
+    end_ids = end_token_set(params, eos_id_of(tokenizer, model))
     seed = random_seed() if params.seed is None else params.seed
     # Clamp so prompt + completion fits the context; a completion cut here ends with "length".
     max_new = [min(params.max_new_tokens, context - len(ids)) for ids in prompt_ids]
@@ -531,7 +558,7 @@ def _decode_batch(model, sequences: list[SequenceState], dtype: torch.dtype) -> 
     drafts: list[list[int]] = [[] for _ in active]
     first = list(range(len(active)))
     while True:
-        finished = _verify(active, logits, first, drafts)
+        finished = verify_drafts(active, logits, first, drafts)
         if k:  # forget the keys of rejected drafts: each row's cache holds all its tokens but the last
             cache.truncate([len(s.prompt_ids) + len(s.token_ids) - 1 for s in active])
         if any(finished):
@@ -539,22 +566,31 @@ def _decode_batch(model, sequences: list[SequenceState], dtype: torch.dtype) -> 
             if not order:
                 return
             active = [active[r] for r in order]
-        last = [s.token_ids[-1] for s in active]
-        drafts = _drafts(active, k, cache.max_len) if k else [[] for _ in active]
-        width = 1 + max(len(d) for d in drafts)
-        fed = torch.tensor([[t, *d] + [t] * (width - 1 - len(d)) for t, d in zip(last, drafts)], device=device)
-        hidden = model(fed, cache=cache, hidden_only=True)  # (B, width, C)
-        if width == 1 or all(len(d) == width - 1 for d in drafts):
-            first = list(range(0, len(active) * width, width))
-            hidden = hidden.flatten(0, 1)
-        else:  # only real positions go through the vocabulary projection, not the padding
-            real = torch.tensor([1 + len(d) for d in drafts], device=device)
-            hidden = hidden[torch.arange(width, device=device)[None, :] < real[:, None]]
-            first = [0, *torch.cumsum(real, 0)[:-1].tolist()]
-        logits = model.lm_head(hidden).float()  # (sum of real positions, V)
+        drafts = draft_tokens(active, k, cache.max_len) if k else [[] for _ in active]
+        logits, first = forward_drafts(model, cache, active, drafts)
 
 
-def _verify(active: list[SequenceState], logits: torch.Tensor, first: list[int],
+def forward_drafts(model, cache, active: list[SequenceState],
+                   drafts: list[list[int]]) -> tuple[torch.Tensor, list[int]]:
+    """One forward pass for cache rows 0..len(active)-1: each row's last sampled token, then its draft, rows padded
+    to the longest draft. Returns the logits of the real positions, (sum of 1 + len(draft), V), and the index of
+    each row's first position in them."""
+    device = cache.lengths.device
+    width = 1 + max(len(d) for d in drafts)
+    last = [s.token_ids[-1] for s in active]
+    fed = torch.tensor([[t, *d] + [t] * (width - 1 - len(d)) for t, d in zip(last, drafts)], device=device)
+    hidden = model(fed, cache=cache, hidden_only=True)  # (B, width, C)
+    if width == 1 or all(len(d) == width - 1 for d in drafts):
+        first = list(range(0, len(active) * width, width))
+        hidden = hidden.flatten(0, 1)
+    else:  # only real positions go through the vocabulary projection, not the padding
+        real = torch.tensor([1 + len(d) for d in drafts], device=device)
+        hidden = hidden[torch.arange(width, device=device)[None, :] < real[:, None]]
+        first = [0, *torch.cumsum(real, 0)[:-1].tolist()]
+    return model.lm_head(hidden).float(), first
+
+
+def verify_drafts(active: list[SequenceState], logits: torch.Tensor, first: list[int],
             drafts: list[list[int]]) -> list[bool]:
     """Samples each row's tokens from its positions' logits, in order, accepting them into the sequence; a row moves
     on to its next position only while the token it sampled equals its draft there (the next position's logits
@@ -562,7 +598,6 @@ def _verify(active: list[SequenceState], logits: torch.Tensor, first: list[int],
     draws from its row's generator exactly once. Returns which rows finished."""
     finished = [False] * len(active)
     going = list(range(len(active)))
-    want_logprobs = active[0].params.logprobs is not None
     i = 0
     while going:
         if i == 0 and len(going) == logits.shape[0]:
@@ -572,8 +607,7 @@ def _verify(active: list[SequenceState], logits: torch.Tensor, first: list[int],
         states = [active[r] for r in going]
         allowed = constrain(rows, [s.respeller for s in states])  # token healing: rows still re-spelling
         tokens = sample_tokens(allowed, [s.params for s in states], [s.generator for s in states])
-        if want_logprobs:
-            record_logprobs(states, rows, tokens)
+        record_all_logprobs(states, rows, tokens)
         still = []
         for r, s, t in zip(going, states, tokens.tolist()):
             if s.accept(t):
@@ -587,17 +621,32 @@ def _verify(active: list[SequenceState], logits: torch.Tensor, first: list[int],
     return finished
 
 
-def _drafts(active: list[SequenceState], k: int, cache_len: int) -> list[list[int]]:
+def draft_tokens(active: list[SequenceState], k: int, cache_len: int) -> list[list[int]]:
     """Each row's draft: at most k tokens, none past the row's max_new_tokens (the model's own token comes on top),
     and short enough that padding every row to the longest draft stays within the cache."""
     room = cache_len - max(len(s.prompt_ids) + len(s.token_ids) for s in active)  # positions past the longest row
     out = []
     for s in active:
-        d = s.drafter.draft(min(k, s.max_new - len(s.token_ids) - 1, room))
+        if s.drafter is None:  # a row that does not speculate (the server batches requests that differ)
+            out.append([])
+            continue
+        d = s.drafter.draft(min(k, s.params.speculative_tokens, s.max_new - len(s.token_ids) - 1, room))
         s.speculation.passes += 1
         s.speculation.drafted += len(d)
         out.append(d)
     return out
+
+
+def record_all_logprobs(states: list[SequenceState], logits: torch.Tensor, tokens: torch.Tensor) -> None:
+    """record_logprobs for every row that asks, one call per group of rows asking for the same number of
+    alternatives (rows of different requests may differ)."""
+    for k in {s.params.logprobs for s in states} - {None}:
+        rows = [r for r, s in enumerate(states) if s.params.logprobs == k]
+        if len(rows) == len(states):
+            record_logprobs(states, logits, tokens)
+        else:
+            index = torch.tensor(rows, device=logits.device)
+            record_logprobs([states[r] for r in rows], logits[index], tokens[index])
 
 
 def record_logprobs(active: list[SequenceState], logits: torch.Tensor, tokens: torch.Tensor) -> None:

@@ -27,13 +27,9 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 
 from .errors import UserError
 from .filemodes import as_if_created
+from .prompt_format import EOS, SPECIAL_TOKENS
 
 FILE_NAME = "tokenizer.json"
-EOS = "<|endoftext|>"
-# Qwen2.5-Coder's control tokens (its tokenizer_config.json), in its order; EOS first so it gets id 0 in a fresh
-# tokenizer.
-SPECIAL_TOKENS = (EOS, "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>",
-                  "<|file_sep|>")
 # CodeGen's 38 whitespace tokens: runs of 31..2 spaces, then 9..2 tabs (its tokenizer's added_tokens). CodeGen added
 # them to GPT-2's text-trained vocabulary as added tokens, which cut the text before pre-tokenization; on a BPE trained
 # on code that costs bytes per token (figures in the README), because every word after an indent loses its "Ġword"

@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="prompt tokens prefilled between two decode steps (default: 512): running streams wait "
                              "at most this long for their next token while a long prompt prefills; larger admits "
                              "queued prompts sooner")
+    parser.add_argument("--speculative", type=int, default=0, metavar="K",
+                        help="speculative decoding for requests that do not set speculative_tokens: draft up to K "
+                             "tokens per step by prompt lookup and verify them in one forward pass; same output, "
+                             "fewer passes. 0 (default) is off")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's, one per core); on a machine shared with other "
                              "busy processes fewer threads can be much faster")
@@ -77,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
                         "port run code here: also give --api-key KEY (or set OCG_API_KEY)")
     if args.api_key is not None and not args.api_key.strip():
         raise UserError("--api-key is empty")
+    if args.speculative < 0:
+        raise UserError(f"--speculative {args.speculative} must be >= 0 (0 is off)")
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads {args.threads} must be >= 1")
@@ -88,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(model, tokenizer, model_name=name, slots=args.slots, queue_size=args.queue,
                          timeout=args.timeout, max_len=args.max_context, allow_code_execution=args.allow_code_execution,
                          api_key=args.api_key, allow_unsafe=args.unsafe_no_isolation,
+                         speculative_tokens=args.speculative,
                          **{flag: getattr(args, flag) for flag in ("prefix_cache_mb", "prefill_chunk", "prefill_budget")
                             if getattr(args, flag) is not None})  # unset flags keep create_app's defaults
         log(f"serving {name!r} on http://{args.host}:{args.port} (OpenAI base URL http://{args.host}:{args.port}/v1); "

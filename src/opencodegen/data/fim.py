@@ -1,18 +1,15 @@
 """Fill-in-the-middle (Bavarian et al. 2022) with Qwen2.5-Coder's special tokens.
 
 A document is cut at two points drawn uniformly over its characters (before tokenization, as in the paper) into
-prefix, middle and suffix, and rearranged:
-  PSM: <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|> middle
-  SPM: <|fim_prefix|> <|fim_suffix|> suffix <|fim_middle|> prefix middle   (the paper's SPM variant 2)
-The output is a list of pieces, ints for special-token ids and strings for text, so the tokenizer encodes text pieces
-separately and a literal "<|fim_prefix|>" inside source code can never become a control token."""
+prefix, middle and suffix, and rearranged in PSM or SPM order. The layouts themselves are prompt_format's (the server
+builds its prompts there too); this module decides which files are transformed and where they are cut."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 
-Piece = int | str
+from ..prompt_format import FimIds, Piece, psm, spm
 
 
 @dataclass
@@ -25,13 +22,6 @@ class FimConfig:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"fim {name} must be in [0, 1], got {v}")
-
-
-@dataclass
-class FimIds:
-    prefix: int
-    middle: int
-    suffix: int
 
 
 def split_points(text: str, rng: random.Random) -> tuple[str, str, str]:
@@ -47,5 +37,5 @@ def fim_pieces(text: str, rng: random.Random, cfg: FimConfig, ids: FimIds | None
         return [text]
     prefix, middle, suffix = split_points(text, rng)
     if rng.random() < cfg.spm_rate:
-        return [ids.prefix, ids.suffix, suffix, ids.middle, prefix + middle]
-    return [ids.prefix, prefix, ids.suffix, suffix, ids.middle, middle]
+        return spm(ids, prefix, suffix, middle)
+    return psm(ids, prefix, suffix, middle)

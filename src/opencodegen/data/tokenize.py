@@ -23,8 +23,22 @@ import numpy as np
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.tokens.tokenizer import TokenizedFile
 
+from ..prompt_format import (
+    EOS,
+    FILE_SEP,
+    FIM_MIDDLE,
+    FIM_PREFIX,
+    FIM_SUFFIX,
+    REPO_NAME,
+    Piece,
+    fim_ids,
+    missing_tokens,
+    repo_file,
+    repo_head,
+    repo_ids,
+)
 from ..tokenizer import CodeTokenizer
-from .fim import FimConfig, FimIds, Piece, fim_pieces
+from .fim import FimConfig, fim_pieces
 from .task_progress import ProgressWriter
 
 SPLITS = ("train", "valid")
@@ -72,23 +86,16 @@ class Renderer:
     def __init__(self, tokenizer, cfg: TokenizeConfig):
         self.cfg = cfg
         self.eos = tokenizer.eos_id
-        need = {"<|endoftext|>": self.eos}
-        if cfg.format == "repo":
-            need["<|repo_name|>"] = tokenizer.special_id("<|repo_name|>")
-            need["<|file_sep|>"] = tokenizer.special_id("<|file_sep|>")
-        fim = None
-        if cfg.fim.rate > 0:
-            names = ("<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>")
-            got = {n: tokenizer.special_id(n) for n in names}
-            need.update(got)
-            if all(v is not None for v in got.values()):
-                fim = FimIds(*(got[n] for n in names))
-        missing = [n for n, v in need.items() if v is None]
-        if missing:
-            raise ValueError(f"the tokenizer has no {', '.join(missing)} token (needed for format={cfg.format!r}"
+        need = [EOS] if self.eos is None else []
+        self.repo = repo_ids(tokenizer) if cfg.format == "repo" else None
+        if cfg.format == "repo" and self.repo is None:
+            need += missing_tokens(tokenizer, (REPO_NAME, FILE_SEP))
+        self.fim = fim_ids(tokenizer) if cfg.fim.rate > 0 else None
+        if cfg.fim.rate > 0 and self.fim is None:
+            need += missing_tokens(tokenizer, (FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX))
+        if need:
+            raise ValueError(f"the tokenizer has no {', '.join(need)} token (needed for format={cfg.format!r}"
                              f"{' and FIM' if cfg.fim.rate > 0 else ''})")
-        self.repo_name, self.file_sep = need.get("<|repo_name|>"), need.get("<|file_sep|>")
-        self.fim = fim
 
     def documents(self, doc) -> list[tuple[str, list[tuple[str, list[Piece]]]]]:
         """[(document id, [(lang, pieces), ...])]: one entry for a repo document, one per file in file format."""
@@ -103,9 +110,11 @@ class Renderer:
                     for path, lang, text in files]
         segs: list[tuple[str, list[Piece]]] = []
         for k, (path, lang, text) in enumerate(files):
-            pieces: list[Piece] = [self.repo_name, doc.metadata["repo"] + "\n"] if k == 0 else []
-            pieces += [self.file_sep, path + "\n", *fim_pieces(text, rng, self.cfg.fim, self.fim)]
-            pieces.append("\n" if k + 1 < len(files) else self.eos)
+            last = k + 1 == len(files)
+            pieces: list[Piece] = repo_head(self.repo, doc.metadata["repo"]) if k == 0 else []
+            pieces += repo_file(self.repo, path, fim_pieces(text, rng, self.cfg.fim, self.fim), last=last)
+            if last:
+                pieces.append(self.eos)
             segs.append((lang, pieces))
         return [(doc.id, segs)]
 

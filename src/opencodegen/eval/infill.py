@@ -21,6 +21,7 @@ from typing import Sequence
 
 from ..errors import UserError
 from ..progress import progress_task
+from ..prompt_format import FIM_CONTROL_TOKENS, encode_pieces, fim_end_ids, psm, require_fim_ids
 from .context import fit_infill, prompt_room
 from .humaneval import judge_case, load_problems, read_jsonl
 from .judge import JudgeCase
@@ -30,9 +31,6 @@ from .sandbox import ExecResult, Sandbox
 
 MODES = ("single-line", "multi-line", "random-span")
 RANDOM_SPANS_PER_PROBLEM = 10  # HumanEval-Infilling's random-span set: 1640 tasks, 10 per problem
-FIM_TOKENS = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
-# Tokens that end a middle besides EOS (a model trained on repo-level data may move on to the next file).
-END_TOKENS = ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>")
 
 
 @dataclass(frozen=True)
@@ -93,14 +91,11 @@ def spread(tasks: list[InfillTask], limit: int | None) -> list[InfillTask]:
 
 def psm_prompt(tokenizer, task: InfillTask, room: int | None = None) -> list[int]:
     """PSM token ids; with `room`, prefix and suffix are cut at their far ends to fit it (see context.fit_infill)."""
-    for name in FIM_TOKENS:
-        if tokenizer.special_id(name) is None:
-            raise UserError(f"the tokenizer has no {name} token: this model was not trained for infilling")
-    pre, suf, mid = (tokenizer.special_id(n) for n in FIM_TOKENS)
+    ids = require_fim_ids(tokenizer)
     prefix, suffix = tokenizer.encode(task.prefix), tokenizer.encode(task.suffix)
     if room is not None:
-        prefix, suffix = fit_infill(prefix, suffix, room - 3)
-    return [pre] + prefix + [suf] + suffix + [mid]
+        prefix, suffix = fit_infill(prefix, suffix, room - FIM_CONTROL_TOKENS)
+    return encode_pieces(tokenizer, psm(ids, prefix, suffix))
 
 
 def infill_case(task: InfillTask, problems: dict[str, dict], completion: str) -> JudgeCase:
@@ -161,7 +156,7 @@ def sample_endpoint(endpoint, tasks: Sequence[InfillTask], n: int, params, fim_f
 
 def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk: int = 16) -> list[dict]:
     from ..sampling import generate  # torch: only sampling needs it, not scoring saved samples
-    ends = tuple(i for i in (tokenizer.special_id(t) for t in END_TOKENS) if i is not None)
+    ends = fim_end_ids(tokenizer)
     room = prompt_room(model, params.max_new_tokens)
     params = replace(params, n=n, stop_token_ids=tuple(params.stop_token_ids) + ends)
     samples = []

@@ -17,7 +17,6 @@ Scoring follows the official mtpb_exec.py so numbers are comparable:
 from __future__ import annotations
 
 import ast
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -28,13 +27,15 @@ import numpy as np
 
 from ..errors import UserError
 from ..progress import progress_task
+from ..prompt_format import SYNTH_PREAMBLE as PREAMBLE  # the format is prompt_format's; these names are MTPB's
+from ..prompt_format import synth_history, turn_prompt
+from ..prompt_format import truncate_turn as truncate
 from .context import fit_prompts
 from .humaneval import read_jsonl
 from .perplexity import mtpb_prompt_perplexity
 from .report import completion_counts, completion_counts_text, markdown_table, plot_bars, write_jsonl, write_run
 from .sandbox import ExecResult, Sandbox, SeriesValue
 
-PREAMBLE = "# Import libraries.\n\nimport numpy as np\n\n"
 DEFAULT_TIMEOUT = 20.0  # the official harness's time limit
 DEFAULT_MAX_GEN_LENGTH = 256  # when a problem has no max_gen_length (the official sampler's default)
 MODES = ("multi", "single")
@@ -95,32 +96,14 @@ def load_problems(path: str | Path | None = None) -> list[Problem]:
 
 
 # ------------------------------------------------------------------------------------------------ prompts
-def turn_prompt(text: str) -> str:
-    return f"# {text}\n"
-
-
 def multi_turn_program(problem: Problem, case: int, completions: Sequence[str]) -> str:
     """History after every turn: preamble, then per turn the prompt and its truncated completion + blank line."""
-    return PREAMBLE + "".join(turn_prompt(t) + c + "\n\n" for t, c in zip(problem.turns(case), completions))
+    return synth_history(problem.turns(case), completions)
 
 
 def single_turn_prompt(problem: Problem, case: int) -> str:
     """The paper's single-turn baseline: every turn's instruction at once, one completion for all of them."""
     return PREAMBLE + "".join(turn_prompt(t) for t in problem.turns(case))
-
-
-_TERMINALS = [re.compile(p, re.MULTILINE) for p in (r"^#", re.escape("<|endoftext|>"), r"^'''", r'^"""', r"\n\n\n")]
-
-
-def truncate(completion: str) -> str:
-    """The official sampler's cut: before a second top-level print or def, and before the first top-level comment,
-    end-of-text marker, top-level docstring quote or two blank lines."""
-    for keyword in (r"^print", r"^def"):
-        starts = [m.start() for m in re.finditer(keyword, completion, re.MULTILINE)]
-        if len(starts) > 1:
-            completion = completion[: starts[1]]
-    cuts = [m.start() for m in (t.search(completion) for t in _TERMINALS) if m]
-    return completion[: min(cuts)] if cuts else completion
 
 
 # ------------------------------------------------------------------------------------------------ scoring

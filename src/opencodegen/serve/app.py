@@ -2,8 +2,10 @@
 synthesis routes and the playground page, over one continuous-batching scheduler.
 
     POST /v1/completions   OpenAI completions (see completions.py)
+    POST /v1/fim/completions  Mistral's (Codestral's) fill in the middle, as Continue sends it (see fim_route.py)
     POST /infill           llama.cpp infill (see infill_route.py)
-    GET  /v1/models        the one model served
+    GET  /props            llama.cpp's server properties: context size, slots, the FIM and repository formats
+    GET  /v1/models        the one model served, with its context length and FIM format (prompt_format.describe_fim)
     GET  /health           liveness plus the scheduler's slots, queue and counters, and the prefix cache's use
     /v1/synth/sessions...  multi-turn synthesis (synth_routes.py)
     /                      the playground (static/), when present: GETs that no route takes
@@ -32,12 +34,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import UserError
 from ..healing import token_index
+from ..prompt_format import describe_fim
 from ..progress import log
 from ..sampling import SamplingParams
 from .completions import create_completion
+from .fim_route import create_fim
 from .infill_route import create_infill
 from .prefix_cache import DEFAULT_BLOCK
-from .protocol import APIError, CompletionRequest, InfillRequest, error_response
+from .protocol import APIError, CompletionRequest, FimRequest, InfillRequest, error_response
 from .scheduler import DEFAULT_PREFILL_BUDGET, Scheduler
 from .state import ServerState
 from .synth import ProgramRunner
@@ -53,16 +57,21 @@ DEFAULT_PREFIX_CACHE_MB = 512
 def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size: int = 64, timeout: float = 120.0,
                max_len: int | None = None, prefix_cache_mb: float = DEFAULT_PREFIX_CACHE_MB,
                prefill_chunk: int = DEFAULT_BLOCK, prefill_budget: int = DEFAULT_PREFILL_BUDGET,
-               allow_code_execution: bool = False, api_key: str | None = None, allow_unsafe: bool = False) -> FastAPI:
+               allow_code_execution: bool = False, api_key: str | None = None, allow_unsafe: bool = False,
+               speculative_tokens: int = 0) -> FastAPI:
     """An app serving `model`. The scheduler's thread starts and stops with the app's lifespan (uvicorn runs it).
     prefix_cache_mb: memory for the keys and values of earlier prompts, reused by prompts that start the same way
     (0 disables it); prefill_chunk: the prefill grid and cache block in tokens (prefix_cache.py); prefill_budget:
     prompt tokens prefilled between two decode steps (scheduler.py). allow_code_execution: /run executes programs
-    (in the sandbox; allow_unsafe: even where it cannot isolate them); api_key: required on every API request."""
+    (in the sandbox; allow_unsafe: even where it cannot isolate them); api_key: required on every API request.
+    speculative_tokens: prompt-lookup drafts of up to this many tokens for requests that do not set their own
+    (0: off)."""
     scheduler = Scheduler(model, tokenizer, slots=slots, queue_size=queue_size, timeout=timeout, max_len=max_len,
                           prefix_cache_bytes=int(prefix_cache_mb * 2**20), prefill_chunk=prefill_chunk,
                           prefill_budget=prefill_budget)
-    state = ServerState(scheduler, tokenizer, model_name)
+    if speculative_tokens < 0:
+        raise ValueError(f"speculative_tokens={speculative_tokens} must be >= 0")
+    state = ServerState(scheduler, tokenizer, model_name, speculative_tokens)
     token_index(tokenizer)  # token healing's index of the vocabulary: built now rather than on the first request
     runner = ProgramRunner(allow_unsafe=allow_unsafe)
 
@@ -85,11 +94,27 @@ def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size
     async def health() -> dict:
         return {"status": "ok", "model": model_name, **scheduler.stats()}
 
+    fim_format = describe_fim(tokenizer)
+
     @app.get("/v1/models")
     async def models() -> dict:
+        # max_model_len is vLLM's name for the context, context_length OpenRouter's; fim is null without FIM tokens.
         return {"object": "list", "data": [{"id": model_name, "object": "model", "created": state.created,
                                             "owned_by": "opencodegen", "max_model_len": scheduler.context,
+                                            "context_length": scheduler.context, "fim": fim_format,
                                             "code_execution": allow_code_execution}]}
+
+    @app.get("/props")
+    async def props() -> dict:
+        # llama.cpp's /props fields that clients read (n_ctx, total_slots, model_path), plus the FIM format.
+        return {"default_generation_settings": {"n_ctx": scheduler.context, "params": InfillRequest().model_dump(
+                    include={"n_predict", "temperature", "top_k", "top_p"})},
+                "total_slots": scheduler.slots, "model_path": model_name, "n_ctx": scheduler.context,
+                "fim": fim_format}
+
+    @app.post("/v1/fim/completions")
+    async def fim_completions(req: FimRequest, request: Request):
+        return await create_fim(req, request, state)
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest, request: Request):
@@ -117,7 +142,7 @@ def completer(state: ServerState):
         ids = ids[-(context - max_tokens):]
         try:
             params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                                    stop=tuple(stop))
+                                    stop=tuple(stop), speculative_tokens=state.speculative_tokens)
         except UserError as e:
             raise APIError(400, str(e)) from None
         job = submit(state.scheduler, [ids], params, stream=False)

@@ -22,7 +22,8 @@ from fastapi import Request
 from ..errors import UserError
 from ..sampling import Completion, SamplingParams
 from ..healing import HealedPrompt, heal_tail
-from .prompts import end_token_ids, healed_fim
+from ..prompt_format import fim_end_ids
+from .prompts import healed_fim
 from .protocol import APIError, CompletionRequest
 from .scheduler import PromptLogprobs, SequenceDone, TextDelta
 from .state import ServerState
@@ -93,7 +94,7 @@ def prepare(req: CompletionRequest, state: ServerState) -> Prepared:
         suffix = tok.encode(req.suffix)
         healed = [healed_fim(tok, x, suffix, heal=req.token_healing) for x in ids]
         ids, removed = [h.ids for h in healed], [h.removed for h in healed]
-        stop_token_ids = end_token_ids(tok)
+        stop_token_ids = fim_end_ids(tok)
     elif req.token_healing:
         healed = [heal_tail(tok, x) if isinstance(p, str) else (x, b"") for p, x in zip(prompts, ids)]
         ids, removed = [list(x) for x, _ in healed], [r for _, r in healed]
@@ -120,7 +121,8 @@ def prepare(req: CompletionRequest, state: ServerState) -> Prepared:
     try:
         params = SamplingParams(max_new_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p,
                                 stop=tuple(stops), seed=req.seed, n=req.n, logprobs=req.logprobs,
-                                stop_token_ids=stop_token_ids)
+                                stop_token_ids=stop_token_ids,
+                                speculative_tokens=state.speculation(req.speculative_tokens))
     except UserError as e:
         raise APIError(400, str(e)) from None
     return Prepared(texts, ids, removed, params)

@@ -1,8 +1,6 @@
-"""Prompt token ids for infilling, in the formats the model was trained on (data/tokenize.py): text pieces encoded
-separately and the special ids spliced in, so a literal "<|fim_prefix|>" typed in code is never a control token.
-
-  file level:  <|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>
-  repo level:  <|repo_name|>{repo}\\n <|file_sep|>{path}\\n{text}\\n ... <|file_sep|>{path}\\n + the file-level FIM
+"""Prompt token ids for infilling in the formats the model was trained on, built with prompt_format (the module
+the corpus tokenizer builds training documents with): PSM at file level, and the repository format with the other
+files before the current one at repository level. A tokenizer without the needed control tokens is a 400 naming them.
 
 With token healing (healing.py) the text before the cursor is backed up: the end of the prefix, or of the text
 typed after the middle token when there is some, since that is where the middle continues.
@@ -14,30 +12,48 @@ from typing import Sequence
 
 from ..eval.context import fit_infill
 from ..healing import HealedPrompt, heal_tail
-from ..eval.infill import END_TOKENS, FIM_TOKENS
+from ..prompt_format import (
+    FILE_SEP,
+    FIM_CONTROL_TOKENS,
+    FIM_MIDDLE,
+    FIM_PREFIX,
+    FIM_SUFFIX,
+    REPO_NAME,
+    FimIds,
+    RepoIds,
+    encode_pieces,
+    fim_ids,
+    missing_tokens,
+    psm,
+    repo_file,
+    repo_head,
+    repo_ids,
+)
 from .protocol import APIError
 
-REPO_TOKENS = ("<|repo_name|>", "<|file_sep|>")
+
+def _unsupported(tokenizer, names: Sequence[str], param: str, why: str) -> APIError:
+    return APIError(400, f"{param}: the model's tokenizer has no {', '.join(missing_tokens(tokenizer, names))} token, "
+                         f"so it cannot {why}", param=param, code="unsupported_by_model")
 
 
-def special_ids(tokenizer, names: Sequence[str], param: str, why: str) -> list[int]:
-    ids = [tokenizer.special_id(name) for name in names]
-    missing = [name for name, i in zip(names, ids) if i is None]
-    if missing:
-        raise APIError(400, f"{param}: the model's tokenizer has no {', '.join(missing)} token, so it cannot {why}",
-                       param=param, code="unsupported_by_model")
+def fim_ids_or_400(tokenizer, param: str) -> FimIds:
+    ids = fim_ids(tokenizer)
+    if ids is None:
+        raise _unsupported(tokenizer, (FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE), param, "fill in the middle")
     return ids
 
 
-def end_token_ids(tokenizer) -> tuple[int, ...]:
-    """Tokens that end a middle besides EOS (a model trained on repository data may move on to the next file)."""
-    return tuple(i for i in (tokenizer.special_id(t) for t in END_TOKENS) if i is not None)
+def repo_ids_or_400(tokenizer, param: str) -> RepoIds:
+    ids = repo_ids(tokenizer)
+    if ids is None:
+        raise _unsupported(tokenizer, (REPO_NAME, FILE_SEP), param, "read a repository-level prompt")
+    return ids
 
 
-def fim_ids(tokenizer, prefix: list[int], suffix: list[int], param: str = "suffix") -> list[int]:
+def fim_ids_prompt(tokenizer, prefix: list[int], suffix: list[int], param: str = "suffix") -> list[int]:
     """PSM prompt from already-encoded prefix and suffix."""
-    pre, suf, mid = special_ids(tokenizer, FIM_TOKENS, param, "fill in the middle")
-    return [pre, *prefix, suf, *suffix, mid]
+    return encode_pieces(tokenizer, psm(fim_ids_or_400(tokenizer, param), prefix, suffix))
 
 
 def healed_fim(tokenizer, prefix: list[int], suffix: list[int], typed: Sequence[int] = (), heal: bool = True,
@@ -49,7 +65,7 @@ def healed_fim(tokenizer, prefix: list[int], suffix: list[int], typed: Sequence[
         typed, removed = heal_tail(tokenizer, typed)
     elif heal:
         prefix, removed = heal_tail(tokenizer, prefix)
-    return HealedPrompt(fim_ids(tokenizer, prefix, suffix, param) + list(typed), removed)
+    return HealedPrompt(fim_ids_prompt(tokenizer, prefix, suffix, param) + list(typed), removed)
 
 
 def repo_infill_ids(tokenizer, *, repo: str, files: Sequence[tuple[str, str]], path: str, prefix: str, suffix: str,
@@ -60,16 +76,14 @@ def repo_infill_ids(tokenizer, *, repo: str, files: Sequence[tuple[str, str]], p
     anything was cut)."""
     head: list[int] = []
     file_ids: list[list[int]] = []
+    current: list[int] = []
     if files:
-        repo_name, file_sep = special_ids(tokenizer, REPO_TOKENS, "input_extra", "read a repository-level prompt")
-        head = [repo_name, *tokenizer.encode(repo + "\n")]
-        file_ids = [[file_sep, *tokenizer.encode(p + "\n"), *tokenizer.encode(text), *tokenizer.encode("\n")]
-                    for p, text in files]
-        current = [file_sep, *tokenizer.encode(path + "\n")]
-    else:
-        current = []
+        ids = repo_ids_or_400(tokenizer, "input_extra")
+        head = encode_pieces(tokenizer, repo_head(ids, repo))
+        file_ids = [encode_pieces(tokenizer, repo_file(ids, p, [text])) for p, text in files]
+        current = encode_pieces(tokenizer, repo_file(ids, path, [], last=True))
     pre_ids, suf_ids, typed_ids = tokenizer.encode(prefix), tokenizer.encode(suffix), tokenizer.encode(typed)
-    fixed = len(head) + len(current) + len(typed_ids) + 3  # the three FIM tokens
+    fixed = len(head) + len(current) + len(typed_ids) + FIM_CONTROL_TOKENS
     cut = False
     while file_ids and fixed + sum(map(len, file_ids)) + len(pre_ids) + len(suf_ids) > room:
         file_ids.pop(0)

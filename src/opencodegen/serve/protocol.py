@@ -58,6 +58,9 @@ class CompletionRequest(_Strict):
     stream_options: StreamOptions | None = None
     # Ours: token healing (healing.py) of a text prompt's end, or of the FIM prefix's with suffix; false turns it off.
     token_healing: bool = True
+    # Ours: speculative decoding with prompt-lookup drafts of up to this many tokens (same tokens, fewer forward
+    # passes: sampling.SamplingParams); None takes the server's --speculative, 0 turns it off.
+    speculative_tokens: int | None = Field(None, ge=0)
     # Accepted only at the values that mean "off", so a client relying on them hears that they are not supported.
     best_of: int | None = None
     frequency_penalty: float = 0.0
@@ -71,8 +74,8 @@ class ExtraFile(_Strict):
 
 
 class InfillRequest(_Strict):
-    """POST /infill, llama.cpp's shape. n_predict -1 (llama.cpp's default) means a quarter of the context; the
-    sampling defaults are llama.cpp's too."""
+    """POST /infill, llama.cpp's shape. n_predict -1 (llama.cpp's default) means a quarter of the context, 0 only
+    reads the prompt (editors send it to warm the prefix cache); the sampling defaults are llama.cpp's too."""
 
     model: str | None = None
     input_prefix: str = ""
@@ -88,4 +91,31 @@ class InfillRequest(_Strict):
     stop: list[str] = []
     seed: int | None = Field(None, ge=-1)  # llama.cpp sends -1 for "random"
     stream: bool = False
+    # llama.cpp's time budget for generation, from the first generated token; it applies once a line break has been
+    # generated. <= 0: none.
+    t_max_predict_ms: float = 0
+    # Accepted for llama.cpp clients: the prefix cache is always used, and its output does not depend on it.
+    cache_prompt: bool = True
     token_healing: bool = True  # ours: heal the end of the prefix (of `prompt` when given); false turns it off
+    speculative_tokens: int | None = Field(None, ge=0)  # ours, as in CompletionRequest
+
+
+class FimRequest(_Strict):
+    """POST /v1/fim/completions, Mistral's (Codestral's) shape, which Continue sends. max_tokens None: up to the
+    context; random_seed is Mistral's name for seed. min_tokens is accepted only at 0 (not supported)."""
+
+    model: str | None = None
+    prompt: str
+    suffix: str = ""
+    max_tokens: int | None = Field(None, ge=1)
+    min_tokens: int = Field(0, ge=0)
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    random_seed: int | None = None
+    seed: int | None = None
+    stream: bool = False
+    token_healing: bool = True  # ours, as in CompletionRequest
+    speculative_tokens: int | None = Field(None, ge=0)  # ours, as in CompletionRequest
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0

@@ -1,9 +1,10 @@
 """Continuous batching for the server: one background thread owns the model and a KV cache with one row per slot;
 requests join and leave the running batch between decode steps. Each iteration drops cancelled and expired
 requests, prefills at most `prefill_budget` prompt tokens (through the prefix cache, one grid chunk at a time), then
-samples one token for every live row in one shared forward pass. So a long prompt stalls the running streams for at
-most the budget at a time, as vLLM's chunked prefill does (its max_num_batched_tokens is this budget); the README
-says how the default budget was chosen, and `ocg serve --prefill-budget` moves it.
+samples every live row's next token (and, for a request that speculates, its draft's tokens as far as they agree)
+and runs one shared forward pass for all rows, with generate()'s own draft and verify steps. So a long prompt stalls
+the running streams for at most the budget at a time, as vLLM's chunked prefill does (its max_num_batched_tokens is
+this budget); the README says how the default budget was chosen, and `ocg serve --prefill-budget` moves it.
 
 Every sequence is sampling.generate's own per-sequence state, fed the same logits rows, so a request gives token for
 token what generate() alone gives it, whatever else shares the batch (for a prompt longer than one prefill chunk, to
@@ -18,11 +19,12 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, replace
+from itertools import accumulate
 from typing import Sequence
 
 import torch
 
-from ..healing import HealedPrompt, constrain
+from ..healing import HealedPrompt
 from ..model.transformer import KVCache
 from ..progress import log
 from ..sampling import (
@@ -30,10 +32,12 @@ from ..sampling import (
     SamplingParams,
     SequenceState,
     compact_rows,
+    draft_tokens,
+    end_token_set,
     eos_id_of,
+    forward_drafts,
     random_seed,
-    record_logprobs,
-    sample_tokens,
+    verify_drafts,
 )
 from .prefix_cache import DEFAULT_BLOCK, Prefill, PrefixCache
 
@@ -157,10 +161,13 @@ class Scheduler:
         self._cond = threading.Condition()
         self._waiting: deque[Job] = deque()
         self._closed = False
-        # Model thread only: live sequences (cache row r holds _active[r]), the job of each, their next logits.
+        # Model thread only: live sequences (cache row r holds _active[r]) and the job of each; their next logits,
+        # row r's at positions _first[r] .. _first[r] + len(_drafts[r]) (its last token, then its speculative draft).
         self._active: list[SequenceState] = []
         self._owners: list[Job] = []
         self._logits: torch.Tensor | None = None
+        self._first: list[int] = []
+        self._drafts: list[list[int]] = []
         # Model thread only: the prompt being prefilled (one at a time, into row len(_active)) and its job.
         self._prefill: Prefill | None = None
         self._prefill_job: Job | None = None
@@ -251,8 +258,7 @@ class Scheduler:
             self._waiting = deque(j for j in self._waiting if not j.cancelled)
         if self._prefill_job is not None and self._prefill_job.cancelled:
             self._prefill = self._prefill_job = None  # abandoned: its row is simply free again
-        index = self._remove([job.cancelled for job in self._owners])
-        self._logits = None if index is None else self._logits[index]
+        self._keep_logits(self._remove([job.cancelled for job in self._owners]))
 
     def _prefill_some(self) -> None:
         """Prefills up to `prefill_budget` prompt tokens, one grid chunk at a time, between two decode steps: the
@@ -288,14 +294,16 @@ class Scheduler:
         if n > 1:
             self.cache.copy_rows(row, list(range(row + 1, row + n)))
         params = job.params
-        end_ids = frozenset(params.stop_token_ids) | (
-            frozenset() if self.eos_id is None or params.ignore_eos else {self.eos_id})
+        end_ids = end_token_set(params, self.eos_id)
         on_token = (lambda i, j, text, job=job: job.post(TextDelta(i, j, text))) if job.stream else None
         for j in range(n):
             self._active.append(SequenceState(p, j, ids, params.max_new_tokens, params, params.seed, self.tokenizer,
                                               end_ids, on_token, job.prompts[p].removed))
             self._owners.append(job)
         self._prefill = self._prefill_job = None  # (after the append: /health never sees the rows as free)
+        start = 0 if self._logits is None else self._logits.shape[0]
+        self._first += range(start, start + n)
+        self._drafts += [[] for _ in range(n)]
         new = logits.expand(n, -1)
         self._logits = new if self._logits is None else torch.cat([self._logits, new])
         job.next_prompt += 1
@@ -313,40 +321,48 @@ class Scheduler:
         return PromptLogprobs(p, [None] + chosen, top)
 
     def _step(self) -> None:
+        """Samples every live row's next tokens (its draft's, as far as they agree: sampling.verify_drafts), then
+        runs one forward pass for all rows still going, each fed its last token and, when its request speculates,
+        a new draft (sampling.forward_drafts, as generate() does)."""
         active, owners = self._active, self._owners
-        allowed = constrain(self._logits, [s.respeller for s in active])  # token healing: rows still re-spelling
-        tokens = sample_tokens(allowed, [s.params for s in active], [s.generator for s in active])
-        # Log-probabilities per group of rows asking for the same number of alternatives (record_logprobs takes one).
-        for k in {s.params.logprobs for s in active} - {None}:
-            rows = [r for r, s in enumerate(active) if s.params.logprobs == k]
-            index = torch.tensor(rows, device=self._logits.device)
-            record_logprobs([active[r] for r in rows], self._logits[index], tokens[index])
-        finished = []
-        for s, job, t in zip(active, owners, tokens.tolist()):
-            done = s.accept(t)
+        finished = verify_drafts(active, self._logits, self._first, self._drafts)
+        if any(self._drafts):  # forget the keys of rejected drafts: each row's cache holds all its tokens but the last
+            self.cache.truncate([len(s.prompt_ids) + len(s.token_ids) - 1 for s in active])
+        for s, job, done in zip(active, owners, finished):
             if done:
                 job.post(SequenceDone(s.prompt_index, s.sample_index, s.completion))
                 job.sequences_done += 1
                 self.counters["completed"] += job.sequences_done == job.total
-            finished.append(done)
-        index = self._remove(finished)
-        # The sampled tokens of the rows still running are the next step's input: one forward for all of them.
-        self._logits = None if index is None else self.model(tokens[index][:, None], cache=self.cache)[:, -1]
+        self._remove(finished)
+        if not self._active:
+            self._logits, self._first, self._drafts = None, [], []
+            return
+        k = max(s.params.speculative_tokens for s in self._active)
+        drafts = draft_tokens(self._active, k, self.cache.max_len) if k else [[] for _ in self._active]
+        self._logits, self._first = forward_drafts(self.model, self.cache, self._active, drafts)
+        self._drafts = drafts
 
-    def _remove(self, gone: list[bool]) -> torch.Tensor | None:
+    def _remove(self, gone: list[bool]) -> list[int]:
         """Drops the rows flagged in `gone`, packing the rest into cache rows 0..live-1, and moves the row of a
         prompt being prefilled down to row live (right after them) too. Returns, per remaining row, the old row it
-        came from (to reindex what the caller holds per row), or None when no row remains. Live rows stay contiguous
-        from row 0 so that the decode forward reads the cache through views instead of gathering rows."""
+        came from. Live rows stay contiguous from row 0 so that the decode forward reads the cache through views
+        instead of gathering rows."""
         if not any(gone):
-            return torch.arange(len(gone), device=self.device) if gone else None
+            return list(range(len(gone)))
         order = compact_rows(self.cache, gone)
         self._active = [self._active[r] for r in order]
         self._owners = [self._owners[r] for r in order]
         if self._prefill is not None:
             self.cache.copy_rows(self._prefill.row, [len(self._active)])
             self._prefill.row = len(self._active)
-        return torch.tensor(order, dtype=torch.long, device=self.device) if order else None
+        return order
+
+    def _keep_logits(self, order: list[int]) -> None:
+        """The pending logits of the rows that remain, after _remove returned `order`."""
+        if not order:
+            self._logits, self._first, self._drafts = None, [], []
+        else:
+            self._logits, self._first, self._drafts = keep_rows(self._logits, self._first, self._drafts, order)
 
     def _fail_all(self, error: Exception) -> None:
         with self._cond:
@@ -356,5 +372,15 @@ class Scheduler:
             job.post(JobFailed(error))
             job.cancel()
         self.counters["failed"] += len(jobs)
-        self._active, self._owners, self._logits = [], [], None
+        self._active, self._owners, self._logits, self._first, self._drafts = [], [], None, [], []
         self._prefill = self._prefill_job = None
+
+
+def keep_rows(logits: torch.Tensor, first: list[int], drafts: list[list[int]],
+              order: list[int]) -> tuple[torch.Tensor, list[int], list[list[int]]]:
+    """Pending logits for the rows `order` (old row per new row): each row's positions, first[r] ..
+    first[r] + len(drafts[r]), gathered in the new order, with their new first indices and drafts."""
+    spans = [range(first[r], first[r] + 1 + len(drafts[r])) for r in order]
+    index = torch.tensor([i for span in spans for i in span], device=logits.device)
+    return (logits[index], list(accumulate((len(span) for span in spans[:-1]), initial=0)),
+            [drafts[r] for r in order])

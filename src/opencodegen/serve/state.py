@@ -15,7 +15,11 @@ class ServerState:
     scheduler: Scheduler
     tokenizer: Any
     model_name: str
+    speculative_tokens: int = 0  # the server-wide default for requests that do not say (ocg serve --speculative)
     created: int = field(default_factory=lambda: int(time.time()))
+
+    def speculation(self, requested: int | None) -> int:
+        return self.speculative_tokens if requested is None else requested
 
     @property
     def vocab_size(self) -> int:

@@ -1,7 +1,7 @@
 """A multi-turn program synthesis session, the CodeGen paper's conversational setting: a person states intent in
 English one step at a time; each step becomes a `# {intent}` comment on top of the program so far and the model writes
-the sub-program under it. Prompt and cut are MTPB's (eval/mtpb.py: preamble, `turn_prompt`, `truncate`), so a session
-is what that benchmark measures, with a person choosing the turns.
+the sub-program under it. Prompt and cut are MTPB's (prompt_format.py: preamble, `turn_prompt`, `truncate_turn`), so a
+session is what that benchmark measures, with a person choosing the turns.
 
 No HTTP and no terminal here. The session takes a `complete` callable, sync or async, with the server's signature
 `complete(prompt, *, max_tokens, temperature, top_p, seed, stop) -> str`: the terminal passes `model_complete` (direct
@@ -22,9 +22,10 @@ from typing import Any, Awaitable, Callable
 
 from ..errors import UserError
 from ..eval.context import fit_prompts
-from ..eval.mtpb import DEFAULT_TIMEOUT, PREAMBLE, PRELOAD, truncate, turn_prompt, wrap_last_in_print
+from ..eval.mtpb import DEFAULT_TIMEOUT, PRELOAD, wrap_last_in_print
 from ..eval.report import write_json
 from ..eval.sandbox import Sandbox
+from ..prompt_format import SYNTH_PREAMBLE, synth_history, turn_prompt, truncate_turn
 from ..sampling import SamplingParams, generate
 
 Complete = Callable[..., "str | Awaitable[str]"]
@@ -33,8 +34,8 @@ FORMAT = "opencodegen-synth-session"
 VERSION = 1
 
 # Strings that end a turn's sampling early. MTPB samples the whole budget and cuts afterwards; each of these starts
-# exactly where `truncate` cuts (a top-level comment or docstring quote, two blank lines), so stopping there keeps the
-# same code up to a trailing newline, which `tidy` removes anyway. They save most of the budget once the model moves
+# exactly where `truncate_turn` cuts (a top-level comment or docstring quote, two blank lines), so stopping there keeps
+# the same code up to a trailing newline, which `tidy` removes anyway. They save most of the budget once the model moves
 # on to a next `# ...` step of its own.
 TURN_STOPS = ("\n#", "\n'''", '\n"""', "\n\n\n")
 MAX_TOKENS_LIMIT = 4096  # per turn; a typo like 100000 should be an error, not an hour of sampling
@@ -42,7 +43,7 @@ MAX_TOKENS_LIMIT = 4096  # per turn; a typo like 100000 should be an error, not 
 
 def tidy(code: str) -> str:
     """A turn's code without trailing whitespace, so every turn is followed by exactly the one blank line MTPB's
-    history puts there (`code + "\\n\\n"`), whether the code was cut at a stop, by `truncate` or typed by hand."""
+    history puts there (`code + "\\n\\n"`), whether the code was cut at a stop, by `truncate_turn` or typed by hand."""
     return code.rstrip()
 
 
@@ -193,14 +194,14 @@ class SynthSession:
     complete: Complete | None = None
     settings: SynthSettings = field(default_factory=SynthSettings)
     turns: list[Turn] = field(default_factory=list)
-    preamble: str = PREAMBLE
+    preamble: str = SYNTH_PREAMBLE
 
     # ---- the program ----------------------------------------------------------------------------------------------
     def history(self, upto: int | None = None) -> str:
         """The program after the first `upto` turns (all by default): MTPB's history, preamble then per turn its
         comment prompt, its code and a blank line."""
         turns = self.turns if upto is None else self.turns[:upto]
-        return self.preamble + "".join(turn_prompt(t.intent) + t.code + "\n\n" for t in turns)
+        return synth_history([t.intent for t in turns], [t.code for t in turns], self.preamble)
 
     @property
     def program(self) -> str:
@@ -256,7 +257,7 @@ class SynthSession:
                             seed=None if s.seed is None else s.seed + attempt, stop=list(TURN_STOPS))
         if inspect.isawaitable(out):
             out = await out
-        return tidy(truncate(out))
+        return tidy(truncate_turn(out))
 
     # ---- saving and loading ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -277,7 +278,7 @@ class SynthSession:
             raise BadField("format", f"is {data['format']!r}, not {FORMAT!r}")
         if data.get("version", VERSION) != VERSION:
             raise BadField("version", f"{data['version']!r} is not supported (this version reads {VERSION})")
-        preamble = data.get("preamble", PREAMBLE)
+        preamble = data.get("preamble", SYNTH_PREAMBLE)
         if not isinstance(preamble, str):
             raise BadField("preamble", f"must be a string, not {type(preamble).__name__}")
         turns = data.get("turns", [])
