@@ -18,7 +18,8 @@ from opencodegen.model.config import ModelConfig
 from opencodegen.model.io import save_checkpoint
 from opencodegen.model.transformer import GPT
 from opencodegen.sampling import HUMANEVAL_STOP, SamplingParams, generate
-from opencodegen.serve.prompts import end_token_ids, healed_fim
+from opencodegen.prompt_format import fim_end_ids
+from opencodegen.serve.prompts import healed_fim
 from opencodegen.tokenizer import train_tokenizer
 from serve_fixtures import CODE, one_torch_thread, running_server  # noqa: F401 (autouse fixture)
 
@@ -63,7 +64,7 @@ def test_infill_through_suffix_equals_the_servers_engine(served, tmp_path):
     for t in tasks:
         prompt = healed_fim(tok, tok.encode(t.prefix), tok.encode(t.suffix))
         [want] = generate(model, tok, [prompt], SamplingParams(max_new_tokens=12, temperature=0.0,
-                                                               stop_token_ids=end_token_ids(tok)))[0:1]
+                                                               stop_token_ids=fim_end_ids(tok)))[0:1]
         assert samples[t.task_id] == infill.cut_middle(t, want[0].text)  # the server's middle, syntax-truncated
 
 

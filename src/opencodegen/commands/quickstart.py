@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = run_quickstart(args.run_dir, budget, args.config, args.fresh)
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted: finished stages are kept; run the same command again to resume "
-                      f"(or add --fresh to start over)[/yellow]")
+        console.print("[yellow]interrupted: finished stages are kept; run the same command again to resume "
+                      "(or add --fresh to start over)[/yellow]")
         return 130
     print_results(results)
     return 0

@@ -145,6 +145,9 @@ def _start_local(ex: LocalPipelineExecutor, preload: list[str]):
     return child, receive
 
 
+EXECUTORS = ("local", "slurm", "ray")
+
+
 def check_executor(kind: str) -> None:
     """What an executor needs from this machine, checked before any work starts."""
     if kind == "slurm" and shutil.which("sbatch") is None:
@@ -152,15 +155,16 @@ def check_executor(kind: str) -> None:
                         "node, or use --executor local (this machine) or ray")
     if kind == "ray":
         require("ray", "ray", "--executor ray")
-    if kind not in ("local", "slurm", "ray"):
-        raise UserError(f"--executor {kind!r}: choose local, slurm or ray")
+    if kind not in EXECUTORS:
+        raise UserError(f"--executor {kind!r}: choose {', '.join(EXECUTORS)}")
 
 
 def make_executors(stages: list[Stage], logs_dir: Path, kind: str, workers: int, slurm: dict | None = None,
                    ray: dict | None = None) -> list:
     """One datatrove executor per stage, each depending on the previous one (Slurm/Ray chain them; locally they are
-    run in order)."""
-    check_executor(kind)
+    run in order). Building them needs nothing of the cluster; the commands that run them call check_executor first."""
+    if kind not in EXECUTORS:
+        raise UserError(f"--executor {kind!r}: choose {', '.join(EXECUTORS)}")
     executors: list = []
     for st in stages:
         common = dict(pipeline=st.pipeline, tasks=st.tasks, logging_dir=str(logs_dir / st.name))

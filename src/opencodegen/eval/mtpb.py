@@ -17,6 +17,7 @@ Scoring follows the official mtpb_exec.py so numbers are comparable:
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from importlib import resources
