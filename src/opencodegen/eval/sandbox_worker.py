@@ -113,6 +113,13 @@ def interpreter_paths() -> list[str]:
     return chosen
 
 
+def scratch_keep() -> frozenset[str]:
+    """The scratch's top-level names that hold the interpreter (when it lives under /tmp): never wiped."""
+    scratch = SCRATCH.rstrip("/") + os.sep
+    return frozenset(os.path.realpath(p)[len(scratch):].split(os.sep, 1)[0] for p in interpreter_paths()
+                     if os.path.realpath(p).startswith(scratch))
+
+
 def build_minimal_root(tmpfs_mb: int) -> None:
     """Runs once per worker, as root of fresh mount/PID namespaces: the new root is an empty read-only tmpfs with the
     system directories, the interpreter, a few device nodes, a procfs of this PID namespace (processes of other
@@ -134,6 +141,11 @@ def build_minimal_root(tmpfs_mb: int) -> None:
             os.symlink(os.readlink(path), new + path)
         elif os.path.exists(path):
             _bind_read_only(path, new + path)
+    # The scratch first: an interpreter that lives under /tmp (a venv in a checkout there) is then bound read-only
+    # inside it, at its own path, and the scratch's wipe leaves those directories alone (scratch_keep).
+    os.mkdir(new + SCRATCH)
+    _mount("tmpfs", new + SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV,
+           f"mode=1777,size={tmpfs_mb}m,nr_inodes={SCRATCH_INODES}")
     for path, src in needed:
         if not any(path == d or path.startswith(d + os.sep) for d in SYSTEM_DIRS):
             _bind_read_only(src, new + path)
@@ -147,9 +159,6 @@ def build_minimal_root(tmpfs_mb: int) -> None:
         _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible,subset=pid")
     except OSError:
         _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-    os.mkdir(new + SCRATCH)
-    _mount("tmpfs", new + SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV,
-           f"mode=1777,size={tmpfs_mb}m,nr_inodes={SCRATCH_INODES}")
     os.close(host_tmp)
     os.mkdir(new + "/.old")
     if libc.syscall(PIVOT_ROOT[os.uname().machine], new.encode(), (new + "/.old").encode()) != 0:
@@ -564,6 +573,7 @@ class Worker:
             # lists no process of another uid; the worker and the judge are not dumpable either way).
             LANDLOCK = landlock_ruleset(cfg["landlock"], cfg["readable"] + ["/proc"], [SCRATCH, *DEVICES])
         self.base = SCRATCH if self.namespace else None
+        self.keep = scratch_keep() if self.namespace else frozenset()
         self.counter = 0
         # The memory limit is what a program may add on top of the zygote it starts as (numpy alone maps ~100 MB).
         with open("/proc/self/statm") as f:
@@ -635,6 +645,8 @@ class Worker:
         shutil.rmtree(workdir, onerror=force)
         if self.namespace:  # files a program dropped into the scratch outside its own directory
             for entry in os.scandir(self.base):
+                if entry.name in self.keep:
+                    continue
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path, onerror=force)
                 else:
