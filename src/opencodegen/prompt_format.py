@@ -34,6 +34,16 @@ SPECIAL_TOKENS = (EOS, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD, REPO_NAME, F
 # Tokens that end a middle besides EOS: a model trained on repository documents may move on to the next file.
 FIM_END_TOKENS = (EOS, FIM_PAD, FILE_SEP)
 FILE_END = "\n"  # after every file of a repository document but the last
+# How model families spell a PSM prompt as text, for servers that take no `suffix` field (vLLM, llama.cpp's OpenAI
+# endpoint): the prompt carries the model's own FIM tokens and the server tokenizes them as special tokens.
+FIM_TEXT_FORMATS: dict[str, str] = {
+    "qwen": FIM_PREFIX + "{prefix}" + FIM_SUFFIX + "{suffix}" + FIM_MIDDLE,  # ours, Qwen2.5-Coder, CodeGemma
+    "starcoder": "<fim_prefix>{prefix}<fim_suffix>{suffix}<fim_middle>",  # also SantaCoder, StarCoder2
+    "codellama": "<PRE> {prefix} <SUF>{suffix} <MID>",
+    "deepseek": "<｜fim▁begin｜>{prefix}<｜fim▁hole｜>{suffix}<｜fim▁end｜>",
+}
+# Text that ends a middle when a server prints special tokens instead of stopping at them.
+FIM_TEXT_STOPS = (*FIM_END_TOKENS, FIM_PREFIX, "<fim_prefix>", "<EOT>", "<｜end▁of▁sentence｜>")
 
 Piece = int | str | Sequence[int]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..device import device_arg
 from ..errors import UserError
-from ..eval.fim_formats import FIM_FORMATS
+from ..prompt_format import FIM_TEXT_FORMATS
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -131,7 +131,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["single-line", "multi-line", "random-span", "both", "all"],
                    default="single-line", help="which masks (both: single- and multi-line; all: the three)")
     p.add_argument("--k", default="1,10,100", help="comma list of k for pass@k (those with k <= n are reported)")
-    p.add_argument("--fim-format", default="suffix", choices=["suffix", *FIM_FORMATS],
+    p.add_argument("--fim-format", default="suffix", choices=["suffix", *FIM_TEXT_FORMATS],
                    help="with --endpoint: send prefix and suffix apart in the API's `suffix` field (ocg serve, "
                         "OpenAI), or as one prompt with this model family's FIM tokens (vLLM, llama.cpp)")
 

@@ -10,7 +10,7 @@ API), for every `ocg eval` benchmark that samples.
   earlier turns' answers, which come back from the journal unchanged).
 - A server that returns fewer choices than `n` (llama.cpp answers one) is asked again for the rest.
 - Fill-in-the-middle goes through `suffix` (ocg serve and OpenAI's API take it) or, for servers that reject it
-  (vLLM, llama.cpp), through the model's own FIM tokens in the prompt (FIM_FORMATS).
+  (vLLM, llama.cpp), through the model's own FIM tokens in the prompt (FIM_TEXT_FORMATS).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import httpx
 
 from ..errors import UserError
 from ..progress import log, progress_task
-from .fim_formats import FIM_FORMATS
+from ..prompt_format import FIM_TEXT_FORMATS
 
 JOURNAL = "endpoint_responses.jsonl"
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
@@ -70,12 +70,12 @@ def completions_url(url: str) -> str:
 
 
 def fim_prompt(prefix: str, suffix: str, fim_format: str) -> tuple[str, str | None]:
-    """(prompt, suffix field) for an infilling request in `fim_format` ("suffix" or a FIM_FORMATS name)."""
+    """(prompt, suffix field) for an infilling request in `fim_format` ("suffix" or a FIM_TEXT_FORMATS name)."""
     if fim_format == "suffix":
         return prefix, suffix
-    if fim_format not in FIM_FORMATS:
-        raise UserError(f"--fim-format must be 'suffix' or one of {', '.join(FIM_FORMATS)}, not {fim_format!r}")
-    return FIM_FORMATS[fim_format].format(prefix=prefix, suffix=suffix), None
+    if fim_format not in FIM_TEXT_FORMATS:
+        raise UserError(f"--fim-format must be 'suffix' or one of {', '.join(FIM_TEXT_FORMATS)}, not {fim_format!r}")
+    return FIM_TEXT_FORMATS[fim_format].format(prefix=prefix, suffix=suffix), None
 
 
 def error_message(response: httpx.Response) -> str:
@@ -188,7 +188,7 @@ class Endpoint:
                     problem, wait = f"{response.status_code} {error_message(response)}", _retry_after(response)
                 else:
                     hint = (" (this server does not take `suffix`: give --fim-format with the model's FIM tokens, "
-                            f"one of {', '.join(FIM_FORMATS)})" if "suffix" in body and
+                            f"one of {', '.join(FIM_TEXT_FORMATS)})" if "suffix" in body and
                             "suffix" in error_message(response).lower() else "")
                     raise UserError(f"{self.url} refused the request: {response.status_code} "
                                     f"{error_message(response)}{hint}")

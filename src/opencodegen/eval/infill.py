@@ -21,7 +21,7 @@ from typing import Sequence
 
 from ..errors import UserError
 from ..progress import progress_task
-from ..prompt_format import FIM_CONTROL_TOKENS, encode_pieces, fim_end_ids, psm, require_fim_ids
+from ..prompt_format import FIM_CONTROL_TOKENS, FIM_TEXT_STOPS, encode_pieces, fim_end_ids, psm, require_fim_ids
 from .context import fit_infill, prompt_room
 from .humaneval import judge_case, load_problems, read_jsonl
 from .judge import JudgeCase
@@ -145,9 +145,8 @@ def sample_endpoint(endpoint, tasks: Sequence[InfillTask], n: int, params, fim_f
     """Middles from an OpenAI-compatible server: the prefix and suffix apart in the request's `suffix` field
     (fim_format "suffix") or spliced into one prompt with the model's FIM tokens."""
     from .endpoint import fim_prompt, sample_rows
-    from .fim_formats import FIM_END_STOPS
     if fim_format != "suffix":
-        params = replace(params, stop=tuple(params.stop) + FIM_END_STOPS)
+        params = replace(params, stop=tuple(params.stop) + FIM_TEXT_STOPS)
     items = [(t.task_id, *fim_prompt(t.prefix, t.suffix, fim_format)) for t in tasks]
     by_id = {t.task_id: t for t in tasks}
     return [{**row, "completion": cut_middle(by_id[row["task_id"]], row["completion"])}

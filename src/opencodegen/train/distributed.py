@@ -104,6 +104,10 @@ def all_mean(x: float, d: Dist) -> float:
     return float(t) / d.world_size
 
 
+def all_sum(x: float, d: Dist) -> float:
+    return all_mean(x, d) * d.world_size
+
+
 def all_max(x: int, d: Dist) -> int:
     if not d.enabled:
         return x

@@ -76,7 +76,7 @@ class DPO(SamplingObjective):
     def batches(self, step: int, model) -> list[MicroBatch]:
         d = self.ctx.dist
         pairs = [p for p in self._step_pairs(step, model) if len(p[0]) + max(len(p[1]), len(p[2])) <= self.context]
-        self.norm = max(1, int(round(dist_.all_mean(float(len(pairs)), d) * d.world_size))) / d.world_size
+        self.norm = max(1, int(round(dist_.all_sum(len(pairs), d)))) / d.world_size
         self._metrics["pairs"] = len(pairs)
         mb = max(1, self.batch.micro_batch // 2)  # a pair is two sequences
         out = [self._micro(pairs[k:k + mb]) for k in range(0, len(pairs), mb)]

@@ -73,14 +73,14 @@ class RL(SamplingObjective):
                     seqs.append((s, a))
         n_tokens = sum(len(s.completion_ids) for s, _ in seqs)
         # The mean over every process's completion tokens (DDP averages gradients over processes: hence world).
-        self.norm = max(1, int(round(_all_sum(n_tokens, d)))) / d.world_size
+        self.norm = max(1, int(round(dist_.all_sum(n_tokens, d)))) / d.world_size
         solved = sum(any(s.reward >= 1 for s in g) for g in groups)
         shares = {"reward": float(np.mean(rewards)) if rewards else 0.0,
                   "pass_rate": float(np.mean([r >= 1 for r in rewards])) if rewards else 0.0,
                   "solved_fraction": solved / max(1, len(groups))}
         # every process holds the same number of groups, so the mean of their means is the step's mean
         self._metrics = {**{k: dist_.all_mean(v, d) for k, v in shares.items()},
-                         "trained_samples": int(round(_all_sum(len(seqs), d))), **timing}
+                         "trained_samples": int(round(dist_.all_sum(len(seqs), d))), **timing}
         mb = self.batch.micro_batch
         out = [self._micro(seqs[k:k + mb]) for k in range(0, len(seqs), mb)]
         while len(out) < dist_.all_max(len(out), d):  # every process backpropagates as often as the others
@@ -115,7 +115,3 @@ class RL(SamplingObjective):
     def tokens_in(self, batch: MicroBatch) -> int:
         return int(batch.data["mask"].sum())
 
-
-
-def _all_sum(x: float, d) -> float:
-    return dist_.all_mean(float(x), d) * d.world_size
