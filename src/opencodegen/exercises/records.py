@@ -70,20 +70,7 @@ def read_exercises(path: str | Path) -> list[Exercise]:
         raise UserError(f"{path}: no such file or directory")
     if not files:
         raise UserError(f"{path}: holds no exercises*.jsonl")
-    out = []
-    for f in files:
-        try:
-            lines = f.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"{f}: cannot read ({e})") from None
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{f}:{number}: not valid JSON ({e.msg})") from None
-                out.append(Exercise.from_dict(row, f"{f}:{number}"))
-    return out
+    return [Exercise.from_dict(row, where) for f in files for where, row in numbered_rows(f)]
 
 
 def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> int:
@@ -99,8 +86,16 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> int:
     return n
 
 
-def iter_jsonl(path: Path) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
+def numbered_rows(file: Path) -> Iterator[tuple[str, Any]]:
+    """("file:line", parsed row) of every non-blank line of a JSONL file; unreadable text and bad JSON are one
+    UserError naming the file (and line)."""
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{file}: cannot read ({e})") from None
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                yield f"{file}:{number}", json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{file}:{number}: not valid JSON ({e.msg})") from None

@@ -10,7 +10,6 @@ is sent, the completion as the model must write it after that prompt."""
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..exercises.records import numbered_rows
 
 
 @dataclass
@@ -53,19 +53,7 @@ def read_examples(path: str | Path) -> list[Example]:
     file and line."""
     out = []
     for file in jsonl_files(Path(path)):
-        try:
-            lines = file.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as e:
-            raise UserError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            where = f"{file}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{where}: not valid JSON ({e.msg})") from None
-            out.append(_example(row, where, str(file)))
+        out += [_example(row, where, str(file)) for where, row in numbered_rows(file)]
     return out
 
 
