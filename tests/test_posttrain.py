@@ -187,3 +187,17 @@ def test_post_training_data_problems_are_named(tmp_path):
     with pytest.raises(UserError, match="missing: no such file or directory"):
         preflight(recipe_from_dict(data), 1)
     assert exercise("f", 1)["entry_point"] == "f"
+
+
+def test_rl_reward_is_the_fraction_of_asserts_that_held():
+    """A half-right completion earns 0.5 under reward 'fraction' and 0 under 'pass', from the trusted judge."""
+    from opencodegen.exercises.judge import CheckJob, Judge
+
+    tests = "\n\ndef check(candidate):\n" + "".join(f"    assert candidate({n}) == {n * n}\n" for n in (1, 2, 3, 4))
+    prompt = "def square(n):\n"
+    half = "    return n * n if n % 2 else n\n"  # right for 1 and 3; 2 -> 2 is wrong, 4 -> 4 is wrong
+    jobs = [CheckJob(prompt, c, tests, "square") for c in (half, "    return n * n\n", "    return (\n")]
+    with Judge(workers=1, keep_going=True) as judge:
+        (h, right, broken) = judge.check(jobs)
+    assert [h.score("fraction"), right.score("fraction"), broken.score("fraction")] == [0.5, 1.0, 0.0]
+    assert [h.score("pass"), right.score("pass"), broken.score("pass")] == [0.0, 1.0, 0.0]

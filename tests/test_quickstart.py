@@ -66,6 +66,7 @@ def machine(sources):
 
 def tiny_budget() -> Budget:
     return Budget(workers=1, tokenizer_bytes_per_part=200_000, train_minutes=None, exercises_synthetic=12,
+                  exercises_multi_turn=4,
                   humaneval_tasks=2, humaneval_n=2, humaneval_temperature=0.8, humaneval_max_new_tokens=8,
                   mtpb_problems=1, fim_tasks=2, fim_max_new_tokens=4, sample_max_new_tokens=8, disk_bytes=1 << 20)
 

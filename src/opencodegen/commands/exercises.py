@@ -1,6 +1,7 @@
 """`ocg exercises build`: HumanEval-shaped exercises, each kept only if it runs, decontaminated.
 
     ocg exercises build --synthetic 5000 --seed 0 --out runs/exercises/synthetic
+    ocg exercises build --multi-turn 1000 --out runs/exercises/multi-turn
     ocg exercises build --mine-corpus runs/quickstart/corpus/mono --out runs/exercises/mined
     ocg exercises build --mine-dir ~/src/my-repos --out runs/exercises/mine
     ocg exercises build --self --model CKPT --from runs/exercises/synthetic --k 8 --out runs/exercises/self-r1
@@ -23,7 +24,10 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     s = p.add_argument_group("sources (any number, at least one)")
     s.add_argument("--synthetic", type=int, default=0, metavar="N",
                    help="N exercises from the seeded generator of small typed programs over the builtins")
-    s.add_argument("--seed", type=int, default=0, help="seed of the synthetic generator and the hypothesis draws")
+    s.add_argument("--multi-turn", type=int, default=0, metavar="N",
+                   help="N programs in the multi-turn synthesis format (MTPB's and `ocg synth`'s): each gives one "
+                        "SFT row per turn and one single-turn row")
+    s.add_argument("--seed", type=int, default=0, help="seed of the generators and the hypothesis draws")
     s.add_argument("--mine-dir", "--dir", action="append", default=[], type=Path, metavar="PATH",
                    help="mine documented functions from the .py files under PATH")
     s.add_argument("--mine-corpus", action="append", default=[], type=Path, nargs="?", const=QUICKSTART_MONO,
@@ -112,7 +116,7 @@ def run_build(args: argparse.Namespace) -> int:
         if not c.is_dir():
             hint = " (run `ocg quickstart` first, or give a corpus directory)" if c == QUICKSTART_MONO else ""
             raise UserError(f"--mine-corpus {c}: no such directory{hint}")
-    opts = BuildOptions(out=args.out, synthetic=args.synthetic, seed=args.seed, mine_dirs=args.mine_dir,
+    opts = BuildOptions(out=args.out, synthetic=args.synthetic, multi_turn=args.multi_turn, seed=args.seed, mine_dirs=args.mine_dir,
                         mine_corpora=args.mine_corpus, max_body_lines=args.max_body_lines,
                         hypothesis_examples=args.hypothesis_examples, benchmark_files=args.benchmark,
                         ngram=args.ngram, workers=args.workers, timeout=args.timeout,

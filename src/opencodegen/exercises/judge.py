@@ -39,6 +39,10 @@ class Verdict:
     def reward(self) -> float:
         return 1.0 if self.passed else 0.0
 
+    def score(self, kind: str) -> float:
+        """A training reward: `pass` (1 or 0) or `fraction` (of the asserts; needs a keep_going judge)."""
+        return self.reward if kind == "pass" or self.passed else self.fraction_passed
+
 
 @dataclass(frozen=True)
 class ValueRun:

@@ -1,6 +1,6 @@
 """The exercise record: the file format post-training reads (one JSON object per line of `exercises*.jsonl`).
 
-    {"id", "source": "mined" | "synthetic" | "self", "prompt", "entry_point", "solution", "tests", "meta"}
+    {"id", "source": "mined" | "synthetic" | "multi_turn" | "self", "prompt", "entry_point", "solution", "tests", "meta"}
 
 in HumanEval's shape: `prompt` is imports + signature + docstring and ends with a newline, `solution` is the body
 that completes it (like `canonical_solution`), `tests` is a `def check(candidate): ...` program of asserts (like
@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator
 
 from ..errors import UserError
 
-SOURCES = ("mined", "synthetic", "self")
+SOURCES = ("mined", "synthetic", "multi_turn", "self")
 FIELDS = ("id", "source", "prompt", "entry_point", "solution", "tests", "meta")
 
 

@@ -57,6 +57,31 @@ class Draft:
         return f"{head}{self.signature()}\n{self.solution()}"
 
 
+# ---------------------------------------------------------------------------------------------------- names
+# Parameter names come from wide pools, so that a model trained on these exercises must read the signature to know
+# what a function's inputs are called (a narrow pool teaches it to write `nums` whatever the prompt says). No pool
+# holds a name that a recipe's body uses for its own locals (x, y, i, k, c, ch, w, d, p, result, total, counts, ...).
+NAMES = {
+    "int_list": ("nums", "numbers", "values", "lst", "arr", "xs", "data", "l", "items", "scores", "ages", "prices",
+                 "readings", "marks", "votes", "heights", "weights", "sizes", "seq", "array", "vals", "elements",
+                 "entries", "temperatures", "steps", "amounts"),
+    "text": ("s", "text", "string", "word", "line", "message", "phrase", "name", "label", "title", "txt", "st",
+             "input_str", "msg", "sentence", "code", "string_value"),
+    "sentence": ("sentence", "text", "line", "phrase", "message", "txt", "paragraph", "caption", "s"),
+    "word_list": ("words", "names", "items", "strings", "tokens", "tags", "labels", "fruits", "keys", "entries",
+                  "terms", "titles", "animals", "cities"),
+    "number": ("n", "num", "number", "value", "m", "amount", "size", "q", "num_value"),
+    "int_pair": (("a", "b"), ("x", "y"), ("m", "n"), ("p", "q"), ("u", "v"), ("first", "second"), ("left", "right")),
+    "list_pair": (("a", "b"), ("xs", "ys"), ("first", "second"), ("left", "right"), ("l1", "l2"), ("list1", "list2"),
+                  ("nums1", "nums2"), ("arr1", "arr2"), ("lst1", "lst2")),
+    "grid": ("grid", "rows", "matrix", "table", "board", "m", "data", "cells"),
+}
+
+
+def pick_name(rng: random.Random, kind: str):
+    return rng.choice(NAMES[kind])
+
+
 # ---------------------------------------------------------------------------------------------------- inputs
 def _word_list(rng: random.Random) -> list[str]:
     return [rng.choice(WORDS) for _ in range(rng.randint(0, 6))]
@@ -153,7 +178,7 @@ def _int_maps(rng: random.Random):
 
 def int_list_pipeline(rng: random.Random) -> Draft:
     """filter -> map -> reduce over a list of ints."""
-    xs = rng.choice(["nums", "values", "lst", "arr", "xs", "data"])
+    xs = pick_name(rng, "int_list")
     v = rng.choice(["x", "n", "v", "num"])
     domain = rng.choice(["ints", "nats"])
     use_filter, use_map = rng.random() < 0.8, rng.random() < 0.5
@@ -267,7 +292,7 @@ def int_list_pipeline(rng: random.Random) -> Draft:
 
 def int_list_shape(rng: random.Random) -> Draft:
     """Order and position: reversing, rotating, running sums, neighbours, duplicates, indices."""
-    xs = rng.choice(["nums", "numbers", "values", "lst", "arr", "xs"])
+    xs = pick_name(rng, "int_list")
     domain = rng.choice(["ints", "nats"])
     p = [Param(xs, "list[int]", domain)]
     pk = p + [Param("k", "int", "k")]
@@ -326,7 +351,7 @@ def int_list_shape(rng: random.Random) -> Draft:
 
 
 def two_lists(rng: random.Random) -> Draft:
-    a, b = rng.choice([("a", "b"), ("xs", "ys"), ("first", "second"), ("left", "right")])
+    a, b = pick_name(rng, "list_pair")
     dom = rng.choice(["ints", "nats"])
     p = [Param(a, "list[int]", dom), Param(b, "list[int]", rng.choice(["ints", "nats"]))]
     choices = [
@@ -366,7 +391,7 @@ _CHAR_CLASSES = [
 
 
 def string_chars(rng: random.Random) -> Draft:
-    s = rng.choice(["s", "text", "string", "word"])
+    s = pick_name(rng, "text")
     c = rng.choice(["c", "ch", "char"])
     if rng.random() < 0.4:  # a random set of letters: many distinct behaviours from one recipe
         chosen = "".join(sorted(rng.sample("abdehilmnorstw", rng.randint(2, 4))))
@@ -412,7 +437,7 @@ def string_chars(rng: random.Random) -> Draft:
 
 
 def string_whole(rng: random.Random) -> Draft:
-    s = rng.choice(["s", "text", "string"])
+    s = pick_name(rng, "text")
     p = [Param(s, "str", "text")]
     pc = p + [Param("ch", "str", "char")]
     pk = p + [Param("k", "int", "k")]
@@ -477,7 +502,7 @@ _WORD_MAPS = [
 def word_pipeline(rng: random.Random) -> Draft:
     """Words of a sentence or a list of words: filter -> map -> join/count/list."""
     from_sentence = rng.random() < 0.5
-    src = rng.choice(["sentence", "text"]) if from_sentence else rng.choice(["words", "names", "items"])
+    src = pick_name(rng, "sentence" if from_sentence else "word_list")
     w = rng.choice(["w", "word"])
     k = rng.randint(2, 6)
     ch = rng.choice("aeilnorst")
@@ -534,7 +559,7 @@ def word_pipeline(rng: random.Random) -> Draft:
 
 # ---------------------------------------------------------------------------------------------------- numbers
 def integer_loops(rng: random.Random) -> Draft:
-    n = rng.choice(["n", "num", "number"])
+    n = pick_name(rng, "number")
     pn = [Param(n, "int", "n")]
     pb = [Param(n, "int", "big")]
     k = rng.randint(2, 7)
@@ -571,7 +596,7 @@ def integer_loops(rng: random.Random) -> Draft:
 
 def branches(rng: random.Random) -> Draft:
     """Conditions over one or two integers."""
-    a, b = rng.choice([("a", "b"), ("x", "y"), ("m", "n")])
+    a, b = pick_name(rng, "int_pair")
     p1 = [Param(a, "int", "int")]
     p2 = [Param(a, "int", "int"), Param(b, "int", "int")]
     k = rng.randint(2, 9)
@@ -640,7 +665,7 @@ def _pipeline(rng: random.Random, v: str, source: str, noun: str, reducers: list
 
 def digit_pipeline(rng: random.Random) -> Draft:
     """The decimal digits of a number: filter -> map -> reduce (HumanEval's digit problems are of this kind)."""
-    n = rng.choice(["n", "num", "number", "x"])
+    n = pick_name(rng, "number")
     v = rng.choice(["d", "digit"])
     made = _pipeline(rng, v, f"map(int, str({n}))", f"the decimal digits of {n}",
                      ["sum", "count", "list", "max", "min", "product", "any"])
@@ -672,7 +697,7 @@ def range_pipeline(rng: random.Random) -> Draft:
 
 def list_with_parameter(rng: random.Random) -> Draft:
     """A list of ints and an int parameter that the condition or the map uses."""
-    xs = rng.choice(["nums", "values", "lst", "arr", "xs", "data"])
+    xs = pick_name(rng, "int_list")
     k = rng.choice(["k", "n", "limit", "target", "m"])
     v = rng.choice(["x", "v", "num"])
     cond, adj, ctag = rng.choice([
@@ -703,7 +728,7 @@ def list_with_parameter(rng: random.Random) -> Draft:
 
 def parse_pipeline(rng: random.Random) -> Draft:
     """Numbers written in a string: parse, then filter -> map -> reduce."""
-    s = rng.choice(["s", "text", "csv", "line"])
+    s = rng.choice(["s", "text", "csv", "line", "row", "record", "numbers_text", "data"])
     v = rng.choice(["x", "n", "v"])
     made = _pipeline(rng, v, f"map(int, {s}.split(','))", f"the numbers in {s} (integers separated by commas)",
                      ["sum", "count", "list", "max", "min", "any"])
@@ -716,7 +741,7 @@ def parse_pipeline(rng: random.Random) -> Draft:
 
 def grid_rows(rng: random.Random) -> Draft:
     """A list of rows of ints: a pipeline per row, or a whole-grid operation."""
-    g = rng.choice(["grid", "rows", "matrix", "table"])
+    g = pick_name(rng, "grid")
     p = [Param(g, "list[list[int]]", "grid")]
     if rng.random() < 0.7:
         made = _pipeline(rng, "x", "row", "the numbers in the row", ["sum", "count", "max", "min", "any", "list"])
@@ -746,8 +771,8 @@ def grid_rows(rng: random.Random) -> Draft:
 
 # ---------------------------------------------------------------------------------------------------- dicts
 def dict_building(rng: random.Random) -> Draft:
-    src = rng.choice(["words", "items", "names"])
-    xs = rng.choice(["nums", "values", "numbers"])
+    src = pick_name(rng, "word_list")
+    xs = pick_name(rng, "int_list")
     s = rng.choice(["s", "text"])
     pw = [Param(src, "list[str]", "words")]
     pn = [Param(xs, "list[int]", rng.choice(["ints", "nats"]))]
@@ -785,8 +810,8 @@ def dict_building(rng: random.Random) -> Draft:
 
 
 def sorting(rng: random.Random) -> Draft:
-    src = rng.choice(["words", "items", "names"])
-    xs = rng.choice(["nums", "values", "numbers"])
+    src = pick_name(rng, "word_list")
+    xs = pick_name(rng, "int_list")
     pw = [Param(src, "list[str]", "words")]
     pn = [Param(xs, "list[int]", "ints")]
     choices = [

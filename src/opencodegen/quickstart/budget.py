@@ -22,6 +22,9 @@ class Budget:
     # Mono's training repositories (never the held-out ones), each kept only if it runs; decontaminated against
     # HumanEval and the MTPB problems.
     exercises_synthetic: int = 3000
+    # Programs in the multi-turn synthesis format (MTPB's and `ocg synth`'s): without them the post-trained model
+    # answers a `# instruction` turn with nothing (E2: 96% of MTPB turns empty).
+    exercises_multi_turn: int = 600
     exercises_mine: bool = True
     # Training: minutes for all stages together, split in the proportions of the recipe's steps (None: the recipe's
     # steps as written).

@@ -113,7 +113,8 @@ def build_exercises(run_dir: Path, budget: Budget, mono: bool) -> dict:
     """The post-training stages' data: synthetic exercises, and (with a Mono corpus) functions mined from its training
     repositories; stats.json and rejects/ account for every candidate."""
     options = exercises_build.BuildOptions(
-        out=run_dir / "exercises", synthetic=budget.exercises_synthetic, seed=0, workers=budget.workers,
+        out=run_dir / "exercises", synthetic=budget.exercises_synthetic, multi_turn=budget.exercises_multi_turn,
+        seed=0, workers=budget.workers,
         mine_corpora=[run_dir / "corpus" / "mono"] if mono and budget.exercises_mine else [])
     stats = exercises_build.build(options)
     return {"exercises": stats["exercises"], "by_source": stats["by_source"], "sft_only": stats.get("sft_only", 0),
@@ -178,7 +179,7 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
                   for p in parts}
 
         exercises = None
-        if budget.exercises_synthetic or (budget.exercises_mine and "mono" in parts):
+        if budget.exercises_synthetic or budget.exercises_multi_turn or (budget.exercises_mine and "mono" in parts):
             exercises = stage("exercises", lambda: build_exercises(run_dir, budget, "mono" in parts))
         recipe = load_quickstart_recipe(config, run_dir, parts)
         if budget.train_minutes:

@@ -94,7 +94,11 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
                  ", ".join(f"{k} {n}" for k, n in v["rejected"].items()) or "–"] for src, v in ex["sources"].items()]
         b.append(("table", (["source", "candidates", "kept", "kept share", "rejected (reason count)"], rows)))
         removed = ex["decontamination"]["removed"]
-        b.append(("p", f"{ex['exercises']} exercises ({ex['sft_only']} of them SFT-only pairs without a runnable test). "
+        multi = ex["sources"].get("multi_turn")
+        rows_note = (f" The {multi['kept']} multi-turn programs gave {multi.get('rows', 0)} of these rows: one per "
+                     "turn (the history, then its instruction) and one single-turn row each." if multi else "")
+        b.append(("p", f"{ex['exercises']} exercises ({ex['sft_only']} of them SFT-only pairs without a runnable test)."
+                       f"{rows_note} "
                        "Decontamination against " + ", ".join(ex["decontamination"]["benchmarks"]) + " removed "
                        + (", ".join(f"{n} for {bench} ({', '.join(f'{k} {v}' for k, v in why.items())})"
                                     for bench, why in removed.items() for n in [sum(why.values())]) or "nothing")

@@ -107,6 +107,8 @@ class RLOptions(SamplingOptions):
     mode: Literal["grpo", "expert_iteration"] = "grpo"  # expert_iteration: SFT on the passing samples
     kl: float = 0.0  # weight of the KL penalty to the frozen reference (the stage's starting weights)
     scale_rewards: bool = True  # divide advantages by the group's std (GRPO); False: mean-centred only (Dr. GRPO)
+    # fraction: the share of the exercise's asserts that held (every assert runs); pass: 1 if all held, else 0
+    reward: Literal["fraction", "pass"] = "fraction"
 
 
 @dataclass

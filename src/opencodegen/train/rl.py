@@ -55,7 +55,7 @@ class RL(SamplingObjective):
             raise UserError(f"stage {ctx.stage.name}: no exercise's prompt fits the model's "
                             f"{model.config.block_size}-token context")
         self.reference = copy.deepcopy(model).eval().requires_grad_(False) if self.options.kl > 0 else None
-        self.open_judge()
+        self.open_judge(keep_going=self.options.reward == "fraction")
 
     def batches(self, step: int, model) -> list[MicroBatch]:
         o, d = self.options, self.ctx.dist
@@ -63,7 +63,8 @@ class RL(SamplingObjective):
         # One seed for the step: an exercise's samples depend on it and on the prompt only, not on the process that
         # draws them, so any number of processes samples what one would.
         groups, timing = sample_and_judge(model, self.tokenizer, mine, o,
-                                          step_seed(self.recipe.run.seed, self.index, step), self.judge)
+                                          step_seed(self.recipe.run.seed, self.index, step), self.judge,
+                                          reward=o.reward)
         seqs: list[tuple[Sample, float]] = []
         rewards = []
         for g in groups:

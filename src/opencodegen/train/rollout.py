@@ -40,9 +40,10 @@ def fits(tokenizer, example: Example, context: int, options: SamplingOptions) ->
 
 
 def sample_and_judge(model, tokenizer, examples: list[Example], options: SamplingOptions, seed: int,
-                     judge: Judge) -> tuple[list[list[Sample]], dict[str, float]]:
-    """options.group_size samples per example, each judged by running the example's tests against it. Returns the
-    groups and the timing numbers (samples per second, seconds sampling and judging)."""
+                     judge: Judge, reward: str = "pass") -> tuple[list[list[Sample]], dict[str, float]]:
+    """options.group_size samples per example, each judged by running the example's tests against it and rewarded
+    by `Verdict.score(reward)`. Returns the groups and the timing numbers (samples per second, seconds sampling and
+    judging)."""
     if not examples:
         return [], {}
     params = SamplingParams(max_new_tokens=options.max_new_tokens, temperature=options.temperature,
@@ -56,7 +57,7 @@ def sample_and_judge(model, tokenizer, examples: list[Example], options: Samplin
     finally:
         model.train(was_training)
     seconds = time.perf_counter() - t0
-    groups = [[Sample(a.exercise, list(a.prompt_ids), list(a.completion_ids), a.completion, a.verdict.reward,
+    groups = [[Sample(a.exercise, list(a.prompt_ids), list(a.completion_ids), a.completion, a.verdict.score(reward),
                       a.verdict.status) for a in attempts[i:i + options.group_size]]
               for i in range(0, len(attempts), options.group_size)]
     return groups, {"samples_per_s": len(attempts) / max(seconds, 1e-9), "sample_judge_s": seconds}

@@ -30,8 +30,9 @@ class SamplingObjective(Objective):
         """The examples whose prompt leaves room to generate in the model's context."""
         return [e for e in examples if fits(self.tokenizer, e, model.config.block_size, self.options)]
 
-    def open_judge(self) -> None:
-        self.judge = Judge(workers=1, timeout=self.options.timeout)
+    def open_judge(self, keep_going: bool = False) -> None:
+        """keep_going: every assert of a program runs, so a verdict also gives the fraction that held."""
+        self.judge = Judge(workers=1, timeout=self.options.timeout, keep_going=keep_going)
 
     def close(self) -> None:
         if self.judge is not None:
