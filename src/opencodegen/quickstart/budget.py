@@ -29,6 +29,9 @@ class Budget:
     # Training: minutes for all stages together, split in the proportions of the recipe's steps (None: the recipe's
     # steps as written).
     train_minutes: float | None = 14.0
+    # The model's shape is chosen for the budget (quickstart/shape_plan.py): the largest candidate that pretrains on
+    # at least this many tokens per parameter on this machine. None keeps the recipe's shape.
+    tokens_per_param: float | None = None
     # Evaluation.
     humaneval_tasks: int | None = None  # None = all 164
     humaneval_n: int = 20  # samples per task at humaneval_temperature (pass@1, pass@10), besides one greedy

@@ -183,7 +183,7 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
             exercises = stage("exercises", lambda: build_exercises(run_dir, budget, "mono" in parts))
         recipe = load_quickstart_recipe(config, run_dir, parts)
         if budget.train_minutes:
-            plan = stage("train-plan", lambda: train_plan.plan(recipe, budget.train_minutes))
+            plan = stage("train-plan", lambda: train_plan.plan(recipe, budget.train_minutes, budget.tokens_per_param))
             recipe = train_plan.apply(recipe, plan)
         else:
             plan = None

@@ -114,6 +114,15 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
     if r["train_plan"]:
         b.append(("p", f"Steps were fitted to a {r['train_plan']['minutes']:g}-minute training budget from the step "
                        "time measured at the start of the run, in the proportions of the recipe's steps."))
+        shape = r["train_plan"].get("shape")
+        if shape:
+            b.append(("p", f"Model shape {shape['chosen']} ({shape['params'] / 1e6:.1f}M parameters): "
+                           f"{shape['rule']}, timed on this machine in {r['train_plan']['autocast']}."))
+            rows = [[c["shape"], f"{c['params'] / 1e6:.1f}M",
+                     f"{c['seconds_per_step']:.2f}" if c["seconds_per_step"] else "not timed",
+                     f"{c['tokens'] / 1e6:.2f}M" if c["tokens"] else "–",
+                     f"{c['tokens_per_param']:.2f}" if c["tokens_per_param"] else "–"] for c in shape["candidates"]]
+            b.append(("table", (["shape", "parameters", "Mono step s", "pretraining tokens", "tokens/param"], rows)))
     for s in r["train"].values():
         if s["loss_png"]:
             b.append(("img", s["loss_png"]))

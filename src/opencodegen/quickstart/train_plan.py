@@ -13,9 +13,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from ..progress import log
 from ..train import train
 from ..train.precision import resolve_autocast
 from ..train.recipe import Recipe
+from . import shape_plan
 
 # The first step pays for warm-up (allocations, thread pools); the rest are timed, and their median is the step time.
 # On a shared host a few timed steps misjudge it badly (the run then trains well short of, or past, its budget);
@@ -27,7 +29,7 @@ SAMPLING_PROBE_STEPS = 3
 OVERHEAD_SHARE = 0.1
 
 
-def seconds_per_step(recipe: Recipe, stage: int) -> float:
+def seconds_per_step(recipe: Recipe, stage: int, probe_steps: int = PROBE_STEPS) -> float:
     """Wall seconds of one optimiser step of `stage` (its batch, context and data), measured by training a copy of
     the recipe for a few steps in a scratch directory (from the recipe's initialisation: a sampling stage's probe
     generates from untrained weights, which rarely stop early, so its estimate errs long)."""
@@ -35,7 +37,7 @@ def seconds_per_step(recipe: Recipe, stage: int) -> float:
     sampling = s.kind in ("rl", "dpo")
     probe = copy.deepcopy(recipe)
     probe.stages = [copy.deepcopy(s)]
-    probe.stages[0].steps, probe.stages[0].tokens = SAMPLING_PROBE_STEPS if sampling else PROBE_STEPS, None
+    probe.stages[0].steps, probe.stages[0].tokens = SAMPLING_PROBE_STEPS if sampling else probe_steps, None
     probe.stages[0].optim = {**probe.stages[0].optim, "warmup_steps": 1}
     b = recipe.stage_batch(stage)
     accumulation = 1
@@ -53,9 +55,11 @@ def seconds_per_step(recipe: Recipe, stage: int) -> float:
     return accumulation * statistics.median(seconds)
 
 
-def plan(recipe: Recipe, minutes: float) -> dict:
-    """{"steps": [per stage], "autocast": ..., "seconds_per_step": [...], "predicted_seconds": ...}; stages that share
-    a batch shape are measured once, in the autocast dtype the run will use on this machine."""
+def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None) -> dict:
+    """{"steps": [per stage], "autocast": ..., "seconds_per_step": [...], "predicted_seconds": ..., "shape": ...};
+    stages that share a batch shape are measured once, in the autocast dtype the run will use on this machine.
+    With `tokens_per_param`, the model's shape is chosen too (shape_plan.py): every stage's step time then scales by
+    the chosen shape's Mono step time over the recipe's."""
     recipe = copy.deepcopy(recipe)
     recipe.run.autocast = resolve_autocast(recipe.run.autocast, recipe.run.device)
     measured: dict[tuple, float] = {}
@@ -69,16 +73,35 @@ def plan(recipe: Recipe, minutes: float) -> dict:
         per_step.append(measured[key])
     base = [s.steps if s.steps is not None else max(1, s.tokens // recipe.stage_batch(i).batch_tokens)
             for i, s in enumerate(recipe.stages)]
-    scale = minutes * 60 * (1 - OVERHEAD_SHARE) / sum(n * t for n, t in zip(base, per_step))
+    budget = minutes * 60 * (1 - OVERHEAD_SHARE)
+    shape = None
+    if tokens_per_param:
+        pre = [i for i, s in enumerate(recipe.stages) if s.kind == "pretrain"]
+        share = sum(base[i] * per_step[i] for i in pre) / sum(n * t for n, t in zip(base, per_step))
+        shape = shape_plan.choose(recipe, budget * share, tokens_per_param,
+                                  lambda r, i: seconds_per_step(r, i, shape_plan.SHAPE_PROBE_STEPS), pre[-1])
+        chosen = next(c for c in shape["candidates"] if c["shape"] == shape["chosen"])
+        per_step = [t * chosen["seconds_per_step"] / per_step[pre[-1]] for t in per_step]
+        print_shape(shape)
+    scale = budget / sum(n * t for n, t in zip(base, per_step))
     steps = [max(2, round(n * scale)) for n in base]
     return {"steps": steps, "autocast": recipe.run.autocast, "seconds_per_step": per_step, "minutes": minutes,
-            "predicted_seconds": sum(n * t for n, t in zip(steps, per_step))}
+            "predicted_seconds": sum(n * t for n, t in zip(steps, per_step)), "shape": shape}
+
+
+def print_shape(shape: dict) -> None:
+    rows = ", ".join(f"{c['shape']} {c['params'] / 1e6:.1f}M params: "
+                     + (f"{c['tokens'] / 1e6:.2f}M tokens = {c['tokens_per_param']:.2f}/param"
+                        if c["tokens"] is not None else "not timed") for c in shape["candidates"])
+    log(f"model shape: {shape['chosen']} ({shape['params'] / 1e6:.1f}M parameters), {shape['rule']}. Measured: {rows}")
 
 
 def apply(recipe: Recipe, plan: dict, evals_per_stage: int = 4) -> Recipe:
     """The recipe with the planned step counts and precision, validating and checkpointing a few times per stage."""
     steps = plan["steps"]
     out = copy.deepcopy(recipe)
+    if plan.get("shape"):
+        out = shape_plan.with_shape(out, plan["shape"]["n_layer"], plan["shape"]["n_embd"])
     out.run.autocast = plan["autocast"]
     for s, n in zip(out.stages, steps):
         s.steps, s.tokens = n, None

@@ -1,0 +1,73 @@
+"""Choose the model's shape for the time budget, by measuring this machine.
+
+Candidates are the recipe's architecture at several depths and widths (heads 64 wide), smallest first. For each, the
+pretraining step is timed on this machine in the dtype the run will use, which gives the tokens pretraining can
+train in its share of the budget. The rule (Chinchilla's, with the ratio from our own sweep): the largest candidate
+that still trains on at least `tokens_per_param` tokens per parameter; the smallest if none does. Timing stops at the
+first candidate that fails the rule: larger ones are slower per token and have more parameters, so they fail too.
+
+The ratio comes from `benchmarks/sweep_quickstart_shapes.py`: every candidate pretrained for the same minutes on the
+quickstart's data, held-out bits per byte compared; the ratio is that of the winner (the figures are in the config
+and in benchmarks/results/quickstart_shapes.json)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from ..model.transformer import GPT
+from ..train.loop import model_config
+from ..train.recipe import Recipe
+
+# (depth, width): heads are 64 wide.
+CANDIDATES = ((3, 192), (4, 256), (5, 320), (6, 384), (8, 512), (12, 768))
+SHAPE_PROBE_STEPS = 8
+
+
+@dataclass
+class Candidate:
+    n_layer: int
+    n_embd: int
+    params: int
+    seconds_per_step: float | None = None  # Mono's optimiser step
+    tokens: float | None = None  # what pretraining trains in its share of the budget
+
+    @property
+    def name(self) -> str:
+        return f"{self.n_layer}x{self.n_embd}"
+
+    @property
+    def tokens_per_param(self) -> float | None:
+        return None if self.tokens is None else self.tokens / self.params
+
+
+def with_shape(recipe: Recipe, n_layer: int, n_embd: int) -> Recipe:
+    out = copy.deepcopy(recipe)
+    out.model = {**out.model, "n_layer": n_layer, "n_embd": n_embd, "n_head": max(1, n_embd // 64)}
+    return out
+
+
+def parameter_count(recipe: Recipe) -> int:
+    """Every parameter (a tied embedding once): what the ratio counts."""
+    model = GPT(model_config(recipe))
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def choose(recipe: Recipe, pretrain_seconds: float, tokens_per_param: float, time_step, stage: int) -> dict:
+    """{"chosen": name, "rule": ..., "candidates": [...]}. `time_step(recipe, stage)` gives the seconds of one
+    optimiser step of `stage` (the pretraining stage whose batch sets the rate) for a recipe."""
+    batch_tokens = recipe.stage_batch(stage).batch_tokens
+    cands = [Candidate(n, w, parameter_count(with_shape(recipe, n, w))) for n, w in CANDIDATES]
+    chosen = cands[0]
+    for c in cands:
+        c.seconds_per_step = time_step(with_shape(recipe, c.n_layer, c.n_embd), stage)
+        c.tokens = pretrain_seconds / c.seconds_per_step * batch_tokens
+        if c.tokens_per_param < tokens_per_param:
+            break
+        chosen = c
+    rule = (f"the largest shape that pretrains on >= {tokens_per_param:g} tokens per parameter in "
+            f"{pretrain_seconds / 60:.1f} min of pretraining")
+    return {"chosen": chosen.name, "n_layer": chosen.n_layer, "n_embd": chosen.n_embd, "params": chosen.params,
+            "rule": rule, "tokens_per_param": tokens_per_param, "pretrain_seconds": pretrain_seconds,
+            "candidates": [{"shape": c.name, "params": c.params, "seconds_per_step": c.seconds_per_step,
+                            "tokens": c.tokens, "tokens_per_param": c.tokens_per_param} for c in cands]}

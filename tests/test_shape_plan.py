@@ -1,0 +1,54 @@
+"""The quickstart's shape rule: the largest candidate that pretrains on enough tokens per parameter, from timings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_fixtures import tiny_recipe  # noqa: E402
+
+from opencodegen.model.transformer import GPT  # noqa: E402
+from opencodegen.quickstart import shape_plan, train_plan  # noqa: E402
+from opencodegen.train import recipe_from_dict  # noqa: E402
+from opencodegen.train.loop import model_config  # noqa: E402
+
+
+def _params(n_layer: int, n_embd: int, vocab: int = 256) -> int:
+    """Counted by hand: tied embedding, per block 2 LayerNorms, qkv/out projections, a 4x GELU MLP (all with
+    biases where tiny-1m has them) and the final norm, read off the built module for the per-block part."""
+    recipe = recipe_from_dict(tiny_recipe(Path("/tmp/ocg-shape-test")))
+    model = GPT(model_config(shape_plan.with_shape(recipe, n_layer, n_embd)))
+    block = sum(p.numel() for p in model.blocks[0].parameters())
+    rest = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("blocks."))
+    return rest + n_layer * block
+
+
+def test_the_largest_shape_that_gets_enough_tokens_per_parameter_is_chosen(tmp_path):
+    recipe = recipe_from_dict(tiny_recipe(tmp_path))
+    timed = []
+
+    def step_seconds(r, stage):  # a machine where a step costs a microsecond per parameter
+        timed.append(r.model["n_embd"])
+        return shape_plan.parameter_count(r) * 1e-6
+
+    batch = recipe.stage_batch(1).batch_tokens
+    seconds = 60.0
+    # tokens/param = seconds / (params * 1e-6) * batch / params: pick the ratio between the 2nd and 3rd candidates
+    ratios = [seconds / (p * 1e-6) * batch / p for p in (_params(n, w) for n, w in shape_plan.CANDIDATES)]
+    threshold = (ratios[1] + ratios[2]) / 2
+    out = shape_plan.choose(recipe, seconds, threshold, step_seconds, 1)
+    assert out["chosen"] == "{}x{}".format(*shape_plan.CANDIDATES[1])
+    assert timed == [w for _, w in shape_plan.CANDIDATES[:3]]  # timing stops at the first that fails
+    assert [c["params"] for c in out["candidates"]] == [_params(n, w) for n, w in shape_plan.CANDIDATES]
+    assert out["candidates"][1]["tokens_per_param"] == ratios[1]
+    # none passes: the smallest
+    assert shape_plan.choose(recipe, seconds, ratios[0] * 2, step_seconds, 1)["chosen"] == "3x192"
+
+
+def test_the_plan_applies_the_chosen_shape(tmp_path):
+    recipe = recipe_from_dict(tiny_recipe(tmp_path))
+    plan = {"steps": [3, 5], "autocast": "fp32", "shape": {"n_layer": 5, "n_embd": 320}}
+    out = train_plan.apply(recipe, plan)
+    cfg = model_config(out)
+    assert (cfg.n_layer, cfg.n_embd, cfg.n_head, [s.steps for s in out.stages]) == (5, 320, 5, [3, 5])
