@@ -234,3 +234,12 @@ def test_ctrl_c_keeps_finished_stages_and_the_next_run_resumes(machine, recipe, 
     results = run_quickstart(run_dir, tiny_budget(), recipe)
     assert (run_dir / "report.html").is_file() and results["bpb"]["model"] > 0
     assert all((run_dir / "stages" / name).stat().st_mtime_ns == t for name, t in markers.items())  # reused, not redone
+
+
+def test_humaneval_samples_fill_the_evaluation_time():
+    b = Budget(train_minutes=14.0)  # a quarter of 14 minutes: 210 s
+    assert b.humaneval_samples(0.02, 164) == int(210 / (0.02 * 164)) == 64
+    assert b.humaneval_samples(0.2, 164) == 20  # at least 20
+    assert b.humaneval_samples(0.001, 164) == 100  # at most 100
+    assert Budget(train_minutes=None).humaneval_samples(0.02, 164) == int(120 / (0.02 * 164))  # 2 minutes at least
+    assert Budget(humaneval_n=7).humaneval_samples(0.02, 164) == 7

@@ -22,8 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "run starts: a resumed run keeps its plan). 0 trains the recipe's steps as written")
     parser.add_argument("--config", type=Path, default=None,
                         help="training recipe (default: configs/quickstart.yaml of the source tree)")
-    parser.add_argument("--humaneval-n", type=int, default=20,
-                        help="HumanEval samples per task at temperature 0.8, besides one greedy (default 20)")
+    parser.add_argument("--humaneval-n", type=int, default=None,
+                        help="HumanEval samples per task at temperature 0.8, besides one greedy (default: as many "
+                             "as fit in a quarter of the training minutes at the rate the greedy pass measured, "
+                             "20 to 100)")
     parser.add_argument("--workers", type=int, default=None, help="processes for corpus building and the sandbox")
 
 
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.minutes < 0:
         raise UserError(f"--minutes must be >= 0, not {args.minutes}")
-    if args.humaneval_n < 1:
+    if args.humaneval_n is not None and args.humaneval_n < 1:
         raise UserError(f"--humaneval-n must be >= 1, not {args.humaneval_n}")
     budget = Budget(train_minutes=args.minutes or None, humaneval_n=args.humaneval_n)
     if args.workers is not None:

@@ -13,6 +13,8 @@ the builder keeps only the first (deduplication by behaviour, not by text)."""
 
 from __future__ import annotations
 
+import builtins
+import keyword
 import random
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -78,8 +80,27 @@ NAMES = {
 }
 
 
+# Names the recipes' bodies use for their own variables (and the pairs' names): an invented name is never one.
+BODY_NAMES = frozenset("a b c ch char count counts d digit distinct cleaned e groups hi i k limit lo m n num ordered "
+                       "p result row s target total v w word x y".split())
+INVENTED_SHARE = 0.3
+
+
+def _invented(rng: random.Random) -> str:
+    """A name no pool has (a word with a suffix), so that only the signature can tell the model what it is."""
+    while True:
+        name = rng.choice(WORDS).lower() + rng.choice(["", "s", "_list", "_vals", "2", "_in"])
+        if name.isidentifier() and not keyword.iskeyword(name) and name not in BODY_NAMES \
+                and not hasattr(builtins, name):
+            return name
+
+
 def pick_name(rng: random.Random, kind: str):
-    return rng.choice(NAMES[kind])
+    """A pool name, or (INVENTED_SHARE of single names) an invented one."""
+    pool = NAMES[kind]
+    if isinstance(pool[0], str) and rng.random() < INVENTED_SHARE:
+        return _invented(rng)
+    return rng.choice(pool)
 
 
 # ---------------------------------------------------------------------------------------------------- inputs

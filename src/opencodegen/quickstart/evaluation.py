@@ -3,6 +3,7 @@ usual samples/results/summary/report in eval/<name>/ and returns the few numbers
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -54,17 +55,20 @@ def humaneval(checkpoint: Path, out: Path, budget: Budget) -> dict:
     top-p 0.95 with the unbiased estimator, for every k that n allows; plus which problems any sample solved."""
     model, tok = _load(checkpoint)
     base = SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, seed=0)
+    started = time.perf_counter()
     greedy = he.evaluate(out / "greedy", model=model, tokenizer=tok, n=1, params=replace(base, temperature=0.0),
                          ks=[1], limit=budget.humaneval_tasks, workers=budget.workers)
-    ks = [k for k in (1, 10, 100) if k <= budget.humaneval_n]
+    # greedy completions stop about as early as sampled ones: its rate (sampling and judging) sizes n
+    n = budget.humaneval_samples((time.perf_counter() - started) / max(1, greedy["samples"]), greedy["tasks_scored"])
+    ks = [k for k in (1, 10, 100) if k <= n]
     t = budget.humaneval_temperature
-    sampled = he.evaluate(out / "sampled", model=model, tokenizer=tok, n=budget.humaneval_n,
+    sampled = he.evaluate(out / "sampled", model=model, tokenizer=tok, n=n,
                           params=replace(base, temperature=t, top_p=0.95), ks=ks, limit=budget.humaneval_tasks,
                           workers=budget.workers)
     solved = sorted({task for s in (greedy, sampled) for task, v in s["per_task"].items() if v["correct"]},
                     key=lambda task: int(task.rsplit("/", 1)[1]))
     return {"greedy_pass@1": greedy["pass_at_k"]["pass@1"], "pass_at_k": sampled["pass_at_k"],
-            "temperature": t, "n": budget.humaneval_n, "tasks": sampled["tasks_scored"], "solved": solved,
+            "temperature": t, "n": n, "tasks": sampled["tasks_scored"], "solved": solved,
             "reached": reached(sampled["pass_at_k"]), "programs": greedy["samples"] + sampled["samples"],
             "statuses": sampled["statuses"], "greedy_statuses": greedy["statuses"],
             "completions": {"greedy": greedy["completions"], "sampled": sampled["completions"]},
