@@ -202,7 +202,8 @@ def test_a_turn_whose_client_disconnects_is_cancelled_and_frees_its_slot(tmp_pat
     """On the real server: a client that gives up on a turn mid-generation frees the scheduler slot at once (not
     after the whole budget) and leaves the session as it was; the server and the session go on serving."""
     from opencodegen.sampling import SamplingParams, generate
-    from opencodegen.serve.synth import TURN_STOPS, tidy
+    from opencodegen.prompt_format import turn_code
+    from opencodegen.serve.synth import TURN_STOPS
     from serve_fixtures import BLOCK_SIZE, SlowForward, health, running_server, wait_for, write_checkpoint
 
     settings = {"max_tokens": 200, "temperature": 0.0}
@@ -219,7 +220,7 @@ def test_a_turn_whose_client_disconnects_is_cancelled_and_frees_its_slot(tmp_pat
             assert slow.calls < 100 and health(server)["cancelled"] == 1
         assert httpx.get(f"{server.url}{BASE}/{sid}").json()["turns"] == []
         done = httpx.post(turns, json={"intent": "Sort xs."}, timeout=60)  # the lock and the slot were released
-        assert done.status_code == 200 and done.json()["turns"][0]["code"] == tidy(mtpb.truncate(alone.text))
+        assert done.status_code == 200 and done.json()["turns"][0]["code"] == turn_code(mtpb.truncate(alone.text))
         assert health(server)["completed"] == 1 and health(server)["active_slots"] == 0
 
 

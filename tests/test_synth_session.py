@@ -13,7 +13,8 @@ from eval_tiny import ByteTokenizer, tiny_model
 from opencodegen.errors import UserError
 from opencodegen.eval import mtpb
 from opencodegen.sampling import SamplingParams, StopChecker, generate
-from opencodegen.serve.synth import (TURN_STOPS, ProgramRunner, SynthSession, SynthSettings, model_complete, tidy)
+from opencodegen.prompt_format import turn_code
+from opencodegen.serve.synth import TURN_STOPS, ProgramRunner, SynthSession, SynthSettings, model_complete
 
 
 class Scripted:
@@ -59,7 +60,7 @@ def test_early_stops_keep_what_truncate_keeps():
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
         stopped = StopChecker(TURN_STOPS)
         stopped.push(text)
-        assert tidy(mtpb.truncate(stopped.text)) == tidy(mtpb.truncate(text)), text
+        assert turn_code(mtpb.truncate(stopped.text)) == turn_code(mtpb.truncate(text)), text
 
 
 def test_model_turn_with_stops_equals_the_full_sample_truncated():
@@ -69,7 +70,7 @@ def test_model_turn_with_stops_equals_the_full_sample_truncated():
     turn = run(session.add_turn("Make a list of squares."))
     prompt = mtpb.PREAMBLE + "# Make a list of squares.\n"
     [[full]] = generate(model, tok, [prompt], SamplingParams(max_new_tokens=48, temperature=1.0, seed=5))
-    assert turn.code == tidy(mtpb.truncate(full.text))
+    assert turn.code == turn_code(mtpb.truncate(full.text))
 
 
 def test_regenerate_undo_edit():

@@ -161,9 +161,15 @@ def turn_prompt(instruction: str) -> str:
     return f"# {instruction}\n"
 
 
+def turn_code(code: str) -> str:
+    """A turn's code as the history holds it: without trailing whitespace, so every turn is followed by exactly one
+    blank line, whether its code was cut at a stop, by `truncate_turn`, typed by hand or written for training."""
+    return code.rstrip()
+
+
 def synth_history(turns: Sequence[str], completions: Sequence[str], preamble: str = SYNTH_PREAMBLE) -> str:
     """The program after every turn: the preamble, then per turn its instruction and its code + a blank line."""
-    return preamble + "".join(turn_prompt(t) + c + "\n\n" for t, c in zip(turns, completions))
+    return preamble + "".join(turn_prompt(t) + turn_code(c) + "\n\n" for t, c in zip(turns, completions))
 
 
 _TERMINALS = [re.compile(p, re.MULTILINE) for p in (r"^#", re.escape(EOS), r"^'''", r'^"""', r"\n\n\n")]

@@ -36,7 +36,7 @@ class Program:
     def rows(self) -> list[Exercise]:
         """One row per turn (the history before it, then its instruction) and one single-turn row."""
         instructions = [t for t, _ in self.turns]
-        codes = [c + "\n" for _, c in self.turns]  # a turn's code as a model writes it: ending in a newline
+        codes = [c + "\n" for _, c in self.turns]  # the target ends its last line; the history strips it again
         meta = {**self.meta, "sft_only": True, "n_asserts": 0, "turns": len(self.turns)}
         rows = [Exercise(f"{self.id}/turn{i}", SOURCE, synth_history(instructions[:i], codes[:i])
                          + turn_prompt(instructions[i]), "", codes[i], "", {**meta, "mode": "multi", "turn": i})

@@ -25,7 +25,7 @@ from ..eval.context import fit_prompts
 from ..eval.mtpb import DEFAULT_TIMEOUT, PRELOAD, wrap_last_in_print
 from ..eval.report import write_json
 from ..eval.sandbox import Sandbox
-from ..prompt_format import SYNTH_PREAMBLE, synth_history, turn_prompt, truncate_turn
+from ..prompt_format import SYNTH_PREAMBLE, synth_history, truncate_turn, turn_code, turn_prompt
 from ..sampling import SamplingParams, generate
 
 Complete = Callable[..., "str | Awaitable[str]"]
@@ -35,16 +35,10 @@ VERSION = 1
 
 # Strings that end a turn's sampling early. MTPB samples the whole budget and cuts afterwards; each of these starts
 # exactly where `truncate_turn` cuts (a top-level comment or docstring quote, two blank lines), so stopping there keeps
-# the same code up to a trailing newline, which `tidy` removes anyway. They save most of the budget once the model moves
+# the same code up to a trailing newline, which `turn_code` removes anyway. They save most of the budget once the model moves
 # on to a next `# ...` step of its own.
 TURN_STOPS = ("\n#", "\n'''", '\n"""', "\n\n\n")
 MAX_TOKENS_LIMIT = 4096  # per turn; a typo like 100000 should be an error, not an hour of sampling
-
-
-def tidy(code: str) -> str:
-    """A turn's code without trailing whitespace, so every turn is followed by exactly the one blank line MTPB's
-    history puts there (`code + "\\n\\n"`), whether the code was cut at a stop, by `truncate_turn` or typed by hand."""
-    return code.rstrip()
 
 
 class BadField(UserError):
@@ -71,7 +65,7 @@ def check_intent(intent: Any, param: str = "intent") -> str:
 def check_code(code: Any, param: str = "code") -> str:
     if not isinstance(code, str):
         raise BadField(param, f"must be a string, not {type(code).__name__}")
-    return tidy(code)
+    return turn_code(code)
 
 
 @dataclass(frozen=True)
@@ -257,7 +251,7 @@ class SynthSession:
                             seed=None if s.seed is None else s.seed + attempt, stop=list(TURN_STOPS))
         if inspect.isawaitable(out):
             out = await out
-        return tidy(truncate_turn(out))
+        return turn_code(truncate_turn(out))
 
     # ---- saving and loading ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
