@@ -10,6 +10,7 @@ Writes benchmarks/results/quickstart_shapes.json and quickstart_shapes.png; stat
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -76,26 +77,33 @@ def main() -> None:
     ap.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "quickstart")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "quickstart.yaml")
     ap.add_argument("--minutes", type=float, default=4.0, help="pretraining minutes per shape")
-    ap.add_argument("--shapes", default=",".join(f"{n}x{w}" for n, w in shape_plan.CANDIDATES[:4]))
+    ap.add_argument("--shapes", default=",".join(f"{n}x{w}" for n, w in shape_plan.CANDIDATES[:5]))
     ap.add_argument("--files", type=int, default=50, help="held-out files scored")
+    ap.add_argument("--merge", action="store_true", help="keep the rows of other shapes from the results file")
     args = ap.parse_args()
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
-    load_start = os.getloadavg()[0]
-    rows = []
-    for n_layer, n_embd in shapes:
-        rows.append(run_shape(args.run_dir, args.config, n_layer, n_embd, args.minutes, args.files))
-        print(rows[-1], flush=True)
-    best = min(rows, key=lambda r: r["bits_per_byte"])
-    flags = Path("/proc/cpuinfo").read_text()
-    result = {"benchmark": "quickstart shapes at equal pretraining time: held-out bits per byte",
-              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "host": {"cpu": cpu_name(), "cores": os.cpu_count(),
-                       "bf16": [f for f in ("avx512_bf16", "amx_bf16") if f in flags],
-                       "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]}},
-              "minutes_per_shape": args.minutes, "rows": rows, "best": best["shape"],
-              "tokens_per_param_of_best": best["tokens_per_param"]}
     out = ROOT / "benchmarks" / "results"
-    write_json(out / "quickstart_shapes.json", result)
+    path = out / "quickstart_shapes.json"
+    rows = []
+    if args.merge and path.is_file():  # earlier shapes at the same minutes (one run per shape is 5+ minutes)
+        earlier = json.loads(path.read_text())
+        if earlier["minutes_per_shape"] == args.minutes:
+            rows = [r for r in earlier["rows"] if r["shape"] not in {f"{n}x{w}" for n, w in shapes}]
+    flags = Path("/proc/cpuinfo").read_text()
+    for n_layer, n_embd in shapes:
+        load = os.getloadavg()[0]
+        row = run_shape(args.run_dir, args.config, n_layer, n_embd, args.minutes, args.files)
+        row.update(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                   load_average_1min={"start": load, "end": os.getloadavg()[0]})
+        rows = sorted(rows + [row], key=lambda r: r["params"])
+        print(row, flush=True)
+        best = min(rows, key=lambda r: r["bits_per_byte"])
+        # written after every shape: an interrupted sweep keeps what it measured
+        write_json(path, {"benchmark": "quickstart shapes at equal pretraining time: held-out bits per byte",
+                          "host": {"cpu": cpu_name(), "cores": os.cpu_count(),
+                                   "bf16": [f for f in ("avx512_bf16", "amx_bf16") if f in flags]},
+                          "minutes_per_shape": args.minutes, "rows": rows, "best": best["shape"],
+                          "tokens_per_param_of_best": best["tokens_per_param"]})
     plot(rows, out / "quickstart_shapes.png")
     for r in rows:
         print(f"{r['shape']:>8} {r['params'] / 1e6:6.2f}M params {r['tokens'] / 1e6:6.2f}M tokens "

@@ -237,8 +237,8 @@ def test_ctrl_c_keeps_finished_stages_and_the_next_run_resumes(machine, recipe, 
 
 
 def test_humaneval_samples_fill_the_evaluation_time():
-    b = Budget(train_minutes=14.0)  # a quarter of 14 minutes: 210 s
-    assert b.humaneval_samples(0.02, 164) == int(210 / (0.02 * 164)) == 64
+    b = Budget(train_minutes=15.0)  # a fifth of 15 minutes: 180 s
+    assert b.humaneval_samples(0.02, 164) == int(180 / (0.02 * 164)) == 54
     assert b.humaneval_samples(0.2, 164) == 20  # at least 20
     assert b.humaneval_samples(0.001, 164) == 100  # at most 100
     assert Budget(train_minutes=None).humaneval_samples(0.02, 164) == int(120 / (0.02 * 164))  # 2 minutes at least

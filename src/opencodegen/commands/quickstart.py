@@ -17,14 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", type=Path, default=Path("runs") / "quickstart",
                         help="where everything goes (default: runs/quickstart)")
     parser.add_argument("--fresh", action="store_true", help="delete the run directory's earlier results first")
-    parser.add_argument("--minutes", type=float, default=14.0,
-                        help="training time for all the stages together, in minutes (default 14; fixed when a "
+    parser.add_argument("--minutes", type=float, default=12.0,
+                        help="training time for all the stages together, in minutes (default 12; fixed when a "
                              "run starts: a resumed run keeps its plan). 0 trains the recipe's steps as written")
     parser.add_argument("--config", type=Path, default=None,
                         help="training recipe (default: configs/quickstart.yaml of the source tree)")
     parser.add_argument("--humaneval-n", type=int, default=None,
                         help="HumanEval samples per task at temperature 0.8, besides one greedy (default: as many "
-                             "as fit in a quarter of the training minutes at the rate the greedy pass measured, "
+                             "as fit in a fifth of the training minutes at the rate the greedy pass measured, "
                              "20 to 100)")
     parser.add_argument("--workers", type=int, default=None, help="processes for corpus building and the sandbox")
 

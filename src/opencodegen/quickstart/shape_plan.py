@@ -20,7 +20,7 @@ from ..train.loop import model_config
 from ..train.recipe import Recipe
 
 # (depth, width): heads are 64 wide.
-CANDIDATES = ((3, 192), (4, 256), (5, 320), (6, 384), (8, 512), (12, 768))
+CANDIDATES = ((2, 128), (3, 192), (4, 256), (5, 320), (6, 384), (8, 512), (12, 768))
 SHAPE_PROBE_STEPS = 8
 
 
