@@ -36,8 +36,8 @@ def bits_per_byte(checkpoint: Path, files_dir: Path, out: Path, budget: Budget, 
     """The model on the held-out files beside xz -9 on the same text (one stream, and each file alone). Long files
     are scored in windows of `context` tokens (default: the model's) starting 3/4 of a window apart, so every token
     has at least a quarter window behind it (xz sees everything before it), at 1.33x the tokens of one pass instead
-    of half-overlapping windows' 2x: a slightly pessimistic figure for a third less time (on run E3's Mono checkpoint,
-    1.455 against 1.435 with half-overlapping windows). Scored at the context the model was pretrained at: a model
+    of half-overlapping windows' 2x: a slightly pessimistic figure for a third less time (the README gives the
+    difference on one checkpoint). Scored at the context the model was pretrained at: a model
     whose block_size is longer (to hold HumanEval prompts) never saw those distances in pretraining."""
     model, tok = _load(checkpoint)
     if context is not None and context < model.config.block_size:
