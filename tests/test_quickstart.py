@@ -113,11 +113,15 @@ def test_every_output_exists_and_the_report_has_each_section(run):
     md = (run_dir / "report.md").read_text()
     page = (run_dir / "report.html").read_text()
     for section in ("Results", "Corpus", "Exercises", "Training", "Bits per byte on held-out", "HumanEval", "MTPB",
-                    "Fill-in-the-middle", "Samples", "Time and memory", "Next"):
+                    "Fill-in-the-middle", "Samples", "Multi-turn sessions", "Time and memory", "Next"):
         assert f"## {section}" in md, section
         assert f"<h2>{section}" in page, section
     assert md.count("![") == 8 and page.count("data:image/png;base64,") == 8  # 5 loss curves, bpb, pass@k, MTPB
     assert "Codex-12M" in md and "Solved by at least one sample" in md
+    sessions = results["synth"]["sessions"]  # each program ran in the sandbox, with a verdict of its own
+    assert len(sessions) == 3 and all(s["status"] in ("passed", "failed", "timeout", "error") for s in sessions)
+    assert all(s["program"].count("\n# ") == 3 for s in sessions) and results["synth"]["ran"] == sum(
+        s["status"] == "passed" for s in sessions)
     assert "src=\"" not in page.replace("src='data:", "")  # nothing outside the page
     assert results["bpb"]["model"] > 0 and results["bpb"]["xz_concat"] > 0
     assert set(results["humaneval"]["pass_at_k"]) == {"pass@1"}  # pass@10 needs 10 samples; the test draws 2

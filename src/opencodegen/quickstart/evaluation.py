@@ -3,6 +3,7 @@ usual samples/results/summary/report in eval/<name>/ and returns the few numbers
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from ..eval.perplexity import evaluate_bpb, read_text_files
 from ..eval.report import plot_bars, write_jsonl
 from ..model.io import load_checkpoint
 from ..sampling import HUMANEVAL_STOP, SamplingParams, generate
+from ..serve.synth import ProgramRunner, SynthSession, SynthSettings, model_complete
 from .budget import Budget
 from .published import reached
 
@@ -103,6 +105,37 @@ def infill(checkpoint: Path, out: Path, budget: Budget) -> dict:
     v = s["by_mode"]["single-line"]
     return {"tasks": v["tasks"], "exact_match": v["exact_match"], "pass@1": v["pass_at_k"].get("pass@1"),
             "completions": s["completions"]}
+
+
+# Short `ocg synth` sessions for the report: what a user following "what next" would type. Each ends by printing a
+# value; the expected one is shown beside what the model's program printed.
+SYNTH_SESSIONS = (
+    (("Assign the list [5, 3, 8, 1, 9] to a variable named nums.", "Keep only the numbers in nums that are greater "
+      "than 4.", "Print the sum of nums."), "22"),
+    (("Assign the string 'hello world' to a variable named text.", "Convert text to uppercase.", "Print text."),
+     "HELLO WORLD"),
+    (("Set n to 6.", "Make a list squares of the squares of the numbers from 1 to n.", "Print squares."),
+     "[1, 4, 9, 16, 25, 36]"),
+)
+
+
+def synth_sessions(checkpoint: Path, out: Path, budget: Budget) -> dict:
+    """Each of SYNTH_SESSIONS through `ocg synth`'s session (MTPB's format and sampling settings, seed 0), its
+    program run in the sandbox as `:run` runs it: does the post-trained model answer with code that runs?"""
+    model, tok = _load(checkpoint)
+    rows = []
+    with ProgramRunner(workers=1) as runner:
+        for intents, expected in SYNTH_SESSIONS:
+            session = SynthSession(complete=model_complete(model, tok), settings=SynthSettings(seed=0))
+            for intent in intents:
+                asyncio.run(session.add_turn(intent))
+            run = session.run(runner)
+            rows.append({"intents": list(intents), "program": session.program, "status": run.status,
+                         "stdout": run.stdout, "reason": run.reason, "expected": expected,
+                         "correct": run.status == "passed" and run.stdout.strip() == expected})
+    write_jsonl(out / "sessions.jsonl", rows)
+    return {"sessions": rows, "ran": sum(r["status"] == "passed" for r in rows),
+            "correct": sum(r["correct"] for r in rows)}
 
 
 def samples(checkpoint: Path, out: Path, budget: Budget) -> dict:

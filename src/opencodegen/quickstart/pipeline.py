@@ -10,7 +10,7 @@
   train-plan     steps per stage that fit the time budget, from a measured step time
   train          NL -> Multi -> Mono pretraining, then SFT and RL on the exercises (configs/quickstart.yaml)
                  -> train/stage-<i>-<name>/checkpoint-<step>
-  eval-*         bits per byte beside xz -9, HumanEval, MTPB, FIM, samples -> eval/<name>/
+  eval-*         bits per byte beside xz -9, HumanEval, MTPB, FIM, samples, ocg synth sessions -> eval/<name>/
 then results.json, report.md and report.html. A part this machine lacks is skipped with a note."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ BUILD_ORDER = ("mono", "multi", "nl")
 # Expected seconds of each stage on 2 cores (the overall progress row's ETA); training's comes from the budget.
 EXPECTED = {"corpus-mono": 40, "heldout": 5, "corpus-multi": 40, "corpus-nl": 25, "tokenizer": 30, "tokens-mono": 25,
             "tokens-multi": 15, "tokens-nl": 10, "exercises": 90, "train-plan": 40, "eval-bpb": 40, "eval-humaneval": 120,
-            "eval-mtpb": 60, "eval-infill": 30, "eval-samples": 10}
+            "eval-mtpb": 60, "eval-infill": 30, "eval-samples": 10, "eval-synth": 10}
 
 
 def default_config() -> Path:
@@ -200,10 +200,12 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
         mt = stage("eval-mtpb", lambda: evaluation.mtpb(ckpt, ev / "mtpb", budget))
         fim = stage("eval-infill", lambda: evaluation.infill(ckpt, ev / "infill", budget))
         samples = stage("eval-samples", lambda: evaluation.samples(ckpt, ev / "samples", budget))
+        sessions = stage("eval-synth", lambda: evaluation.synth_sessions(ckpt, ev / "synth", budget))
 
     results = assemble(run_dir, runner.results, recipe, ckpt, corpus, held, tok, tokens, plan, trained, bpb, he, mt,
                        fim, samples)
     results["exercises"] = exercises
+    results["synth"] = sessions
     write_json(run_dir / "results.json", results)
     write_report(results, run_dir)
     return results

@@ -180,6 +180,16 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
     for s in r["samples"]:
         b.append(("code", s["prompt"] + s["completion"]))
 
+    synth = r.get("synth")
+    if synth:
+        b.append(("h2", "Multi-turn sessions (ocg synth)"))
+        b.append(("p", f"{len(synth['sessions'])} short sessions through `ocg synth`'s session (MTPB's format, "
+                       f"temperature 0.2, seed 0), each program run in the sandbox as `:run` runs it: "
+                       f"{synth['ran']} ran to the end, {synth['correct']} printed the expected value."))
+        for row in synth["sessions"]:
+            b.append(("code", row["program"].rstrip() + f"\n# -> {row['status']}: "
+                      + (row["stdout"].strip() or row["reason"])[:200] + f"  (expected {row['expected']})"))
+
     b.append(("h2", "Time and memory per stage"))
     b.append(("table", (["stage", "seconds", "peak RSS MiB"],
                         [[k, f"{v['seconds']:.0f}", f"{v['peak_rss_mib']:.0f}"] for k, v in r["stages"].items()])))
