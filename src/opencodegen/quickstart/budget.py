@@ -37,7 +37,7 @@ class Budget:
     # Evaluation.
     humaneval_tasks: int | None = None  # None = all 164
     # Samples per task at humaneval_temperature, besides one greedy. None: as many as fit in humaneval_seconds
-    # (judged from the greedy pass's time per program), between humaneval_n_min and humaneval_n_max. The default
+    # (timed on a pilot of a few tasks), between humaneval_n_min and humaneval_n_max. The default
     # quickstart then has about 35; the hour-long speedrun the 100.
     humaneval_n: int | None = None
     humaneval_n_min: int = 20

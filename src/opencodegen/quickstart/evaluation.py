@@ -54,18 +54,25 @@ def bits_per_byte(checkpoint: Path, files_dir: Path, out: Path, budget: Budget, 
             "png": str(out / "bits_per_byte.png")}
 
 
+PILOT_TASKS = 8  # HumanEval tasks sampled (at humaneval_n_min each) to time the sampled pass
+
+
 def humaneval(checkpoint: Path, out: Path, budget: Budget) -> dict:
     """As the Codex and CodeGen papers measure it: greedy pass@1, and pass@k from n samples at temperature 0.8 and
     top-p 0.95 with the unbiased estimator, for every k that n allows; plus which problems any sample solved."""
     model, tok = _load(checkpoint)
     base = SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, seed=0)
-    started = time.perf_counter()
     greedy = he.evaluate(out / "greedy", model=model, tokenizer=tok, n=1, params=replace(base, temperature=0.0),
                          ks=[1], limit=budget.humaneval_tasks, workers=budget.workers)
-    # greedy completions stop about as early as sampled ones: its rate (sampling and judging) sizes n
-    n = budget.humaneval_samples((time.perf_counter() - started) / max(1, greedy["samples"]), greedy["tasks_scored"])
-    ks = [k for k in (1, 10, 100) if k <= n]
     t = budget.humaneval_temperature
+    n = budget.humaneval_n
+    if n is None:  # as many as fit: the rate of a pilot of the sampled pass itself (sampling and judging) sizes n
+        started, pilot_tasks = time.perf_counter(), min(PILOT_TASKS, greedy["tasks_scored"])
+        pilot = he.evaluate(out / "pilot", model=model, tokenizer=tok, n=budget.humaneval_n_min,
+                            params=replace(base, temperature=t, top_p=0.95), ks=[1], limit=pilot_tasks,
+                            workers=budget.workers)
+        n = budget.humaneval_samples((time.perf_counter() - started) / pilot["samples"], greedy["tasks_scored"])
+    ks = [k for k in (1, 10, 100) if k <= n]
     sampled = he.evaluate(out / "sampled", model=model, tokenizer=tok, n=n,
                           params=replace(base, temperature=t, top_p=0.95), ks=ks, limit=budget.humaneval_tasks,
                           workers=budget.workers)
