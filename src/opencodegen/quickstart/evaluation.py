@@ -10,6 +10,7 @@ from pathlib import Path
 from ..eval import humaneval as he
 from ..eval import infill as fim
 from ..eval import mtpb as mt
+from ..eval import repo_completion
 from ..eval.compression import xz_bits_per_byte
 from ..eval.context import fit_prompts
 from ..eval.perplexity import evaluate_bpb, read_text_files
@@ -101,6 +102,18 @@ def infill(checkpoint: Path, out: Path, budget: Budget) -> dict:
     v = s["by_mode"]["single-line"]
     return {"tasks": v["tasks"], "exact_match": v["exact_match"], "pass@1": v["pass_at_k"].get("pass@1"),
             "completions": s["completions"]}
+
+
+def repository_completion(checkpoint: Path, run_dir: Path, out: Path, budget: Budget) -> dict:
+    """Lines of the held-out repositories that use a name another of their files defines, completed greedily with
+    and without the cross-file context of the repository format: what repository-level packing buys."""
+    from .heldout import heldout_repos
+    model, tok = _load(checkpoint)
+    s = repo_completion.evaluate(out, repos=heldout_repos(run_dir), model=model, tokenizer=tok,
+                                 params=SamplingParams(max_new_tokens=budget.repo_max_new_tokens, temperature=0.0),
+                                 limit=budget.repo_tasks, seed=0)
+    return {"tasks": s["tasks"], "by_mode": s["by_mode"], "context": s["context"], "note": s.get("note"),
+            "png": str(out / "repo_completion.png")}
 
 
 def samples(checkpoint: Path, out: Path, budget: Budget) -> dict:
