@@ -7,9 +7,9 @@ repository, reached through an import of that file:
     from pkg.util import *                ->  any use of a name util.py defines
     from . import util / import util      ->  a line reading `util.parse(...)`
 
-Imports resolve to the repository's own files only: relative ones against the importing file's package, absolute
-ones by their full dotted path from the repository's root, or from inside it when the first component is the
-repository's own name (stdlib packages import themselves as `idlelib.config`). A name a file only re-exports (its
+Imports resolve to the repository's own files only: relative ones against the importing file's package; absolute
+ones through the repository's own name when it is a package (stdlib packages import themselves as
+`idlelib.config`), or by their dotted path from the repository's root when the root is not a package. A name a file only re-exports (its
 own `from .x import name`) is followed to the file that defines it, a few hops deep.
 
 The model sees the file up to the line (the prompt ends with the line before it) and writes the line; the context
@@ -101,10 +101,12 @@ class Resolver:
             return self.modules.get(base + comps)
         if not comps:
             return None
-        found = self.modules.get(comps)
-        if found is None and comps[0] == self.own_name:
-            found = self.modules.get(comps[1:])
-        return found
+        if comps[0] == self.own_name and (found := self.modules.get(comps[1:])) is not None:
+            return found
+        # A bare `import sibling` reaches the repository's root only when the root is not itself a package (a
+        # package's modules import each other relatively or through its name; `import __main__` in idlelib is not
+        # idlelib/__main__.py).
+        return None if () in self.modules else self.modules.get(comps)
 
     def _bindings(self, path: str) -> dict[str, tuple[str, str | None]]:
         """local name -> (file, name defined there) for `from m import name`, (file, None) for a module."""

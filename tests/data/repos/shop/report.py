@@ -1,5 +1,5 @@
 from shop.pricing import *
-import units as u
+from shop import units as u
 
 
 def line(amount):
