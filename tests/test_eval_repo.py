@@ -18,7 +18,7 @@ from opencodegen.cli import main
 from opencodegen.errors import UserError
 from opencodegen.eval import repo_completion as rc
 from opencodegen.eval.endpoint import Endpoint
-from opencodegen.eval.repo_tasks import build_tasks, discover
+from opencodegen.eval.repo_tasks import build_tasks, discover, read_repository
 from opencodegen.model.config import ModelConfig
 from opencodegen.model.transformer import GPT
 from opencodegen.sampling import SamplingParams
@@ -190,9 +190,37 @@ def test_cli_and_bad_repos(tmp_path, capsys):
     (tmp_path / "flat" / "one").mkdir(parents=True)
     (tmp_path / "flat" / "one" / "a.py").write_text("def f():\n    return 1\n")
     (tmp_path / "flat" / "one" / "b.py").write_text("import os\n")
+    (tmp_path / "flat" / "two").mkdir()
     with pytest.raises(UserError, match="no repository-level task"):
         build_tasks(discover(tmp_path / "flat"))
+    skipped: list[dict] = []
+    read_repository("two", tmp_path / "flat" / "two", skipped)
+    assert skipped == [{"repo": "two", "path": "", "reason": "the repository has no files"}]
     assert main(["eval", "repo", "--reference", "--repos", str(tmp_path / "missing")]) == 2
     assert "--repos" in capsys.readouterr().err
     assert main(["eval", "repo", "--reference", "--run-dir", str(tmp_path)]) == 2
     assert "ocg quickstart" in capsys.readouterr().err
+
+
+def test_quickstart_step_on_held_out_repositories(tmp_path):
+    """The optional quickstart step (off by default) reads a run's held-out repositories as heldout.build left them."""
+    import shutil
+
+    from serve_fixtures import write_checkpoint
+
+    from opencodegen.quickstart import evaluation
+    from opencodegen.quickstart.budget import Budget
+    assert Budget().repo_tasks == 0  # the lead decides when the quickstart runs it
+    run_dir = tmp_path / "run"
+    (run_dir / "stages").mkdir(parents=True)
+    (run_dir / "stages" / "heldout.json").write_text(json.dumps({"repos": ["src/shop"]}))
+    shutil.copytree(SHOP, run_dir / "heldout" / "files" / "src" / "shop")
+    ckpt = write_checkpoint(tmp_path / "ckpt")
+    result = evaluation.repository_completion(ckpt, run_dir, tmp_path / "eval",
+                                              Budget(repo_tasks=2, repo_max_new_tokens=4))
+    assert result["tasks"] == 2 and set(result["by_mode"]) == {"in-file", "cross-file"}
+    tasks = [json.loads(line) for line in open(tmp_path / "eval" / "tasks.jsonl")]
+    assert {t["repo"] for t in tasks} == {"src/shop"}  # the corpus's repository name, as the model was trained on it
+    shutil.rmtree(run_dir / "heldout" / "files" / "src")
+    with pytest.raises(UserError, match="missing on disk"):
+        evaluation.repository_completion(ckpt, run_dir, tmp_path / "eval2", Budget(repo_tasks=2))

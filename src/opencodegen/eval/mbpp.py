@@ -14,7 +14,7 @@ as evalplus names them, so MBPP and MBPP+ runs can be compared problem by proble
 
 The asserts run in the trusted judge (judge.py), the candidate's code in the sandbox: `assert f(x) == y` compares the
 plain data f returned. A problem whose tests pass objects of a class (a few of the original file's, through
-test_setup_code) cannot be judged so and fails, the reference solution too (`--reference` lists them)."""
+test_setup_code) cannot be judged so and fails, the reference solution too (a `--reference` run shows which)."""
 
 from __future__ import annotations
 

@@ -58,7 +58,10 @@ def module_key(path: str) -> tuple[str, ...]:
 def read_repository(name: str, root: Path, skipped: list[dict]) -> Repository:
     """The repository's Python files that decode and parse; every other file is logged in `skipped`."""
     files, langs = {}, {}
-    for p in sorted(q for q in root.rglob("*") if q.is_file()):
+    everything = sorted(q for q in root.rglob("*") if q.is_file())
+    if not everything:
+        skipped.append({"repo": name, "path": "", "reason": "the repository has no files"})
+    for p in everything:
         rel = p.relative_to(root).as_posix()
         where = {"repo": name, "path": rel}
         if p.suffix != ".py":
