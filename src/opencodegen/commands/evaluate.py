@@ -1,4 +1,4 @@
-"""`ocg eval humaneval|mbpp|evalplus|mtpb|infill|bpb|compare`: evaluation by execution (and by likelihood), each
+"""`ocg eval humaneval|mbpp|evalplus|mtpb|infill|repo|bpb|compare`: evaluation by execution (and by likelihood), each
 writing samples.jsonl, results.jsonl, summary.json, report.md and plots to --out.
 
     ocg eval humaneval --model runs/x/checkpoint --n 20 --temperature 0.2,0.8 --top-p 0.95
@@ -9,6 +9,7 @@ writing samples.jsonl, results.jsonl, summary.json, report.md and plots to --out
     ocg eval infill --model DIR --mode single-line --limit 200
     ocg eval humaneval --endpoint http://localhost:8000/v1 --model-name NAME --n 20 --temperature 0.8
     ocg eval infill --endpoint http://localhost:8080/v1 --fim-format qwen   # llama.cpp / vLLM take no `suffix`
+    ocg eval repo --model DIR --limit 300                  # the quickstart's held-out repositories, or --repos DIR
     ocg eval bpb --model DIR --tokens tokens/python/valid
     ocg eval compare results/run-a results/run-b           # per-problem differences, paired test, plot
 """
@@ -27,10 +28,11 @@ from ..prompt_format import FIM_TEXT_FORMATS
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
-def _source(p: argparse.ArgumentParser, reference_help: str) -> None:
+def _source(p: argparse.ArgumentParser, reference_help: str, samples: bool = True) -> None:
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--model", type=Path, help="checkpoint (or HuggingFace) directory to sample from")
-    group.add_argument("--samples", type=Path, help="score completions from this JSONL file, no model needed")
+    if samples:
+        group.add_argument("--samples", type=Path, help="score completions from this JSONL file, no model needed")
     group.add_argument("--reference", action="store_true", help=reference_help)
     group.add_argument("--endpoint", metavar="URL",
                        help="sample from an OpenAI-compatible /v1/completions server (ocg serve, vLLM, llama.cpp), "
@@ -134,6 +136,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--fim-format", default="suffix", choices=["suffix", *FIM_TEXT_FORMATS],
                    help="with --endpoint: send prefix and suffix apart in the API's `suffix` field (ocg serve, "
                         "OpenAI), or as one prompt with this model family's FIM tokens (vLLM, llama.cpp)")
+
+    p = sub.add_parser("repo", help="repository-level line completion (RepoBench / CrossCodeEval manner): exact "
+                                     "match and edit similarity with and without cross-file context")
+    _source(p, "answer every task with its own line (a self-check of the harness: 100%%)", samples=False)
+    p.add_argument("--repos", type=Path, default=None,
+                   help="a directory with one subdirectory per repository (default: the held-out repositories of "
+                        "the quickstart run in --run-dir)")
+    p.add_argument("--run-dir", type=Path, default=Path("runs") / "quickstart",
+                   help="the quickstart run whose held-out repositories are the default --repos")
+    p.add_argument("--limit", type=int, default=None, help="a seeded random choice of this many tasks")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --limit choice")
+    p.add_argument("--max-new-tokens", type=int, default=48, help="most tokens generated per answer")
+    p.add_argument("--max-prompt-chars", type=int, default=16000,
+                   help="with --endpoint: prompts are fitted to this many characters (the server's tokens are "
+                        "unknown here)")
+    p.add_argument("--out", type=Path, default=Path("results") / "repo", help="output directory")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights and compute dtype")
+    p.add_argument("--device", default="cpu", type=device_arg,
+                   help="cpu, cuda, cuda:N or auto (a GPU when this torch sees one) (default: %(default)s)")
 
     p = sub.add_parser("compare", help="per-problem differences between two result directories, with a paired "
                                         "significance test and a plot")
@@ -286,6 +307,20 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
                     [(m, k, 100 * s) for m, v in summary["by_mode"].items()
                      for k, s in {"exact match": v["exact_match"], **v["pass_at_k"]}.items()])
         print(completion_counts_text(summary["completions"], "middles"))
+    elif args.benchmark == "repo":
+        from ..eval import repo_completion
+        from ..sampling import SamplingParams
+        if args.max_new_tokens < 1 or args.max_prompt_chars < 1:
+            raise UserError("--max-new-tokens and --max-prompt-chars must be >= 1")
+        summary = repo_completion.evaluate(
+            args.out, repos=_repositories(args), model=model, tokenizer=tokenizer, endpoint=endpoint,
+            reference=args.reference, params=SamplingParams(max_new_tokens=args.max_new_tokens, temperature=0.0),
+            limit=args.limit, seed=args.seed, max_prompt_chars=args.max_prompt_chars)
+        modes = list(summary["by_mode"])
+        print_table(f"Repository-level completion ({summary['tasks']} tasks, {len(summary['repos'])} repositories)",
+                    ["metric (%)", *modes],
+                    [(name, *(100 * summary["by_mode"][m][key] for m in modes))
+                     for name, key in (("exact match", "exact_match"), ("edit similarity", "edit_similarity"))])
     else:
         from ..eval.perplexity import evaluate_bpb
         summary = evaluate_bpb(args.out, model, tokenizer, tokens_dir=args.tokens, files_dir=args.files,
@@ -295,6 +330,14 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
                     [("model", summary["bits_per_byte"]), ("xz -9", summary["xz_bits_per_byte"])])
     print(f"results in {args.out}/ (summary.json, report.md, samples.jsonl, results.jsonl, *.png)")
     return 0
+
+
+def _repositories(args) -> list[tuple[str, Path]]:
+    from ..eval.repo_tasks import discover
+    if args.repos is not None:
+        return discover(args.repos)
+    from ..quickstart.heldout import heldout_repos
+    return heldout_repos(args.run_dir)
 
 
 def _compare(args) -> int:

@@ -3,16 +3,27 @@ passes only if it returns what the reference solution returns on every input.
 
 The released files (HumanEvalPlus.jsonl, MbppPlus.jsonl, .gz too) are given by path. Each line has task_id, prompt,
 entry_point, canonical_solution, base_input and plus_input (lists of argument lists) and atol. Two verdicts per
-sample, as evalplus reports them: "base" (the original inputs) and "plus" (base and extra inputs).
+sample, as evalplus reports them: "base" (the original inputs) and "plus" (the extra inputs, counted only when base
+passed too).
 
-Time limits are calibrated on this machine, as evalplus does (its issue #5: fixed limits cut off correct programs
-on slow CPUs): each problem's reference solution is run first, and the problem's limit is
-max(floor, factor x its measured time), evalplus's defaults being floor 4 s and factor 4. The calibration is
-recorded in the results. evalplus measures each input apart; here the limit covers a problem's whole input list.
+The procedure is evalplus's (evalplus/evaluate.py and evalplus/eval/__init__.py, reproduced, not copied):
+1. Ground truth on this machine: each reference solution runs in the sandbox on every input (a deep copy of it),
+   timed input by input; its outputs are the expected ones (for the tasks whose reference returns a re.Match, whether
+   it is not None).
+2. Per-input time limits: max(floor, factor x the reference's time on that input), evalplus's defaults being floor
+   4 s and factor 4 (its issue #5: fixed limits cut off correct programs on slow CPUs); a run's deadline is
+   min(60 s, the sum of its inputs' limits) + 1 s. The table is written to calibration.json.
+3. Judged runs (judge.py): the candidate runs in the sandbox; the loop over inputs runs in the trusted judge, which
+   calls the candidate's function through its plain-data proxy, times each call, fails an input that took longer
+   than its limit, and compares each output with evalplus_oracle.same_output (exact equality, float tolerance, the
+   problem-specific oracles). An output that is not plain data (an object whose __eq__ always says yes) fails.
+   As in evalplus, the first failing input ends the run.
 
-Comparison follows evalplus: equal values pass; a float result (or a list of floats) is compared with
-numpy.allclose(rtol=1e-7, atol=the problem's atol or 1e-6). Not reproduced: evalplus's hand-written special cases
-(e.g. HumanEval/32's find_zero, which accepts any root) and its sanitizer that cuts chatty completions to code.
+Differences from evalplus: an input over its limit is detected when the call returns (evalplus interrupts it at the
+limit; here the run's deadline interrupts it); a call's time includes moving its arguments and result across the
+sandbox boundary; MBPP+ inputs that evalplus turns into tuples or sets for some tasks (mbpp_deserialize_inputs) reach
+both the reference and the candidate as the JSON lists the file holds; evalplus's sanitizer, which cuts chatty
+completions to code, is not reproduced.
 """
 
 from __future__ import annotations
@@ -22,42 +33,64 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import UserError
-from .calibrate import DEFAULT_FACTOR, DEFAULT_FLOOR, calibrate, summary_of
+from . import evalplus_oracle
+from .calibrate import CALIBRATION_TIMEOUT, DEFAULT_FACTOR, DEFAULT_FLOOR, summary_of
 from .humaneval import read_jsonl
+from .judge import JudgeCase
+from .sandbox import ExecResult
 
 # evalplus's stops for base models (its sanitizer does the rest there; completions here are cut only by these)
 STOP = ("\nif __name__", "\ndef main(", "\nprint(")
+RUN_CAP = 60.0  # evalplus's EVALPLUS_TIMEOUT_PER_TASK: a run's deadline is at most this (+ 1 s)
+PARTS = ("base", "plus")
 
-# Appended to the candidate's program: the reference runs in its own namespace, on deep copies of each input (a
-# candidate may mutate its arguments), and every output is compared as evalplus compares them.
-_CHECK = '''
+# Runs in the sandbox after the reference solution: its outputs and its time on each input, printed as plain data.
+_GROUND_TRUTH = """
 
-def __ocg_same(got, expected, atol):
-    if got == expected:
-        return True
-    floats = isinstance(expected, float) or (isinstance(expected, (list, tuple)) and len(expected) > 0
-                                             and all(isinstance(x, float) for x in expected))
-    if not (floats or atol):
-        return False
-    try:
-        import numpy
-        return bool(numpy.allclose(got, expected, rtol=1e-07, atol=atol or 1e-06))
-    except Exception:
-        return False
-
-
-def __ocg_check():
-    import copy, json
-    reference = {{}}
-    exec(compile({reference!r}, "<reference>", "exec"), reference)
-    for i, args in enumerate(json.loads({inputs!r})):
-        expected = reference[{entry!r}](*copy.deepcopy(args))
-        got = {entry}(*copy.deepcopy(args))
-        assert __ocg_same(got, expected, {atol!r}), "wrong output on input " + str(i)
+def _ocg_ground_truth():
+    import copy, io, json, time
+    report = []
+    for inputs in json.loads({inputs!r}):
+        outputs, seconds = [], []
+        for args in inputs:
+            args = copy.deepcopy(args)
+            start = time.perf_counter()
+            out = {entry}(*args)
+            seconds.append(time.perf_counter() - start)
+            outputs.append((out is not None) if {not_none!r} else out)
+        report.append((outputs, seconds))
+    print(report, file=io.StringIO())  # captured as the run's value, not written to stdout (its size is capped)
 
 
-__ocg_check()
-'''
+_ocg_ground_truth()
+"""
+
+# Trusted: runs in the judge after evalplus_oracle's code. `candidate` is the proxy of the candidate's function.
+_CHECK = """
+import time
+nan, inf = float("nan"), float("inf")
+_inputs = {inputs}
+_expected = {expected}
+_limits = {limits!r}
+_atol = {atol!r}
+for _i, _args in enumerate(_inputs):
+    _start = time.perf_counter()
+    _out = candidate(*_args)
+    _took = time.perf_counter() - _start
+    assert _took <= _limits[_i], "input %d took %.3f s, over its time limit of %.3f s" % (_i, _took, _limits[_i])
+    _same, _atol = same_output({dataset!r}, {entry!r}, _args, _out, _expected[_i], _atol)
+    assert _same, "wrong output on {part} input %d" % _i
+"""
+
+# Appended to the candidate of the tasks whose reference returns a re.Match: what crosses is whether it is None.
+_NOT_NONE = """
+
+def _ocg_not_none(*args):
+    out = {entry}(*args)
+    return out if isinstance(out, bool) else out is not None
+"""
+
+_ORACLE_CODE = Path(evalplus_oracle.__file__).read_text(encoding="utf-8")
 
 
 def load_problems(path: str | Path) -> dict[str, dict]:
@@ -86,19 +119,80 @@ def candidate_code(problem: dict, sample: dict) -> str:
     return sample["completion"] if sample.get("whole") else problem["prompt"] + sample["completion"]
 
 
-def program(problem: dict, code: str, plus: bool) -> str:
-    """The candidate's code, then the check over the base inputs (plus=False) or base and extra inputs."""
-    inputs = problem["base_input"] + (problem["plus_input"] if plus else [])
-    return code + _CHECK.format(reference=reference_code(problem), inputs=json.dumps(inputs),
-                                entry=problem["entry_point"], atol=problem["atol"])
+def dataset_of(problem: dict) -> str:
+    return "mbpp" if problem["task_id"].startswith("Mbpp/") else "humaneval"
+
+
+def not_none(problem: dict) -> bool:
+    return dataset_of(problem) == "mbpp" and problem["entry_point"] in evalplus_oracle.NOT_NONE
+
+
+def ground_truth_program(problem: dict) -> str:
+    """The reference solution, then the timed loop over base and plus inputs (see _GROUND_TRUTH)."""
+    return reference_code(problem) + _GROUND_TRUTH.format(
+        inputs=json.dumps([problem["base_input"], problem["plus_input"]]), entry=problem["entry_point"],
+        not_none=not_none(problem))
+
+
+def ground_truth(problems: dict[str, dict], outcomes: Sequence[ExecResult], factor: float, floor: float) -> dict:
+    """calibration.json: {"factor", "floor", "host", "problems": {task_id: {"reference_status", "reference_seconds",
+    "reference_reason" (when it failed), "base" and "plus": {"expected", "input_seconds", "input_limits",
+    "deadline"}}}}, from the ground-truth programs' outcomes (in the order of `problems`)."""
+    import os
+    table = {}
+    for (task_id, problem), r in zip(problems.items(), outcomes):
+        value = r.value if r.has_value else None
+        if not (r.passed and type(value) is list and len(value) == len(PARTS)):
+            table[task_id] = {"reference_status": "error" if r.passed else r.status,
+                              "reference_reason": r.reason or "its outputs are not plain data",
+                              "reference_seconds": round(r.duration, 4)}
+            continue
+        entry = {"reference_status": "passed"}
+        for part, (outputs, seconds) in zip(PARTS, value):
+            limits = [round(max(floor, factor * t), 4) for t in seconds]
+            entry[part] = {"expected": list(outputs), "input_seconds": [round(t, 6) for t in seconds],
+                           "input_limits": limits, "deadline": round(min(RUN_CAP, sum(limits)) + 1.0, 3)}
+        entry["reference_seconds"] = round(sum(sum(entry[p]["input_seconds"]) for p in PARTS), 4)
+        table[task_id] = entry
+    return {"factor": factor, "floor": floor, "host": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
+            "problems": table}
+
+
+def judge_case(problem: dict, code: str, part: str, truth: dict) -> JudgeCase:
+    """The candidate `code` on `part` ("base" or "plus") of the problem's inputs, judged as evalplus judges: the
+    inputs, expected outputs and per-input limits are literals of the trusted check (repr of plain data; NaN and
+    infinities spelled as names the check defines)."""
+    functions = (problem["entry_point"],)
+    if not_none(problem):
+        code += _NOT_NONE.format(entry=problem["entry_point"])
+        functions = ("_ocg_not_none",)
+    check = _CHECK.format(inputs=repr(problem[f"{part}_input"]), expected=repr(truth[part]["expected"]),
+                          limits=truth[part]["input_limits"], atol=problem["atol"], dataset=dataset_of(problem),
+                          entry=problem["entry_point"], part=part)
+    return JudgeCase(candidate=code, check=check, functions=functions, helpers=_ORACLE_CODE)
+
+
+def run_part(sandbox, problems: dict[str, dict], samples: Sequence[dict], truth: dict, part: str) -> list[ExecResult]:
+    """Judged runs of `samples` on `part`'s inputs; a problem without ground truth gives an "error" without a run."""
+    runnable = [i for i, s in enumerate(samples) if truth[s["task_id"]]["reference_status"] == "passed"]
+    outcomes = sandbox.judge([judge_case(problems[samples[i]["task_id"]],
+                                         candidate_code(problems[samples[i]["task_id"]], samples[i]), part,
+                                         truth[samples[i]["task_id"]]) for i in runnable],
+                             timeout=[truth[samples[i]["task_id"]][part]["deadline"] for i in runnable],
+                             progress=f"execute evalplus ({part})") if runnable else []
+    results = [ExecResult(status="error", reason="no expected outputs: the reference solution failed on this "
+                          "machine (" + truth[s["task_id"]].get("reference_reason", "") + ")") for s in samples]
+    for i, r in zip(runnable, outcomes):
+        results[i] = r
+    return results
 
 
 def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, tokenizer=None, reference: bool = False,
              n: int = 1, params=None, ks: Sequence[int] = (1, 10, 100), workers: int | None = None,
              limit: int | None = None, endpoint=None, factor: float = DEFAULT_FACTOR,
              floor: float = DEFAULT_FLOOR, allow_unsafe: bool = False) -> dict:
-    """The whole `ocg eval evalplus`: calibrated limits, samples (file, reference, model or endpoint), the plus
-    check for every sample and the base check for those that fail it, pass@k for both, outputs in `out`."""
+    """The whole `ocg eval evalplus`: samples (file, reference, model or endpoint), ground truth and per-input limits,
+    the base check for every sample and the plus check for those that pass it, pass@k for both, outputs in `out`."""
     from dataclasses import replace
 
     from . import humaneval
@@ -107,6 +201,8 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
     from .report import write_json, write_jsonl
     from .samples import read_samples
     from .sandbox import Sandbox
+    if not (factor > 0 and floor > 0):
+        raise UserError(f"time-limit factor and floor must be > 0, not {factor} and {floor}")
     everything = load_problems(data)
     problems = dict(list(everything.items())[:limit]) if limit else everything
     if samples_path is not None:
@@ -127,29 +223,27 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
     scored = {s["task_id"] for s in samples}
     with Sandbox(workers=workers, allow_unsafe=allow_unsafe) as sandbox:
-        ids = [t for t in problems if t in scored]
-        calibration = calibrate(ids, lambda seconds: sandbox.run(
-            [program(problems[t], reference_code(problems[t]), plus=True) for t in ids], timeout=seconds,
-            progress="calibrate time limits"), factor, floor)
-        limits = calibration["problems"]
-        plus = sandbox.run([program(problems[s["task_id"]], candidate_code(problems[s["task_id"]], s), plus=True)
-                            for s in samples], timeout=[limits[s["task_id"]]["limit"] for s in samples],
-                           progress="execute evalplus (plus)")
-        retry = [i for i, r in enumerate(plus) if not r.passed]  # passing plus implies passing base
-        base = dict(zip(retry, sandbox.run(
-            [program(problems[samples[i]["task_id"]], candidate_code(problems[samples[i]["task_id"]], samples[i]),
-                     plus=False) for i in retry],
-            timeout=[limits[samples[i]["task_id"]]["limit"] for i in retry], progress="execute evalplus (base)")))
+        measured = {t: p for t, p in problems.items() if t in scored}
+        calibration = ground_truth(measured, sandbox.run(
+            [ground_truth_program(p) for p in measured.values()], timeout=CALIBRATION_TIMEOUT,
+            capture_last_print=True, progress="ground truth and time limits"), factor, floor)
+        truth = calibration["problems"]
+        base = run_part(sandbox, problems, samples, truth, "base")
+        again = [i for i, r in enumerate(base) if r.passed]  # plus counts only where base passed, as in evalplus
+        plus = dict(zip(again, run_part(sandbox, problems, [samples[i] for i in again], truth, "plus")))
     results, per_task = [], {t: [0, 0, 0] for t in problems if t in scored}  # n, base passed, plus passed
-    for i, (s, r) in enumerate(zip(samples, plus)):
-        base_passed = r.passed or base[i].passed
-        results.append({"task_id": s["task_id"], "completion_id": s["completion_id"], "base_passed": base_passed,
-                        "plus_passed": r.passed, "status": r.status, "reason": r.reason,
-                        "duration": round(r.duration, 4), "time_limit": limits[s["task_id"]]["limit"]})
+    for i, (s, b) in enumerate(zip(samples, base)):
+        p = plus.get(i)
+        plus_passed = p is not None and p.passed
+        decided = b if p is None else p
+        results.append({"task_id": s["task_id"], "completion_id": s["completion_id"], "base_passed": b.passed,
+                        "plus_passed": plus_passed, "base_status": b.status,
+                        "plus_status": None if p is None else p.status, "status": decided.status,
+                        "reason": decided.reason, "duration": round(b.duration + (p.duration if p else 0.0), 4)})
         row = per_task[s["task_id"]]
         row[0] += 1
-        row[1] += base_passed
-        row[2] += r.passed
+        row[1] += b.passed
+        row[2] += plus_passed
     summary = {"benchmark": "evalplus", "data": str(data), "tasks_scored": len(per_task), "samples": len(samples),
                "pass_at_k": {"base": mean_pass_at_k([(v[0], v[1]) for v in per_task.values()], ks),
                              "plus": mean_pass_at_k([(v[0], v[2]) for v in per_task.values()], ks)},
@@ -167,8 +261,8 @@ def report_markdown(summary: dict) -> str:
     cal = summary["calibration"]
     lines = [f"# evalplus ({Path(summary['data']).name})", "",
              f"{summary['tasks_scored']} tasks, {summary['samples']} samples. Time limits calibrated on this machine "
-             f"({cal['host']['cpus']} CPUs, load {cal['host']['loadavg'][0]:.2f}): max({cal['floor']} s, "
-             f"{cal['factor']} x the reference solution's time); per problem in calibration.json.", "",
+             f"({cal['host']['cpus']} CPUs, load {cal['host']['loadavg'][0]:.2f}), per input: max({cal['floor']} s, "
+             f"{cal['factor']} x the reference solution's time on it); per input in calibration.json.", "",
              markdown_table(["metric", "base (%)", "plus (%)"],
                             [(k, 100 * summary["pass_at_k"]["base"][k], 100 * summary["pass_at_k"]["plus"][k])
                              for k in summary["pass_at_k"]["plus"]]), ""]

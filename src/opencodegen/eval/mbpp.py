@@ -9,17 +9,25 @@ paper's test split (task ids 11-510: 500 original problems, 257 sanitized ones).
 The prompt is the paper's: three shots (task ids 2, 3, 4, taken from the same file) and then the task, each as
     You are an expert Python programmer, and here is your task: {description} Your code should pass these
     tests:\\n\\n{the three asserts}\\n[BEGIN]\\n{code}\\n[DONE]
-with the task's own block ending after "[BEGIN]\\n"; the model's code ends at "[DONE]". Task ids are written
-"Mbpp/N", as evalplus names them, so MBPP and MBPP+ runs can be compared problem by problem."""
+with the task's own block ending after "[BEGIN]\\n"; the model's code ends at "[DONE]". Task ids are written "Mbpp/N",
+as evalplus names them, so MBPP and MBPP+ runs can be compared problem by problem.
+
+The asserts run in the trusted judge (judge.py), the candidate's code in the sandbox: `assert f(x) == y` compares the
+plain data f returned. A problem whose tests pass objects of a class (a few of the original file's, through
+test_setup_code) cannot be judged so and fails, the reference solution too (a `--reference` run shows which)."""
 
 from __future__ import annotations
 
+import ast
+import builtins
 import json
+import sys
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import UserError
 from .humaneval import read_jsonl
+from .judge import JudgeCase
 
 SHOT_IDS = (2, 3, 4)
 TEST_SPLIT = range(11, 511)
@@ -100,9 +108,49 @@ def shots_of(problems: dict[str, dict]) -> list[dict]:
     return [problems[f"Mbpp/{n}"] for n in SHOT_IDS if f"Mbpp/{n}" in problems]
 
 
-def build_program(problem: dict, completion: str) -> str:
-    """The candidate's code, then the test setup (imports), then the three asserts."""
-    return "\n".join([completion, problem["setup"], *problem["tests"], ""])
+def _names(problem: dict) -> tuple[set[str], list[str], list[str]]:
+    """(names the test setup and builtins define, names the asserts call, names the asserts read), in order."""
+    defined = set(dir(builtins))
+    try:
+        setup = ast.parse(problem["setup"])
+        tests = ast.parse("\n".join(problem["tests"]))
+    except SyntaxError as e:
+        raise UserError(f"{problem['task_id']}: its tests or test setup are not Python ({e.msg})") from None
+    for node in ast.walk(setup):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+    nodes = sorted((n for n in ast.walk(tests) if isinstance(n, ast.Name)), key=lambda n: (n.lineno, n.col_offset))
+    called = {id(n.func) for n in ast.walk(tests) if isinstance(n, ast.Call)}
+    return defined, [n.id for n in nodes if id(n) in called], [n.id for n in nodes]
+
+
+def tested_functions(problem: dict) -> tuple[str, ...]:
+    """The names the asserts call that neither Python's builtins nor the test setup define: the candidate's functions
+    (usually one, `f` of `assert f(x) == y`), in order of first use."""
+    defined, called, _ = _names(problem)
+    return tuple(dict.fromkeys(name for name in called if name not in defined))
+
+
+def check_imports(problem: dict) -> str:
+    """Imports of the standard modules the asserts use without importing them (`assert math.isclose(...)` in the
+    original file, where the candidate's own `import math` used to serve the asserts too)."""
+    defined, called, read = _names(problem)
+    modules = [name for name in dict.fromkeys(read) if name not in defined and name not in called
+               and name in sys.stdlib_module_names]
+    return "".join(f"import {m}\n" for m in modules)
+
+
+def judge_case(problem: dict, completion: str) -> JudgeCase:
+    """MBPP's program (the candidate's code, the test setup, the asserts) split at the trust boundary: the candidate's
+    code runs in the sandbox, followed by the setup, which it may rely on as in the original harness (`math` imported
+    after its definitions); the setup and the asserts run in the judge, where each function the asserts call is a
+    proxy that returns plain data, so `assert f(x) == y` compares values the candidate cannot dress up."""
+    return JudgeCase(candidate=completion + "\n" + problem["setup"] + "\n", check="\n".join(problem["tests"]) + "\n",
+                     functions=tested_functions(problem), helpers=check_imports(problem) + problem["setup"])
 
 
 def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, tokenizer=None, reference: bool = False,
@@ -144,12 +192,12 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
         limits = None
         if calibration is not None:  # per-problem limits measured on this machine (calibrate.py)
             ids = [t for t in problems if t in {s["task_id"] for s in samples}]
-            limits = calibrate(ids, lambda seconds: sandbox.run(
-                [build_program(problems[t], problems[t]["code"]) for t in ids], timeout=seconds,
+            limits = calibrate(ids, lambda seconds: sandbox.judge(
+                [judge_case(problems[t], problems[t]["code"]) for t in ids], timeout=seconds,
                 progress="calibrate time limits"), *calibration)
-        outcomes = sandbox.run([build_program(problems[s["task_id"]], s["completion"]) for s in samples],
-                               timeout=timeout if limits is None else
-                               [limits["problems"][s["task_id"]]["limit"] for s in samples], progress="execute mbpp")
+        outcomes = sandbox.judge([judge_case(problems[s["task_id"]], s["completion"]) for s in samples],
+                                 timeout=timeout if limits is None else
+                                 [limits["problems"][s["task_id"]]["limit"] for s in samples], progress="execute mbpp")
     results, summary = humaneval.score(samples, outcomes, ks, n_problems=len(problems), benchmark="mbpp")
     summary = {**summary, "data": str(data), "split": split, "shots": len(shots)}
     if limits is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..eval import humaneval as he
 from ..eval import infill as fim
 from ..eval import mtpb as mt
+from ..eval import repo_completion
 from ..eval.compression import xz_bits_per_byte
 from ..eval.context import fit_prompts
 from ..eval.perplexity import evaluate_bpb, read_text_files
@@ -143,6 +144,18 @@ def synth_sessions(checkpoint: Path, out: Path, budget: Budget) -> dict:
     write_jsonl(out / "sessions.jsonl", rows)
     return {"sessions": rows, "ran": sum(r["status"] == "passed" for r in rows),
             "correct": sum(r["correct"] for r in rows)}
+
+
+def repository_completion(checkpoint: Path, run_dir: Path, out: Path, budget: Budget) -> dict:
+    """Lines of the held-out repositories that use a name another of their files defines, completed greedily with
+    and without the cross-file context of the repository format: what repository-level packing buys."""
+    from .heldout import heldout_repos
+    model, tok = _load(checkpoint)
+    s = repo_completion.evaluate(out, repos=heldout_repos(run_dir), model=model, tokenizer=tok,
+                                 params=SamplingParams(max_new_tokens=budget.repo_max_new_tokens, temperature=0.0),
+                                 limit=budget.repo_tasks, seed=0)
+    return {"tasks": s["tasks"], "by_mode": s["by_mode"], "context": s["context"], "note": s.get("note"),
+            "png": str(out / "repo_completion.png")}
 
 
 def samples(checkpoint: Path, out: Path, budget: Budget) -> dict:

@@ -58,6 +58,22 @@ def raw_texts(mono_corpus: Path, repos: set[str]) -> list[str]:
     return texts
 
 
+def heldout_repos(run_dir: Path) -> list[tuple[str, Path]]:
+    """(name, directory) of a finished quickstart run's held-out repositories, as `build` wrote them: what `ocg eval
+    repo` completes lines of by default."""
+    record = Path(run_dir) / "stages" / "heldout.json"
+    try:
+        repos = json.loads(record.read_text(encoding="utf-8"))["repos"]
+    except (OSError, ValueError, KeyError):
+        raise UserError(f"{record}: no held-out repositories recorded there (run `ocg quickstart` first, or give "
+                        "--repos DIR with one subdirectory per repository)") from None
+    found = [(name, Path(run_dir) / "heldout" / "files" / name) for name in repos]
+    missing = [str(path) for _, path in found if not path.is_dir()]
+    if missing:
+        raise UserError(f"{run_dir}: held-out repositories recorded but missing on disk: {', '.join(missing[:3])}")
+    return found
+
+
 def build(out: Path, mono_corpus: Path, cfg: TokenizeConfig) -> dict:
     """heldout/files/<repo>/<path> (the evaluation text: `ocg eval bpb --files` reads it) and
     heldout/decontaminate.jsonl (raw texts, one record each, for DecontamConfig.benchmark_files)."""

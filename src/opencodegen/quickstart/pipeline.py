@@ -199,6 +199,9 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
         he = stage("eval-humaneval", lambda: evaluation.humaneval(ckpt, ev / "humaneval", budget))
         mt = stage("eval-mtpb", lambda: evaluation.mtpb(ckpt, ev / "mtpb", budget))
         fim = stage("eval-infill", lambda: evaluation.infill(ckpt, ev / "infill", budget))
+        repo = None
+        if budget.repo_tasks and held:  # off by default (Budget.repo_tasks = 0)
+            repo = stage("eval-repo", lambda: evaluation.repository_completion(ckpt, run_dir, ev / "repo", budget))
         samples = stage("eval-samples", lambda: evaluation.samples(ckpt, ev / "samples", budget))
         sessions = stage("eval-synth", lambda: evaluation.synth_sessions(ckpt, ev / "synth", budget))
 
@@ -206,6 +209,7 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
                        fim, samples)
     results["exercises"] = exercises
     results["synth"] = sessions
+    results["repo_completion"] = repo
     write_json(run_dir / "results.json", results)
     write_report(results, run_dir)
     return results

@@ -176,6 +176,18 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
     if "completions" in f:
         b.append(("p", completion_counts_text(f["completions"], "middles")))
 
+    rc = r.get("repo_completion")
+    if rc:  # an optional step (Budget.repo_tasks)
+        modes = list(rc["by_mode"])
+        b.append(("h2", "Repository-level completion (held-out repositories)"))
+        b.append(("table", (["metric", *modes], [[name, *(_pct(rc["by_mode"][m][key]) for m in modes)]
+                                                 for name, key in (("exact match", "exact_match"),
+                                                                   ("edit similarity", "edit_similarity"))])))
+        b.append(("p", f"{rc['tasks']} lines that use a name defined in another file of their repository, greedy; "
+                       "cross-file: the files the line's file imports from, in the repository format, before it."
+                       + (" " + rc["note"] if rc.get("note") else "")))
+        b.append(("img", rc["png"]))
+
     b.append(("h2", "Samples (greedy)"))
     for s in r["samples"]:
         b.append(("code", s["prompt"] + s["completion"]))

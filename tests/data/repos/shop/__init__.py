@@ -1,0 +1,1 @@
+from .pricing import with_tax

@@ -1,0 +1,3 @@
+from shop import with_tax
+
+total = with_tax(5)

@@ -1,0 +1,5 @@
+import os
+
+
+def local():
+    return os.getcwd()

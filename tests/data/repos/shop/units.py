@@ -1,0 +1,2 @@
+def grams(n):
+    return n * 100

@@ -1,0 +1,5 @@
+def alone():
+    return 1
+
+
+print(alone())
