@@ -171,7 +171,7 @@ def test_sampled_completions_respell_the_prompt_end_and_stream_the_same_text(tok
     again = generate(model, tok, [h, tok.encode("x")], params)[0]
     assert [c.token_ids for c in samples] == [c.token_ids for c in again]  # seeded, whatever shares the batch
     for j, c in enumerate(samples):
-        full = tok.decode(h.ids + c.token_ids)
+        full = tok.decode([t for t in h.ids + c.token_ids if t not in tok.special_ids])  # control tokens: not text
         assert full.startswith(prompt)
         after = full[len(prompt):]  # the stop string applies to this, not to the re-spelled newline
         assert c.text == after.split("\n")[0]

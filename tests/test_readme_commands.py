@@ -46,6 +46,8 @@ SHORTER = {
     # prompt + solution must fit a row (this tiny tokenizer spells ~2 characters a token); rl's micro_batch is 16
     ("train", "--config", "configs/posttrain.yaml"): ["--stages.1.steps", "1", "--batch.batch_tokens", "8192",
                                                       "--batch.context_length", "512"],
+    ("train", "--config", "configs/finetune.yaml", "--init_from", "ckpt/qwen-0.5b", "--data", "exercises"): [
+        "--batch.batch_tokens", "8192", "--batch.context_length", "512"],  # a chat turn repeats the prompt
 }
 
 
@@ -112,6 +114,7 @@ def test_every_readme_command_runs(tmp_path, monkeypatch):
         "runs/X/checkpoint": "ckpt/qwen-0.5b",  # "your model": the imported one
         "ckpt/my-model": "ckpt/qwen-0.5b",
         "runs/post/stage-1-rl/checkpoint-200": "runs/post/stage-1-rl/checkpoint-1",
+        "runs/chat/stage-0-finetune/checkpoint-100": "runs/chat/stage-0-finetune/checkpoint-2",
     }
     work = tmp_path / "work"
     work.mkdir()

@@ -414,5 +414,5 @@ def test_greedy_matches_transformers_codegen():
     with torch.inference_mode():
         expected = hf.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
                                max_new_tokens=32, do_sample=False, pad_token_id=TOK.eos_id)[0, len(prompt):]
-    got = generate(ours, TOK, [prompt], SamplingParams(max_new_tokens=32))[0][0]
+    got = generate(ours, TOK, [prompt], SamplingParams(max_new_tokens=32, control_tokens=True))[0][0]
     assert got.token_ids == expected.tolist()

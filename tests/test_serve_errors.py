@@ -93,14 +93,14 @@ def test_the_server_keeps_serving_and_unknown_routes_are_404(served):
     server = served[0]
     r = httpx.get(server.url + "/v1/nothing")
     assert r.status_code == 404 and set(r.json()["error"]) == {"message", "type", "param", "code"}
-    for method, path in (("POST", "/v1/nothing"), ("POST", "/v1/chat/completions"), ("GET", "/nothing.js"),
-                         ("PUT", "/")):
+    for method, path in (("POST", "/v1/nothing"), ("GET", "/nothing.js"), ("PUT", "/")):
         r = httpx.request(method, server.url + path)
         assert r.status_code == 404, (method, path)
         assert r.json()["error"] == {"message": f"Invalid URL ({method} {path}): no such route",
                                      "type": "invalid_request_error", "param": None, "code": "not_found"}
     for method, path, allowed in (("GET", "/v1/completions", "POST"), ("DELETE", "/v1/models", "GET"),
-                                  ("POST", "/health", "GET"), ("GET", "/infill", "POST")):
+                                  ("POST", "/health", "GET"), ("GET", "/infill", "POST"),
+                                  ("GET", "/v1/chat/completions", "POST")):
         r = httpx.request(method, server.url + path)
         assert r.status_code == 405 and r.headers["allow"] == allowed, (method, path)
         assert r.json()["error"]["code"] == "method_not_allowed" and f"takes {allowed}" in r.json()["error"]["message"]

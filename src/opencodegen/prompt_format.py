@@ -12,6 +12,13 @@ the control tokens before encoding, so a literal "<|fim_prefix|>" typed in code 
               (a file's content may itself be a FIM rearrangement; the last file ends with EOS in training)
   synthesis:  CodeGen's multi-turn format (MTPB): a preamble, then per turn "# {instruction}\\n" and the code the
               model wrote for it, truncated where the official sampler cuts a turn, plus a blank line.
+  chat:       Qwen2.5-Coder-Instruct's (ChatML): a system turn (the template's default when the conversation has
+              none), then per message <|im_start|>{role}\\n{content}<|im_end|>\\n, and <|im_start|>assistant\\n
+              for the model to answer after; the answer ends with <|im_end|>. CHAT_TEMPLATE is the same in Jinja,
+              for tokenizer_config.json, so transformers' apply_chat_template gives the same ids.
+
+Plain completion (no FIM, no chat) never samples a control token but the one that ends it: control_ids() lists
+them, and the decode loop (sampling.banned_ids) bans all but EOS and the request's end tokens.
 
 Serving uses PSM: the prompt is PSM up to the middle token, and the middle is what the model writes. The model is
 trained on both orders; in SPM the prefix is encoded together with the middle, so PSM is the order whose prompt
@@ -22,15 +29,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from functools import lru_cache
+from typing import Mapping, Sequence
+
+from jinja2 import TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import UserError
 
 EOS = "<|endoftext|>"
 FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD = "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>"
 REPO_NAME, FILE_SEP = "<|repo_name|>", "<|file_sep|>"
-# In Qwen2.5-Coder's id order, EOS first so that a freshly trained tokenizer gives it id 0.
-SPECIAL_TOKENS = (EOS, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD, REPO_NAME, FILE_SEP)
+IM_START, IM_END = "<|im_start|>", "<|im_end|>"
+# EOS first so that a freshly trained tokenizer gives it id 0; then Qwen2.5-Coder's FIM and repository tokens in its
+# order, and its chat tokens last, so that the ids of tokenizers trained before them stay where they were.
+SPECIAL_TOKENS = (EOS, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD, REPO_NAME, FILE_SEP, IM_START, IM_END)
 # Tokens that end a middle besides EOS: a model trained on repository documents may move on to the next file.
 FIM_END_TOKENS = (EOS, FIM_PAD, FILE_SEP)
 FILE_END = "\n"  # after every file of a repository document but the last
@@ -91,6 +104,15 @@ def require_fim_ids(tokenizer) -> FimIds:
 
 def fim_end_ids(tokenizer) -> tuple[int, ...]:
     return tuple(i for i in (tokenizer.special_id(t) for t in FIM_END_TOKENS) if i is not None)
+
+
+def control_ids(tokenizer) -> frozenset[int]:
+    """Every control token id of the tokenizer: ours that it has, and any other special token it declares (a
+    HuggingFace tokenizer may have more, such as Qwen's vision tokens). None of them is ever text. A bare tokenizer
+    (encode and decode only, as the decode loop needs) has none."""
+    special_id = getattr(tokenizer, "special_id", None)
+    ours = {special_id(name) for name in SPECIAL_TOKENS} - {None} if special_id else set()
+    return frozenset(ours | set(getattr(tokenizer, "special_ids", ())))
 
 
 # ---- fill in the middle -------------------------------------------------------------------------------------------
@@ -184,3 +206,138 @@ def truncate_turn(completion: str) -> str:
             completion = completion[: starts[1]]
     cuts = [m.start() for m in (t.search(completion) for t in _TERMINALS) if m]
     return completion[: min(cuts)] if cuts else completion
+
+
+# ---- chat (Qwen2.5-Coder-Instruct's ChatML) ------------------------------------------------------------------------
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful coding assistant."
+CHAT_ROLES = ("system", "user", "assistant")
+# Qwen2.5-Coder-Instruct's template without its tool-calling branches, with our default system prompt. Kept in step
+# with chat_pieces() by tests/test_chat.py (transformers renders this; we render the pieces).
+CHAT_TEMPLATE = (
+    "{%- if messages[0]['role'] == 'system' %}"
+    "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
+    "{%- else %}"
+    "{{- '<|im_start|>system\\n" + DEFAULT_SYSTEM_PROMPT + "<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if not (message['role'] == 'system' and loop.first) %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}"
+    "{{- '<|im_start|>assistant\\n' }}"
+    "{%- endif %}"
+)
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    """A tokenizer's chat format: its two chat token ids and the default system prompt of its template (None: the
+    template adds no system turn to a conversation without one)."""
+    im_start: int
+    im_end: int
+    default_system: str | None
+
+
+def chat_messages(messages: Sequence[Mapping], where: str = "messages") -> list[dict[str, str]]:
+    """The conversation as [{role, content}] checked: roles system/user/assistant, content a string (or OpenAI's list
+    of text parts), a system message only first."""
+    if not messages:
+        raise UserError(f"{where}: the conversation is empty")
+    out = []
+    for i, m in enumerate(messages):
+        role, content = m.get("role"), m.get("content")
+        if role not in CHAT_ROLES:
+            raise UserError(f"{where}[{i}].role: {role!r} is not one of {', '.join(CHAT_ROLES)}")
+        if isinstance(content, list):  # OpenAI's content parts: only text can be rendered
+            if not all(isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                       for p in content):
+                raise UserError(f"{where}[{i}].content: only text parts ({{'type': 'text', 'text': ...}}) are "
+                                "supported")
+            content = "".join(p["text"] for p in content)
+        if not isinstance(content, str):
+            raise UserError(f"{where}[{i}].content must be a string")
+        if role == "system" and i > 0:
+            raise UserError(f"{where}[{i}]: a system message may only come first")
+        out.append({"role": role, "content": content})
+    return out
+
+
+def chat_pieces(fmt: ChatFormat, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True
+                ) -> list[Piece]:
+    """The conversation's pieces: a turn is <|im_start|>, "{role}\\n{content}", <|im_end|>, "\\n". The text between
+    two control tokens is one piece, as a tokenizer that parses the rendered template splits it."""
+    turns = list(messages)
+    if (not turns or turns[0]["role"] != "system") and fmt.default_system is not None:
+        turns.insert(0, {"role": "system", "content": fmt.default_system})
+    out: list[Piece] = []
+    for m in turns:
+        out += [fmt.im_start, f"{m['role']}\n{m['content']}", fmt.im_end, "\n"]
+    if add_generation_prompt:
+        out += [fmt.im_start, "assistant\n"]
+    return out
+
+
+def chat_prompt(tokenizer, fmt: ChatFormat, messages: Sequence[Mapping[str, str]],
+                add_generation_prompt: bool = True) -> list[int]:
+    return encode_pieces(tokenizer, chat_pieces(fmt, messages, add_generation_prompt))
+
+
+def chat_format(tokenizer, template: str | None = None) -> ChatFormat | None:
+    """The chat format of `template` (default: the tokenizer's own) with the tokenizer's chat tokens, or None when
+    there is no template, no <|im_start|>/<|im_end|> token, or a template that renders conversations differently
+    from chat_pieces (another family's)."""
+    template = template or getattr(tokenizer, "chat_template", None)
+    ids = _ids(tokenizer, (IM_START, IM_END))
+    if not template or ids is None:
+        return None
+    return _template_format(template, *ids)
+
+
+def require_chat_format(tokenizer) -> ChatFormat:
+    fmt = chat_format(tokenizer)
+    if fmt is None:
+        raise UserError(f"{chat_unsupported_reason(tokenizer)}; use plain completion instead")
+    return fmt
+
+
+def chat_unsupported_reason(tokenizer) -> str:
+    missing = missing_tokens(tokenizer, (IM_START, IM_END))
+    if missing:
+        return f"this model's tokenizer has no {', '.join(missing)} token, so it has no chat format"
+    if not getattr(tokenizer, "chat_template", None):
+        return "this model's tokenizer has no chat template (tokenizer_config.json's chat_template)"
+    return "this model's chat template is not in the <|im_start|>/<|im_end|> form this project renders"
+
+
+def render_template(template: str, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool) -> str:
+    """A Jinja chat template rendered as transformers renders it (a sandbox; trim_blocks and lstrip_blocks)."""
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(template).render(messages=list(messages), add_generation_prompt=add_generation_prompt,
+                                            tools=None)
+
+
+# A conversation with every kind of turn, rendered both ways to check that a template is in our form.
+_PROBE = ({"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"})
+
+
+@lru_cache(maxsize=8)
+def _template_format(template: str, im_start: int, im_end: int) -> ChatFormat | None:
+    """The default system prompt is what the template puts before a conversation that has no system message; the
+    template is ours in form if, given that, chat_pieces renders the probe conversations to the same text."""
+    try:
+        text = render_template(template, _PROBE, True)
+        with_system = render_template(template, [{"role": "system", "content": "s"}, *_PROBE], True)
+    except TemplateError:
+        return None
+    head = IM_START + "system\n"
+    default = text[len(head):text.index(IM_END)] if text.startswith(head) and IM_END in text else None
+    fmt = ChatFormat(im_start, im_end, default)
+    names = {im_start: IM_START, im_end: IM_END}
+
+    def as_text(messages) -> str:
+        return "".join(names[p] if isinstance(p, int) else p for p in chat_pieces(fmt, messages))
+
+    ok = as_text(_PROBE) == text and as_text([{"role": "system", "content": "s"}, *_PROBE]) == with_system
+    return fmt if ok else None

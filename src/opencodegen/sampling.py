@@ -12,16 +12,17 @@ Stable pieces the server reuses for continuous batching (keep their signatures):
     the text is safe to stream)
   - `SequenceState` (one sample being decoded), `verify_drafts` (sample each row's tokens, its speculative draft's
     as far as they agree), `draft_tokens` and `forward_drafts` (the next forward pass, drafts included),
-    `end_token_set`, `compact_rows` (finished cache rows filled from the end) and `eos_id_of`: generate()'s own
+    `end_token_set`, `banned_ids`, `ban`, `compact_rows` (finished cache rows filled from the end) and `eos_id_of`: generate()'s own
     decode-loop pieces, so the server's loop is generate()'s loop
 
 A custom decode loop reproduces generate() token for token if, per sample j of a prompt: the generator is
 sequence_generator(seed, j, prompt_ids, removed=...) (not for greedy params); the first token is drawn from the
 logits of the prompt's last position; every step calls sample_tokens (or next_token) once on that row's fp32
 logits, passed through healing.constrain with the row's SequenceState.respeller (token healing; a no-op for other
-rows); the sequence ends on EOS / stop_token_ids (unless ignore_eos), when StopChecker.stopped, or after
+rows) and ban (SequenceState.banned: sampling.banned_ids); the sequence ends on EOS / stop_token_ids (unless ignore_eos), when StopChecker.stopped, or after
 max_new_tokens clamped so that prompt + completion fits model.config.block_size; text comes from
-StopChecker(IncrementalDecoder(...).push(t)) less the re-spelled text (SequenceState does all of this)."""
+StopChecker(IncrementalDecoder(...).push(t)) less the re-spelled text, control tokens never rendered (SequenceState
+does all of this)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ import torch
 from .errors import UserError
 from .healing import HealedPrompt, Respeller, constrain, token_index
 from .model.transformer import KVCache
+from .prompt_format import control_ids
 from .speculative import NgramDrafter, SpeculationStats
 
 # Codex's and CodeGen's HumanEval stops, plus the two that bigcode-evaluation-harness adds.
@@ -55,6 +57,12 @@ class SamplingParams:
     stop: strings that end a completion (checked on decoded text; the completion is cut before the earliest one).
     stop_token_ids: token ids that end a completion besides EOS (e.g. <|file_sep|> for FIM); ignore_eos keeps
     sampling past EOS (benchmarks that need a fixed length). seed None draws one from torch's global RNG.
+
+    A completion is text: the control tokens of the tokenizer (FIM, repository, chat: prompt_format.control_ids)
+    are never sampled except EOS and stop_token_ids, the ones that end it (their logits are -inf: banned_ids), and
+    never rendered in its text. So plain completion never writes <|fim_middle|>, while a FIM request, whose prompt
+    holds the FIM tokens, still ends at its end tokens. control_tokens=True samples from the model's own
+    distribution instead (parity with other implementations).
     logprobs None: none; 0: the chosen token's log-probability under the model; k > 0: also the k most likely
     alternatives at each step. Log-probabilities are those of the unmodified model distribution (before temperature
     and filtering), as in vLLM, so they measure the model rather than the sampler.
@@ -78,6 +86,7 @@ class SamplingParams:
     logprobs: int | None = None
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False
+    control_tokens: bool = False
     speculative_tokens: int = 0
     prompt_lookup_min: int = 1
     prompt_lookup_max: int = 3
@@ -121,7 +130,7 @@ class SamplingParams:
 @dataclass
 class Completion:
     """One sample. token_ids holds every sampled token, including the EOS or the token that completed a stop string;
-    text is the decoded completion without EOS, cut before the earliest stop string. logprobs[i] belongs to
+    text is the decoded completion without EOS (nor any control token), cut before the earliest stop string. logprobs[i] belongs to
     token_ids[i]; top_logprobs[i] maps token id -> log-probability of the most likely alternatives at step i.
     speculation: draft and acceptance counts when params.speculative_tokens > 0. For a HealedPrompt the first
     tokens re-spell the text healing removed from the prompt: they are in token_ids, and that text is not in text."""
@@ -268,26 +277,30 @@ class IncrementalDecoder:
     """Turns a growing token sequence into text deltas, decoding only a short window per token (not the whole
     sequence). The window starts a few tokens back because some decoders depend on the left neighbour (e.g. the
     leading-space rule of SentencePiece); a delta is held while it ends in an incomplete UTF-8 character (U+FFFD),
-    since byte-level tokens can split a character. The same scheme as vLLM's detokenizer."""
+    since byte-level tokens can split a character. The same scheme as vLLM's detokenizer. Tokens in `hidden`
+    (control tokens) are not text: they are left out, of the context too."""
 
     CONTEXT = 5  # prompt tokens kept as left context for the first window
 
-    def __init__(self, tokenizer, prompt_ids: Sequence[int]):
+    def __init__(self, tokenizer, prompt_ids: Sequence[int], hidden: frozenset[int] = frozenset()):
         self.decode = tokenizer.decode
-        self.ids = self.left_context(tokenizer, prompt_ids)
+        self.hidden = hidden
+        self.ids = self.left_context(tokenizer, prompt_ids, hidden)
         self.prefix_offset = 0
         self.read_offset = len(self.ids)
         self.prefix_text = self.decode(self.ids) if self.ids else ""
 
     @classmethod
-    def left_context(cls, tokenizer, prompt_ids: Sequence[int]) -> list[int]:
-        """The prompt's last tokens, unless they end inside a character: then the completion's first bytes would
+    def left_context(cls, tokenizer, prompt_ids: Sequence[int], hidden: frozenset[int] = frozenset()) -> list[int]:
+        """The prompt's last text tokens, unless they end inside a character: then the completion's first bytes would
         merge into the prompt's text and no delta would be well defined, so the completion is decoded alone."""
-        context = list(prompt_ids[-cls.CONTEXT:])
+        context = [t for t in prompt_ids[-cls.CONTEXT:] if t not in hidden]
         return [] if context and tokenizer.decode(context).endswith("\ufffd") else context
 
     def push(self, token: int) -> str:
         """Adds one token; returns the text it completes (possibly "")."""
+        if token in self.hidden:
+            return ""
         self.ids.append(token)
         text = self.decode(self.ids[self.prefix_offset:])
         if len(text) <= len(self.prefix_text) or text.endswith("\ufffd"):
@@ -383,7 +396,9 @@ class SequenceState:
         self.deadline: float | None = None
         self.line_break = False  # whether the completion text holds a line break yet (for the time budget)
         text_needed = bool(params.stop) or on_token is not None or bool(removed) or params.max_time_ms is not None
-        self.decoder = IncrementalDecoder(tokenizer, prompt_ids) if text_needed else None
+        self.hidden = control_ids(tokenizer)  # never rendered as text (end tokens are not decoded at all)
+        self.banned = banned_ids(params, tokenizer)
+        self.decoder = IncrementalDecoder(tokenizer, prompt_ids, self.hidden) if text_needed else None
         self.stopper = StopChecker(params.stop) if text_needed else None
         self.drafter, self.speculation = None, None
         if params.speculative_tokens > 0:
@@ -440,8 +455,8 @@ class SequenceState:
         else:
             # One decode at the end, with the same left context the incremental path uses, so both give the text
             # that follows the prompt (a decoder may render a token differently at the start of a string).
-            context = IncrementalDecoder.left_context(self.tokenizer, self.prompt_ids)
-            ids = self.token_ids[:-1] if ended_by_token else self.token_ids
+            context = IncrementalDecoder.left_context(self.tokenizer, self.prompt_ids, self.hidden)
+            ids = [t for t in (self.token_ids[:-1] if ended_by_token else self.token_ids) if t not in self.hidden]
             text = self.tokenizer.decode(context + ids)[len(self.tokenizer.decode(context)):]
         self.completion = Completion(text, self.token_ids, reason, self.logprobs, self.top_logprobs,
                                      self.speculation)
@@ -472,6 +487,15 @@ def eos_id_of(tokenizer, model) -> int | None:
 def end_token_set(params: SamplingParams, eos: int | None) -> frozenset[int]:
     """The tokens that end a sequence: params.stop_token_ids, and EOS unless params.ignore_eos."""
     return frozenset(params.stop_token_ids) | (frozenset() if eos is None or params.ignore_eos else {eos})
+
+
+def banned_ids(params: SamplingParams, tokenizer) -> tuple[int, ...]:
+    """The ids a completion never samples: every control token but EOS and the stop tokens (none with
+    params.control_tokens). EOS stays allowed under ignore_eos too: it is where a document ends."""
+    if params.control_tokens:
+        return ()
+    keep = set(params.stop_token_ids) | {getattr(tokenizer, "eos_id", None)}
+    return tuple(sorted(control_ids(tokenizer) - keep))
 
 
 def _default_batch_size(model, max_len: int, dtype: torch.dtype) -> int:
@@ -605,7 +629,8 @@ def verify_drafts(active: list[SequenceState], logits: torch.Tensor, first: list
         else:
             rows = logits[torch.tensor([first[r] + i for r in going], device=logits.device)]
         states = [active[r] for r in going]
-        allowed = constrain(rows, [s.respeller for s in states])  # token healing: rows still re-spelling
+        # token healing (rows still re-spelling), then each row's banned control tokens
+        allowed = ban(constrain(rows, [s.respeller for s in states]), [s.banned for s in states])
         tokens = sample_tokens(allowed, [s.params for s in states], [s.generator for s in states])
         record_all_logprobs(states, rows, tokens)
         still = []
@@ -619,6 +644,22 @@ def verify_drafts(active: list[SequenceState], logits: torch.Tensor, first: list
         going = still
         i += 1
     return finished
+
+
+def ban(logits: torch.Tensor, banned: Sequence[tuple[int, ...]]) -> torch.Tensor:
+    """Logits (B, V) with row b's banned ids at -inf (a copy; the same tensor when no row bans any), one indexed
+    write per distinct set of banned ids."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for b, ids in enumerate(banned):
+        if ids:
+            groups.setdefault(ids, []).append(b)
+    if not groups:
+        return logits
+    out = logits.clone()
+    for ids, rows in groups.items():
+        r = torch.tensor(rows, device=out.device)[:, None]
+        out[r, torch.tensor([i for i in ids if i < out.shape[-1]], device=out.device)[None, :]] = -math.inf
+    return out
 
 
 def draft_tokens(active: list[SequenceState], k: int, cache_len: int) -> list[list[int]]:

@@ -7,6 +7,10 @@ Two rules hold for every tokenizer this module returns:
   document (the corpus tokenizer, the FIM renderer, the server).
 - decode(encode(x)) == x for any str x (byte-level BPE has no unknown symbols and we add no normalizer).
 
+A tokenizer may carry a chat template (tokenizer_config.json's `chat_template`, as HuggingFace stores it, or a
+chat_template.jinja beside it): a post-trained model's does (prompt_format.CHAT_TEMPLATE), and an imported
+Qwen2.5-Coder's carries its own. save() writes tokenizer_config.json with it, so transformers' AutoTokenizer reads it.
+
 A tokenizer this module trains splits text with GPT-2's pre-tokenization rule changed as Qwen2's is at line breaks:
 a line break ends the punctuation run before it ("):\n") or, after anything else, is a pre-token of its own (with
 the blank lines and trailing spaces before it), so the next line's indentation never joins it. With GPT-2's rule
@@ -30,6 +34,8 @@ from .filemodes import as_if_created
 from .prompt_format import EOS, SPECIAL_TOKENS
 
 FILE_NAME = "tokenizer.json"
+CONFIG_NAME = "tokenizer_config.json"
+TEMPLATE_NAME = "chat_template.jinja"  # where newer transformers versions save a chat template
 # CodeGen's 38 whitespace tokens: runs of 31..2 spaces, then 9..2 tabs (its tokenizer's added_tokens). CodeGen added
 # them to GPT-2's text-trained vocabulary as added tokens, which cut the text before pre-tokenization; on a BPE trained
 # on code that costs bytes per token (figures in the README), because every word after an indent loses its "Ġword"
@@ -47,13 +53,16 @@ PRE_TOKENIZER_PATTERN = (r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}
 class CodeTokenizer:
     """A thin wrapper over `tokenizers.Tokenizer` with the project's contract (see the module docstring)."""
 
-    def __init__(self, tokenizer: Tokenizer, eos_token: str | None = EOS):
+    def __init__(self, tokenizer: Tokenizer, eos_token: str | None = EOS, chat_template: str | None = None):
         tokenizer.encode_special_tokens = True  # control tokens in *text* stay text (see module docstring)
         self._tok = tokenizer
         self._vocab = tokenizer.get_vocab(with_added_tokens=True)
         self.eos_id = self._vocab.get(eos_token) if eos_token else None
         if self.eos_id is None:
             self.eos_id = self._vocab.get(EOS)
+        self.chat_template = chat_template
+        # Every token the tokenizer declares special (ours, and a HuggingFace tokenizer's others): never text.
+        self.special_ids = frozenset(i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special)
         # Ids may have gaps (HF tokenizers reserve ranges), so the size a model needs is the largest id + 1.
         self.vocab_size = max(self._vocab.values()) + 1
 
@@ -70,21 +79,23 @@ class CodeTokenizer:
             tok = Tokenizer.from_file(str(file))
         except Exception as e:  # tokenizers raises bare Exception subclasses for every parse problem
             raise UserError(f"{file}: not a valid tokenizer.json ({str(e).splitlines()[0][:200]})") from None
-        return cls(tok, _eos_token_from_config(file.parent))
+        config = _read_config(file.parent)
+        eos = config.get("eos_token", EOS)
+        if isinstance(eos, dict):  # older files store an AddedToken dict
+            eos = eos.get("content")
+        return cls(tok, eos if isinstance(eos, str) else EOS, _chat_template(file.parent, config))
+
+    def with_chat_template(self, template: str | None) -> "CodeTokenizer":
+        return CodeTokenizer(self._tok, self.token_text(self.eos_id) if self.eos_id is not None else None, template)
 
     def save(self, directory: str | Path) -> Path:
-        """Writes `directory/tokenizer.json` atomically (the directory is created if needed)."""
+        """Writes `directory/tokenizer.json` and tokenizer_config.json (EOS, chat template) atomically (the directory
+        is created if needed)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{FILE_NAME}.", dir=directory)
-        os.close(fd)
-        try:
-            self._tok.save(tmp)
-            as_if_created(tmp)  # mkstemp's file is private (0600)
-            os.replace(tmp, directory / FILE_NAME)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _atomic_write(directory / FILE_NAME, self._tok.save)
+        write_tokenizer_config(directory, self.token_text(self.eos_id) if self.eos_id is not None else None,
+                               self.chat_template)
         return directory / FILE_NAME
 
     # ---- the contract -----------------------------------------------------------------------------------------
@@ -110,7 +121,7 @@ class CodeTokenizer:
         if not isinstance(self._tok.decoder, decoders.ByteLevel):
             return None
         byte_of = _byte_level_table()
-        special = {i for i, t in self._tok.get_added_tokens_decoder().items() if t.special}
+        special = self.special_ids
         table: list[bytes | None] = [None] * self.vocab_size
         for text, i in self._vocab.items():
             if i in special:
@@ -135,15 +146,51 @@ def _byte_level_table() -> dict[str, int]:
     return table
 
 
-def _eos_token_from_config(directory: Path) -> str | None:
-    """A HuggingFace directory names its EOS in tokenizer_config.json; ours and Qwen/CodeGen use <|endoftext|>."""
+def _atomic_write(path: Path, write) -> None:
+    """write(tmp_path) into a temporary sibling of `path`, then renamed over it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
     try:
-        eos = json.loads((directory / "tokenizer_config.json").read_text()).get("eos_token")
+        write(tmp)
+        as_if_created(tmp)  # mkstemp's file is private (0600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_config(directory: Path) -> dict:
+    """A HuggingFace directory's tokenizer_config.json ({} when there is none or it is unreadable: the tokenizer
+    still works, with EOS <|endoftext|> as ours and Qwen/CodeGen use, and no chat template)."""
+    try:
+        config = json.loads((directory / CONFIG_NAME).read_text())
     except (OSError, ValueError):
-        return EOS
-    if isinstance(eos, dict):  # older files store an AddedToken dict
-        eos = eos.get("content")
-    return eos if isinstance(eos, str) else EOS
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _chat_template(directory: Path, config: dict) -> str | None:
+    template = config.get("chat_template")
+    if isinstance(template, list):  # several named templates: transformers uses the one named "default"
+        template = next((t.get("template") for t in template if isinstance(t, dict) and t.get("name") == "default"),
+                        None)
+    if not isinstance(template, str) and (directory / TEMPLATE_NAME).is_file():
+        template = (directory / TEMPLATE_NAME).read_text()
+    return template if isinstance(template, str) and template else None
+
+
+def write_tokenizer_config(directory: Path, eos_token: str | None, chat_template: str | None) -> None:
+    """tokenizer_config.json as transformers' AutoTokenizer reads it beside a tokenizer.json; keys already in the
+    file (a HuggingFace model's own) are kept."""
+    path = Path(directory) / CONFIG_NAME
+    config = _read_config(Path(directory))
+    config.setdefault("tokenizer_class", "PreTrainedTokenizerFast")
+    config.setdefault("clean_up_tokenization_spaces", False)  # decode must give back the text that was encoded
+    if eos_token is not None:
+        config["eos_token"] = eos_token
+    if chat_template is not None:
+        config["chat_template"] = chat_template
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n"))
 
 
 def check_vocab_fits(tokenizer: CodeTokenizer, vocab_size: int, where: str) -> None:

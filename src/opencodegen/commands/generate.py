@@ -2,13 +2,17 @@
 
 The prompt comes from the argument, --file, or stdin. Completions go to stdout (several samples are separated by a
 header line); a summary (tokens, speed, finish reason) goes to stderr so the output can be piped. Token healing
-(healing.py) backs up the prompt's end and lets the model re-spell it; what it re-spells is not printed."""
+(healing.py) backs up the prompt's end and lets the model re-spell it; what it re-spells is not printed.
+
+With --chat the prompt is a user message: it is rendered in the model's chat template (prompt_format.chat_pieces)
+and the answer ends at <|im_end|>. Control tokens are never sampled inside a completion nor printed."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..device import device_arg
@@ -39,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="speculative decoding: draft up to K tokens per step by prompt lookup (earlier text of "
                              "the same sequence) and verify them in one forward pass; same output, fewer passes. "
                              "0 (default) is off")
+    parser.add_argument("--chat", action="store_true",
+                        help="the prompt is a user message to a chat model: render it in the model's chat template "
+                             "(a post-trained model's, or an instruct model's) and print the assistant's answer")
+    parser.add_argument("--system", default=None, metavar="TEXT",
+                        help="with --chat: the system message (default: the chat template's own)")
     parser.add_argument("--no-token-healing", dest="token_healing", action="store_false",
                         help="take the prompt's tokens as they are (default: back up a prompt that ends inside a "
                              "token, e.g. mid-identifier, and let the model re-spell its end)")
@@ -76,9 +85,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ..healing import heal
     from ..model.io import load_checkpoint
+    from ..prompt_format import chat_prompt, require_chat_format
     from ..sampling import HUMANEVAL_STOP, SamplingParams, generate
 
     prompt = read_prompt(args)
+    if args.system is not None and not args.chat:
+        raise UserError("--system is the system message of a chat: use it with --chat")
     stops = tuple(unescape(s) for s in args.stop) + (HUMANEVAL_STOP if args.humaneval_stops else ())
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                             top_k=args.top_k, n=args.n, seed=args.seed, stop=stops,
@@ -86,15 +98,23 @@ def run(args: argparse.Namespace) -> int:
     if args.stream and args.n > 1:
         raise UserError("--stream prints one sample as it is generated; use --n 1 (or drop --stream)")
     model, tokenizer = load_checkpoint(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
+    if args.chat:
+        fmt = require_chat_format(tokenizer)
+        messages = ([{"role": "system", "content": args.system}] if args.system is not None else []) + [
+            {"role": "user", "content": prompt}]
+        ids = chat_prompt(tokenizer, fmt, messages)
+        params = replace(params, stop_token_ids=(fmt.im_end,))
+        prompt_ids = ids  # the prompt ends with the template's own tokens: nothing to heal
+    else:
+        ids = tokenizer.encode(prompt)
+        prompt_ids = heal(tokenizer, ids) if args.token_healing else ids
 
     def on_token(_prompt_index: int, _sample_index: int, text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
 
     start = time.perf_counter()
-    ids = tokenizer.encode(prompt)
-    samples = generate(model, tokenizer, [heal(tokenizer, ids) if args.token_healing else ids], params,
-                       on_token=on_token if args.stream else None)[0]
+    samples = generate(model, tokenizer, [prompt_ids], params, on_token=on_token if args.stream else None)[0]
     seconds = time.perf_counter() - start
     if args.stream:
         sys.stdout.write("\n")

@@ -15,7 +15,9 @@ from safetensors.torch import save_file
 
 from ..errors import UserError
 from ..filemodes import as_if_created
-from ..tokenizer import CodeTokenizer, check_vocab_fits
+from ..tokenizer import CONFIG_NAME as TOKENIZER_CONFIG
+from ..tokenizer import FILE_NAME as TOKENIZER_FILE
+from ..tokenizer import TEMPLATE_NAME, CodeTokenizer, check_vocab_fits, write_tokenizer_config
 from .config import ModelConfig
 from .transformer import GPT
 from .weights import WEIGHTS, load_weights, state_dict_for_saving
@@ -54,19 +56,26 @@ class _AtomicDirectory:
 
 def save_checkpoint(model: GPT, tokenizer: CodeTokenizer | str | Path | None, directory: str | Path, *,
                     state_dict: dict[str, torch.Tensor] | None = None,
-                    write_extra: Callable[[Path], None] | None = None) -> Path:
-    """config.json, model.safetensors and tokenizer.json (from a CodeTokenizer, or copied from a tokenizer.json path),
-    written atomically and made durable before the rename shows them. `state_dict`: an already gathered one instead of
-    the model's own (FSDP's full state dict on rank 0). `write_extra(tmp)` adds files to the directory being written
-    (a trainer's trainer_state/), so they appear together with the weights or not at all."""
+                    write_extra: Callable[[Path], None] | None = None, chat_template: str | None = None) -> Path:
+    """config.json, model.safetensors and the tokenizer (from a CodeTokenizer, or copied from a tokenizer.json path
+    with the tokenizer_config.json and chat template beside it), written atomically and made durable before the
+    rename shows them. `state_dict`: an already gathered one instead of the model's own (FSDP's full state dict on
+    rank 0). `write_extra(tmp)` adds files to the directory being written (a trainer's trainer_state/), so they
+    appear together with the weights or not at all. `chat_template`: the tokenizer's from now on (a model that
+    learnt the chat format)."""
     directory = Path(directory)
     with atomic_directory(directory) as tmp:
         (tmp / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
         save_file(state_dict_for_saving(model, state_dict), str(tmp / WEIGHTS), metadata={"format": "pt"})
         if isinstance(tokenizer, (str, Path)):
-            shutil.copyfile(tokenizer, tmp / "tokenizer.json")
+            shutil.copyfile(tokenizer, tmp / TOKENIZER_FILE)
+            for name in (TOKENIZER_CONFIG, TEMPLATE_NAME):
+                if (Path(tokenizer).parent / name).is_file():
+                    shutil.copyfile(Path(tokenizer).parent / name, tmp / name)
+            if chat_template is not None:
+                write_tokenizer_config(tmp, None, chat_template)
         elif tokenizer is not None:
-            tokenizer.save(tmp)
+            (tokenizer if chat_template is None else tokenizer.with_chat_template(chat_template)).save(tmp)
         if write_extra is not None:
             write_extra(tmp)
         _fsync_tree(tmp)

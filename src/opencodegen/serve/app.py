@@ -2,6 +2,8 @@
 synthesis routes and the playground page, over one continuous-batching scheduler.
 
     POST /v1/completions   OpenAI completions (see completions.py)
+    POST /v1/chat/completions  OpenAI chat, in the model's chat template (see chat_route.py); a 400 naming
+                           /v1/completions for a model without one
     POST /v1/fim/completions  Mistral's (Codestral's) fill in the middle, as Continue sends it (see fim_route.py)
     POST /infill           llama.cpp infill (see infill_route.py)
     GET  /props            llama.cpp's server properties: context size, slots, the FIM and repository formats
@@ -37,11 +39,12 @@ from ..healing import token_index
 from ..prompt_format import describe_fim
 from ..progress import log
 from ..sampling import SamplingParams
+from .chat_route import create_chat
 from .completions import create_completion
 from .fim_route import create_fim
 from .infill_route import create_infill
 from .prefix_cache import DEFAULT_BLOCK
-from .protocol import APIError, CompletionRequest, FimRequest, InfillRequest, error_response
+from .protocol import APIError, ChatRequest, CompletionRequest, FimRequest, InfillRequest, error_response
 from .scheduler import DEFAULT_PREFILL_BUDGET, Scheduler
 from .state import ServerState
 from .synth import ProgramRunner
@@ -119,6 +122,10 @@ def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest, request: Request):
         return await create_completion(req, request, state)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(req: ChatRequest, request: Request):
+        return await create_chat(req, request, state)
 
     @app.post("/infill")
     async def infill(req: InfillRequest, request: Request):

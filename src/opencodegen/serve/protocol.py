@@ -68,6 +68,30 @@ class CompletionRequest(_Strict):
     logit_bias: dict[str, float] | None = None
 
 
+class ChatRequest(_Strict):
+    """POST /v1/chat/completions. Defaults are OpenAI's; max_tokens None (or max_completion_tokens, OpenAI's newer
+    name) is as many as the context leaves. Messages are checked by prompt_format.chat_messages."""
+
+    model: str | None = None
+    messages: list[dict[str, Any]]
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    n: int = Field(1, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    speculative_tokens: int | None = Field(None, ge=0)  # ours, as in CompletionRequest
+    # Accepted only at the values that mean "off", as in CompletionRequest.
+    logprobs: bool = False
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    logit_bias: dict[str, float] | None = None
+    tools: list[Any] | None = None
+
+
 class ExtraFile(_Strict):
     filename: str
     text: str

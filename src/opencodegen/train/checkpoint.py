@@ -42,7 +42,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save(directory: Path, model_sd: dict[str, torch.Tensor], model: GPT, tokenizer_path: str | None,
-         optim_sd: dict[str, Any] | None, state: dict[str, Any]) -> Path:
+         optim_sd: dict[str, Any] | None, state: dict[str, Any], chat_template: str | None = None) -> Path:
     """The model checkpoint (model.io.save_checkpoint) plus trainer_state/, written together or not at all.
     model_sd: the full (unsharded) state dict, on CPU. Only rank 0 calls this."""
     def trainer_state(tmp: Path) -> None:
@@ -52,7 +52,8 @@ def save(directory: Path, model_sd: dict[str, torch.Tensor], model: GPT, tokeniz
         torch.save(rng_state(), tmp / STATE / "rng.pt")
         (tmp / STATE / "state.json").write_text(json.dumps(state, indent=2) + "\n")
 
-    return save_checkpoint(model, tokenizer_path, directory, state_dict=model_sd, write_extra=trainer_state)
+    return save_checkpoint(model, tokenizer_path, directory, state_dict=model_sd, write_extra=trainer_state,
+                           chat_template=chat_template)
 
 
 def load_state(directory: Path) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:

@@ -87,6 +87,9 @@ class RunConfig:
 @dataclass
 class SFTOptions:
     completion_only: bool = True  # loss on the completion's tokens only (the prompt's are context, not targets)
+    # completion: prompt then completion, as a plain completion request reads them; chat: the prompt as a user turn
+    # and the code as the assistant's answer in the chat template (prompt_format.chat_pieces), ending <|im_end|>
+    format: Literal["completion", "chat"] = "completion"
     valid_fraction: float = 0.02  # examples held out (by id, deterministically) for the validation loss
 
 
@@ -224,7 +227,7 @@ def _build(cls, data: Any, where: str):
 
 
 # Stage keys the command line may set per stage (`--stages.N.KEY`); N counts from 0 and goes up to MAX_STAGES - 1.
-STAGE_OVERRIDE_KEYS = ("data", "steps", "tokens", "kind", "rope_base")
+STAGE_OVERRIDE_KEYS = ("data", "steps", "tokens", "kind", "rope_base", "sft.format")
 MAX_STAGES = 16
 
 

@@ -1,5 +1,7 @@
 """Supervised fine-tuning: prompt/completion pairs, loss on the completion's tokens only (and the EOS that ends it),
-packed into fixed windows with document masks so that packed examples never attend to each other.
+or with `sft: {format: chat}` each pair as a chat (the prompt a user turn, the answer the assistant's turn, loss on
+the answer and the <|im_end|> that ends it, prompt_format.chat_pieces), packed into fixed windows with document
+masks so that packed examples never attend to each other.
 
 Each epoch packs the examples in a seeded order (first fit, in that order); a step takes the next rows of the
 stream of epochs, so a step's batch is a function of (seed, stage, step), as in pretraining."""
@@ -12,18 +14,40 @@ import torch
 
 from ..errors import UserError
 from ..progress import log as note
-from .examples import held_out, read_mixture
+from ..prompt_format import CHAT_TEMPLATE, IM_END, IM_START, ChatFormat, chat_format, chat_prompt, missing_tokens
+from .examples import Example, held_out, read_mixture
 from .loss import cross_entropy_and_z
 from .objective import MicroBatch, Objective
 from .recipe import Recipe, accumulation_steps
 from .tokens import stage_tokenizer
 
 
-def tokenize_pair(tokenizer, prompt: str, completion: str, eos: int, completion_only: bool
+def tokenize_pair(tokenizer, prompt: str | list[int], completion: str, end: int, completion_only: bool
                   ) -> tuple[list[int], list[bool]]:
-    """(ids, is_target) of prompt + completion + EOS; the prompt's tokens are targets only if not completion_only."""
-    p, c = tokenizer.encode(prompt), tokenizer.encode(completion) + [eos]
+    """(ids, is_target) of prompt (text, or ids already rendered) + completion + the end token (EOS; <|im_end|> in
+    chat); the prompt's tokens are targets only if not completion_only."""
+    p = tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
+    c = tokenizer.encode(completion) + [end]
     return p + c, [not completion_only] * len(p) + [True] * len(c)
+
+
+def chat_pair(tokenizer, fmt: ChatFormat, example: Example, completion_only: bool) -> tuple[list[int], list[bool]]:
+    """An example as a chat: its prompt as the user's turn, then the assistant's answer, ending <|im_end|>. An
+    exercise's answer is the whole function (its prompt, then its solution), since a chat answer stands alone; a
+    pair's is its completion."""
+    prompt = chat_prompt(tokenizer, fmt, [{"role": "user", "content": example.prompt}])
+    answer = example.prompt + example.completion if example.entry_point else example.completion
+    return tokenize_pair(tokenizer, prompt, answer, fmt.im_end, completion_only)
+
+
+def training_chat_format(tokenizer, stage: str) -> ChatFormat:
+    """The chat format an sft stage with format chat teaches: CHAT_TEMPLATE's, which its checkpoints then carry."""
+    fmt = chat_format(tokenizer, CHAT_TEMPLATE)
+    if fmt is None:
+        missing = ", ".join(missing_tokens(tokenizer, (IM_START, IM_END)))
+        raise UserError(f"stage {stage}: sft.format chat needs the chat tokens, and the tokenizer has no {missing} "
+                        "(tokenizers trained by `ocg tokenizer train` have them; Qwen2.5-Coder's have them)")
+    return fmt
 
 
 class Packed:
@@ -88,9 +112,13 @@ class SFT(Objective):
         eos = self.tokenizer.eos_id
         if eos is None:
             raise UserError(f"stage {stage.name}: the tokenizer has no end-of-text token to end completions with")
+        chat = training_chat_format(self.tokenizer, stage.name) if self.options.format == "chat" else None
         train, valid, too_long = [], [], 0
         for e in examples:
-            seq = tokenize_pair(self.tokenizer, e.prompt, e.completion, eos, self.options.completion_only)
+            if chat is None:
+                seq = tokenize_pair(self.tokenizer, e.prompt, e.completion, eos, self.options.completion_only)
+            else:
+                seq = chat_pair(self.tokenizer, chat, e, self.options.completion_only)
             if len(seq[0]) > width:
                 too_long += 1
                 continue

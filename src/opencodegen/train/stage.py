@@ -27,7 +27,7 @@ from .metrics import MetricsLog, plot_stage
 from .objective import Objective
 from .optim import lr_at, make_optimizer
 from .recipe import BatchConfig, OptimConfig, Recipe, RunConfig, StageConfig
-from .tokens import tokenizer_file
+from .tokens import chat_template_after, tokenizer_file
 
 PROGRESS_EVERY_S = 5.0  # where the display cannot redraw (a log file), a progress line at most this often
 
@@ -204,9 +204,10 @@ class Stage:
             state = {"stage": ctx.stage.name, "kind": ctx.stage.kind, "stage_index": ctx.index, "step": self.step_no,
                      "best_val_loss": self.best, "recipe": ctx.recipe.to_dict(), **self.last_val}
             tokenizer = tokenizer_file(ctx.recipe)
-            ckpt.save(ctx.directory / f"checkpoint-{self.step_no}", msd, self.model, tokenizer, osd, state)
+            template = chat_template_after(ctx.recipe, ctx.index)
+            ckpt.save(ctx.directory / f"checkpoint-{self.step_no}", msd, self.model, tokenizer, osd, state, template)
             if self.last_val.get("val_loss", math.inf) <= self.best and self.last_val.get("val_step") == self.step_no:
-                ckpt.save(ctx.directory / "best", msd, self.model, tokenizer, None, state)
+                ckpt.save(ctx.directory / "best", msd, self.model, tokenizer, None, state, template)
             ckpt.prune(ctx.directory, ctx.run.keep_last)
         dist_.barrier(ctx.dist)
 
