@@ -45,7 +45,8 @@ CONVERSATIONS = [
     [{"role": "user", "content": "Écris « bonjour » ✓ — 日本語のコメント 🐍"},
      {"role": "assistant", "content": "print('bonjour ✓')  # 🐍"},
      {"role": "user", "content": ""}],
-    [{"role": "user", "content": "def is_palindrome(s):\n    \"\"\"Return True if s reads the same backwards.\"\"\"\n"}],
+    [{"role": "user",
+      "content": "def is_palindrome(s):\n    \"\"\"Return True if s reads the same backwards.\"\"\"\n"}],
 ]
 
 

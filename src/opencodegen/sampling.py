@@ -12,17 +12,17 @@ Stable pieces the server reuses for continuous batching (keep their signatures):
     the text is safe to stream)
   - `SequenceState` (one sample being decoded), `verify_drafts` (sample each row's tokens, its speculative draft's
     as far as they agree), `draft_tokens` and `forward_drafts` (the next forward pass, drafts included),
-    `end_token_set`, `banned_ids`, `ban`, `compact_rows` (finished cache rows filled from the end) and `eos_id_of`: generate()'s own
-    decode-loop pieces, so the server's loop is generate()'s loop
+    `end_token_set`, `banned_ids`, `ban`, `compact_rows` (finished cache rows filled from the end) and `eos_id_of`:
+    generate()'s own decode-loop pieces, so the server's loop is generate()'s loop
 
 A custom decode loop reproduces generate() token for token if, per sample j of a prompt: the generator is
 sequence_generator(seed, j, prompt_ids, removed=...) (not for greedy params); the first token is drawn from the
 logits of the prompt's last position; every step calls sample_tokens (or next_token) once on that row's fp32
 logits, passed through healing.constrain with the row's SequenceState.respeller (token healing; a no-op for other
-rows) and ban (SequenceState.banned: sampling.banned_ids); the sequence ends on EOS / stop_token_ids (unless ignore_eos), when StopChecker.stopped, or after
-max_new_tokens clamped so that prompt + completion fits model.config.block_size; text comes from
-StopChecker(IncrementalDecoder(...).push(t)) less the re-spelled text, control tokens never rendered (SequenceState
-does all of this)."""
+rows) and ban (SequenceState.banned: banned_ids); the sequence ends on EOS / stop_token_ids (unless ignore_eos),
+when StopChecker.stopped, or after max_new_tokens clamped so that prompt + completion fits model.config.block_size;
+text comes from StopChecker(IncrementalDecoder(...).push(t)) less the re-spelled text, control tokens never rendered
+(SequenceState does all of this)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ import math
 import time
 from array import array
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import torch
@@ -130,10 +131,11 @@ class SamplingParams:
 @dataclass
 class Completion:
     """One sample. token_ids holds every sampled token, including the EOS or the token that completed a stop string;
-    text is the decoded completion without EOS (nor any control token), cut before the earliest stop string. logprobs[i] belongs to
-    token_ids[i]; top_logprobs[i] maps token id -> log-probability of the most likely alternatives at step i.
-    speculation: draft and acceptance counts when params.speculative_tokens > 0. For a HealedPrompt the first
-    tokens re-spell the text healing removed from the prompt: they are in token_ids, and that text is not in text."""
+    text is the decoded completion without EOS (nor any control token), cut before the earliest stop string.
+    logprobs[i] belongs to token_ids[i]; top_logprobs[i] maps token id -> log-probability of the most likely
+    alternatives at step i. speculation: draft and acceptance counts when params.speculative_tokens > 0. For a
+    HealedPrompt the first tokens re-spell the text healing removed from the prompt: they are in token_ids, and that
+    text is not in text."""
 
     text: str
     token_ids: list[int]
@@ -657,9 +659,18 @@ def ban(logits: torch.Tensor, banned: Sequence[tuple[int, ...]]) -> torch.Tensor
         return logits
     out = logits.clone()
     for ids, rows in groups.items():
-        r = torch.tensor(rows, device=out.device)[:, None]
-        out[r, torch.tensor([i for i in ids if i < out.shape[-1]], device=out.device)[None, :]] = -math.inf
+        columns = _index(ids, out.shape[-1], out.device)
+        if len(rows) == len(banned):  # the usual case: every row bans the same tokens
+            out[:, columns] = -math.inf
+        else:
+            out[torch.tensor(rows, device=out.device)[:, None], columns[None, :]] = -math.inf
     return out
+
+
+@lru_cache(maxsize=64)
+def _index(ids: tuple[int, ...], vocab: int, device: torch.device) -> torch.Tensor:
+    """The banned ids as an index tensor, made once per set rather than at every decode step."""
+    return torch.tensor([i for i in ids if i < vocab], dtype=torch.long, device=device)
 
 
 def draft_tokens(active: list[SequenceState], k: int, cache_len: int) -> list[list[int]]:
