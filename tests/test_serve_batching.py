@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from opencodegen.healing import heal
-from opencodegen.sampling import SamplingParams, generate
+from opencodegen.sampling import SamplingParams, SequenceState, generate
 from serve_fixtures import (  # noqa: F401 (one_torch_thread is an autouse fixture)
     one_torch_thread, SlowForward, client, health, running_server, wait_for, write_checkpoint)
 
@@ -157,9 +157,19 @@ def test_a_failing_model_step_fails_its_request_not_the_server(checkpoint):
 
 
 def test_a_stream_whose_model_step_fails_ends_with_an_error_event_then_done(checkpoint):
-    with running_server(checkpoint) as (server, model, _):
+    with running_server(checkpoint) as (server, model, tok):
         original = model.forward
         calls = 0
+        # The text deltas the first three tokens stream (a token ending inside a character streams nothing yet).
+        prompt = heal(tok, tok.encode("def fib(n):\n"))
+        params = SamplingParams(max_new_tokens=50)
+        [[full]] = generate(model, tok, [prompt], params)
+        streamed = []
+        state = SequenceState(0, 0, prompt.ids, 50, params, 0, tok, frozenset({tok.eos_id}),
+                              lambda i, j, text: streamed.append(text), prompt.removed)
+        for t in full.token_ids[:3]:
+            state.accept(t)
+        assert streamed
 
         def fails_after_three(*a, **k):  # the prefill and two decode steps work: tokens have been streamed
             nonlocal calls
@@ -180,8 +190,8 @@ def test_a_stream_whose_model_step_fails_ends_with_an_error_event_then_done(chec
                 events = [line for line in s.iter_lines() if line]
         finally:
             model.forward = original
-        assert len(texts) == 3 and e.value.code == "internal_error" and "simulated device lost" in e.value.message
-        assert s.status_code == 200 and events[-1] == "data: [DONE]" and len(events) == 3 + 2
+        assert texts == streamed and e.value.code == "internal_error" and "simulated device lost" in e.value.message
+        assert s.status_code == 200 and events[-1] == "data: [DONE]" and len(events) == len(streamed) + 2
         error = json.loads(events[-2][6:])["error"]
         assert set(error) == {"message", "type", "param", "code"} and error["type"] == "server_error"
         ok = client(server).completions.create(**body)  # the server keeps serving
