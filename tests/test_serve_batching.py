@@ -13,7 +13,8 @@ import openai
 import pytest
 
 from opencodegen.healing import heal
-from opencodegen.sampling import SamplingParams, generate
+from opencodegen.sampling import SamplingParams
+from opencodegen.engine import generate
 from serve_fixtures import (  # noqa: F401 (one_torch_thread is an autouse fixture)
     one_torch_thread, SlowForward, client, health, running_server, wait_for, write_checkpoint)
 

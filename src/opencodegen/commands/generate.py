@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..healing import heal
     from ..model.io import load_checkpoint
-    from ..sampling import HUMANEVAL_STOP, SamplingParams, generate
+    from ..sampling import HUMANEVAL_STOP, SamplingParams
+    from ..engine import generate
 
     prompt = read_prompt(args)
     stops = tuple(unescape(s) for s in args.stop) + (HUMANEVAL_STOP if args.humaneval_stops else ())
