@@ -83,6 +83,7 @@ def run_child(src: Path, args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--against", default="HEAD", help="git revision of the baseline sampler (default HEAD)")
+    ap.add_argument("--ours", default=None, help="git revision to measure instead of the working tree")
     ap.add_argument("--tasks", type=int, default=16)
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--chunk", type=int, default=8, help="tasks per generate() call (sample_completions' chunk)")
@@ -94,7 +95,8 @@ def main() -> None:
         print(json.dumps(measure(args.tasks, args.n, args.chunk)))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        sources = {"ours": ROOT / "src", "baseline": source_of(args.against, Path(tmp))}
+        sources = {"ours": ROOT / "src" if args.ours is None else source_of(args.ours, Path(tmp) / "ours"),
+                   "baseline": source_of(args.against, Path(tmp) / "baseline")}
         runs: dict[str, list[dict]] = {name: [] for name in sources}
         for _ in range(args.repeats):  # alternate, so a change of load hits both alike
             for name, src in sources.items():
@@ -107,7 +109,7 @@ def main() -> None:
         "model": f"random weights, shape {SHAPE}, final norm x{NORM_SCALE}; prompts as UTF-8 bytes",
         "sampling": f"n={args.n} per task, {args.tasks} tasks, {args.chunk} tasks per generate() call, T=0.8, "
                     "top_p=0.95, 128 new tokens, HumanEval stops",
-        "ours": "this tree's opencodegen", "baseline": f"git {args.against} "
+        "ours": "the working tree" if args.ours is None else f"git {args.ours}", "baseline": f"git {args.against} "
         f"({subprocess.run(['git', '-C', str(ROOT), 'rev-parse', '--short', args.against], capture_output=True, text=True).stdout.strip()})",
         "ours_tok_s": best["ours"]["tok_s"], "baseline_tok_s": best["baseline"]["tok_s"],
         "speedup": best["ours"]["tok_s"] / best["baseline"]["tok_s"],

@@ -65,11 +65,14 @@ def model() -> GPT:
 
 # ---- the cache ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("family", ["codegen", "qwen"])
+@pytest.mark.parametrize("family", ["codegen", "qwen", "qwen3"])
 def test_cached_decoding_matches_full_recomputation(family):
-    # Qwen-style: sequential block, RMSNorm, SwiGLU, GQA, half rotation; tiny-1m is the CodeGen block.
+    # Qwen-style: sequential block, RMSNorm, SwiGLU, GQA, half rotation (Qwen3: with q/k norms); tiny-1m is the
+    # CodeGen block. Rows are prefilled one at a time (the one-row cache path), then decode together (the scatter).
     extra = dict(parallel_residual=False, norm="rmsnorm", mlp="swiglu", n_kv_heads=2, qkv_bias=True,
-                 rope_interleaved=False) if family == "qwen" else {}
+                 rope_interleaved=False) if family != "codegen" else {}
+    if family == "qwen3":
+        extra["qk_norm"] = True
     m = tiny_model(1, **extra)
     g = torch.Generator().manual_seed(0)
     seqs = [torch.randint(0, TOK.vocab_size, (n,), generator=g) for n in (5, 11, 8)]

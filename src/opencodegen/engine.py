@@ -123,8 +123,10 @@ class Engine:
 
     @property
     def slots_in_use(self) -> int:
-        """Decoding rows, and the rows of the prompt being prefilled (held from its first chunk)."""
-        return len(self._active) + (self._prefill_samples if self._prefill_request is not None else 0)
+        """Decoding rows, and the rows of the prompt being prefilled (held from its first chunk). Another thread may
+        ask while the rows join: the prefill is read first, so rows are never seen free while they move."""
+        prefilling = self._prefill_samples if self._prefill_request is not None else 0
+        return len(self._active) + prefilling
 
     # ---- the thread that steps ---------------------------------------------------------------------------------
 
