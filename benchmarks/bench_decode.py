@@ -1,4 +1,4 @@
-"""Decode throughput: opencodegen (opencodegen.sampling.generate over our KVCache) against transformers `generate`,
+"""Decode throughput: opencodegen (opencodegen.engine.generate over our KVCache) against transformers `generate`,
 identical weights (exported with ocg export-hf and loaded by both), same run, same threads. Greedy, EOS disabled so
 every run produces exactly the same number of tokens; prefill included.
 
@@ -37,7 +37,8 @@ from opencodegen.model.config import ModelConfig
 from opencodegen.model.hf import export_hf, load_hf_model
 from opencodegen.model.io import save_checkpoint
 from opencodegen.model.transformer import GPT
-from opencodegen.sampling import SamplingParams, generate
+from opencodegen.sampling import SamplingParams
+from opencodegen.engine import generate
 from opencodegen.train.precision import cpu_has_native_bf16
 
 OUT = Path(__file__).parent / "results" / "decode.json"
@@ -257,7 +258,7 @@ def main() -> None:
         "model": model_name + " (exported with ocg export-hf, loaded by both)",
         "params": config.n_params(), "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens,
         "repeats_best_of": args.repeats,
-        "ours": "opencodegen.sampling.generate (KVCache, no padding)",
+        "ours": "opencodegen.engine.generate (KVCache, no padding)",
         "baseline": f"transformers {transformers.__version__} {type(theirs32).__name__}.generate",
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpu_native_bf16": cpu_has_native_bf16(),

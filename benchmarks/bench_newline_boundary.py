@@ -28,7 +28,8 @@ from opencodegen.eval.report import completion_counts
 from opencodegen.healing import heal
 from opencodegen.model.config import ModelConfig
 from opencodegen.model.transformer import GPT
-from opencodegen.sampling import HUMANEVAL_STOP, SamplingParams, generate
+from opencodegen.sampling import HUMANEVAL_STOP, SamplingParams
+from opencodegen.engine import generate
 from opencodegen.tokenizer import train_tokenizer
 
 OUT = Path(__file__).parent / "results" / "newline_boundary.json"

@@ -43,7 +43,7 @@ import torch
 from opencodegen.model.config import ModelConfig
 from opencodegen.model.io import save_checkpoint
 from opencodegen.model.transformer import GPT
-from opencodegen.serve.prefix_cache import DEFAULT_BLOCK
+from opencodegen.prefix_cache import DEFAULT_BLOCK
 from opencodegen.tokenizer import train_tokenizer
 
 RESULTS = Path(__file__).parent / "results"

@@ -29,7 +29,8 @@ from opencodegen.model.transformer import GPT  # noqa: E402
 from opencodegen.prompt_format import (  # noqa: E402
     CHAT_TEMPLATE, DEFAULT_SYSTEM_PROMPT, EOS, FILE_SEP, FIM_PAD, IM_END, IM_START, SPECIAL_TOKENS, chat_format,
     chat_prompt, require_chat_format)
-from opencodegen.sampling import SamplingParams, generate  # noqa: E402
+from opencodegen.engine import generate  # noqa: E402
+from opencodegen.sampling import SamplingParams  # noqa: E402
 from opencodegen.tokenizer import CodeTokenizer, train_tokenizer  # noqa: E402
 from opencodegen.train import recipe_from_dict, train  # noqa: E402
 from opencodegen.train.loop import model_config, preflight  # noqa: E402

@@ -13,7 +13,8 @@ from opencodegen.eval.report import completion_counts, completion_counts_text
 from opencodegen.eval.sandbox import ExecResult
 from opencodegen.model.config import ModelConfig
 from opencodegen.model.transformer import GPT
-from opencodegen.sampling import SamplingParams, generate
+from opencodegen.sampling import SamplingParams
+from opencodegen.engine import generate
 
 # (completion, finish_reason, generated tokens): empty after a first-token stop, empty after three tokens of
 # whitespace, an ordinary one, an empty one cut by max_tokens at its first token (not a stop), one read from a file.

@@ -1,6 +1,6 @@
 """`ocg eval ... --endpoint` against `ocg serve` started in the test (a tiny random checkpoint on a loopback port):
 the samples the evaluation records equal what the server's engine gives for the same prompt, params and seed
-(sampling.generate on the healed prompt, as test_serve_api pins the server), for HumanEval and for FIM through the
+(engine.generate on the healed prompt, as test_serve_api pins the server), for HumanEval and for FIM through the
 `suffix` field (then cut as infill cuts every middle), and the CLI runs end to end."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from opencodegen.healing import heal
 from opencodegen.model.config import ModelConfig
 from opencodegen.model.io import save_checkpoint
 from opencodegen.model.transformer import GPT
-from opencodegen.sampling import HUMANEVAL_STOP, SamplingParams, generate
+from opencodegen.sampling import HUMANEVAL_STOP, SamplingParams
+from opencodegen.engine import generate
 from opencodegen.prompt_format import fim_end_ids
 from opencodegen.serve.prompts import healed_fim
 from opencodegen.tokenizer import train_tokenizer

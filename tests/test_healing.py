@@ -17,7 +17,8 @@ from opencodegen.healing import HealedPrompt, Respeller, constrain, heal, heal_t
 from opencodegen.model.config import ModelConfig
 from opencodegen.model.io import load_checkpoint
 from opencodegen.model.transformer import GPT
-from opencodegen.sampling import SamplingParams, generate
+from opencodegen.sampling import SamplingParams
+from opencodegen.engine import generate
 from opencodegen.serve.prompts import healed_fim
 from opencodegen.tokenizer import SPECIAL_TOKENS, CodeTokenizer, code_pre_tokenizer, train_tokenizer
 from serve_fixtures import write_checkpoint

@@ -138,7 +138,8 @@ def test_rl_on_a_toy_task_raises_the_pass_rate(tmp_path, mode):
     assert first < 0.5 and last > first + 0.3, rewards
     # and the trained model answers each exercise greedily
     from opencodegen.model.io import load_checkpoint
-    from opencodegen.sampling import SamplingParams, generate
+    from opencodegen.sampling import SamplingParams
+    from opencodegen.engine import generate
 
     model, tok = load_checkpoint(tmp_path / "run" / "stage-0-rl" / "checkpoint-16")
     outs = generate(model, tok, [f"def {n}():\n" for n in ANSWERS], SamplingParams(max_new_tokens=1))

@@ -18,11 +18,11 @@ from opencodegen.sampling import (
     IncrementalDecoder,
     SamplingParams,
     StopChecker,
-    generate,
     next_token,
     sample_tokens,
     sampling_distribution,
 )
+from opencodegen.engine import generate
 
 
 class ByteTokenizer:
@@ -65,11 +65,14 @@ def model() -> GPT:
 
 # ---- the cache ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("family", ["codegen", "qwen"])
+@pytest.mark.parametrize("family", ["codegen", "qwen", "qwen3"])
 def test_cached_decoding_matches_full_recomputation(family):
-    # Qwen-style: sequential block, RMSNorm, SwiGLU, GQA, half rotation; tiny-1m is the CodeGen block.
+    # Qwen-style: sequential block, RMSNorm, SwiGLU, GQA, half rotation (Qwen3: with q/k norms); tiny-1m is the
+    # CodeGen block. Rows are prefilled one at a time (the one-row cache path), then decode together (the scatter).
     extra = dict(parallel_residual=False, norm="rmsnorm", mlp="swiglu", n_kv_heads=2, qkv_bias=True,
-                 rope_interleaved=False) if family == "qwen" else {}
+                 rope_interleaved=False) if family != "codegen" else {}
+    if family == "qwen3":
+        extra["qk_norm"] = True
     m = tiny_model(1, **extra)
     g = torch.Generator().manual_seed(0)
     seqs = [torch.randint(0, TOK.vocab_size, (n,), generator=g) for n in (5, 11, 8)]
@@ -264,6 +267,30 @@ def test_finished_rows_leave_the_batch(model):
     decode_batches = calls[2:]
     assert decode_batches[0] == 2 and decode_batches[-1] == 1 and len(decode_batches) == 11
 
+
+
+def test_a_finished_row_s_slot_goes_to_the_next_waiting_prompt(model):
+    # generate() is a client of the engine: with fewer slots than sequences, a prompt waits for a free slot and is
+    # prefilled while the others go on decoding (continuous batching), instead of after the whole batch has drained.
+    # Outputs are those of the unbounded batch.
+    params = SamplingParams(max_new_tokens=20, temperature=1.0, n=2, seed=3, stop=tuple("aeiou"))
+    prompts = ["def fib(n):", "import os\n", "x = [", "class A:\n    "]
+    calls = []
+    original = model.forward
+    model.forward = lambda idx, **kw: calls.append(("prefill" if "rows" in kw and kw["rows"] is not None
+                                                    else "decode", idx.shape[0])) or original(idx, **kw)
+    try:
+        bounded = generate(model, TOK, prompts, params, max_batch_size=3)
+    finally:
+        del model.forward
+    unbounded = generate(model, TOK, prompts, params)
+    assert [[(c.text, c.token_ids, c.finish_reason) for c in r] for r in bounded] == \
+        [[(c.text, c.token_ids, c.finish_reason) for c in r] for r in unbounded]
+    kinds = [kind for kind, _ in calls]
+    assert kinds.count("prefill") == 4 and max(batch for kind, batch in calls if kind == "decode") <= 3
+    # Some prompt was prefilled between two decode steps, joining rows that were still decoding.
+    joined = [i for i in range(1, len(calls) - 1) if kinds[i] == "prefill" and kinds[i - 1] == "decode"]
+    assert any(calls[i + 1][1] > params.n for i in joined if kinds[i + 1] == "decode")
 
 # ---- stop strings and streaming --------------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from opencodegen.healing import HealedPrompt, heal, heal_tail
-from opencodegen.sampling import SamplingParams, generate
+from opencodegen.sampling import SamplingParams
+from opencodegen.engine import generate
 from opencodegen.serve.prompts import healed_fim
 from serve_fixtures import (  # noqa: F401 (one_torch_thread is an autouse fixture)
     one_torch_thread, client, health, running_server, write_checkpoint)

@@ -13,7 +13,9 @@ import openai
 import pytest
 
 from opencodegen.healing import heal
-from opencodegen.sampling import SamplingParams, SequenceState, generate
+from opencodegen.engine import generate
+from opencodegen.sampling import SamplingParams
+from opencodegen.sequence import SequenceState
 from serve_fixtures import (  # noqa: F401 (one_torch_thread is an autouse fixture)
     one_torch_thread, SlowForward, client, health, running_server, wait_for, write_checkpoint)
 

@@ -1,6 +1,6 @@
 """The completion APIs editors call, replayed with the request bodies the editors send (Continue's FIM request to
 /v1/fim/completions; llama.vscode's cache-warming and completion requests to /infill), checked against
-sampling.generate on the same prompt ids and seed, and against the openai client's /v1/completions with suffix.
+engine.generate on the same prompt ids and seed, and against the openai client's /v1/completions with suffix.
 The time budget (t_max_predict_ms, SamplingParams.max_time_ms) stops after a line break with stop_type "time", and
 what it returns is the start of the unbounded run's completion."""
 
@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from opencodegen.healing import HealedPrompt, heal_tail
-from opencodegen.sampling import SamplingParams, generate
+from opencodegen.sampling import SamplingParams
+from opencodegen.engine import generate
 from opencodegen.serve.prompts import healed_fim
 from serve_fixtures import (  # noqa: F401 (one_torch_thread is an autouse fixture)
     one_torch_thread, SlowForward, client, running_server, write_checkpoint)

@@ -15,7 +15,7 @@ import torch
 from eval_tiny import ByteTokenizer, tiny_model
 from opencodegen.model.transformer import KVCache
 from opencodegen.sampling import SamplingParams
-from opencodegen.serve.prefix_cache import PrefixCache
+from opencodegen.prefix_cache import PrefixCache
 from opencodegen.serve.scheduler import RequestTimeout, Scheduler
 from serve_fixtures import one_torch_thread  # noqa: F401 (an autouse fixture)
 

@@ -13,8 +13,9 @@ import torch
 
 from eval_tiny import tiny_model
 from opencodegen.model.transformer import KVCache
-from opencodegen.sampling import SamplingParams, generate
-from opencodegen.serve.prefix_cache import ROOT, PrefixCache
+from opencodegen.sampling import SamplingParams
+from opencodegen.engine import generate
+from opencodegen.prefix_cache import ROOT, PrefixCache
 from serve_fixtures import (  # noqa: F401 (one_torch_thread is an autouse fixture)
     CODE, one_torch_thread, client, health, running_server, write_checkpoint)
 

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from opencodegen.healing import heal
-from opencodegen.sampling import SamplingParams, generate
-from opencodegen.serve.scheduler import keep_rows
+from opencodegen.sampling import SamplingParams
+from opencodegen.engine import generate
+from opencodegen.engine import keep_rows
 from serve_fixtures import (  # noqa: F401 (one_torch_thread is an autouse fixture)
     one_torch_thread, SlowForward, client, health, running_server, wait_for, write_checkpoint)
 

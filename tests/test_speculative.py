@@ -15,7 +15,8 @@ from opencodegen.cli import main
 from opencodegen.errors import UserError
 from opencodegen.model.config import ModelConfig
 from opencodegen.model.transformer import GPT, KVCache
-from opencodegen.sampling import SamplingParams, generate
+from opencodegen.sampling import SamplingParams
+from opencodegen.engine import generate
 from opencodegen.speculative import NgramDrafter
 from serve_fixtures import one_torch_thread, write_checkpoint  # noqa: F401 (one_torch_thread is an autouse fixture)
 

@@ -201,7 +201,8 @@ def test_the_router_closes_the_sandbox_it_started(monkeypatch):
 def test_a_turn_whose_client_disconnects_is_cancelled_and_frees_its_slot(tmp_path):
     """On the real server: a client that gives up on a turn mid-generation frees the scheduler slot at once (not
     after the whole budget) and leaves the session as it was; the server and the session go on serving."""
-    from opencodegen.sampling import SamplingParams, generate
+    from opencodegen.engine import generate
+    from opencodegen.sampling import SamplingParams
     from opencodegen.prompt_format import turn_code
     from opencodegen.serve.synth import TURN_STOPS
     from serve_fixtures import BLOCK_SIZE, SlowForward, health, running_server, wait_for, write_checkpoint

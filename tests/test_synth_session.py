@@ -12,7 +12,8 @@ import pytest
 from eval_tiny import ByteTokenizer, tiny_model
 from opencodegen.errors import UserError
 from opencodegen.eval import mtpb
-from opencodegen.sampling import SamplingParams, StopChecker, generate
+from opencodegen.engine import generate
+from opencodegen.sampling import SamplingParams, StopChecker
 from opencodegen.prompt_format import turn_code
 from opencodegen.serve.synth import TURN_STOPS, ProgramRunner, SynthSession, SynthSettings, model_complete
 

@@ -18,7 +18,7 @@ the control tokens before encoding, so a literal "<|fim_prefix|>" typed in code 
               for tokenizer_config.json, so transformers' apply_chat_template gives the same ids.
 
 Plain completion (no FIM, no chat) never samples a control token but the one that ends it: control_ids() lists
-them, and the decode loop (sampling.banned_ids) bans all but EOS and the request's end tokens.
+them, and the decode loop (sequence.banned_ids) bans all but EOS and the request's end tokens.
 
 Serving uses PSM: the prompt is PSM up to the middle token, and the middle is what the model writes. The model is
 trained on both orders; in SPM the prefix is encoded together with the middle, so PSM is the order whose prompt

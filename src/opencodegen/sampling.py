@@ -1,54 +1,28 @@
-"""Sampling from a GPT with its KV cache: greedy, temperature, top-k and top-p decoding; n samples per prompt sharing
-one prompt prefill; prompts of different lengths batched without padding; stop strings on decoded text; streaming;
-speculative decoding with prompt-lookup drafts (speculative.py), which changes the speed and not the output.
+"""Choosing tokens and turning them into text: sampling parameters, each sequence's own RNG, greedy, temperature,
+top-k and top-p sampling of a batch of logits rows (each row with its own parameters), incremental detokenization and
+stop strings on a text stream. The decode engine (engine.py, whose `generate()` is the entry point for sampling
+from a model) calls these once per step for every live row; sequence.py holds one sample's state between steps.
 
-Stable pieces the server reuses for continuous batching (keep their signatures):
-  - `SamplingParams`, `Completion`, `HUMANEVAL_STOP`
-  - `sequence_generator(seed, sample_index, prompt_ids)`: the RNG of one sequence. Sample j of a prompt with seed s
-    always draws from this generator, so a request gives the same output alone, batched with others, or in the server.
-  - `sample_tokens(logits, params, generators)` (a batch of rows, each with its own params) and
-    `next_token(logits_row, params, generator)` (one row)
-  - `IncrementalDecoder` (token ids -> text deltas) and `StopChecker` (stop strings on a text stream, and how much of
-    the text is safe to stream)
-  - `SequenceState` (one sample being decoded), `verify_drafts` (sample each row's tokens, its speculative draft's
-    as far as they agree), `draft_tokens` and `forward_drafts` (the next forward pass, drafts included),
-    `end_token_set`, `banned_ids`, `ban`, `compact_rows` (finished cache rows filled from the end) and `eos_id_of`:
-    generate()'s own decode-loop pieces, so the server's loop is generate()'s loop
-
-A custom decode loop reproduces generate() token for token if, per sample j of a prompt: the generator is
-sequence_generator(seed, j, prompt_ids, removed=...) (not for greedy params); the first token is drawn from the
-logits of the prompt's last position; every step calls sample_tokens (or next_token) once on that row's fp32
-logits, passed through healing.constrain with the row's SequenceState.respeller (token healing; a no-op for other
-rows) and ban (SequenceState.banned: banned_ids); the sequence ends on EOS / stop_token_ids (unless ignore_eos),
-when StopChecker.stopped, or after max_new_tokens clamped so that prompt + completion fits model.config.block_size;
-text comes from StopChecker(IncrementalDecoder(...).push(t)) less the re-spelled text, control tokens never rendered
-(SequenceState does all of this)."""
+What keeps an output independent of its batch: sample j of a prompt with seed s always draws from
+`sequence_generator(s, j, prompt_ids)`, and `sample_tokens` consumes exactly one uniform number from a row's
+generator per token, so a request gives the same output alone, batched with others, or in the server."""
 
 from __future__ import annotations
 
 import hashlib
 import math
-import time
 from array import array
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
 from .errors import UserError
-from .healing import HealedPrompt, Respeller, constrain, token_index
-from .model.transformer import KVCache
-from .prompt_format import control_ids
-from .speculative import NgramDrafter, SpeculationStats
+from .speculative import SpeculationStats
 
 # Codex's and CodeGen's HumanEval stops, plus the two that bigcode-evaluation-harness adds.
 HUMANEVAL_STOP: tuple[str, ...] = ("\nclass", "\ndef", "\n#", "\nif", "\nprint", "\n@", "\n```")
-
-# Memory the KV cache of one generate() batch may take when max_batch_size is not given; more sequences run in
-# successive batches (same results: every sequence has its own RNG).
-DEFAULT_KV_BUDGET_BYTES = 4 * 2**30
-
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -71,7 +45,7 @@ class SamplingParams:
     speculative_tokens k > 0: speculative decoding with prompt-lookup drafts (opencodegen.speculative): each step
     proposes up to k tokens by matching the sequence's last n tokens (n from prompt_lookup_max down to
     prompt_lookup_min) against its earlier text, and verifies them all in one forward pass. It changes the speed,
-    not the output: see generate().
+    not the output: see engine.Engine._decode.
 
     max_time_ms: a time budget for decoding, counted from the sequence's first sampled token; once it has passed
     and the completion holds a line break, the sequence ends with finish_reason "time" (llama.cpp's
@@ -370,284 +344,6 @@ class StopChecker:
         return best
 
 
-# ---- generate ----------------------------------------------------------------------------------------------
-
-OnToken = Callable[[int, int, str], None]
-
-
-class SequenceState:
-    """State of one sample being decoded: its RNG, tokens so far, (when stop strings or streaming need it) the
-    incremental text, (when speculating) its drafter, which always holds prompt + tokens so far, and (when token
-    healing backed the prompt up by `removed`, healing.py) the constraint its first tokens re-spell that text under,
-    and how much of the decoded text is that re-spelling rather than completion."""
-
-    def __init__(self, prompt_index: int, sample_index: int, prompt_ids: list[int], max_new: int,
-                 params: SamplingParams, seed: int, tokenizer, end_ids: frozenset[int], on_token: OnToken | None,
-                 removed: bytes = b""):
-        self.prompt_index, self.sample_index = prompt_index, sample_index
-        self.prompt_ids, self.max_new, self.params = prompt_ids, max_new, params
-        self.generator = None if params.greedy else sequence_generator(seed, sample_index, prompt_ids,
-                                                                       removed=removed)
-        self.tokenizer, self.end_ids, self.on_token = tokenizer, end_ids, on_token
-        self.token_ids: list[int] = []
-        self.logprobs: list[float] | None = [] if params.logprobs is not None else None
-        self.top_logprobs: list[dict[int, float]] | None = [] if params.logprobs else None
-        self.respeller = Respeller(token_index(tokenizer), removed) if removed else None
-        self.hidden_chars = len(removed.decode("utf-8"))  # decoded characters that re-spell the prompt's end
-        # The time budget starts with the first sampled token (llama.cpp's t_start_generation), not at creation.
-        self.deadline: float | None = None
-        self.line_break = False  # whether the completion text holds a line break yet (for the time budget)
-        text_needed = bool(params.stop) or on_token is not None or bool(removed) or params.max_time_ms is not None
-        self.hidden = control_ids(tokenizer)  # never rendered as text (end tokens are not decoded at all)
-        self.banned = banned_ids(params, tokenizer)
-        self.decoder = IncrementalDecoder(tokenizer, prompt_ids, self.hidden) if text_needed else None
-        self.stopper = StopChecker(params.stop) if text_needed else None
-        self.drafter, self.speculation = None, None
-        if params.speculative_tokens > 0:
-            self.drafter = NgramDrafter(prompt_ids, params.prompt_lookup_min, params.prompt_lookup_max)
-            self.speculation = SpeculationStats()
-        self.completion: Completion | None = None
-
-    def accept(self, token: int) -> bool:
-        """Appends a sampled token; returns True when the sequence has finished."""
-        self.token_ids.append(token)
-        if self.respeller is not None:
-            self.respeller.advance(token)
-        if self.drafter is not None:
-            self.drafter.extend((token,))
-        if token in self.end_ids:
-            return self._finish("stop", ended_by_token=True)
-        if self.decoder is not None:
-            delta = self._completion_text(self.decoder.push(token))
-            self.line_break = self.line_break or "\n" in delta
-            self._emit(self.stopper.push(delta))
-            if self.stopper.stopped:
-                return self._finish("stop")
-        if len(self.token_ids) >= self.max_new:
-            return self._finish("length")
-        if self.params.max_time_ms is not None:
-            now = time.monotonic()
-            if self.deadline is None:
-                self.deadline = now + self.params.max_time_ms / 1000
-            elif self.line_break and now > self.deadline:
-                return self._finish("time")
-        return False
-
-    def _completion_text(self, delta: str) -> str:
-        """The part of a decoded delta after the re-spelled prompt text (stop strings see only completion text)."""
-        if self.hidden_chars:
-            cut = min(self.hidden_chars, len(delta))
-            self.hidden_chars -= cut
-            delta = delta[cut:]
-        return delta
-
-    def _emit(self, text: str) -> None:
-        if text and self.on_token is not None:
-            self.on_token(self.prompt_index, self.sample_index, text)
-
-    def _finish(self, reason: str, ended_by_token: bool = False) -> bool:
-        if self.decoder is not None:
-            # Release what was held back: bytes of an unfinished character, and the start of a stop string that
-            # never completed (the end token itself was never decoded: it is not text).
-            if not self.stopper.stopped:
-                self._emit(self.stopper.push(self._completion_text(self.decoder.flush())))
-                reason = "stop" if self.stopper.stopped else reason
-            self._emit(self.stopper.flush())
-            text = self.stopper.text
-        else:
-            # One decode at the end, with the same left context the incremental path uses, so both give the text
-            # that follows the prompt (a decoder may render a token differently at the start of a string).
-            context = IncrementalDecoder.left_context(self.tokenizer, self.prompt_ids, self.hidden)
-            ids = [t for t in (self.token_ids[:-1] if ended_by_token else self.token_ids) if t not in self.hidden]
-            text = self.tokenizer.decode(context + ids)[len(self.tokenizer.decode(context)):]
-        self.completion = Completion(text, self.token_ids, reason, self.logprobs, self.top_logprobs,
-                                     self.speculation)
-        return True
-
-
-Prompt = str | Sequence[int] | HealedPrompt
-
-
-def _healed_prompts(tokenizer, model, prompts: Sequence[Prompt]) -> list[HealedPrompt]:
-    if isinstance(prompts, str):
-        raise UserError("generate() takes a list of prompts, got a single string")
-    out = []
-    for p in prompts:
-        if not isinstance(p, HealedPrompt):
-            p = HealedPrompt(tokenizer.encode(p) if isinstance(p, str) else [int(t) for t in p])
-        if not p.ids:  # an empty prompt starts a new document, as after the EOS separator in training data
-            p = HealedPrompt([eos_id_of(tokenizer, model)], p.removed)
-        out.append(p)
-    return out
-
-
-def eos_id_of(tokenizer, model) -> int | None:
-    eos = getattr(tokenizer, "eos_id", None)
-    return model.config.eos_token_id if eos is None else eos
-
-
-def end_token_set(params: SamplingParams, eos: int | None) -> frozenset[int]:
-    """The tokens that end a sequence: params.stop_token_ids, and EOS unless params.ignore_eos."""
-    return frozenset(params.stop_token_ids) | (frozenset() if eos is None or params.ignore_eos else {eos})
-
-
-def banned_ids(params: SamplingParams, tokenizer) -> tuple[int, ...]:
-    """The ids a completion never samples: every control token but EOS and the stop tokens (none with
-    params.control_tokens). EOS stays allowed under ignore_eos too: it is where a document ends."""
-    if params.control_tokens:
-        return ()
-    keep = set(params.stop_token_ids) | {getattr(tokenizer, "eos_id", None)}
-    return tuple(sorted(control_ids(tokenizer) - keep))
-
-
-def _default_batch_size(model, max_len: int, dtype: torch.dtype) -> int:
-    c = model.config
-    per_row = 2 * c.n_layer * c.n_kv_heads * c.head_dim * max_len * torch.finfo(dtype).bits // 8
-    return max(1, DEFAULT_KV_BUDGET_BYTES // per_row)
-
-
-@torch.inference_mode()
-def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams | None = None,
-             on_token: OnToken | None = None, max_batch_size: int | None = None) -> list[list[Completion]]:
-    """Samples params.n completions for each prompt (text, token ids, or a HealedPrompt: token healing, healing.py,
-    then constrains the first tokens to re-spell its removed text, which the completion's text leaves out).
-    Returns completions[prompt][sample].
-
-    Each prompt is prefilled once into its own KV-cache row and copied to its n sample rows; all rows then decode
-    together, each continuing from its own length (no padding). Finished rows leave the batch. on_token(prompt_index,
-    sample_index, text_delta) streams text that can no longer become part of a stop string; the deltas of a sample
-    concatenate to its final text. max_batch_size bounds the rows decoded at once (default: what fits a 4 GiB KV
-    cache); results don't depend on it.
-
-    With params.speculative_tokens k > 0, each forward pass feeds a row its last token plus up to k drafted ones
-    (rows padded to the longest draft), then samples position by position exactly as without drafts, going on to
-    the next position only while the sampled token equals the draft there, and the KV cache forgets the rest. For a
-    point-mass draft this is exact speculative sampling: the draft survives with probability p(draft), otherwise the
-    token is drawn from p restricted to the other tokens, which is what the textbook accept/resample rule gives.
-    Each emitted token also consumes one draw from its row's generator, as without drafts, so greedy and seeded
-    outputs are the same tokens with or without speculation, up to float rounding: the verify pass multiplies
-    several positions at once, which can round the logits differently (~1e-6) and flip a near-tie."""
-    params = params or SamplingParams()
-    healed = _healed_prompts(tokenizer, model, prompts)
-    prompt_ids = [p.ids for p in healed]
-    context = model.config.block_size
-    for i, ids in enumerate(prompt_ids):
-        if len(ids) >= context:
-            raise UserError(f"prompt {i} is {len(ids)} tokens; the model's context is {context} tokens, "
-                            "which leaves no room to generate")
-    end_ids = end_token_set(params, eos_id_of(tokenizer, model))
-    seed = random_seed() if params.seed is None else params.seed
-    # Clamp so prompt + completion fits the context; a completion cut here ends with "length".
-    max_new = [min(params.max_new_tokens, context - len(ids)) for ids in prompt_ids]
-    sequences = [SequenceState(i, j, prompt_ids[i], max_new[i], params, seed, tokenizer, end_ids, on_token,
-                               healed[i].removed)
-                 for i in range(len(prompt_ids)) for j in range(params.n)]
-    dtype = next(model.parameters()).dtype
-    if max_batch_size is None:
-        longest = max(len(ids) + m for ids, m in zip(prompt_ids, max_new)) + params.speculative_tokens
-        max_batch_size = _default_batch_size(model, longest, dtype)
-    for start in range(0, len(sequences), max_batch_size):
-        _decode_batch(model, sequences[start : start + max_batch_size], dtype)
-    results: list[list[Completion]] = [[] for _ in prompt_ids]
-    for s in sequences:
-        results[s.prompt_index].append(s.completion)
-    return results
-
-
-def _decode_batch(model, sequences: list[SequenceState], dtype: torch.dtype) -> None:
-    device = model.lm_head.weight.device
-    k = sequences[0].params.speculative_tokens  # one generate() call: every sequence has the same params
-    # Verify passes pad every row to the longest draft, so a row may write up to k positions past its own end.
-    max_len = min(max(len(s.prompt_ids) + s.max_new for s in sequences) + k, model.config.block_size)
-    cache = KVCache(model.config, len(sequences), max_len, device=device, dtype=dtype)
-    # Prefill: each distinct prompt once, into the first row of its samples, then copied to the others. Only the last
-    # position's logits are needed, so the vocabulary projection runs on one position instead of the whole prompt.
-    first_logits = []
-    row = 0
-    while row < len(sequences):
-        end = row
-        while end < len(sequences) and sequences[end].prompt_index == sequences[row].prompt_index:
-            end += 1
-        ids = torch.tensor([sequences[row].prompt_ids], dtype=torch.long, device=device)
-        hidden = model(ids, cache=cache, rows=torch.tensor([row], device=device), hidden_only=True)
-        logits = model.lm_head(hidden[:, -1]).float()  # (1, V)
-        if end - row > 1:
-            cache.copy_rows(row, list(range(row + 1, end)))
-        first_logits.append(logits.expand(end - row, -1))
-        row = end
-    logits = torch.cat(first_logits)
-
-    # active[r] is the sequence in cache row r; rows 0..len(active)-1 are always the live ones, so the model reads
-    # the cache through views (rows=None) rather than gathering rows each step. drafts[r] are the tokens fed after
-    # row r's last sampled one, and logits[first[r] + i] are its logits at verify position i.
-    active = list(sequences)
-    drafts: list[list[int]] = [[] for _ in active]
-    first = list(range(len(active)))
-    while True:
-        finished = verify_drafts(active, logits, first, drafts)
-        if k:  # forget the keys of rejected drafts: each row's cache holds all its tokens but the last
-            cache.truncate([len(s.prompt_ids) + len(s.token_ids) - 1 for s in active])
-        if any(finished):
-            order = compact_rows(cache, finished)
-            if not order:
-                return
-            active = [active[r] for r in order]
-        drafts = draft_tokens(active, k, cache.max_len) if k else [[] for _ in active]
-        logits, first = forward_drafts(model, cache, active, drafts)
-
-
-def forward_drafts(model, cache, active: list[SequenceState],
-                   drafts: list[list[int]]) -> tuple[torch.Tensor, list[int]]:
-    """One forward pass for cache rows 0..len(active)-1: each row's last sampled token, then its draft, rows padded
-    to the longest draft. Returns the logits of the real positions, (sum of 1 + len(draft), V), and the index of
-    each row's first position in them."""
-    device = cache.lengths.device
-    width = 1 + max(len(d) for d in drafts)
-    last = [s.token_ids[-1] for s in active]
-    fed = torch.tensor([[t, *d] + [t] * (width - 1 - len(d)) for t, d in zip(last, drafts)], device=device)
-    hidden = model(fed, cache=cache, hidden_only=True)  # (B, width, C)
-    if width == 1 or all(len(d) == width - 1 for d in drafts):
-        first = list(range(0, len(active) * width, width))
-        hidden = hidden.flatten(0, 1)
-    else:  # only real positions go through the vocabulary projection, not the padding
-        real = torch.tensor([1 + len(d) for d in drafts], device=device)
-        hidden = hidden[torch.arange(width, device=device)[None, :] < real[:, None]]
-        first = [0, *torch.cumsum(real, 0)[:-1].tolist()]
-    return model.lm_head(hidden).float(), first
-
-
-def verify_drafts(active: list[SequenceState], logits: torch.Tensor, first: list[int],
-            drafts: list[list[int]]) -> list[bool]:
-    """Samples each row's tokens from its positions' logits, in order, accepting them into the sequence; a row moves
-    on to its next position only while the token it sampled equals its draft there (the next position's logits
-    assumed that token). One sample_tokens call per position over the rows still going, so every emitted token
-    draws from its row's generator exactly once. Returns which rows finished."""
-    finished = [False] * len(active)
-    going = list(range(len(active)))
-    i = 0
-    while going:
-        if i == 0 and len(going) == logits.shape[0]:
-            rows = logits  # every row at its first position, one logits row each: the plain decode step
-        else:
-            rows = logits[torch.tensor([first[r] + i for r in going], device=logits.device)]
-        states = [active[r] for r in going]
-        # token healing (rows still re-spelling), then each row's banned control tokens
-        allowed = ban(constrain(rows, [s.respeller for s in states]), [s.banned for s in states])
-        tokens = sample_tokens(allowed, [s.params for s in states], [s.generator for s in states])
-        record_all_logprobs(states, rows, tokens)
-        still = []
-        for r, s, t in zip(going, states, tokens.tolist()):
-            if s.accept(t):
-                finished[r] = True
-            elif i < len(drafts[r]) and drafts[r][i] == t:
-                still.append(r)
-            if i > 0 and s.speculation is not None:
-                s.speculation.accepted += 1  # position i was reached because draft i-1 was right
-        going = still
-        i += 1
-    return finished
-
-
 def ban(logits: torch.Tensor, banned: Sequence[tuple[int, ...]]) -> torch.Tensor:
     """Logits (B, V) with row b's banned ids at -inf (a copy; the same tensor when no row bans any), one indexed
     write per distinct set of banned ids."""
@@ -671,56 +367,3 @@ def ban(logits: torch.Tensor, banned: Sequence[tuple[int, ...]]) -> torch.Tensor
 def _index(ids: tuple[int, ...], vocab: int, device: torch.device) -> torch.Tensor:
     """The banned ids as an index tensor, made once per set rather than at every decode step."""
     return torch.tensor([i for i in ids if i < vocab], dtype=torch.long, device=device)
-
-
-def draft_tokens(active: list[SequenceState], k: int, cache_len: int) -> list[list[int]]:
-    """Each row's draft: at most k tokens, none past the row's max_new_tokens (the model's own token comes on top),
-    and short enough that padding every row to the longest draft stays within the cache."""
-    room = cache_len - max(len(s.prompt_ids) + len(s.token_ids) for s in active)  # positions past the longest row
-    out = []
-    for s in active:
-        if s.drafter is None:  # a row that does not speculate (the server batches requests that differ)
-            out.append([])
-            continue
-        d = s.drafter.draft(min(k, s.params.speculative_tokens, s.max_new - len(s.token_ids) - 1, room))
-        s.speculation.passes += 1
-        s.speculation.drafted += len(d)
-        out.append(d)
-    return out
-
-
-def record_all_logprobs(states: list[SequenceState], logits: torch.Tensor, tokens: torch.Tensor) -> None:
-    """record_logprobs for every row that asks, one call per group of rows asking for the same number of
-    alternatives (rows of different requests may differ)."""
-    for k in {s.params.logprobs for s in states} - {None}:
-        rows = [r for r, s in enumerate(states) if s.params.logprobs == k]
-        if len(rows) == len(states):
-            record_logprobs(states, logits, tokens)
-        else:
-            index = torch.tensor(rows, device=logits.device)
-            record_logprobs([states[r] for r in rows], logits[index], tokens[index])
-
-
-def record_logprobs(active: list[SequenceState], logits: torch.Tensor, tokens: torch.Tensor) -> None:
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    chosen = logp.gather(1, tokens[:, None]).squeeze(1).tolist()
-    k = active[0].params.logprobs
-    top = logp.topk(k, dim=-1) if k else None
-    for r, s in enumerate(active):
-        s.logprobs.append(chosen[r])
-        if top is not None:
-            s.top_logprobs.append(dict(zip(top.indices[r].tolist(), top.values[r].tolist())))
-
-
-def compact_rows(cache, finished: list[bool]) -> list[int]:
-    """Packs the live rows into cache rows 0..n_live-1 and returns, for each new row, the old row it came from.
-    Holes left by finished rows are filled from the end (not by shifting everything down), so each finished row
-    costs at most one row copy; that is cheaper than gathering scattered rows at every later step."""
-    n_live = finished.count(False)
-    holes = [r for r in range(n_live) if finished[r]]
-    movers = [r for r in range(n_live, len(finished)) if not finished[r]]
-    order = list(range(n_live))
-    for hole, mover in zip(holes, movers):
-        cache.copy_rows(mover, [hole])
-        order[hole] = mover
-    return order

@@ -4,7 +4,7 @@ looked up in its earlier text, and the tokens that followed them there are propo
 itself (names, signatures, indentation, docstring phrases), so drafts are often right.
 
 At batch 1 a decode step streams every weight once to produce one token; checking k drafted tokens in one forward
-pass costs about the same, so each accepted draft token is a step saved. sampling.generate does the verifying; this
+pass costs about the same, so each accepted draft token is a step saved. engine.py does the verifying; this
 module only proposes.
 """
 

@@ -85,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..healing import heal
     from ..model.io import load_checkpoint
+    from ..engine import generate
     from ..prompt_format import chat_prompt, require_chat_format
-    from ..sampling import HUMANEVAL_STOP, SamplingParams, generate
+    from ..sampling import HUMANEVAL_STOP, SamplingParams
 
     prompt = read_prompt(args)
     if args.system is not None and not args.chat:

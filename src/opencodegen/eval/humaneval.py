@@ -90,7 +90,7 @@ def read_samples(path: str | Path, problems: dict[str, dict]) -> list[dict]:
 def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, params, chunk: int = 8) -> list[dict]:
     """n completions per problem, cut at the HumanEval stop strings; prompts go to the batched sampler `chunk` at a
     time so progress and ETA stay live."""
-    from ..sampling import generate  # torch: only sampling needs it, not scoring saved samples
+    from ..engine import generate  # torch: only sampling needs it, not scoring saved samples
     params = replace(params, n=n)
     prompts = fit_prompts(tokenizer, model, [p["prompt"] for p in problems], params.max_new_tokens, "humaneval")
     samples = []

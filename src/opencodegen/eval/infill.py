@@ -154,7 +154,7 @@ def sample_endpoint(endpoint, tasks: Sequence[InfillTask], n: int, params, fim_f
 
 
 def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk: int = 16) -> list[dict]:
-    from ..sampling import generate  # torch: only sampling needs it, not scoring saved samples
+    from ..engine import generate  # torch: only sampling needs it, not scoring saved samples
     ends = fim_end_ids(tokenizer)
     room = prompt_room(model, params.max_new_tokens)
     params = replace(params, n=n, stop_token_ids=tuple(params.stop_token_ids) + ends)

@@ -165,7 +165,7 @@ def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: 
     Multi-turn: each turn is sampled after the previous turns' truncated completions; all sequences at the same turn
     (and with the same max_gen_length) are one batched call (concurrent requests to an endpoint). Sample j uses
     seed base + j, so repeated histories still get independent draws."""
-    from ..sampling import generate  # torch: only sampling needs it, not scoring saved samples
+    from ..engine import generate  # torch: only sampling needs it, not scoring saved samples
     from .endpoint import Request
     if mode not in MODES:
         raise UserError(f"MTPB mode must be one of {', '.join(MODES)}, not {mode!r}")

@@ -119,7 +119,7 @@ def text_prompt(task: RepoTask, repos: dict[str, Repository], mode: str, max_cha
 
 def sample_model(model, tokenizer, tasks: Sequence[RepoTask], repos: dict[str, Repository], modes: Sequence[str],
                  params, chunk: int = 8) -> list[dict]:
-    from ..sampling import generate  # torch: only sampling needs it
+    from ..engine import generate  # torch: only sampling needs it
     room = prompt_room(model, params.max_new_tokens)
     params = replace(params, n=1, stop_token_ids=tuple(params.stop_token_ids) + fim_end_ids(tokenizer))
     jobs = [(t, m) for t in tasks for m in modes]

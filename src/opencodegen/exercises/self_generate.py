@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 from ..progress import progress_task
-from ..sampling import HUMANEVAL_STOP, SamplingParams, generate
+from ..sampling import HUMANEVAL_STOP, SamplingParams
+from ..engine import generate
 from .judge import CheckJob, Judge, Verdict
 from .records import Exercise
 

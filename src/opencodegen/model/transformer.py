@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -71,6 +72,17 @@ class KVCache:
         self.lengths[: len(lengths)] = new
 
 
+@dataclass(frozen=True)
+class CacheSlots:
+    """Where one forward pass writes into the KV cache: positions (B, T) per row, and the keys every row attends
+    over (span: the longest row's). With one row, its cache row and first position as ints too, so each layer writes
+    it with a slice copy instead of a scatter."""
+    positions: torch.Tensor
+    span: int
+    row: int | None
+    start: int | None
+
+
 class Attention(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -83,35 +95,42 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(c.head_dim, c.norm_eps) if c.qk_norm else nn.Identity()
         self.k_norm = RMSNorm(c.head_dim, c.norm_eps) if c.qk_norm else nn.Identity()
 
-    def forward(self, x, cos, sin, mask, cache: KVCache | None, layer: int, rows, positions) -> torch.Tensor:
+    def forward(self, x, cos, sin, mask, cache: KVCache | None, layer: int, rows,
+                slots: CacheSlots | None) -> torch.Tensor:
         c = self.config
         B, T, _ = x.shape
-        q, k, v = self.qkv(x).split([c.n_head * c.head_dim, c.n_kv_heads * c.head_dim, c.n_kv_heads * c.head_dim], -1)
-        q = q.view(B, T, c.n_head, c.head_dim).transpose(1, 2)  # (B, H, T, D)
-        k = k.view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)  # (B, KV, T, D)
-        v = v.view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)
-        q = apply_rotary(self.q_norm(q), cos, sin, c.rope_interleaved)
-        k = apply_rotary(self.k_norm(k), cos, sin, c.rope_interleaved)
+        H, KV = c.n_head, c.n_kv_heads
+        qkv = self.qkv(x).view(B, T, H + 2 * KV, c.head_dim).transpose(1, 2)  # (B, H + 2·KV, T, D)
+        qk, v = qkv.split([H + KV, KV], dim=1)
+        if c.qk_norm:
+            qk = torch.cat([self.q_norm(qk[:, :H]), self.k_norm(qk[:, H:])], dim=1)
+        # Queries and keys rotate together: one rotation per layer instead of two (decoding is bound by op count).
+        q, k = apply_rotary(qk, cos, sin, c.rope_interleaved).split([H, KV], dim=1)  # (B, H, T, D), (B, KV, T, D)
         if cache is not None:
-            # Scatter the new keys into each row's own positions, then attend over the filled prefix.
+            # Write the new keys at each row's own positions, then attend over the filled prefix.
             ck, cv = cache.k[layer], cache.v[layer]
-            index_rows = torch.arange(B, device=x.device) if rows is None else rows
-            ck[index_rows[:, None], :, positions] = k.transpose(1, 2).to(ck.dtype)  # index result is (B, T, KV, D)
-            cv[index_rows[:, None], :, positions] = v.transpose(1, 2).to(cv.dtype)
-            span = mask.shape[-1]
-            if rows is None:  # rows 0..B-1: a view, no gather (the common case when sampling one batch)
-                k, v = ck[:B, :, :span], cv[:B, :, :span]
-            else:
-                k, v = ck[rows, :, :span], cv[rows, :, :span]
-            k, v = k.to(q.dtype), v.to(q.dtype)
+            span = slots.span
+            if slots.start is not None:  # one row (batch-1 decoding, a prefill): a plain slice copy
+                row, s = slots.row, slots.start
+                ck[row, :, s:s + T] = k[0]
+                cv[row, :, s:s + T] = v[0]
+                k, v = ck[row:row + 1, :, :span], cv[row:row + 1, :, :span]
+            else:  # rows at different positions: scatter (index result is (B, T, KV, D))
+                index_rows = torch.arange(B, device=x.device) if rows is None else rows
+                ck[index_rows[:, None], :, slots.positions] = k.transpose(1, 2).to(ck.dtype)
+                cv[index_rows[:, None], :, slots.positions] = v.transpose(1, 2).to(cv.dtype)
+                if rows is None:  # rows 0..B-1: a view, no gather (the common case when sampling one batch)
+                    k, v = ck[:B, :, :span], cv[:B, :, :span]
+                else:
+                    k, v = ck[rows, :, :span], cv[rows, :, :span]
+            if k.dtype != q.dtype:
+                k, v = k.to(q.dtype), v.to(q.dtype)
         if c.n_kv_heads != c.n_head:  # grouped-query attention: each kv head serves n_head/n_kv query heads
             rep = c.n_head // c.n_kv_heads
             k = k.repeat_interleave(rep, dim=1)
             v = v.repeat_interleave(rep, dim=1)
-        if mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        # No mask: causal over the pass's own tokens, or (one token of one row) every key in the cache so far.
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and cache is None)
         return self.proj(y.transpose(1, 2).reshape(B, T, c.n_head * c.head_dim))
 
 
@@ -140,9 +159,9 @@ class Block(nn.Module):
         self.norm_2 = None if self.parallel else make_norm(config)  # GPT-J shares one norm between attn and MLP
         self.mlp = MLP(config)
 
-    def forward(self, x, cos, sin, mask, cache, layer, rows, positions) -> torch.Tensor:
+    def forward(self, x, cos, sin, mask, cache, layer, rows, slots) -> torch.Tensor:
         h = self.norm_1(x)
-        a = self.attn(h, cos, sin, mask, cache, layer, rows, positions)
+        a = self.attn(h, cos, sin, mask, cache, layer, rows, slots)
         if self.parallel:
             return x + a + self.mlp(h)
         x = x + a
@@ -219,16 +238,22 @@ class GPT(nn.Module):
         longest = int(positions.max()) + 1
         if longest > self.rope_cos.shape[0]:
             raise ValueError(f"sequence of {longest} positions exceeds the model's block_size {self.rope_cos.shape[0]}")
-        cos = self.rope_cos[positions].unsqueeze(1)  # (B, 1, T, rot)
-        sin = self.rope_sin[positions].unsqueeze(1)
+        if B == 1:  # a slice of the table rather than a gather
+            cos, sin = (t[longest - T:longest][None, None] for t in (self.rope_cos, self.rope_sin))  # (1, 1, T, rot)
+        else:
+            cos = self.rope_cos[positions].unsqueeze(1)  # (B, 1, T, rot)
+            sin = self.rope_sin[positions].unsqueeze(1)
 
-        mask = None
+        mask, slots = None, None
         if cache is not None:
             if longest > cache.max_len:
                 raise ValueError(f"sequence of {longest} positions exceeds the KV cache's {cache.max_len}")
-            # Row b's query at position p sees keys 0..p of its own row.
-            key_pos = torch.arange(longest, device=device)
-            mask = (key_pos[None, None, :] <= positions[:, :, None]).unsqueeze(1)  # (B, 1, T, S)
+            slots = CacheSlots(positions, longest, *((0 if rows is None else int(rows[0]), longest - T) if B == 1
+                                                      else (None, None)))
+            if B > 1 or T > 1:  # (one token of one row sees every key written so far: no mask)
+                # Row b's query at position p sees keys 0..p of its own row.
+                key_pos = torch.arange(longest, device=device)
+                mask = (key_pos[None, None, :] <= positions[:, :, None]).unsqueeze(1)  # (B, 1, T, S)
         elif doc_ids is not None:
             same_doc = doc_ids[:, :, None] == doc_ids[:, None, :]
             causal = torch.ones(T, T, dtype=torch.bool, device=device).tril()
@@ -236,7 +261,7 @@ class GPT(nn.Module):
 
         x = self.wte(idx)
         for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, mask, cache, i, rows, positions)
+            x = block(x, cos, sin, mask, cache, i, rows, slots)
         x = self.norm_f(x)
         if cache is not None:
             cache.lengths[slice(0, B) if rows is None else rows] = positions[:, -1] + 1

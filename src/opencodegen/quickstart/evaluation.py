@@ -8,6 +8,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from ..engine import generate
 from ..eval import humaneval as he
 from ..eval import infill as fim
 from ..eval import mtpb as mt
@@ -17,7 +18,7 @@ from ..eval.context import fit_prompts
 from ..eval.perplexity import evaluate_bpb, read_text_files
 from ..eval.report import plot_bars, write_jsonl
 from ..model.io import load_checkpoint
-from ..sampling import HUMANEVAL_STOP, SamplingParams, generate
+from ..sampling import HUMANEVAL_STOP, SamplingParams
 from ..serve.synth import ProgramRunner, SynthSession, SynthSettings, model_complete
 from .budget import Budget
 from .published import reached

@@ -34,8 +34,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..engine import DEFAULT_PREFILL_BUDGET
 from ..errors import UserError
 from ..healing import token_index
+from ..prefix_cache import DEFAULT_BLOCK
 from ..prompt_format import describe_fim
 from ..progress import log
 from ..sampling import SamplingParams
@@ -43,9 +45,8 @@ from .chat_route import create_chat
 from .completions import create_completion
 from .fim_route import create_fim
 from .infill_route import create_infill
-from .prefix_cache import DEFAULT_BLOCK
 from .protocol import APIError, ChatRequest, CompletionRequest, FimRequest, InfillRequest, error_response
-from .scheduler import DEFAULT_PREFILL_BUDGET, Scheduler
+from .scheduler import Scheduler
 from .state import ServerState
 from .synth import ProgramRunner
 from .synth_routes import make_router

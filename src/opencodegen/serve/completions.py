@@ -25,7 +25,8 @@ from ..healing import HealedPrompt, heal_tail
 from ..prompt_format import fim_end_ids
 from .prompts import healed_fim
 from .protocol import APIError, CompletionRequest
-from .scheduler import PromptLogprobs, SequenceDone, TextDelta
+from ..engine import PromptLogprobs
+from .scheduler import SequenceDone, TextDelta
 from .state import ServerState
 from .transport import JobStream, result_or_cancel, sse, submit
 

@@ -5,7 +5,7 @@ session is what that benchmark measures, with a person choosing the turns.
 
 No HTTP and no terminal here. The session takes a `complete` callable, sync or async, with the server's signature
 `complete(prompt, *, max_tokens, temperature, top_p, seed, stop) -> str`: the terminal passes `model_complete` (direct
-`sampling.generate`), the server an async one that goes through its batching scheduler. Running a program goes through
+`engine.generate`), the server an async one that goes through its batching scheduler. Running a program goes through
 a `ProgramRunner` (the evaluation sandbox), which the caller owns so that one can serve many sessions.
 """
 
@@ -20,13 +20,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from ..engine import generate
 from ..errors import UserError
 from ..eval.context import fit_prompts
 from ..eval.mtpb import DEFAULT_TIMEOUT, PRELOAD, wrap_last_in_print
 from ..eval.report import write_json
 from ..eval.sandbox import Sandbox
 from ..prompt_format import SYNTH_PREAMBLE, synth_history, truncate_turn, turn_code, turn_prompt
-from ..sampling import SamplingParams, generate
+from ..sampling import SamplingParams
 
 Complete = Callable[..., "str | Awaitable[str]"]
 
@@ -328,7 +329,7 @@ def _turn_from_dict(data: Any, index: int) -> Turn:
 
 
 def model_complete(model, tokenizer) -> Complete:
-    """`complete` on a model in this process (the terminal session): `sampling.generate`, with a program longer than
+    """`complete` on a model in this process (the terminal session): `engine.generate`, with a program longer than
     the context keeping its end, as MTPB's sampler does (eval.context.fit_prompts notes the cut)."""
 
     def complete(prompt: str, *, max_tokens: int, temperature: float, top_p: float, seed: int | None,
