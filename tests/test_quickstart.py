@@ -241,8 +241,8 @@ def test_ctrl_c_keeps_finished_stages_and_the_next_run_resumes(machine, recipe, 
 
 
 def test_humaneval_samples_fill_the_evaluation_time():
-    b = Budget(train_minutes=15.0)  # a fifth of 15 minutes: 180 s
-    assert b.humaneval_samples(0.02, 164) == int(180 / (0.02 * 164)) == 54
+    b = Budget(train_minutes=6.0)  # 25 s per training minute: 150 s
+    assert b.humaneval_samples(0.02, 164) == int(150 / (0.02 * 164)) == 45
     assert b.humaneval_samples(0.2, 164) == 20  # at least 20
     assert b.humaneval_samples(0.001, 164) == 100  # at most 100
     assert Budget(train_minutes=None).humaneval_samples(0.02, 164) == int(120 / (0.02 * 164))  # 2 minutes at least

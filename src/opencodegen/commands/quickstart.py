@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training recipe (default: configs/quickstart.yaml of the source tree)")
     parser.add_argument("--humaneval-n", type=int, default=None,
                         help="HumanEval samples per task at temperature 0.8, besides one greedy (default: as many "
-                             "as fit in a fifth of the training minutes at the rate a pilot measured, "
+                             "as fit in 25 s per training minute at the rate a pilot measured, "
                              "20 to 100)")
     parser.add_argument("--workers", type=int, default=None, help="processes for corpus building and the sandbox")
 
