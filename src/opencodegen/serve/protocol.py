@@ -39,23 +39,28 @@ class StreamOptions(_Strict):
     include_usage: bool = False
 
 
-class CompletionRequest(_Strict):
-    """POST /v1/completions. Defaults are OpenAI's. Ranges that depend on the server (n, the context) are checked
-    by the route."""
+class _Sampled(_Strict):
+    """The sampling fields /v1/completions and /v1/chat/completions share, with OpenAI's defaults."""
 
     model: str | None = None
-    prompt: str | list[str] | list[int] | list[list[int]]
-    suffix: str | None = None
-    max_tokens: int = Field(16, ge=1)
     temperature: float = Field(1.0, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     n: int = Field(1, ge=1)
     stop: str | list[str] | None = None
     seed: int | None = None
-    echo: bool = False
-    logprobs: int | None = Field(None, ge=0, le=5)
     stream: bool = False
     stream_options: StreamOptions | None = None
+
+
+class CompletionRequest(_Sampled):
+    """POST /v1/completions. Defaults are OpenAI's. Ranges that depend on the server (n, the context) are checked
+    by the route."""
+
+    prompt: str | list[str] | list[int] | list[list[int]]
+    suffix: str | None = None
+    max_tokens: int = Field(16, ge=1)
+    echo: bool = False
+    logprobs: int | None = Field(None, ge=0, le=5)
     # Ours: token healing (healing.py) of a text prompt's end, or of the FIM prefix's with suffix; false turns it off.
     token_healing: bool = True
     # Ours: speculative decoding with prompt-lookup drafts of up to this many tokens (same tokens, fewer forward
@@ -68,21 +73,13 @@ class CompletionRequest(_Strict):
     logit_bias: dict[str, float] | None = None
 
 
-class ChatRequest(_Strict):
+class ChatRequest(_Sampled):
     """POST /v1/chat/completions. Defaults are OpenAI's; max_tokens None (or max_completion_tokens, OpenAI's newer
     name) is as many as the context leaves. Messages are checked by prompt_format.chat_messages."""
 
-    model: str | None = None
     messages: list[dict[str, Any]]
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    n: int = Field(1, ge=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
     speculative_tokens: int | None = Field(None, ge=0)  # ours, as in CompletionRequest
     # Accepted only at the values that mean "off", as in CompletionRequest.
     logprobs: bool = False
