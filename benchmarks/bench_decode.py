@@ -39,6 +39,7 @@ from opencodegen.model.io import save_checkpoint
 from opencodegen.model.transformer import GPT
 from opencodegen.sampling import SamplingParams
 from opencodegen.engine import generate
+from opencodegen.eval.report import write_json
 from opencodegen.train.precision import cpu_has_native_bf16
 
 OUT = Path(__file__).parent / "results" / "decode.json"
@@ -277,10 +278,7 @@ def main() -> None:
             "summary": lookup_summary, "results": lookup_rows, "batched": lookup_batched,
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
-    tmp_out.replace(args.out)
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

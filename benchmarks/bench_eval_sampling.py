@@ -118,10 +118,9 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(), "load_average": os.getloadavg(),
     }
     print(json.dumps({k: v for k, v in result.items() if k != "all_runs"}, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
-    tmp_out.replace(args.out)
+    # imported here, not at the top: the measuring child (this script too) must import the revision under test
+    from opencodegen.eval.report import write_json
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -141,13 +141,13 @@ def multi_turn_programs(n: int, seed: int, judge: Judge, benchmarks: Benchmarks,
             batch = list(islice(stream, min(BATCH, n - rep.kept, max_candidates - rep.candidates)))
             clean, rejects = [], []
             for p in batch:
-                rows = p.rows()
-                m = benchmarks.match(rows[-1].prompt, p.code(), "")
+                prompt = p.single_turn_prompt()  # every instruction, as the decontaminator reads comments
+                m = benchmarks.match(prompt, p.code(), "")
                 if m is None:
                     clean.append(p)
                     continue
                 rejects.append({"id": p.id, "source": SOURCE, "reason": "contaminated", "detail": m.detail(),
-                                "prompt": rows[-1].prompt, "solution": p.code(), "meta": p.meta})
+                                "prompt": prompt, "solution": p.code(), "meta": p.meta})
                 collected.removed.setdefault(m.benchmark, Counter())[m.rule] += 1
             kept, failed = validate_programs(judge, clean, seen)
             rejects += failed

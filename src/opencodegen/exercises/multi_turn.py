@@ -33,6 +33,10 @@ class Program:
     def code(self) -> str:
         return "\n".join(code for _, code in self.turns) + "\n"
 
+    def single_turn_prompt(self) -> str:
+        """The paper's single-turn prompt: every instruction, then the code of all of them at once."""
+        return SYNTH_PREAMBLE + "".join(turn_prompt(t) for t, _ in self.turns)
+
     def rows(self) -> list[Exercise]:
         """One row per turn (the history before it, then its instruction) and one single-turn row."""
         instructions = [t for t, _ in self.turns]
@@ -41,8 +45,8 @@ class Program:
         rows = [Exercise(f"{self.id}/turn{i}", SOURCE, synth_history(instructions[:i], codes[:i])
                          + turn_prompt(instructions[i]), "", codes[i], "", {**meta, "mode": "multi", "turn": i})
                 for i in range(len(self.turns))]
-        single = SYNTH_PREAMBLE + "".join(turn_prompt(t) for t in instructions)
-        rows.append(Exercise(f"{self.id}/single", SOURCE, single, "", "".join(codes), "", {**meta, "mode": "single"}))
+        rows.append(Exercise(f"{self.id}/single", SOURCE, self.single_turn_prompt(), "", "".join(codes), "",
+                             {**meta, "mode": "single"}))
         return rows
 
 
@@ -271,7 +275,7 @@ def program(rng: random.Random, ident: str) -> Program:
         turns.append(STEPS[kind](rng, st))
     text, code = rng.choice(FINALS[st.kinds[st.focus]])
     turns.append((text.format(a=st.focus), code.format(a=st.focus)))
-    return Program(ident, turns, {"start": start.__name__, "seed_index": ident})
+    return Program(ident, turns, {"start": start.__name__})
 
 
 def programs(seed: int) -> Iterator[Program]:
