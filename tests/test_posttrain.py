@@ -75,6 +75,43 @@ def test_sft_loss_is_the_completion_tokens_mean_computed_one_example_at_a_time(t
     assert report == pytest.approx(total / count, rel=1e-5)
 
 
+def test_sft_fim_rows_are_the_examples_cut_in_psm_order_with_the_middle_as_target(tmp_path):
+    from tokenizers import Tokenizer
+
+    from opencodegen.prompt_format import EOS, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
+
+    rows = [{"id": f"e{k}", "prompt": f"def f{k}(x):\n    '''doc {k}'''\n", "solution": f"    return x * {k}\n"}
+            for k in range(8)]
+    data = tiny_recipe(tmp_path)
+    tok = Tokenizer.from_file(data["tokenizer"])
+    tok.add_special_tokens([EOS, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX])  # ids 256..259
+    tok.save(data["tokenizer"])
+    data["model"]["vocab_size"] = 264
+    data["stages"] = [{"name": "sft", "kind": "sft", "steps": 1, "data": {str(write_exercises(
+        tmp_path / "ex.jsonl", rows)): 1.0}, "sft": {"valid_fraction": 0.01, "fim_rate": 1.0}}]
+    data["batch"] = {"batch_tokens": 128, "micro_batch": 1, "context_length": 128}
+    data["model"]["block_size"] = 128
+    recipe, sft, _ = _objective(data)
+    code = CodeTokenizer.load(recipe.tokenizer)
+    pre, mid, suf, eos = (code.special_id(t) for t in (FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, EOS))
+    plain = [s for s in sft.train if s[0][0] != pre]
+    fim = [s for s in sft.train if s[0][0] == pre]
+    assert len(plain) == len(fim) == len(rows)  # rate 1: every example once as itself and once cut
+    by_prompt = {r["prompt"]: r["solution"] for r in rows}
+    cuts, whole_lines = set(), 0
+    for ids, targets in fim:
+        s, m = ids.index(suf), ids.index(mid)
+        prefix, suffix, middle = code.decode(ids[1:s]), code.decode(ids[s + 1:m]), code.decode(ids[m + 1:-1])
+        prompt = next(p for p in by_prompt if prefix.startswith(p))  # the prompt stays whole in the prefix
+        assert prefix + middle + suffix == prompt + by_prompt[prompt]  # the middle is a span of the solution
+        assert ids[-1] == eos and targets == [False] * (m + 1) + [True] * (len(ids) - m - 1)
+        cuts.add((len(prefix), len(middle)))
+        whole_lines += prefix.endswith("\n") and middle.endswith("\n")
+    assert len(cuts) > 1 and 0 < whole_lines  # the cut points are drawn, some on line starts
+    _, again, _ = _objective(data)
+    assert again.train == sft.train  # and drawn the same way on every run
+
+
 def test_dpo_loss_and_gradient_match_the_formula():
     torch.manual_seed(0)
     pc, pr, rc, rr = (torch.randn(5, dtype=torch.float64, requires_grad=True) for _ in range(4))
@@ -166,6 +203,8 @@ def test_sft_then_rl_checkpoints_load_for_generation(tmp_path):
     ({"kind": "rl", "steps": 1, "rl": {"mode": "ppo"}}, "rl.mode='ppo' is not one of grpo, expert_iteration"),
     ({"kind": "dpo", "steps": 1, "dpo": {"beta": 0}}, "dpo.beta > 0"),
     ({"kind": "rl", "steps": 1, "rl": {"temperature": 0}}, "sampling must explore"),
+    ({"kind": "sft", "steps": 1, "sft": {"fim_rate": 1.5}}, "sft.fim_rate must be in .0, 1.$"),
+    ({"kind": "sft", "steps": 1, "sft": {"fim_rate": 0.5, "format": "chat"}}, "fim_rate applies to the completion"),
 ])
 def test_bad_post_training_stages(tmp_path, stage, message):
     data = toy_recipe(tmp_path, [{"name": "s", **stage}])

@@ -91,6 +91,11 @@ class SFTOptions:
     # and the code as the assistant's answer in the chat template (prompt_format.chat_pieces), ending <|im_end|>
     format: Literal["completion", "chat"] = "completion"
     valid_fraction: float = 0.02  # examples held out (by id, deterministically) for the validation loss
+    # Each example also becomes, with this probability, a fill-in-the-middle row: a span of its completion masked, in
+    # PSM order, the loss on the middle and EOS (sft.completion_cut). SFT rows alone teach that an answer follows the
+    # prompt and ends, and the model loses the infilling it pretrained on (Qwen2.5-Coder and CodeGemma keep FIM in
+    # their SFT mixtures). Completion format only.
+    fim_rate: float = 0.0
 
 
 @dataclass
@@ -227,7 +232,7 @@ def _build(cls, data: Any, where: str):
 
 
 # Stage keys the command line may set per stage (`--stages.N.KEY`); N counts from 0 and goes up to MAX_STAGES - 1.
-STAGE_OVERRIDE_KEYS = ("data", "steps", "tokens", "kind", "rope_base", "sft.format")
+STAGE_OVERRIDE_KEYS = ("data", "steps", "tokens", "kind", "rope_base", "sft.format", "sft.fim_rate")
 MAX_STAGES = 16
 
 
@@ -383,6 +388,10 @@ def _sampling_problems(s: StageConfig, i: int) -> list[str]:
     problems = []
     if not 0 < s.sft.valid_fraction < 1:
         problems.append(f"{where}: sft.valid_fraction must be in (0, 1)")
+    if not 0 <= s.sft.fim_rate <= 1:
+        problems.append(f"{where}: sft.fim_rate must be in [0, 1]")
+    elif s.sft.fim_rate > 0 and s.sft.format == "chat":
+        problems.append(f"{where}: sft.fim_rate applies to the completion format, not chat")
     for key, o in (("dpo", s.dpo), ("rl", s.rl)):
         if min(o.exercises_per_step, o.group_size, o.max_new_tokens) < 1:
             problems.append(f"{where}: {key}.exercises_per_step, group_size and max_new_tokens must be >= 1")

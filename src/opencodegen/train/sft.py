@@ -1,6 +1,7 @@
 """Supervised fine-tuning: prompt/completion pairs, loss on the completion's tokens only (and the EOS that ends it),
 or with `sft: {format: chat}` each pair as a chat (the prompt a user turn, the answer the assistant's turn, loss on
-the answer and the <|im_end|> that ends it, prompt_format.chat_pieces), packed into fixed windows with document
+the answer and the <|im_end|> that ends it, prompt_format.chat_pieces); with `sft: {fim_rate: r}` a share r of the
+examples also as fill-in-the-middle rows (loss on the middle and EOS); packed into fixed windows with document
 masks so that packed examples never attend to each other.
 
 Each epoch packs the examples in a seeded order (first fit, in that order); a step takes the next rows of the
@@ -9,12 +10,15 @@ stream of epochs, so a step's batch is a function of (seed, stage, step), as in 
 from __future__ import annotations
 
 import bisect
+import random
+
 import numpy as np
 import torch
 
 from ..errors import UserError
 from ..progress import log as note
-from ..prompt_format import CHAT_TEMPLATE, IM_END, IM_START, ChatFormat, chat_format, chat_prompt, missing_tokens
+from ..prompt_format import (CHAT_TEMPLATE, IM_END, IM_START, ChatFormat, FimIds, chat_format, chat_prompt,
+                             encode_pieces, missing_tokens, psm, require_fim_ids)
 from .examples import Example, held_out, read_mixture
 from .loss import cross_entropy_and_z
 from .objective import MicroBatch, Objective
@@ -38,6 +42,29 @@ def chat_pair(tokenizer, fmt: ChatFormat, example: Example, completion_only: boo
     prompt = chat_prompt(tokenizer, fmt, [{"role": "user", "content": example.prompt}])
     answer = example.prompt + example.completion if example.entry_point else example.completion
     return tokenize_pair(tokenizer, prompt, answer, fmt.im_end, completion_only)
+
+
+def completion_cut(prompt: str, completion: str, rng: random.Random) -> tuple[str, str, str]:
+    """(prefix, middle, suffix) with the middle a span of the completion: the supervised code is what is masked, and
+    the prompt stays whole in the prefix, as the question an infilling request carries. Half of the cuts fall on line
+    starts (a middle of whole lines, as an editor's line or block), the rest anywhere (Bavarian et al.'s random span,
+    which can start and end inside a token)."""
+    lines = completion.splitlines(keepends=True)
+    if lines and rng.random() < 0.5:
+        a, b = sorted(rng.sample(range(len(lines) + 1), 2))
+        i, j = len("".join(lines[:a])), len("".join(lines[:b]))
+    else:
+        i, j = sorted((rng.randint(0, len(completion)), rng.randint(0, len(completion))))
+    return prompt + completion[:i], completion[i:j], completion[j:]
+
+
+def fim_pair(tokenizer, ids: FimIds, example: Example, end: int, rng: random.Random
+             ) -> tuple[list[int], list[bool]]:
+    """The example cut by completion_cut as a PSM infilling prompt, with the middle and `end` as its targets (PSM,
+    the order infilling requests are served in: a target mask needs the middle's tokens apart, which SPM's joined
+    prefix and middle have not)."""
+    prefix, middle, suffix = completion_cut(example.prompt, example.completion, rng)
+    return tokenize_pair(tokenizer, encode_pieces(tokenizer, psm(ids, prefix, suffix)), middle, end, True)
 
 
 def training_chat_format(tokenizer, stage: str) -> ChatFormat:
@@ -113,21 +140,29 @@ class SFT(Objective):
         if eos is None:
             raise UserError(f"stage {stage.name}: the tokenizer has no end-of-text token to end completions with")
         chat = training_chat_format(self.tokenizer, stage.name) if self.options.format == "chat" else None
-        train, valid, too_long = [], [], 0
+        fim = require_fim_ids(self.tokenizer) if self.options.fim_rate > 0 else None
+        train, valid, too_long, rows = [], [], 0, 0
         for e in examples:
             if chat is None:
-                seq = tokenize_pair(self.tokenizer, e.prompt, e.completion, eos, self.options.completion_only)
+                seqs = [tokenize_pair(self.tokenizer, e.prompt, e.completion, eos, self.options.completion_only)]
             else:
-                seq = chat_pair(self.tokenizer, chat, e, self.options.completion_only)
-            if len(seq[0]) > width:
-                too_long += 1
-                continue
-            if max(seq[0]) >= vocab:
-                raise UserError(f"stage {stage.name}: {e.source} example {e.id} has token id {max(seq[0])}, "
-                                f"outside the model's vocabulary of {vocab}")
-            (valid if held_out(e, self.options.valid_fraction) else train).append(seq)
+                seqs = [chat_pair(self.tokenizer, chat, e, self.options.completion_only)]
+            rng = random.Random(f"{recipe.run.seed}:{index}:{e.source}:{e.id}")  # the same rows on every run
+            if fim is not None and rng.random() < self.options.fim_rate:
+                seqs.append(fim_pair(self.tokenizer, fim, e, eos, rng))
+            for seq in seqs:
+                rows += 1
+                if len(seq[0]) > width:
+                    too_long += 1
+                    continue
+                if max(seq[0]) >= vocab:
+                    raise UserError(f"stage {stage.name}: {e.source} example {e.id} has token id {max(seq[0])}, "
+                                    f"outside the model's vocabulary of {vocab}")
+                (valid if held_out(e, self.options.valid_fraction) else train).append(seq)
+        if fim is not None:
+            note(f"stage {stage.name}: {rows - len(examples)} fill-in-the-middle rows beside {len(examples)} examples")
         if too_long:
-            note(f"stage {stage.name}: {too_long} of {len(examples)} examples are longer than the "
+            note(f"stage {stage.name}: {too_long} of {rows} rows are longer than the "
                  f"{self.batch.context_length}-token context and are left out")
         if not train:
             raise UserError(f"stage {stage.name}: no example fits the {self.batch.context_length}-token context")
