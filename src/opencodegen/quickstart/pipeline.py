@@ -148,7 +148,9 @@ def recipe_vocab_size(config: Path, run_dir: Path) -> int:
 
 def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fresh: bool = False) -> dict[str, Any]:
     """Runs (or resumes) every stage; returns the results dict (also run_dir/results.json) after writing the report."""
-    run_dir, config = Path(run_dir), Path(config or default_config())
+    # Absolute, so the paths its results record (checkpoints, data) still hold when it is resumed or read from
+    # another directory.
+    run_dir, config = Path(run_dir).resolve(), Path(config or default_config())
     if not config.is_file():
         raise UserError(f"{config}: recipe not found; pass --config configs/quickstart.yaml from the source tree")
     check_free_disk(run_dir, budget.disk_bytes - (0 if fresh else _dir_bytes(run_dir)))
