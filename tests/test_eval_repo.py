@@ -65,6 +65,80 @@ def test_tasks_and_skipped_files_by_hand():
     assert repos["shop"].order.index("pricing.py") < repos["shop"].order.index("__init__.py")
 
 
+MAIN = """import pkg.sub.deep
+from .util import parse, LIMIT
+
+
+def a():
+    return pkg.sub.deep.dig()
+
+
+def b(parse):
+    return parse(1)
+
+
+def c():
+    return [parse(x) for x in range(LIMIT)]
+
+
+def d():
+    pkg = object()
+    return pkg.sub.deep.dig()
+
+
+class K:
+    LIMIT = 5
+    size = LIMIT
+
+    def m(self):
+        return LIMIT
+
+
+def e():
+    for parse in ():
+        pass
+    return parse
+
+
+f = lambda LIMIT: LIMIT
+g = [LIMIT for parse in ()] + [parse for parse in ()]
+"""
+
+
+def test_dotted_imports_and_shadowing_local_names(tmp_path):
+    pkg = tmp_path / "repos" / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "deep.py").write_text("def dig():\n    return 1\n")
+    (pkg / "util.py").write_text("def parse(s):\n    return s\n\n\nLIMIT = 3\n")
+    (pkg / "main.py").write_text(MAIN)
+    # a module-level rebinding makes every use in the file ambiguous
+    (pkg / "rebound.py").write_text("from .util import parse\nparse = staticmethod(parse)\nx = parse(1)\n")
+    # a repository whose root is not a package: `import lib.text` reaches lib/text.py from the root
+    tools = tmp_path / "repos" / "tools"
+    (tools / "lib").mkdir(parents=True)
+    (tools / "lib" / "__init__.py").write_text("")
+    (tools / "lib" / "text.py").write_text("def shout(s):\n    return s.upper()\n")
+    (tools / "run.py").write_text("import lib.text\n\nprint(lib.text.shout('a'))\n")
+    tasks, skipped, _ = build_tasks(discover(tmp_path / "repos"))
+    # by hand: line 6 through `import pkg.sub.deep`; 14 (the comprehension's iterable and body see the imports); 27
+    # (a class body's LIMIT does not reach its methods); 37 (in a comprehension binding `parse`, LIMIT still is
+    # util's); 10, 19, 24, 33, 36 and the second half of 37 are shadowed by a parameter, a local assignment, the
+    # class body, a loop target, a lambda parameter and a comprehension target
+    assert [(t.task_id, t.uses) for t in tasks] == [
+        ("pkg/main.py:6", ("sub/deep.py:dig",)),
+        ("pkg/main.py:14", ("util.py:parse", "util.py:LIMIT")),
+        ("pkg/main.py:27", ("util.py:LIMIT",)),
+        ("pkg/main.py:37", ("util.py:LIMIT",)),
+        ("tools/run.py:3", ("lib/text.py:shout",)),
+    ]
+    assert tasks[0].context == ("sub/deep.py", "util.py")  # the module `import a.b` names, not the packages on the way
+    assert tasks[-1].context == ("lib/text.py",)
+    assert {s["path"]: s["reason"] for s in skipped if s["repo"] == "pkg"}["rebound.py"] == \
+        "uses no name defined in another file of the repository"
+
+
 def test_limit_is_a_seeded_choice_and_every_candidate_is_accounted_for():
     a, skipped_a, _ = build_tasks(discover(REPOS), limit=3, seed=0)
     b, _, _ = build_tasks(discover(REPOS), limit=3, seed=0)
