@@ -229,6 +229,45 @@ def test_end_to_end_on_a_tiny_random_model(tmp_path):
     assert list(plain["by_mode"]) == ["in-file"] and "no <|repo_name|>" in plain["note"]
 
 
+def test_model_run_resumes_without_redoing_finished_tasks(tmp_path, monkeypatch):
+    from opencodegen import engine
+    asked: list[int] = []
+    real_generate = engine.generate
+
+    def counting_generate(model, tokenizer, prompts, params):
+        asked.append(len(prompts))
+        return real_generate(model, tokenizer, prompts, params)
+
+    monkeypatch.setattr(engine, "generate", counting_generate)
+    run = dict(repos=discover(REPOS), tokenizer=RepoByteTokenizer(), params=SamplingParams(max_new_tokens=4), limit=5)
+    first = rc.evaluate(tmp_path, model=_repo_model(), **run)
+    assert sum(asked) == 10
+    samples = (tmp_path / "samples.jsonl").read_text()
+    journal = tmp_path / rc.JOURNAL
+    lines = journal.read_text().splitlines(keepends=True)
+    assert len(lines) == 10
+    # killed after 6 answers, in the middle of writing the 7th
+    journal.write_text("".join(lines[:6]) + lines[6][:25])
+    (tmp_path / "samples.jsonl").unlink()
+    asked.clear()
+    again = rc.evaluate(tmp_path, model=_repo_model(), **run)
+    assert sum(asked) == 4  # only the unfinished ones
+    assert (tmp_path / "samples.jsonl").read_text() == samples and again["by_mode"] == first["by_mode"]
+    asked.clear()
+    rc.evaluate(tmp_path, model=_repo_model(), **run)
+    assert asked == []  # everything recorded: nothing generated
+    # other weights, or other settings, are other questions: asked again, not answered from the journal
+    import torch
+    other = _repo_model()
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    rc.evaluate(tmp_path, model=other, **run)
+    assert sum(asked) == 10
+    asked.clear()
+    rc.evaluate(tmp_path, model=_repo_model(), **{**run, "params": SamplingParams(max_new_tokens=3)})
+    assert sum(asked) == 10
+
+
 def test_endpoint_side_by_side_and_reference(tmp_path):
     tasks, _, _ = build_tasks(discover(REPOS))
     targets = {t.prefix: t.target for t in tasks}

@@ -23,6 +23,8 @@ only, on the bare file prefix, and the report says why.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -32,10 +34,12 @@ from ..progress import log, progress_task
 from ..prompt_format import EOS, FILE_END, FILE_SEP, REPO_NAME, encode_pieces, fim_end_ids, repo_file, repo_head, \
     repo_ids
 from .context import prompt_room
+from .journal import Journal
 from .report import markdown_table, plot_bars, write_jsonl, write_run
 from .repo_tasks import RepoTask, Repository
 
 MODES = ("in-file", "cross-file")
+JOURNAL = "model_samples.journal.jsonl"  # --model answers as they finish, for resuming (endpoint.py has its own)
 DEFAULT_MAX_NEW_TOKENS = 48
 DEFAULT_MAX_PROMPT_CHARS = 16000  # --endpoint: the server's tokenizer is unknown here; ~4 chars a token
 
@@ -117,24 +121,48 @@ def text_prompt(task: RepoTask, repos: dict[str, Repository], mode: str, max_cha
 
 # ---- sampling -----------------------------------------------------------------------------------------------------
 
+def model_fingerprint(model) -> str:
+    """What tells one set of weights from another without reading all of them: the configuration and the first
+    values of every tensor (a journal keyed by it is not reused by another checkpoint)."""
+    import torch
+    h = hashlib.sha256(repr(getattr(model, "config", None)).encode())
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().reshape(-1)[:64].float().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
 def sample_model(model, tokenizer, tasks: Sequence[RepoTask], repos: dict[str, Repository], modes: Sequence[str],
-                 params, chunk: int = 8) -> list[dict]:
+                 params, journal: Journal | None = None, chunk: int = 8) -> list[dict]:
+    """One greedy answer per (task, mode). With a journal, each finished chunk is recorded as it completes and a
+    rerun takes recorded answers (same prompt ids, settings and weights) instead of generating them again."""
     from ..engine import generate  # torch: only sampling needs it
     room = prompt_room(model, params.max_new_tokens)
     params = replace(params, n=1, stop_token_ids=tuple(params.stop_token_ids) + fim_end_ids(tokenizer))
-    jobs = [(t, m) for t in tasks for m in modes]
-    rows = []
-    with progress_task("sample repo", total=len(jobs), unit="prompt") as bar:
-        for start in range(0, len(jobs), chunk):
-            batch = jobs[start:start + chunk]
-            prompts = [token_prompt(tokenizer, t, repos, m, room) for t, m in batch]
-            outputs = generate(model, tokenizer, [p for p, _ in prompts], params)
-            for (task, mode), (_, info), completions in zip(batch, prompts, outputs):
+    settings = json.dumps([model_fingerprint(model), repr(params)])
+    jobs = []
+    for t in tasks:
+        for m in modes:
+            ids, info = token_prompt(tokenizer, t, repos, m, room)
+            key = hashlib.sha256(json.dumps([settings, ids]).encode()).hexdigest()
+            jobs.append((t, m, ids, info, key))
+    done = {key: journal.get(key)[0] for *_, key in jobs if journal is not None and journal.get(key)}
+    if done:
+        log(f"repo: resuming with {len(done)} of {len(jobs)} answers from {journal.path}")
+    todo = [j for j in jobs if j[4] not in done]
+    with progress_task("sample repo", total=len(todo), unit="prompt") as bar:
+        for start in range(0, len(todo), chunk):
+            batch = todo[start:start + chunk]
+            outputs = generate(model, tokenizer, [ids for _, _, ids, _, _ in batch], params)
+            for (task, mode, _, info, key), completions in zip(batch, outputs):
                 c = completions[0]
-                rows.append({"task_id": task.task_id, "mode": mode, "completion": c.text,
-                             "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids), **info})
+                done[key] = {"task_id": task.task_id, "mode": mode, "completion": c.text,
+                             "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids), **info}
+                if journal is not None:
+                    journal.add(key, [done[key]])
             bar.advance(len(batch))
-    return rows
+    return [done[key] for *_, key in jobs]
 
 
 def sample_endpoint(endpoint, tasks: Sequence[RepoTask], repos: dict[str, Repository], modes: Sequence[str], params,
@@ -228,7 +256,7 @@ def evaluate(out: Path, *, repos: list[tuple[str, Path]], model=None, tokenizer=
         endpoint.resume_from(out)
         samples = sample_endpoint(endpoint, tasks, repositories, modes, params, max_prompt_chars)
     elif model is not None:
-        samples = sample_model(model, tokenizer, tasks, repositories, modes, params)
+        samples = sample_model(model, tokenizer, tasks, repositories, modes, params, Journal(out / JOURNAL))
     else:
         raise UserError("nothing to evaluate: give --model DIR, --endpoint URL or --reference")
     results, scores = score(tasks, samples)
