@@ -173,6 +173,11 @@ def test_scores_by_hand():
     assert scores["by_mode"]["in-file"] == {"tasks": 2, "exact_match": 0.0,
                                             "edit_similarity": pytest.approx((1 - 1 / 19 + 1 - 8 / 15) / 2)}
     assert scores["by_mode"]["cross-file"] == {"tasks": 2, "exact_match": 1.0, "edit_similarity": 1.0}
+    assert scores["paired"] == {"cross_file_better": 2, "in_file_better": 0, "same": 0}
+    es_gain = 100 * (1 - (1 - 1 / 19 + 1 - 8 / 15) / 2)
+    assert rc.reading(scores).startswith(f"Cross-file context changes exact match by +100.0 points and edit "
+                                         f"similarity by +{es_gain:.1f} (closer on 2 lines, further on 0, the same "
+                                         "on 0): the model uses")
 
 
 def test_prompts_in_the_repository_format_cut_from_the_left():

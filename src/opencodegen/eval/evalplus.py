@@ -238,7 +238,9 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
             problem = problems[s["task_id"]]
             program = candidate_code(problem, s)
             s["completion"], s["whole"] = cut(program, problem["entry_point"]), True
-            sanitized += s["completion"] != program
+            if s["completion"] != program:
+                s["unsanitized"] = program  # kept in samples.jsonl beside what was scored
+                sanitized += 1
     scored = {s["task_id"] for s in samples}
     with Sandbox(workers=workers, allow_unsafe=allow_unsafe) as sandbox:
         measured = {t: p for t, p in problems.items() if t in scored}

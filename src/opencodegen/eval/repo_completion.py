@@ -145,7 +145,8 @@ def sample_model(model, tokenizer, tasks: Sequence[RepoTask], repos: dict[str, R
     for t in tasks:
         for m in modes:
             ids, info = token_prompt(tokenizer, t, repos, m, room)
-            key = hashlib.sha256(json.dumps([settings, ids]).encode()).hexdigest()
+            # the task and mode too: a cross-file prompt whose context was all cut is the in-file prompt's ids
+            key = hashlib.sha256(json.dumps([settings, t.task_id, m, ids]).encode()).hexdigest()
             jobs.append((t, m, ids, info, key))
     done = {key: journal.get(key)[0] for *_, key in jobs if journal is not None and journal.get(key)}
     if done:
@@ -205,7 +206,39 @@ def score(tasks: Sequence[RepoTask], samples: Sequence[dict]) -> tuple[list[dict
     by_repo: dict[str, dict] = {}
     for (repo, mode), acc in sorted(per_repo.items()):
         by_repo.setdefault(repo, {})[mode] = mean(acc)
-    return results, {"by_mode": {m: mean(sums[m]) for m in MODES if m in sums}, "by_repo": by_repo}
+    scores = {"by_mode": {m: mean(sums[m]) for m in MODES if m in sums}, "by_repo": by_repo}
+    if all(m in sums for m in MODES):
+        scores["paired"] = paired(results)
+    return results, scores
+
+
+def paired(results: Sequence[dict]) -> dict:
+    """Task by task, which context gave the closer line (edit similarity): the same tasks in both modes, so the
+    counts say whether cross-file context helps on most lines or on a few."""
+    es = {(r["task_id"], r["mode"]): r["edit_similarity"] for r in results}
+    tasks = sorted({tid for tid, _ in es})
+    diffs = [es[t, "cross-file"] - es[t, "in-file"] for t in tasks if (t, "in-file") in es and (t, "cross-file") in es]
+    return {"cross_file_better": sum(d > 0 for d in diffs), "in_file_better": sum(d < 0 for d in diffs),
+            "same": sum(d == 0 for d in diffs)}
+
+
+def reading(summary: dict) -> str:
+    """One sentence on what the in-file / cross-file comparison says about repository-level packing."""
+    by_mode, pair = summary["by_mode"], summary.get("paired")
+    if pair is None:
+        return summary.get("note", "In-file only: no cross-file comparison.")
+    em = 100 * (by_mode["cross-file"]["exact_match"] - by_mode["in-file"]["exact_match"])
+    es = 100 * (by_mode["cross-file"]["edit_similarity"] - by_mode["in-file"]["edit_similarity"])
+    better, worse = pair["cross_file_better"], pair["in_file_better"]
+    counts = f"closer on {better} lines, further on {worse}, the same on {pair['same']}"
+    if better > worse and es > 0:
+        verdict = "the model uses the imported files it was packed with"
+    elif worse > better and es < 0:
+        verdict = "the other files distract the model more than they inform it"
+    else:
+        verdict = "no measurable gain from the files it was packed with at this model size"
+    return (f"Cross-file context changes exact match by {em:+.1f} points and edit similarity by {es:+.1f} "
+            f"({counts}): {verdict}.")
 
 
 def report_markdown(summary: dict) -> str:
@@ -219,6 +252,8 @@ def report_markdown(summary: dict) -> str:
              markdown_table(["metric (%)", *modes], rows), ""]
     if summary.get("note"):
         lines += [summary["note"], ""]
+    if summary.get("paired"):
+        lines += [reading(summary), ""]
     if "cross-file" in summary["by_mode"]:
         lines += [f"Cross-file context: {summary['context']['files_mean']:.1f} files a task on average; "
                   f"{summary['context']['truncated']} of {summary['tasks']} prompts had it cut from the left to fit "

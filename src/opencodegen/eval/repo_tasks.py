@@ -32,6 +32,10 @@ from .py_scopes import shadowed_loads
 FOLLOW_HOPS = 4  # re-exports followed before a name counts as not found
 
 
+class NoTasks(UserError):
+    """The repositories have no line that uses a name another of their files defines."""
+
+
 @dataclass(frozen=True)
 class RepoTask:
     task_id: str  # "repo/path:line"
@@ -272,7 +276,7 @@ def build_tasks(repos: list[tuple[str, Path]], limit: int | None = None, seed: i
         by_name[name] = repo
         tasks += repository_tasks(repo, skipped)
     if not tasks:
-        raise UserError(f"no repository-level task in {', '.join(str(r) for _, r in repos)}: no Python file uses a "
+        raise NoTasks(f"no repository-level task in {', '.join(str(r) for _, r in repos)}: no Python file uses a "
                         "name defined in another file of its repository (see the reasons in skipped.jsonl)")
     if limit is not None and limit < len(tasks):
         chosen = set(random.Random(seed).sample(range(len(tasks)), limit))
