@@ -70,8 +70,9 @@ def parse_imports(path: str, text: str, lang: str | None) -> list[Import]:
                     continue  # above the repository's root: not one of its files
                 root = package[:len(package) - (len(dots) - 1)] + comps
                 for n in names:
-                    if n != "*":
-                        out.append(Import(exact=(_py_path(*root, n), _py_path(*root, n, "__init__"))))
+                    if n != "*":  # a submodule, else a name the package's __init__.py defines
+                        out.append(Import(exact=(_py_path(*root, n), _py_path(*root, n, "__init__"),
+                                                 _py_path(*root, "__init__"))))
                 if comps:
                     out.append(Import(exact=(_py_path(*root), _py_path(*root, "__init__"))))
                 continue

@@ -20,14 +20,18 @@ class Journal:
         self.path = Path(path)
         self.values: dict[str, list] = {}
         self._lock = threading.Lock()
-        if self.path.exists():
-            with open(self.path, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # the line being written when the last run was killed
-                    self.values.setdefault(row["key"], []).extend(row["values"])
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        complete = data[:data.rfind(b"\n") + 1]
+        if len(complete) < len(data):  # the line being written when the last run was killed: that piece is redone,
+            os.truncate(self.path, len(complete))  # and the next line must not be glued to its remains
+        for line in complete.decode("utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line damaged some other way: that piece is done again
+            self.values.setdefault(row["key"], []).extend(row["values"])
 
     def __len__(self) -> int:
         return sum(map(len, self.values.values()))

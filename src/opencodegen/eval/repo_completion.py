@@ -232,11 +232,11 @@ def reading(summary: dict) -> str:
     better, worse = pair["cross_file_better"], pair["in_file_better"]
     counts = f"closer on {better} lines, further on {worse}, the same on {pair['same']}"
     if better > worse and es > 0:
-        verdict = "the model uses the imported files it was packed with"
+        verdict = "the model uses the imported files that the repository format puts before the line"
     elif worse > better and es < 0:
-        verdict = "the other files distract the model more than they inform it"
+        verdict = "the other files distract the model more than they help it"
     else:
-        verdict = "no measurable gain from the files it was packed with at this model size"
+        verdict = "no clear gain from the other files"
     return (f"Cross-file context changes exact match by {em:+.1f} points and edit similarity by {es:+.1f} "
             f"({counts}): {verdict}.")
 
