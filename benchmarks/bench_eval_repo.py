@@ -45,7 +45,6 @@ def main() -> None:
     import torch
 
     from opencodegen.eval import repo_completion
-    from opencodegen.eval.journal import Journal
     from opencodegen.eval.repo_tasks import build_tasks
     from opencodegen.model.io import load_checkpoint
     from opencodegen.quickstart.heldout import heldout_repos
@@ -65,20 +64,19 @@ def main() -> None:
         name, _, path = spec.partition("=")
         model, tokenizer = load_checkpoint(Path(path))
         out = args.out / name
-        resumed = len(Journal(out / repo_completion.JOURNAL))
         load0 = os.getloadavg()[0]
         start, cpu = time.perf_counter(), time.process_time()
         summary = repo_completion.evaluate(out, repos=repos, model=model, tokenizer=tokenizer,
                                            params=SamplingParams(max_new_tokens=args.max_new_tokens),
                                            limit=args.limit, seed=args.seed)
         wall, used = time.perf_counter() - start, time.process_time() - cpu
-        prompts = summary["tasks"] * len(summary["by_mode"])
+        prompts, resumed = summary["tasks"] * len(summary["by_mode"]), summary["answers_from_journal"]
         result["models"][name] = {
             "checkpoint": path, "by_mode": summary["by_mode"], "by_repo": summary["by_repo"],
             "paired": summary.get("paired"), "context": summary["context"],
             "cost": {"wall_s": round(wall, 1), "cpu_s": round(used, 1), "prompts": prompts,
-                     "answers_from_journal": min(resumed, prompts),
-                     "cpu_s_per_generated_prompt": round(used / max(1, prompts - min(resumed, prompts)), 3),
+                     "answers_from_journal": resumed,
+                     "cpu_s_per_generated_prompt": round(used / max(1, prompts - resumed), 3),
                      "load_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]}}
         print(json.dumps({name: result["models"][name]["by_mode"]}, indent=1))
     args.result.parent.mkdir(parents=True, exist_ok=True)

@@ -256,8 +256,10 @@ def test_model_run_resumes_without_redoing_finished_tasks(tmp_path, monkeypatch)
     (tmp_path / "samples.jsonl").unlink()
     asked.clear()
     again = rc.evaluate(tmp_path, model=_repo_model(), **run)
-    assert sum(asked) == 4  # only the unfinished ones
-    assert (tmp_path / "samples.jsonl").read_text() == samples and again["by_mode"] == first["by_mode"]
+    assert sum(asked) == 4 and again["answers_from_journal"] == 6  # only the unfinished ones are generated
+    resumed = [json.loads(line) for line in open(tmp_path / "samples.jsonl")]
+    assert sum(r.pop("from_journal", False) for r in resumed) == 6
+    assert resumed == [json.loads(line) for line in samples.splitlines()] and again["by_mode"] == first["by_mode"]
     asked.clear()
     rc.evaluate(tmp_path, model=_repo_model(), **run)
     assert asked == []  # everything recorded: nothing generated

@@ -148,7 +148,8 @@ def sample_model(model, tokenizer, tasks: Sequence[RepoTask], repos: dict[str, R
             # the task and mode too: a cross-file prompt whose context was all cut is the in-file prompt's ids
             key = hashlib.sha256(json.dumps([settings, t.task_id, m, ids]).encode()).hexdigest()
             jobs.append((t, m, ids, info, key))
-    done = {key: journal.get(key)[0] for *_, key in jobs if journal is not None and journal.get(key)}
+    done = {key: {**journal.get(key)[0], "from_journal": True} for *_, key in jobs
+            if journal is not None and journal.get(key)}
     if done:
         log(f"repo: resuming with {len(done)} of {len(jobs)} answers from {journal.path}")
     todo = [j for j in jobs if j[4] not in done]
@@ -304,7 +305,8 @@ def evaluate(out: Path, *, repos: list[tuple[str, Path]], model=None, tokenizer=
                            "truncated": sum(r.get("context_kept", 0) < r.get("context_tokens", 0) for r in cross),
                            "kept_fraction": sum(r.get("context_kept", 0) for r in cross) / total if total else 1.0,
                            "unit": "characters" if endpoint is not None else "tokens",
-                           "prefix_cut": sum(bool(r.get("prefix_cut")) for r in results)}}
+                           "prefix_cut": sum(bool(r.get("prefix_cut")) for r in results)},
+               "answers_from_journal": sum(bool(s.get("from_journal")) for s in samples)}
     if note:
         summary["note"] = note
     if summary["context"]["prefix_cut"]:
