@@ -173,7 +173,10 @@ def test_scores_by_hand():
     assert scores["by_mode"]["in-file"] == {"tasks": 2, "exact_match": 0.0,
                                             "edit_similarity": pytest.approx((1 - 1 / 19 + 1 - 8 / 15) / 2)}
     assert scores["by_mode"]["cross-file"] == {"tasks": 2, "exact_match": 1.0, "edit_similarity": 1.0}
-    assert scores["paired"] == {"cross_file_better": 2, "in_file_better": 0, "same": 0}
+    assert scores["paired"] == {"cross_file_better": 2, "in_file_better": 0, "same": 0, "cross_file_prompts": 2,
+                                "with_context": 0}  # these hand-made samples carry no context counts
+    assert rc.reading(scores).endswith("Only 0 of 2 cross-file prompts had room for any other file: the line's own "
+                                       "file fills the rest of the context window.")
     es_gain = 100 * (1 - (1 - 1 / 19 + 1 - 8 / 15) / 2)
     assert rc.reading(scores).startswith(f"Cross-file context changes exact match by +100.0 points and edit "
                                          f"similarity by +{es_gain:.1f} (closer on 2 lines, further on 0, the same "
@@ -323,14 +326,14 @@ def test_cli_and_bad_repos(tmp_path, capsys):
 
 
 def test_quickstart_step_on_held_out_repositories(tmp_path):
-    """The optional quickstart step (off by default) reads a run's held-out repositories as heldout.build left them."""
+    """The quickstart step reads a run's held-out repositories as heldout.build left them."""
     import shutil
 
     from serve_fixtures import write_checkpoint
 
     from opencodegen.quickstart import evaluation
     from opencodegen.quickstart.budget import Budget
-    assert Budget().repo_tasks == 0  # the lead decides when the quickstart runs it
+    assert Budget().repo_tasks > 0  # on by default
     run_dir = tmp_path / "run"
     (run_dir / "stages").mkdir(parents=True)
     (run_dir / "stages" / "heldout.json").write_text(json.dumps({"repos": ["src/shop"]}))

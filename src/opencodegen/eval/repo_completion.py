@@ -219,8 +219,11 @@ def paired(results: Sequence[dict]) -> dict:
     es = {(r["task_id"], r["mode"]): r["edit_similarity"] for r in results}
     tasks = sorted({tid for tid, _ in es})
     diffs = [es[t, "cross-file"] - es[t, "in-file"] for t in tasks if (t, "in-file") in es and (t, "cross-file") in es]
+    cross = [r for r in results if r["mode"] == "cross-file"]
     return {"cross_file_better": sum(d > 0 for d in diffs), "in_file_better": sum(d < 0 for d in diffs),
-            "same": sum(d == 0 for d in diffs)}
+            "same": sum(d == 0 for d in diffs), "cross_file_prompts": len(cross),
+            # a line whose own file fills the window leaves no room for other files: its two prompts are the same
+            "with_context": sum(r.get("context_kept", 0) > 0 for r in cross)}
 
 
 def reading(summary: dict) -> str:
@@ -238,8 +241,12 @@ def reading(summary: dict) -> str:
         verdict = "the other files distract the model more than they help it"
     else:
         verdict = "no clear gain from the other files"
+    room = ""
+    if pair["with_context"] < pair["cross_file_prompts"]:
+        room = (f" Only {pair['with_context']} of {pair['cross_file_prompts']} cross-file prompts had room for any "
+                "other file: the line's own file fills the rest of the context window.")
     return (f"Cross-file context changes exact match by {em:+.1f} points and edit similarity by {es:+.1f} "
-            f"({counts}): {verdict}.")
+            f"({counts}): {verdict}.{room}")
 
 
 def report_markdown(summary: dict) -> str:
