@@ -96,3 +96,16 @@ def test_test_file_names_map_to_the_tested_stem():
     assert tested_stem("tests/helpers.py") == "helpers"
     assert tested_stem("tests/__init__.py") is None
     assert tested_stem("src/contest.py") is None
+
+
+def test_relative_imports_from_the_repository_root():
+    # `from . import x` in a root-level file names x.py at the root (not "/x.py"); `from .. import` above the root
+    # names no file of the repository; `from . import name` where name is no module names the package's __init__.py
+    files = {"__init__.py": "from . import util\nfrom .core import run\n", "util.py": "x = 1\n",
+             "core.py": "from . import util\nfrom .. import outside\n", "outside.py": "",
+             "sub/__init__.py": "helper = 1\n",
+             "sub/leaf.py": "from .. import util\nfrom ..core import run\nfrom . import helper\n"}
+    assert edges(files, "python") == {"__init__.py": {"util.py", "core.py"}, "core.py": {"util.py"},
+                                      "sub/leaf.py": {"util.py", "core.py", "sub/__init__.py"}}
+    order = order_of(files)
+    assert order.index("util.py") < order.index("core.py") < order.index("__init__.py")

@@ -65,6 +65,80 @@ def test_tasks_and_skipped_files_by_hand():
     assert repos["shop"].order.index("pricing.py") < repos["shop"].order.index("__init__.py")
 
 
+MAIN = """import pkg.sub.deep
+from .util import parse, LIMIT
+
+
+def a():
+    return pkg.sub.deep.dig()
+
+
+def b(parse):
+    return parse(1)
+
+
+def c():
+    return [parse(x) for x in range(LIMIT)]
+
+
+def d():
+    pkg = object()
+    return pkg.sub.deep.dig()
+
+
+class K:
+    LIMIT = 5
+    size = LIMIT
+
+    def m(self):
+        return LIMIT
+
+
+def e():
+    for parse in ():
+        pass
+    return parse
+
+
+f = lambda LIMIT: LIMIT
+g = [LIMIT for parse in ()] + [parse for parse in ()]
+"""
+
+
+def test_dotted_imports_and_shadowing_local_names(tmp_path):
+    pkg = tmp_path / "repos" / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "deep.py").write_text("def dig():\n    return 1\n")
+    (pkg / "util.py").write_text("def parse(s):\n    return s\n\n\nLIMIT = 3\n")
+    (pkg / "main.py").write_text(MAIN)
+    # a module-level rebinding makes every use in the file ambiguous
+    (pkg / "rebound.py").write_text("from .util import parse\nparse = staticmethod(parse)\nx = parse(1)\n")
+    # a repository whose root is not a package: `import lib.text` reaches lib/text.py from the root
+    tools = tmp_path / "repos" / "tools"
+    (tools / "lib").mkdir(parents=True)
+    (tools / "lib" / "__init__.py").write_text("")
+    (tools / "lib" / "text.py").write_text("def shout(s):\n    return s.upper()\n")
+    (tools / "run.py").write_text("import lib.text\n\nprint(lib.text.shout('a'))\n")
+    tasks, skipped, _ = build_tasks(discover(tmp_path / "repos"))
+    # by hand: line 6 through `import pkg.sub.deep`; 14 (the comprehension's iterable and body see the imports); 27
+    # (a class body's LIMIT does not reach its methods); 37 (in a comprehension binding `parse`, LIMIT still is
+    # util's); 10, 19, 24, 33, 36 and the second half of 37 are shadowed by a parameter, a local assignment, the
+    # class body, a loop target, a lambda parameter and a comprehension target
+    assert [(t.task_id, t.uses) for t in tasks] == [
+        ("pkg/main.py:6", ("sub/deep.py:dig",)),
+        ("pkg/main.py:14", ("util.py:parse", "util.py:LIMIT")),
+        ("pkg/main.py:27", ("util.py:LIMIT",)),
+        ("pkg/main.py:37", ("util.py:LIMIT",)),
+        ("tools/run.py:3", ("lib/text.py:shout",)),
+    ]
+    assert tasks[0].context == ("sub/deep.py", "util.py")  # the module `import a.b` names, not the packages on the way
+    assert tasks[-1].context == ("lib/text.py",)
+    assert {s["path"]: s["reason"] for s in skipped if s["repo"] == "pkg"}["rebound.py"] == \
+        "uses no name defined in another file of the repository"
+
+
 def test_limit_is_a_seeded_choice_and_every_candidate_is_accounted_for():
     a, skipped_a, _ = build_tasks(discover(REPOS), limit=3, seed=0)
     b, _, _ = build_tasks(discover(REPOS), limit=3, seed=0)
@@ -99,6 +173,14 @@ def test_scores_by_hand():
     assert scores["by_mode"]["in-file"] == {"tasks": 2, "exact_match": 0.0,
                                             "edit_similarity": pytest.approx((1 - 1 / 19 + 1 - 8 / 15) / 2)}
     assert scores["by_mode"]["cross-file"] == {"tasks": 2, "exact_match": 1.0, "edit_similarity": 1.0}
+    assert scores["paired"] == {"cross_file_better": 2, "in_file_better": 0, "same": 0, "cross_file_prompts": 2,
+                                "with_context": 0}  # these hand-made samples carry no context counts
+    assert rc.reading(scores).endswith("Only 0 of 2 cross-file prompts had room for any other file: the line's own "
+                                       "file fills the rest of the context window.")
+    es_gain = 100 * (1 - (1 - 1 / 19 + 1 - 8 / 15) / 2)
+    assert rc.reading(scores).startswith(f"Cross-file context changes exact match by +100.0 points and edit "
+                                         f"similarity by +{es_gain:.1f} (closer on 2 lines, further on 0, the same "
+                                         "on 0): the model uses")
 
 
 def test_prompts_in_the_repository_format_cut_from_the_left():
@@ -155,6 +237,47 @@ def test_end_to_end_on_a_tiny_random_model(tmp_path):
     assert list(plain["by_mode"]) == ["in-file"] and "no <|repo_name|>" in plain["note"]
 
 
+def test_model_run_resumes_without_redoing_finished_tasks(tmp_path, monkeypatch):
+    from opencodegen import engine
+    asked: list[int] = []
+    real_generate = engine.generate
+
+    def counting_generate(model, tokenizer, prompts, params):
+        asked.append(len(prompts))
+        return real_generate(model, tokenizer, prompts, params)
+
+    monkeypatch.setattr(engine, "generate", counting_generate)
+    run = dict(repos=discover(REPOS), tokenizer=RepoByteTokenizer(), params=SamplingParams(max_new_tokens=4), limit=5)
+    first = rc.evaluate(tmp_path, model=_repo_model(), **run)
+    assert sum(asked) == 10
+    samples = (tmp_path / "samples.jsonl").read_text()
+    journal = tmp_path / rc.JOURNAL
+    lines = journal.read_text().splitlines(keepends=True)
+    assert len(lines) == 10
+    # killed after 6 answers, in the middle of writing the 7th
+    journal.write_text("".join(lines[:6]) + lines[6][:25])
+    (tmp_path / "samples.jsonl").unlink()
+    asked.clear()
+    again = rc.evaluate(tmp_path, model=_repo_model(), **run)
+    assert sum(asked) == 4 and again["answers_from_journal"] == 6  # only the unfinished ones are generated
+    resumed = [json.loads(line) for line in open(tmp_path / "samples.jsonl")]
+    assert sum(r.pop("from_journal", False) for r in resumed) == 6
+    assert resumed == [json.loads(line) for line in samples.splitlines()] and again["by_mode"] == first["by_mode"]
+    asked.clear()
+    rc.evaluate(tmp_path, model=_repo_model(), **run)
+    assert asked == []  # everything recorded: nothing generated
+    # other weights, or other settings, are other questions: asked again, not answered from the journal
+    import torch
+    other = _repo_model()
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    rc.evaluate(tmp_path, model=other, **run)
+    assert sum(asked) == 10
+    asked.clear()
+    rc.evaluate(tmp_path, model=_repo_model(), **{**run, "params": SamplingParams(max_new_tokens=3)})
+    assert sum(asked) == 10
+
+
 def test_endpoint_side_by_side_and_reference(tmp_path):
     tasks, _, _ = build_tasks(discover(REPOS))
     targets = {t.prefix: t.target for t in tasks}
@@ -203,14 +326,14 @@ def test_cli_and_bad_repos(tmp_path, capsys):
 
 
 def test_quickstart_step_on_held_out_repositories(tmp_path):
-    """The optional quickstart step (off by default) reads a run's held-out repositories as heldout.build left them."""
+    """The quickstart step reads a run's held-out repositories as heldout.build left them."""
     import shutil
 
     from serve_fixtures import write_checkpoint
 
     from opencodegen.quickstart import evaluation
     from opencodegen.quickstart.budget import Budget
-    assert Budget().repo_tasks == 0  # the lead decides when the quickstart runs it
+    assert Budget().repo_tasks > 0  # on by default
     run_dir = tmp_path / "run"
     (run_dir / "stages").mkdir(parents=True)
     (run_dir / "stages" / "heldout.json").write_text(json.dumps({"repos": ["src/shop"]}))

@@ -27,8 +27,11 @@ PACKAGES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"
 
 
 def _module(pkg: str, k: int) -> str:
+    # the last module of each package uses the first one's function: held-out lines for `ocg eval repo`
+    uses = (f"from .mod0 import count_{pkg}_0\n\n\ndef count_both_{pkg}(items):\n"
+            f"    return count_{pkg}_0(items) + count_{pkg}_{k}(items)\n\n\n") if k == 2 else ""
     return (f'"""The {pkg} module number {k}: helpers for counting {pkg} things in lists and dictionaries."""\n\n\n'
-            f"def count_{pkg}_{k}(items):\n    total = 0\n    for item in items:\n        if item == {k}:\n"
+            + uses + f"def count_{pkg}_{k}(items):\n    total = 0\n    for item in items:\n        if item == {k}:\n"
             f"            total += 1\n    return total\n\n\nclass {pkg.title()}{k}:\n    def __init__(self, size):\n"
             f"        self.size = size\n        self.values = [0] * size\n\n    def add(self, value):\n"
             f"        self.values.append(value * {k})\n        return len(self.values)\n")
@@ -68,7 +71,8 @@ def tiny_budget() -> Budget:
     return Budget(workers=1, tokenizer_bytes_per_part=200_000, train_minutes=None, exercises_synthetic=12,
                   exercises_multi_turn=4,
                   humaneval_tasks=2, humaneval_n=2, humaneval_temperature=0.8, humaneval_max_new_tokens=8,
-                  mtpb_problems=1, fim_tasks=2, fim_max_new_tokens=4, sample_max_new_tokens=8, disk_bytes=1 << 20)
+                  mtpb_problems=1, fim_tasks=2, fim_max_new_tokens=4, sample_max_new_tokens=8, disk_bytes=1 << 20,
+                  repo_tasks=2, repo_max_new_tokens=4)
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +117,14 @@ def test_every_output_exists_and_the_report_has_each_section(run):
     md = (run_dir / "report.md").read_text()
     page = (run_dir / "report.html").read_text()
     for section in ("Results", "Corpus", "Exercises", "Training", "Bits per byte on held-out", "HumanEval", "MTPB",
-                    "Fill-in-the-middle", "Samples", "Multi-turn sessions", "Time and memory", "Next"):
+                    "Fill-in-the-middle", "Repository-level completion", "Samples", "Multi-turn sessions",
+                    "Time and memory", "Next"):
         assert f"## {section}" in md, section
         assert f"<h2>{section}" in page, section
-    assert md.count("![") == 8 and page.count("data:image/png;base64,") == 8  # 5 loss curves, bpb, pass@k, MTPB
+    assert md.count("![") == 9 and page.count("data:image/png;base64,") == 9  # 5 loss curves, bpb, pass@k, MTPB, repo
+    repo = results["repo_completion"]  # the held-out package's count_both line, on the pretrained Mono model
+    assert repo["tasks"] >= 1 and set(repo["by_mode"]) == {"in-file", "cross-file"}
+    assert Path(repo["checkpoint"]).parent.name == "stage-2-mono" and repo["reading"] in md
     assert "Codex-12M" in md and "Solved by at least one sample" in md
     sessions = results["synth"]["sessions"]  # each program ran in the sandbox, with a verdict of its own
     assert len(sessions) == 3 and all(s["status"] in ("passed", "failed", "timeout", "error") for s in sessions)

@@ -112,6 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--unsafe-no-isolation", action="store_true",
                    help="run programs even where the sandbox cannot isolate them (see `ocg eval humaneval --help`)")
     p.add_argument("--data", type=Path, required=True, help="HumanEvalPlus.jsonl(.gz) or MbppPlus.jsonl(.gz)")
+    p.add_argument("--sanitize", action="store_true",
+                   help="score each sample's program as evalplus's sanitizer cuts it: the code in a chat-style "
+                        "answer that defines the entry point and what it uses (eval/sanitize.py)")
     _calibration(p, default=True)
     p.add_argument("--k", default="1,10,100", help="comma list of k for pass@k (those with k <= n are reported)")
 
@@ -276,7 +279,8 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
             args.out, data=args.data, samples_path=args.samples, model=model, tokenizer=tokenizer,
             reference=args.reference, n=args.n, params=_params(args, _temperatures(args.temperature)[0]),
             ks=_ints(args.k, "--k"), workers=args.workers, limit=args.limit, endpoint=endpoint,
-            factor=args.time_factor, floor=args.time_floor, allow_unsafe=args.unsafe_no_isolation)
+            factor=args.time_factor, floor=args.time_floor, allow_unsafe=args.unsafe_no_isolation,
+            sanitize=args.sanitize)
         print_table(f"evalplus ({summary['tasks_scored']} tasks, {summary['samples']} samples)",
                     ["metric", "base (%)", "plus (%)"],
                     [(k, 100 * summary["pass_at_k"]["base"][k], 100 * v) for k, v in

@@ -65,15 +65,16 @@ def parse_imports(path: str, text: str, lang: str | None) -> list[Import]:
             dots, mod, names = m.group(1), m.group(2), [n.split()[0] for n in m.group(3).split(",") if n.strip()]
             comps = tuple(c for c in mod.split(".") if c)
             if dots:  # relative: resolved against this file's package, exactly
-                base = here
-                for _ in range(len(dots) - 1):
-                    base = posixpath.dirname(base)
-                root = "/".join(p for p in (base, *comps) if p)
+                package = tuple(here.split("/")) if here else ()
+                if len(dots) - 1 > len(package):
+                    continue  # above the repository's root: not one of its files
+                root = package[:len(package) - (len(dots) - 1)] + comps
                 for n in names:
-                    if n != "*":
-                        out.append(Import(exact=(f"{root}/{n}.py", f"{root}/{n}/__init__.py")))
+                    if n != "*":  # a submodule, else a name the package's __init__.py defines
+                        out.append(Import(exact=(_py_path(*root, n), _py_path(*root, n, "__init__"),
+                                                 _py_path(*root, "__init__"))))
                 if comps:
-                    out.append(Import(exact=(f"{root}.py", f"{root}/__init__.py")))
+                    out.append(Import(exact=(_py_path(*root), _py_path(*root, "__init__"))))
                 continue
             for n in names:
                 if n != "*":
@@ -103,6 +104,11 @@ def parse_imports(path: str, text: str, lang: str | None) -> list[Import]:
                 comps = tuple(spec.split("/"))
                 out.append(Import(module=comps, min_len=min(len(comps), 2)))
     return out
+
+
+def _py_path(*components: str) -> str:
+    """("pkg", "util") -> "pkg/util.py"; a file at the repository's root has no leading "/"."""
+    return "/".join(components) + ".py"
 
 
 def module_key(path: str, lang: str | None) -> tuple[str, ...]:

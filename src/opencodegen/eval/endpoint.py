@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import threading
 import time
 from collections import Counter
@@ -32,6 +31,7 @@ import httpx
 from ..errors import UserError
 from ..progress import log, progress_task
 from ..prompt_format import FIM_TEXT_FORMATS
+from .journal import Journal
 
 JOURNAL = "endpoint_responses.jsonl"
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
@@ -120,8 +120,8 @@ class Endpoint:
         self.concurrency, self.retries, self.backoff, self.max_backoff = concurrency, retries, backoff, max_backoff
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(headers=headers, timeout=timeout, transport=transport)
-        self.journal: Path | None = None
-        self.answers: dict[str, list[Choice]] = {}
+        self.journal: Journal | None = None
+        self.answers: dict[str, list[Choice]] = {}  # without a journal (no resume_from), answers live here only
         self._lock = threading.Lock()
 
     def __enter__(self) -> "Endpoint":
@@ -133,30 +133,16 @@ class Endpoint:
     # ------------------------------------------------------------------------------------------ journal
     def resume_from(self, out: Path) -> None:
         """Reads the answers a previous run of this command left in `out`; new answers are appended there."""
-        self.journal = Path(out) / JOURNAL
-        self.answers = {}
-        if not self.journal.exists():
-            return
-        with open(self.journal, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # the line being written when the last run was killed: that request is asked again
-                self.answers.setdefault(row["key"], []).extend(Choice(**c) for c in row["choices"])
+        self.journal = Journal(Path(out) / JOURNAL)
+        self.answers = {key: [Choice(**c) for c in values] for key, values in self.journal.values.items()}
         if self.answers:
-            log(f"endpoint: resuming with {sum(map(len, self.answers.values()))} completions from {self.journal}")
+            log(f"endpoint: resuming with {len(self.journal)} completions from {self.journal.path}")
 
     def _record(self, key: str, choices: list[Choice]) -> None:
         with self._lock:
             self.answers.setdefault(key, []).extend(choices)
-            if self.journal is not None:
-                self.journal.parent.mkdir(parents=True, exist_ok=True)
-                line = json.dumps({"key": key, "choices": [c.__dict__ for c in choices]}) + "\n"
-                with open(self.journal, "a", encoding="utf-8") as f:  # one write per answer, flushed at once
-                    f.write(line)
-                    f.flush()
-                    os.fsync(f.fileno())
+        if self.journal is not None:
+            self.journal.add(key, [c.__dict__ for c in choices])
 
     # ------------------------------------------------------------------------------------------ requests
     def body(self, r: Request) -> dict:

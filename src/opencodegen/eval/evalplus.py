@@ -21,20 +21,22 @@ The procedure is evalplus's (evalplus/evaluate.py and evalplus/eval/__init__.py,
 
 Differences from evalplus: an input over its limit is detected when the call returns (evalplus interrupts it at the
 limit; here the run's deadline interrupts it); a call's time includes moving its arguments and result across the
-sandbox boundary; MBPP+ inputs that evalplus turns into tuples or sets for some tasks (mbpp_deserialize_inputs) reach
-both the reference and the candidate as the JSON lists the file holds; evalplus's sanitizer, which cuts chatty
-completions to code, is not reproduced.
+sandbox boundary.
+
+MBPP+ inputs stored as JSON lists or strings reach both the reference and the candidate in the shapes the functions
+take (tuples, sets, complex numbers: evalplus_inputs.py, evalplus's mbpp_deserialize_inputs), and inputs are written
+into the programs as Python literals, so those shapes survive.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import UserError
 from . import evalplus_oracle
 from .calibrate import CALIBRATION_TIMEOUT, DEFAULT_FACTOR, DEFAULT_FLOOR, summary_of
+from .evalplus_inputs import deserialize_inputs
 from .humaneval import read_jsonl
 from .judge import JudgeCase
 from .sandbox import ExecResult
@@ -48,9 +50,10 @@ PARTS = ("base", "plus")
 _GROUND_TRUTH = """
 
 def _ocg_ground_truth():
-    import copy, io, json, time
+    import copy, io, time
+    nan, inf = float("nan"), float("inf")
     report = []
-    for inputs in json.loads({inputs!r}):
+    for inputs in {inputs}:
         outputs, seconds = [], []
         for args in inputs:
             args = copy.deepcopy(args)
@@ -103,6 +106,11 @@ def load_problems(path: str | Path) -> dict[str, dict]:
         for key in ("base_input", "plus_input"):
             if not isinstance(row[key], list) or not all(isinstance(args, list) for args in row[key]):
                 raise UserError(f"{path}: problem {row['task_id']}: {key} must be a list of argument lists")
+            try:
+                row[key] = deserialize_inputs(row["task_id"], row[key])
+            except (ValueError, TypeError, AttributeError, IndexError) as e:
+                raise UserError(f"{path}: problem {row['task_id']}: {key} is not in the shape MBPP+ stores for this "
+                                f"task ({type(e).__name__}: {e})") from None
         problems[row["task_id"]] = {**row, "atol": float(row.get("atol") or 0.0)}
     if not problems:
         raise UserError(f"{path}: no problems")
@@ -130,7 +138,7 @@ def not_none(problem: dict) -> bool:
 def ground_truth_program(problem: dict) -> str:
     """The reference solution, then the timed loop over base and plus inputs (see _GROUND_TRUTH)."""
     return reference_code(problem) + _GROUND_TRUTH.format(
-        inputs=json.dumps([problem["base_input"], problem["plus_input"]]), entry=problem["entry_point"],
+        inputs=repr([problem["base_input"], problem["plus_input"]]), entry=problem["entry_point"],
         not_none=not_none(problem))
 
 
@@ -190,9 +198,11 @@ def run_part(sandbox, problems: dict[str, dict], samples: Sequence[dict], truth:
 def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, tokenizer=None, reference: bool = False,
              n: int = 1, params=None, ks: Sequence[int] = (1, 10, 100), workers: int | None = None,
              limit: int | None = None, endpoint=None, factor: float = DEFAULT_FACTOR,
-             floor: float = DEFAULT_FLOOR, allow_unsafe: bool = False) -> dict:
+             floor: float = DEFAULT_FLOOR, allow_unsafe: bool = False, sanitize: bool = False) -> dict:
     """The whole `ocg eval evalplus`: samples (file, reference, model or endpoint), ground truth and per-input limits,
-    the base check for every sample and the plus check for those that pass it, pass@k for both, outputs in `out`."""
+    the base check for every sample and the plus check for those that pass it, pass@k for both, outputs in `out`.
+    With `sanitize`, each sample's program is first cut as evalplus's sanitizer cuts it (sanitize.py); the samples
+    written are the programs scored."""
     from dataclasses import replace
 
     from . import humaneval
@@ -221,6 +231,16 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
         write_jsonl(Path(out) / "samples.jsonl", samples)
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
+    sanitized = 0
+    if sanitize:
+        from .sanitize import sanitize as cut
+        for s in samples:
+            problem = problems[s["task_id"]]
+            program = candidate_code(problem, s)
+            s["completion"], s["whole"] = cut(program, problem["entry_point"]), True
+            if s["completion"] != program:
+                s["unsanitized"] = program  # kept in samples.jsonl beside what was scored
+                sanitized += 1
     scored = {s["task_id"] for s in samples}
     with Sandbox(workers=workers, allow_unsafe=allow_unsafe) as sandbox:
         measured = {t: p for t, p in problems.items() if t in scored}
@@ -249,6 +269,8 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
                              "plus": mean_pass_at_k([(v[0], v[2]) for v in per_task.values()], ks)},
                "per_task": {t: {"n": v[0], "base_correct": v[1], "plus_correct": v[2]} for t, v in per_task.items()},
                "calibration": summary_of(calibration)}
+    if sanitize:
+        summary["sanitized"] = sanitized  # samples whose program the sanitizer changed
     if len(per_task) < len(problems):
         summary["tasks_missing"] = len(problems) - len(per_task)
     write_outputs(out, samples, results, summary, problems)

@@ -23,6 +23,8 @@ only, on the bare file prefix, and the report says why.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -32,10 +34,12 @@ from ..progress import log, progress_task
 from ..prompt_format import EOS, FILE_END, FILE_SEP, REPO_NAME, encode_pieces, fim_end_ids, repo_file, repo_head, \
     repo_ids
 from .context import prompt_room
+from .journal import Journal
 from .report import markdown_table, plot_bars, write_jsonl, write_run
 from .repo_tasks import RepoTask, Repository
 
 MODES = ("in-file", "cross-file")
+JOURNAL = "model_samples.journal.jsonl"  # --model answers as they finish, for resuming (endpoint.py has its own)
 DEFAULT_MAX_NEW_TOKENS = 48
 DEFAULT_MAX_PROMPT_CHARS = 16000  # --endpoint: the server's tokenizer is unknown here; ~4 chars a token
 
@@ -117,24 +121,50 @@ def text_prompt(task: RepoTask, repos: dict[str, Repository], mode: str, max_cha
 
 # ---- sampling -----------------------------------------------------------------------------------------------------
 
+def model_fingerprint(model) -> str:
+    """What tells one set of weights from another without reading all of them: the configuration and the first
+    values of every tensor (a journal keyed by it is not reused by another checkpoint)."""
+    import torch
+    h = hashlib.sha256(repr(getattr(model, "config", None)).encode())
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().reshape(-1)[:64].float().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
 def sample_model(model, tokenizer, tasks: Sequence[RepoTask], repos: dict[str, Repository], modes: Sequence[str],
-                 params, chunk: int = 8) -> list[dict]:
+                 params, journal: Journal | None = None, chunk: int = 8) -> list[dict]:
+    """One greedy answer per (task, mode). With a journal, each finished chunk is recorded as it completes and a
+    rerun takes recorded answers (same prompt ids, settings and weights) instead of generating them again."""
     from ..engine import generate  # torch: only sampling needs it
     room = prompt_room(model, params.max_new_tokens)
     params = replace(params, n=1, stop_token_ids=tuple(params.stop_token_ids) + fim_end_ids(tokenizer))
-    jobs = [(t, m) for t in tasks for m in modes]
-    rows = []
-    with progress_task("sample repo", total=len(jobs), unit="prompt") as bar:
-        for start in range(0, len(jobs), chunk):
-            batch = jobs[start:start + chunk]
-            prompts = [token_prompt(tokenizer, t, repos, m, room) for t, m in batch]
-            outputs = generate(model, tokenizer, [p for p, _ in prompts], params)
-            for (task, mode), (_, info), completions in zip(batch, prompts, outputs):
+    settings = json.dumps([model_fingerprint(model), repr(params)])
+    jobs = []
+    for t in tasks:
+        for m in modes:
+            ids, info = token_prompt(tokenizer, t, repos, m, room)
+            # the task and mode too: a cross-file prompt whose context was all cut is the in-file prompt's ids
+            key = hashlib.sha256(json.dumps([settings, t.task_id, m, ids]).encode()).hexdigest()
+            jobs.append((t, m, ids, info, key))
+    done = {key: {**journal.get(key)[0], "from_journal": True} for *_, key in jobs
+            if journal is not None and journal.get(key)}
+    if done:
+        log(f"repo: resuming with {len(done)} of {len(jobs)} answers from {journal.path}")
+    todo = [j for j in jobs if j[4] not in done]
+    with progress_task("sample repo", total=len(todo), unit="prompt") as bar:
+        for start in range(0, len(todo), chunk):
+            batch = todo[start:start + chunk]
+            outputs = generate(model, tokenizer, [ids for _, _, ids, _, _ in batch], params)
+            for (task, mode, _, info, key), completions in zip(batch, outputs):
                 c = completions[0]
-                rows.append({"task_id": task.task_id, "mode": mode, "completion": c.text,
-                             "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids), **info})
+                done[key] = {"task_id": task.task_id, "mode": mode, "completion": c.text,
+                             "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids), **info}
+                if journal is not None:
+                    journal.add(key, [done[key]])
             bar.advance(len(batch))
-    return rows
+    return [done[key] for *_, key in jobs]
 
 
 def sample_endpoint(endpoint, tasks: Sequence[RepoTask], repos: dict[str, Repository], modes: Sequence[str], params,
@@ -177,7 +207,46 @@ def score(tasks: Sequence[RepoTask], samples: Sequence[dict]) -> tuple[list[dict
     by_repo: dict[str, dict] = {}
     for (repo, mode), acc in sorted(per_repo.items()):
         by_repo.setdefault(repo, {})[mode] = mean(acc)
-    return results, {"by_mode": {m: mean(sums[m]) for m in MODES if m in sums}, "by_repo": by_repo}
+    scores = {"by_mode": {m: mean(sums[m]) for m in MODES if m in sums}, "by_repo": by_repo}
+    if all(m in sums for m in MODES):
+        scores["paired"] = paired(results)
+    return results, scores
+
+
+def paired(results: Sequence[dict]) -> dict:
+    """Task by task, which context gave the closer line (edit similarity): the same tasks in both modes, so the
+    counts say whether cross-file context helps on most lines or on a few."""
+    es = {(r["task_id"], r["mode"]): r["edit_similarity"] for r in results}
+    tasks = sorted({tid for tid, _ in es})
+    diffs = [es[t, "cross-file"] - es[t, "in-file"] for t in tasks if (t, "in-file") in es and (t, "cross-file") in es]
+    cross = [r for r in results if r["mode"] == "cross-file"]
+    return {"cross_file_better": sum(d > 0 for d in diffs), "in_file_better": sum(d < 0 for d in diffs),
+            "same": sum(d == 0 for d in diffs), "cross_file_prompts": len(cross),
+            # a line whose own file fills the window leaves no room for other files: its two prompts are the same
+            "with_context": sum(r.get("context_kept", 0) > 0 for r in cross)}
+
+
+def reading(summary: dict) -> str:
+    """One sentence on what the in-file / cross-file comparison says about repository-level packing."""
+    by_mode, pair = summary["by_mode"], summary.get("paired")
+    if pair is None:
+        return summary.get("note", "In-file only: no cross-file comparison.")
+    em = 100 * (by_mode["cross-file"]["exact_match"] - by_mode["in-file"]["exact_match"])
+    es = 100 * (by_mode["cross-file"]["edit_similarity"] - by_mode["in-file"]["edit_similarity"])
+    better, worse = pair["cross_file_better"], pair["in_file_better"]
+    counts = f"closer on {better} lines, further on {worse}, the same on {pair['same']}"
+    if better > worse and es > 0:
+        verdict = "the model uses the imported files that the repository format puts before the line"
+    elif worse > better and es < 0:
+        verdict = "the other files distract the model more than they help it"
+    else:
+        verdict = "no clear gain from the other files"
+    room = ""
+    if pair["with_context"] < pair["cross_file_prompts"]:
+        room = (f" Only {pair['with_context']} of {pair['cross_file_prompts']} cross-file prompts had room for any "
+                "other file: the line's own file fills the rest of the context window.")
+    return (f"Cross-file context changes exact match by {em:+.1f} points and edit similarity by {es:+.1f} "
+            f"({counts}): {verdict}.{room}")
 
 
 def report_markdown(summary: dict) -> str:
@@ -191,6 +260,8 @@ def report_markdown(summary: dict) -> str:
              markdown_table(["metric (%)", *modes], rows), ""]
     if summary.get("note"):
         lines += [summary["note"], ""]
+    if summary.get("paired"):
+        lines += [reading(summary), ""]
     if "cross-file" in summary["by_mode"]:
         lines += [f"Cross-file context: {summary['context']['files_mean']:.1f} files a task on average; "
                   f"{summary['context']['truncated']} of {summary['tasks']} prompts had it cut from the left to fit "
@@ -228,7 +299,7 @@ def evaluate(out: Path, *, repos: list[tuple[str, Path]], model=None, tokenizer=
         endpoint.resume_from(out)
         samples = sample_endpoint(endpoint, tasks, repositories, modes, params, max_prompt_chars)
     elif model is not None:
-        samples = sample_model(model, tokenizer, tasks, repositories, modes, params)
+        samples = sample_model(model, tokenizer, tasks, repositories, modes, params, Journal(out / JOURNAL))
     else:
         raise UserError("nothing to evaluate: give --model DIR, --endpoint URL or --reference")
     results, scores = score(tasks, samples)
@@ -241,7 +312,8 @@ def evaluate(out: Path, *, repos: list[tuple[str, Path]], model=None, tokenizer=
                            "truncated": sum(r.get("context_kept", 0) < r.get("context_tokens", 0) for r in cross),
                            "kept_fraction": sum(r.get("context_kept", 0) for r in cross) / total if total else 1.0,
                            "unit": "characters" if endpoint is not None else "tokens",
-                           "prefix_cut": sum(bool(r.get("prefix_cut")) for r in results)}}
+                           "prefix_cut": sum(bool(r.get("prefix_cut")) for r in results)},
+               "answers_from_journal": sum(bool(s.get("from_journal")) for s in samples)}
     if note:
         summary["note"] = note
     if summary["context"]["prefix_cut"]:

@@ -27,8 +27,13 @@ from pathlib import Path
 
 from ..data.repo import dependency_edges, dependency_order
 from ..errors import UserError
+from .py_scopes import shadowed_loads
 
 FOLLOW_HOPS = 4  # re-exports followed before a name counts as not found
+
+
+class NoTasks(UserError):
+    """The repositories have no line that uses a name another of their files defines."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ class Resolver:
         self.own_name = repo.name.rsplit("/", 1)[-1]
         self.defined = {p: _top_level_names(tree) for p, tree in self.trees.items()}
         self.bindings = {p: self._bindings(p) for p in repo.files}
+        self.dotted = {p: self._dotted(p) for p in repo.files}
 
     def module(self, importer: str, dotted: str | None, level: int) -> str | None:
         comps = tuple(c for c in (dotted or "").split(".") if c)
@@ -135,10 +141,25 @@ class Resolver:
             elif isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.asname is None and "." in alias.name:
-                        continue  # `import a.b` binds `a`; uses of a.b.name are not followed
+                        continue  # `import a.b` binds `a`: see _dotted
                     target = self.module(path, alias.name, 0)
                     if target is not None:
                         out[alias.asname or alias.name] = (target, None)
+        return out
+
+    def _dotted(self, path: str) -> dict[str, str]:
+        """dotted module name -> file, for each `import a.b.c` without an alias and the packages it imports on the
+        way (`a`, `a.b`): the file reads `a.b.c.name`, which is `name` in a/b/c.py."""
+        out: dict[str, str] = {}
+        for node in ast.walk(self.trees[path]):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname is None and "." in alias.name:
+                        comps = alias.name.split(".")
+                        for k in range(1, len(comps) + 1):
+                            dotted = ".".join(comps[:k])
+                            if (target := self.module(path, dotted, 0)) is not None:
+                                out[dotted] = target
         return out
 
     def definition(self, path: str, name: str, hops: int = FOLLOW_HOPS) -> str | None:
@@ -152,17 +173,18 @@ class Resolver:
 
     def cross_file_uses(self, path: str) -> dict[int, list[str]]:
         """line -> ["defining/file.py:name", ...] for every use in `path` of a name another file defines."""
-        bindings = self.bindings[path]
+        bindings, dotted = self.bindings[path], self.dotted[path]
+        shadowed = shadowed_loads(self.trees[path])
         uses: dict[int, list[str]] = {}
         for node in ast.walk(self.trees[path]):
             found = None
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in bindings:
+            if (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in bindings
+                    and id(node) not in shadowed):
                 target, name = bindings[node.id]
                 if name is not None:
                     found = (self.definition(target, name), name)
-            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                  and bindings.get(node.value.id, ("", ""))[1] is None and node.value.id in bindings):
-                found = (self.definition(bindings[node.value.id][0], node.attr), node.attr)
+            elif isinstance(node, ast.Attribute) and (module := self._module_read(node.value, path, shadowed)):
+                found = (self.definition(module, node.attr), node.attr)
             if found and found[0] is not None and found[0] != path:
                 entry = f"{found[0]}:{found[1]}"
                 uses.setdefault(node.lineno, [])
@@ -170,9 +192,26 @@ class Resolver:
                     uses[node.lineno].append(entry)
         return uses
 
+    def _module_read(self, value: ast.expr, path: str, shadowed: set[int]) -> str | None:
+        """The file `value` names when it is an imported module: `u` after `import units as u` or `from . import
+        units`, `a.b` after `import a.b`; None otherwise (or when a local binding shadows its first name)."""
+        chain = []
+        while isinstance(value, ast.Attribute):
+            chain.append(value.attr)
+            value = value.value
+        if not isinstance(value, ast.Name) or id(value) in shadowed:
+            return None
+        if not chain:
+            bound = self.bindings[path].get(value.id)
+            if bound is not None and bound[1] is None:
+                return bound[0]
+        return self.dotted[path].get(".".join([value.id, *reversed(chain)]))
+
     def context(self, path: str) -> tuple[str, ...]:
         """The files `path` imports from (and the files defining what it imports), in packing order."""
-        wanted = set()
+        dotted = self.dotted[path]
+        # the modules `import a.b` names, not the packages on the way (those are imported only to reach a.b)
+        wanted = {f for d, f in dotted.items() if not any(other.startswith(d + ".") for other in dotted)}
         for target, name in self.bindings[path].values():
             wanted.add(target)
             if name is not None and (where := self.definition(target, name)) is not None:
@@ -237,7 +276,7 @@ def build_tasks(repos: list[tuple[str, Path]], limit: int | None = None, seed: i
         by_name[name] = repo
         tasks += repository_tasks(repo, skipped)
     if not tasks:
-        raise UserError(f"no repository-level task in {', '.join(str(r) for _, r in repos)}: no Python file uses a "
+        raise NoTasks(f"no repository-level task in {', '.join(str(r) for _, r in repos)}: no Python file uses a "
                         "name defined in another file of its repository (see the reasons in skipped.jsonl)")
     if limit is not None and limit < len(tasks):
         chosen = set(random.Random(seed).sample(range(len(tasks)), limit))

@@ -49,9 +49,10 @@ class Budget:
     fim_tasks: int | None = 200  # HumanEval single-line infilling tasks (an evenly spread subset)
     fim_max_new_tokens: int = 32
     bpb_max_files: int | None = None  # held-out files scored (None = all)
-    # Repository-level completion on the held-out repositories (`ocg eval repo`): a seeded choice of this many lines,
-    # each asked with and without cross-file context. 0 = the step is off.
-    repo_tasks: int = 0
+    # Repository-level completion on the held-out repositories (`ocg eval repo`) with the pretrained Mono model: a
+    # seeded choice of this many lines, each asked with and without cross-file context; sized to add about 20 s
+    # (benchmarks/results/eval_repo.json has the measured cost). 0 = the step is off.
+    repo_tasks: int = 40
     repo_max_new_tokens: int = 48
     sample_max_new_tokens: int = 96
     # Disk the run may need (corpora with their intermediates, token shards, checkpoints with optimizer state).

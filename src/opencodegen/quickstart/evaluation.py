@@ -17,6 +17,7 @@ from ..eval.compression import xz_bits_per_byte
 from ..eval.context import fit_prompts
 from ..eval.perplexity import evaluate_bpb, read_text_files
 from ..eval.report import plot_bars, write_jsonl
+from ..eval.repo_tasks import NoTasks
 from ..model.io import load_checkpoint
 from ..sampling import HUMANEVAL_STOP, SamplingParams
 from ..serve.synth import ProgramRunner, SynthSession, SynthSettings, model_complete
@@ -149,13 +150,20 @@ def synth_sessions(checkpoint: Path, out: Path, budget: Budget) -> dict:
 
 def repository_completion(checkpoint: Path, run_dir: Path, out: Path, budget: Budget) -> dict:
     """Lines of the held-out repositories that use a name another of their files defines, completed greedily with
-    and without the cross-file context of the repository format: what repository-level packing buys."""
+    and without the cross-file context of the repository format: what repository-level packing buys. `checkpoint`
+    is the pretrained (Mono) one, which was trained on the repository documents."""
     from .heldout import heldout_repos
+    repos = heldout_repos(run_dir)
     model, tok = _load(checkpoint)
-    s = repo_completion.evaluate(out, repos=heldout_repos(run_dir), model=model, tokenizer=tok,
-                                 params=SamplingParams(max_new_tokens=budget.repo_max_new_tokens, temperature=0.0),
-                                 limit=budget.repo_tasks, seed=0)
-    return {"tasks": s["tasks"], "by_mode": s["by_mode"], "context": s["context"], "note": s.get("note"),
+    try:
+        s = repo_completion.evaluate(out, repos=repos, model=model, tokenizer=tok,
+                                     params=SamplingParams(max_new_tokens=budget.repo_max_new_tokens,
+                                                           temperature=0.0),
+                                     limit=budget.repo_tasks, seed=0)
+    except NoTasks as e:  # held-out repositories whose files do not use each other: nothing to compare, said so
+        return {"tasks": 0, "note": str(e), "checkpoint": str(checkpoint)}
+    return {"tasks": s["tasks"], "by_mode": s["by_mode"], "paired": s.get("paired"), "context": s["context"],
+            "note": s.get("note"), "reading": repo_completion.reading(s), "checkpoint": str(checkpoint),
             "png": str(out / "repo_completion.png")}
 
 

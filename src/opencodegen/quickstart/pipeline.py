@@ -47,7 +47,7 @@ BUILD_ORDER = ("mono", "multi", "nl")
 # Expected seconds of each stage on 2 cores (the overall progress row's ETA); training's comes from the budget.
 EXPECTED = {"corpus-mono": 40, "heldout": 5, "corpus-multi": 40, "corpus-nl": 25, "tokenizer": 30, "tokens-mono": 25,
             "tokens-multi": 15, "tokens-nl": 10, "exercises": 90, "train-plan": 40, "eval-bpb": 40, "eval-humaneval": 120,
-            "eval-mtpb": 60, "eval-infill": 30, "eval-samples": 10, "eval-synth": 10}
+            "eval-mtpb": 60, "eval-infill": 30, "eval-samples": 10, "eval-synth": 10, "eval-repo": 20}
 
 
 def default_config() -> Path:
@@ -202,8 +202,11 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
         mt = stage("eval-mtpb", lambda: evaluation.mtpb(ckpt, ev / "mtpb", budget))
         fim = stage("eval-infill", lambda: evaluation.infill(ckpt, ev / "infill", budget))
         repo = None
-        if budget.repo_tasks and held:  # off by default (Budget.repo_tasks = 0)
-            repo = stage("eval-repo", lambda: evaluation.repository_completion(ckpt, run_dir, ev / "repo", budget))
+        if budget.repo_tasks and held:
+            # the last pretraining (Mono) checkpoint: repository-level packing is a pretraining choice, and
+            # post-training on exercises in another format is not what it should be judged by (as for bits per byte)
+            repo = stage("eval-repo", lambda: evaluation.repository_completion(pre_ckpt, run_dir, ev / "repo",
+                                                                              budget))
         samples = stage("eval-samples", lambda: evaluation.samples(ckpt, ev / "samples", budget))
         sessions = stage("eval-synth", lambda: evaluation.synth_sessions(ckpt, ev / "synth", budget))
 

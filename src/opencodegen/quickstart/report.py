@@ -177,15 +177,22 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
         b.append(("p", completion_counts_text(f["completions"], "middles")))
 
     rc = r.get("repo_completion")
-    if rc:  # an optional step (Budget.repo_tasks)
+    if rc and not rc["tasks"]:
+        b.append(("h2", "Repository-level completion (held-out repositories, the pretrained Mono model)"))
+        b.append(("p", rc["note"]))
+    elif rc:  # Budget.repo_tasks > 0
         modes = list(rc["by_mode"])
-        b.append(("h2", "Repository-level completion (held-out repositories)"))
+        b.append(("h2", "Repository-level completion (held-out repositories, the pretrained Mono model)"))
         b.append(("table", (["metric", *modes], [[name, *(_pct(rc["by_mode"][m][key]) for m in modes)]
                                                  for name, key in (("exact match", "exact_match"),
                                                                    ("edit similarity", "edit_similarity"))])))
-        b.append(("p", f"{rc['tasks']} lines that use a name defined in another file of their repository, greedy; "
-                       "cross-file: the files the line's file imports from, in the repository format, before it."
+        b.append(("p", f"{rc['tasks']} lines that use a name defined in another file of their repository, greedy, "
+                       "scored on the last pretraining checkpoint (the one trained on repository documents; "
+                       "post-training teaches exercises in another format); cross-file: the files the line's file "
+                       "imports from, in the repository format, before it."
                        + (" " + rc["note"] if rc.get("note") else "")))
+        if rc.get("reading"):
+            b.append(("p", rc["reading"]))
         b.append(("img", rc["png"]))
 
     b.append(("h2", "Samples (greedy)"))

@@ -1,0 +1,90 @@
+"""Repository-level completion (`ocg eval repo`) on real checkpoints: exact match and edit similarity with in-file
+context (the baseline) against cross-file context, per repository, on a seeded choice of the held-out repositories'
+lines; and what it costs (wall and CPU seconds, building the tasks and answering them), so the quickstart's step can
+be sized (Budget.repo_tasks).
+
+    python benchmarks/bench_eval_repo.py --run-dir runs/e5 --limit 300 \\
+        --model mono=runs/e5/train/stage-2-mono/checkpoint-1068 --model rl=runs/e5/train/stage-4-rl/checkpoint-32
+
+Each model's run directory (--out/NAME) keeps its answers' journal, so an interrupted benchmark resumes; the seconds
+recorded are those of the last (resumed) run, with how many answers it took from the journal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+OUT = Path(__file__).parent / "results" / "eval_repo.json"
+
+
+def cpu_flags() -> list[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run-dir", type=Path, required=True, help="the quickstart run whose held-out repositories")
+    ap.add_argument("--model", action="append", required=True, help="NAME=CHECKPOINT_DIR (repeatable)")
+    ap.add_argument("--limit", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--out", type=Path, default=Path("runs") / "bench_eval_repo")
+    ap.add_argument("--result", type=Path, default=OUT)
+    args = ap.parse_args()
+
+    import torch
+
+    from opencodegen.eval import repo_completion
+    from opencodegen.eval.repo_tasks import build_tasks
+    from opencodegen.model.io import load_checkpoint
+    from opencodegen.quickstart.heldout import heldout_repos
+    from opencodegen.sampling import SamplingParams
+
+    repos = heldout_repos(args.run_dir)
+    start, cpu = time.perf_counter(), time.process_time()
+    tasks, skipped, _ = build_tasks(repos, limit=args.limit, seed=args.seed)
+    build = {"wall_s": round(time.perf_counter() - start, 2), "cpu_s": round(time.process_time() - cpu, 2),
+             "tasks": len(tasks), "skipped": len(skipped)}
+    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "host": {"machine": platform.machine(), "cores": os.cpu_count(), "cpu_flags": cpu_flags(),
+                       "torch_threads": torch.get_num_threads()},
+              "run_dir": str(args.run_dir), "limit": args.limit, "seed": args.seed,
+              "max_new_tokens": args.max_new_tokens, "build_tasks": build, "models": {}}
+    for spec in args.model:
+        name, _, path = spec.partition("=")
+        model, tokenizer = load_checkpoint(Path(path))
+        out = args.out / name
+        load0 = os.getloadavg()[0]
+        start, cpu = time.perf_counter(), time.process_time()
+        summary = repo_completion.evaluate(out, repos=repos, model=model, tokenizer=tokenizer,
+                                           params=SamplingParams(max_new_tokens=args.max_new_tokens),
+                                           limit=args.limit, seed=args.seed)
+        wall, used = time.perf_counter() - start, time.process_time() - cpu
+        prompts, resumed = summary["tasks"] * len(summary["by_mode"]), summary["answers_from_journal"]
+        result["models"][name] = {
+            "checkpoint": path, "by_mode": summary["by_mode"], "by_repo": summary["by_repo"],
+            "paired": summary.get("paired"), "context": summary["context"],
+            "cost": {"wall_s": round(wall, 1), "cpu_s": round(used, 1), "prompts": prompts,
+                     "answers_from_journal": resumed,
+                     "cpu_s_per_generated_prompt": round(used / max(1, prompts - resumed), 3),
+                     "load_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]}}
+        print(json.dumps({name: result["models"][name]["by_mode"]}, indent=1))
+    args.result.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.result.with_name(f".{args.result.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, args.result)
+    print(f"wrote {args.result}")
+
+
+if __name__ == "__main__":
+    main()

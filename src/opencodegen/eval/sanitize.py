@@ -1,0 +1,119 @@
+"""evalplus's completion sanitizer, with `ast`: from a chat-style answer (prose, markdown fences, a test harness
+around the code) keep the program that defines the entry point and what it needs.
+
+The procedure is evalplus's (evalplus/sanitize.py, which walks a tree-sitter tree; rewritten here on `ast`):
+1. The code: the longest run of lines (at least two) that parses, measured in non-blank lines; among equally long
+   runs the one that starts first, then the shortest. A fenced block wins over the prose around it because prose
+   does not parse.
+2. Its top-level statements, in order:
+   - every import is kept;
+   - a class, a function that contains a `return`, or a variable assigned at the top level (`NAME = ...`), each
+     kept under its name, only the first definition of a name (a later redefinition, a test's helper that reuses
+     a name, is dropped);
+   - anything else (calls, prints, `if __name__ == "__main__":` blocks, asserts) is dropped.
+3. With an entry point, only the definitions it reaches are kept: a definition depends on every name written in it,
+   and the entry point's dependencies are followed transitively.
+4. The result is the imports, then the kept definitions in their original order, each as written.
+
+Differences from evalplus: a decorated function or class is kept with its decorators (tree-sitter gives it another
+node type, which evalplus drops); `a, b = ...` (no single name) is dropped, as in evalplus.
+"""
+
+from __future__ import annotations
+
+import ast
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def extract_code(text: str) -> str:
+    """Step 1: the longest run of at least two lines that parses (evalplus's code_extract). A text with no such run
+    gives its first line, as evalplus does."""
+    lines = text.split("\n")
+    if len(lines) > 1 and parses(text):
+        return text  # the whole text is the longest run there can be
+    filled = [0]
+    for line in lines:
+        filled.append(filled[-1] + bool(line.strip()))
+    # runs (i, j), j > i, from the most non-blank lines down; the first that parses is evalplus's answer
+    runs = sorted(((filled[j + 1] - filled[i], i, j) for i in range(len(lines)) for j in range(i + 1, len(lines))),
+                  key=lambda r: (-r[0], r[1], r[2]))
+    for count, i, j in runs:
+        if count == 0:
+            break
+        if parses("\n".join(lines[i:j + 1])):
+            return "\n".join(lines[i:j + 1])
+    return lines[0]
+
+
+def _name(node: ast.stmt) -> str | None:
+    """The name a top-level statement defines (step 2), or None when it defines none evalplus keeps."""
+    if isinstance(node, _DEFINITIONS):
+        if isinstance(node, ast.ClassDef) or any(isinstance(n, ast.Return) for n in ast.walk(node)):
+            return node.name
+        return None
+    target = None
+    if isinstance(node, ast.Assign):
+        target = node.targets[0]
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        target = node.target
+    return target.id if isinstance(target, ast.Name) else None
+
+
+def _names_in(node: ast.AST) -> set[str]:
+    """Every identifier written in `node` (what tree-sitter calls identifiers: names, attributes, parameters,
+    nested definitions)."""
+    out = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            out.add(n.id)
+        elif isinstance(n, ast.Attribute):
+            out.add(n.attr)
+        elif isinstance(n, ast.arg):
+            out.add(n.arg)
+        elif isinstance(n, _DEFINITIONS):
+            out.add(n.name)
+    return out
+
+
+def _source(lines: list[str], node: ast.stmt) -> str:
+    """The statement as written, decorators included."""
+    first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
+    text = lines[first - 1:node.end_lineno]
+    text[-1] = text[-1][:node.end_col_offset]  # a statement after `;` on its last line is not part of it
+    return "\n".join(text)
+
+
+def sanitize(text: str, entry_point: str | None = None) -> str:
+    """The program in `text` that defines `entry_point` and what it reaches (see the module docstring)."""
+    code = extract_code(text)
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return ""  # only a one-line text that does not parse gets here
+    lines = code.split("\n")
+    imports, definitions = [], {}
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            imports.append(node)
+        elif (name := _name(node)) is not None and name not in definitions:
+            definitions[name] = node
+    keep = set(definitions)
+    if entry_point is not None:
+        deps = {name: _names_in(node) & set(definitions) for name, node in definitions.items()}
+        keep, todo = {entry_point}, [entry_point]
+        while todo:
+            for dep in deps.get(todo.pop(), ()):
+                if dep not in keep:
+                    keep.add(dep)
+                    todo.append(dep)
+    kept = [node for name, node in definitions.items() if name in keep]
+    return "\n".join(_source(lines, node) for node in imports + kept)
