@@ -518,7 +518,9 @@ def test_memory_of_the_whole_process_tree_and_its_tmpfs_is_bounded(sandbox):
         cgroup = sb._workers[0].cgroup
         start = time.monotonic()
         [r] = sb.run([textwrap.dedent(program)], timeout=15, progress=None)
-        assert time.monotonic() - start < 20
+        # 15 s of the program's own time; on a busy machine it is owed the CPU it was denied while writing, in
+        # wall-clock time, up to the cap
+        assert time.monotonic() - start < 15 * sb.limits.wall_cap_factor + 5
         assert r.status == "error" and "memory limit" in r.reason, r
         assert cgroup.peak() <= cgroup.limit  # never above the limit: zygote + 200 MB
         assert cgroup.limit - cgroup.usage() > 150 * 2**20  # and all of it given back (tmpfs wiped, tree killed)

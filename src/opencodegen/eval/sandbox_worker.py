@@ -693,23 +693,25 @@ class Worker:
         park_at = start + job["park_after"] if job.get("park_after") else None
         timed_out: str | None = None
         overflow = exited = alarmed = False
+        used, due = 0.0, start + timeout  # the clock runs at most as fast as the wall: nothing is due before `due`
         while not exited:
             now = time.monotonic()
-            used = clock.used(now)
-            if used >= timeout + HARD_KILL_GRACE:  # it ignored the alarm (or blocked it): killed below
-                timed_out = "time limit"
-                break
+            if now >= due:  # read the clock only then (output wakes this loop often; reading /proc costs)
+                used = clock.used(now)
+                if used >= timeout and not alarmed:
+                    _signal(pid, signal.SIGALRM)  # SandboxTimeout in the program: it reports what it did so far
+                    alarmed = True
+                if used >= timeout + HARD_KILL_GRACE:  # it ignored the alarm (or blocked it): killed below
+                    timed_out = "time limit"
+                    break
+                due = now + (timeout + HARD_KILL_GRACE if alarmed else timeout) - used
             if now >= wall_cap + HARD_KILL_GRACE:
                 timed_out = "wall-clock cap (the program was denied CPU that long)"
                 break
-            if used >= timeout and not alarmed:
-                _signal(pid, signal.SIGALRM)  # SandboxTimeout in the program: it reports what it did so far
-                alarmed = True
             if park_at is not None and now >= park_at:
                 self._park()
                 park_at = None
-            # The program's clock runs at most as fast as the wall clock: nothing can be due before this.
-            wait = min((timeout + HARD_KILL_GRACE if alarmed else timeout) - used, wall_cap + HARD_KILL_GRACE - now)
+            wait = min(due, wall_cap + HARD_KILL_GRACE) - now
             if park_at is not None:
                 wait = min(wait, park_at - now)
             for fd, _ev in poller.poll(max(wait, 0.001) * 1000):
