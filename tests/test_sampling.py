@@ -22,7 +22,7 @@ from opencodegen.sampling import (
     sample_tokens,
     sampling_distribution,
 )
-from opencodegen.engine import generate
+from opencodegen.engine import PromptTooLong, generate, prepare_prompts
 
 
 class ByteTokenizer:
@@ -382,6 +382,24 @@ def test_eos_ends_with_stop_and_length_is_clamped_to_context():
     assert len(out.token_ids) == 3 and out.finish_reason == "length"
     with pytest.raises(UserError, match=rf"prompt 1 is {context} tokens.*context is {context}"):
         generate(m, TOK, [prompt, [65] * context], SamplingParams())
+
+
+def test_prepare_prompts_is_the_one_home_of_empty_prompts_and_the_context():
+    m = tiny_model(2)
+    context = m.config.block_size
+    empty, fits = prepare_prompts(TOK, m, ["", [65] * 10], context, max_new_tokens=context - 10)
+    assert (empty.ids, fits.ids) == ([TOK.eos_id], [65] * 10)
+    with pytest.raises(PromptTooLong, match=rf"context is {context} tokens, but {context + 1} were requested") as e:
+        prepare_prompts(TOK, m, [[65] * 10], context, max_new_tokens=context - 9)
+    assert e.value.by_request  # the prompt fits alone: the tokens asked for are what does not
+    with pytest.raises(PromptTooLong, match="no room to generate") as e:
+        prepare_prompts(TOK, m, [[65] * context], context)
+    assert not e.value.by_request and isinstance(e.value, UserError)
+
+    no_eos = ByteTokenizer()
+    no_eos.eos_id = None  # and the model's config has none either
+    with pytest.raises(UserError, match="prompt 1 is empty and the model has no end-of-text token"):
+        prepare_prompts(no_eos, m, ["a", ""], context)
 
 
 def test_logprobs_are_the_model_log_probabilities(model):

@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, replace
 from itertools import accumulate
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -285,9 +285,22 @@ class Engine:
 
 # ---- the synchronous client ------------------------------------------------------------------------------------
 
-def prepare_prompts(tokenizer, model, prompts: Sequence[Prompt], context: int) -> list[HealedPrompt]:
+class PromptTooLong(UserError):
+    """A prompt that does not fit the context (the server's `context_length_exceeded`). by_request: it fits alone,
+    but not with the tokens the caller insisted on generating after it (prepare_prompts' max_new_tokens)."""
+
+    def __init__(self, message: str, by_request: bool):
+        super().__init__(message)
+        self.by_request = by_request
+
+
+def prepare_prompts(tokenizer, model, prompts: Sequence[Prompt], context: int,
+                    max_new_tokens: int | None = None) -> list[HealedPrompt]:
     """Text, token ids or HealedPrompts as HealedPrompts; an empty prompt becomes EOS (it starts a new document, as
-    after the EOS separator in training data). A prompt that leaves no room to generate is a UserError."""
+    after the EOS separator in training data). A prompt that leaves no room to generate is a PromptTooLong, and so,
+    when max_new_tokens is given (the OpenAI APIs: no silent clamp), is one that leaves fewer than max_new_tokens
+    positions; without it the engine clamps each sequence to the context. The one home of these rules: generate()
+    and every server route call it."""
     if isinstance(prompts, str):
         raise UserError("generate() takes a list of prompts, got a single string")
     out = []
@@ -299,21 +312,40 @@ def prepare_prompts(tokenizer, model, prompts: Sequence[Prompt], context: int) -
             if eos is None:
                 raise UserError(f"prompt {i} is empty and the model has no end-of-text token to start from")
             p = HealedPrompt([eos], p.removed)
-        if len(p.ids) >= context:
-            raise UserError(f"prompt {i} is {len(p.ids)} tokens; the model's context is {context} tokens, "
-                            "which leaves no room to generate")
+        n = len(p.ids)
+        if n >= context:
+            raise PromptTooLong(f"prompt {i} is {n} tokens; the model's context is {context} tokens, which leaves "
+                                "no room to generate", by_request=False)
+        if max_new_tokens is not None and n + max_new_tokens > context:
+            raise PromptTooLong(f"the model's context is {context} tokens, but {n + max_new_tokens} were requested "
+                                f"({n} in prompt {i}, {max_new_tokens} to generate); shorten the prompt or ask "
+                                "for fewer tokens", by_request=True)
         out.append(p)
     return out
 
 
-class _Streaming(Request):
-    def __init__(self, prompts, params, on_token: OnToken):
-        super().__init__(prompts, params, stream=True)
-        self.text = on_token
+OnDone = Callable[[int, int, Completion], None]
+
+
+class _Reporting(Request):
+    """A request that also reports to generate()'s callbacks: streamed text, and each finished sequence."""
+
+    def __init__(self, prompts, params, on_token: OnToken | None, on_done: OnDone | None):
+        super().__init__(prompts, params, stream=on_token is not None)
+        self.on_token, self.on_done = on_token, on_done
+
+    def text(self, prompt_index: int, sample_index: int, text: str) -> None:
+        self.on_token(prompt_index, sample_index, text)
+
+    def done(self, prompt_index: int, sample_index: int, completion: Completion) -> None:
+        super().done(prompt_index, sample_index, completion)
+        if self.on_done is not None:
+            self.on_done(prompt_index, sample_index, completion)
 
 
 def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams | None = None,
-             on_token: OnToken | None = None, max_batch_size: int | None = None) -> list[list[Completion]]:
+             on_token: OnToken | None = None, max_batch_size: int | None = None,
+             on_done: OnDone | None = None) -> list[list[Completion]]:
     """Samples params.n completions for each prompt (text, token ids, or a HealedPrompt: token healing, healing.py,
     then constrains the first tokens to re-spell its removed text, which the completion's text leaves out).
     Returns completions[prompt][sample].
@@ -322,12 +354,13 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams
     decode together, each continuing from its own length (no padding); a finished row's slot goes to the next
     waiting prompt. on_token(prompt_index, sample_index, text_delta) streams text that can no longer become part of
     a stop string; the deltas of a sample concatenate to its final text. max_batch_size bounds the rows decoded at
-    once (default: what fits a 4 GiB KV cache); results don't depend on it. Speculative decoding
+    once (default: what fits a 4 GiB KV cache); results don't depend on it. on_done(prompt_index, sample_index,
+    completion) is called as each sample finishes (progress over many prompts in one call). Speculative decoding
     (params.speculative_tokens) changes the speed, not the tokens: see Engine._decode."""
     params = params or SamplingParams()
     block = model.config.block_size
     healed = prepare_prompts(tokenizer, model, prompts, block)
-    request = Request(healed, params) if on_token is None else _Streaming(healed, params, on_token)
+    request = _Reporting(healed, params, on_token, on_done)
     # The cache only needs the longest sequence (drafts may write up to k positions past a row's end), and no more
     # slots than sequences.
     longest = max(min(len(p.ids) + params.max_new_tokens, block) for p in healed)

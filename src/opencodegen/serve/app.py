@@ -50,7 +50,7 @@ from .scheduler import Scheduler
 from .state import ServerState
 from .synth import ProgramRunner
 from .synth_routes import make_router
-from .transport import job_error, submit
+from .transport import fit_prompts, job_error, submit
 
 STATIC_DIR = Path(__file__).parent / "static"
 # The keys and values of ~18 distinct 1000-token prompts in fp32 on tiny-30m (28 KiB a token) or ~21 on the
@@ -146,8 +146,7 @@ def completer(state: ServerState):
         if not 1 <= max_tokens < context:
             raise APIError(400, f"max_tokens={max_tokens} must be in 1..{context - 1} (the model's context is "
                                 f"{context})", param="max_tokens")
-        ids = state.tokenizer.encode(prompt) or [state.scheduler.eos_id]
-        ids = ids[-(context - max_tokens):]
+        ids = fit_prompts(state, [state.tokenizer.encode(prompt)[-(context - max_tokens):]], max_tokens)[0].ids
         try:
             params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                     stop=tuple(stop), speculative_tokens=state.speculative_tokens)

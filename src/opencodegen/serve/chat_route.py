@@ -22,7 +22,7 @@ from .completions import DONE, MAX_STOPS, usage
 from .protocol import APIError, ChatRequest
 from .scheduler import SequenceDone, TextDelta
 from .state import ServerState
-from .transport import JobStream, result_or_cancel, sse, submit
+from .transport import JobStream, fit_prompts, result_or_cancel, sse, submit
 
 
 def prepare_chat(req: ChatRequest, state: ServerState) -> tuple[list[int], SamplingParams]:
@@ -58,14 +58,8 @@ def prepare_chat(req: ChatRequest, state: ServerState) -> tuple[list[int], Sampl
     if req.max_tokens is not None and req.max_completion_tokens is not None \
             and req.max_tokens != req.max_completion_tokens:
         raise APIError(400, "max_tokens and max_completion_tokens disagree; give one", param="max_tokens")
-    if len(ids) >= context:
-        raise APIError(400, f"the conversation is {len(ids)} tokens; the model's context is {context} tokens, which "
-                            "leaves no room to answer", param="messages", code="context_length_exceeded")
     wanted = req.max_tokens or req.max_completion_tokens
-    if wanted is not None and len(ids) + wanted > context:
-        raise APIError(400, f"this model's maximum context length is {context} tokens, but {len(ids) + wanted} were "
-                            f"requested ({len(ids)} in the messages, {wanted} for the answer); reduce the messages "
-                            "or max_tokens", param="max_tokens", code="context_length_exceeded")
+    ids = fit_prompts(state, [ids], wanted, param="messages")[0].ids
     try:
         params = SamplingParams(max_new_tokens=wanted or context - len(ids), temperature=req.temperature,
                                 top_p=req.top_p, stop=tuple(stops), seed=req.seed, n=req.n,

@@ -28,7 +28,7 @@ from .protocol import APIError, CompletionRequest
 from ..engine import PromptLogprobs
 from .scheduler import SequenceDone, TextDelta
 from .state import ServerState
-from .transport import JobStream, result_or_cancel, sse, submit
+from .transport import JobStream, fit_prompts, result_or_cancel, sse, submit
 
 MAX_STOPS = 16
 DONE = "data: [DONE]\n\n"  # the last event of every stream, also after an error event
@@ -51,7 +51,7 @@ class Prepared:
 def prepare(req: CompletionRequest, state: ServerState) -> Prepared:
     """Checks what the request model cannot (server limits, the context) and renders the prompts to token ids."""
     state.check_model(req.model)
-    tok, context, slots = state.tokenizer, state.scheduler.context, state.scheduler.slots
+    tok, slots = state.tokenizer, state.scheduler.slots
     if req.best_of is not None and req.best_of != req.n:
         raise APIError(400, f"best_of={req.best_of} is not supported (only best_of == n)", param="best_of")
     for name in ("frequency_penalty", "presence_penalty"):
@@ -101,24 +101,8 @@ def prepare(req: CompletionRequest, state: ServerState) -> Prepared:
         ids, removed = [list(x) for x, _ in healed], [r for _, r in healed]
     else:
         removed = [b""] * len(ids)
-    eos = state.scheduler.eos_id
-    for i, x in enumerate(ids):
-        if not x:  # an empty prompt starts a new document, as after the EOS separator in training data
-            if eos is None:
-                raise APIError(400, f"prompt {i} is empty and the model has no end-of-text token to start from",
-                               param="prompt")
-            x.append(eos)
-        if len(x) >= context:
-            raise APIError(400, f"prompt {i} is {len(x)} tokens; the model's context is {context} tokens, which leaves "
-                                "no room to generate", param="prompt", code="context_length_exceeded")
-    if req.max_tokens >= context:
-        raise APIError(400, f"max_tokens={req.max_tokens} is beyond the model's context of {context} tokens",
-                       param="max_tokens", code="context_length_exceeded")
-    longest = max(map(len, ids))
-    if longest + req.max_tokens > context:
-        raise APIError(400, f"this model's maximum context length is {context} tokens, but {longest + req.max_tokens} "
-                            f"were requested ({longest} in the prompt, {req.max_tokens} for the completion); reduce "
-                            "the prompt or max_tokens", param="max_tokens", code="context_length_exceeded")
+    prompts = fit_prompts(state, [HealedPrompt(x, r) for x, r in zip(ids, removed)], req.max_tokens)
+    ids, removed = [p.ids for p in prompts], [p.removed for p in prompts]
     try:
         params = SamplingParams(max_new_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p,
                                 stop=tuple(stops), seed=req.seed, n=req.n, logprobs=req.logprobs,

@@ -11,11 +11,27 @@ from typing import Any, AsyncIterator, Awaitable, TypeVar
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from ..engine import Prompt, PromptTooLong, prepare_prompts
+from ..errors import UserError
+from ..healing import HealedPrompt
 from ..sampling import SamplingParams
 from .protocol import APIError, error_body
 from .scheduler import Job, QueueFull, RequestTimeout, Scheduler, SchedulerClosed
 
 T = TypeVar("T")
+
+
+def fit_prompts(state, prompts: list[Prompt], max_tokens: int | None, param: str = "prompt") -> list[HealedPrompt]:
+    """engine.prepare_prompts (an empty prompt becomes EOS; a prompt plus max_tokens must fit the context) with its
+    errors as 400s: context_length_exceeded names max_tokens when the prompt fits alone, else `param`."""
+    scheduler = state.scheduler
+    try:
+        return prepare_prompts(state.tokenizer, scheduler.model, prompts, scheduler.context, max_tokens)
+    except PromptTooLong as e:
+        raise APIError(400, str(e), param="max_tokens" if e.by_request else param,
+                       code="context_length_exceeded") from None
+    except UserError as e:
+        raise APIError(400, str(e), param=param) from None
 
 
 def submit(scheduler: Scheduler, prompts: list, params: SamplingParams, *, stream: bool,
