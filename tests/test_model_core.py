@@ -82,3 +82,26 @@ def test_n_params_matches_module(preset, overrides):
 def test_tiny_preset_sizes():
     sizes = {p: ModelConfig.from_preset(p).n_params() / 1e6 for p in ("tiny-1m", "tiny-10m", "tiny-30m")}
     assert 0.7 < sizes["tiny-1m"] < 1.5 and 7 < sizes["tiny-10m"] < 13 and 22 < sizes["tiny-30m"] < 38, sizes
+
+
+@pytest.mark.parametrize("interleaved", [True, False], ids=["gptj-pairs", "half-rotation"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rotary_is_the_textbook_rotation_bit_for_bit(interleaved, dtype):
+    """apply_rotary (partner by flip/roll, sign folded into the sin table) against the rotation written from its
+    definition: pair (a, b) at position p becomes (a·cos - b·sin, b·cos + a·sin) of angle p·inv_freq[i], in fp32,
+    cast back to x's dtype; the dims past rotary_dim pass through. Equality is exact: the fast form only moves a sign."""
+    from opencodegen.model.rope import apply_rotary, cos_sin_table, inv_frequencies
+
+    rot, D, T = 16, 24, 7
+    x = torch.randn(2, 3, T, D, generator=torch.Generator().manual_seed(0)).to(dtype)
+    cos, sin = cos_sin_table(rot, 1e4, None, T, interleaved)
+    got = apply_rotary(x, cos[None, None], sin[None, None], interleaved)
+
+    angle = torch.outer(torch.arange(T).float(), inv_frequencies(rot, 1e4, None, T)[0])  # (T, rot/2)
+    c, s = angle.cos(), angle.sin()
+    xf = x[..., :rot].float()
+    a, b = (xf[..., 0::2], xf[..., 1::2]) if interleaved else xf.chunk(2, dim=-1)
+    ra, rb = a * c - b * s, b * c + a * s
+    rotated = torch.stack((ra, rb), dim=-1).flatten(-2) if interleaved else torch.cat((ra, rb), dim=-1)
+    want = torch.cat((rotated.to(dtype), x[..., rot:]), dim=-1)
+    assert got.dtype == dtype and torch.equal(got, want)

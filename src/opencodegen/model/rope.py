@@ -42,23 +42,31 @@ def inv_frequencies(dim: int, base: float, scaling: dict[str, Any] | None, block
 
 
 def cos_sin_table(dim: int, base: float, scaling: dict[str, Any] | None, n_positions: int, interleaved: bool):
-    """cos, sin of shape (n_positions, dim) laid out to match the rotation convention, in fp32."""
+    """cos and signed sin, each (n_positions, dim) in fp32, laid out for apply_rotary's convention. The rotation of a
+    pair (a, b) by angle t is (a·cos t - b·sin t, b·cos t + a·sin t) = x·cos + partner·sin with partner = (b, a) and
+    sin's entry for the pair's first element negated: the sign lives in the table, so decoding pays no negation."""
     inv_freq, attention_factor = inv_frequencies(dim, base, scaling, n_positions)
     angles = torch.outer(torch.arange(n_positions, dtype=torch.int64).float(), inv_freq)  # (T, dim/2)
     # Interleaved pairs (x0,x1),(x2,x3)… need each angle twice in a row; half rotation pairs x_i with x_{i+dim/2}.
-    angles = angles.repeat_interleave(2, dim=-1) if interleaved else torch.cat([angles, angles], dim=-1)
-    return angles.cos() * attention_factor, angles.sin() * attention_factor
+    sign = torch.tensor([-1.0, 1.0])
+    if interleaved:
+        angles, sign = angles.repeat_interleave(2, dim=-1), sign.repeat(dim // 2)
+    else:
+        angles, sign = torch.cat([angles, angles], dim=-1), sign.repeat_interleave(dim // 2)
+    return angles.cos() * attention_factor, angles.sin() * attention_factor * sign
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool) -> torch.Tensor:
-    """Rotates the first cos.shape[-1] dims of x (B, H, T, D); cos/sin broadcast as (B or 1, 1, T, rot)."""
+    """Rotates the first cos.shape[-1] dims of x (B, H, T, D) in fp32 and returns x's dtype; cos/sin (cos_sin_table:
+    sin is signed) broadcast as (B or 1, 1, T, rot). Each pair's partner is one flip (interleaved) or one roll (half
+    rotation) of x: decoding is bound by the number of ops per layer. Negating the table rather than x is exact
+    (-b·s == b·(-s) in IEEE arithmetic), so this gives the textbook formula's values bit for bit."""
     rot = cos.shape[-1]
-    x_rot, x_pass = x[..., :rot], x[..., rot:]
+    partial = rot < x.shape[-1]
+    x_rot = (x[..., :rot] if partial else x).float()
     if interleaved:
-        x1, x2 = x_rot[..., 0::2], x_rot[..., 1::2]
-        rotated = torch.stack((-x2, x1), dim=-1).flatten(-2)
+        partner = x_rot.unflatten(-1, (rot // 2, 2)).flip(-1).flatten(-2)
     else:
-        x1, x2 = x_rot.chunk(2, dim=-1)
-        rotated = torch.cat((-x2, x1), dim=-1)
-    out = (x_rot.float() * cos + rotated.float() * sin).to(x.dtype)
-    return torch.cat((out, x_pass), dim=-1) if x_pass.shape[-1] else out
+        partner = x_rot.roll(rot // 2, dims=-1)
+    out = (x_rot * cos + partner * sin).to(x.dtype)
+    return torch.cat((out, x[..., rot:]), dim=-1) if partial else out
