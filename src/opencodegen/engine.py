@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, replace
 from itertools import accumulate
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
@@ -324,28 +324,14 @@ def prepare_prompts(tokenizer, model, prompts: Sequence[Prompt], context: int,
     return out
 
 
-OnDone = Callable[[int, int, Completion], None]
-
-
-class _Reporting(Request):
-    """A request that also reports to generate()'s callbacks: streamed text, and each finished sequence."""
-
-    def __init__(self, prompts, params, on_token: OnToken | None, on_done: OnDone | None):
-        super().__init__(prompts, params, stream=on_token is not None)
-        self.on_token, self.on_done = on_token, on_done
-
-    def text(self, prompt_index: int, sample_index: int, text: str) -> None:
-        self.on_token(prompt_index, sample_index, text)
-
-    def done(self, prompt_index: int, sample_index: int, completion: Completion) -> None:
-        super().done(prompt_index, sample_index, completion)
-        if self.on_done is not None:
-            self.on_done(prompt_index, sample_index, completion)
+class _Streaming(Request):
+    def __init__(self, prompts, params, on_token: OnToken):
+        super().__init__(prompts, params, stream=True)
+        self.text = on_token
 
 
 def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams | None = None,
-             on_token: OnToken | None = None, max_batch_size: int | None = None,
-             on_done: OnDone | None = None) -> list[list[Completion]]:
+             on_token: OnToken | None = None, max_batch_size: int | None = None) -> list[list[Completion]]:
     """Samples params.n completions for each prompt (text, token ids, or a HealedPrompt: token healing, healing.py,
     then constrains the first tokens to re-spell its removed text, which the completion's text leaves out).
     Returns completions[prompt][sample].
@@ -354,13 +340,12 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams
     decode together, each continuing from its own length (no padding); a finished row's slot goes to the next
     waiting prompt. on_token(prompt_index, sample_index, text_delta) streams text that can no longer become part of
     a stop string; the deltas of a sample concatenate to its final text. max_batch_size bounds the rows decoded at
-    once (default: what fits a 4 GiB KV cache); results don't depend on it. on_done(prompt_index, sample_index,
-    completion) is called as each sample finishes (progress over many prompts in one call). Speculative decoding
+    once (default: what fits a 4 GiB KV cache); results don't depend on it. Speculative decoding
     (params.speculative_tokens) changes the speed, not the tokens: see Engine._decode."""
     params = params or SamplingParams()
     block = model.config.block_size
     healed = prepare_prompts(tokenizer, model, prompts, block)
-    request = _Reporting(healed, params, on_token, on_done)
+    request = Request(healed, params) if on_token is None else _Streaming(healed, params, on_token)
     # The cache only needs the longest sequence (drafts may write up to k positions past a row's end), and no more
     # slots than sequences.
     longest = max(min(len(p.ids) + params.max_new_tokens, block) for p in healed)

@@ -87,25 +87,23 @@ def read_samples(path: str | Path, problems: dict[str, dict]) -> list[dict]:
     return read_sample_file(path, problems)
 
 
-def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, params) -> list[dict]:
-    """n completions per problem, cut at the HumanEval stop strings. All prompts go to the engine in one call, so
-    its continuous batching keeps every slot busy across tasks (a finished sample's slot goes to the next waiting
-    one); the progress bar advances as each task's last sample finishes."""
+def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, params, chunk: int = 8) -> list[dict]:
+    """n completions per problem, cut at the HumanEval stop strings; prompts go to the batched sampler `chunk` at a
+    time so progress and ETA stay live."""
     from ..engine import generate  # torch: only sampling needs it, not scoring saved samples
     params = replace(params, n=n)
     prompts = fit_prompts(tokenizer, model, [p["prompt"] for p in problems], params.max_new_tokens, "humaneval")
+    samples = []
     with progress_task("sample humaneval", total=len(problems), unit="task") as task:
-        left = [n] * len(problems)
-
-        def sample_done(prompt_index: int, _sample_index: int, _completion) -> None:
-            left[prompt_index] -= 1
-            if not left[prompt_index]:
-                task.advance(1)
-
-        outputs = generate(model, tokenizer, prompts, params, on_done=sample_done)
-    return [{"task_id": problem["task_id"], "completion": c.text, "completion_id": j,
-             "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids)}
-            for problem, completions in zip(problems, outputs) for j, c in enumerate(completions)]
+        for start in range(0, len(problems), chunk):
+            batch = problems[start:start + chunk]
+            outputs = generate(model, tokenizer, prompts[start:start + chunk], params)
+            for problem, completions in zip(batch, outputs):
+                for j, c in enumerate(completions):
+                    samples.append({"task_id": problem["task_id"], "completion": c.text, "completion_id": j,
+                                    "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids)})
+            task.advance(len(batch))
+    return samples
 
 
 def execute(problems: dict[str, dict], samples: list[dict], sandbox: Sandbox,
