@@ -46,6 +46,9 @@ class Budget:
     humaneval_temperature: float = 0.8  # with top-p 0.95, as the Codex and CodeGen papers sample for pass@k
     humaneval_max_new_tokens: int = 128
     mtpb_problems: int | None = None  # None = all of the shipped problems
+    # Samples per problem and test case (pass rate = passes / (samples x cases)). At this scale a model passes about
+    # 1 in 75 programs, so one sample each (75 programs) reads 0% about a third of the time; 5 make that rare.
+    mtpb_n: int = 5
     fim_tasks: int | None = 200  # HumanEval single-line infilling tasks (an evenly spread subset)
     fim_max_new_tokens: int = 32
     bpb_max_files: int | None = None  # held-out files scored (None = all)

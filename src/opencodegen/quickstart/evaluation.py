@@ -92,7 +92,7 @@ def humaneval(checkpoint: Path, out: Path, budget: Budget) -> dict:
 def mtpb(checkpoint: Path, out: Path, budget: Budget) -> dict:
     model, tok = _load(checkpoint)
     params = SamplingParams(temperature=0.2, top_p=0.95, seed=0)  # the paper's; lengths come from each problem
-    s = mt.evaluate(out, model=model, tokenizer=tok, modes=("multi", "single"), n=1, params=params,
+    s = mt.evaluate(out, model=model, tokenizer=tok, modes=("multi", "single"), n=budget.mtpb_n, params=params,
                     limit=budget.mtpb_problems, workers=budget.workers)
     by_category: dict[str, dict[str, float]] = {}
     for key, v in s["by_category"].items():
@@ -103,7 +103,7 @@ def mtpb(checkpoint: Path, out: Path, budget: Budget) -> dict:
                     for m in ("multi", "single")}, "MTPB pass rate by category", "pass rate (%)")
     return {"multi_turn": s["by_mode"].get("multi", {}).get("pass_rate"),
             "single_turn": s["by_mode"].get("single", {}).get("pass_rate"), "by_category": by_category,
-            "problems": s["problems"], "programs": s["samples"], "completions": s["completions"], "png": str(png)}
+            "problems": s["problems"], "programs": s["samples"], "n": budget.mtpb_n, "completions": s["completions"], "png": str(png)}
 
 
 def infill(checkpoint: Path, out: Path, budget: Budget) -> dict:

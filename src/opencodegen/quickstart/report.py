@@ -163,8 +163,8 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
     rows = [[cat, _pct(v.get("multi_turn")), _pct(v.get("single_turn"))] for cat, v in sorted(mt["by_category"].items())]
     rows.append(["all", _pct(mt["multi_turn"]), _pct(mt["single_turn"])])
     b.append(("table", (["category", "multi-turn pass rate", "single-turn pass rate"], rows)))
-    b.append(("p", f"{mt['problems']} problems, {mt['programs']} programs (problems × 5 test cases × 2 modes), "
-                   "temperature 0.2, top-p 0.95."))
+    b.append(("p", f"{mt['problems']} problems, {mt['programs']} programs (problems × 5 test cases × "
+                   f"{mt.get('n', 1)} samples × 2 modes), temperature 0.2, top-p 0.95."))
     if "completions" in mt:
         b.append(("p", completion_counts_text(mt["completions"], "turn completions")))
     b.append(("img", mt["png"]))
