@@ -53,6 +53,9 @@ def record(r: dict) -> dict:
         "mtpb": {k: r["mtpb"][k] for k in ("multi_turn", "single_turn", "by_category", "problems", "completions")},
         "exercises": r.get("exercises"),
         "fim_single_line": r["fim"],
+        "repo_completion": r.get("repo_completion"),
+        "synth_sessions": [{k: s.get(k) for k in ("intents", "expected", "stdout", "correct")}
+                           for s in (r.get("synth") or {}).get("sessions", [])],
         "corpus": r["corpus"], "corpus_notes": r["corpus_notes"],
         "run_dir": r["run_dir"],
     }
