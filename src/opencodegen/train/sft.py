@@ -147,7 +147,8 @@ class SFT(Objective):
                 seqs = [tokenize_pair(self.tokenizer, e.prompt, e.completion, eos, self.options.completion_only)]
             else:
                 seqs = [chat_pair(self.tokenizer, chat, e, self.options.completion_only)]
-            rng = random.Random(f"{recipe.run.seed}:{index}:{e.source}:{e.id}")  # the same rows on every run
+            # the same rows on every run, wherever the data lives (not the file path: the id)
+            rng = random.Random(f"{recipe.run.seed}:{index}:{e.id}")
             if fim is not None and rng.random() < self.options.fim_rate:
                 seqs.append(fim_pair(self.tokenizer, fim, e, eos, rng))
             for seq in seqs:
