@@ -347,3 +347,13 @@ def test_quickstart_step_on_held_out_repositories(tmp_path):
     shutil.rmtree(run_dir / "heldout" / "files" / "src")
     with pytest.raises(UserError, match="missing on disk"):
         evaluation.repository_completion(ckpt, run_dir, tmp_path / "eval2", Budget(repo_tasks=2))
+
+
+def test_journal_skips_lines_it_cannot_read(tmp_path):
+    from opencodegen.eval.journal import Journal
+
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"key": "a", "values": [1]}\n{"choices": [2]}\n[3]\n{"key": "b", "values": [4]}\n{"key": "c", "va')
+    journal = Journal(path)
+    assert journal.values == {"a": [1], "b": [4]}  # the old shape and a non-object are redone, not a crash
+    assert path.read_text().endswith('"values": [4]}\n')  # the cut-off last line is gone

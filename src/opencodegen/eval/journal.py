@@ -29,9 +29,10 @@ class Journal:
         for line in complete.decode("utf-8", errors="replace").splitlines():
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line damaged some other way: that piece is done again
-            self.values.setdefault(row["key"], []).extend(row["values"])
+                key, values = row["key"], list(row["values"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line damaged some other way, or of another shape: that piece is done again
+            self.values.setdefault(key, []).extend(values)
 
     def __len__(self) -> int:
         return sum(map(len, self.values.values()))
