@@ -103,7 +103,8 @@ def mtpb(checkpoint: Path, out: Path, budget: Budget) -> dict:
                     for m in ("multi", "single")}, "MTPB pass rate by category", "pass rate (%)")
     return {"multi_turn": s["by_mode"].get("multi", {}).get("pass_rate"),
             "single_turn": s["by_mode"].get("single", {}).get("pass_rate"), "by_category": by_category,
-            "problems": s["problems"], "programs": s["samples"], "n": budget.mtpb_n, "completions": s["completions"], "png": str(png)}
+            "problems": s["problems"], "programs": s["samples"], "n": budget.mtpb_n, "completions": s["completions"],
+            "png": str(png)}
 
 
 def infill(checkpoint: Path, out: Path, budget: Budget) -> dict:
