@@ -71,7 +71,8 @@ def tiny_budget() -> Budget:
     return Budget(workers=1, tokenizer_bytes_per_part=200_000, train_minutes=None, exercises_synthetic=12,
                   exercises_multi_turn=4,
                   humaneval_tasks=2, humaneval_n=2, humaneval_temperature=0.8, humaneval_max_new_tokens=8,
-                  mtpb_problems=1, fim_tasks=2, fim_max_new_tokens=4, sample_max_new_tokens=8, disk_bytes=1 << 20,
+                  mtpb_problems=1, mtpb_n=2, fim_tasks=2, fim_max_new_tokens=4, sample_max_new_tokens=8,
+                  disk_bytes=1 << 20,
                   repo_tasks=2, repo_max_new_tokens=4)
 
 
@@ -136,6 +137,7 @@ def test_every_output_exists_and_the_report_has_each_section(run):
     # Empty and first-token-stopped completions are counted in every evaluation and said in the report.
     assert {k: v["total"] for k, v in results["humaneval"]["completions"].items()} == {"greedy": 2, "sampled": 4}
     assert results["fim"]["completions"]["total"] == 2 and results["mtpb"]["completions"]["total"] > 0
+    assert results["mtpb"]["programs"] == 1 * 5 * 2 * 2  # a problem x its 5 test cases x mtpb_n samples x 2 modes
     assert md.count("stopped at their first token") == 4  # HumanEval greedy and sampled, MTPB, FIM
     assert all(f"--model {results['model']['checkpoint']}" in c for c in results["next_commands"])
 
