@@ -73,6 +73,10 @@ def test_sft_loss_is_the_completion_tokens_mean_computed_one_example_at_a_time(t
         total, count = total + nll, count + n
     assert in_rows == count  # exactly the completion tokens (and each EOS) are targets
     assert report == pytest.approx(total / count, rel=1e-5)
+    # 3 rows an epoch, 3 rows a step: the quickstart's plan caps the stage at max_epochs of these steps
+    from opencodegen.quickstart.train_plan import sft_caps
+    assert sft.epoch_steps() == 1.0
+    assert sft_caps(recipe, 2.5) == {0: {"epoch_steps": 1.0, "max_steps": 2.5}}
 
 
 def test_sft_fim_rows_are_the_examples_cut_in_psm_order_with_the_middle_as_target(tmp_path):

@@ -142,6 +142,25 @@ def test_every_output_exists_and_the_report_has_each_section(run):
     assert all(f"--model {results['model']['checkpoint']}" in c for c in results["next_commands"])
 
 
+def test_time_to_target_candidates_are_the_post_training_checkpoints_in_training_order(run):
+    from opencodegen.quickstart import targets
+    from opencodegen.quickstart.published import HUMANEVAL_SMALL_MODELS
+    from opencodegen.train import recipe_from_dict
+    run_dir, results = run
+    t = results["time_to_target"]  # the tiny model reaches no published row: only the final checkpoint was scored
+    assert [r["model"] for r in t["rows"]] == [name for name, *_ in HUMANEVAL_SMALL_MODELS]
+    assert not any(r["reached"] for r in t["rows"]) and "## HumanEval: time to target" in (
+        run_dir / "report.md").read_text()
+    assert [e["path"] for e in t["evaluated"]] == [results["model"]["checkpoint"]]
+    recipe = recipe_from_dict(json.loads((run_dir / "train" / "recipe.json").read_text()))
+    found = targets.candidates(run_dir / "train", recipe)
+    steps = {name: s["steps"] for name, s in results["train"].items()}
+    # Mono's end, then the checkpoints the post-training stages kept (this recipe saves every 2 steps)
+    assert [(c.stage, c.step) for c in found] == [("mono", steps["mono"]), ("sft", 2), ("rl", 2)]
+    assert found[-1].path == results["model"]["checkpoint"]
+    assert all(0 < a.train_seconds < b.train_seconds for a, b in zip(found, found[1:]))
+
+
 def test_held_out_files_reach_no_training_split(run):
     """Mono's validation repositories are the bits-per-byte files; Multi (which has the same stdlib) dropped every
     copy of them as contaminated, and no training shard of any part holds their text."""

@@ -53,6 +53,8 @@ def test_overrides_and_types(tmp_path):
     (lambda d: d["optim"].update(schedule="step"), "optim.schedule='step' is not one of cosine, wsd"),
     (lambda d: d["optim"].update(decay_fraction=0.0), "optim.decay_fraction must be in (0, 1]"),
     (lambda d: (d["optim"].update(name="muon"), d["run"].update(parallel="fsdp")), "needs whole matrices"),
+    (lambda d: d["stages"][1].update(run={"seed": 3}), "['seed'] cannot differ by stage"),
+    (lambda d: d["stages"][1].update(run={"keep_last": 0}), "stages[1] (mono): run.eval_every/save_every"),
 ])
 def test_bad_recipe(tmp_path, mutate, message):
     data = tiny_recipe(tmp_path)
@@ -122,6 +124,20 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     good = Path(str(e.value).rsplit(" ", 1)[1])
     assert good.name == "checkpoint-2" and (good / "model.safetensors").is_file()
     assert not (good.parent / "checkpoint-3").exists()
+
+
+def test_a_stage_keeps_its_own_checkpoints(tmp_path):
+    """run.save_every/keep_last set on one stage apply to it alone; the other stage keeps the recipe's."""
+    from opencodegen.train.checkpoint import checkpoint_dirs
+    from opencodegen.train.stage import stage_dir
+
+    data = tiny_recipe(tmp_path, save_every=2, keep_last=1)
+    data["stages"][1]["run"] = {"save_every": 1, "keep_last": 4}
+    recipe = recipe_from_dict(data)
+    train(recipe, tmp_path / "run", progress=False)
+    steps = [[n for n, _ in checkpoint_dirs(stage_dir(tmp_path / "run", i, s.name))]
+             for i, s in enumerate(recipe.stages)]
+    assert steps == [[4], [1, 2, 3, 4]]
 
 
 def test_failed_checkpoint_write_keeps_previous(tmp_path, monkeypatch):

@@ -34,6 +34,10 @@ class Budget:
     # ratio in benchmarks/results/quickstart_shapes.json (4 pretraining minutes a shape, held-out bits per byte on 50
     # files: 2x128 1.864, 3x192 1.677, 4x256 1.973, 5x320 2.104).
     tokens_per_param: float | None = 0.67
+    # SFT stops at this many passes over the exercises, and a longer budget's extra time goes to the other stages:
+    # the default budget's SFT is about 1.2 epochs, and twice that fitted HumanEval's solutions worse (the runs are
+    # in configs/quickstart.yaml). So this binds only in longer runs (the speedrun's --minutes 60).
+    sft_max_epochs: float | None = 1.5
     # Evaluation.
     humaneval_tasks: int | None = None  # None = all 164
     # Samples per task at humaneval_temperature, besides one greedy. None: as many as fit in humaneval_seconds

@@ -21,6 +21,7 @@ from ..eval.repo_tasks import NoTasks
 from ..model.io import load_checkpoint
 from ..sampling import HUMANEVAL_STOP, SamplingParams
 from ..serve.synth import ProgramRunner, SynthSession, SynthSettings, model_complete
+from . import targets
 from .budget import Budget
 from .published import reached
 
@@ -75,10 +76,7 @@ def humaneval(checkpoint: Path, out: Path, budget: Budget) -> dict:
                             params=replace(base, temperature=t, top_p=0.95), ks=[1], limit=pilot_tasks,
                             workers=budget.workers)
         n = budget.humaneval_samples((time.perf_counter() - started) / pilot["samples"], greedy["tasks_scored"])
-    ks = [k for k in (1, 10, 100) if k <= n]
-    sampled = he.evaluate(out / "sampled", model=model, tokenizer=tok, n=n,
-                          params=replace(base, temperature=t, top_p=0.95), ks=ks, limit=budget.humaneval_tasks,
-                          workers=budget.workers)
+    sampled = sampled_pass(model, tok, out / "sampled", budget, n)
     solved = sorted({task for s in (greedy, sampled) for task, v in s["per_task"].items() if v["correct"]},
                     key=lambda task: int(task.rsplit("/", 1)[1]))
     return {"greedy_pass@1": greedy["pass_at_k"]["pass@1"], "pass_at_k": sampled["pass_at_k"],
@@ -87,6 +85,24 @@ def humaneval(checkpoint: Path, out: Path, budget: Budget) -> dict:
             "statuses": sampled["statuses"], "greedy_statuses": greedy["statuses"],
             "completions": {"greedy": greedy["completions"], "sampled": sampled["completions"]},
             "png": str(out / "sampled" / "pass_at_k.png")}
+
+
+def sampled_pass(model, tok, out: Path, budget: Budget, n: int) -> dict:
+    """pass@k for every k that n allows, from n samples per task at the papers' temperature and top-p 0.95."""
+    params = SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, seed=0,
+                            temperature=budget.humaneval_temperature, top_p=0.95)
+    return he.evaluate(out, model=model, tokenizer=tok, n=n, params=params, ks=[k for k in (1, 10, 100) if k <= n],
+                       limit=budget.humaneval_tasks, workers=budget.workers)
+
+
+def time_to_target(run_dir: Path, recipe, final: dict, out: Path, budget: Budget) -> dict:
+    """The first checkpoint that reaches each published row (targets.py), each earlier one scored as `final` (the
+    final checkpoint's humaneval() result) was."""
+    def evaluate(c: targets.Candidate) -> dict:
+        model, tok = _load(Path(c.path))
+        return sampled_pass(model, tok, out / f"{c.stage}-{c.step}", budget, final["n"])["pass_at_k"]
+
+    return targets.time_to_target(targets.candidates(run_dir / "train", recipe), final["pass_at_k"], evaluate)
 
 
 def mtpb(checkpoint: Path, out: Path, budget: Budget) -> dict:

@@ -10,7 +10,8 @@
   train-plan     steps per stage that fit the time budget, from a measured step time
   train          NL -> Multi -> Mono pretraining, then SFT and RL on the exercises (configs/quickstart.yaml)
                  -> train/stage-<i>-<name>/checkpoint-<step>
-  eval-*         bits per byte beside xz -9, HumanEval, MTPB, FIM, samples, ocg synth sessions -> eval/<name>/
+  eval-*         bits per byte beside xz -9, HumanEval (and the first checkpoint that reaches each published row),
+                 MTPB, FIM, samples, ocg synth sessions -> eval/<name>/
 then results.json, report.md and report.html. A part this machine lacks is skipped with a note."""
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ BUILD_ORDER = ("mono", "multi", "nl")
 # Expected seconds of each stage on 2 cores (the overall progress row's ETA); training's comes from the budget.
 EXPECTED = {"corpus-mono": 40, "heldout": 5, "corpus-multi": 40, "corpus-nl": 25, "tokenizer": 30, "tokens-mono": 25,
             "tokens-multi": 15, "tokens-nl": 10, "exercises": 90, "train-plan": 40, "eval-bpb": 40, "eval-humaneval": 120,
-            "eval-mtpb": 60, "eval-infill": 30, "eval-samples": 10, "eval-synth": 10, "eval-repo": 20}
+            "eval-targets": 5, "eval-mtpb": 60, "eval-infill": 30, "eval-samples": 10, "eval-synth": 10, "eval-repo": 20}
 
 
 def default_config() -> Path:
@@ -185,7 +186,8 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
             exercises = stage("exercises", lambda: build_exercises(run_dir, budget, "mono" in parts))
         recipe = load_quickstart_recipe(config, run_dir, parts)
         if budget.train_minutes:
-            plan = stage("train-plan", lambda: train_plan.plan(recipe, budget.train_minutes, budget.tokens_per_param))
+            plan = stage("train-plan", lambda: train_plan.plan(recipe, budget.train_minutes, budget.tokens_per_param,
+                                                               budget.sft_max_epochs))
             recipe = train_plan.apply(recipe, plan)
         else:
             plan = None
@@ -199,6 +201,8 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
             bpb = stage("eval-bpb", lambda: evaluation.bits_per_byte(pre_ckpt, run_dir / "heldout" / "files",
                                                                      ev / "bpb", budget, pre_context))
         he = stage("eval-humaneval", lambda: evaluation.humaneval(ckpt, ev / "humaneval", budget))
+        targets = stage("eval-targets", lambda: evaluation.time_to_target(run_dir, recipe, he, ev / "targets",
+                                                                          budget))
         mt = stage("eval-mtpb", lambda: evaluation.mtpb(ckpt, ev / "mtpb", budget))
         fim = stage("eval-infill", lambda: evaluation.infill(ckpt, ev / "infill", budget))
         repo = None
@@ -215,6 +219,7 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
     results["exercises"] = exercises
     results["synth"] = sessions
     results["repo_completion"] = repo
+    results["time_to_target"] = targets
     write_json(run_dir / "results.json", results)
     write_report(results, run_dir)
     return results

@@ -47,6 +47,12 @@ def headline_rows(r: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def time_to_target_rows(t: dict) -> list[list[str]]:
+    return [[row["model"], f"{row['stage']} step {row['step']}" if row["reached"] else "not reached",
+             f"{row['train_seconds'] / 60:.1f} min" if row.get("train_seconds") is not None else "-"]
+            for row in t["rows"]]
+
+
 def humaneval_comparison(r: dict[str, Any]) -> list[list[str]]:
     he, m = r["humaneval"], r["model"]
     ours = [f"this run (greedy pass@1 {_pct(he['greedy_pass@1'])})", f"{m['params'] / 1e6:.1f}M"]
@@ -157,6 +163,15 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
     for run, counts in he.get("completions", {}).items():
         b.append(("p", completion_counts_text(counts, f"{run} completions")))
     b.append(("img", he["png"]))
+    if r.get("time_to_target"):
+        b.append(("h2", "HumanEval: time to target"))
+        b.append(("table", (["published row", "first checkpoint that reaches it", "training time"],
+                            time_to_target_rows(r["time_to_target"]))))
+        b.append(("p", "Training time is the optimiser steps' own time from the start of training (validation, "
+                       "checkpoint writes and evaluation excluded). Checkpoints are searched, oldest first, only "
+                       "for rows the final checkpoint reaches; each is scored as the final one was. Scored on the "
+                       "way: " + ", ".join(f"{e['stage']} step {e['step']}"
+                                           for e in r["time_to_target"]["evaluated"]) + "."))
 
     mt = r["mtpb"]
     b.append(("h2", "MTPB (the project's own MTPB-format problems)"))

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import statistics
 import tempfile
 from pathlib import Path
 
 from ..progress import log
 from ..train import train
+from ..train.loop import model_config
 from ..train.precision import resolve_autocast
 from ..train.recipe import Recipe
+from ..train.sft import SFT
 from . import shape_plan
 
 # The first step pays for warm-up (allocations, thread pools); the rest are timed, and their median is the step time.
@@ -27,6 +30,8 @@ PROBE_STEPS = 20
 SAMPLING_PROBE_STEPS = 3
 # Validation passes and checkpoint writes happen between steps: leave them this share of the budget.
 OVERHEAD_SHARE = 0.1
+# Checkpoints kept per post-training stage, evenly spread (the last is the stage's end).
+POST_TRAINING_CHECKPOINTS = 3
 
 
 def seconds_per_step(recipe: Recipe, stage: int, probe_steps: int = PROBE_STEPS) -> float:
@@ -55,11 +60,43 @@ def seconds_per_step(recipe: Recipe, stage: int, probe_steps: int = PROBE_STEPS)
     return accumulation * statistics.median(seconds)
 
 
-def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None) -> dict:
-    """{"steps": [per stage], "autocast": ..., "seconds_per_step": [...], "predicted_seconds": ..., "shape": ...};
-    stages that share a batch shape are measured once, in the autocast dtype the run will use on this machine.
-    With `tokens_per_param`, the model's shape is chosen too (shape_plan.py): every stage's step time then scales by
-    the chosen shape's Mono step time over the recipe's."""
+def fit_steps(base: list[float], per_step: list[float], seconds: float, caps: dict[int, float]) -> list[float]:
+    """Steps per stage: the recipe's `base` steps scaled by one factor so that the stages take `seconds`, except that
+    no stage goes past its cap; a capped stage's time goes to the others, in their proportions."""
+    capped: dict[int, float] = {}
+    while True:
+        free = [i for i in range(len(base)) if i not in capped]
+        rest = seconds - sum(capped[i] * per_step[i] for i in capped)
+        weight = sum(base[i] * per_step[i] for i in free)
+        scale = rest / weight if weight else 0.0
+        over = [i for i in free if i in caps and base[i] * scale > caps[i]]
+        if not over:
+            return [capped.get(i, base[i] * scale) for i in range(len(base))]
+        capped.update({i: caps[i] for i in over})
+
+
+def sft_caps(recipe: Recipe, max_epochs: float | None) -> dict[int, dict]:
+    """{stage index: {"epoch_steps", "max_steps"}} for the SFT stages: at most `max_epochs` passes over their
+    examples. A longer budget would otherwise repeat the same exercises many times over (the quickstart's exercises
+    fill about one epoch in the default budget, and twice the epochs fit HumanEval's solutions worse)."""
+    if not max_epochs:
+        return {}
+    vocab = model_config(recipe).vocab_size
+    out = {}
+    for i, s in enumerate(recipe.stages):
+        if s.kind == "sft":
+            epoch = SFT(recipe, i, 1, vocab, None).epoch_steps()
+            out[i] = {"epoch_steps": round(epoch, 1), "max_steps": max(2.0, max_epochs * epoch)}
+    return out
+
+
+def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
+         sft_max_epochs: float | None = None) -> dict:
+    """{"steps": [per stage], "autocast": ..., "seconds_per_step": [...], "predicted_seconds": ..., "shape": ...,
+    "sft_caps": ...}; stages that share a batch shape are measured once, in the autocast dtype the run will use on
+    this machine. With `tokens_per_param`, the model's shape is chosen too (shape_plan.py): every stage's step time
+    then scales by the chosen shape's Mono step time over the recipe's. With `sft_max_epochs`, SFT stages stop at
+    that many epochs of their data and the time left goes to the other stages."""
     recipe = copy.deepcopy(recipe)
     recipe.run.autocast = resolve_autocast(recipe.run.autocast, recipe.run.device)
     measured: dict[tuple, float] = {}
@@ -74,19 +111,29 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None) 
     base = [s.steps if s.steps is not None else max(1, s.tokens // recipe.stage_batch(i).batch_tokens)
             for i, s in enumerate(recipe.stages)]
     budget = minutes * 60 * (1 - OVERHEAD_SHARE)
+    caps = sft_caps(recipe, sft_max_epochs)
+    max_steps = {i: c["max_steps"] for i, c in caps.items()}
+    fitted = fit_steps(base, per_step, budget, max_steps)
     shape = None
     if tokens_per_param:
         pre = [i for i, s in enumerate(recipe.stages) if s.kind == "pretrain"]
-        share = sum(base[i] * per_step[i] for i in pre) / sum(n * t for n, t in zip(base, per_step))
-        shape = shape_plan.choose(recipe, budget * share, tokens_per_param,
+        pretrain_seconds = sum(fitted[i] * per_step[i] for i in pre)
+        shape = shape_plan.choose(recipe, pretrain_seconds, tokens_per_param,
                                   lambda r, i: seconds_per_step(r, i, shape_plan.SHAPE_PROBE_STEPS), pre[-1])
         chosen = next(c for c in shape["candidates"] if c["shape"] == shape["chosen"])
         per_step = [t * chosen["seconds_per_step"] / per_step[pre[-1]] for t in per_step]
         print_shape(shape)
-    scale = budget / sum(n * t for n, t in zip(base, per_step))
-    steps = [max(2, round(n * scale)) for n in base]
+        fitted = fit_steps(base, per_step, budget, max_steps)
+    steps = [max(2, round(n)) for n in fitted]
+    names = [s.name for s in recipe.stages]
+    sft = {names[i]: {**c, "max_epochs": sft_max_epochs, "capped": steps[i] >= round(c["max_steps"])}
+           for i, c in caps.items()}
+    for name, c in sft.items():
+        if c["capped"]:
+            log(f"stage {name}: {c['max_epochs']:g} epochs of its examples ({c['epoch_steps']:g} steps an epoch); "
+                "the rest of its share of the budget goes to the other stages")
     return {"steps": steps, "autocast": recipe.run.autocast, "seconds_per_step": per_step, "minutes": minutes,
-            "predicted_seconds": sum(n * t for n, t in zip(steps, per_step)), "shape": shape}
+            "predicted_seconds": sum(n * t for n, t in zip(steps, per_step)), "shape": shape, "sft_caps": sft}
 
 
 def print_shape(shape: dict) -> None:
@@ -97,7 +144,9 @@ def print_shape(shape: dict) -> None:
 
 
 def apply(recipe: Recipe, plan: dict, evals_per_stage: int = 4) -> Recipe:
-    """The recipe with the planned step counts and precision, validating and checkpointing a few times per stage."""
+    """The recipe with the planned step counts and precision, validating and checkpointing a few times per stage.
+    Post-training stages keep POST_TRAINING_CHECKPOINTS checkpoints spread over the stage: the time-to-target
+    evaluation (quickstart/targets.py) looks for the first of them that reaches a published model's row."""
     steps = plan["steps"]
     out = copy.deepcopy(recipe)
     if plan.get("shape"):
@@ -105,6 +154,9 @@ def apply(recipe: Recipe, plan: dict, evals_per_stage: int = 4) -> Recipe:
     out.run.autocast = plan["autocast"]
     for s, n in zip(out.stages, steps):
         s.steps, s.tokens = n, None
+        if s.kind != "pretrain":
+            s.run = {**s.run, "save_every": max(1, math.ceil(n / POST_TRAINING_CHECKPOINTS)),
+                     "keep_last": POST_TRAINING_CHECKPOINTS}
     longest = max(steps)
     out.run.eval_every = max(1, longest // evals_per_stage)
     out.run.save_every = out.run.eval_every

@@ -44,7 +44,7 @@ class Pretrain(Objective):
     def setup(self, model, ctx) -> None:
         self.ctx = ctx
         self.valid = ValidSet(list(self.recipe.stages[self.index].data), self.batch.context_length,
-                              self.recipe.run.eval_tokens, self.recipe.tokenizer)
+                              ctx.run.eval_tokens, self.recipe.tokenizer)
 
     def batches(self, step: int, model) -> list[MicroBatch]:
         b, d = self.batch, self.ctx.dist

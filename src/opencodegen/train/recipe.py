@@ -135,6 +135,9 @@ class StageConfig:
     tokens: int | None = None
     optim: dict[str, Any] = field(default_factory=dict)  # overrides of the recipe's optim
     batch: dict[str, Any] = field(default_factory=dict)  # overrides of the recipe's batch
+    # overrides of the recipe's run, for the keys that can differ by stage (STAGE_RUN_KEYS): a post-training stage
+    # may keep all of its checkpoints while pretraining keeps the last two
+    run: dict[str, Any] = field(default_factory=dict)
     rope_base: float | None = None
     rope_scaling: dict[str, Any] | None = None
     sft: SFTOptions = field(default_factory=SFTOptions)
@@ -159,8 +162,19 @@ class Recipe:
     def stage_batch(self, i: int) -> BatchConfig:
         return _build(BatchConfig, {**dataclasses.asdict(self.batch), **self.stages[i].batch}, f"stages[{i}].batch")
 
+    def stage_run(self, i: int) -> RunConfig:
+        extra = sorted(set(self.stages[i].run) - set(STAGE_RUN_KEYS))
+        if extra:
+            raise UserError(f"stages[{i}].run: {extra} cannot differ by stage; a stage may set {list(STAGE_RUN_KEYS)}")
+        return _build(RunConfig, {**dataclasses.asdict(self.run), **self.stages[i].run}, f"stages[{i}].run")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Run keys a stage may override: when it validates and saves. The rest (device, precision, parallelism, seed) is one
+# for the whole run.
+STAGE_RUN_KEYS = ("eval_every", "eval_tokens", "save_every", "keep_last")
 
 
 def _check_type(value: Any, hint: Any, where: str) -> Any:
@@ -362,10 +376,12 @@ def check_recipe(recipe: Recipe, where: str) -> None:
         if any(w <= 0 for w in s.data.values()):
             problems.append(f"stages[{i}] ({s.name}): mixture weights must be positive")
         try:
-            o, b = recipe.stage_optim(i), recipe.stage_batch(i)
+            o, b, r = recipe.stage_optim(i), recipe.stage_batch(i), recipe.stage_run(i)
         except UserError as e:
             problems.append(str(e))
             continue
+        if r.eval_every <= 0 or r.save_every <= 0 or r.keep_last < 1:
+            problems.append(f"stages[{i}] ({s.name}): run.eval_every/save_every must be > 0 and keep_last >= 1")
         if o.name == "muon" and recipe.run.parallel == "fsdp":
             # FSDP2 shards each matrix across ranks; orthogonalizing a shard is not orthogonalizing the matrix.
             problems.append(f"stages[{i}] ({s.name}): optim.name 'muon' needs whole matrices on each rank; "
@@ -376,9 +392,6 @@ def check_recipe(recipe: Recipe, where: str) -> None:
             problems.append(f"stages[{i}] ({s.name}): optim.decay_fraction must be in (0, 1]")
         if min(b.batch_tokens, b.micro_batch, b.context_length) <= 0:
             problems.append(f"stages[{i}] ({s.name}): batch sizes must be positive")
-    r = recipe.run
-    if r.eval_every <= 0 or r.save_every <= 0 or r.keep_last < 1:
-        problems.append("run.eval_every/save_every must be > 0 and keep_last >= 1")
     if problems:
         raise UserError(f"{where}: " + "; ".join(problems))
 

@@ -188,6 +188,10 @@ class SFT(Objective):
         e = bisect.bisect_right(self._starts, g) - 1
         return e, g - self._starts[e]
 
+    def epoch_steps(self) -> float:
+        """Optimiser steps one epoch of the training rows takes (a pass over every example once)."""
+        return len(self._epoch(0)) / (self.batch.batch_tokens // self.batch.context_length)
+
     def setup(self, model, ctx) -> None:
         self.ctx = ctx
 

@@ -59,7 +59,7 @@ class StageContext:
 
     @property
     def run(self) -> RunConfig:
-        return self.recipe.run
+        return self.recipe.stage_run(self.index)
 
     @property
     def device(self) -> str:
