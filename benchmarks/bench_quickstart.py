@@ -3,9 +3,10 @@ benchmarks/results/quickstart.json everything issue 19 measures: wall time per s
 shape the plan chose and why, held-out bits per byte beside xz -9 measured in the same run (it must stay below), the
 exercises and what decontamination removed, the SFT/RL curves' end points, HumanEval (greedy pass@1, pass@k from n
 samples at T=0.8 top-p 0.95, the problems solved) beside the published small models, MTPB multi- and single-turn,
-and FIM.
+and FIM, and the time to target (the first checkpoint that reaches each published row).
 
-    .venv/bin/python benchmarks/bench_quickstart.py [--run-dir runs/quickstart] [--fresh] [--minutes 14]
+    .venv/bin/python benchmarks/bench_quickstart.py [--run-dir runs/quickstart] [--fresh] [--minutes 12]
+    .venv/bin/python benchmarks/bench_quickstart.py --run-dir runs/speedrun --minutes 60 --out quickstart_speedrun.json
 
 A run directory whose stages are all finished is only read: a rerun of this script re-records an earlier run.
 """
@@ -48,6 +49,7 @@ def record(r: dict) -> dict:
         "train": r["train"],
         "humaneval": {k: r["humaneval"].get(k) for k in ("greedy_pass@1", "pass_at_k", "temperature", "n", "tasks",
                                                           "solved", "reached", "completions")},
+        "time_to_target": r.get("time_to_target"),
         "published": [dict(zip(("model", "params", "pass@1", "pass@10", "pass@100", "source"), row))
                       for row in HUMANEVAL_SMALL_MODELS],
         "mtpb": {k: r["mtpb"][k] for k in ("multi_turn", "single_turn", "by_category", "problems", "completions")},
@@ -66,9 +68,10 @@ def main() -> None:
     ap.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "quickstart")
     ap.add_argument("--fresh", action="store_true")
     ap.add_argument("--minutes", type=float, default=Budget().train_minutes)
+    ap.add_argument("--out", default="quickstart.json", help="file name under benchmarks/results/")
     args = ap.parse_args()
     results = run_quickstart(args.run_dir, Budget(train_minutes=args.minutes), fresh=args.fresh)
-    out = ROOT / "benchmarks" / "results" / "quickstart.json"
+    out = ROOT / "benchmarks" / "results" / args.out
     rec = record(results)
     write_json(out, rec)
     print(json.dumps({"bpb": rec["bits_per_byte"], "total_minutes": rec["total_minutes"],

@@ -73,6 +73,9 @@ def test_the_first_checkpoint_reaching_each_row_is_found_oldest_first_and_the_wa
     assert by_row["Codex-25M"]["step"] == 3
     assert [r["model"] for r in t["rows"] if r["reached"]] == ["Codex-12M", "Codex-25M"]
     assert [e["step"] for e in t["evaluated"]] == [1, 2, 3, 5] and t["evaluated"][-1]["reached"] == ROWS[:2]
+    from opencodegen.quickstart.report import time_to_target_rows
+    assert time_to_target_rows(t)[:3] == [["Codex-12M", "rl step 2", "2.0 min"], ["Codex-25M", "rl step 3", "3.0 min"],
+                                          ["Codex-42M", "not reached", "-"]]
 
 
 def test_nothing_is_evaluated_when_the_final_checkpoint_reaches_no_row():

@@ -40,6 +40,11 @@ def headline_rows(r: dict[str, Any]) -> list[list[str]]:
     rows += [["HumanEval greedy pass@1", _pct(he["greedy_pass@1"])]]
     rows += [[f"HumanEval {k} (n={he['n']}, T={he['temperature']})", _pct(v)] for k, v in he["pass_at_k"].items()]
     rows += [["HumanEval problems solved by any sample", f"{len(he['solved'])} of {he['tasks']}"]]
+    for row in (r.get("time_to_target") or {}).get("rows", []):
+        if row["reached"]:
+            minutes = row.get("train_seconds")
+            rows += [[f"{row['model']}'s row reached by", f"{row['stage']} step {row['step']}"
+                      + (f", {minutes / 60:.1f} training min" if minutes is not None else "")]]
     rows += [["MTPB multi-turn pass rate", _pct(r["mtpb"]["multi_turn"])],
              ["MTPB single-turn pass rate", _pct(r["mtpb"]["single_turn"])],
              ["FIM single-line exact match", _pct(r["fim"]["exact_match"])],
