@@ -109,7 +109,7 @@ class RL(SamplingObjective):
             delta = batch.data["ref_logprobs"].to(dev) - logp
             k3 = torch.exp(delta) - delta - 1
             per_token = per_token + self.options.kl * k3
-            metrics["kl"] = float((k3 * mask).sum()) / max(1, int(mask.sum()))
+            metrics["kl"] = float((k3.detach() * mask).sum()) / max(1, int(mask.sum()))
         total = (per_token * mask).sum() / self.norm
         return float(total.detach()), total, metrics
 
