@@ -25,13 +25,18 @@ def _fake_proc(root: Path, cgroup_lines: list[str], mount_lines: list[str]) -> P
     return proc_self
 
 
-def _v2_tree(root: Path, subtree_control: str) -> Path:
+def _v2_tree(root: Path, subtree_control: str, own_path: str = OWN, ancestors: str = "") -> Path:
+    """A cgroup2 mount where this process sits in `own_path`, whose subtree_control is `subtree_control`; each
+    ancestor's is `ancestors`."""
     mount = root / "cgroup2"
-    own = mount / OWN.lstrip("/")
-    own.mkdir(parents=True)
-    (own / "cgroup.controllers").write_text("cpuset cpu io memory hugetlb pids\n")
-    (own / "cgroup.subtree_control").write_text(subtree_control + "\n")
-    return _fake_proc(root, [f"0::{OWN}"], [f"30 23 0:26 / {mount} rw,nosuid,nodev - cgroup2 cgroup2 rw"])
+    parts = [p for p in own_path.split("/") if p]
+    for depth in range(len(parts) + 1):
+        d = mount.joinpath(*parts[:depth])
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "cgroup.controllers").write_text("cpuset cpu io memory hugetlb pids\n")
+        (d / "cgroup.subtree_control").write_text((subtree_control if depth == len(parts) else ancestors) + "\n")
+        (d / "cgroup.procs").write_text("")
+    return _fake_proc(root, [f"0::{own_path}"], [f"30 23 0:26 / {mount} rw,nosuid,nodev - cgroup2 cgroup2 rw"])
 
 
 def _v1_tree(root: Path, controllers: tuple[str, ...] = ("memory", "pids")) -> Path:
@@ -51,6 +56,19 @@ def test_v2_with_memory_and_pids_delegated_is_chosen(tmp_path):
     own = str(tmp_path / "cgroup2" / OWN.lstrip("/"))
     assert where == {"version": 2, "memory": own, "pids": own}
     assert cgroups.describe(where) == "cgroup v2 memory+pids per worker (process tree and its tmpfs)"
+
+
+def test_v2_in_a_systemd_leaf_uses_the_nearest_ancestor_that_enables_both(tmp_path):
+    # A terminal's scope in a user's delegated subtree: the scope holds processes, so it can enable nothing for
+    # children; app.slice enables memory and pids, and so does every slice above it.
+    leaf = "/user.slice/user-1000.slice/user@1000.service/app.slice/term.scope"
+    where = cgroups.probe(_v2_tree(tmp_path, "", own_path=leaf, ancestors="memory pids"))
+    app_slice = str(tmp_path / "cgroup2/user.slice/user-1000.slice/user@1000.service/app.slice")
+    assert where == {"version": 2, "memory": app_slice, "pids": app_slice}
+
+
+def test_v2_ancestors_enabling_only_one_controller_give_none(tmp_path):
+    assert cgroups.probe(_v2_tree(tmp_path, "", own_path="/a.slice/b.scope", ancestors="memory")) is None
 
 
 @pytest.mark.parametrize("subtree_control", ["", "memory", "pids", "cpu io"])

@@ -2,10 +2,11 @@
 
 rlimits are per process: RLIMIT_AS does not stop three children holding 150 MB each, and tmpfs pages count against
 no process at all. A cgroup counts the worker's whole process tree, and the tmpfs pages its programs write (they are
-charged to the writer's cgroup). Each worker gets a child cgroup of the cgroup this process is already in (the only
-place it may create one without taking anything from whoever set up the host's cgroups):
+charged to the writer's cgroup). Each worker gets a cgroup inside the subtree this process already runs in (where it
+may create one without taking anything from whoever set up the host's cgroups):
 
-- cgroup v2: when `memory` and `pids` are enabled in this cgroup's `cgroup.subtree_control` (delegated to us);
+- cgroup v2: in the nearest of this cgroup and its ancestors that has `memory` and `pids` enabled in its
+  `cgroup.subtree_control` and lets this process create children there (a subtree delegated to us);
 - cgroup v1: when the `memory` and `pids` hierarchies are mounted and this process may create directories there.
 
 Otherwise there is none, and `describe()` says so. The memory limit is set once the worker has started: its own
@@ -59,17 +60,32 @@ def probe(proc_self: Path = Path("/proc/self")) -> dict | None:
     except OSError:
         return None
     if "" in mounts and "" in own:
-        parent = Path(mounts[""] + own[""])
-        try:
-            enabled = (parent / "cgroup.subtree_control").read_text().split()
-        except OSError:
-            enabled = []
-        if {"memory", "pids"} <= set(enabled) and os.access(parent, os.W_OK):
+        parent = _v2_parent(Path(mounts[""]), own[""])
+        if parent is not None:
             return {"version": 2, "memory": str(parent), "pids": str(parent)}
     if "memory" in mounts and "pids" in mounts and "memory" in own and "pids" in own:
         dirs = {c: Path(mounts[c] + own[c]) for c in ("memory", "pids")}
         if all(os.access(d, os.W_OK) for d in dirs.values()):
             return {"version": 1, **{c: str(d) for c, d in dirs.items()}}
+    return None
+
+
+def _v2_parent(mount: Path, own: str) -> Path | None:
+    """The nearest of this process's cgroup and its ancestors that has memory and pids enabled for its children and
+    that this process may create children in and move processes into. Usually that is not its own cgroup: in v2 a
+    cgroup that holds processes cannot enable controllers for children (only the root may), so under systemd this
+    process sits in a leaf (a scope or service) and the delegated subtree's controllers are enabled one level up (for
+    a user, user@UID.service/app.slice). A worker moved from our leaf into a child of that ancestor stays inside
+    the ancestor, which is what the kernel requires of the mover's permissions."""
+    parts = [p for p in own.split("/") if p]
+    for depth in range(len(parts), -1, -1):
+        d = mount.joinpath(*parts[:depth])
+        try:
+            enabled = set((d / "cgroup.subtree_control").read_text().split())
+        except OSError:
+            continue
+        if {"memory", "pids"} <= enabled and os.access(d, os.W_OK) and os.access(d / "cgroup.procs", os.W_OK):
+            return d
     return None
 
 
