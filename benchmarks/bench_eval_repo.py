@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--cross-file-share", type=float, default=None,
+                    help="share of the prompt's room reserved for other files (default: ocg eval repo's)")
     ap.add_argument("--out", type=Path, default=Path("runs") / "bench_eval_repo")
     ap.add_argument("--result", type=Path, default=OUT)
     args = ap.parse_args()
@@ -51,6 +53,7 @@ def main() -> None:
     from opencodegen.sampling import SamplingParams
 
     repos = heldout_repos(args.run_dir)
+    share = repo_completion.DEFAULT_CROSS_FILE_SHARE if args.cross_file_share is None else args.cross_file_share
     start, cpu = time.perf_counter(), time.process_time()
     tasks, skipped, _ = build_tasks(repos, limit=args.limit, seed=args.seed)
     build = {"wall_s": round(time.perf_counter() - start, 2), "cpu_s": round(time.process_time() - cpu, 2),
@@ -59,7 +62,7 @@ def main() -> None:
               "host": {"machine": platform.machine(), "cores": os.cpu_count(), "cpu_flags": cpu_flags(),
                        "torch_threads": torch.get_num_threads()},
               "run_dir": str(args.run_dir), "limit": args.limit, "seed": args.seed,
-              "max_new_tokens": args.max_new_tokens, "build_tasks": build, "models": {}}
+              "max_new_tokens": args.max_new_tokens, "cross_file_share": share, "build_tasks": build, "models": {}}
     for spec in args.model:
         name, _, path = spec.partition("=")
         model, tokenizer = load_checkpoint(Path(path))
@@ -68,12 +71,13 @@ def main() -> None:
         start, cpu = time.perf_counter(), time.process_time()
         summary = repo_completion.evaluate(out, repos=repos, model=model, tokenizer=tokenizer,
                                            params=SamplingParams(max_new_tokens=args.max_new_tokens),
-                                           limit=args.limit, seed=args.seed)
+                                           limit=args.limit, seed=args.seed, cross_file_share=share)
         wall, used = time.perf_counter() - start, time.process_time() - cpu
         prompts, resumed = summary["tasks"] * len(summary["by_mode"]), summary["answers_from_journal"]
         result["models"][name] = {
             "checkpoint": path, "by_mode": summary["by_mode"], "by_repo": summary["by_repo"],
-            "paired": summary.get("paired"), "context": summary["context"],
+            "paired": summary.get("paired"), "context": summary["context"], "window": summary.get("window"),
+            "reading": repo_completion.reading(summary),
             "cost": {"wall_s": round(wall, 1), "cpu_s": round(used, 1), "prompts": prompts,
                      "answers_from_journal": resumed,
                      "cpu_s_per_generated_prompt": round(used / max(1, prompts - resumed), 3),
