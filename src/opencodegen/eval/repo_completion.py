@@ -294,7 +294,7 @@ def reading(summary: dict) -> str:
     better, worse = pair["cross_file_better"], pair["in_file_better"]
     counts = f"closer on {better} lines, further on {worse}, the same on {pair['same']}"
     p = pair.get("p_value")
-    chance = f" (paired p = {p:.2g})" if p is not None else ""
+    chance = "" if p is None else f" (paired p {'< 0.0001' if p < 1e-4 else f'= {p:.2g}'})"
     if p is not None and p >= 0.05:
         verdict = f"no difference these tasks can tell from chance{chance}"
     elif better > worse and es > 0:
