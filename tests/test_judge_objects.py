@@ -216,3 +216,14 @@ def test_attributes_set_by_the_check_and_dunder_probes_stay_out_of_the_sandbox(s
                                 timeout=5, progress=None)
     assert ok.status == "passed", ok.reason
     assert refused.status == "failed" and "the check set 'v' on <Box object #0 of the candidate>" in refused.reason
+
+
+def test_stop_iteration_ends_only_an_iteration_the_check_asked_for(sandbox):
+    """A candidate function that raises StopIteration would end the check's own loop (`all(map(...))` over nothing
+    is True): outside a `next` the judge asked for, it reaches the check as an ordinary error."""
+    check = "assert all(map(lambda x: square(x) == x * x, range(4)))\n"
+    forged, honest = sandbox.judge([
+        JudgeCase("def square(x):\n    raise StopIteration\n", check, ("square",)),
+        JudgeCase("def square(x):\n    return x * x\n", check, ("square",))], timeout=5, progress=None)
+    assert forged.status == "failed" and forged.reason.startswith("CandidateError: StopIteration"), forged.reason
+    assert honest.status == "passed", honest.reason

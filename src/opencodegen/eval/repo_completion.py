@@ -26,6 +26,7 @@ only, on the bare file prefix, and the report says why.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import replace
@@ -143,7 +144,8 @@ def token_prompt(tokenizer, task: RepoTask, repos: dict[str, Repository], mode: 
     current_head = encode_pieces(tokenizer, [ids.file_sep, task.path + "\n"])
     keep_prefix = max(0, own - len(head) - len(current_head))
     files = context_files(task, repos) if mode == "cross-file" else []
-    pieces = [(encode_pieces(tokenizer, [ids.file_sep, path + "\n"]), tokenizer.encode(text)) for path, text in files]
+    pieces = [(encode_pieces(tokenizer, [ids.file_sep, path + "\n"]), list(_encoded(tokenizer, text)))
+              for path, text in files]
     end = tokenizer.encode(FILE_END)
     kept, n = fit_files(pieces, end, reserved)
     return head + kept + current_head + _left_cut(prefix, keep_prefix), {
@@ -165,6 +167,13 @@ def text_prompt(task: RepoTask, repos: dict[str, Repository], mode: str, max_cha
         "prefix_cut": len(task.prefix) > keep_prefix, "context_files": len(files),
         "context_tokens": sum(len(h) + len(t) + len(FILE_END) for h, t in pieces), "context_kept": len(kept),
         "context_files_kept": n}
+
+
+@functools.lru_cache(maxsize=256)
+def _encoded(tokenizer, text: str) -> tuple[int, ...]:
+    """A context file's ids: a repository's tasks share their context files, so each is encoded once (the cache holds
+    the tokenizer itself, so its key never names another one)."""
+    return tuple(tokenizer.encode(text))
 
 
 def check_share(share: float) -> float:

@@ -233,6 +233,10 @@ class Channel:
         if kind == "return" and len(message) == 2:
             return message[1]
         if kind == "raise" and len(message) == 3 and all(type(m) is str for m in message[1:]):
+            if message[1] in ("StopIteration", "StopAsyncIteration") and op != "next":
+                # only the end of an iteration the check asked for: elsewhere it would end the check's own loop
+                # (`all(map(lambda x: f(x) == y, xs))` is True once f raises it), a pass the candidate decided
+                raise CandidateError(f"{message[1]}: {message[2]}")
             raise _rebuilt_exception(message[1], message[2])
         if kind == "refused" and len(message) == 2 and type(message[1]) is str:
             raise Stop(f"{what} returned a value that cannot leave the sandbox ({message[1]})")
