@@ -85,7 +85,8 @@ def main() -> None:
                 "context": summary["context"], "reading": repo_completion.reading(summary),
                 "cost": {"wall_s": round(wall, 1), "cpu_s": round(used, 1), "prompts": prompts,
                          "answers_from_journal": resumed,
-                         "cpu_s_per_generated_prompt": round(used / max(1, prompts - resumed), 3),
+                         "cpu_s_per_generated_prompt": round(used / (prompts - resumed), 3) if prompts > resumed
+                         else None,
                          "load_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]}}
             print(json.dumps({key: result["models"][key]["by_mode"]}, indent=1))
     args.result.parent.mkdir(parents=True, exist_ok=True)

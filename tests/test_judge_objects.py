@@ -30,8 +30,10 @@ def test_numpy_values_arrive_as_numpy_values_of_the_same_dtype_and_shape(value):
 def test_numpy_encoding_is_the_items_python_values_with_their_dtype():
     assert json.loads(plain_data.dumps(np.int64(3))) == ["N", "<i8", 3]
     assert json.loads(plain_data.dumps(np.array([[1.5], [2.0]]))) == ["A", "<f8", [2, 1], ["L", ["L", 1.5], ["L", 2.0]]]
-    # MTPB's printed answer: numpy values as the Python values they hold
-    assert plain_data.loads(plain_data.dumps([np.int64(3), np.array([1, 2])], numpy_as_python=True)) == [3, [1, 2]]
+    # MTPB's printed answer: numpy scalars as the Python values they hold (a printed array is listed by its caller)
+    assert plain_data.loads(plain_data.dumps([np.int64(3), (np.float32(0.5),)], numpy_as_python=True)) == [3, (0.5,)]
+    with pytest.raises(plain_data.NotPlainData):
+        plain_data.dumps([np.array([1, 2])], numpy_as_python=True)
 
 
 def test_an_ndarray_subclass_arrives_as_its_values_only():

@@ -48,7 +48,8 @@ _BUILD = {"L": list, "T": tuple, "S": set, "F": frozenset}
 def to_plain(value, depth: int = 0, refer=None, numpy_as_python: bool = False):
     """The JSON-ready form of `value`; NotPlainData if any part of it is not plain data (and `refer`, given, refuses
     it too). `refer(value) -> (ref, type name)` files a value that is not plain data as a reference. With
-    numpy_as_python numpy values are sent as their Python values, untagged (MTPB's printed answer)."""
+    numpy_as_python numpy scalars are sent as their Python values, untagged, and arrays are refused (MTPB's printed
+    answer, whose caller turns a printed array into its list itself)."""
     if depth > MAX_DEPTH:
         raise NotPlainData(f"nested deeper than {MAX_DEPTH}")
     kind = type(value)
@@ -70,7 +71,7 @@ def to_plain(value, depth: int = 0, refer=None, numpy_as_python: bool = False):
     if kind is complex:
         return ["C", repr(value.real), repr(value.imag)]
     numpy = _numpy_value(value)
-    if numpy is not None:
+    if numpy is not None and not (numpy_as_python and numpy[1] is not None):
         dtype, shape, items = numpy
         plain = to_plain(items, depth + 1, None, False)
         if numpy_as_python:

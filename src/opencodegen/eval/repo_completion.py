@@ -13,10 +13,10 @@ so the only difference between the two is the cross-file context, measured the C
 file, cut from its start when longer), while the cross-file mode also fills its reserved share (--cross-file-share)
 with other files of the repository: the files the current file imports from, in the order the corpus builder packs
 a repository (dependencies first), then the files that define the names the line uses, each as far as those
-definitions' signatures and docstrings. When they do not fit, the
-first files go first and the earliest kept one keeps its header and the end of its text. Through an --endpoint the
-same prompt is sent as text (the server must read the control tokens as special tokens, as vLLM and llama.cpp do
-for the model's own tokens), fitted to --max-prompt-chars instead of tokens.
+definitions' signatures and docstrings. When they do not fit, the first files go first and the earliest kept one
+keeps its header and the end of its text. Through an --endpoint the same prompt is sent as text (the server must
+read the control tokens as special tokens, as vLLM and llama.cpp do for the model's own tokens), fitted to
+--max-prompt-chars instead of tokens and split by the same share.
 
 The answer is the first non-blank line of the completion. Scores, as CrossCodeEval defines them, on both stripped of
 surrounding whitespace: exact match (1 or 0) and edit similarity 1 - Levenshtein(prediction, target) /
