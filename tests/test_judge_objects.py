@@ -199,7 +199,8 @@ def test_what_cannot_cross_still_fails_with_a_reason(sandbox):
         # the check's own objects (not the candidate's) are not data the candidate can be given
         JudgeCase("def f(x):\n    return 1\n", "class Mine:\n    pass\nassert f(Mine()) == 1\n", ("f",)),
         # inside plain containers references are fine: what the check reads out of them is plain again
-        JudgeCase("class P:\n    def __init__(self, a):\n        self.a = a\ndef f():\n    return [P(1), {'k': P(2)}]\n",
+        JudgeCase("class P:\n    def __init__(self, a):\n        self.a = a\n"
+                  "def f():\n    return [P(1), {'k': P(2)}]\n",
                   "xs = f()\nassert xs[0].a == 1 and xs[1]['k'].a == 2 and len(xs) == 2\n", ("f",)),
     ], timeout=5, progress=None)
     assert results[0].status == "failed" and "cannot leave the sandbox" in results[0].reason

@@ -373,11 +373,14 @@ def test_the_candidate_cannot_forge_a_verdict(sandbox):
 
 @pytest.mark.parametrize("returned, reason", [
     ("class Yes:\n    def __eq__(self, other):\n        return True\n    __hash__ = None\nreturn Yes()",
-     "the check used == on <Yes object"),
-    ("class Close(float):\n    def __eq__(self, o):\n        return True\n    def __sub__(self, o):\n        return 0.0\n"
-     "    def __abs__(self):\n        return 0.0\nreturn Close(1.0)", "the check used == on <Close object"),
-    ("class I(int):\n    def __eq__(self, o):\n        return True\nreturn I(0)", "the check used == on <I object"),
-    ("class L(list):\n    def __eq__(self, o):\n        return True\nreturn L()", "the check used == on <L object"),
+     "the check used == on <square.<locals>.Yes object"),  # classes made inside square(): their qualified names
+    ("class Close(float):\n    def __eq__(self, o):\n        return True\n    def __sub__(self, o):\n"
+     "        return 0.0\n    def __abs__(self):\n        return 0.0\nreturn Close(1.0)",
+     "the check used == on <square.<locals>.Close object"),
+    ("class I(int):\n    def __eq__(self, o):\n        return True\nreturn I(0)",
+     "the check used == on <square.<locals>.I object"),
+    ("class L(list):\n    def __eq__(self, o):\n        return True\nreturn L()",
+     "the check used == on <square.<locals>.L object"),
     ("return (i for i in range(3))", "the check used == on <generator object"),
     ("return int", "the check used == on <type object"), ("return square", "the check used == on <function object"),
     ("return lambda: 9", "the check used == on <function object"),

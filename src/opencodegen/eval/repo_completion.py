@@ -259,8 +259,8 @@ def score(tasks: Sequence[RepoTask], samples: Sequence[dict]) -> tuple[list[dict
         em, es = exact_match(prediction, task.target), edit_similarity(prediction, task.target)
         results.append({"task_id": task.task_id, "mode": s["mode"], "prediction": prediction, "target": task.target,
                         "exact_match": em, "edit_similarity": round(es, 6),
-                        **{k: s[k] for k in ("prefix_cut", "context_files", "context_tokens", "context_kept", "context_files_kept")
-                           if k in s}})
+                        **{k: s[k] for k in ("prefix_cut", "context_files", "context_tokens", "context_kept",
+                                             "context_files_kept") if k in s}})
         for key, table in ((s["mode"], sums), ((task.repo, s["mode"]), per_repo)):
             acc = table.setdefault(key, [0, 0, 0.0])
             acc[0] += 1
