@@ -3,8 +3,8 @@ context (the baseline) against cross-file context, per repository, on a seeded c
 lines; and what it costs (wall and CPU seconds, building the tasks and answering them), so the quickstart's step can
 be sized (Budget.repo_tasks).
 
-    python benchmarks/bench_eval_repo.py --run-dir runs/e5 --limit 300 \\
-        --model mono=runs/e5/train/stage-2-mono/checkpoint-1068 --model rl=runs/e5/train/stage-4-rl/checkpoint-32
+    python benchmarks/bench_eval_repo.py --run-dir runs/quickstart --limit 500 --cross-file-share 0.5 \\
+        --cross-file-share 0.25 --model mono=runs/quickstart/train/stage-2-mono/checkpoint-1207
 
 Each model's run directory (--out/NAME) keeps its answers' journal, so an interrupted benchmark resumes; the seconds
 recorded are those of the last (resumed) run, with how many answers it took from the journal.
@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -38,6 +39,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--cross-file-share", type=float, action="append",
+                    help="share of the prompt's room reserved for other files (repeatable: one run per share; "
+                         "default: ocg eval repo's)")
     ap.add_argument("--out", type=Path, default=Path("runs") / "bench_eval_repo")
     ap.add_argument("--result", type=Path, default=OUT)
     args = ap.parse_args()
@@ -51,34 +55,40 @@ def main() -> None:
     from opencodegen.sampling import SamplingParams
 
     repos = heldout_repos(args.run_dir)
+    shares = args.cross_file_share or [repo_completion.DEFAULT_CROSS_FILE_SHARE]
     start, cpu = time.perf_counter(), time.process_time()
     tasks, skipped, _ = build_tasks(repos, limit=args.limit, seed=args.seed)
     build = {"wall_s": round(time.perf_counter() - start, 2), "cpu_s": round(time.process_time() - cpu, 2),
              "tasks": len(tasks), "skipped": len(skipped)}
-    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    commit = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip() or None
+    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
               "host": {"machine": platform.machine(), "cores": os.cpu_count(), "cpu_flags": cpu_flags(),
                        "torch_threads": torch.get_num_threads()},
               "run_dir": str(args.run_dir), "limit": args.limit, "seed": args.seed,
-              "max_new_tokens": args.max_new_tokens, "build_tasks": build, "models": {}}
+              "max_new_tokens": args.max_new_tokens, "cross_file_shares": shares, "build_tasks": build, "models": {}}
     for spec in args.model:
         name, _, path = spec.partition("=")
         model, tokenizer = load_checkpoint(Path(path))
-        out = args.out / name
-        load0 = os.getloadavg()[0]
-        start, cpu = time.perf_counter(), time.process_time()
-        summary = repo_completion.evaluate(out, repos=repos, model=model, tokenizer=tokenizer,
-                                           params=SamplingParams(max_new_tokens=args.max_new_tokens),
-                                           limit=args.limit, seed=args.seed)
-        wall, used = time.perf_counter() - start, time.process_time() - cpu
-        prompts, resumed = summary["tasks"] * len(summary["by_mode"]), summary["answers_from_journal"]
-        result["models"][name] = {
-            "checkpoint": path, "by_mode": summary["by_mode"], "by_repo": summary["by_repo"],
-            "paired": summary.get("paired"), "context": summary["context"],
-            "cost": {"wall_s": round(wall, 1), "cpu_s": round(used, 1), "prompts": prompts,
-                     "answers_from_journal": resumed,
-                     "cpu_s_per_generated_prompt": round(used / max(1, prompts - resumed), 3),
-                     "load_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]}}
-        print(json.dumps({name: result["models"][name]["by_mode"]}, indent=1))
+        for share in shares:
+            key = name if len(shares) == 1 else f"{name}@{share}"
+            load0 = os.getloadavg()[0]
+            start, cpu = time.perf_counter(), time.process_time()
+            summary = repo_completion.evaluate(args.out / key, repos=repos, model=model, tokenizer=tokenizer,
+                                               params=SamplingParams(max_new_tokens=args.max_new_tokens),
+                                               limit=args.limit, seed=args.seed, cross_file_share=share)
+            wall, used = time.perf_counter() - start, time.process_time() - cpu
+            prompts, resumed = summary["tasks"] * len(summary["by_mode"]), summary["answers_from_journal"]
+            result["models"][key] = {
+                "checkpoint": path, "cross_file_share": share, "window": summary.get("window"),
+                "by_mode": summary["by_mode"], "by_repo": summary["by_repo"], "paired": summary.get("paired"),
+                "context": summary["context"], "reading": repo_completion.reading(summary),
+                "cost": {"wall_s": round(wall, 1), "cpu_s": round(used, 1), "prompts": prompts,
+                         "answers_from_journal": resumed,
+                         "cpu_s_per_generated_prompt": round(used / (prompts - resumed), 3) if prompts > resumed
+                         else None,
+                         "load_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]}}
+            print(json.dumps({key: result["models"][key]["by_mode"]}, indent=1))
     args.result.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.result.with_name(f".{args.result.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")

@@ -61,3 +61,17 @@ def test_mbpp_special_oracles():
     assert same_output("mbpp", "check_str", ["dawood"], None, False, 0.0)[0]
     assert not same_output("mbpp", "check_str", ["dawood"], "x", False, 0.0)[0]
     assert not same_output("humaneval", "similar_elements", [], [5, 4], (4, 5), 0.0)[0]
+
+
+def test_numpy_outputs_are_compared_as_the_reference_outputs_were_recorded():
+    """The reference's outputs are recorded as Python values (numpy's .tolist()); a candidate's numpy output, which
+    now reaches the judge as a numpy value, is put in that form first, so a float within tolerance still passes."""
+    import numpy as np
+    from opencodegen.eval.evalplus_oracle import as_recorded
+    recorded = as_recorded([np.float64(0.5), (np.int64(2), {"k": np.array([1, 2])}), {np.int32(3)}])
+    assert recorded == [0.5, (2, {"k": [1, 2]}), {3}]
+    assert [type(recorded[0]), type(recorded[1][0]), type(recorded[1][1]["k"])] == [float, int, list]
+    # np.float64 within 1e-6 of a recorded float: the same verdict a Python float gets (types match after as_recorded)
+    assert same_output("mbpp", "f", [], np.float64(0.3 + 5e-7), 0.3, 0.0) == (True, 1e-6)
+    assert same_output("mbpp", "f", [], np.array([1.0, 2.0 + 1e-9]), [1.0, 2.0], 0.0)[0]
+    assert not same_output("mbpp", "f", [], np.int64(3), 3.0000001, 0.0)[0]

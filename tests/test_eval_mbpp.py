@@ -18,6 +18,7 @@ from opencodegen.sampling import SamplingParams
 
 DATA = Path(__file__).parent / "data"
 ORIGINAL, SANITIZED = DATA / "mbpp_mini.jsonl", DATA / "sanitized_mbpp_mini.json"
+OBJECTS = DATA / "mbpp_objects.jsonl"  # asserts that pass the candidate's class's instances; numpy and generators
 
 
 def test_both_shapes_load_and_the_test_split_is_ids_11_to_510():
@@ -127,7 +128,7 @@ def test_asserts_run_in_the_judge_so_an_object_equal_to_everything_fails(tmp_pat
     summary = mbpp.evaluate(tmp_path / "out", data=ORIGINAL, samples_path=path, ks=(1,), workers=1)
     results = [json.loads(line) for line in open(tmp_path / "out" / "results.jsonl")]
     assert [r["passed"] for r in results] == [False, False, True]
-    assert "not plain data" in results[0]["reason"]
+    assert results[0]["reason"].startswith("the check used == on <Yes object #0 of the candidate>")
     assert summary["pass_at_k"] == {"pass@1": 1 / 3}
 
 
@@ -136,3 +137,25 @@ def test_modules_the_asserts_use_unimported_are_imported_in_the_judge():
                                                             "assert area(0) == 0"]}
     assert mbpp.tested_functions(problem) == ("area",)
     assert mbpp.check_imports(problem) == "import math\n"
+
+
+def test_class_instances_numpy_values_and_generators_in_mbpp_shaped_problems(tmp_path):
+    """Problems of our own in the original file's shape whose asserts build the candidate's class's instances
+    (`Pair(5, 24)`, the candidate's class), and whose solutions return numpy values or a generator: the reference
+    solutions pass, a wrong one and one returning an object equal to everything fail."""
+    summary = mbpp.evaluate(tmp_path / "ref", data=OBJECTS, reference=True, split="all", ks=(1,), workers=1)
+    assert summary["pass_at_k"] == {"pass@1": 1.0}, summary["per_task"]
+    problems = mbpp.load_problems(OBJECTS)
+    assert mbpp.tested_functions(problems["Mbpp/21"]) == ("longest_chain", "Pair")
+    forged = ("class Yes:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
+              "class Pair:\n    def __init__(self, a, b):\n        pass\n"
+              "def longest_chain(pairs, n):\n    return Yes()\n")
+    rows = [{"task_id": 21, "completion": forged},
+            {"task_id": 21, "completion": problems["Mbpp/21"]["code"].replace("best[j] + 1", "best[j] + 2")},
+            {"task_id": 22, "completion": problems["Mbpp/22"]["code"].replace("** 2", "* 2")}]
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    mbpp.evaluate(tmp_path / "out", data=OBJECTS, samples_path=path, ks=(1,), workers=1, split="all")
+    results = [json.loads(line) for line in open(tmp_path / "out" / "results.jsonl")]
+    assert [r["passed"] for r in results] == [False, False, False]
+    assert "the check used == on <Yes object" in results[0]["reason"]

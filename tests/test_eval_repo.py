@@ -173,39 +173,80 @@ def test_scores_by_hand():
     assert scores["by_mode"]["in-file"] == {"tasks": 2, "exact_match": 0.0,
                                             "edit_similarity": pytest.approx((1 - 1 / 19 + 1 - 8 / 15) / 2)}
     assert scores["by_mode"]["cross-file"] == {"tasks": 2, "exact_match": 1.0, "edit_similarity": 1.0}
+    # paired sign-flip test, exact over the 4 sign patterns of the two gains (1/19 and 8/15): only ++ and -- are as
+    # far from 0 as the observed sum, so p = 2/4
     assert scores["paired"] == {"cross_file_better": 2, "in_file_better": 0, "same": 0, "cross_file_prompts": 2,
-                                "with_context": 0}  # these hand-made samples carry no context counts
-    assert rc.reading(scores).endswith("Only 0 of 2 cross-file prompts had room for any other file: the line's own "
-                                       "file fills the rest of the context window.")
+                                "with_context": 0, "p_value": 0.5}  # these hand-made samples carry no context counts
     es_gain = 100 * (1 - (1 - 1 / 19 + 1 - 8 / 15) / 2)
-    assert rc.reading(scores).startswith(f"Cross-file context changes exact match by +100.0 points and edit "
-                                         f"similarity by +{es_gain:.1f} (closer on 2 lines, further on 0, the same "
-                                         "on 0): the model uses")
+    assert rc.reading(scores) == (f"Cross-file context changes exact match by +100.0 points and edit similarity by "
+                                  f"+{es_gain:.1f} (closer on 2 lines, further on 0, the same on 0): no difference "
+                                  "these tasks can tell from chance (paired p = 0.5). Only 0 of 2 cross-file prompts "
+                                  "held any other file; the others equal their in-file prompt.")
+    many = {**scores, "paired": {**scores["paired"], "p_value": 0.00003, "with_context": 2},
+            "window": {"in_file": 360, "cross_file": 360, "unit": "tokens"}}
+    assert rc.reading(many) == (f"With the same 360-token in-file part (the end of the line's own file) in both "
+                                f"modes, adding up to 360 tokens of other files changes exact match by +100.0 points "
+                                f"and edit similarity by +{es_gain:.1f} (closer on 2 lines, further on 0, the same on "
+                                "0): the model uses the other files that the repository format puts before the line "
+                                "(paired p < 0.0001).")
 
 
-def test_prompts_in_the_repository_format_cut_from_the_left():
+def test_prompts_share_the_in_file_part_and_reserve_a_share_for_other_files():
     tok = RepoByteTokenizer()
     repo_name, file_sep = tok.special["<|repo_name|>"], tok.special["<|file_sep|>"]
     tasks, _, repos = build_tasks(discover(REPOS))
-    task = tasks[1]  # cart.py:11, context pricing.py then units.py
-    pricing, units = (SHOP / "pricing.py").read_text(), (SHOP / "units.py").read_text()
-    head = [repo_name, *b"shop\n"]
-    current = [file_sep, *b"cart.py\n", *task.prefix.encode()]
-    context = [file_sep, *b"pricing.py\n", *pricing.encode(), *b"\n", file_sep, *b"units.py\n", *units.encode(),
-               *b"\n"]
+    task = tasks[1]  # cart.py:11 uses pricing.with_tax; cart.py imports pricing.py and units.py
+    units = (SHOP / "units.py").read_text()
+    pricing = "TAX_RATE = 0.2\n\n\ndef with_tax(amount):\n"  # as far as the signature of what the line uses
+    # the files the line needs last (nearest the line), the others before them in packing order
+    assert rc.context_files(task, repos) == [("units.py", units), ("pricing.py", pricing)]
+    head, current = [repo_name, *b"shop\n"], [file_sep, *b"cart.py\n"]
+    prefix = list(task.prefix.encode())
+    units_block = [file_sep, *b"units.py\n", *units.encode(), *b"\n"]
+    pricing_block = [file_sep, *b"pricing.py\n", *pricing.encode(), *b"\n"]
     ids, info = rc.token_prompt(tok, task, repos, "in-file", room=10_000)
-    assert ids == head + current and info["context_files"] == 0
+    assert ids == head + current + prefix and info["context_files"] == 0
     ids, info = rc.token_prompt(tok, task, repos, "cross-file", room=10_000)
-    assert ids == head + context + current and info["context_kept"] == info["context_tokens"] == len(context)
-    room = len(head) + len(current) + 20  # room for the last 20 tokens of the context only
-    ids, info = rc.token_prompt(tok, task, repos, "cross-file", room=room)
-    assert ids == head + context[-20:] + current and info == {"prefix_cut": False, "context_files": 2,
-                                                              "context_tokens": len(context), "context_kept": 20}
-    ids, info = rc.token_prompt(tok, task, repos, "cross-file", room=len(head) + 9 + 30)  # the file alone is cut
-    assert ids == head + [file_sep, *b"cart.py\n"] + list(task.prefix.encode()[-30:]) and info["prefix_cut"]
-    text, _ = rc.text_prompt(task, repos, "cross-file", max_chars=10_000)
-    assert text == ("<|repo_name|>shop\n<|file_sep|>pricing.py\n" + pricing + "\n<|file_sep|>units.py\n" + units
+    assert ids == head + units_block + pricing_block + current + prefix
+    assert info == {"prefix_cut": False, "context_files": 2, "context_tokens": len(units_block + pricing_block),
+                    "context_kept": len(units_block + pricing_block), "context_files_kept": 2}
+    # a share that holds pricing.py and 5 bytes of units.py's text: units.py keeps its header and its end
+    reserved = len(pricing_block) + len(b"units.py\n") + 1 + 5 + 1
+    keep = reserved - len(head) - len(current)  # both modes: the same in-file part, the end of cart.py
+    assert keep < len(prefix)
+    cross, info = rc.token_prompt(tok, task, repos, "cross-file", room=2 * reserved, share=0.5)
+    assert cross == (head + [file_sep, *b"units.py\n", *units.encode()[-5:], *b"\n"] + pricing_block + current
+                     + prefix[-keep:])
+    assert info == {"prefix_cut": True, "context_files": 2, "context_tokens": len(units_block + pricing_block),
+                    "context_kept": reserved, "context_files_kept": 2}
+    in_file, info = rc.token_prompt(tok, task, repos, "in-file", room=2 * reserved, share=0.5)
+    assert in_file == head + current + prefix[-keep:] and info["prefix_cut"]
+    # a share too small for a header and one token of text holds nothing: the prompt is the in-file one
+    tiny, info = rc.token_prompt(tok, task, repos, "cross-file", room=2 * 12, share=0.5)
+    assert tiny == rc.token_prompt(tok, task, repos, "in-file", room=2 * 12, share=0.5)[0]
+    assert info["context_kept"] == info["context_files_kept"] == 0
+    text, info = rc.text_prompt(task, repos, "cross-file", max_chars=10_000)
+    assert text == ("<|repo_name|>shop\n<|file_sep|>units.py\n" + units + "\n<|file_sep|>pricing.py\n" + pricing
                     + "\n<|file_sep|>cart.py\n" + task.prefix)
+    budget = len("<|file_sep|>pricing.py\n" + pricing + "\n") + 3  # not enough for units.py's header
+    text, info = rc.text_prompt(task, repos, "cross-file", max_chars=2 * budget, share=0.5)
+    own = budget - len("<|repo_name|>shop\n<|file_sep|>cart.py\n")
+    assert text == ("<|repo_name|>shop\n<|file_sep|>pricing.py\n" + pricing + "\n<|file_sep|>cart.py\n"
+                    + task.prefix[-own:])
+    assert info["context_files_kept"] == 1
+    with pytest.raises(UserError, match="--cross-file-share 1.0"):
+        rc.check_share(1.0)
+
+
+def test_definitions_are_cut_after_what_tells_how_to_use_them():
+    from opencodegen.eval.repo_tasks import header_end
+    text = ("import x\n\n@cache\ndef f(a,\n      b):\n    \"\"\"doc\n    more\"\"\"\n    return a\n\n"
+            "class C(Base):\n    attr = 1\n\n    def __init__(self, a):\n        self.a = a\n\n"
+            "class D:\n    def m(self): pass\ndef g(): return 1\nN, M = (1,\n        2)\n")
+    # f: through its docstring (line 7); C: through __init__'s signature (13); D: its class line (no __init__);
+    # g: one line; N and M: the whole assignment
+    assert {name: header_end(text, name) for name in ("f", "C", "D", "g", "N", "M", "x", "missing")} == \
+        {"f": 7, "C": 13, "D": 16, "g": 18, "N": 20, "M": 20, "x": None, "missing": None}
 
 
 def _repo_model(block_size: int = 256) -> GPT:

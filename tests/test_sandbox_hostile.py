@@ -371,19 +371,29 @@ def test_the_candidate_cannot_forge_a_verdict(sandbox):
         assert r.status == "failed", (name, r)
 
 
-@pytest.mark.parametrize("returned", [
-    "class Yes:\n    def __eq__(self, other):\n        return True\n    __hash__ = None\nreturn Yes()",
-    "class Close(float):\n    def __eq__(self, o):\n        return True\n    def __sub__(self, o):\n        return 0.0\n"
-    "    def __abs__(self):\n        return 0.0\nreturn Close(1.0)",
-    "class I(int):\n    def __eq__(self, o):\n        return True\nreturn I(0)",
-    "class L(list):\n    def __eq__(self, o):\n        return True\nreturn L()",
-    "return (i for i in range(3))", "return int", "return square", "return lambda: 9",
-    "import numpy as np\nreturn np.array([9])",
+@pytest.mark.parametrize("returned, reason", [
+    ("class Yes:\n    def __eq__(self, other):\n        return True\n    __hash__ = None\nreturn Yes()",
+     "the check used == on <square.<locals>.Yes object"),  # classes made inside square(): their qualified names
+    ("class Close(float):\n    def __eq__(self, o):\n        return True\n    def __sub__(self, o):\n"
+     "        return 0.0\n    def __abs__(self):\n        return 0.0\nreturn Close(1.0)",
+     "the check used == on <square.<locals>.Close object"),
+    ("class I(int):\n    def __eq__(self, o):\n        return True\nreturn I(0)",
+     "the check used == on <square.<locals>.I object"),
+    ("class L(list):\n    def __eq__(self, o):\n        return True\nreturn L()",
+     "the check used == on <square.<locals>.L object"),
+    ("return (i for i in range(3))", "the check used == on <generator object"),
+    ("return int", "the check used == on <type object"), ("return square", "the check used == on <function object"),
+    ("return lambda: 9", "the check used == on <function object"),
+    # numpy's values arrive as the judge's own ndarray (not the candidate's object): compared there, [9] != 4
+    ("import numpy as np\nclass A(np.ndarray):\n    def __eq__(self, o):\n        return True\n"
+     "return np.array([9]).view(A)", "AssertionError"),
 ])
-def test_values_with_their_own_behaviour_are_refused(sandbox, returned):
+def test_values_with_their_own_behaviour_never_decide_a_comparison(sandbox, returned, reason):
+    """What the candidate returns that is not plain data stays in the sandbox (the check holds a reference it cannot
+    compare), or, for numpy values, arrives as the judge's own numpy value built from plain data."""
     body = "def square(x):\n" + textwrap.indent(returned, "    ") + "\n"
     [r] = judge_batch(sandbox, [body])
-    assert r.status == "failed" and "not plain data" in r.reason, r
+    assert r.status == "failed" and r.reason.startswith(reason), r
 
 
 def test_malformed_replies_and_records_cost_only_their_own_program(sandbox):

@@ -154,6 +154,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-prompt-chars", type=int, default=16000,
                    help="with --endpoint: prompts are fitted to this many characters (the server's tokens are "
                         "unknown here)")
+    p.add_argument("--cross-file-share", type=float, default=None,
+                   help="share of the prompt's room reserved for other files in cross-file mode; both modes get "
+                        "the same rest for the end of the line's own file (default: 0.5)")
     p.add_argument("--out", type=Path, default=Path("results") / "repo", help="output directory")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights and compute dtype")
     p.add_argument("--device", default="cpu", type=device_arg,
@@ -319,7 +322,9 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
         summary = repo_completion.evaluate(
             args.out, repos=_repositories(args), model=model, tokenizer=tokenizer, endpoint=endpoint,
             reference=args.reference, params=SamplingParams(max_new_tokens=args.max_new_tokens, temperature=0.0),
-            limit=args.limit, seed=args.seed, max_prompt_chars=args.max_prompt_chars)
+            limit=args.limit, seed=args.seed, max_prompt_chars=args.max_prompt_chars,
+            cross_file_share=repo_completion.DEFAULT_CROSS_FILE_SHARE if args.cross_file_share is None
+            else args.cross_file_share)
         modes = list(summary["by_mode"])
         print_table(f"Repository-level completion ({summary['tasks']} tasks, {len(summary['repos'])} repositories)",
                     ["metric (%)", *modes],

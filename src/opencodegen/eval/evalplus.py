@@ -16,7 +16,8 @@ The procedure is evalplus's (evalplus/evaluate.py and evalplus/eval/__init__.py,
 3. Judged runs (judge.py): the candidate runs in the sandbox; the loop over inputs runs in the trusted judge, which
    calls the candidate's function through its plain-data proxy, times each call, fails an input that took longer
    than its limit, and compares each output with evalplus_oracle.same_output (exact equality, float tolerance, the
-   problem-specific oracles). An output that is not plain data (an object whose __eq__ always says yes) fails.
+   problem-specific oracles). An output that is not plain data (an object whose __eq__ always says yes) stays in the
+   sandbox and fails when compared; numpy outputs are compared as the reference's were recorded (Python values).
    As in evalplus, the first failing input ends the run.
 
 Differences from evalplus: an input over its limit is detected when the call returns (evalplus interrupts it at the

@@ -7,6 +7,8 @@ test |a - b| <= atol + rtol * |b| (NaN never close), element by element over equ
 
     same_output(dataset, entry_point, args, out, expected, atol) -> (verdict, atol for the next input)
 
+`out` is first put in the form the expected outputs were recorded in (as_recorded: numpy values as Python values).
+
 The rules, in evalplus's order:
 - exact equality passes;
 - MBPP+ special oracles: Mbpp/164 `are_equivalent` accepts any output (its reference is ambiguous); Mbpp/295
@@ -67,8 +69,23 @@ def all_close(a, b, atol: float, rtol: float = RTOL) -> bool:
     return abs(a - b) <= atol + rtol * abs(b)  # False with a NaN on either side
 
 
+def as_recorded(value):
+    """An output as the reference's outputs are recorded (sandbox_worker._printed): numpy scalars and arrays as the
+    Python values they hold, inside containers too, so both sides of a comparison went through the same conversion.
+    The judge's own numpy values only (numpy is not imported here)."""
+    kind = type(value)
+    if kind in (list, tuple, set, frozenset):
+        return kind(as_recorded(v) for v in value)
+    if kind is dict:
+        return {as_recorded(k): as_recorded(v) for k, v in value.items()}
+    if kind.__module__ == "numpy" and hasattr(value, "tolist"):  # a scalar's tolist() is its Python value
+        return value.tolist()
+    return value
+
+
 def same_output(dataset: str, entry_point: str, args, out, expected, atol: float):
     """(does `out` pass for this input, the atol the problem's next input is compared with)."""
+    out = as_recorded(out)
     exact = out == expected
     if dataset == "mbpp":
         if entry_point == "are_equivalent":

@@ -6,8 +6,10 @@ infilling, exercises, RL rewards, DPO pairs).
 `candidate` is untrusted code (a prompt plus a model's completion): it runs only in the sandboxed process. `check`
 is trusted test code: it runs in a separate judge process (trusted_check.py), where each name in `functions` (and
 `candidate`, for the first one) is a proxy that calls the candidate's function of that name in the sandbox.
-Arguments and return values cross as plain data (plain_data.py); a return value of any other type (an object with its
-own __eq__, a generator, a class) fails that call, and the case, with a reason that says so. `helpers` is trusted
+Arguments and return values cross as plain data (plain_data.py; numpy values as plain data the judge rebuilds). Any
+other value the candidate returns (an object with its own __eq__, a generator, an instance of its class) stays in the
+sandbox: the check holds a reference it can pass back, call, read and iterate, and comparing, hashing, testing or
+computing with it fails the case with a reason that says so (trusted_check.CandidateObject). `helpers` is trusted
 code the check relies on, run in the judge before it (HumanEval/32's `poly`, /38's `encode_cyclic`: the prompt).
 
 Each ExecResult says passed/failed/timeout/error with a reason, the candidate's stdout/stderr, and

@@ -13,8 +13,11 @@ with the task's own block ending after "[BEGIN]\\n"; the model's code ends at "[
 as evalplus names them, so MBPP and MBPP+ runs can be compared problem by problem.
 
 The asserts run in the trusted judge (judge.py), the candidate's code in the sandbox: `assert f(x) == y` compares the
-plain data f returned. A problem whose tests pass objects of a class (a few of the original file's, through
-test_setup_code) cannot be judged so and fails, the reference solution too (a `--reference` run shows which)."""
+plain data f returned (numpy values arrive as numpy values of the judge's own). Instances of the candidate's classes
+(`assert max_chain_length([Pair(5, 24), ...], 4) == 3`, Pair being the solution's) stay in the sandbox: the asserts
+hold references they can pass back, read and iterate, never compare. Objects the test setup itself builds in the
+judge (test_setup_code that makes instances) cannot be handed to the candidate: such a problem fails, the reference
+solution too (a `--reference` run shows which)."""
 
 from __future__ import annotations
 

@@ -220,6 +220,29 @@ class Resolver:
         return tuple(p for p in self.repo.order if p in wanted)
 
 
+def header_end(text: str, name: str) -> int | None:
+    """The last line of the top-level definition of `name` in `text` that tells a reader how to use it: a function's
+    signature and docstring (not its body), a class's as far as its `__init__`'s signature and docstring (how it is
+    built), an assignment whole; None when `text` does not define it."""
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            init = next((n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                         and n.name == "__init__"), None) if isinstance(node, ast.ClassDef) else None
+            return _signature_end(init or node)
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)):
+                return node.end_lineno
+    return None
+
+
+def _signature_end(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> int:
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        return first.end_lineno  # the docstring
+    return max(node.lineno, first.lineno - 1)
+
+
 def _top_level_names(tree: ast.Module) -> set[str]:
     names = set()
     for node in tree.body:

