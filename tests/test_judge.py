@@ -12,7 +12,6 @@ import pytest
 from opencodegen.eval import humaneval, plain_data
 from opencodegen.eval.humaneval_mutants import mutate
 from opencodegen.eval.judge import JudgeCase, judge
-from opencodegen.eval.sandbox import Sandbox
 
 PLAIN = [None, True, False, 0, -7, 2**200, 0.1, -0.0, math.inf, 1e-320, "", "héllo\n\x00", b"\x00\xff", 3 + 4j,
          [1, [2, [3]]], (1, "a", None), (), {1, 2}, frozenset({"x"}), {"a": [1, 2.5], 3: True, (1, 2): None},
@@ -65,12 +64,6 @@ def test_bounds():
         plain_data.dumps(deep)
     with pytest.raises(plain_data.NotPlainData, match="larger"):
         plain_data.loads(b" " * (plain_data.MAX_BYTES + 1))
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(workers=2, announce=False) as sb:
-        yield sb
 
 
 CHECK = ("def check(candidate):\n"

@@ -12,7 +12,6 @@ import pytest
 
 from opencodegen.eval import plain_data
 from opencodegen.eval.judge import JudgeCase
-from opencodegen.eval.sandbox import Sandbox
 
 
 # ---- numpy values as plain data -------------------------------------------------------------------------------------
@@ -85,12 +84,6 @@ def test_references_cross_only_where_both_sides_ask_for_them():
 
 
 # ---- judged runs: MBPP-shaped checks ----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(workers=2, announce=False) as sb:
-        yield sb
-
 
 PAIR = ("class Pair:\n"
         "    def __init__(self, a, b):\n"
