@@ -84,13 +84,17 @@ class Engine:
     with "length"); prefix_cache_bytes: memory for the keys and values of earlier prompts (0: none); prefill_chunk:
     the prefill grid and cache block, in tokens; prefill_budget: prompt tokens prefilled between two decode steps
     (the pass that reaches it still finishes, so up to one chunk more; vLLM's max_num_batched_tokens plays this
-    part); lock: guards the waiting queue (the server passes its own condition)."""
+    part); lock: guards the waiting queue (the server passes its own condition); compile: decode steps run the
+    model's torch.compile'd layers (model/compiled.py: the same tokens, fewer operators per token; the first steps
+    at one row and at several rows each pay the compile, and compiling falls back to eager where it cannot run)."""
 
     def __init__(self, model, tokenizer, *, slots: int, max_len: int | None = None, prefix_cache_bytes: int = 0,
-                 prefill_chunk: int = DEFAULT_BLOCK, prefill_budget: int = DEFAULT_PREFILL_BUDGET, lock=None):
+                 prefill_chunk: int = DEFAULT_BLOCK, prefill_budget: int = DEFAULT_PREFILL_BUDGET, lock=None,
+                 compile: bool = False):
         if slots < 1 or prefill_budget < 1:
             raise ValueError(f"slots={slots} and prefill_budget={prefill_budget} must be >= 1")
         self.model, self.tokenizer, self.slots, self.prefill_budget = model, tokenizer, slots, prefill_budget
+        self.compile = compile
         self.context = min(model.config.block_size, max_len or model.config.block_size)
         device = model.lm_head.weight.device
         self.cache = KVCache(model.config, slots, self.context, device=device, dtype=next(model.parameters()).dtype)
@@ -120,6 +124,11 @@ class Engine:
     @property
     def busy(self) -> bool:
         return bool(self.waiting or self._active or self._prefill)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether decode steps run compiled code (asked for, and compiling has not failed)."""
+        return self.compile and self.model.compiled_decode().failed is None
 
     @property
     def slots_in_use(self) -> int:
@@ -264,7 +273,7 @@ class Engine:
             return
         k = max(s.params.speculative_tokens for s in self._active)
         drafts = draft_tokens(self._active, k, self.cache.max_len) if k else [[] for _ in self._active]
-        self._logits, self._first = forward_drafts(self.model, self.cache, self._active, drafts)
+        self._logits, self._first = forward_drafts(self.model, self.cache, self._active, drafts, self.compile)
         self._drafts = drafts
 
     def _remove(self, gone: list[bool]) -> list[int]:
@@ -331,7 +340,8 @@ class _Streaming(Request):
 
 
 def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams | None = None,
-             on_token: OnToken | None = None, max_batch_size: int | None = None) -> list[list[Completion]]:
+             on_token: OnToken | None = None, max_batch_size: int | None = None,
+             compile: bool = False) -> list[list[Completion]]:
     """Samples params.n completions for each prompt (text, token ids, or a HealedPrompt: token healing, healing.py,
     then constrains the first tokens to re-spell its removed text, which the completion's text leaves out).
     Returns completions[prompt][sample].
@@ -341,7 +351,8 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams
     waiting prompt. on_token(prompt_index, sample_index, text_delta) streams text that can no longer become part of
     a stop string; the deltas of a sample concatenate to its final text. max_batch_size bounds the rows decoded at
     once (default: what fits a 4 GiB KV cache); results don't depend on it. Speculative decoding
-    (params.speculative_tokens) changes the speed, not the tokens: see Engine._decode."""
+    (params.speculative_tokens) changes the speed, not the tokens: see Engine._decode. compile: decode steps run
+    the model's compiled layers (Engine), which the model keeps for later calls."""
     params = params or SamplingParams()
     block = model.config.block_size
     healed = prepare_prompts(tokenizer, model, prompts, block)
@@ -353,7 +364,7 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams
     dtype = next(model.parameters()).dtype
     slots = min(request.total, max_batch_size or _default_batch_size(model, max_len, dtype))
     # No prefill budget: nobody waits on a stream here, so every prompt that fits is prefilled before decoding on.
-    engine = Engine(model, tokenizer, slots=slots, max_len=max_len, prefill_budget=2**62)
+    engine = Engine(model, tokenizer, slots=slots, max_len=max_len, prefill_budget=2**62, compile=compile)
     engine.add(request)
     while engine.busy:
         engine.step()
@@ -368,16 +379,16 @@ def _default_batch_size(model, max_len: int, dtype: torch.dtype) -> int:
 
 # ---- the steps -------------------------------------------------------------------------------------------------
 
-def forward_drafts(model, cache, active: list[SequenceState],
-                   drafts: list[list[int]]) -> tuple[torch.Tensor, list[int]]:
+def forward_drafts(model, cache, active: list[SequenceState], drafts: list[list[int]],
+                   compiled: bool = False) -> tuple[torch.Tensor, list[int]]:
     """One forward pass for cache rows 0..len(active)-1: each row's last sampled token, then its draft, rows padded
     to the longest draft. Returns the logits of the real positions, (sum of 1 + len(draft), V), and the index of
-    each row's first position in them."""
+    each row's first position in them. compiled: a pass without drafts runs the compiled layers (GPT.forward)."""
     device = cache.lengths.device
     width = 1 + max(len(d) for d in drafts)
     last = [s.token_ids[-1] for s in active]
     fed = torch.tensor([[t, *d] + [t] * (width - 1 - len(d)) for t, d in zip(last, drafts)], device=device)
-    hidden = model(fed, cache=cache, hidden_only=True)  # (B, width, C)
+    hidden = model(fed, cache=cache, hidden_only=True, compiled=compiled)  # (B, width, C)
     if width == 1 or all(len(d) == width - 1 for d in drafts):
         first = list(range(0, len(active) * width, width))
         hidden = hidden.flatten(0, 1)

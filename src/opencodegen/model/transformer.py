@@ -178,6 +178,7 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=config.lm_head_bias)
         self.tie_weights()
         self.rebuild_rope()
+        self._compiled_decode = None
         self.apply(self._init_weights)
         # GPT-2 style: shrink the residual projections with depth so the residual stream's variance stays bounded.
         for name, p in self.named_parameters():
@@ -222,11 +223,13 @@ class GPT(nn.Module):
         rows: torch.Tensor | None = None,
         doc_ids: torch.Tensor | None = None,
         hidden_only: bool = False,
+        compiled: bool = False,
     ) -> torch.Tensor:
         """idx (B, T) -> logits (B, T, V) in fp32 (or the final hidden states (B, T, C) if hidden_only).
 
         cache/rows: incremental decoding; row b of the batch is cache row rows[b] (None: rows 0..B-1) and continues
-        from that row's current length. doc_ids (B, T): tokens attend only within their own document."""
+        from that row's current length. doc_ids (B, T): tokens attend only within their own document. compiled: a
+        one-token pass over the cache (a decode step) runs the torch.compile'd layers (model/compiled.py)."""
         B, T = idx.shape
         device = idx.device
         if cache is None:
@@ -259,15 +262,32 @@ class GPT(nn.Module):
             causal = torch.ones(T, T, dtype=torch.bool, device=device).tril()
             mask = (same_doc & causal).unsqueeze(1)  # (B, 1, T, T)
 
-        x = self.wte(idx)
-        for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, mask, cache, i, rows, slots)
-        x = self.norm_f(x)
+        layers = self.layers
+        if compiled and cache is not None and T == 1:
+            layers = self.compiled_decode().layers
+        x = layers(idx, cos, sin, mask, cache, rows, slots)
         if cache is not None:
             cache.lengths[slice(0, B) if rows is None else rows] = positions[:, -1] + 1
         if hidden_only:
             return x
         return self.lm_head(x).float()
+
+    def compiled_decode(self):
+        """The compiled layers for decode steps, made on first use and kept: the model compiles once, whatever
+        number of engines decode with it."""
+        if self._compiled_decode is None:
+            from .compiled import CompiledDecode  # imports torch._dynamo: seconds, only for those who compile
+
+            self._compiled_decode = CompiledDecode(self)
+        return self._compiled_decode
+
+    def layers(self, idx, cos, sin, mask, cache, rows, slots) -> torch.Tensor:
+        """Token ids (B, T) -> final hidden states (B, T, C): every tensor op of a forward pass, and nothing that
+        reads a tensor into Python, so that torch.compile can take it whole (model/compiled.py)."""
+        x = self.wte(idx)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, mask, cache, i, rows, slots)
+        return self.norm_f(x)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

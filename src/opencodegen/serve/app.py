@@ -62,17 +62,17 @@ def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size
                max_len: int | None = None, prefix_cache_mb: float = DEFAULT_PREFIX_CACHE_MB,
                prefill_chunk: int = DEFAULT_BLOCK, prefill_budget: int = DEFAULT_PREFILL_BUDGET,
                allow_code_execution: bool = False, api_key: str | None = None, allow_unsafe: bool = False,
-               speculative_tokens: int = 0) -> FastAPI:
+               speculative_tokens: int = 0, compile: bool = False) -> FastAPI:
     """An app serving `model`. The scheduler's thread starts and stops with the app's lifespan (uvicorn runs it).
     prefix_cache_mb: memory for the keys and values of earlier prompts, reused by prompts that start the same way
     (0 disables it); prefill_chunk: the prefill grid and cache block in tokens (prefix_cache.py); prefill_budget:
     prompt tokens prefilled between two decode steps (scheduler.py). allow_code_execution: /run executes programs
     (in the sandbox; allow_unsafe: even where it cannot isolate them); api_key: required on every API request.
     speculative_tokens: prompt-lookup drafts of up to this many tokens for requests that do not set their own
-    (0: off)."""
+    (0: off). compile: decode steps run the model's torch.compile'd layers (model/compiled.py)."""
     scheduler = Scheduler(model, tokenizer, slots=slots, queue_size=queue_size, timeout=timeout, max_len=max_len,
                           prefix_cache_bytes=int(prefix_cache_mb * 2**20), prefill_chunk=prefill_chunk,
-                          prefill_budget=prefill_budget)
+                          prefill_budget=prefill_budget, compile=compile)
     if speculative_tokens < 0:
         raise ValueError(f"speculative_tokens={speculative_tokens} must be >= 0")
     state = ServerState(scheduler, tokenizer, model_name, speculative_tokens)

@@ -114,12 +114,13 @@ class Scheduler:
 
     def __init__(self, model, tokenizer, *, slots: int = 16, queue_size: int = 64, timeout: float = 120.0,
                  max_len: int | None = None, prefix_cache_bytes: int = 0, prefill_chunk: int = DEFAULT_BLOCK,
-                 prefill_budget: int = DEFAULT_PREFILL_BUDGET):
+                 prefill_budget: int = DEFAULT_PREFILL_BUDGET, compile: bool = False):
         if queue_size < 1 or timeout <= 0:
             raise ValueError(f"queue_size={queue_size} must be >= 1, timeout={timeout} > 0")
         self._cond = threading.Condition()
         self.engine = Engine(model, tokenizer, slots=slots, max_len=max_len, prefix_cache_bytes=prefix_cache_bytes,
-                             prefill_chunk=prefill_chunk, prefill_budget=prefill_budget, lock=self._cond)
+                             prefill_chunk=prefill_chunk, prefill_budget=prefill_budget, lock=self._cond,
+                             compile=compile)
         self.model, self.slots, self.context, self.eos_id = model, slots, self.engine.context, self.engine.eos_id
         self.queue_size, self.timeout = queue_size, timeout
         self._closed = False

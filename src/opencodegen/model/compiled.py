@@ -1,0 +1,46 @@
+"""The compiled decode step: torch.compile (inductor) of GPT.layers for the one-token passes over a KV cache.
+
+Batch-1 decoding of a small model is bound by the number of operators, not by arithmetic: an eager step dispatches
+about 35 of them per layer (views, casts, the rotary's products, cache writes), each costing microseconds of Python and
+dispatch whatever its size. Inductor fuses the elementwise ones into a few C++ loops around the matmuls and SDPA, which
+stay the ATen calls eager makes. Shapes are dynamic (batch rows, the cache's positions, the attended span), so a model
+compiles once for one row and once for several, not once per step; prefills and speculative verify passes (several
+tokens per row) stay eager.
+
+Eager numerics are kept: `emulate_precision_casts` rounds every intermediate that eager rounds to bf16/fp16 at the same
+point (inductor otherwise keeps fused intermediates in fp32), so greedy decoding gives the same tokens with and without
+compile (tests/test_compiled_decode.py checks fp32 and bf16). Where compile cannot run (no C++ compiler, an
+unsupported platform), the first step notes why and decoding goes on eagerly."""
+
+from __future__ import annotations
+
+import torch
+import torch._dynamo
+
+from ..progress import log
+
+# Compiled code is kept per code object: every model a process compiles adds its own entries (one row, several rows)
+# to GPT.layers', and at dynamo's default limit of 8 the fifth model would go back to eager.
+torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+
+
+class CompiledDecode:
+    """GPT.layers compiled; `layers` runs it, or the eager method for good once compiling has failed."""
+
+    def __init__(self, model):
+        self.model = model
+        # emulate_precision_casts: round fused bf16/fp16 intermediates where eager rounds them (inductor otherwise keeps
+        # them in fp32, which moves low-precision logits by a few ulp and flips greedy near-ties).
+        self.compiled = torch.compile(model.layers, dynamic=True, fullgraph=True,
+                                      options={"emulate_precision_casts": True})
+        self.failed: str | None = None
+
+    def layers(self, *args) -> torch.Tensor:
+        if self.failed is None:
+            try:
+                return self.compiled(*args)
+            except torch._dynamo.exc.TorchDynamoException as e:  # compiling failed (tracing or the C++ build)
+                cause = getattr(e, "inner_exception", e)  # a backend's failure: the compiler's own error
+                self.failed = f"{type(cause).__name__}: {(str(cause).strip() or '?').splitlines()[0]}"
+                log(f"note: torch.compile of the decode step failed, decoding eagerly ({self.failed})")
+        return self.model.layers(*args)

@@ -1,0 +1,90 @@
+"""The compiled decode step (model/compiled.py) against eager decoding: the same greedy and seeded tokens from tiny
+random models of both block families, fp32 and bf16, one row and several rows at different positions; the one-token
+pass's hidden states against eager's; and the eager fallback when compiling fails."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch._dynamo
+
+from eval_tiny import ByteTokenizer
+from opencodegen.engine import Engine, generate
+from opencodegen.model.config import ModelConfig
+from opencodegen.model.transformer import GPT, KVCache
+from opencodegen.sampling import SamplingParams
+from serve_fixtures import one_torch_thread  # noqa: F401 (an autouse fixture)
+
+TOK = ByteTokenizer()
+QWEN = dict(parallel_residual=False, norm="rmsnorm", mlp="swiglu", n_kv_heads=2, qkv_bias=True, rope_interleaved=False,
+            qk_norm=True, rotary_dim=8)
+# Different lengths, so that batched rows decode at different positions.
+PROMPTS = ["def fib(n):\n    ", "import os\n", "class Stack:\n    def push(self, x):\n        self.items"]
+
+
+def tiny(family: str, dtype: torch.dtype) -> GPT:
+    torch.manual_seed(0)
+    config = ModelConfig.from_preset("tiny-1m", vocab_size=TOK.vocab_size, block_size=256,
+                                     **(QWEN if family == "qwen" else {}))
+    return GPT(config).eval().to(dtype)
+
+
+def token_ids(completions) -> list[list[list[int]]]:
+    return [[c.token_ids for c in row] for row in completions]
+
+
+# Each case compiles twice (one row, several rows): ~20 s each on 2 cores, so the default suite runs the bf16 CodeGen
+# block (the rounding most likely to flip a token) and the others run with -m slow.
+@pytest.mark.parametrize("family,dtype", [
+    pytest.param("codegen", torch.float32, marks=pytest.mark.slow), ("codegen", torch.bfloat16),
+    pytest.param("qwen", torch.float32, marks=pytest.mark.slow), pytest.param("qwen", torch.bfloat16, marks=pytest.mark.slow)])
+def test_compiled_decode_gives_eager_tokens(family, dtype):
+    model = tiny(family, dtype)
+    greedy = SamplingParams(max_new_tokens=40, temperature=0.0, ignore_eos=True)
+    sampled = SamplingParams(max_new_tokens=24, temperature=0.8, top_p=0.95, n=2, seed=3, ignore_eos=True)
+    runs = {}
+    for compile in (False, True):
+        runs[compile] = [generate(model, TOK, [p], greedy, compile=compile) for p in PROMPTS]  # one row
+        runs[compile].append(generate(model, TOK, PROMPTS, greedy, compile=compile))  # rows at different positions
+        runs[compile].append(generate(model, TOK, PROMPTS, sampled, compile=compile))
+    assert model.compiled_decode().failed is None
+    assert [token_ids(c) for c in runs[True]] == [token_ids(c) for c in runs[False]]
+
+
+@pytest.mark.parametrize("family", ["codegen", "qwen"])
+def test_compiled_step_hidden_states_match_eager(family):
+    """One decode step over a prefilled cache, one row and three rows at different lengths: the compiled layers give
+    eager's hidden states (fp32 to rounding), and write the same keys and values into the cache."""
+    model = tiny(family, torch.float32)
+    lengths = [11, 4, 23]
+    out = {}
+    with torch.inference_mode():
+        for compile in (False, True):
+            cache = KVCache(model.config, 3, 64)
+            for r, n in enumerate(lengths):
+                model(torch.arange(1, n + 1)[None], cache=cache, rows=torch.tensor([r]))
+            one = model(torch.tensor([[7]]), cache=cache, rows=torch.tensor([1]), hidden_only=True, compiled=compile)
+            rows = model(torch.tensor([[5], [6], [9]]), cache=cache, hidden_only=True, compiled=compile)
+            out[compile] = one, rows, cache
+    for compiled, eager in zip(out[True][:2], out[False][:2]):
+        torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+    for compiled, eager in zip(out[True][2].k + out[True][2].v, out[False][2].k + out[False][2].v):
+        torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+    assert out[True][2].lengths.tolist() == out[False][2].lengths.tolist() == [12, 6, 24]  # row 1 took two steps
+
+
+def test_compile_failure_falls_back_to_eager(capsys):
+    model = tiny("codegen", torch.float32)
+    params = SamplingParams(max_new_tokens=20, temperature=0.0, ignore_eos=True)
+    eager = generate(model, TOK, PROMPTS, params)
+
+    def no_compiler(*args):
+        raise torch._dynamo.exc.BackendCompilerFailed(no_compiler, RuntimeError("no working C++ compiler"), None)
+
+    model.compiled_decode().compiled = no_compiler
+    engine = Engine(model, TOK, slots=1, compile=True)
+    assert engine.compiled  # nothing has failed yet
+    assert token_ids(generate(model, TOK, PROMPTS, params, compile=True)) == token_ids(eager)
+    assert not engine.compiled
+    note = " ".join(capsys.readouterr().err.split())
+    assert "torch.compile of the decode step failed, decoding eagerly (RuntimeError: no working C++ compiler)" in note
