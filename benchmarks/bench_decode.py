@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import textwrap
@@ -43,6 +44,7 @@ from opencodegen.eval.report import write_json
 from opencodegen.train.precision import cpu_has_native_bf16
 
 OUT = Path(__file__).parent / "results" / "decode.json"
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 # Spread over the set rather than the first few, which are all short list/number exercises.
 HUMANEVAL_TASKS = ("HumanEval/0", "HumanEval/12", "HumanEval/32", "HumanEval/64", "HumanEval/95", "HumanEval/129",
                    "HumanEval/151", "HumanEval/163")
@@ -63,6 +65,26 @@ class ByteIds:
 
     def encode(self, text: str) -> list[int]:
         return list(text.encode())
+
+
+def cpu_flags() -> set[str]:
+    try:
+        return {f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+                for f in line.split(":", 1)[1].split()}
+    except OSError:
+        return set()
+
+
+def best_times_taking_turns(fns: dict, repeats: int) -> tuple[dict[str, float], dict[str, object]]:
+    """Best time of each function, the functions running in turn (A, B, C, A, B, C, ...): a change in the machine's
+    load during the run hits all of them alike."""
+    times, outs = {name: [] for name in fns}, {}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            outs[name] = fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(t) for name, t in times.items()}, outs
 
 
 def best_time(fn, repeats: int) -> tuple[float, object]:
@@ -103,23 +125,35 @@ def random_prompt_rows(ours32: GPT, theirs32, args, batches, dtypes) -> list[dic
             prompts = torch.randint(0, vocab, (batch, p), generator=torch.Generator().manual_seed(batch))
             params = SamplingParams(max_new_tokens=n, temperature=0.0, ignore_eos=True)
 
-            def run_ours():
-                return generate(ours, TokenIdsOnly(), prompts.tolist(), params)
+            def run_ours(compile=False):
+                return generate(ours, TokenIdsOnly(), prompts.tolist(), params, compile=compile)
+
+            def run_ours_compiled():
+                return run_ours(compile=True)
 
             @torch.inference_mode()
             def run_theirs():
                 return theirs.generate(prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=n,
                                        min_new_tokens=n, do_sample=False, pad_token_id=0, eos_token_id=None)
 
+            runs = {"ours": run_ours, "ours_compiled": run_ours_compiled, "transformers": run_theirs}
+            start = time.perf_counter()
+            run_ours_compiled()  # warm-up, which compiles
+            compile_s = time.perf_counter() - start
             run_ours(), run_theirs()  # warm-up
-            t_ours, out_ours = best_time(run_ours, args.repeats)
-            t_theirs, out_theirs = best_time(run_theirs, args.repeats)
-            same = [c[0].token_ids for c in out_ours] == out_theirs[:, p:].tolist()
-            row = {"dtype": dtype_name, "batch": batch, "ours_tok_s": batch * n / t_ours,
-                   "transformers_tok_s": batch * n / t_theirs, "speedup": t_theirs / t_ours,
-                   "same_greedy_tokens": same}
+            times, outs = best_times_taking_turns(runs, args.repeats)
+            ours_ids = [c[0].token_ids for c in outs["ours"]]
+            row = {"dtype": dtype_name, "batch": batch, **{f"{m}_tok_s": batch * n / t for m, t in times.items()},
+                   "speedup": times["transformers"] / times["ours"],
+                   "speedup_compiled": times["transformers"] / times["ours_compiled"],
+                   "first_compiled_call_s": compile_s,
+                   "same_greedy_tokens": ours_ids == outs["transformers"][:, p:].tolist(),
+                   "compiled_same_tokens_as_eager": [c[0].token_ids for c in outs["ours_compiled"]] == ours_ids}
             if batch == 1:
-                row["matvec_floor_tok_s"] = 1 / weight_streaming_floor(ours32, dtype)
+                floor = 1 / weight_streaming_floor(ours32, dtype)
+                row["matvec_floor_tok_s"] = floor
+                row["ours_share_of_floor"] = row["ours_tok_s"] / floor
+                row["ours_compiled_share_of_floor"] = row["ours_compiled_tok_s"] / floor
             rows.append(row)
             print(json.dumps(row))
     return rows
@@ -217,6 +251,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--speculative", type=int, default=8, metavar="K", help="draft tokens per verify pass")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    ap.add_argument("--tables", default="lookup,random", help="which tables to run (default: both)")
+    ap.add_argument("--batches", default="1,16", help="batch sizes of the random-prompt table")
     ap.add_argument("--out", type=Path, default=OUT, help=f"JSON to write (default {OUT})")
     ap.add_argument("--quick", action="store_true",
                     help="short end-to-end check (batch 1 fp32, 32 tokens, 2 prompts, no repeats); writes nothing")
@@ -225,6 +261,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.quick:
         args.new_tokens, args.repeats = 32, 1
+    load_before = round(os.getloadavg()[0], 2)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         if args.model is None:
@@ -242,16 +279,19 @@ def main() -> None:
     budget = min(args.context_tokens, config.block_size - args.new_tokens - args.speculative - 1)
     prompts = realistic_prompts(encode, 1 if args.quick else len(HUMANEVAL_TASKS), budget)
 
-    lookup_rows = prompt_lookup_rows(ours32, theirs32, prompts, args)
-    lookup_summary = summary(lookup_rows, args.new_tokens)
-    print(json.dumps({"prompt_lookup_summary": lookup_summary}))
-    lookup_batched = batched_row(ours32, prompts, args)
+    tables = args.tables.split(",")
+    if "lookup" in tables:
+        lookup_rows = prompt_lookup_rows(ours32, theirs32, prompts, args)
+        lookup_summary = summary(lookup_rows, args.new_tokens)
+        print(json.dumps({"prompt_lookup_summary": lookup_summary}))
+        lookup_batched = batched_row(ours32, prompts, args)
     fp32 = [("fp32", torch.float32)]
     # Without AVX512-BF16/AMX torch emulates bf16 matmuls hundreds of times slower than fp32: such rows would take
     # hours and say nothing about either implementation.
     bf16 = [("bf16", torch.bfloat16)] if cpu_has_native_bf16() else []
-    random_rows = random_prompt_rows(ours32, theirs32, args, (1,) if args.quick else (1, 16),
-                                     fp32 if args.quick else fp32 + bf16)
+    batches = (1,) if args.quick else tuple(int(b) for b in args.batches.split(","))
+    random_rows = random_prompt_rows(ours32, theirs32, args, batches,
+                                     fp32 if args.quick else fp32 + bf16) if "random" in tables else []
     if args.quick:
         return
     result = {
@@ -259,24 +299,27 @@ def main() -> None:
         "model": model_name + " (exported with ocg export-hf, loaded by both)",
         "params": config.n_params(), "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens,
         "repeats_best_of": args.repeats,
-        "ours": "opencodegen.engine.generate (KVCache, no padding)",
+        "ours": "opencodegen.engine.generate (KVCache, no padding); ours_compiled: generate(compile=True), the "
+                "torch.compile'd decode step (model/compiled.py); ours, ours_compiled and transformers take turns",
         "baseline": f"transformers {transformers.__version__} {type(theirs32).__name__}.generate",
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpu_native_bf16": cpu_has_native_bf16(),
         "machine": platform.processor() or platform.machine(),
+        "cpu_flags": sorted(f for f in CPU_FLAGS if f in cpu_flags()),
+        "load_average_1min_before_after": [load_before, round(os.getloadavg()[0], 2)],
         "goal": "speedup >= 2 at batch 1",
         "note": "matvec_floor_tok_s: tokens/s if a step cost nothing but streaming the weight matrices through "
                 "F.linear once (measured here); at batch 1 both implementations sit close to it, so the step is "
                 "memory-bandwidth bound and a 2x gain over transformers is out of reach without fewer weight bytes "
                 "per token: hence speculative decoding (prompt_lookup)", "results": random_rows,
-        "prompt_lookup": {
+        "prompt_lookup": None if "lookup" not in tables else {
             "what": "batch 1, fp32; realistic prompts cut to context_tokens; ours with speculative_tokens=K "
                     "(n-gram 3..1, latest match) vs transformers generate plain and with prompt_lookup_num_tokens=K "
                     "(its default max_matching_ngram_size 2, earliest match)",
             "k": args.speculative, "context_tokens": budget,
             "accepted_per_pass": "accepted draft tokens per verify forward pass (tokens per pass = 1 + this)",
             "summary": lookup_summary, "results": lookup_rows, "batched": lookup_batched,
-        },
+        }
     }
     write_json(args.out, result)
     print(f"wrote {args.out}")
