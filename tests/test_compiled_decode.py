@@ -1,8 +1,11 @@
 """The compiled decode step (model/compiled.py) against eager decoding: the same greedy and seeded tokens from tiny
 random models of both block families, fp32 and bf16, one row and several rows at different positions; the one-token
-pass's hidden states against eager's; and the eager fallback when compiling fails."""
+pass's hidden states against eager's; a deep copy of a compiled model; and the eager fallback when compiling
+fails."""
 
 from __future__ import annotations
+
+from copy import deepcopy
 
 import pytest
 import torch
@@ -40,6 +43,9 @@ def token_ids(completions) -> list[list[list[int]]]:
     pytest.param("qwen", torch.float32, marks=pytest.mark.slow), pytest.param("qwen", torch.bfloat16, marks=pytest.mark.slow)])
 def test_compiled_decode_gives_eager_tokens(family, dtype):
     model = tiny(family, dtype)
+    compiled, calls = model.compiled_decode(), []
+    run_compiled = compiled.compiled
+    compiled.compiled = lambda *args: calls.append(args[1].shape) or run_compiled(*args)  # (idx's shape)
     greedy = SamplingParams(max_new_tokens=40, temperature=0.0, ignore_eos=True)
     sampled = SamplingParams(max_new_tokens=24, temperature=0.8, top_p=0.95, n=2, seed=3, ignore_eos=True)
     runs = {}
@@ -47,7 +53,8 @@ def test_compiled_decode_gives_eager_tokens(family, dtype):
         runs[compile] = [generate(model, TOK, [p], greedy, compile=compile) for p in PROMPTS]  # one row
         runs[compile].append(generate(model, TOK, PROMPTS, greedy, compile=compile))  # rows at different positions
         runs[compile].append(generate(model, TOK, PROMPTS, sampled, compile=compile))
-    assert model.compiled_decode().failed is None
+    assert compiled.failed is None
+    assert {(1, 1), (3, 1), (6, 1)} <= set(calls)  # decode steps of one row and of several ran compiled
     assert [token_ids(c) for c in runs[True]] == [token_ids(c) for c in runs[False]]
 
 
@@ -71,6 +78,21 @@ def test_compiled_step_hidden_states_match_eager(family):
     for compiled, eager in zip(out[True][2].k + out[True][2].v, out[False][2].k + out[False][2].v):
         torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
     assert out[True][2].lengths.tolist() == out[False][2].lengths.tolist() == [12, 6, 24]  # row 1 took two steps
+
+
+@pytest.mark.slow
+def test_a_deep_copy_decodes_with_its_own_weights():
+    """DPO and RL deep-copy the policy as their reference: a copy made after compiling runs its own weights."""
+    model = tiny("codegen", torch.float32)
+    params = SamplingParams(max_new_tokens=20, temperature=0.0, ignore_eos=True)
+    generate(model, TOK, PROMPTS, params, compile=True)
+    copy = deepcopy(model)
+    with torch.no_grad():
+        for p in copy.parameters():
+            p.mul_(1.5)
+    eager = token_ids(generate(copy, TOK, PROMPTS, params))
+    assert token_ids(generate(copy, TOK, PROMPTS, params, compile=True)) == eager
+    assert eager != token_ids(generate(model, TOK, PROMPTS, params))
 
 
 def test_compile_failure_falls_back_to_eager(capsys):

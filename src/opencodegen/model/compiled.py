@@ -32,14 +32,16 @@ class CompiledDecode:
         # emulate_precision_casts: round fused bf16/fp16 intermediates where eager rounds them (inductor otherwise keeps
         # them in fp32, which moves low-precision logits by a few ulp and flips greedy near-ties). cpp_wrapper: the
         # graph's calls run from C++, not from a generated Python function (a few hundred microseconds a step).
-        self.compiled = torch.compile(model.layers, dynamic=True, fullgraph=True,
+        # The function, not the bound method: a deep copy of the model (DPO's and RL's reference) then gets a
+        # CompiledDecode that runs the copy, not the original.
+        self.compiled = torch.compile(type(model).layers, dynamic=True, fullgraph=True,
                                       options={"emulate_precision_casts": True, "cpp_wrapper": True})
         self.failed: str | None = None
 
     def layers(self, *args) -> torch.Tensor:
         if self.failed is None:
             try:
-                return self.compiled(*args)
+                return self.compiled(self.model, *args)
             except torch._dynamo.exc.TorchDynamoException as e:  # compiling failed (tracing or the C++ build)
                 cause = getattr(e, "inner_exception", e)  # a backend's failure: the compiler's own error
                 self.failed = f"{type(cause).__name__}: {(str(cause).strip() or '?').splitlines()[0]}"
