@@ -21,6 +21,7 @@ trained. Every file and every candidate line is kept as a task or logged with th
 from __future__ import annotations
 
 import ast
+import functools
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,16 +225,25 @@ def header_end(text: str, name: str) -> int | None:
     """The last line of the top-level definition of `name` in `text` that tells a reader how to use it: a function's
     signature and docstring (not its body), a class's as far as its `__init__`'s signature and docstring (how it is
     built), an assignment whole; None when `text` does not define it."""
+    return _header_ends(text).get(name)
+
+
+@functools.lru_cache(maxsize=64)
+def _header_ends(text: str) -> dict[str, int]:
+    """header_end of every top-level name of `text` (the first definition of each), parsed once: a repository's
+    lines ask for the same defining files again and again."""
+    ends: dict[str, int] = {}
     for node in ast.parse(text).body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             init = next((n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
                          and n.name == "__init__"), None) if isinstance(node, ast.ClassDef) else None
-            return _signature_end(init or node)
-        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            ends.setdefault(node.name, _signature_end(init or node))
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)):
-                return node.end_lineno
-    return None
+            for n in (n for t in targets for n in ast.walk(t)):
+                if isinstance(n, ast.Name):
+                    ends.setdefault(n.id, node.end_lineno)
+    return ends
 
 
 def _signature_end(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> int:

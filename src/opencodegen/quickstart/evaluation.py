@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from ..engine import generate
@@ -65,16 +64,15 @@ def humaneval(checkpoint: Path, out: Path, budget: Budget) -> dict:
     """As the Codex and CodeGen papers measure it: greedy pass@1, and pass@k from n samples at temperature 0.8 and
     top-p 0.95 with the unbiased estimator, for every k that n allows; plus which problems any sample solved."""
     model, tok = _load(checkpoint)
-    base = SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, seed=0)
-    greedy = he.evaluate(out / "greedy", model=model, tokenizer=tok, n=1, params=replace(base, temperature=0.0),
+    greedy = he.evaluate(out / "greedy", model=model, tokenizer=tok, n=1,
+                         params=SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, temperature=0.0, seed=0),
                          ks=[1], limit=budget.humaneval_tasks, workers=budget.workers)
     t = budget.humaneval_temperature
     n = budget.humaneval_n
     if n is None:  # as many as fit: the rate of a pilot of the sampled pass itself (sampling and judging) sizes n
-        started, pilot_tasks = time.perf_counter(), min(PILOT_TASKS, greedy["tasks_scored"])
-        pilot = he.evaluate(out / "pilot", model=model, tokenizer=tok, n=budget.humaneval_n_min,
-                            params=replace(base, temperature=t, top_p=0.95), ks=[1], limit=pilot_tasks,
-                            workers=budget.workers)
+        started = time.perf_counter()
+        pilot = sampled_pass(model, tok, out / "pilot", budget, budget.humaneval_n_min,
+                             limit=min(PILOT_TASKS, greedy["tasks_scored"]))
         n = budget.humaneval_samples((time.perf_counter() - started) / pilot["samples"], greedy["tasks_scored"])
     sampled = sampled_pass(model, tok, out / "sampled", budget, n)
     solved = sorted({task for s in (greedy, sampled) for task, v in s["per_task"].items() if v["correct"]},
@@ -87,12 +85,13 @@ def humaneval(checkpoint: Path, out: Path, budget: Budget) -> dict:
             "png": str(out / "sampled" / "pass_at_k.png")}
 
 
-def sampled_pass(model, tok, out: Path, budget: Budget, n: int) -> dict:
-    """pass@k for every k that n allows, from n samples per task at the papers' temperature and top-p 0.95."""
+def sampled_pass(model, tok, out: Path, budget: Budget, n: int, limit: int | None = None) -> dict:
+    """pass@k for every k that n allows, from n samples per task at the papers' temperature and top-p 0.95, on the
+    first `limit` tasks (default: the budget's)."""
     params = SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, seed=0,
                             temperature=budget.humaneval_temperature, top_p=0.95)
     return he.evaluate(out, model=model, tokenizer=tok, n=n, params=params, ks=[k for k in (1, 10, 100) if k <= n],
-                       limit=budget.humaneval_tasks, workers=budget.workers)
+                       limit=limit or budget.humaneval_tasks, workers=budget.workers)
 
 
 def time_to_target(run_dir: Path, recipe, final: dict, out: Path, budget: Budget) -> dict:
