@@ -269,6 +269,13 @@ def test_ctrl_c_keeps_finished_stages_and_the_next_run_resumes(machine, recipe, 
     assert all((run_dir / "stages" / name).stat().st_mtime_ns == t for name, t in markers.items())  # reused, not redone
 
 
+def test_synthetic_exercises_grow_with_the_training_time():
+    assert Budget(train_minutes=12.0).synthetic_exercises() == 3000  # 150 a minute is 1800: the floor holds
+    assert Budget(train_minutes=60.0).synthetic_exercises() == 9000
+    assert Budget(train_minutes=None, exercises_synthetic=12).synthetic_exercises() == 12  # the recipe's steps as written
+    assert Budget(train_minutes=30.0, exercises_synthetic_per_minute=0).synthetic_exercises() == 3000
+
+
 def test_humaneval_samples_fill_the_evaluation_time():
     b = Budget(train_minutes=6.0)  # 25 s per training minute: 150 s
     assert b.humaneval_samples(0.02, 164) == int(150 / (0.02 * 164)) == 45

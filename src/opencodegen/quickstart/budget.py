@@ -22,6 +22,10 @@ class Budget:
     # Mono's training repositories (never the held-out ones), each kept only if it runs; decontaminated against
     # HumanEval and the MTPB problems.
     exercises_synthetic: int = 3000
+    # A longer budget trains SFT for more steps; without more exercises the SFT cap below turns those steps into
+    # pretraining, and repeats of the same programs fit HumanEval worse. So the synthetic count grows with the
+    # training time (synthetic_exercises()), from exercises_synthetic at the default budget.
+    exercises_synthetic_per_minute: float = 150.0
     # Programs in the multi-turn synthesis format (MTPB's and `ocg synth`'s): without them the post-trained model
     # answers a `# instruction` turn with nothing (E2: 96% of MTPB turns empty).
     exercises_multi_turn: int = 600
@@ -72,6 +76,9 @@ class Budget:
         seconds = self.humaneval_seconds or max(120.0, 25.0 * (self.train_minutes or 0))
         fit = int(seconds / max(seconds_per_program * tasks, 1e-9))
         return max(self.humaneval_n_min, min(self.humaneval_n_max, fit))
+
+    def synthetic_exercises(self) -> int:
+        return max(self.exercises_synthetic, round(self.exercises_synthetic_per_minute * (self.train_minutes or 0)))
 
     def part_bytes(self, part: str) -> int | None:
         return {"nl": self.nl_bytes, "multi": self.multi_bytes, "mono": self.mono_bytes}[part]

@@ -114,7 +114,7 @@ def build_exercises(run_dir: Path, budget: Budget, mono: bool) -> dict:
     """The post-training stages' data: synthetic exercises, and (with a Mono corpus) functions mined from its training
     repositories; stats.json and rejects/ account for every candidate."""
     options = exercises_build.BuildOptions(
-        out=run_dir / "exercises", synthetic=budget.exercises_synthetic, multi_turn=budget.exercises_multi_turn,
+        out=run_dir / "exercises", synthetic=budget.synthetic_exercises(), multi_turn=budget.exercises_multi_turn,
         seed=0, workers=budget.workers,
         mine_corpora=[run_dir / "corpus" / "mono"] if mono and budget.exercises_mine else [])
     stats = exercises_build.build(options)
