@@ -3,11 +3,11 @@
 Batch-1 decoding of a small model is bound by the number of operators, not by arithmetic: an eager step dispatches
 about 35 of them per layer (views, casts, the rotary's products, cache writes), each costing microseconds of Python and
 dispatch whatever its size. Inductor fuses the elementwise ones into a few C++ loops around the matmuls and SDPA, which
-stay the ATen calls eager makes, called from a generated C++ function rather than Python. The whole step is one call: the positions, the rotary rows,
-the cache writes and lengths, the layers and the vocabulary projection, so nothing of a step runs eagerly but the
-span's read and the sampling. Shapes are dynamic (batch rows, the cache's positions, the attended span), so a model
-compiles once for one row and once for several, not once per step; prefills and speculative verify passes (several
-tokens per row) stay eager.
+stay the ATen calls eager makes, called from a generated C++ function rather than Python. The whole step is one call:
+the positions, the rotary rows, the cache writes and lengths, the layers and the vocabulary projection, so that only
+the span's read and the sampling run eagerly. Shapes are dynamic (batch rows, the cache's positions, the attended
+span), so a model compiles once for one row and once for several, not once per step; prefills and speculative verify
+passes (several tokens per row) stay eager.
 
 Eager numerics are kept: `emulate_precision_casts` rounds every intermediate that eager rounds to bf16/fp16 at the same
 point (inductor otherwise keeps fused intermediates in fp32), so greedy decoding gives the same tokens with and without

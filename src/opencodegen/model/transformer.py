@@ -222,13 +222,16 @@ class GPT(nn.Module):
         rows: torch.Tensor | None = None,
         doc_ids: torch.Tensor | None = None,
         hidden_only: bool = False,
+        compiled: bool = False,
     ) -> torch.Tensor:
         """idx (B, T) -> logits (B, T, V) in fp32 (or the final hidden states (B, T, C) if hidden_only).
 
         cache/rows: incremental decoding; row b of the batch is cache row rows[b] (None: rows 0..B-1) and continues
         from that row's current length. doc_ids (B, T): tokens attend only within their own document. A decode step
-        (one token for each of rows 0..B-1) is `decode`, which can run compiled."""
+        (one token for each of cache rows 0..B-1, logits wanted) runs `decode`; compiled: as torch.compile'd code."""
         B, T = idx.shape
+        if cache is not None and rows is None and T == 1 and not hidden_only:
+            return self.decode(idx, cache, compiled)[:, None]
         device = idx.device
         if cache is None:
             start = torch.zeros(B, dtype=torch.long, device=device)
