@@ -269,6 +269,8 @@ def main() -> None:
     ap.add_argument("--speculative", type=int, default=8, metavar="K", help="draft tokens per verify pass")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     ap.add_argument("--tables", default="lookup,random", help="which tables to run (default: both)")
+    ap.add_argument("--lookup-prompts", type=int, default=len(HUMANEVAL_TASKS),
+                    help="HumanEval prompts in the prompt-lookup table (the standard-library file comes on top)")
     ap.add_argument("--batches", default="1,16", help="batch sizes of the random-prompt table")
     ap.add_argument("--out", type=Path, default=OUT, help=f"JSON to write (default {OUT})")
     ap.add_argument("--quick", action="store_true",
@@ -294,7 +296,7 @@ def main() -> None:
         theirs32 = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     config = ours32.config
     budget = min(args.context_tokens, config.block_size - args.new_tokens - args.speculative - 1)
-    prompts = realistic_prompts(encode, 1 if args.quick else len(HUMANEVAL_TASKS), budget)
+    prompts = realistic_prompts(encode, 1 if args.quick else args.lookup_prompts, budget)
 
     tables = args.tables.split(",")
     if "lookup" in tables:
