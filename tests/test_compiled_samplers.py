@@ -26,7 +26,7 @@ DATA = Path(__file__).parent / "data"
 SAMPLERS = {
     "humaneval": ["--limit", "2", "--n", "2", "--temperature", "0.8", "--max-new-tokens", "12"],
     "mbpp": ["--data", str(DATA / "mbpp_mini.jsonl"), "--split", "all", "--limit", "2", "--max-new-tokens", "12"],
-    "mtpb": ["--limit", "1", "--mode", "both", "--timeout", "5"],
+    "mtpb": ["--limit", "1", "--mode", "multi", "--timeout", "5"],
     "infill": ["--limit", "2", "--max-new-tokens", "8", "--k", "1"],
     "repo": ["--repos", str(DATA / "repos"), "--limit", "3", "--max-new-tokens", "8"],
 }
