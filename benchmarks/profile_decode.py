@@ -4,8 +4,9 @@ bench_decode.py setting: 64-token prompt, 128 new tokens, prefill excluded), eag
 the most self time, and the share of the step that is not inside any operator (Python: the engine's bookkeeping,
 module calls, dispatch).
 
-Compiled, the layers are one event (the compiled region: its matmuls, SDPA and fused C++ loops are called from
-inductor's C++ wrapper, out of the profiler's sight); the operators counted are the ones outside it.
+Compiled, the whole step (positions, cache writes, layers, vocabulary projection) is one event (the compiled region:
+its matmuls, SDPA and fused C++ loops are called from inductor's C++ wrapper, out of the profiler's sight); the
+operators counted are the ones outside it: the span's read and the sampling.
 
 Operator counts and shares are meaningful on a loaded machine; absolute times are not (bench_decode.py measures
 those, A/B in one run).

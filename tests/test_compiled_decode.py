@@ -1,7 +1,7 @@
 """The compiled decode step (model/compiled.py) against eager decoding: the same greedy and seeded tokens from tiny
-random models of both block families, fp32 and bf16, one row and several rows at different positions; the one-token
-pass's hidden states against eager's; a deep copy of a compiled model; and the eager fallback when compiling
-fails."""
+random models of both block families, fp32 and bf16, one row and several rows at different positions; a decode step's
+logits, cache writes and lengths against eager's; a deep copy of a compiled model; and the eager fallback when
+compiling fails."""
 
 from __future__ import annotations
 
@@ -59,25 +59,30 @@ def test_compiled_decode_gives_eager_tokens(family, dtype):
 
 
 @pytest.mark.parametrize("family", ["codegen", pytest.param("qwen", marks=pytest.mark.slow)])
-def test_compiled_step_hidden_states_match_eager(family):
-    """One decode step over a prefilled cache, one row and three rows at different lengths: the compiled layers give
-    eager's hidden states (fp32 to rounding), and write the same keys and values into the cache."""
+def test_compiled_step_matches_eager(family):
+    """Two decode steps over a prefilled cache, one row and three rows at different lengths: the compiled step gives
+    eager's logits (fp32, to rounding), writes the same keys and values into the cache and moves the same lengths."""
     model = tiny(family, torch.float32)
-    lengths = [11, 4, 23]
     out = {}
     with torch.inference_mode():
         for compile in (False, True):
-            cache = KVCache(model.config, 3, 64)
-            for r, n in enumerate(lengths):
-                model(torch.arange(1, n + 1)[None], cache=cache, rows=torch.tensor([r]))
-            one = model(torch.tensor([[7]]), cache=cache, rows=torch.tensor([1]), hidden_only=True, compiled=compile)
-            rows = model(torch.tensor([[5], [6], [9]]), cache=cache, hidden_only=True, compiled=compile)
-            out[compile] = one, rows, cache
-    for compiled, eager in zip(out[True][:2], out[False][:2]):
+            logits, caches = [], []
+            for lengths, fed in (([11], [[7]]), ([11, 4, 23], [[5], [6], [9]])):
+                cache = KVCache(model.config, len(lengths), 64)
+                for r, n in enumerate(lengths):
+                    model(torch.arange(1, n + 1)[None], cache=cache, rows=torch.tensor([r]))
+                for _ in range(2):
+                    logits.append(model.decode(torch.tensor(fed), cache, compiled=compile))
+                caches.append(cache)
+            out[compile] = logits, caches
+    assert [t.shape for t in out[True][0]] == [(1, TOK.vocab_size)] * 2 + [(3, TOK.vocab_size)] * 2
+    for compiled, eager in zip(out[True][0], out[False][0]):
         torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
-    for compiled, eager in zip(out[True][2].k + out[True][2].v, out[False][2].k + out[False][2].v):
-        torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
-    assert out[True][2].lengths.tolist() == out[False][2].lengths.tolist() == [12, 6, 24]  # row 1 took two steps
+    for compiled_cache, eager_cache in zip(out[True][1], out[False][1]):
+        for compiled, eager in zip(compiled_cache.k + compiled_cache.v, eager_cache.k + eager_cache.v):
+            torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+    assert [c.lengths.tolist() for c in out[True][1]] == [c.lengths.tolist() for c in out[False][1]] == \
+        [[13], [13, 6, 25]]
 
 
 @pytest.mark.slow

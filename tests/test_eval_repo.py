@@ -283,9 +283,9 @@ def test_model_run_resumes_without_redoing_finished_tasks(tmp_path, monkeypatch)
     asked: list[int] = []
     real_generate = engine.generate
 
-    def counting_generate(model, tokenizer, prompts, params):
+    def counting_generate(model, tokenizer, prompts, params, **options):
         asked.append(len(prompts))
-        return real_generate(model, tokenizer, prompts, params)
+        return real_generate(model, tokenizer, prompts, params, **options)
 
     monkeypatch.setattr(engine, "generate", counting_generate)
     run = dict(repos=discover(REPOS), tokenizer=RepoByteTokenizer(), params=SamplingParams(max_new_tokens=4), limit=5)

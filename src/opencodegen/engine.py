@@ -383,13 +383,16 @@ def forward_drafts(model, cache, active: list[SequenceState], drafts: list[list[
                    compiled: bool = False) -> tuple[torch.Tensor, list[int]]:
     """One forward pass for cache rows 0..len(active)-1: each row's last sampled token, then its draft, rows padded
     to the longest draft. Returns the logits of the real positions, (sum of 1 + len(draft), V), and the index of
-    each row's first position in them. compiled: a pass without drafts runs the compiled layers (GPT.forward)."""
+    each row's first position in them. A pass without drafts is a decode step (GPT.decode: one call of compiled
+    code when `compiled`)."""
     device = cache.lengths.device
     width = 1 + max(len(d) for d in drafts)
     last = [s.token_ids[-1] for s in active]
     fed = torch.tensor([[t, *d] + [t] * (width - 1 - len(d)) for t, d in zip(last, drafts)], device=device)
-    hidden = model(fed, cache=cache, hidden_only=True, compiled=compiled)  # (B, width, C)
-    if width == 1 or all(len(d) == width - 1 for d in drafts):
+    if width == 1:
+        return model(fed, cache=cache, compiled=compiled).flatten(0, 1), list(range(len(active)))
+    hidden = model(fed, cache=cache, hidden_only=True)  # (B, width, C)
+    if all(len(d) == width - 1 for d in drafts):
         first = list(range(0, len(active) * width, width))
         hidden = hidden.flatten(0, 1)
     else:  # only real positions go through the vocabulary projection, not the padding

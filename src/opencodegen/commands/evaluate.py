@@ -24,6 +24,7 @@ from pathlib import Path
 from ..device import device_arg
 from ..errors import UserError
 from ..prompt_format import FIM_TEXT_FORMATS
+from .options import add_compile
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -55,6 +56,7 @@ def _sampling(p: argparse.ArgumentParser, n: int, temperature: str, top_p: float
         p.add_argument("--max-new-tokens", type=int, default=max_new_tokens,
                        help="most tokens generated per sample (fewer when the prompt fills the context)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (each task and sample derives its own)")
+    add_compile(p, "with --model; pays off for more than a few tasks")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights and compute dtype")
     p.add_argument("--device", default="cpu", type=device_arg,
                    help="cpu, cuda, cuda:N or auto (a GPU when this torch sees one) (default: %(default)s)")
@@ -158,6 +160,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="share of the prompt's room reserved for other files in cross-file mode; both modes get "
                         "the same rest for the end of the line's own file (default: 0.5)")
     p.add_argument("--out", type=Path, default=Path("results") / "repo", help="output directory")
+    add_compile(p, "with --model; pays off for more than a few tasks")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights and compute dtype")
     p.add_argument("--device", default="cpu", type=device_arg,
                    help="cpu, cuda, cuda:N or auto (a GPU when this torch sees one) (default: %(default)s)")
@@ -232,6 +235,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--n must be >= 1, not {args.n}")
     if getattr(args, "prompt_perplexity", False) and args.model is None:
         raise UserError("--prompt-perplexity needs --model (perplexity is a property of a model)")
+    if getattr(args, "compile", False) and args.model is None:
+        raise UserError("--compile needs --model (it compiles the decode step of a model sampled in this process)")
     model, tokenizer = _load(args)
     with _endpoint(args) as endpoint:
         return _run(args, model, tokenizer, endpoint)
@@ -261,7 +266,8 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
             args.out, samples_path=args.samples, model=model, tokenizer=tokenizer, reference=args.reference,
             n=args.n, params=_params(args, temps[0]), temperatures=temps, ks=_ints(args.k, "--k"),
             timeout=args.timeout, workers=args.workers, limit=args.limit, prompt_perplexity=args.prompt_perplexity,
-            allow_unsafe=args.unsafe_no_isolation, endpoint=endpoint, calibration=_calibrated(args))
+            allow_unsafe=args.unsafe_no_isolation, endpoint=endpoint, calibration=_calibrated(args),
+            compile=args.compile)
         print_table(f"HumanEval ({summary['tasks_scored']} tasks, {summary['samples']} samples)",
                     ["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()])
         for run, v in summary.get("by_run", {"": summary}).items():
@@ -272,7 +278,8 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
             args.out, data=args.data, samples_path=args.samples, model=model, tokenizer=tokenizer,
             reference=args.reference, n=args.n, params=_params(args, _temperatures(args.temperature)[0]),
             ks=_ints(args.k, "--k"), timeout=args.timeout, workers=args.workers, limit=args.limit, split=args.split,
-            endpoint=endpoint, calibration=_calibrated(args), allow_unsafe=args.unsafe_no_isolation)
+            endpoint=endpoint, calibration=_calibrated(args), allow_unsafe=args.unsafe_no_isolation,
+            compile=args.compile)
         print_table(f"MBPP ({summary['tasks_scored']} tasks, {summary['samples']} samples, {summary['shots']}-shot)",
                     ["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()])
         print(completion_counts_text(summary["completions"]))
@@ -283,7 +290,7 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
             reference=args.reference, n=args.n, params=_params(args, _temperatures(args.temperature)[0]),
             ks=_ints(args.k, "--k"), workers=args.workers, limit=args.limit, endpoint=endpoint,
             factor=args.time_factor, floor=args.time_floor, allow_unsafe=args.unsafe_no_isolation,
-            sanitize=args.sanitize)
+            sanitize=args.sanitize, compile=args.compile)
         print_table(f"evalplus ({summary['tasks_scored']} tasks, {summary['samples']} samples)",
                     ["metric", "base (%)", "plus (%)"],
                     [(k, 100 * summary["pass_at_k"]["base"][k], 100 * v) for k, v in
@@ -296,7 +303,7 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
             args.out, data=args.data, samples_path=args.samples, model=model, tokenizer=tokenizer,
             reference=args.reference, modes=modes, n=args.n, params=params, timeout=args.timeout,
             workers=args.workers, limit=args.limit, prompt_perplexity=args.prompt_perplexity,
-            allow_unsafe=args.unsafe_no_isolation, endpoint=endpoint)
+            allow_unsafe=args.unsafe_no_isolation, endpoint=endpoint, compile=args.compile)
         print_table(f"MTPB ({summary['problems']} problems, {summary['samples']} programs)",
                     ["mode/category", "pass rate (%)", "passed", "total"],
                     [(k, 100 * v["pass_rate"], v["passed"], v["total"]) for k, v in
@@ -309,7 +316,8 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
             args.out, model=model, tokenizer=tokenizer, samples_path=args.samples, reference=args.reference,
             modes=modes, limit=args.limit, n=args.n, params=_params(args, _temperatures(args.temperature)[0]),
             ks=_ints(args.k, "--k"), timeout=args.timeout, workers=args.workers,
-            allow_unsafe=args.unsafe_no_isolation, endpoint=endpoint, fim_format=args.fim_format)
+            allow_unsafe=args.unsafe_no_isolation, endpoint=endpoint, fim_format=args.fim_format,
+            compile=args.compile)
         print_table(f"Infilling ({summary['tasks']} tasks)", ["mode", "metric", "score (%)"],
                     [(m, k, 100 * s) for m, v in summary["by_mode"].items()
                      for k, s in {"exact match": v["exact_match"], **v["pass_at_k"]}.items()])
@@ -324,7 +332,7 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
             reference=args.reference, params=SamplingParams(max_new_tokens=args.max_new_tokens, temperature=0.0),
             limit=args.limit, seed=args.seed, max_prompt_chars=args.max_prompt_chars,
             cross_file_share=repo_completion.DEFAULT_CROSS_FILE_SHARE if args.cross_file_share is None
-            else args.cross_file_share)
+            else args.cross_file_share, compile=args.compile)
         modes = list(summary["by_mode"])
         print_table(f"Repository-level completion ({summary['tasks']} tasks, {len(summary['repos'])} repositories)",
                     ["metric (%)", *modes],

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..device import device_arg
 from ..errors import UserError
+from .options import add_compile
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -43,10 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="speculative decoding: draft up to K tokens per step by prompt lookup (earlier text of "
                              "the same sequence) and verify them in one forward pass; same output, fewer passes. "
                              "0 (default) is off")
-    parser.add_argument("--compile", action="store_true",
-                        help="run decode steps through torch.compile (inductor; needs a C++ compiler, else decoding "
-                             "stays eager with a note): same tokens, fewer operators per token, after a compile of "
-                             "tens of seconds; pays off for long completions")
+    add_compile(parser, "pays off for long completions")
     parser.add_argument("--chat", action="store_true",
                         help="the prompt is a user message to a chat model: render it in the model's chat template "
                              "(a post-trained model's, or an instruct model's) and print the assistant's answer")

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..device import device_arg
 from ..errors import UserError
 from .generate import DTYPES
+from .options import add_compile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,10 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="speculative decoding for requests that do not set speculative_tokens: draft up to K "
                              "tokens per step by prompt lookup and verify them in one forward pass; same output, "
                              "fewer passes. 0 (default) is off")
-    parser.add_argument("--compile", action="store_true",
-                        help="run decode steps through torch.compile (inductor; needs a C++ compiler, else decoding "
-                             "stays eager with a note): same tokens, fewer operators per token. The first requests "
-                             "at one and at several rows each wait for a compile (tens of seconds)")
+    add_compile(parser, "the first requests at one and at several rows wait for it")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's, one per core); on a machine shared with other "
                              "busy processes fewer threads can be much faster")

@@ -18,6 +18,7 @@ from rich.syntax import Syntax
 
 from ..device import device_arg
 from ..errors import UserError
+from .options import add_compile
 
 HELP = """\
 One step of intent per line ("Let xs be [3, 1, 2]."); the model writes its code.
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load", type=Path, metavar="FILE", help="start from a saved session")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds a :run may take")
     parser.add_argument("--unsafe-no-isolation", action="store_true", help="run programs even where the sandbox cannot isolate them (no root and no user namespaces): they get this user's files, network and processes")
+    add_compile(parser, "pays off for long sessions")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32",
                         help="weights and compute dtype (default: %(default)s)")
     parser.add_argument("--device", default="cpu", type=device_arg,
@@ -200,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     except BadField as e:
         raise UserError(f"--{e.param.replace('_', '-')}: {e.detail}") from None
     model, tokenizer = load_checkpoint(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
-    complete = model_complete(model, tokenizer)
+    complete = model_complete(model, tokenizer, compile=args.compile)
     session = (SynthSession.load(args.load, complete, settings) if args.load
                else SynthSession(complete, settings))
     with ProgramRunner(timeout=args.timeout, allow_unsafe=args.unsafe_no_isolation) as runner:

@@ -199,11 +199,12 @@ def run_part(sandbox, problems: dict[str, dict], samples: Sequence[dict], truth:
 def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, tokenizer=None, reference: bool = False,
              n: int = 1, params=None, ks: Sequence[int] = (1, 10, 100), workers: int | None = None,
              limit: int | None = None, endpoint=None, factor: float = DEFAULT_FACTOR,
-             floor: float = DEFAULT_FLOOR, allow_unsafe: bool = False, sanitize: bool = False) -> dict:
+             floor: float = DEFAULT_FLOOR, allow_unsafe: bool = False, sanitize: bool = False,
+             compile: bool = False) -> dict:
     """The whole `ocg eval evalplus`: samples (file, reference, model or endpoint), ground truth and per-input limits,
     the base check for every sample and the plus check for those that pass it, pass@k for both, outputs in `out`.
     With `sanitize`, each sample's program is first cut as evalplus's sanitizer cuts it (sanitize.py); the samples
-    written are the programs scored."""
+    written are the programs scored. compile: the model's decode steps run compiled (engine.generate)."""
     from dataclasses import replace
 
     from . import humaneval
@@ -228,7 +229,8 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
             samples = sample_rows(endpoint, [(t, p["prompt"], None) for t, p in problems.items()], n, params,
                                   "sample evalplus")
         else:
-            samples = humaneval.sample_completions(model, tokenizer, list(problems.values()), n, params)
+            samples = humaneval.sample_completions(model, tokenizer, list(problems.values()), n, params,
+                                                  compile=compile)
         write_jsonl(Path(out) / "samples.jsonl", samples)
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")

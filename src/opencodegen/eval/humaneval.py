@@ -87,9 +87,10 @@ def read_samples(path: str | Path, problems: dict[str, dict]) -> list[dict]:
     return read_sample_file(path, problems)
 
 
-def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, params, chunk: int = 8) -> list[dict]:
+def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, params, chunk: int = 8,
+                       compile: bool = False) -> list[dict]:
     """n completions per problem, cut at the HumanEval stop strings; prompts go to the batched sampler `chunk` at a
-    time so progress and ETA stay live."""
+    time so progress and ETA stay live. compile: decode steps run compiled (engine.generate)."""
     from ..engine import generate  # torch: only sampling needs it, not scoring saved samples
     params = replace(params, n=n)
     prompts = fit_prompts(tokenizer, model, [p["prompt"] for p in problems], params.max_new_tokens, "humaneval")
@@ -97,7 +98,7 @@ def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, param
     with progress_task("sample humaneval", total=len(problems), unit="task") as task:
         for start in range(0, len(problems), chunk):
             batch = problems[start:start + chunk]
-            outputs = generate(model, tokenizer, prompts[start:start + chunk], params)
+            outputs = generate(model, tokenizer, prompts[start:start + chunk], params, compile=compile)
             for problem, completions in zip(batch, outputs):
                 for j, c in enumerate(completions):
                     samples.append({"task_id": problem["task_id"], "completion": c.text, "completion_id": j,
@@ -143,11 +144,12 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
              reference: bool = False, n: int = 1, params=None, temperatures: Sequence[float] | None = None,
              ks: Sequence[int] = DEFAULT_KS, timeout: float = DEFAULT_TIMEOUT, workers: int | None = None,
              limit: int | None = None, prompt_perplexity: bool = False, allow_unsafe: bool = False, endpoint=None,
-             calibration: tuple[float, float] | None = None) -> dict:
+             calibration: tuple[float, float] | None = None, compile: bool = False) -> dict:
     """The whole `ocg eval humaneval`: samples (from a file, the canonical solutions, or the model or `endpoint`
     (an eval.endpoint.Endpoint) at each temperature), execution, pass@k (best temperature per k when several),
     outputs in `out`. Sampled completions are written to `out` before they are run. calibration: (factor, floor)
-    replaces the fixed `timeout` with per-problem limits measured on this machine (calibrate.py)."""
+    replaces the fixed `timeout` with per-problem limits measured on this machine (calibrate.py). compile: the model's
+    decode steps run compiled (engine.generate)."""
     all_problems = load_problems()
     problems = dict(list(all_problems.items())[:limit]) if limit else all_problems
     runs: dict[str, list[dict]] = {}
@@ -167,7 +169,8 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
                 runs[f"t={t}"] = sample_rows(endpoint, [(t_id, p["prompt"], None) for t_id, p in problems.items()],
                                              n, run_params, "sample humaneval")
             else:
-                runs[f"t={t}"] = sample_completions(model, tokenizer, list(problems.values()), n, run_params)
+                runs[f"t={t}"] = sample_completions(model, tokenizer, list(problems.values()), n, run_params,
+                                                     compile=compile)
         write_jsonl(out / "samples.jsonl", [{**s, "run": label} for label, rows in runs.items() for s in rows])
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")

@@ -153,7 +153,8 @@ def sample_endpoint(endpoint, tasks: Sequence[InfillTask], n: int, params, fim_f
             for row in sample_rows(endpoint, items, n, params, "sample infill")]
 
 
-def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk: int = 16) -> list[dict]:
+def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk: int = 16,
+           compile: bool = False) -> list[dict]:
     from ..engine import generate  # torch: only sampling needs it, not scoring saved samples
     ends = fim_end_ids(tokenizer)
     room = prompt_room(model, params.max_new_tokens)
@@ -162,7 +163,8 @@ def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk:
     with progress_task("sample infill", total=len(tasks), unit="task") as bar:
         for start in range(0, len(tasks), chunk):
             batch = tasks[start:start + chunk]
-            outputs = generate(model, tokenizer, [psm_prompt(tokenizer, t, room) for t in batch], params)
+            outputs = generate(model, tokenizer, [psm_prompt(tokenizer, t, room) for t in batch], params,
+                               compile=compile)
             for task, completions in zip(batch, outputs):
                 for j, c in enumerate(completions):
                     samples.append({"task_id": task.task_id, "completion": cut_middle(task, c.text), "completion_id": j,
@@ -228,9 +230,10 @@ def read_samples(path, tasks: Sequence[InfillTask]) -> list[dict]:
 def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: bool = False,
              modes: Sequence[str] = MODES, limit: int | None = None, n: int = 1, params=None,
              ks: Sequence[int] = (1, 10, 100), timeout: float = 3.0, workers: int | None = None,
-             allow_unsafe: bool = False, endpoint=None, fim_format: str = "suffix") -> dict:
+             allow_unsafe: bool = False, endpoint=None, fim_format: str = "suffix", compile: bool = False) -> dict:
     """The whole `ocg eval infill`. limit: tasks per mode (an evenly spread subset). endpoint: an
-    eval.endpoint.Endpoint to sample from instead of a model; sampled middles are written before they are run."""
+    eval.endpoint.Endpoint to sample from instead of a model; sampled middles are written before they are run.
+    compile: the model's decode steps run compiled (engine.generate)."""
     problems = load_problems()
     tasks = [t for mode in modes for t in spread(build_tasks(problems, mode), limit)]
     if samples_path is not None:
@@ -240,7 +243,7 @@ def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: b
     elif reference:
         samples = [{"task_id": t.task_id, "completion": t.middle, "completion_id": 0} for t in tasks]
     elif model is not None:
-        samples = sample(model, tokenizer, tasks, n, params)
+        samples = sample(model, tokenizer, tasks, n, params, compile=compile)
         write_jsonl(Path(out) / "samples.jsonl", samples)
     elif endpoint is not None:
         endpoint.resume_from(out)

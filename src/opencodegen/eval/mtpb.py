@@ -159,12 +159,13 @@ def answers_match(answer, expected) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ samples
-def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: str = "multi", endpoint=None
-           ) -> list[dict]:
+def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: str = "multi", endpoint=None,
+           compile: bool = False) -> list[dict]:
     """n samples per (problem, test case), from the model or from `endpoint` (an eval.endpoint.Endpoint).
     Multi-turn: each turn is sampled after the previous turns' truncated completions; all sequences at the same turn
     (and with the same max_gen_length) are one batched call (concurrent requests to an endpoint). Sample j uses
-    seed base + j, so repeated histories still get independent draws."""
+    seed base + j, so repeated histories still get independent draws. compile: the model's decode steps run
+    compiled (engine.generate)."""
     from ..engine import generate  # torch: only sampling needs it, not scoring saved samples
     from .endpoint import Request
     if mode not in MODES:
@@ -191,7 +192,8 @@ def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: 
                     turn_params = replace(params, n=1, seed=base_seed + j, max_new_tokens=budget)
                     if endpoint is None:
                         out = [(c.text, c.finish_reason, len(c.token_ids)) for [c] in generate(
-                            model, tokenizer, fit_prompts(tokenizer, model, prompts, budget, "mtpb"), turn_params)]
+                            model, tokenizer, fit_prompts(tokenizer, model, prompts, budget, "mtpb"), turn_params,
+                            compile=compile)]
                     else:
                         out = [(c.text, c.finish_reason, c.n_tokens) for [c] in endpoint.complete(
                             [Request(x, budget, turn_params.temperature, turn_params.top_p, 1,
@@ -313,10 +315,11 @@ def _turns(sample: dict):
 def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | Path | None = None, model=None,
              tokenizer=None, reference: bool = False, modes: Sequence[str] = ("multi",), n: int = 1, params=None,
              timeout: float = DEFAULT_TIMEOUT, workers: int | None = None, limit: int | None = None,
-             prompt_perplexity: bool = False, allow_unsafe: bool = False, endpoint=None) -> dict:
+             prompt_perplexity: bool = False, allow_unsafe: bool = False, endpoint=None,
+             compile: bool = False) -> dict:
     """The whole `ocg eval mtpb`: samples (a file, the reference solutions, or the model or `endpoint` in each
     mode), execution, pass rates per mode, category and problem, outputs in `out` (sampled programs are written
-    before they are run)."""
+    before they are run). compile: the model's decode steps run compiled (engine.generate)."""
     problems = load_problems(data)[:limit] if limit else load_problems(data)
     if samples_path is not None:
         samples = read_samples(samples_path, problems)
@@ -325,7 +328,8 @@ def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | P
     elif model is not None or endpoint is not None:
         if endpoint is not None:
             endpoint.resume_from(out)
-        samples = [s for mode in modes for s in sample(model, tokenizer, problems, n, params, mode, endpoint)]
+        samples = [s for mode in modes for s in sample(model, tokenizer, problems, n, params, mode, endpoint,
+                                                             compile)]
         write_jsonl(Path(out) / "samples.jsonl", samples)
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")

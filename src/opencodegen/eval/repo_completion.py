@@ -199,9 +199,10 @@ def model_fingerprint(model) -> str:
 
 def sample_model(model, tokenizer, tasks: Sequence[RepoTask], repos: dict[str, Repository], modes: Sequence[str],
                  params, journal: Journal | None = None, chunk: int = 8,
-                 share: float = DEFAULT_CROSS_FILE_SHARE) -> list[dict]:
+                 share: float = DEFAULT_CROSS_FILE_SHARE, compile: bool = False) -> list[dict]:
     """One greedy answer per (task, mode). With a journal, each finished chunk is recorded as it completes and a
-    rerun takes recorded answers (same prompt ids, settings and weights) instead of generating them again."""
+    rerun takes recorded answers (same prompt ids, settings and weights) instead of generating them again.
+    compile: decode steps run compiled (engine.generate; the same tokens, so the journal's answers stand)."""
     from ..engine import generate  # torch: only sampling needs it
     room = prompt_room(model, params.max_new_tokens)
     params = replace(params, n=1, stop_token_ids=tuple(params.stop_token_ids) + fim_end_ids(tokenizer))
@@ -221,7 +222,7 @@ def sample_model(model, tokenizer, tasks: Sequence[RepoTask], repos: dict[str, R
     with progress_task("sample repo", total=len(todo), unit="prompt") as bar:
         for start in range(0, len(todo), chunk):
             batch = todo[start:start + chunk]
-            outputs = generate(model, tokenizer, [ids for _, _, ids, _, _ in batch], params)
+            outputs = generate(model, tokenizer, [ids for _, _, ids, _, _ in batch], params, compile=compile)
             for (task, mode, _, info, key), completions in zip(batch, outputs):
                 c = completions[0]
                 done[key] = {"task_id": task.task_id, "mode": mode, "completion": c.text,
@@ -352,11 +353,12 @@ def report_markdown(summary: dict) -> str:
 
 def evaluate(out: Path, *, repos: list[tuple[str, Path]], model=None, tokenizer=None, endpoint=None,
              reference: bool = False, params=None, limit: int | None = None, seed: int = 0,
-             max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS, cross_file_share: float = DEFAULT_CROSS_FILE_SHARE
-             ) -> dict:
+             max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS, cross_file_share: float = DEFAULT_CROSS_FILE_SHARE,
+             compile: bool = False) -> dict:
     """The whole `ocg eval repo`: tasks, samples (model, endpoint, or the targets themselves with `reference`),
     scores in both modes, outputs in `out` (tasks.jsonl, skipped.jsonl, samples.jsonl, results.jsonl,
-    summary.json, report.md, repo_completion.png)."""
+    summary.json, report.md, repo_completion.png). compile: the model's decode steps run compiled
+    (engine.generate)."""
     from ..sampling import SamplingParams
     from .repo_tasks import build_tasks
     out = Path(out)
@@ -380,7 +382,7 @@ def evaluate(out: Path, *, repos: list[tuple[str, Path]], model=None, tokenizer=
         window = split_room(max_prompt_chars, share) + ("characters",)
     elif model is not None:
         samples = sample_model(model, tokenizer, tasks, repositories, modes, params, Journal(out / JOURNAL),
-                               share=share)
+                               share=share, compile=compile)
         window = split_room(prompt_room(model, params.max_new_tokens), share) + ("tokens",)
     else:
         raise UserError("nothing to evaluate: give --model DIR, --endpoint URL or --reference")

@@ -1,11 +1,13 @@
-"""The compiled decode step: torch.compile (inductor) of GPT.layers for the one-token passes over a KV cache.
+"""The compiled decode step: torch.compile (inductor) of GPT.decode_step, one token for each row over a KV cache.
 
 Batch-1 decoding of a small model is bound by the number of operators, not by arithmetic: an eager step dispatches
 about 35 of them per layer (views, casts, the rotary's products, cache writes), each costing microseconds of Python and
 dispatch whatever its size. Inductor fuses the elementwise ones into a few C++ loops around the matmuls and SDPA, which
-stay the ATen calls eager makes, called from a generated C++ function rather than Python. Shapes are dynamic (batch rows, the cache's positions, the attended span), so a model
-compiles once for one row and once for several, not once per step; prefills and speculative verify passes (several
-tokens per row) stay eager.
+stay the ATen calls eager makes, called from a generated C++ function rather than Python. The whole step is one call:
+the positions, the rotary rows, the cache writes and lengths, the layers and the vocabulary projection, so that only
+the span's read and the sampling run eagerly. Shapes are dynamic (batch rows, the cache's positions, the attended
+span), so a model compiles once for one row and once for several, not once per step; prefills and speculative verify
+passes (several tokens per row) stay eager.
 
 Eager numerics are kept: `emulate_precision_casts` rounds every intermediate that eager rounds to bf16/fp16 at the same
 point (inductor otherwise keeps fused intermediates in fp32), so greedy decoding gives the same tokens with and without
@@ -25,7 +27,7 @@ torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit,
 
 
 class CompiledDecode:
-    """GPT.layers compiled; `layers` runs it, or the eager method for good once compiling has failed."""
+    """GPT.decode_step compiled; `step` runs it, or the eager method for good once compiling has failed."""
 
     def __init__(self, model):
         self.model = model
@@ -34,11 +36,11 @@ class CompiledDecode:
         # graph's calls run from C++, not from a generated Python function (a few hundred microseconds a step).
         # The function, not the bound method: a deep copy of the model (DPO's and RL's reference) then gets a
         # CompiledDecode that runs the copy, not the original.
-        self.compiled = torch.compile(type(model).layers, dynamic=True, fullgraph=True,
+        self.compiled = torch.compile(type(model).decode_step, dynamic=True, fullgraph=True,
                                       options={"emulate_precision_casts": True, "cpp_wrapper": True})
         self.failed: str | None = None
 
-    def layers(self, *args) -> torch.Tensor:
+    def step(self, *args) -> torch.Tensor:
         if self.failed is None:
             try:
                 return self.compiled(self.model, *args)
@@ -46,4 +48,4 @@ class CompiledDecode:
                 cause = getattr(e, "inner_exception", e)  # a backend's failure: the compiler's own error
                 self.failed = f"{type(cause).__name__}: {(str(cause).strip() or '?').splitlines()[0]}"
                 log(f"note: torch.compile of the decode step failed, decoding eagerly ({self.failed})")
-        return self.model.layers(*args)
+        return self.model.decode_step(*args)

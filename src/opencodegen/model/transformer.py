@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -72,8 +72,7 @@ class KVCache:
         self.lengths[: len(lengths)] = new
 
 
-@dataclass(frozen=True)
-class CacheSlots:
+class CacheSlots(NamedTuple):
     """Where one forward pass writes into the KV cache: positions (B, T) per row, and the keys every row attends
     over (span: the longest row's). With one row, its cache row and first position as ints too, so each layer writes
     it with a slice copy instead of a scatter."""
@@ -228,9 +227,11 @@ class GPT(nn.Module):
         """idx (B, T) -> logits (B, T, V) in fp32 (or the final hidden states (B, T, C) if hidden_only).
 
         cache/rows: incremental decoding; row b of the batch is cache row rows[b] (None: rows 0..B-1) and continues
-        from that row's current length. doc_ids (B, T): tokens attend only within their own document. compiled: a
-        one-token pass over the cache (a decode step) runs the torch.compile'd layers (model/compiled.py)."""
+        from that row's current length. doc_ids (B, T): tokens attend only within their own document. A decode step
+        (one token for each of cache rows 0..B-1, logits wanted) runs `decode`; compiled: as torch.compile'd code."""
         B, T = idx.shape
+        if cache is not None and rows is None and T == 1 and not hidden_only:
+            return self.decode(idx, cache, compiled)[:, None]
         device = idx.device
         if cache is None:
             start = torch.zeros(B, dtype=torch.long, device=device)
@@ -239,54 +240,78 @@ class GPT(nn.Module):
             start = cache.lengths[:B] if rows is None else cache.lengths[rows]
         positions = start[:, None] + torch.arange(T, device=device)  # (B, T)
         longest = int(positions.max()) + 1
+        self._check_length(longest, cache)
+        mask = None
+        if cache is None and doc_ids is not None:
+            same_doc = doc_ids[:, :, None] == doc_ids[:, None, :]
+            causal = torch.ones(T, T, dtype=torch.bool, device=device).tril()
+            mask = (same_doc & causal).unsqueeze(1)  # (B, 1, T, T)
+        row = None if cache is None or B > 1 else 0 if rows is None else int(rows[0])
+        x = self.layers(idx, *self.pass_inputs(positions, longest, cache, row, mask), cache, rows)
+        if hidden_only:
+            return x
+        return self.lm_head(x).float()
+
+    def decode(self, idx: torch.Tensor, cache: KVCache, compiled: bool = False) -> torch.Tensor:
+        """A decode step: one token for each of cache rows 0..B-1, idx (B, 1) -> next-token logits (B, V) in fp32;
+        each row continues from its own length. compiled: the whole step (positions, rotary, cache writes and
+        lengths, layers, vocabulary projection) is one call of torch.compile'd code (model/compiled.py)."""
+        span = int(cache.lengths[: idx.shape[0]].max()) + 1  # the longest row's length after this step
+        self._check_length(span, cache)
+        if compiled:
+            return self.compiled_decode().step(idx, cache, span)
+        return self.decode_step(idx, cache, span)
+
+    def decode_step(self, idx: torch.Tensor, cache: KVCache, span: int) -> torch.Tensor:
+        """`decode` once the span is known: every tensor op of the step and nothing that reads a tensor into Python,
+        so that torch.compile takes it whole. The same operations as a forward pass of one token per row."""
+        B = idx.shape[0]
+        positions = cache.lengths[:B, None]  # (B, 1): each row's next position
+        x = self.layers(idx, *self.pass_inputs(positions, span, cache, 0 if B == 1 else None, None), cache, None)
+        return self.lm_head(x.flatten(0, 1)).float()
+
+    def _check_length(self, longest: int, cache: KVCache | None) -> None:
         if longest > self.rope_cos.shape[0]:
             raise ValueError(f"sequence of {longest} positions exceeds the model's block_size {self.rope_cos.shape[0]}")
+        if cache is not None and longest > cache.max_len:
+            raise ValueError(f"sequence of {longest} positions exceeds the KV cache's {cache.max_len}")
+
+    def pass_inputs(self, positions: torch.Tensor, longest: int, cache: KVCache | None, row: int | None,
+                    mask: torch.Tensor | None):
+        """The rotary rows (cos, sin), the attention mask and the cache slots of a pass over `positions` (B, T),
+        the longest row ending at `longest`; row: the cache row of a one-row pass (its writes are slice copies)."""
+        B, T = positions.shape
         if B == 1:  # a slice of the table rather than a gather
             cos, sin = (t[longest - T:longest][None, None] for t in (self.rope_cos, self.rope_sin))  # (1, 1, T, rot)
         else:
             cos = self.rope_cos[positions].unsqueeze(1)  # (B, 1, T, rot)
             sin = self.rope_sin[positions].unsqueeze(1)
-
-        mask, slots = None, None
+        slots = None
         if cache is not None:
-            if longest > cache.max_len:
-                raise ValueError(f"sequence of {longest} positions exceeds the KV cache's {cache.max_len}")
-            slots = CacheSlots(positions, longest, *((0 if rows is None else int(rows[0]), longest - T) if B == 1
-                                                      else (None, None)))
+            slots = CacheSlots(positions, longest, row, None if row is None else longest - T)
             if B > 1 or T > 1:  # (one token of one row sees every key written so far: no mask)
                 # Row b's query at position p sees keys 0..p of its own row.
-                key_pos = torch.arange(longest, device=device)
+                key_pos = torch.arange(longest, device=positions.device)
                 mask = (key_pos[None, None, :] <= positions[:, :, None]).unsqueeze(1)  # (B, 1, T, S)
-        elif doc_ids is not None:
-            same_doc = doc_ids[:, :, None] == doc_ids[:, None, :]
-            causal = torch.ones(T, T, dtype=torch.bool, device=device).tril()
-            mask = (same_doc & causal).unsqueeze(1)  # (B, 1, T, T)
-
-        layers = self.layers
-        if compiled and cache is not None and T == 1:
-            layers = self.compiled_decode().layers
-        x = layers(idx, cos, sin, mask, cache, rows, slots)
-        if cache is not None:
-            cache.lengths[slice(0, B) if rows is None else rows] = positions[:, -1] + 1
-        if hidden_only:
-            return x
-        return self.lm_head(x).float()
+        return cos, sin, mask, slots
 
     def compiled_decode(self):
-        """The compiled layers for decode steps, made on first use and kept: the model compiles once, whatever
-        number of engines decode with it."""
+        """The compiled decode step, made on first use and kept: the model compiles once, whatever number of
+        engines decode with it."""
         if self._compiled_decode is None:
             from .compiled import CompiledDecode  # imports torch._dynamo: seconds, only for those who compile
 
             self._compiled_decode = CompiledDecode(self)
         return self._compiled_decode
 
-    def layers(self, idx, cos, sin, mask, cache, rows, slots) -> torch.Tensor:
-        """Token ids (B, T) -> final hidden states (B, T, C): every tensor op of a forward pass, and nothing that
-        reads a tensor into Python, so that torch.compile can take it whole (model/compiled.py)."""
+    def layers(self, idx, cos, sin, mask, slots, cache, rows) -> torch.Tensor:
+        """Token ids (B, T) -> final hidden states (B, T, C); writes the pass's keys and values into the cache and
+        moves its rows' lengths past them."""
         x = self.wte(idx)
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, mask, cache, i, rows, slots)
+        if cache is not None:
+            cache.lengths[slice(0, idx.shape[0]) if rows is None else rows] = slots.positions[:, -1] + 1
         return self.norm_f(x)
 
     def num_params(self) -> int:

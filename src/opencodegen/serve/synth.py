@@ -328,16 +328,17 @@ def _turn_from_dict(data: Any, index: int) -> Turn:
                 code=check_code(data["code"], f"{where}.code"), edited=edited, attempt=attempt)
 
 
-def model_complete(model, tokenizer) -> Complete:
+def model_complete(model, tokenizer, compile: bool = False) -> Complete:
     """`complete` on a model in this process (the terminal session): `engine.generate`, with a program longer than
-    the context keeping its end, as MTPB's sampler does (eval.context.fit_prompts notes the cut)."""
+    the context keeping its end, as MTPB's sampler does (eval.context.fit_prompts notes the cut). compile: decode
+    steps run compiled (engine.generate)."""
 
     def complete(prompt: str, *, max_tokens: int, temperature: float, top_p: float, seed: int | None,
                  stop: list[str]) -> str:
         params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                 stop=tuple(stop))
         [[completion]] = generate(model, tokenizer, fit_prompts(tokenizer, model, [prompt], max_tokens, "synth"),
-                                  params)
+                                  params, compile=compile)
         return completion.text
 
     return complete
