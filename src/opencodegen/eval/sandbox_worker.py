@@ -18,6 +18,7 @@ import ctypes
 import importlib.util
 import io
 import json
+import marshal
 import os
 import pickle
 import resource
@@ -28,6 +29,7 @@ import socket
 import struct
 import sys
 import time
+import types
 from typing import Callable
 
 
@@ -433,18 +435,25 @@ class Filed:
 
 class FromJudge(pickle.Unpickler):
     """An object the judge copied in (trusted_check._ToSandbox): what it names by persistent id is the candidate's
-    object filed under that number, or the name in the candidate's namespace (MBPP's setup ran there after the
-    candidate's code, so `Node` is the setup's class). Decoding the judge's pickle here trusts the judge, as the
-    sandbox does anyway; nothing the sandbox sends is unpickled anywhere."""
+    object filed under that number, the name in the candidate's namespace (MBPP's setup ran there after the
+    candidate's code, so `Node` is the setup's class), or a function of the check rebuilt from its code, with the
+    candidate's globals. Decoding the judge's pickle here trusts the judge, as the sandbox does anyway; nothing the
+    sandbox sends is unpickled anywhere."""
 
     def __init__(self, data: bytes, filed: "Filed", env_globals: dict) -> None:
         super().__init__(io.BytesIO(data))
         self.filed, self.env_globals = filed, env_globals
 
     def persistent_load(self, pid):
-        kind, key = pid
+        kind, key, *rest = pid
         if kind == "ref":
             return self.filed.remote(key, "")
+        if kind == "code":
+            name, defaults, kwdefaults, cells = rest
+            function = types.FunctionType(marshal.loads(key), self.env_globals, name, defaults,
+                                          tuple(types.CellType(c) for c in cells) or None)
+            function.__kwdefaults__ = kwdefaults
+            return function
         parts = key.split(".")
         if parts[0] not in self.env_globals:
             raise NameError(f"name {parts[0]!r} is not defined (the judge passed its {key})")

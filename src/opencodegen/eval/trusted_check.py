@@ -36,8 +36,9 @@ sandbox the candidate can rebuild; copied this way, everything the check holds i
 only its inputs, which a candidate that controls its own functions could ignore anyway. The copy is one way: what the
 candidate does to it (a list reversed in place) is not seen by the check, which sees return values (as it sees a
 plain list's). The arguments of one call are copied together (what they share stays shared), each call's apart.
-Classes and functions the check's code defines go by name (the sandbox's own of that name); one the sandbox cannot
-have (a lambda of an assert) stops the case with that reason.
+Classes the check's code defines go by name (the sandbox's own class of that name); its functions (a lambda of an
+assert, a key function) by value: their code, defaults and closure, run in the sandbox with the candidate's globals.
+What cannot be copied (a generator of the check's) stops the case with that reason.
 
 Stdlib only: loaded by path inside the sandbox worker.
 """
@@ -47,6 +48,7 @@ from __future__ import annotations
 import ast
 import builtins
 import io
+import marshal
 import os
 import pickle
 import select
@@ -206,8 +208,9 @@ for _name, _op in (("add", "+"), ("sub", "-"), ("mul", "*"), ("matmul", "@"), ("
 
 
 class _ToSandbox(pickle.Pickler):
-    """Pickles the check's objects for the sandbox: references, the candidate's functions and the classes and
-    functions the check's code defines go by what names them there (the sandbox worker's Unpickler resolves them)."""
+    """Pickles the check's objects for the sandbox: references, the candidate's functions and the classes the
+    check's code defines go by what names them there, the functions it defines as their code (the sandbox worker's
+    Unpickler resolves and rebuilds them)."""
 
     def __init__(self, file, namespace: dict) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
@@ -219,7 +222,13 @@ class _ToSandbox(pickle.Pickler):
             return ("ref", obj._ocg_ref)
         if kind is CandidateFunction:
             return ("name", obj.__name__)
-        if isinstance(obj, (type, types.FunctionType)) and obj.__module__ == "__main__":  # the check's own code
+        if kind is types.FunctionType and obj.__module__ == "__main__":  # the check's own function
+            try:
+                cells = tuple(cell.cell_contents for cell in obj.__closure__ or ())
+            except ValueError:
+                raise pickle.PicklingError(f"{obj.__qualname__} has a closure variable not yet set") from None
+            return ("code", marshal.dumps(obj.__code__), obj.__name__, obj.__defaults__, obj.__kwdefaults__, cells)
+        if isinstance(obj, type) and obj.__module__ == "__main__":  # the check's own class
             name = obj.__qualname__
             found = self.namespace
             for part in name.split("."):
