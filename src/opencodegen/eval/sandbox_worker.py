@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import io
 import json
+import marshal
 import os
+import pickle
 import resource
 import select
 import shutil
@@ -26,6 +29,7 @@ import socket
 import struct
 import sys
 import time
+import types
 from typing import Callable
 
 
@@ -429,6 +433,36 @@ class Filed:
         return self.objects[ref]
 
 
+class FromJudge(pickle.Unpickler):
+    """An object the judge copied in (trusted_check._ToSandbox): what it names by persistent id is the candidate's
+    object filed under that number, the name in the candidate's namespace (MBPP's setup ran there after the
+    candidate's code, so `Node` is the setup's class), or a function of the check rebuilt from its code, with the
+    candidate's globals. Decoding the judge's pickle here trusts the judge, as the sandbox does anyway; nothing the
+    sandbox sends is unpickled anywhere."""
+
+    def __init__(self, data: bytes, filed: "Filed", env_globals: dict) -> None:
+        super().__init__(io.BytesIO(data))
+        self.filed, self.env_globals = filed, env_globals
+
+    def persistent_load(self, pid):
+        kind, key, *rest = pid
+        if kind == "ref":
+            return self.filed.remote(key, "")
+        if kind == "code":
+            name, defaults, kwdefaults, cells = rest
+            function = types.FunctionType(marshal.loads(key), self.env_globals, name, defaults,
+                                          tuple(types.CellType(c) for c in cells) or None)
+            function.__kwdefaults__ = kwdefaults
+            return function
+        parts = key.split(".")
+        if parts[0] not in self.env_globals:
+            raise NameError(f"name {parts[0]!r} is not defined (the judge passed its {key})")
+        found = self.env_globals[parts[0]]
+        for part in parts[1:]:
+            found = getattr(found, part)
+        return found
+
+
 def _operate(op: str, target, args: tuple, kwargs: dict, env_globals: dict):
     """One request of the judge (trusted_check.Channel.request): a call of a candidate function by name, or an
     operation on a filed object."""
@@ -464,7 +498,9 @@ def serve_calls(job: dict) -> None:
             body = trusted.read_frame(CALL_FD, None, plain.MAX_BYTES)
             if body is None:
                 break
-            op, target, args, kwargs = plain.loads(body, remote=filed.remote)
+            op, target, *call = plain.loads(
+                body, remote=filed.remote, copied=lambda data: FromJudge(data, filed, env_globals).load())
+            args, kwargs = call if len(call) == 2 else call[0]  # (args, kwargs), or one copy of both
             value = _operate(op, target, args, kwargs, env_globals)
             try:
                 reply = plain.dumps(("return", value), refer=filed.refer)

@@ -25,6 +25,21 @@ candidate's class Pair, runs so. What the check decides with (==, ordering, trut
 the candidate's object: it stops the check as failed, so an `__eq__` that always says True cannot pass an assert.
 `x in obj` iterates and compares here, on plain data.
 
+The check's own objects go the other way as copies. A benchmark's test setup may build inputs that are not plain data
+(MBPP's `test_setup_code` builds `root = Node(1)` and its subtrees; an assert may call `Node(7)` itself): the setup
+runs here, on the trusted side, and such an object, passed to a candidate function, is copied into the sandbox
+(Channel.copy: a pickle the sandbox decodes, never this process), where it becomes an instance of the class of that
+name in the candidate's namespace, which holds the setup's own definitions, run there after the candidate's code as
+in MBPP's one-program harness. Why here and not as references to objects the setup builds in the sandbox: the check
+decides with the setup's names (a helper that walks a returned list, an expected value), and whatever is built in the
+sandbox the candidate can rebuild; copied this way, everything the check holds is its own, and the candidate is given
+only its inputs, which a candidate that controls its own functions could ignore anyway. The copy is one way: what the
+candidate does to it (a list reversed in place) is not seen by the check, which sees return values (as it sees a
+plain list's). The arguments of one call are copied together (what they share stays shared), each call's apart.
+Classes the check's code defines go by name (the sandbox's own class of that name); its functions (a lambda of an
+assert, a key function) by value: their code, defaults and closure, run in the sandbox with the candidate's globals.
+What cannot be copied (a generator of the check's) stops the case with that reason.
+
 Stdlib only: loaded by path inside the sandbox worker.
 """
 
@@ -32,10 +47,14 @@ from __future__ import annotations
 
 import ast
 import builtins
+import io
+import marshal
 import os
+import pickle
 import select
 import struct
 import time
+import types
 
 HEADER = struct.Struct(">I")
 
@@ -188,10 +207,49 @@ for _name, _op in (("add", "+"), ("sub", "-"), ("mul", "*"), ("matmul", "@"), ("
     setattr(CandidateObject, f"__r{_name}__", _refuse(_op))
 
 
+class _ToSandbox(pickle.Pickler):
+    """Pickles the check's objects for the sandbox: references, the candidate's functions and the classes the
+    check's code defines go by what names them there, the functions it defines as their code (the sandbox worker's
+    Unpickler resolves and rebuilds them)."""
+
+    def __init__(self, file, namespace: dict) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.namespace = namespace
+
+    def persistent_id(self, obj):
+        kind = type(obj)
+        if kind is CandidateObject:
+            return ("ref", obj._ocg_ref)
+        if kind is CandidateFunction:
+            return ("name", obj.__name__)
+        if kind is types.FunctionType and obj.__module__ == "__main__":  # the check's own function
+            try:
+                cells = tuple(cell.cell_contents for cell in obj.__closure__ or ())
+            except ValueError:
+                raise pickle.PicklingError(f"{obj.__qualname__} has a closure variable not yet set") from None
+            return ("code", marshal.dumps(obj.__code__), obj.__name__, obj.__defaults__, obj.__kwdefaults__, cells)
+        if isinstance(obj, type) and obj.__module__ == "__main__":  # the check's own class
+            name = obj.__qualname__
+            found = self.namespace
+            for part in name.split("."):
+                found = found.get(part) if type(found) is dict else getattr(found, part, None)
+            if found is not obj:
+                raise pickle.PicklingError(f"{name} is defined by the check only; the sandbox has no such name")
+            return ("name", name)
+        return None
+
+
 class Channel:
-    def __init__(self, plain, call_fd: int, reply_fd: int, deadline: float) -> None:
+    def __init__(self, plain, call_fd: int, reply_fd: int, deadline: float, namespace: dict | None = None) -> None:
         self.plain, self.call_fd, self.reply_fd, self.deadline = plain, call_fd, reply_fd, deadline
+        self.namespace = {} if namespace is None else namespace  # the check's globals: names its classes
         self.calls = 0
+
+    def copy(self, value):
+        """A copy of `value` for the sandbox (see the module docstring)."""
+        buffer = io.BytesIO()
+        _ToSandbox(buffer, self.namespace).dump(value)
+        return self.plain.Copy(buffer.getvalue())
 
     def _remote(self, ref: int, type_name: str) -> CandidateObject:
         return CandidateObject(self, ref, type_name)
@@ -221,8 +279,14 @@ class Channel:
         what = target if type(target) is str else repr(target)
         try:
             body = self.plain.dumps((op, target, args, kwargs), refer=self._refer)
-        except self.plain.NotPlainData as e:  # the check's own arguments: a benchmark that needs more than plain data
-            raise Stop(f"the check passed {what} an argument that is not plain data ({e})") from None
+        except self.plain.NotPlainData:
+            # an object of the check's among the arguments: all of them go as one copy, so what they share stays
+            # shared (two lists' common tail; a node and the list it is in)
+            try:
+                body = self.plain.dumps((op, target, self.copy((args, kwargs))), refer=self._refer)
+            except Exception as e:  # noqa: BLE001 - pickling runs the check's objects' own reducers
+                raise Stop(f"the check passed {what} an argument that cannot be copied into the sandbox "
+                           f"({type(e).__name__}: {str(e)[:300]})") from None
         try:
             write_frame(self.call_fd, body)
         except OSError:
@@ -321,13 +385,14 @@ def compile_check(check: str, helpers: str):
 def run_check(plain, job: dict, compiled, call_fd: int, reply_fd: int, deadline: float) -> dict:
     """The verdict of one judged run (a dict: status, reason, asserts_passed, asserts_run, asserts_in_code), given
     compile_check's result for the job's check and helpers."""
-    channel, tally = Channel(plain, call_fd, reply_fd, deadline), Tally(bool(job.get("keep_going")))
+    tally = Tally(bool(job.get("keep_going")))
     verdict = {"asserts_passed": 0, "asserts_run": 0, "asserts_in_code": 0}
     if isinstance(compiled, str):
         return {**verdict, "status": "error", "reason": compiled}
     check_code, helpers, verdict["asserts_in_code"] = compiled
     namespace = {"__name__": "__main__", "__builtins__": builtins, "_ocg_judge_Stop": Stop,
                  "_ocg_judge_passed": tally.on_passed, "_ocg_judge_failed": tally.on_failed}
+    channel = Channel(plain, call_fd, reply_fd, deadline, namespace)
     try:
         exec(helpers, namespace)  # benchmark code: e.g. HumanEval/32's poly, imports the check relies on
     except Exception as e:  # noqa: BLE001
