@@ -85,7 +85,7 @@ class Engine:
     the prefill grid and cache block, in tokens; prefill_budget: prompt tokens prefilled between two decode steps
     (the pass that reaches it still finishes, so up to one chunk more; vLLM's max_num_batched_tokens plays this
     part); lock: guards the waiting queue (the server passes its own condition); compile: decode steps run the
-    model's torch.compile'd layers (model/compiled.py: the same tokens, fewer operators per token; the first steps
+    model's torch.compile'd decode step (model/compiled.py: the same tokens, fewer operators per token; the first steps
     at one row and at several rows each pay the compile, and compiling falls back to eager where it cannot run)."""
 
     def __init__(self, model, tokenizer, *, slots: int, max_len: int | None = None, prefix_cache_bytes: int = 0,
@@ -352,7 +352,7 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams
     a stop string; the deltas of a sample concatenate to its final text. max_batch_size bounds the rows decoded at
     once (default: what fits a 4 GiB KV cache); results don't depend on it. Speculative decoding
     (params.speculative_tokens) changes the speed, not the tokens: see Engine._decode. compile: decode steps run
-    the model's compiled layers (Engine), which the model keeps for later calls."""
+    the model's compiled decode step (Engine), which the model keeps for later calls."""
     params = params or SamplingParams()
     block = model.config.block_size
     healed = prepare_prompts(tokenizer, model, prompts, block)

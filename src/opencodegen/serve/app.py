@@ -69,7 +69,7 @@ def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size
     prompt tokens prefilled between two decode steps (scheduler.py). allow_code_execution: /run executes programs
     (in the sandbox; allow_unsafe: even where it cannot isolate them); api_key: required on every API request.
     speculative_tokens: prompt-lookup drafts of up to this many tokens for requests that do not set their own
-    (0: off). compile: decode steps run the model's torch.compile'd layers (model/compiled.py)."""
+    (0: off). compile: decode steps run one call of the model's torch.compile'd decode step (model/compiled.py)."""
     scheduler = Scheduler(model, tokenizer, slots=slots, queue_size=queue_size, timeout=timeout, max_len=max_len,
                           prefix_cache_bytes=int(prefix_cache_mb * 2**20), prefill_chunk=prefill_chunk,
                           prefill_budget=prefill_budget, compile=compile)
