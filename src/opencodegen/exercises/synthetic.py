@@ -16,11 +16,9 @@ from __future__ import annotations
 import builtins
 import keyword
 import random
-import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from . import paraphrase
 from .validate import Candidate
 
 WORDS = ("apple", "banana", "cherry", "dog", "egg", "fig", "grape", "house", "ice", "jam", "kiwi", "lemon", "moon",
@@ -878,9 +876,6 @@ def draft(rng: random.Random) -> Draft:
         d.returns = d.returns.replace("list[", "List[")
         names = sorted({"List"} | ({"Optional"} if "Optional" in d.returns else set()))
         d.imports = [f"from typing import {', '.join(names)}"]
-    if rng.random() < paraphrase.RENAME_SHARE:
-        d.name = paraphrase.rename(d.name, set(re.findall(r"\w+", d.source())), rng)
-    d.doc = paraphrase.reword(d.doc, [(p.name, p.annotation) for p in d.params], rng)
     return d
 
 
