@@ -11,8 +11,8 @@ The procedure is evalplus's (evalplus/sanitize.py, which walks a tree-sitter tre
      kept under its name, only the first definition of a name (a later redefinition, a test's helper that reuses
      a name, is dropped);
    - anything else (calls, prints, `if __name__ == "__main__":` blocks, asserts) is dropped.
-3. With an entry point, only the definitions it reaches are kept: a definition depends on every name written in it,
-   and the entry point's dependencies are followed transitively.
+3. With an entry point (or several), only the definitions they reach are kept: a definition depends on every name
+   written in it, and the entry points' dependencies are followed transitively.
 4. The result is the imports, then the kept definitions in their original order, each as written.
 
 Differences from evalplus: a decorated function or class is kept with its decorators (tree-sitter gives it another
@@ -22,6 +22,7 @@ node type, which evalplus drops); `a, b = ...` (no single name) is dropped, as i
 from __future__ import annotations
 
 import ast
+from typing import Sequence
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
@@ -92,8 +93,9 @@ def _source(lines: list[str], node: ast.stmt) -> str:
     return "\n".join(text)
 
 
-def sanitize(text: str, entry_point: str | None = None) -> str:
-    """The program in `text` that defines `entry_point` and what it reaches (see the module docstring)."""
+def sanitize(text: str, entry_point: str | Sequence[str] | None = None) -> str:
+    """The program in `text` that defines `entry_point` (or each of several, as an MBPP check calls them) and what
+    they reach (see the module docstring)."""
     code = extract_code(text)
     try:
         tree = ast.parse(code)
@@ -107,9 +109,10 @@ def sanitize(text: str, entry_point: str | None = None) -> str:
         elif (name := _name(node)) is not None and name not in definitions:
             definitions[name] = node
     keep = set(definitions)
-    if entry_point is not None:
+    todo = [] if entry_point is None else [entry_point] if isinstance(entry_point, str) else list(entry_point)
+    if todo:
         deps = {name: _names_in(node) & set(definitions) for name, node in definitions.items()}
-        keep, todo = {entry_point}, [entry_point]
+        keep = set(todo)
         while todo:
             for dep in deps.get(todo.pop(), ()):
                 if dep not in keep:
