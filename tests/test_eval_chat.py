@@ -107,6 +107,7 @@ def test_recorded_replies_are_cut_to_programs_and_judged(problems, tmp_path):
     assert summary["prompting"] == {"mode": "chat", "instruction": instruct.INSTRUCTION, "system": None,
                                     "replies": 5, "without_program": 1, "cut_by_sanitizer": 5,
                                     "stop": ["\n### End"]}
+    assert summary["completions"]["empty"] == 0  # the replies are counted, not the programs cut from them
     assert "Prompting: chat" in (tmp_path / "report.md").read_text()
     # A rerun asks nothing (the journal answers), and the samples file scores the same without a model.
     with endpoint(server, model_name="qwen-instruct") as ep:
@@ -123,6 +124,7 @@ def test_a_system_message_goes_first_and_a_null_content_is_no_program(problems, 
                                      ks=(1,), chat=True, system="You write Python.")
     assert server.bodies[0]["messages"][0] == {"role": "system", "content": "You write Python."}
     assert summary["prompting"]["without_program"] == 1 and summary["pass_at_k"]["pass@1"] == 0.0
+    assert summary["completions"]["empty"] == 1
 
 
 def test_mbpp_chat_asks_zero_shot_and_keeps_every_function_the_asserts_call(tmp_path):

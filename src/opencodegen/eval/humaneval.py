@@ -136,8 +136,9 @@ def score(samples: list[dict], outcomes: list[ExecResult], ks: Sequence[int] = D
                                      if kv[0].split("/")[-1].isdigit() else 0)}
     summary = {"benchmark": benchmark, "tasks_scored": len(per_task), "samples": len(samples),
                "pass_at_k": mean_pass_at_k(counts, ks), "statuses": dict(statuses),
-               "completions": completion_counts((s["completion"], s.get("finish_reason"), s.get("n_tokens"))
-                                                for s in samples),
+               # what the model wrote: a chat sample's reply, not the program cut from it
+               "completions": completion_counts((s.get("reply", s["completion"]), s.get("finish_reason"),
+                                                 s.get("n_tokens")) for s in samples),
                "per_task": tasks,
                "curve": mean_pass_at_k(counts, CURVE_KS)}
     if n_problems is not None and len(per_task) < n_problems:
