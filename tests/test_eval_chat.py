@@ -168,3 +168,22 @@ def test_chat_bodies_and_their_journal_keys_differ_from_completions():
                                  "temperature": 0.0, "top_p": 1.0, "n": 1}
         assert ep.key(chat) != ep.key(Request("hi", 8, 0.0, 1.0))
         assert ep.complete([chat])[0][0].text == "a"
+
+
+def test_evalplus_chat_scores_base_and_plus_on_the_programs_cut_from_replies(tmp_path):
+    from opencodegen.eval import evalplus
+    data = DATA / "humanevalplus_mini.jsonl"
+    problems = evalplus.load_problems(data)
+    first, second = list(problems)[:2]
+    answers = {first: "```python\n" + problems[first]["prompt"] + problems[first]["canonical_solution"] + "```\n"
+                      "It adds them up.",
+               second: "The mean is the sum divided by the count."}
+    server = chat_server(problems, answers)
+    with endpoint(server) as ep:
+        summary = evalplus.evaluate(tmp_path, data=data, endpoint=ep, limit=2, params=SamplingParams(),
+                                    ks=(1,), chat=True, workers=1)
+    assert "stop" not in server.bodies[0]  # evalplus's completion stops ("\ndef ", ...) would cut the program
+    assert summary["per_task"] == {first: {"n": 1, "base_correct": 1, "plus_correct": 1},
+                                   second: {"n": 1, "base_correct": 0, "plus_correct": 0}}
+    results = {r["task_id"]: r for r in map(json.loads, open(tmp_path / "results.jsonl"))}
+    assert results[second]["reason"] == instruct.NO_PROGRAM and summary["prompting"]["without_program"] == 1

@@ -9,7 +9,7 @@ writing samples.jsonl, results.jsonl, summary.json, report.md and plots to --out
     ocg eval infill --model DIR --mode single-line --limit 200
     ocg eval humaneval --endpoint http://localhost:8000/v1 --model-name NAME --n 20 --temperature 0.8
     ocg eval humaneval --model DIR --chat                  # an instruct model: ask in its chat format, cut the code
-    ocg eval mbpp --data mbpp.jsonl --endpoint URL --chat  # ... through /v1/chat/completions
+    ocg eval mbpp --data mbpp.jsonl --endpoint URL --chat  # ... through /v1/chat/completions (evalplus too)
     ocg eval mtpb --model DIR --stop "\n\n\n"              # stop strings added to the benchmark's own
     ocg eval infill --endpoint http://localhost:8080/v1 --fim-format qwen   # llama.cpp / vLLM take no `suffix`
     ocg eval repo --model DIR --limit 300                  # the quickstart's held-out repositories, or --repos DIR
@@ -128,6 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "time limits calibrated on this machine")
     _source(p, "score the reference solutions (a self-check of the harness and of the calibration)")
     _sampling(p, n=1, temperature="0", top_p=0.95, max_new_tokens=512)
+    _chat(p)
     p.add_argument("--out", type=Path, default=Path("results") / "evalplus", help="output directory")
     p.add_argument("--workers", type=int, default=None, help="sandbox workers (default: one per core)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only this many tasks")
@@ -321,7 +322,7 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
             reference=args.reference, n=args.n, params=_params(args, _temperatures(args.temperature)[0]),
             ks=_ints(args.k, "--k"), workers=args.workers, limit=args.limit, endpoint=endpoint,
             factor=args.time_factor, floor=args.time_floor, allow_unsafe=args.unsafe_no_isolation,
-            sanitize=args.sanitize, compile=args.compile)
+            sanitize=args.sanitize, compile=args.compile, chat=args.chat, system=args.system)
         print_table(f"evalplus ({summary['tasks_scored']} tasks, {summary['samples']} samples)",
                     ["metric", "base (%)", "plus (%)"],
                     [(k, 100 * summary["pass_at_k"]["base"][k], 100 * v) for k, v in
