@@ -63,5 +63,6 @@ def test_stops_are_sent_to_the_endpoint(tmp_path):
     eval_command.add_arguments(args)
     params = eval_command._params(args.parse_args(["mtpb", "--endpoint", "http://fake", "--stop", "\\n\\n"]), 0.2)
     with Endpoint("http://fake/v1", transport=server.transport) as ep:
-        mtpb.evaluate(tmp_path, endpoint=ep, limit=1, params=params)
+        summary = mtpb.evaluate(tmp_path, endpoint=ep, limit=1, params=params)
     assert server.bodies and all(b["stop"] == ["\n\n"] for b in server.bodies)
+    assert summary["stop"] == ["\n\n"]
