@@ -52,6 +52,16 @@ def vllm_chat_body(contents: list[str | None], finish_reasons: list[str] | None 
             "prompt_logprobs": None}
 
 
+def llamacpp_chat_body(content: str, finish_reason: str = "stop") -> dict:
+    """llama.cpp server's /v1/chat/completions: one choice whatever `n` asked, its own `timings` block."""
+    return {"choices": [{"finish_reason": finish_reason, "index": 0,
+                         "message": {"role": "assistant", "content": content}}],
+            "created": 1733400000, "model": "gpt-3.5-turbo", "system_fingerprint": "b4273-6a2bf08c",
+            "object": "chat.completion", "usage": {"completion_tokens": 31, "prompt_tokens": 88, "total_tokens": 119},
+            "id": "chatcmpl-Ve1kq0a8y5cT3pH2sW7nR4mB6dF9gJ1x",
+            "timings": {"prompt_n": 88, "prompt_ms": 95.2, "predicted_n": 31, "predicted_ms": 610.7}}
+
+
 def llamacpp_error(message: str, status: int = 400) -> dict:
     return {"error": {"code": status, "message": message, "type": "invalid_request_error"}}
 

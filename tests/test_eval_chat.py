@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from endpoint_fixtures import FakeServer, vllm_chat_body
+from endpoint_fixtures import FakeServer, llamacpp_chat_body, vllm_chat_body
 from opencodegen.cli import main
 from opencodegen.errors import UserError
 from opencodegen.eval import humaneval, instruct, mbpp
@@ -187,3 +187,21 @@ def test_evalplus_chat_scores_base_and_plus_on_the_programs_cut_from_replies(tmp
                                    second: {"n": 1, "base_correct": 0, "plus_correct": 0}}
     results = {r["task_id"]: r for r in map(json.loads, open(tmp_path / "results.jsonl"))}
     assert results[second]["reason"] == instruct.NO_PROGRAM and summary["prompting"]["without_program"] == 1
+
+
+def test_llamacpp_answers_one_chat_choice_and_is_asked_for_the_rest(problems, tmp_path):
+    p = problems["HumanEval/2"]
+    answers = iter(["```python\n" + p["prompt"] + p["canonical_solution"] + "```", "No code, sorry."])
+    server = FakeServer(lambda body: (200, llamacpp_chat_body(next(answers))))
+    with endpoint(server) as ep:
+        summary = humaneval.evaluate(tmp_path, endpoint=ep, n=2, ks=(1, 2), chat=True,
+                                     params=SamplingParams(max_new_tokens=64, temperature=0.8, seed=1),
+                                     data=_one_problem(tmp_path, p))
+    assert [(b["n"], b["seed"]) for b in server.bodies] == [(2, 1), (1, 2)]  # the top-up asks for what is missing
+    assert summary["per_task"]["HumanEval/2"]["correct"] == 1 and summary["prompting"]["without_program"] == 1
+
+
+def _one_problem(tmp_path, problem: dict) -> Path:
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps(problem) + "\n")
+    return path
