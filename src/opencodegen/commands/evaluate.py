@@ -286,7 +286,7 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
     from ..eval.report import completion_counts_text, print_table
 
     if args.benchmark == "humaneval":
-        from ..eval import humaneval
+        from ..eval import humaneval, instruct
         temps = _temperatures(args.temperature, several=True)
         summary = humaneval.evaluate(
             args.out, samples_path=args.samples, model=model, tokenizer=tokenizer, reference=args.reference,
@@ -299,9 +299,9 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
         for run, v in summary.get("by_run", {"": summary}).items():
             print(completion_counts_text(v["completions"], f"completions{' at ' + run if run else ''}"))
         if "prompting" in summary:
-            print(humaneval.prompting_text(summary["prompting"]))
+            print(instruct.prompting_text(summary["prompting"]))
     elif args.benchmark == "mbpp":
-        from ..eval import mbpp
+        from ..eval import instruct, mbpp
         summary = mbpp.evaluate(
             args.out, data=args.data, samples_path=args.samples, model=model, tokenizer=tokenizer,
             reference=args.reference, n=args.n, params=_params(args, _temperatures(args.temperature)[0]),
@@ -313,8 +313,7 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
                     ["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()])
         print(completion_counts_text(summary["completions"]))
         if "prompting" in summary:
-            from ..eval.humaneval import prompting_text
-            print(prompting_text(summary["prompting"]))
+            print(instruct.prompting_text(summary["prompting"]))
     elif args.benchmark == "evalplus":
         from ..eval import evalplus
         summary = evalplus.evaluate(

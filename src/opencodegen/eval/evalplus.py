@@ -246,8 +246,7 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
             samples = humaneval.sample_completions(model, tokenizer, list(problems.values()), n, params,
                                                   compile=compile, what="evalplus")
         write_jsonl(Path(out) / "samples.jsonl", samples)
-        prompting = {**(instruct.summary_of(samples, system) if chat else {"mode": "completion"}),
-                     "stop": list(params.stop)}
+        prompting = instruct.prompting(samples, params.stop, chat, system)
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
     sanitized = 0
@@ -310,7 +309,7 @@ def report_markdown(summary: dict) -> str:
                             [(k, 100 * summary["pass_at_k"]["base"][k], 100 * summary["pass_at_k"]["plus"][k])
                              for k in summary["pass_at_k"]["plus"]]), ""]
     if "prompting" in summary:
-        from .humaneval import prompting_text
+        from .instruct import prompting_text
         lines += [prompting_text(summary["prompting"]), ""]
     if cal["reference_failures"]:
         lines += ["Reference solutions that fail their own check on this machine: "

@@ -189,8 +189,7 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
                 runs[f"t={t}"] = sample_completions(model, tokenizer, list(problems.values()), n, run_params,
                                                      compile=compile)
         write_jsonl(out / "samples.jsonl", [{**s, "run": label} for label, rows in runs.items() for s in rows])
-        prompting = {**(instruct.summary_of([s for rows in runs.values() for s in rows], system) if chat
-                        else {"mode": "completion"}), "stop": list(stop)}
+        prompting = instruct.prompting([s for rows in runs.values() for s in rows], stop, chat, system)
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
     all_samples, all_results, by_run = [], [], {}
@@ -236,7 +235,7 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
 def report_markdown(summary: dict, title: str = "HumanEval") -> str:
     lines = [f"# {title}", "", f"{summary['tasks_scored']} tasks, {summary['samples']} samples.", ""]
     if "prompting" in summary:
-        lines += [prompting_text(summary["prompting"]), ""]
+        lines += [instruct.prompting_text(summary["prompting"]), ""]
     if summary.get("tasks_missing"):
         lines += [f"**{summary['tasks_missing']} tasks have no samples and are not scored.**", ""]
     lines += [markdown_table(["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()]), ""]
@@ -254,18 +253,6 @@ def report_markdown(summary: dict, title: str = "HumanEval") -> str:
               markdown_table(["task", "n", "correct"], [(t, v["n"], v["correct"]) for t, v in
                                                         summary["per_task"].items()])]
     return "\n".join(lines) + "\n"
-
-
-def prompting_text(prompting: dict) -> str:
-    """How the model was asked, in a sentence for report.md."""
-    stops = ", ".join(repr(s) for s in prompting["stop"]) or "none"
-    if prompting["mode"] != "chat":
-        return f"Prompting: completion of the problem's prompt; stop strings {stops}."
-    system = "" if prompting["system"] is None else " after a system message"
-    return (f"Prompting: chat (the problem in a user message{system}, the program cut from the reply by the "
-            f"sanitizer); stop strings {stops}. "
-            f"{prompting['without_program']} of {prompting['replies']} replies held no program; "
-            f"{prompting['cut_by_sanitizer']} were cut.")
 
 
 def write_outputs(out: Path, samples: list[dict], results: list[dict], summary: dict,

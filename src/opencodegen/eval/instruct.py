@@ -94,9 +94,23 @@ def judge(sandbox: Sandbox, samples: Sequence[dict], case: Callable[[dict], Judg
     return [verdicts.get(i) or ExecResult("failed", reason=NO_PROGRAM) for i in range(len(samples))]
 
 
-def summary_of(samples: Sequence[dict], system: str | None) -> dict:
-    """How a chat run asked and what came back: the summary's "prompting"."""
+def prompting(samples: Sequence[dict], stop: Sequence[str], chat: bool, system: str | None = None) -> dict:
+    """How a sampled run asked the model (a summary's "prompting"): completion of the problem's prompt, or chat
+    with what came back; `stop`: the stop strings the samples were cut at."""
+    if not chat:
+        return {"mode": "completion", "stop": list(stop)}
     replies = [s for s in samples if "reply" in s]
-    return {"mode": "chat", "instruction": INSTRUCTION, "system": system, "replies": len(replies),
-            "without_program": sum(map(no_program, replies)),
+    return {"mode": "chat", "instruction": INSTRUCTION, "system": system, "stop": list(stop),
+            "replies": len(replies), "without_program": sum(map(no_program, replies)),
             "cut_by_sanitizer": sum(s["completion"] != s["reply"] for s in replies)}
+
+
+def prompting_text(prompting: dict) -> str:
+    """How the model was asked, in a sentence for report.md."""
+    stops = ", ".join(repr(s) for s in prompting["stop"]) or "none"
+    if prompting["mode"] != "chat":
+        return f"Prompting: completion of the problem's prompt; stop strings {stops}."
+    system = "" if prompting["system"] is None else " after a system message"
+    return (f"Prompting: chat (the problem in a user message{system}, the program cut from the reply by the "
+            f"sanitizer); stop strings {stops}. {prompting['without_program']} of {prompting['replies']} replies "
+            f"held no program; {prompting['cut_by_sanitizer']} were cut.")

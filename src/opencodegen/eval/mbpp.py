@@ -209,8 +209,7 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
                                                                       prompts.items()], n, params,
                                                           compile=compile, what="mbpp")
         write_jsonl(Path(out) / "samples.jsonl", samples)
-        prompting = {**(instruct.summary_of(samples, system) if chat else {"mode": "completion"}),
-                     "stop": list(params.stop)}
+        prompting = instruct.prompting(samples, params.stop, chat, system)
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
     with Sandbox(workers=workers, allow_unsafe=allow_unsafe) as sandbox:
