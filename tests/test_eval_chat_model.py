@@ -2,7 +2,7 @@
 prompt ids are transformers' apply_chat_template ids for the same conversation, decoding ends at <|im_end|> and not at
 HumanEval's stop strings, and each reply is what the engine writes for those ids; through `ocg serve` started here,
 /v1/chat/completions gives the same replies and a rerun resumes from the journal. A random model scores 0: what is
-checked is the mechanics. A model without a chat format is one clear error."""
+checked is the mechanics. A model without a chat format is one clear error, loaded here or served."""
 
 from __future__ import annotations
 
@@ -99,3 +99,7 @@ def test_a_model_without_a_chat_format_is_one_clear_error(tmp_path, capsys):
     assert not (tmp_path / "out" / "samples.jsonl").exists()
     assert main(eval_args(["--model", str(tmp_path / "plain")], tmp_path / "cli")) == 2
     assert "evaluate it without --chat" in capsys.readouterr().err
+    with running_server(tmp_path / "plain") as (server, _, _):  # served: the server's 400, at once, not retried
+        assert main(eval_args(["--endpoint", server.url], tmp_path / "served")) == 2
+    err = capsys.readouterr().err
+    assert "/v1/chat/completions refused the request: 400" in err and "no chat template" in err
