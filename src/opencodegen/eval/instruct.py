@@ -1,4 +1,4 @@
-"""Evaluation of instruct (chat) models (`ocg eval humaneval|mbpp --chat`), as evalplus and
+"""Evaluation of instruct (chat) models (`ocg eval humaneval|mbpp|evalplus --chat`), as evalplus and
 bigcode-evaluation-harness evaluate them: the problem goes to the model as a conversation, the program is cut from
 its reply, and that program is scored whole by the same judge as any completion.
 
