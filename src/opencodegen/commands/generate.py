@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..device import device_arg
 from ..errors import UserError
-from .options import add_compile
+from .options import add_compile, unescape
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -72,14 +72,6 @@ def read_prompt(args: argparse.Namespace) -> str:
     if sys.stdin.isatty():
         raise UserError("no prompt: pass it as an argument, with --file, or on stdin")
     return sys.stdin.read()
-
-
-def unescape(text: str) -> str:
-    """'\\n' typed on a command line means a newline in a stop string."""
-    try:
-        return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
-    except UnicodeDecodeError as e:
-        raise UserError(f"--stop {text!r}: bad escape ({e})") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -132,7 +132,7 @@ class Repl:
                             else "nothing to edit: the session has no turns yet")
         index = int(number) - 1
         if code:
-            from .generate import unescape
+            from .options import unescape
             code = unescape(code)
         else:
             code = self.edit_text(self.session.turns[index].code)

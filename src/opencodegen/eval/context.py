@@ -15,10 +15,11 @@ def prompt_room(model, max_new_tokens: int) -> int:
     return max(context // 2, context - max_new_tokens)
 
 
-def fit_prompts(tokenizer, model, prompts: Sequence[str], max_new_tokens: int, what: str) -> list[list[int]]:
-    """Token ids of each prompt, cut from the left to fit."""
+def fit_prompts(tokenizer, model, prompts: Sequence[str | Sequence[int]], max_new_tokens: int,
+                what: str) -> list[list[int]]:
+    """Token ids of each prompt (text, or ids already rendered, such as a chat prompt), cut from the left to fit."""
     room = prompt_room(model, max_new_tokens)
-    ids = [tokenizer.encode(p) for p in prompts]
+    ids = [tokenizer.encode(p) if isinstance(p, str) else list(p) for p in prompts]
     cut = sum(len(x) > room for x in ids)
     if cut:
         log(f"{what}: {cut} of {len(ids)} prompts exceed {room} tokens (context {model.config.block_size} - "

@@ -1,5 +1,6 @@
-"""Samples from any OpenAI-compatible `/v1/completions` server (`ocg serve`, vLLM, llama.cpp's server, a hosted
-API), for every `ocg eval` benchmark that samples.
+"""Samples from any OpenAI-compatible server (`ocg serve`, vLLM, llama.cpp's server, a hosted API), for every
+`ocg eval` benchmark that samples: a text prompt goes to `/v1/completions`, a conversation (`--chat`, instruct.py) to
+`/v1/chat/completions`, through the same requests, retries and journal.
 
 - Requests run `concurrency` at a time. 429, 5xx and dropped connections are retried with exponential backoff
   (a server's Retry-After is honoured); any other 4xx is a UserError carrying the server's own message, because
@@ -24,7 +25,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import httpx
 
@@ -49,6 +50,8 @@ class Choice:
 
 @dataclass(frozen=True)
 class Request:
+    """A text prompt (to /v1/completions), or with `messages` ((role, content) pairs) a conversation (to
+    /v1/chat/completions; `prompt` and `suffix` are then unused)."""
     prompt: str
     max_tokens: int
     temperature: float
@@ -57,16 +60,26 @@ class Request:
     stop: tuple[str, ...] = ()
     suffix: str | None = None
     seed: int | None = None
+    messages: tuple[tuple[str, str], ...] | None = None
 
 
-def completions_url(url: str) -> str:
-    """Accepts the server's root, its /v1, or the full /v1/completions address."""
+def api_base(url: str) -> str:
+    """The API's base (.../v1) from the server's root, its /v1, or the full address of either route."""
     url = url.rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise UserError(f"--endpoint must be an http(s) URL such as http://localhost:8000/v1, not {url!r}")
-    if url.endswith("/completions"):
-        return url
-    return url + ("/completions" if url.endswith("/v1") else "/v1/completions")
+    for route in ("/chat/completions", "/completions"):
+        if url.endswith(route):
+            return url[:-len(route)]
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+def completions_url(url: str) -> str:
+    return api_base(url) + "/completions"
+
+
+def chat_url(url: str) -> str:
+    return api_base(url) + "/chat/completions"
 
 
 def fim_prompt(prefix: str, suffix: str, fim_format: str) -> tuple[str, str | None]:
@@ -93,13 +106,23 @@ def error_message(response: httpx.Response) -> str:
     return json.dumps(body)[:500]
 
 
+def _choice_text(choice: dict) -> str:
+    """A completion's `text`, or a chat completion's `message.content` (null, as servers send for an answer that is
+    only a refusal or tool calls, is an empty answer)."""
+    if "message" in choice:
+        content = choice["message"]["content"]
+        return "" if content is None else str(content)
+    return str(choice["text"])
+
+
 def parse_choices(body: dict, n_requested: int) -> list[Choice]:
-    """Choices in index order from a completions response body."""
+    """Choices in index order from a completions or chat completions response body."""
     try:
         choices = sorted(body["choices"], key=lambda c: c.get("index", 0))
-        texts = [(str(c["text"]), c.get("finish_reason")) for c in choices]
+        texts = [(_choice_text(c), c.get("finish_reason")) for c in choices]
     except (KeyError, TypeError, AttributeError):
-        raise UserError(f"the endpoint's answer is not a completions response: {json.dumps(body)[:300]}") from None
+        raise UserError("the endpoint's answer is not a completions or chat completions response: "
+                        f"{json.dumps(body)[:300]}") from None
     usage = body.get("usage") or {}
     n_tokens = usage.get("completion_tokens") if len(texts) == 1 and n_requested == 1 else None
     return [Choice(text, reason, n_tokens) for text, reason in texts]
@@ -115,7 +138,7 @@ class Endpoint:
                  timeout: float = 600.0, transport: httpx.BaseTransport | None = None):
         if concurrency < 1:
             raise UserError(f"--concurrency must be >= 1, not {concurrency}")
-        self.url = completions_url(url)
+        self.url, self.chat_url = completions_url(url), chat_url(url)
         self.model_name = model_name
         self.concurrency, self.retries, self.backoff, self.max_backoff = concurrency, retries, backoff, max_backoff
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -146,8 +169,9 @@ class Endpoint:
 
     # ------------------------------------------------------------------------------------------ requests
     def body(self, r: Request) -> dict:
-        body = {"prompt": r.prompt, "max_tokens": r.max_tokens, "temperature": r.temperature, "top_p": r.top_p,
-                "n": r.n}
+        asked = {"messages": [{"role": role, "content": text} for role, text in r.messages]} \
+            if r.messages is not None else {"prompt": r.prompt}
+        body = {**asked, "max_tokens": r.max_tokens, "temperature": r.temperature, "top_p": r.top_p, "n": r.n}
         if self.model_name:
             body["model"] = self.model_name
         if r.stop:
@@ -159,9 +183,10 @@ class Endpoint:
         return body
 
     def _post(self, body: dict) -> dict:
+        url = self.chat_url if "messages" in body else self.url
         for attempt in range(self.retries + 1):
             try:
-                response = self.http.post(self.url, json=body)
+                response = self.http.post(url, json=body)
             except httpx.TransportError as e:
                 problem, wait = f"{type(e).__name__}: {e}", None
             else:
@@ -176,10 +201,10 @@ class Endpoint:
                     hint = (" (this server does not take `suffix`: give --fim-format with the model's FIM tokens, "
                             f"one of {', '.join(FIM_TEXT_FORMATS)})" if "suffix" in body and
                             "suffix" in error_message(response).lower() else "")
-                    raise UserError(f"{self.url} refused the request: {response.status_code} "
+                    raise UserError(f"{url} refused the request: {response.status_code} "
                                     f"{error_message(response)}{hint}")
             if attempt == self.retries:
-                raise UserError(f"{self.url} failed {self.retries + 1} times; last: {problem}")
+                raise UserError(f"{url} failed {self.retries + 1} times; last: {problem}")
             wait = min(self.max_backoff, wait if wait is not None else self.backoff * 2 ** attempt)
             log(f"endpoint: {problem}; retry {attempt + 1}/{self.retries} in {wait:.1f} s")
             time.sleep(wait)
@@ -198,7 +223,7 @@ class Endpoint:
                 extra["seed"] = r.seed + r.n - missing
             answer = parse_choices(self._post({**body, **extra}), missing)
             if not answer:
-                raise UserError(f"{self.url} answered with no choices")
+                raise UserError(f"{self.url if r.messages is None else self.chat_url} answered with no choices")
             self._record(key, answer[:missing])
         return self.answers[key][: r.n]
 
@@ -239,12 +264,16 @@ def cut_at_stops(text: str, stops: Sequence[str]) -> str:
     return text[: min(cuts)] if cuts else text
 
 
-def sample_rows(endpoint: Endpoint, items: Sequence[tuple[str, str, str | None]], n: int, params,
-                progress: str) -> list[dict]:
+def sample_rows(endpoint: Endpoint, items: Sequence[tuple[str, str | Sequence[Mapping[str, str]], str | None]], n: int,
+                params, progress: str) -> list[dict]:
     """n samples for each (task_id, prompt, suffix field) as eval sample rows ({"task_id", "completion",
-    "completion_id", "finish_reason", "n_tokens"}); params: the run's SamplingParams."""
+    "completion_id", "finish_reason", "n_tokens"}); a prompt that is a conversation ([{role, content}]) goes to the
+    chat route. params: the run's SamplingParams."""
     requests = [Request(prompt, params.max_new_tokens, params.temperature, params.top_p, n, tuple(params.stop),
-                        suffix, params.seed) for _, prompt, suffix in items]
+                        suffix, params.seed) if isinstance(prompt, str) else
+                Request("", params.max_new_tokens, params.temperature, params.top_p, n, tuple(params.stop), None,
+                        params.seed, tuple((m["role"], m["content"]) for m in prompt))
+                for _, prompt, suffix in items]
     rows = []
     for (task_id, _, _), choices in zip(items, endpoint.complete(requests, progress, unit="task")):
         for j, c in enumerate(choices):

