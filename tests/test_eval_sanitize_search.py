@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 
-from opencodegen.eval.sanitize import extract_code, parses
+from opencodegen.eval.sanitize import extract_code, extract_code_every_run
 
 PIECES = [
     "", "   ", "\t", "Here is the solution:", "It's simple: we don't need a loop.", "Step 1: sort `xs` first.",
@@ -25,25 +25,13 @@ PIECES = [
 ]
 
 
-def reference(text: str) -> str:
-    """evalplus's code_extract as it is defined: every run parsed."""
-    lines = text.split("\n")
-    best, pick = 0, (0, 0)
-    for i in range(len(lines)):
-        for j in range(i + 1, len(lines)):
-            if parses("\n".join(lines[i:j + 1])):
-                count = sum(1 for line in lines[i:j + 1] if line.strip())
-                if count > best:
-                    best, pick = count, (i, j)
-    return "\n".join(lines[pick[0]:pick[1] + 1])
-
 
 def test_the_search_finds_what_parsing_every_run_finds():
     rng = random.Random(0)
     texts = ["\n".join(rng.choice(PIECES) for _ in range(rng.randint(0, 22))) for _ in range(1500)]
     texts += ["a\n```python\ndef f(x):\n    return x\n\n\n```\nb", "x = (1,\n2", "def f():\n    return 1\n   ",
               "\n\nx = 1\ny = 2\n\n", "prose\n\n\n\n", "@dec\ndef f():\n    return 1\nmore prose"]
-    assert [extract_code(t) for t in texts] == [reference(t) for t in texts]
+    assert [extract_code(t) for t in texts] == [extract_code_every_run(t) for t in texts]
 
 
 def test_long_prose_replies_stay_fast():

@@ -97,6 +97,20 @@ def extract_code(text: str) -> str:
     return "\n".join(lines[i:j + 1]) if count else lines[0]
 
 
+def extract_code_every_run(text: str) -> str:
+    """extract_code by its definition: every run of at least two lines parsed, the first with the most non-blank lines
+    wins. O(lines^2) parses: the reference that tests and benchmarks/bench_sanitize.py hold the fast search to."""
+    lines = text.split("\n")
+    best, pick = 0, (0, 0)
+    for i in range(len(lines)):
+        for j in range(i + 1, len(lines)):
+            if parses("\n".join(lines[i:j + 1])):
+                count = sum(1 for line in lines[i:j + 1] if line.strip())
+                if count > best:
+                    best, pick = count, (i, j)
+    return "\n".join(lines[pick[0]:pick[1] + 1])
+
+
 def _name(node: ast.stmt) -> str | None:
     """The name a top-level statement defines (step 2), or None when it defines none evalplus keeps."""
     if isinstance(node, _DEFINITIONS):
