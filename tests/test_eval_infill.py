@@ -97,3 +97,23 @@ def test_syntax_truncation_cuts_a_run_on_middle_and_leaves_a_parsing_one(problem
     assert infill.syntax_truncate(task, task.middle) == task.middle
     assert infill.syntax_truncate(task, "    return (\n") == "    return (\n"  # nothing parses: unchanged
     assert infill.cut_middle(task, run_on) == task.middle
+
+
+def test_calibrated_limits_replace_the_fixed_timeout(problems, tmp_path):
+    task = next(t for t in infill.build_tasks(problems, "single-line")
+                if t.problem_id == "HumanEval/0" and t.middle.lstrip().startswith("for "))
+    indent = task.middle[:len(task.middle) - len(task.middle.lstrip())]
+    slow = f"{indent}__import__('time').sleep(0.04)\n{task.middle}"  # right; its 7 calls outlast the fixed limit
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"task_id": task.task_id, "completion": slow}) + "\n")
+    fixed = infill.evaluate(tmp_path / "fixed", samples_path=path, modes=("single-line",), ks=(1,), workers=1,
+                            timeout=0.1)
+    calibrated = infill.evaluate(tmp_path / "cal", samples_path=path, modes=("single-line",), ks=(1,), workers=1,
+                                 timeout=0.1, calibration=(4.0, 1.0))
+    assert fixed["by_mode"]["single-line"]["pass_at_k"] == {"pass@1": 0.0}
+    assert calibrated["by_mode"]["single-line"]["pass_at_k"] == {"pass@1": 1.0}
+    table = json.loads((tmp_path / "cal" / "calibration.json").read_text())["problems"]
+    entry = table["HumanEval/0"]  # one reference run per problem, whatever its tasks
+    assert list(table) == ["HumanEval/0"] and entry["reference_status"] == "passed"
+    assert entry["limit"] == round(max(1.0, 4 * entry["reference_seconds"]), 3)
+    assert calibrated["calibration"]["floor"] == 1.0 and "calibrated" in (tmp_path / "cal" / "report.md").read_text()

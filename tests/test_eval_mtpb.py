@@ -159,3 +159,31 @@ def test_score_summary_and_outputs(problems, sandbox, tmp_path):
     mtpb.write_outputs(tmp_path, samples, results, summary)
     for name in ("samples.jsonl", "results.jsonl", "summary.json", "report.md", "mtpb_by_category.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_calibrated_limits_replace_the_fixed_timeout(problems, tmp_path):
+    p = problems[0]
+    turns = [s.format(**p.inputs[0]) for s in p.solution]
+    slow = ["__import__('time').sleep(0.3)\n" + turns[0]] + turns[1:]  # right, but slower than the fixed limit
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"id": p.id, "case": 0, "completions": slow}) + "\n")
+    fixed = mtpb.evaluate(tmp_path / "fixed", samples_path=path, workers=1, timeout=0.1)
+    calibrated = mtpb.evaluate(tmp_path / "cal", samples_path=path, workers=1, timeout=0.1, calibration=(4.0, 1.0))
+    assert fixed["pass_rate"] == 0.0 and calibrated["pass_rate"] == 1.0
+    table = json.loads((tmp_path / "cal" / "calibration.json").read_text())["problems"]
+    entry = table[f"{p.id}/0"]  # only the input cases scored are measured
+    assert list(table) == [f"{p.id}/0"] and entry["reference_status"] == "passed"
+    assert entry["limit"] == round(max(1.0, 4 * entry["reference_seconds"]), 3)
+    assert calibrated["calibration"]["reference_failures"] == []
+    assert "calibrated on this machine" in (tmp_path / "cal" / "report.md").read_text()
+
+
+def test_problems_without_a_reference_cannot_be_calibrated(tmp_path):
+    data = tmp_path / "mtpb.jsonl"  # the official file's shape: no solutions
+    data.write_text(json.dumps({"id": 3, "name": "q", "description": "", "category": "math",
+                                "prompts": ["Let a be {a}.", "Print a."], "inputs": [{"a": 1}], "outputs": [1]}) + "\n")
+    samples = tmp_path / "s.jsonl"
+    samples.write_text(json.dumps({"id": 3, "case": 0, "completions": ["a = 1", "print(a)"]}) + "\n")
+    with pytest.raises(UserError, match="reference solution.*have none.*--timeout"):
+        mtpb.evaluate(tmp_path / "out", data=data, samples_path=samples, workers=1, calibration=(4.0, 1.0))
+    assert mtpb.evaluate(tmp_path / "out", data=data, samples_path=samples, workers=1)["pass_rate"] == 1.0

@@ -151,6 +151,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="multi-turn (the benchmark), single-turn (all instructions at once) or both")
     p.add_argument("--prompt-perplexity", action="store_true",
                    help="also compare single- and multi-turn prompt perplexity (needs --model)")
+    _calibration(p, default=False)
 
     p = sub.add_parser("infill", help="fill-in-the-middle on HumanEval (exact match and pass@k)")
     _source(p, "score the masked canonical lines themselves (a self-check: 100%%)")
@@ -162,6 +163,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--fim-format", default="suffix", choices=["suffix", *FIM_TEXT_FORMATS],
                    help="with --endpoint: send prefix and suffix apart in the API's `suffix` field (ocg serve, "
                         "OpenAI), or as one prompt with this model family's FIM tokens (vLLM, llama.cpp)")
+    _calibration(p, default=False)
 
     p = sub.add_parser("repo", help="repository-level line completion (RepoBench / CrossCodeEval manner): exact "
                                      "match and edit similarity with and without cross-file context")
@@ -334,7 +336,8 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
             args.out, data=args.data, samples_path=args.samples, model=model, tokenizer=tokenizer,
             reference=args.reference, modes=modes, n=args.n, params=params, timeout=args.timeout,
             workers=args.workers, limit=args.limit, prompt_perplexity=args.prompt_perplexity,
-            allow_unsafe=args.unsafe_no_isolation, endpoint=endpoint, compile=args.compile)
+            allow_unsafe=args.unsafe_no_isolation, endpoint=endpoint, compile=args.compile,
+            calibration=_calibrated(args))
         print_table(f"MTPB ({summary['problems']} problems, {summary['samples']} programs)",
                     ["mode/category", "pass rate (%)", "passed", "total"],
                     [(k, 100 * v["pass_rate"], v["passed"], v["total"]) for k, v in
@@ -348,7 +351,7 @@ def _run(args: argparse.Namespace, model, tokenizer, endpoint) -> int:
             modes=modes, limit=args.limit, n=args.n, params=_params(args, _temperatures(args.temperature)[0]),
             ks=_ints(args.k, "--k"), timeout=args.timeout, workers=args.workers,
             allow_unsafe=args.unsafe_no_isolation, endpoint=endpoint, fim_format=args.fim_format,
-            compile=args.compile)
+            compile=args.compile, calibration=_calibrated(args))
         print_table(f"Infilling ({summary['tasks']} tasks)", ["mode", "metric", "score (%)"],
                     [(m, k, 100 * s) for m, v in summary["by_mode"].items()
                      for k, s in {"exact match": v["exact_match"], **v["pass_at_k"]}.items()])

@@ -34,3 +34,11 @@ def summary_of(calibration: dict) -> dict:
     return {**{k: v for k, v in calibration.items() if k != "problems"},
             "reference_failures": sorted(t for t, v in calibration["problems"].items()
                                          if v["reference_status"] != "passed")}
+
+
+def calibration_text(calibration: dict, per: str) -> str:
+    """The report.md sentence for a summary's calibration; per: what one limit covers ("problem", "input case")."""
+    host = calibration["host"]
+    return (f"Time limits calibrated on this machine ({host['cpus']} CPUs, load {host['loadavg'][0]:.2f}), per {per}: "
+            f"max({calibration['floor']} s, {calibration['factor']} x the reference solution's time); each limit in "
+            "calibration.json.")

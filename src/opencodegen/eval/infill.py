@@ -22,11 +22,13 @@ from typing import Sequence
 from ..errors import UserError
 from ..progress import progress_task
 from ..prompt_format import FIM_CONTROL_TOKENS, FIM_TEXT_STOPS, encode_pieces, fim_end_ids, psm, require_fim_ids
+from .calibrate import calibrate, calibration_text, summary_of
 from .context import fit_infill, prompt_room
 from .humaneval import judge_case, load_problems, read_jsonl
 from .judge import JudgeCase
 from .passk import mean_pass_at_k
-from .report import completion_counts, completion_counts_text, markdown_table, plot_lines, write_jsonl, write_run
+from .report import (completion_counts, completion_counts_text, markdown_table, plot_lines, write_json, write_jsonl,
+                     write_run)
 from .sandbox import ExecResult, Sandbox
 
 MODES = ("single-line", "multi-line", "random-span")
@@ -174,7 +176,8 @@ def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk:
 
 
 def execute(tasks: Sequence[InfillTask], problems: dict[str, dict], samples: list[dict], sandbox: Sandbox,
-            timeout: float = 3.0) -> list[ExecResult]:
+            timeout: float | Sequence[float] = 3.0) -> list[ExecResult]:
+    """Each sample's verdict; timeout: one limit, or one per sample."""
     by_id = {t.task_id: t for t in tasks}
     return sandbox.judge([infill_case(by_id[s["task_id"]], problems, s["completion"]) for s in samples],
                          timeout=timeout, progress="execute infill")
@@ -230,10 +233,12 @@ def read_samples(path, tasks: Sequence[InfillTask]) -> list[dict]:
 def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: bool = False,
              modes: Sequence[str] = MODES, limit: int | None = None, n: int = 1, params=None,
              ks: Sequence[int] = (1, 10, 100), timeout: float = 3.0, workers: int | None = None,
-             allow_unsafe: bool = False, endpoint=None, fim_format: str = "suffix", compile: bool = False) -> dict:
+             allow_unsafe: bool = False, endpoint=None, fim_format: str = "suffix", compile: bool = False,
+             calibration: tuple[float, float] | None = None) -> dict:
     """The whole `ocg eval infill`. limit: tasks per mode (an evenly spread subset). endpoint: an
     eval.endpoint.Endpoint to sample from instead of a model; sampled middles are written before they are run.
-    compile: the model's decode steps run compiled (engine.generate)."""
+    compile: the model's decode steps run compiled (engine.generate). calibration: (factor, floor) replaces the fixed
+    `timeout` with per-problem limits measured on this machine (calibrate.py)."""
     problems = load_problems()
     tasks = [t for mode in modes for t in spread(build_tasks(problems, mode), limit)]
     # sampled: the stop strings (--stop), besides the FIM end tokens (and their text for --fim-format prompts)
@@ -256,10 +261,23 @@ def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: b
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
     with Sandbox(workers=workers, allow_unsafe=allow_unsafe) as sandbox:
-        outcomes = execute(tasks, problems, samples, sandbox, timeout)
+        limits = None
+        if calibration is not None:
+            # Every task of a problem, its middle put back, is that problem's canonical program: one reference run
+            # per problem sets the limit of all its tasks.
+            ids = sorted({t.problem_id for t in tasks}, key=list(problems).index)
+            limits = calibrate(ids, lambda seconds: sandbox.judge(
+                [judge_case(problems[t], problems[t]["canonical_solution"]) for t in ids], timeout=seconds,
+                progress="calibrate time limits"), *calibration)
+        problem_of = {t.task_id: t.problem_id for t in tasks}
+        outcomes = execute(tasks, problems, samples, sandbox, timeout if limits is None else
+                           [limits["problems"][problem_of[s["task_id"]]]["limit"] for s in samples])
         isolation = sandbox.describe()
     results, summary = score(tasks, samples, outcomes, ks)
     summary["sandbox"] = isolation
+    if limits is not None:
+        summary["calibration"] = summary_of(limits)
+        write_json(Path(out) / "calibration.json", limits)
     if stop is not None:
         summary["stop"] = stop
     write_outputs(out, samples, results, summary)
@@ -269,6 +287,8 @@ def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: b
 def report_markdown(summary: dict) -> str:
     lines = ["# HumanEval infilling", "", f"{summary['tasks']} tasks, {summary['samples']} samples.", "",
              completion_counts_text(summary["completions"], "middles"), ""]
+    if "calibration" in summary:
+        lines += [calibration_text(summary["calibration"], "problem"), ""]
     for mode, v in summary["by_mode"].items():
         lines += [f"## {mode} ({v['tasks']} tasks)", "",
                   markdown_table(["metric", "score (%)"], [("exact match", 100 * v["exact_match"])] +

@@ -31,10 +31,12 @@ from ..progress import progress_task
 from ..prompt_format import SYNTH_PREAMBLE as PREAMBLE  # the format is prompt_format's; these names are MTPB's
 from ..prompt_format import synth_history, turn_prompt
 from ..prompt_format import truncate_turn as truncate
+from .calibrate import calibrate, calibration_text, summary_of
 from .context import fit_prompts
 from .humaneval import read_jsonl
 from .perplexity import mtpb_prompt_perplexity
-from .report import completion_counts, completion_counts_text, markdown_table, plot_bars, write_jsonl, write_run
+from .report import (completion_counts, completion_counts_text, markdown_table, plot_bars, write_json, write_jsonl,
+                     write_run)
 from .sandbox import ExecResult, Sandbox, SeriesValue
 
 DEFAULT_TIMEOUT = 20.0  # the official harness's time limit
@@ -226,6 +228,18 @@ def reference_samples(problems: Sequence[Problem]) -> list[dict]:
     return samples
 
 
+def _case_key(sample: dict) -> str:
+    return f"{sample['id']}/{sample['case']}"
+
+
+def _calibration_references(problems: Sequence[Problem]) -> list[dict]:
+    missing = [p.id for p in problems if p.solution is None]
+    if missing:
+        raise UserError(f"--calibrate measures each problem's reference solution, and {len(missing)} MTPB problems "
+                        f"have none (e.g. {missing[0]}; the official file ships without them): use --timeout")
+    return reference_samples(problems)
+
+
 def read_samples(path: str | Path, problems: Sequence[Problem]) -> list[dict]:
     """Completions made elsewhere. Each line: {"id", "case" (index into inputs) or "input" (the inputs dict),
     "completions": [code per turn]} — or "completions" as one whole program, as the official sampler writes it
@@ -263,7 +277,9 @@ def read_samples(path: str | Path, problems: Sequence[Problem]) -> list[dict]:
     return samples
 
 
-def execute(samples: list[dict], sandbox: Sandbox, timeout: float = DEFAULT_TIMEOUT) -> list[ExecResult]:
+def execute(samples: list[dict], sandbox: Sandbox, timeout: float | Sequence[float] = DEFAULT_TIMEOUT
+            ) -> list[ExecResult]:
+    """Each sample's run (its last printed value captured); timeout: one limit, or one per sample."""
     return sandbox.run([wrap_last_in_print(s["program"]) for s in samples], timeout=timeout,
                        capture_last_print=True, progress="execute mtpb")
 
@@ -316,10 +332,12 @@ def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | P
              tokenizer=None, reference: bool = False, modes: Sequence[str] = ("multi",), n: int = 1, params=None,
              timeout: float = DEFAULT_TIMEOUT, workers: int | None = None, limit: int | None = None,
              prompt_perplexity: bool = False, allow_unsafe: bool = False, endpoint=None,
-             compile: bool = False) -> dict:
+             compile: bool = False, calibration: tuple[float, float] | None = None) -> dict:
     """The whole `ocg eval mtpb`: samples (a file, the reference solutions, or the model or `endpoint` in each
     mode), execution, pass rates per mode, category and problem, outputs in `out` (sampled programs are written
-    before they are run). compile: the model's decode steps run compiled (engine.generate)."""
+    before they are run). compile: the model's decode steps run compiled (engine.generate). calibration: (factor,
+    floor) replaces the fixed `timeout` with a limit per problem and input case measured on this machine from the
+    reference solution (calibrate.py); problems without one (the official file's) cannot be calibrated."""
     problems = load_problems(data)[:limit] if limit else load_problems(data)
     stop = None  # sampled: the stop strings (--stop), besides the official truncation of each turn
     if samples_path is not None:
@@ -336,10 +354,20 @@ def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | P
     else:
         raise UserError("nothing to evaluate: give --samples FILE, --model DIR, --endpoint URL or --reference")
     with Sandbox(workers=workers, preload=PRELOAD, allow_unsafe=allow_unsafe) as sandbox:
-        outcomes = execute(samples, sandbox, timeout)
+        limits = None
+        if calibration is not None:
+            scored = {(s["id"], s["case"]) for s in samples}
+            references = [r for r in _calibration_references(problems) if (r["id"], r["case"]) in scored]
+            limits = calibrate([_case_key(r) for r in references],
+                               lambda seconds: execute(references, sandbox, seconds), *calibration)
+        outcomes = execute(samples, sandbox, timeout if limits is None else
+                           [limits["problems"][_case_key(s)]["limit"] for s in samples])
         isolation = sandbox.describe()
     results, summary = score(problems, samples, outcomes)
     summary["sandbox"] = isolation
+    if limits is not None:
+        summary["calibration"] = summary_of(limits)
+        write_json(Path(out) / "calibration.json", limits)
     if stop is not None:
         summary["stop"] = stop
     if prompt_perplexity and model is not None:
@@ -369,6 +397,8 @@ def report_markdown(summary: dict) -> str:
                             [(k, v["name"], v["category"], 100 * v["pass_rate"], v["passed"], v["total"])
                              for k, v in summary["by_problem"].items()]),
              "", "Statuses: " + ", ".join(f"{k} {v}" for k, v in summary["statuses"].items())]
+    if "calibration" in summary:
+        lines += ["", calibration_text(summary["calibration"], "problem and input case")]
     if "prompt_perplexity" in summary:
         pp = summary["prompt_perplexity"]
         lines += ["", f"Mean prompt perplexity over {pp['cases']} cases: single-turn {pp['single_turn_mean_ppl']:.2f}, "
