@@ -10,8 +10,11 @@ span), so a model compiles once for one row and once for several, not once per s
 passes (several tokens per row) stay eager.
 
 Eager numerics are kept: `emulate_precision_casts` rounds every intermediate that eager rounds to bf16/fp16 at the same
-point (inductor otherwise keeps fused intermediates in fp32), so greedy decoding gives the same tokens with and without
-compile (tests/test_compiled_decode.py checks fp32 and bf16). Where compile cannot run (no C++ compiler, an
+point (inductor otherwise keeps fused intermediates in fp32), and the matmuls and attention are ATen's own calls, so
+greedy decoding gives the same tokens with and without compile (tests/test_compiled_decode.py checks fp32 and bf16).
+Not bit for bit everywhere: inductor's fused LayerNorm/RMSNorm reduces in another order than ATen's kernel, which
+rounds about 1% of bf16 rows one ulp apart, so a bf16 step's logits can differ by an ulp and a greedy token flips
+only where two logits tie that closely. Where compile cannot run (no C++ compiler, an
 unsupported platform), the first step notes why and decoding goes on eagerly."""
 
 from __future__ import annotations
