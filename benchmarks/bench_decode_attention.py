@@ -1,6 +1,6 @@
 """What one decode step's attention costs in each cache dtype: ATen's SDPA of a one-token query over a KV cache span,
-bf16 operands (a bf16 cache: the baseline, what decoding did before kv_cache_dtype) against fp32 operands (an fp32
-cache, transformer.kv_cache_dtype's choice on a CPU), for the head shapes of tiny-30m and Qwen2.5-Coder-0.5B (GQA,
+bf16 operands (a bf16 cache: the baseline, what a bf16 model decodes with) against fp32 operands (an fp32 cache,
+measured and not adopted: see the README's performance table), for the head shapes of tiny-30m and Qwen2.5-Coder-0.5B (GQA,
 enable_gqa), the span growing one position per call as in decoding. The two take turns, best of --repeats.
 
 Times are the calling thread's CPU time (time.thread_time) at one torch thread: on a machine shared with other jobs a

@@ -28,7 +28,7 @@ import torch.compiler
 
 from opencodegen.eval.report import write_json
 from opencodegen.model.config import ModelConfig
-from opencodegen.model.transformer import GPT, KVCache, kv_cache_dtype
+from opencodegen.model.transformer import GPT, KVCache
 
 OUT = Path(__file__).parent / "results" / "decode_guards.json"
 OPTIONS = {"emulate_precision_casts": True, "cpp_wrapper": True}  # model/compiled.py's
@@ -47,8 +47,7 @@ def variants(filters: list[str]) -> dict:
 
 @torch.inference_mode()
 def cpu_ms_per_step(model: GPT, fn, prompt: torch.Tensor, steps: int) -> float:
-    dtype = kv_cache_dtype(next(model.parameters()).dtype, prompt.device)  # the cache the engine decodes with
-    cache = KVCache(model.config, 1, prompt.shape[1] + steps + 1, dtype=dtype)
+    cache = KVCache(model.config, 1, prompt.shape[1] + steps + 1, dtype=next(model.parameters()).dtype)
     model(prompt, cache=cache)
     token = torch.tensor([[1]])
     start = time.thread_time()

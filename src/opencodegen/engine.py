@@ -22,7 +22,7 @@ import torch
 
 from .errors import UserError
 from .healing import HealedPrompt, constrain
-from .model.transformer import KVCache, kv_cache_dtype
+from .model.transformer import KVCache
 from .prefix_cache import DEFAULT_BLOCK, Prefill, PrefixCache
 from .sampling import Completion, SamplingParams, ban, random_seed, sample_tokens
 from .sequence import OnToken, SequenceState, end_token_set, eos_id_of
@@ -97,8 +97,7 @@ class Engine:
         self.compile = compile
         self.context = min(model.config.block_size, max_len or model.config.block_size)
         device = model.lm_head.weight.device
-        self.cache = KVCache(model.config, slots, self.context, device=device,
-                             dtype=kv_cache_dtype(next(model.parameters()).dtype, device))
+        self.cache = KVCache(model.config, slots, self.context, device=device, dtype=next(model.parameters()).dtype)
         self.prefix_cache = PrefixCache(prefix_cache_bytes, prefill_chunk)
         self.eos_id = eos_id_of(tokenizer, model)
         self.lock = threading.Lock() if lock is None else lock
@@ -362,7 +361,7 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams
     # slots than sequences.
     longest = max(min(len(p.ids) + params.max_new_tokens, block) for p in healed)
     max_len = min(longest + params.speculative_tokens, block)
-    dtype = kv_cache_dtype(next(model.parameters()).dtype, model.lm_head.weight.device)  # the Engine's cache's
+    dtype = next(model.parameters()).dtype
     slots = min(request.total, max_batch_size or _default_batch_size(model, max_len, dtype))
     # No prefill budget: nobody waits on a stream here, so every prompt that fits is prefilled before decoding on.
     engine = Engine(model, tokenizer, slots=slots, max_len=max_len, prefill_budget=2**62, compile=compile)

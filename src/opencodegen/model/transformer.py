@@ -36,20 +36,8 @@ def make_norm(config: ModelConfig) -> nn.Module:
     return RMSNorm(config.n_embd, config.norm_eps)
 
 
-def kv_cache_dtype(weights: torch.dtype, device: torch.device | str) -> torch.dtype:
-    """The dtype of a KV cache for a model with `weights` on `device`, which attention over the cache runs in
-    (Attention). On a CPU it is fp32 whatever the weights: the keys and values of a bf16 or fp16 model are stored
-    exactly (the projection rounds them to the model's dtype first), and attention then runs ATen's fp32 flash
-    kernel, whose small per-head matrix products are plain sgemm calls. In bf16 the same kernel makes each of them a
-    oneDNN matmul call with a fixed cost, several per head and layer: a one-token query costs several times as much
-    (benchmarks/bench_decode_attention.py). Elsewhere it is the weights' dtype (GPU kernels are made for 16-bit
-    attention, and the cache's memory counts more there)."""
-    return torch.float32 if torch.device(device).type == "cpu" else weights
-
-
 class KVCache:
     """Keys and values for every layer, (B, n_kv_heads, max_len, head_dim), plus how many positions each row holds.
-    Attention over the cache runs in its dtype (kv_cache_dtype says which one a model gets).
 
     A row is one sequence. Rows advance independently: a forward pass over `rows` writes its new keys at
     positions lengths[rows] … lengths[rows]+T-1 of those rows and then bumps their lengths."""
@@ -134,13 +122,14 @@ class Attention(nn.Module):
                     k, v = ck[:B, :, :span], cv[:B, :, :span]
                 else:
                     k, v = ck[rows, :, :span], cv[rows, :, :span]
-            q = q.to(ck.dtype)  # attention runs in the cache's dtype (kv_cache_dtype); a no-op when they agree
+            if k.dtype != q.dtype:
+                k, v = k.to(q.dtype), v.to(q.dtype)
         # No mask: causal over the pass's own tokens, or (one token of one row) every key in the cache so far.
         # Grouped-query attention (n_kv_heads < n_head): each kv head serves n_head/n_kv query heads; the kernel
         # reads the shared head instead of a copy of the cache with every kv head repeated (the same values).
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and cache is None,
                                            enable_gqa=c.n_kv_heads != c.n_head)
-        return self.proj(y.to(x.dtype).transpose(1, 2).reshape(B, T, c.n_head * c.head_dim))
+        return self.proj(y.transpose(1, 2).reshape(B, T, c.n_head * c.head_dim))
 
 
 class MLP(nn.Module):
