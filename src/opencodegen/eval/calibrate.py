@@ -6,9 +6,11 @@ count and load are returned so runs record how their limits were set."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import UserError
+from .report import write_json
 
 DEFAULT_FACTOR = 4.0  # evalplus's DEFAULT_GT_TIME_LIMIT_FACTOR
 DEFAULT_FLOOR = 4.0  # evalplus's DEFAULT_MIN_TIME_LIMIT, seconds
@@ -42,3 +44,16 @@ def calibration_text(calibration: dict, per: str) -> str:
     return (f"Time limits calibrated on this machine ({host['cpus']} CPUs, load {host['loadavg'][0]:.2f}), per {per}: "
             f"max({calibration['floor']} s, {calibration['factor']} x the reference solution's time); each limit in "
             "calibration.json.")
+
+
+def limits_of(calibration: dict | None, keys: Sequence[str], timeout: float) -> float | list[float]:
+    """What the sandbox is given: the fixed `timeout`, or each sample's calibrated limit (keys: each sample's entry
+    in the table, in order)."""
+    return timeout if calibration is None else [calibration["problems"][k]["limit"] for k in keys]
+
+
+def record(summary: dict, calibration: dict | None, out: str | Path) -> None:
+    """A calibrated run's summary entry (summary_of) and its whole table, written to calibration.json."""
+    if calibration is not None:
+        summary["calibration"] = summary_of(calibration)
+        write_json(Path(out) / "calibration.json", calibration)

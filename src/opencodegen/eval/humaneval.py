@@ -17,13 +17,13 @@ from typing import Sequence
 from ..errors import UserError
 from ..progress import progress_task
 from . import instruct
-from .calibrate import calibrate, summary_of
+from .calibrate import calibrate, limits_of, record
 from .context import fit_prompts
 from .judge import JudgeCase
 from .passk import best_over_temperatures, mean_pass_at_k, pass_at_k
 from .perplexity import humaneval_prompt_perplexity
-from .report import (completion_counts, completion_counts_text, markdown_table, plot_pass_at_k, write_json,
-                     write_jsonl, write_run)
+from .report import (completion_counts, completion_counts_text, markdown_table, plot_pass_at_k, write_jsonl,
+                     write_run)
 from .samples import read_samples as read_sample_file
 from .samples import write_evalplus
 from .sandbox import ExecResult, Sandbox
@@ -202,8 +202,8 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
                 [judge_case(all_problems[t], all_problems[t]["canonical_solution"]) for t in scored],
                 timeout=seconds, progress="calibrate time limits"), *calibration)
         for label, samples in runs.items():
-            outcomes = execute(all_problems, samples, sandbox, timeout if limits is None else
-                               [limits["problems"][s["task_id"]]["limit"] for s in samples])
+            outcomes = execute(all_problems, samples, sandbox,
+                               limits_of(limits, [s["task_id"] for s in samples], timeout))
             results, summary = score(samples, outcomes, ks, n_problems=len(problems))
             all_samples += [{**s, "run": label} for s in samples]
             all_results += [{**r, "run": label} for r in results]
@@ -219,9 +219,7 @@ def evaluate(out: Path, *, samples_path: str | Path | None = None, model=None, t
     summary["sandbox"] = isolation
     if prompting is not None:
         summary["prompting"] = prompting
-    if limits is not None:
-        summary["calibration"] = summary_of(limits)
-        write_json(out / "calibration.json", limits)
+    record(summary, limits, out)
     if data is not None:
         summary["data"] = str(data)
     if prompt_perplexity and model is not None:

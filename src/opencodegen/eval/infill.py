@@ -22,13 +22,12 @@ from typing import Sequence
 from ..errors import UserError
 from ..progress import progress_task
 from ..prompt_format import FIM_CONTROL_TOKENS, FIM_TEXT_STOPS, encode_pieces, fim_end_ids, psm, require_fim_ids
-from .calibrate import calibrate, calibration_text, summary_of
+from .calibrate import calibrate, calibration_text, limits_of, record
 from .context import fit_infill, prompt_room
 from .humaneval import judge_case, load_problems, read_jsonl
 from .judge import JudgeCase
 from .passk import mean_pass_at_k
-from .report import (completion_counts, completion_counts_text, markdown_table, plot_lines, write_json, write_jsonl,
-                     write_run)
+from .report import (completion_counts, completion_counts_text, markdown_table, plot_lines, write_jsonl, write_run)
 from .sandbox import ExecResult, Sandbox
 
 MODES = ("single-line", "multi-line", "random-span")
@@ -270,14 +269,12 @@ def evaluate(out, *, model=None, tokenizer=None, samples_path=None, reference: b
                 [judge_case(problems[t], problems[t]["canonical_solution"]) for t in ids], timeout=seconds,
                 progress="calibrate time limits"), *calibration)
         problem_of = {t.task_id: t.problem_id for t in tasks}
-        outcomes = execute(tasks, problems, samples, sandbox, timeout if limits is None else
-                           [limits["problems"][problem_of[s["task_id"]]]["limit"] for s in samples])
+        outcomes = execute(tasks, problems, samples, sandbox,
+                           limits_of(limits, [problem_of[s["task_id"]] for s in samples], timeout))
         isolation = sandbox.describe()
     results, summary = score(tasks, samples, outcomes, ks)
     summary["sandbox"] = isolation
-    if limits is not None:
-        summary["calibration"] = summary_of(limits)
-        write_json(Path(out) / "calibration.json", limits)
+    record(summary, limits, out)
     if stop is not None:
         summary["stop"] = stop
     write_outputs(out, samples, results, summary)

@@ -177,8 +177,8 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
 
     from . import humaneval, instruct
     from .endpoint import sample_rows
-    from .calibrate import calibrate, summary_of
-    from .report import write_json, write_jsonl
+    from .calibrate import calibrate, limits_of, record
+    from .report import write_jsonl
     from .sandbox import Sandbox
     from .samples import read_samples
     everything = load_problems(data)
@@ -220,15 +220,12 @@ def evaluate(out: Path, *, data: str | Path, samples_path=None, model=None, toke
                 [judge_case(problems[t], problems[t]["code"]) for t in ids], timeout=seconds,
                 progress="calibrate time limits"), *calibration)
         outcomes = instruct.judge(sandbox, samples, lambda s: judge_case(problems[s["task_id"]], s["completion"]),
-                                  timeout if limits is None else
-                                  [limits["problems"][s["task_id"]]["limit"] for s in samples], "execute mbpp")
+                                  limits_of(limits, [s["task_id"] for s in samples], timeout), "execute mbpp")
     results, summary = humaneval.score(samples, outcomes, ks, n_problems=len(problems), benchmark="mbpp")
     summary = {**summary, "data": str(data), "split": split, "shots": len(shots)}
     if prompting is not None:
         summary["prompting"] = prompting
-    if limits is not None:
-        summary["calibration"] = summary_of(limits)
-        write_json(Path(out) / "calibration.json", limits)
+    record(summary, limits, out)
     # MBPP's completion is the whole program, so evalplus's "solution" is the completion itself.
     humaneval.write_outputs(out, samples, results, summary, title="MBPP", prompts={})
     return summary

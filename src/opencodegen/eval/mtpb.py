@@ -31,12 +31,11 @@ from ..progress import progress_task
 from ..prompt_format import SYNTH_PREAMBLE as PREAMBLE  # the format is prompt_format's; these names are MTPB's
 from ..prompt_format import synth_history, turn_prompt
 from ..prompt_format import truncate_turn as truncate
-from .calibrate import calibrate, calibration_text, summary_of
+from .calibrate import calibrate, calibration_text, limits_of, record
 from .context import fit_prompts
 from .humaneval import read_jsonl
 from .perplexity import mtpb_prompt_perplexity
-from .report import (completion_counts, completion_counts_text, markdown_table, plot_bars, write_json, write_jsonl,
-                     write_run)
+from .report import (completion_counts, completion_counts_text, markdown_table, plot_bars, write_jsonl, write_run)
 from .sandbox import ExecResult, Sandbox, SeriesValue
 
 DEFAULT_TIMEOUT = 20.0  # the official harness's time limit
@@ -360,14 +359,11 @@ def evaluate(out: Path, *, data: str | Path | None = None, samples_path: str | P
             references = [r for r in _calibration_references(problems) if (r["id"], r["case"]) in scored]
             limits = calibrate([_case_key(r) for r in references],
                                lambda seconds: execute(references, sandbox, seconds), *calibration)
-        outcomes = execute(samples, sandbox, timeout if limits is None else
-                           [limits["problems"][_case_key(s)]["limit"] for s in samples])
+        outcomes = execute(samples, sandbox, limits_of(limits, [_case_key(s) for s in samples], timeout))
         isolation = sandbox.describe()
     results, summary = score(problems, samples, outcomes)
     summary["sandbox"] = isolation
-    if limits is not None:
-        summary["calibration"] = summary_of(limits)
-        write_json(Path(out) / "calibration.json", limits)
+    record(summary, limits, out)
     if stop is not None:
         summary["stop"] = stop
     if prompt_perplexity and model is not None:
