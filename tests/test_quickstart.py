@@ -283,3 +283,48 @@ def test_humaneval_samples_fill_the_evaluation_time():
     assert b.humaneval_samples(0.001, 164) == 100  # at most 100
     assert Budget(train_minutes=None).humaneval_samples(0.02, 164) == int(120 / (0.02 * 164))  # 2 minutes at least
     assert Budget(humaneval_n=7).humaneval_samples(0.02, 164) == 7
+
+
+def test_training_keeps_to_its_budget_when_the_machine_slows_and_a_resumed_run_keeps_the_steps(run, recipe, tmp_path,
+                                                                                                monkeypatch):
+    """The plan predicted 1 s a step; the first stage took twice that, so the two stages left are refitted to the
+    time left at that pace (hand-computed: 3 steps each instead of 8). A stage's steps are fixed when it starts: a
+    rerun after the last stage is lost trains it again with the same 3 steps, whatever the clock says now."""
+    import shutil
+
+    from opencodegen.quickstart import train_schedule
+    from opencodegen.quickstart.pipeline import load_quickstart_recipe
+    from opencodegen.quickstart.train_plan import OVERHEAD_SHARE
+    r = load_quickstart_recipe(recipe, run[0], ["nl", "multi", "mono"])
+    r.stages = r.stages[:3]
+    # 20 planned steps of 1 s: a wall budget of 20 / 0.9 s; nl's 4 steps are predicted at 4.44 s
+    plan = {"steps": [4, 8, 8], "seconds_per_step": [1.0, 1.0, 1.0], "minutes": 20 / (1 - OVERHEAD_SHARE) / 60,
+            "sft_caps": {}}
+    for s, n in zip(r.stages, plan["steps"]):
+        s.steps = n
+    nl, multi = 2 * 4 / (1 - OVERHEAD_SHARE), 2 * 3 / (1 - OVERHEAD_SHARE)  # both at pace 2
+
+    class Clock:  # the wall seconds each stage takes: start, end per stage
+        readings = iter([0.0, nl, 0.0, multi, 0.0, 1.0])
+
+        @classmethod
+        def perf_counter(cls):
+            return next(cls.readings)
+
+    monkeypatch.setattr(train_schedule, "time", Clock)
+    out = tmp_path / "train"
+    summary = train_schedule.train_on_schedule(r, out, plan)
+    assert [s["steps"] for s in summary["stages"]] == [4, 3, 3]
+    decided = summary["schedule"]["stages"]
+    assert [decided[n]["planned_steps"] for n in ("nl", "multi", "mono")] == [4, 8, 8]
+    assert decided["mono"]["seconds_left"] == pytest.approx(20 / (1 - OVERHEAD_SHARE) - nl - multi, abs=0.1)
+    assert [s.steps for s in train_schedule.with_schedule(r, summary["schedule"]).stages] == [4, 3, 3]
+
+    # the last stage is lost (its checkpoints and its time), and the machine is now fast: its steps stay 3
+    shutil.rmtree(out / "stage-2-mono")
+    schedule = json.loads((out / "schedule.json").read_text())
+    del schedule["stages"]["mono"]["seconds"]
+    (out / "schedule.json").write_text(json.dumps(schedule))
+    Clock.readings = iter([0.0, 0.01])
+    again = train_schedule.train_on_schedule(r, out, plan)
+    assert [s["steps"] for s in again["stages"]] == [4, 3, 3]

@@ -38,7 +38,7 @@ from ..train import load_recipe, train
 from ..train.checkpoint import checkpoint_dirs
 from ..train.loop import model_config
 from ..train.stage import stage_dir
-from . import evaluation, heldout, train_plan
+from . import evaluation, heldout, train_plan, train_schedule
 from .budget import Budget
 from .report import write_report
 from .runner import StageRunner, check_free_disk
@@ -191,7 +191,11 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
             recipe = train_plan.apply(recipe, plan)
         else:
             plan = None
-        trained = stage("train", lambda: train(recipe, run_dir / "train", progress=True))
+        if plan:
+            trained = stage("train", lambda: train_schedule.train_on_schedule(recipe, run_dir / "train", plan))
+            recipe = train_schedule.with_schedule(recipe, trained["schedule"])
+        else:
+            trained = stage("train", lambda: train(recipe, run_dir / "train", progress=True))
         ckpt = Path(trained["final_checkpoint"])
 
         ev = run_dir / "eval"
@@ -217,6 +221,7 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
     results = assemble(run_dir, runner.results, recipe, ckpt, corpus, held, tok, tokens, plan, trained, bpb, he, mt,
                        fim, samples)
     results["exercises"] = exercises
+    results["train_schedule"] = trained.get("schedule")
     results["synth"] = sessions
     results["repo_completion"] = repo
     results["time_to_target"] = targets

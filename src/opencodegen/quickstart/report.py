@@ -124,7 +124,15 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
                          "tokens/s", "seconds"], rows)))
     if r["train_plan"]:
         b.append(("p", f"Steps were fitted to a {r['train_plan']['minutes']:g}-minute training budget from the step "
-                       "time measured at the start of the run, in the proportions of the recipe's steps."))
+                       "time measured at the start of the run, in the proportions of the recipe's steps. Before each "
+                       "stage started, the stages left were fitted again to the time left, at the pace the stages "
+                       "before them kept."))
+        decided = (r.get("train_schedule") or {}).get("stages", {})
+        if any(d["steps"] != d["planned_steps"] for d in decided.values()):
+            rows = [[name, str(d["planned_steps"]), str(d["steps"]), f"{d['seconds_left']:.0f}",
+                     f"{d['seconds']:.0f}" if "seconds" in d else "–"] for name, d in decided.items()]
+            b.append(("table", (["stage", "planned steps", "steps run", "seconds left at its start", "seconds"],
+                                rows)))
         shape = r["train_plan"].get("shape")
         if shape:
             b.append(("p", f"Model shape {shape['chosen']} ({shape['params'] / 1e6:.1f}M parameters): "

@@ -85,9 +85,10 @@ def _find_resume(run_dir: Path, recipe: Recipe) -> tuple[int, Path | None]:
     return (0, None)
 
 
-def train(recipe: Recipe, run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+def train(recipe: Recipe, run_dir: str | Path, progress: bool = True, table: bool = True) -> dict[str, Any]:
     """Runs (or resumes) every stage of the recipe under run_dir; returns the summary (also in summary.json).
-    progress: a live bar per stage (joining the process's one display) and a summary table at the end."""
+    progress: a live bar per stage (joining the process's one display) and, with `table`, a summary table at the
+    end (a caller that trains a recipe a stage at a time prints it once)."""
     run_dir = Path(run_dir)
     d = dist_.init(recipe.run.device)
     objectives = preflight(recipe, d.world_size)
@@ -120,7 +121,7 @@ def train(recipe: Recipe, run_dir: str | Path, progress: bool = True) -> dict[st
         summary["final_checkpoint"] = str(resume_dir) if resume_dir else None
         if d.is_main:
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-            if progress:
+            if progress and table:
                 print_summary(summary)
     finally:
         log.close()

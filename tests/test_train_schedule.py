@@ -1,0 +1,37 @@
+"""Refitting the stages left to the time left: hand-computed step counts at the pace the finished stages kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from opencodegen.quickstart.train_plan import OVERHEAD_SHARE
+from opencodegen.quickstart.train_schedule import refit
+
+NAMES = ["a", "b", "c"]
+# 10 + 20 + 30 steps of one second: 60 s of steps, which the plan fits to 60 / 0.9 s of wall time
+PLAN = {"steps": [10, 20, 30], "seconds_per_step": [1.0, 1.0, 1.0], "sft_caps": {}}
+BUDGET = 60 / (1 - OVERHEAD_SHARE)
+
+
+def test_before_any_stage_the_plan_stands():
+    assert refit(PLAN, NAMES, {}, BUDGET) == pytest.approx([10, 20, 30])
+
+
+def test_a_stage_that_ran_twice_as_slow_shrinks_the_rest_to_the_time_left():
+    # a's 10 steps were predicted at 11.1 s of wall time and took 22.2: pace 2. 44.4 s are left for b and c, whose
+    # 50 steps would now take 111.1 s: each keeps 0.4 of its steps.
+    done = {"a": {"steps": 10, "seconds": 2 * 10 / (1 - OVERHEAD_SHARE)}}
+    assert refit(PLAN, NAMES, done, BUDGET) == pytest.approx([8, 12])
+
+
+def test_a_faster_machine_grows_the_rest_but_not_past_a_stage_cap():
+    done = {"a": {"steps": 10, "seconds": 0.5 * 10 / (1 - OVERHEAD_SHARE)}}  # pace 0.5: 61.1 s left at half the time
+    assert refit(PLAN, NAMES, done, BUDGET) == pytest.approx([20 * 2.2, 30 * 2.2])
+    capped = {**PLAN, "sft_caps": {"c": {"max_steps": 40.0}}}
+    # c stops at 40 steps (40 x 0.5 / 0.9 = 22.2 s): b gets the other 38.9 s, 70 steps
+    assert refit(capped, NAMES, done, BUDGET) == pytest.approx([70, 40])
+
+
+def test_no_time_left_still_trains_each_stage_two_steps():
+    done = {"a": {"steps": 10, "seconds": 2 * BUDGET}}
+    assert refit(PLAN, NAMES, done, BUDGET) == [2.0, 2.0]
