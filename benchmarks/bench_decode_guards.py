@@ -27,11 +27,12 @@ import torch
 import torch.compiler
 
 from opencodegen.eval.report import write_json
+from opencodegen.model.compiled import INDUCTOR_OPTIONS
 from opencodegen.model.config import ModelConfig
 from opencodegen.model.transformer import GPT, KVCache
 
 OUT = Path(__file__).parent / "results" / "decode_guards.json"
-OPTIONS = {"emulate_precision_casts": True, "cpp_wrapper": True}  # model/compiled.py's
+OPTIONS = INDUCTOR_OPTIONS  # model/compiled.py's options (guard filters need them as options, not its backend)
 
 
 def variants(filters: list[str]) -> dict:
