@@ -36,7 +36,7 @@ def record(r: dict) -> dict:
             "the 1-minute load average was above half the cores when the run started (other work, or the tail of "
             "work that had just ended): the times may be pessimistic" if (load["start"] or 0) > r["cores"] / 2 else
             "the machine was quiet when the run started (the load at the end is the run's own processes)")},
-        "model": r["model"], "train_plan": r["train_plan"],
+        "model": r["model"], "train_plan": r["train_plan"], "train_schedule": r.get("train_schedule"),
         "seconds": {"total": r["total_seconds"], **{k: v["seconds"] for k, v in r["stages"].items()}},
         "total_minutes": round(r["total_seconds"] / 60, 2),
         "peak_rss_mib": r["peak_rss_mib"],

@@ -35,3 +35,20 @@ def test_a_faster_machine_grows_the_rest_but_not_past_a_stage_cap():
 def test_no_time_left_still_trains_each_stage_two_steps():
     done = {"a": {"steps": 10, "seconds": 2 * BUDGET}}
     assert refit(PLAN, NAMES, done, BUDGET) == [2.0, 2.0]
+
+
+def test_a_refitted_post_training_stage_spreads_its_checkpoints_over_its_new_steps():
+    """The time-to-target evaluation scores a post-training stage's kept checkpoints: with 208 steps instead of the
+    planned 206, they are at 70, 140 and 208, not at 138, 207 and 208 (the plan's spacing of 69)."""
+    from types import SimpleNamespace
+
+    from opencodegen.quickstart.train_plan import POST_TRAINING_CHECKPOINTS
+    from opencodegen.quickstart.train_schedule import with_schedule
+
+    stages = [SimpleNamespace(name="mono", kind="pretrain", steps=1028, tokens=None, run={}),
+              SimpleNamespace(name="sft", kind="sft", steps=206, tokens=None, run={"save_every": 69, "keep_last": 3})]
+    out = with_schedule(SimpleNamespace(stages=stages), {"stages": {"mono": {"steps": 1125}, "sft": {"steps": 208}}})
+    assert [s.steps for s in out.stages] == [1125, 208]
+    assert out.stages[0].run == {}
+    assert out.stages[1].run == {"save_every": 70, "keep_last": POST_TRAINING_CHECKPOINTS}
+    assert stages[1].steps == 206  # the recipe given is not changed

@@ -153,11 +153,17 @@ def apply(recipe: Recipe, plan: dict, evals_per_stage: int = 4) -> Recipe:
         out = shape_plan.with_shape(out, plan["shape"]["n_layer"], plan["shape"]["n_embd"])
     out.run.autocast = plan["autocast"]
     for s, n in zip(out.stages, steps):
-        s.steps, s.tokens = n, None
-        if s.kind != "pretrain":
-            s.run = {**s.run, "save_every": max(1, math.ceil(n / POST_TRAINING_CHECKPOINTS)),
-                     "keep_last": POST_TRAINING_CHECKPOINTS}
+        set_steps(s, n)
     longest = max(steps)
     out.run.eval_every = max(1, longest // evals_per_stage)
     out.run.save_every = out.run.eval_every
     return out
+
+
+def set_steps(stage, n: int) -> None:
+    """Give a recipe stage `n` steps; a post-training stage keeps POST_TRAINING_CHECKPOINTS checkpoints spread evenly
+    over them (the last at its end)."""
+    stage.steps, stage.tokens = n, None
+    if stage.kind != "pretrain":
+        stage.run = {**stage.run, "save_every": max(1, math.ceil(n / POST_TRAINING_CHECKPOINTS)),
+                     "keep_last": POST_TRAINING_CHECKPOINTS}

@@ -21,7 +21,7 @@ from ..train import train
 from ..train.checkpoint import checkpoint_dirs
 from ..train.recipe import Recipe
 from ..train.stage import stage_dir
-from .train_plan import OVERHEAD_SHARE, fit_steps
+from .train_plan import OVERHEAD_SHARE, fit_steps, set_steps
 
 SCHEDULE = "schedule.json"
 
@@ -56,7 +56,7 @@ def with_schedule(recipe: Recipe, schedule: dict) -> Recipe:
     out = copy.deepcopy(recipe)
     for s in out.stages:
         if s.name in schedule["stages"]:
-            s.steps, s.tokens = schedule["stages"][s.name]["steps"], None
+            set_steps(s, schedule["stages"][s.name]["steps"])
     return out
 
 
