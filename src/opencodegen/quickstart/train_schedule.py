@@ -75,8 +75,8 @@ def train_on_schedule(recipe: Recipe, run_dir: Path, plan: dict) -> dict[str, An
             done = {n: d for n, d in decided.items() if "seconds" in d}
             steps = round(refit(plan, names, done, schedule["budget_seconds"])[0])
             planned = plan["steps"][i]
-            decided[name] = {"steps": steps, "planned_steps": planned,
-                             "seconds_left": round(schedule["budget_seconds"] - sum(d["seconds"] for d in done.values()), 1)}
+            left = schedule["budget_seconds"] - sum(d["seconds"] for d in done.values())
+            decided[name] = {"steps": steps, "planned_steps": planned, "seconds_left": round(left, 1)}
             write_json(path, schedule)
             if steps != planned:
                 log(f"stage {name}: {steps} steps instead of the planned {planned}, to finish training within "
