@@ -58,6 +58,16 @@ def cpu_ms_per_step(model: GPT, fn, prompt: torch.Tensor, steps: int) -> float:
     return (time.thread_time() - start) / steps * 1e3
 
 
+def best_of_turns(model: GPT, fns: dict, prompt: torch.Tensor, steps: int, repeats: int) -> dict[str, float]:
+    """The best CPU ms per step of each variant over `repeats` rounds in which the variants take turns (so that a
+    slow spell of the machine falls on all of them, not on one)."""
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            best[name] = min(best[name], cpu_ms_per_step(model, fn, prompt, steps))
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("filters", nargs="*", help="torch.compiler guard filters to compare")
@@ -78,10 +88,7 @@ def main() -> None:
         start = time.perf_counter()
         cpu_ms_per_step(model, fn, prompt, 4)  # compiles
         first_call_s[name] = round(time.perf_counter() - start, 1)
-    best = {name: float("inf") for name in fns}
-    for _ in range(args.repeats):
-        for name, fn in fns.items():
-            best[name] = min(best[name], cpu_ms_per_step(model, fn, prompt, args.steps))
+    best = best_of_turns(model, fns, prompt, args.steps, args.repeats)
     result = {
         "benchmark": "CPU ms per batch-1 decode step (thread time), tiny-30m random weights, 64-token prompt",
         "dtype": args.dtype, "steps": args.steps, "repeats_best_of": args.repeats, "threads": 1,

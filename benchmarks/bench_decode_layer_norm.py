@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from bench_decode_guards import cpu_ms_per_step
+from bench_decode_guards import best_of_turns, cpu_ms_per_step
 from opencodegen.eval.report import write_json
 from opencodegen.model.compiled import INDUCTOR_OPTIONS, inductor_keeping_layer_norm
 from opencodegen.model.config import ModelConfig
@@ -80,10 +80,7 @@ def main() -> None:
     exact = {name: rows_differing(model, fn, args.rows, args.trials) for name, fn in fns.items() if name != "eager"}
     for fn in fns.values():
         cpu_ms_per_step(model, fn, prompt, 4)  # the one-row compile
-    best = {name: float("inf") for name in fns}
-    for _ in range(args.repeats):
-        for name, fn in fns.items():
-            best[name] = min(best[name], cpu_ms_per_step(model, fn, prompt, args.steps))
+    best = best_of_turns(model, fns, prompt, args.steps, args.repeats)
     result = {
         "benchmark": "bf16 decode step: LayerNorm kept as ATen's kernel against inductor's fused LayerNorm",
         "model": "tiny-30m (CodeGen block), random weights", "threads": 1, "steps": args.steps,
