@@ -216,6 +216,7 @@ def test_train_plan_scales_the_recipe_to_the_time_budget(run, recipe):
     r.stages = r.stages[:3]  # the pretraining stages (a sampling stage's probe is covered by the whole run)
     r.stages[2].steps = 4  # twice the other stages' 2
     p = train_plan.plan(r, minutes=0.5)
+    assert p["foreign_cpu_share"] is None or 0 <= p["foreign_cpu_share"] <= 1  # what others used while it timed
     budget = 0.5 * 60 * (1 - train_plan.OVERHEAD_SHARE)
     assert abs(p["predicted_seconds"] - budget) / budget < 0.05
     assert p["steps"][0] == p["steps"][1] and abs(p["steps"][2] - 2 * p["steps"][0]) <= 1  # rounded to steps

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from ..eval.report import completion_counts_text, write_text
 from ..progress import console
+from .contention import CONTENDED_SHARE
 from .published import HUMANEVAL_SMALL_MODELS
 
 # A report is a list of blocks; each block renders to both formats.
@@ -127,6 +128,11 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
                        "time measured at the start of the run, in the proportions of the recipe's steps. Before each "
                        "stage started, the stages left were fitted again to the time left, at the pace the stages "
                        "before them kept."))
+        foreign = r["train_plan"].get("foreign_cpu_share")
+        if foreign is not None and foreign > CONTENDED_SHARE:
+            b.append(("p", f"Other processes used {foreign:.0%} of the cores while the plan timed its steps, so the "
+                           "model shape (chosen once, before training) may be smaller than this machine trains best "
+                           "when it is quiet."))
         decided = (r.get("train_schedule") or {}).get("stages", {})
         if any(d["steps"] != d["planned_steps"] for d in decided.values()):
             rows = [[name, str(d["planned_steps"]), str(d["steps"]), f"{d['seconds_left']:.0f}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -20,7 +21,7 @@ from ..train.loop import model_config
 from ..train.precision import resolve_autocast
 from ..train.recipe import Recipe
 from ..train.sft import SFT
-from . import shape_plan
+from . import contention, shape_plan
 
 # The first step pays for warm-up (allocations, thread pools); the rest are timed, and their median is the step time.
 # On a shared host a few timed steps misjudge it badly (the run then trains well short of, or past, its budget);
@@ -99,6 +100,7 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
     that many epochs of their data and the time left goes to the other stages."""
     recipe = copy.deepcopy(recipe)
     recipe.run.autocast = resolve_autocast(recipe.run.autocast, recipe.run.device)
+    start = contention.snapshot()
     measured: dict[tuple, float] = {}
     per_step = []
     for i in range(len(recipe.stages)):
@@ -125,6 +127,11 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
         print_shape(shape)
         fitted = fit_steps(base, per_step, budget, max_steps)
     steps = [max(2, round(n)) for n in fitted]
+    foreign = contention.foreign_share(start, contention.snapshot(), os.cpu_count() or 1)
+    if foreign is not None and foreign > contention.CONTENDED_SHARE:
+        log(f"[yellow]other processes used {foreign:.0%} of the cores while the plan timed its steps: the model shape "
+            "and step counts assume they keep running (the steps are refitted as training goes, the shape is not); "
+            "on a quiet machine the plan may choose a larger model[/yellow]")
     names = [s.name for s in recipe.stages]
     sft = {names[i]: {**c, "max_epochs": sft_max_epochs, "capped": steps[i] >= round(c["max_steps"])}
            for i, c in caps.items()}
@@ -133,7 +140,8 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
             log(f"stage {name}: {c['max_epochs']:g} epochs of its examples ({c['epoch_steps']:g} steps an epoch); "
                 "the rest of its share of the budget goes to the other stages")
     return {"steps": steps, "autocast": recipe.run.autocast, "seconds_per_step": per_step, "minutes": minutes,
-            "predicted_seconds": sum(n * t for n, t in zip(steps, per_step)), "shape": shape, "sft_caps": sft}
+            "predicted_seconds": sum(n * t for n, t in zip(steps, per_step)), "shape": shape, "sft_caps": sft,
+            "foreign_cpu_share": None if foreign is None else round(foreign, 3)}
 
 
 def print_shape(shape: dict) -> None:
