@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "OpenAI-compatible HTTP server with FIM and a web playground"),
     "import-hf": ("import_hf", "convert a local HuggingFace checkpoint directory into an opencodegen checkpoint"),
     "export-hf": ("export_hf", "write an opencodegen checkpoint as a HuggingFace directory"),
+    "average": ("average", "average the weights of several checkpoints of one model into a new checkpoint"),
 }
 
 

@@ -1,0 +1,43 @@
+"""Checkpoint averaging: the uniform mean of the weights of several checkpoints of one model (the last checkpoints
+of a training stage, or runs fine-tuned from one start) as a new checkpoint. Averaging the last two checkpoints of
+the quickstart's 9,000-exercise SFT raised HumanEval pass@1 from 0.91% to 1.12% (n = 100, T = 0.8, paired p = 0.17:
+configs/quickstart.yaml records the run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from ..tokenizer import FILE_NAME as TOKENIZER_FILE
+from .config import ModelConfig
+from .io import CONFIG, load_checkpoint, save_checkpoint
+
+
+def average_checkpoints(directories: list[Path], out: Path) -> Path:
+    """Writes to `out` (atomically) the mean of the checkpoints' weights, each tensor averaged in fp32; the config,
+    tokenizer and chat template are the last checkpoint's. Every checkpoint must have the same config."""
+    if len(directories) < 2:
+        raise UserError("averaging needs at least two checkpoints")
+    configs = []
+    for d in directories:
+        if not (Path(d) / CONFIG).is_file():
+            raise UserError(f"{d}: no {CONFIG} (not a checkpoint directory)")
+        configs.append(ModelConfig.from_file(Path(d) / CONFIG).to_dict())
+    for d, config in zip(directories, configs):
+        differs = sorted(k for k in set(config) | set(configs[-1]) if config.get(k) != configs[-1].get(k))
+        if differs:
+            raise UserError(f"{d}: another model than {directories[-1]} ({', '.join(differs)} differ): only "
+                            "checkpoints of one architecture can be averaged")
+    total: dict[str, torch.Tensor] = {}
+    for d in directories:
+        model, _ = load_checkpoint(d, with_tokenizer=False)
+        for name, tensor in model.state_dict().items():
+            total[name] = total[name] + tensor.float() if name in total else tensor.float().clone()
+    model, _ = load_checkpoint(directories[-1], with_tokenizer=False)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            tensor.copy_(total[name] / len(directories))
+    tokenizer = Path(directories[-1]) / TOKENIZER_FILE
+    return save_checkpoint(model, tokenizer if tokenizer.is_file() else None, out)
