@@ -31,11 +31,10 @@ def average_checkpoints(directories: list[Path], out: Path) -> Path:
             raise UserError(f"{d}: another model than {directories[-1]} ({', '.join(differs)} differ): only "
                             "checkpoints of one architecture can be averaged")
     total: dict[str, torch.Tensor] = {}
-    for d in directories:
+    for d in directories:  # the last one loaded stays as `model`: it receives the mean
         model, _ = load_checkpoint(d, with_tokenizer=False)
         for name, tensor in model.state_dict().items():
             total[name] = total[name] + tensor.float() if name in total else tensor.float().clone()
-    model, _ = load_checkpoint(directories[-1], with_tokenizer=False)
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
             tensor.copy_(total[name] / len(directories))
