@@ -5,6 +5,9 @@ compiling fails."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from copy import deepcopy
 
 import pytest
@@ -141,3 +144,24 @@ def test_bf16_codegen_step_is_bit_for_bit_eager_at_the_benchmark_width():
     assert model.compiled_decode().failed is None
     assert torch.equal(out[True][0], out[False][0])
     assert all(torch.equal(c, e) for c, e in zip(out[True][1].k + out[True][1].v, out[False][1].k + out[False][1].v))
+
+
+def test_compiles_in_a_fresh_process_under_the_ci_variable(tmp_path):
+    """Inductor refuses its own implicit fallback for an operator that has a decomposition when CI is set (the
+    submission CI failed this way while a warm compile cache hid it here): a new process with an empty cache and CI=1
+    must still compile the step."""
+    script = (
+        "import torch\n"
+        "from opencodegen.model.config import ModelConfig\n"
+        "from opencodegen.model.transformer import GPT, KVCache\n"
+        "torch.manual_seed(0)\n"
+        "config = ModelConfig.from_preset('tiny-1m', vocab_size=64, block_size=32)\n"
+        "model = GPT(config).eval()\n"
+        "cache = KVCache(config, 1, 8)\n"
+        "with torch.inference_mode():\n"
+        "    model.decode(torch.tensor([[1]]), cache, compiled=True)\n"
+        "print('failed:', model.compiled_decode().failed)\n")
+    env = {**os.environ, "CI": "1", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "failed: None", run.stderr[-2000:]

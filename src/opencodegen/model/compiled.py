@@ -27,6 +27,8 @@ import torch
 import torch._dynamo
 from torch._inductor.compile_fx import compile_fx
 from torch._inductor.decomposition import select_decomp_table
+from torch._inductor.lowering import lowerings, make_fallback, tag_to_layout_constraint
+from torch._library.utils import get_layout_constraint_tag
 
 from ..progress import log
 
@@ -49,8 +51,21 @@ class _NoShimNote(logging.Filter):
         return "missing a c-shim implementation" not in record.getMessage()
 
 
+def _register_kept_ops() -> None:
+    """Give each kept operator the ATen-call lowering that inductor would otherwise create on first sight. Inductor's
+    own implicit fallback refuses an operator that has a decomposition when the CI environment variable is set (its
+    check that its own fallbacks list has none); registered here, with the layout constraint its implicit path would
+    choose, the generated code is the same with or without that variable. Other compiles are unaffected: they
+    decompose LayerNorm before lowering, so the lowering is never reached."""
+    for op in KEPT_AS_ATEN:
+        if op not in lowerings:
+            constraint = tag_to_layout_constraint(get_layout_constraint_tag(op, with_default=True))
+            make_fallback(op, layout_constraint=constraint, warn=False, override_decomp=True)
+
+
 def inductor_keeping_layer_norm(graph, example_inputs):
     """torch.compile's inductor backend with LayerNorm kept as ATen's call."""
+    _register_kept_ops()
     table = {op: fn for op, fn in select_decomp_table().items() if op not in KEPT_AS_ATEN}
     note, quiet = logging.getLogger("torch._inductor.ir"), _NoShimNote()
     note.addFilter(quiet)
