@@ -5,6 +5,7 @@ configs/quickstart.yaml records the run)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -13,6 +14,8 @@ from ..errors import UserError
 from ..tokenizer import FILE_NAME as TOKENIZER_FILE
 from .config import ModelConfig
 from .io import CONFIG, load_checkpoint, save_checkpoint
+
+SOURCES = "averaged.json"  # in the written checkpoint: the checkpoints it is the mean of
 
 
 def average_checkpoints(directories: list[Path], out: Path) -> Path:
@@ -39,4 +42,14 @@ def average_checkpoints(directories: list[Path], out: Path) -> Path:
         for name, tensor in model.state_dict().items():
             tensor.copy_(total[name] / len(directories))
     tokenizer = Path(directories[-1]) / TOKENIZER_FILE
-    return save_checkpoint(model, tokenizer if tokenizer.is_file() else None, out)
+    sources = {"checkpoints": [str(d) for d in directories]}
+    return save_checkpoint(model, tokenizer if tokenizer.is_file() else None, out,
+                           write_extra=lambda tmp: (tmp / SOURCES).write_text(json.dumps(sources, indent=2) + "\n"))
+
+
+def averaged_from(directory: Path) -> list[str] | None:
+    """The checkpoints a checkpoint written by average_checkpoints is the mean of (None: not such a checkpoint)."""
+    try:
+        return json.loads((Path(directory) / SOURCES).read_text())["checkpoints"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -3,7 +3,7 @@
 
 Candidates are the checkpoints that can write programs, in the order training made them: the last pretraining
 stage's end (where post-training starts) and the checkpoints the post-training stages keep (train_plan.apply spreads
-them over each stage). Each is scored as the final checkpoint is, at the same n and temperature, so the rows compare.
+them over each stage), a stage's averaged output (train/stage_output.py) after its own checkpoints. Each is scored as the final checkpoint is, at the same n and temperature, so the rows compare.
 
 The search costs evaluations only for rows the final checkpoint reaches: each such row's first checkpoint is found by
 walking the candidates from the earliest. A row that neither the final checkpoint nor a checkpoint scored on the way
@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
+from ..model.average import averaged_from
 from ..train.checkpoint import checkpoint_dirs
 from ..train.recipe import Recipe
 from ..train.stage import stage_dir
+from ..train.stage_output import AVERAGE
 from .published import HUMANEVAL_SMALL_MODELS, reached
 
 
@@ -61,9 +63,12 @@ def candidates(train_dir: Path, recipe: Recipe) -> list[Candidate]:
     for i, s in enumerate(recipe.stages):
         if s.kind == "pretrain" and (not pre or i != pre[-1]):
             continue
-        dirs = checkpoint_dirs(stage_dir(train_dir, i, s.name))
+        directory = stage_dir(train_dir, i, s.name)
+        dirs = checkpoint_dirs(directory)
         for step, path in dirs[-1:] if s.kind == "pretrain" else dirs:
             out.append(Candidate(s.name, step, str(path), seconds.get((s.name, step))))
+        if dirs and averaged_from(directory / AVERAGE):  # the stage's output, made at its end
+            out.append(Candidate(s.name, dirs[-1][0], str(directory / AVERAGE), seconds.get((s.name, dirs[-1][0]))))
     return out
 
 

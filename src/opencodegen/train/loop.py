@@ -30,6 +30,7 @@ from .objective import Objective
 from .precision import resolve_autocast
 from .recipe import Recipe
 from .stage import Stage, StageContext, stage_dir, stage_length
+from .stage_output import stage_output
 
 
 def build_model(recipe: Recipe) -> GPT:
@@ -73,15 +74,17 @@ def preflight(recipe: Recipe, world_size: int) -> list[Objective]:
     return [make_objective(recipe, i, world_size, vocab, tok_vocab) for i in range(len(recipe.stages))]
 
 
-def _find_resume(run_dir: Path, recipe: Recipe) -> tuple[int, Path | None]:
-    """(stage index to run, its latest checkpoint or None). Finished stages are skipped."""
+def _find_resume(run_dir: Path, recipe: Recipe, d: dist_.Dist) -> tuple[int, Path | None]:
+    """(stage index to run, its latest checkpoint or None). Finished stages are skipped: the next one starts from the
+    last finished stage's output."""
     for i, s in reversed(list(enumerate(recipe.stages))):
-        found = ckpt.checkpoint_dirs(stage_dir(run_dir, i, s.name))
+        directory = stage_dir(run_dir, i, s.name)
+        found = ckpt.checkpoint_dirs(directory)
         if found:
-            step, d = found[-1]
+            step, last = found[-1]
             if step >= stage_length(recipe, i):
-                return (i + 1, d)  # stage done: next stage starts from these weights
-            return (i, d)
+                return (i + 1, stage_output(directory, recipe.stage_run(i), d))
+            return (i, last)
     return (0, None)
 
 
@@ -99,7 +102,7 @@ def train(recipe: Recipe, run_dir: str | Path, progress: bool = True, table: boo
     dtype = torch.bfloat16 if autocast == "bf16" else torch.float32
     peak = measure_peak_flops(dtype, recipe.run.device)
     log = MetricsLog(run_dir, d.is_main)
-    start_stage, resume_dir = _find_resume(run_dir, recipe)
+    start_stage, resume_dir = _find_resume(run_dir, recipe, d)
     summary: dict[str, Any] = {"run_dir": str(run_dir), "autocast": autocast, "peak_flops": peak, "stages": []}
     prev = run_dir / "summary_stages.json"
     if start_stage > 0 and prev.is_file():
@@ -115,7 +118,7 @@ def train(recipe: Recipe, run_dir: str | Path, progress: bool = True, table: boo
             stage = Stage(ctx, objectives[i], lambda: build_model(recipe))
             stage.setup(init, resume)
             summary["stages"].append(stage.run().to_dict())
-            resume_dir = ckpt.checkpoint_dirs(ctx.directory)[-1][1]
+            resume_dir = stage_output(ctx.directory, ctx.run, d)
             if d.is_main:
                 prev.write_text(json.dumps(summary["stages"], indent=2) + "\n")
         summary["final_checkpoint"] = str(resume_dir) if resume_dir else None

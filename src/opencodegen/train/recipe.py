@@ -82,6 +82,9 @@ class RunConfig:
     eval_tokens: int = 65536  # held-out tokens per validation (a fixed prefix of the valid split)
     save_every: int = 100
     keep_last: int = 2
+    # The stage's output (what the next stage starts from, and a run's final checkpoint): the uniform mean of the
+    # weights of its last `average_last` checkpoints (train/averaged.py); 1: its last checkpoint as it is.
+    average_last: int = 1
 
 
 @dataclass
@@ -174,7 +177,7 @@ class Recipe:
 
 # Run keys a stage may override: when it validates and saves. The rest (device, precision, parallelism, seed) is one
 # for the whole run.
-STAGE_RUN_KEYS = ("eval_every", "eval_tokens", "save_every", "keep_last")
+STAGE_RUN_KEYS = ("eval_every", "eval_tokens", "save_every", "keep_last", "average_last")
 
 
 def _check_type(value: Any, hint: Any, where: str) -> Any:
@@ -382,6 +385,9 @@ def check_recipe(recipe: Recipe, where: str) -> None:
             continue
         if r.eval_every <= 0 or r.save_every <= 0 or r.keep_last < 1:
             problems.append(f"stages[{i}] ({s.name}): run.eval_every/save_every must be > 0 and keep_last >= 1")
+        if not 1 <= r.average_last <= r.keep_last:
+            problems.append(f"stages[{i}] ({s.name}): run.average_last ({r.average_last}) must be between 1 and "
+                            f"keep_last ({r.keep_last}): only kept checkpoints can be averaged")
         if o.name == "muon" and recipe.run.parallel == "fsdp":
             # FSDP2 shards each matrix across ranks; orthogonalizing a shard is not orthogonalizing the matrix.
             problems.append(f"stages[{i}] ({s.name}): optim.name 'muon' needs whole matrices on each rank; "
