@@ -300,9 +300,7 @@ def test_training_keeps_to_its_budget_when_the_machine_slows_and_a_resumed_run_k
     r.stages = r.stages[:3]
     # 20 planned steps of 1 s: a wall budget of 20 / 0.9 s; nl's 4 steps are predicted at 4.44 s
     plan = {"steps": [4, 8, 8], "seconds_per_step": [1.0, 1.0, 1.0], "minutes": 20 / (1 - OVERHEAD_SHARE) / 60,
-            "sft_caps": {}}
-    for s, n in zip(r.stages, plan["steps"]):
-        s.steps = n
+            "sft_caps": {}, "autocast": "fp32", "shape": None}
     nl, multi = 2 * 4 / (1 - OVERHEAD_SHARE), 2 * 3 / (1 - OVERHEAD_SHARE)  # both at pace 2
 
     class Clock:  # the wall seconds each stage takes: start, end per stage
@@ -329,3 +327,94 @@ def test_training_keeps_to_its_budget_when_the_machine_slows_and_a_resumed_run_k
     Clock.readings = iter([0.0, 0.01])
     again = train_schedule.train_on_schedule(r, out, plan)
     assert [s["steps"] for s in again["stages"]] == [4, 3, 3]
+
+
+def scripted_clock(monkeypatch, module, readings: list[float]) -> None:
+    """module.time.perf_counter returns `readings` in turn (the wall clock each stage and each plan reads)."""
+    it = iter(readings)
+    monkeypatch.setattr(module, "time", type("Clock", (), {"perf_counter": staticmethod(lambda: next(it))}))
+
+
+def three_stage_plan(shape: str, minutes: float) -> dict:
+    layers, width = (int(v) for v in shape.split("x"))
+    return {"steps": [2, 2, 2], "seconds_per_step": [1.0, 1.0, 1.0], "minutes": minutes, "sft_caps": {},
+            "autocast": "fp32", "shape": {"chosen": shape, "n_layer": layers, "n_embd": width}}
+
+
+def test_a_first_stage_far_faster_than_planned_replans_and_starts_over_with_the_new_shape(run, recipe, tmp_path,
+                                                                                           monkeypatch):
+    """The plan (timed under load) predicted 1 s a step; the first stage ran at 5.6 times that speed, so the plan is made
+    again for the time left. It chooses a larger shape: the first plan's training is set aside and training starts
+    over with the new shape and schedule. A rerun trains nothing and does not plan again."""
+    from opencodegen.model.config import ModelConfig
+    from opencodegen.quickstart import train_schedule
+    from opencodegen.quickstart.pipeline import load_quickstart_recipe
+    from opencodegen.quickstart.train_plan import OVERHEAD_SHARE
+    base = load_quickstart_recipe(recipe, run[0], ["nl", "multi", "mono"])
+    base.stages = base.stages[:3]
+    budget = 8.0
+    plan = three_stage_plan("1x64", budget / 60)
+    step = 1 / (1 - OVERHEAD_SHARE)  # a step's predicted wall time
+    nl = 0.4  # its two steps were predicted to take 2.22 s: pace 0.18
+    asked = []
+
+    def replan(minutes: float) -> dict:
+        asked.append(minutes)
+        return three_stage_plan("2x64", minutes)
+
+    # nl (fast), the new plan (3 s), then the new plan's three stages at its pace: (8 - 0.4 - 3) s is 4.1 steps of
+    # 1.11 s, so each stage gets 2 (the least a stage gets)
+    scripted_clock(monkeypatch, train_schedule, [0.0, nl, 10.0, 13.0] + [0.0, 2 * step] * 3)
+    out = tmp_path / "train"
+    summary = train_schedule.train_on_schedule(base, out, plan, replan)
+    assert asked == [pytest.approx((budget - nl) / 60)]
+    replanned = summary["schedule"]["replanned"]
+    assert (replanned["pace"], replanned["first_shape"], replanned["shape"], replanned["set_aside"]) == (
+        pytest.approx(0.18), "1x64", "2x64", True)
+    assert summary["schedule"]["budget_seconds"] == pytest.approx(budget - nl - 3.0)
+    assert summary["plan"]["shape"]["chosen"] == "2x64"
+    final = Path(summary["final_checkpoint"])
+    assert final.parent.name == "stage-2-mono" and ModelConfig.from_file(final / "config.json").n_layer == 2
+    old = out / train_schedule.REPLACED
+    assert ModelConfig.from_file(old / "stage-0-nl" / "checkpoint-2" / "config.json").n_layer == 1
+    assert not (old / "stage-1-multi").exists()
+    stages = [json.loads(line)["stage"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert stages.count("nl") == summary["schedule"]["stages"]["nl"]["steps"]  # not the first plan's steps as well
+
+    def no_replan(minutes):
+        raise AssertionError("planned again")
+
+    again = train_schedule.train_on_schedule(base, out, plan, no_replan)
+    assert again["plan"]["shape"]["chosen"] == "2x64" and again["final_checkpoint"] == summary["final_checkpoint"]
+
+
+def test_a_replan_that_keeps_the_shape_goes_on_without_starting_over(run, recipe, tmp_path, monkeypatch):
+    from opencodegen.quickstart import train_schedule
+    from opencodegen.quickstart.pipeline import load_quickstart_recipe
+    from opencodegen.quickstart.train_plan import OVERHEAD_SHARE
+    base = load_quickstart_recipe(recipe, run[0], ["nl", "multi", "mono"])
+    base.stages = base.stages[:3]
+    plan = three_stage_plan("1x64", 0.1)  # 6 s
+    nl = 0.9  # its two steps were predicted to take 2.22 s: pace 0.405
+    scripted_clock(monkeypatch, train_schedule, [0.0, nl, 0.0, 2.0, 0.0, 1.35, 0.0, 1.0])  # multi at that pace
+    out = tmp_path / "train"
+    summary = train_schedule.train_on_schedule(base, out, plan, lambda minutes: three_stage_plan("1x64", minutes))
+    assert summary["schedule"]["replanned"] == {"pace": 0.405, "seconds": 2.0, "first_shape": "1x64",
+                                                "shape": "1x64", "seconds_before": 2.9}
+    assert not (out / train_schedule.REPLACED).exists()
+    # the stages left share the 6 s less the first stage's and the new plan's, at the first stage's pace:
+    # (6 - 0.9 - 2) s / (0.405 / 0.9 s a step) = 6.9 steps, 3.4 each: multi 3; mono then 1.75 s / 0.45 s = 3.9
+    assert [s["steps"] for s in summary["stages"]] == [2, 3, 4]
+
+
+def test_a_run_stopped_while_setting_aside_moves_the_rest_when_resumed(tmp_path):
+    from opencodegen.quickstart import train_schedule
+    out = tmp_path / "train"
+    (out / train_schedule.REPLACED / "stage-0-nl").mkdir(parents=True)  # moved before the stop
+    (out / "metrics.jsonl").write_text("{}\n")  # not yet moved
+    schedule = {"budget_seconds": 1.0, "stages": {}, "replanned": {"plan": {}, "set_aside": False}}
+    (out / train_schedule.SCHEDULE).write_text(json.dumps(schedule))
+    train_schedule._set_aside(out, schedule)
+    assert sorted(p.name for p in out.iterdir()) == [train_schedule.REPLACED, train_schedule.SCHEDULE]
+    assert (out / train_schedule.REPLACED / "metrics.jsonl").is_file()
+    assert json.loads((out / train_schedule.SCHEDULE).read_text())["replanned"]["set_aside"] is True

@@ -37,7 +37,8 @@ def started_from(monkeypatch) -> list:
     """The `init` each stage was set up with (None: a fresh model, or a resumed stage)."""
     seen = []
     setup = stage_module.Stage.setup
-    monkeypatch.setattr(stage_module.Stage, "setup", lambda self, init, resume: seen.append(init) or setup(self, init, resume))
+    monkeypatch.setattr(stage_module.Stage, "setup",
+                        lambda self, init, resume: seen.append(init) or setup(self, init, resume))
     return seen
 
 

@@ -2,9 +2,10 @@
 
 A step timed while other work runs says how fast this machine is now, not once that work ends: a plan timed beside a
 test suite measured steps 2.5 times slower than training then ran them, chose a 0.9M-parameter model, and the run
-ended worse than xz -9. The refits during training (train_schedule.py) correct the step counts, not the shape, so
-the plan records the share of the cores that others used while it measured, and says so when it is large. Linux
-only (/proc/stat); elsewhere the share is unknown (None)."""
+ended worse than xz -9. Training corrects for it (train_schedule.py refits the step counts before each stage, and
+plans again when the first stage runs much faster than planned); the plan also records the share of the cores that
+others used while it measured, and says so when it is large. Linux only (/proc/stat); elsewhere the share is unknown
+(None)."""
 
 from __future__ import annotations
 

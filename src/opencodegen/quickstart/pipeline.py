@@ -186,14 +186,17 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
             exercises = stage("exercises", lambda: build_exercises(run_dir, budget, "mono" in parts))
         recipe = load_quickstart_recipe(config, run_dir, parts)
         if budget.train_minutes:
-            plan = stage("train-plan", lambda: train_plan.plan(recipe, budget.train_minutes, budget.tokens_per_param,
-                                                               budget.sft_max_epochs))
-            recipe = train_plan.apply(recipe, plan)
+            def make_plan(minutes: float, base=recipe) -> dict:
+                return train_plan.plan(base, minutes, budget.tokens_per_param, budget.sft_max_epochs)
+
+            plan = stage("train-plan", lambda: make_plan(budget.train_minutes))
         else:
             plan = None
         if plan:
-            trained = stage("train", lambda: train_schedule.train_on_schedule(recipe, run_dir / "train", plan))
-            recipe = train_schedule.with_schedule(recipe, trained["schedule"])
+            trained = stage("train", lambda: train_schedule.train_on_schedule(recipe, run_dir / "train", plan,
+                                                                              make_plan))
+            plan = trained.get("plan", plan)  # the plan made again after the first stage, when it was
+            recipe = train_schedule.with_schedule(train_plan.apply(recipe, plan), trained["schedule"])
         else:
             trained = stage("train", lambda: train(recipe, run_dir / "train", progress=True))
         ckpt = Path(trained["final_checkpoint"])

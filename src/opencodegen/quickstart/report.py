@@ -131,8 +131,16 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
         foreign = r["train_plan"].get("foreign_cpu_share")
         if foreign is not None and foreign > CONTENDED_SHARE:
             b.append(("p", f"Other processes used {foreign:.0%} of the cores while the plan timed its steps, so the "
-                           "model shape (chosen once, before training) may be smaller than this machine trains best "
-                           "when it is quiet."))
+                           "model shape may be smaller than this machine trains best when it is quiet (the plan is "
+                           "made again only if the first stage runs 1.5 times faster than planned)."))
+        replanned = (r.get("train_schedule") or {}).get("replanned")
+        if replanned:
+            then = (f"it chose {replanned['shape']} instead of {replanned['first_shape']}, and training started over "
+                    f"({replanned['seconds_before']:.0f} s of the budget had gone into the first plan's training and "
+                    "the new plan)" if "plan" in replanned else f"it chose the same shape ({replanned['shape']}), and "
+                    "training went on")
+            b.append(("p", f"The first stage ran at {1 / replanned['pace']:.1f} times the speed the plan had measured, "
+                           f"so the plan was made again for the time left ({replanned['seconds']:.0f} s): {then}."))
         decided = (r.get("train_schedule") or {}).get("stages", {})
         if any(d["steps"] != d["planned_steps"] for d in decided.values()):
             rows = [[name, str(d["planned_steps"]), str(d["steps"]), f"{d['seconds_left']:.0f}",

@@ -3,7 +3,8 @@
 
 Candidates are the checkpoints that can write programs, in the order training made them: the last pretraining
 stage's end (where post-training starts) and the checkpoints the post-training stages keep (train_plan.apply spreads
-them over each stage), a stage's averaged output (train/stage_output.py) after its own checkpoints. Each is scored as the final checkpoint is, at the same n and temperature, so the rows compare.
+them over each stage), a stage's averaged output (train/stage_output.py) after its own checkpoints. Each is scored
+as the final checkpoint is, at the same n and temperature, so the rows compare.
 
 The search costs evaluations only for rows the final checkpoint reaches: each such row's first checkpoint is found by
 walking the candidates from the earliest. A row that neither the final checkpoint nor a checkpoint scored on the way

@@ -130,8 +130,9 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
     foreign = contention.foreign_share(start, contention.snapshot(), os.cpu_count() or 1)
     if foreign is not None and foreign > contention.CONTENDED_SHARE:
         log(f"[yellow]other processes used {foreign:.0%} of the cores while the plan timed its steps: the model shape "
-            "and step counts assume they keep running (the steps are refitted as training goes, the shape is not); "
-            "on a quiet machine the plan may choose a larger model[/yellow]")
+            "and step counts assume they keep running (the steps are refitted as training goes, and the plan is made "
+            "again if the first stage runs much faster); on a quiet machine the plan may choose a larger "
+            "model[/yellow]")
     names = [s.name for s in recipe.stages]
     sft = {names[i]: {**c, "max_epochs": sft_max_epochs, "capped": steps[i] >= round(c["max_steps"])}
            for i, c in caps.items()}

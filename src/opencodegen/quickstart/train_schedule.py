@@ -5,15 +5,23 @@ host that one measurement can be far off an hour later: other jobs start, and a 
 So the stages run one at a time, and before each one starts, the stages not yet run are fitted again to the time
 that is left, at the pace the finished stages actually kept (their wall seconds over the plan's prediction for them,
 validation and checkpoints included). A stage's steps are fixed when it starts and never change afterwards: its
-learning-rate schedule depends on them, so a resumed run reads them back from `schedule.json` (exact resume)."""
+learning-rate schedule depends on them, so a resumed run reads them back from `schedule.json` (exact resume).
+
+The model's shape is chosen by the plan too, and a plan timed while other work used the cores sees a slower machine
+than training then has: one such plan timed steps 2.5 times slower than the run then trained them, chose a
+0.9M-parameter model, and the run ended worse than xz -9. So when the first stage runs in at most REPLAN_PACE of the
+time the plan predicted for it, the plan is made again for the time that is left (`replan`); if it chooses another
+shape, what was trained is set aside (into REPLACED) and training starts over with the new plan. This happens once
+a run; schedule.json records it, and a resumed run trains with the plan it recorded."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..eval.report import write_json
 from ..progress import log
@@ -21,9 +29,23 @@ from ..train import train
 from ..train.checkpoint import checkpoint_dirs
 from ..train.recipe import Recipe
 from ..train.stage import stage_dir
+from . import train_plan
 from .train_plan import OVERHEAD_SHARE, fit_steps, set_steps
 
 SCHEDULE = "schedule.json"
+# Make the plan again when the first stage took at most this share of its predicted time (1.5 times the speed the
+# plan measured). Quiet runs keep within about 10% of their plan (README); starting over costs the first stage's
+# time and a new plan's (about a tenth of the budget), which only a larger shape pays back.
+REPLAN_PACE = 2 / 3
+REPLACED = "replaced-by-replan"  # in the training directory: what was trained with the first plan
+
+
+def pace(plan: dict, names: list[str], done: dict[str, dict]) -> float:
+    """The finished stages' wall seconds over what the plan predicted for their steps (1.0 before any finished)."""
+    per_step = plan["seconds_per_step"]
+    predicted = sum(done[n]["steps"] * per_step[i] / (1 - OVERHEAD_SHARE) for i, n in enumerate(names) if n in done)
+    spent = sum(d["seconds"] for d in done.values())
+    return spent / predicted if predicted > 0 and spent > 0 else 1.0
 
 
 def refit(plan: dict, names: list[str], done: dict[str, dict], budget_seconds: float) -> list[float]:
@@ -33,14 +55,12 @@ def refit(plan: dict, names: list[str], done: dict[str, dict], budget_seconds: f
     is the finished stages' wall seconds over what the plan predicted for their steps; the stages left keep the
     plan's proportions and its SFT caps. A stage's wall time is its steps' time over (1 - OVERHEAD_SHARE), the plan's
     own allowance for validation and checkpoints."""
-    per_step = plan["seconds_per_step"]
-    predicted = sum(done[n]["steps"] * per_step[i] / (1 - OVERHEAD_SHARE) for i, n in enumerate(names) if n in done)
+    per_step, rate = plan["seconds_per_step"], pace(plan, names, done)
     spent = sum(d["seconds"] for d in done.values())
-    pace = spent / predicted if predicted > 0 and spent > 0 else 1.0
     left = [i for i, n in enumerate(names) if n not in done]
     caps = plan.get("sft_caps") or {}
     fitted = fit_steps([plan["steps"][i] for i in left],
-                       [per_step[i] * pace / (1 - OVERHEAD_SHARE) for i in left],
+                       [per_step[i] * rate / (1 - OVERHEAD_SHARE) for i in left],
                        max(0.0, budget_seconds - spent),
                        {k: caps[names[i]]["max_steps"] for k, i in enumerate(left) if names[i] in caps})
     return [max(2.0, n) for n in fitted]
@@ -60,13 +80,21 @@ def with_schedule(recipe: Recipe, schedule: dict) -> Recipe:
     return out
 
 
-def train_on_schedule(recipe: Recipe, run_dir: Path, plan: dict) -> dict[str, Any]:
-    """Trains `recipe` (already shaped by train_plan.apply) stage by stage under run_dir, refitting the stages left
-    before each one starts. Returns the training summary, with the schedule the stages ran to."""
+def train_on_schedule(base: Recipe, run_dir: Path, plan: dict,
+                      replan: Callable[[float], dict] | None = None) -> dict[str, Any]:
+    """Trains `base` shaped by `plan` (train_plan.apply) stage by stage under run_dir, refitting the stages left before
+    each one starts; `replan(minutes)` makes a new plan (see the module's docstring). Returns the training summary,
+    with the schedule the stages ran to and the plan they were trained with."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / SCHEDULE
     schedule = json.loads(path.read_text()) if path.is_file() else {"budget_seconds": plan["minutes"] * 60,
                                                                      "stages": {}}
+    replanned = schedule.get("replanned")
+    if replanned and "plan" in replanned:
+        plan = replanned["plan"]
+        if not replanned.get("set_aside"):  # the run stopped while moving the first plan's training
+            _set_aside(run_dir, schedule)
+    recipe = train_plan.apply(base, plan)
     decided: dict[str, dict] = schedule["stages"]
     names = [s.name for s in recipe.stages]
     summary: dict[str, Any] = {}
@@ -81,15 +109,60 @@ def train_on_schedule(recipe: Recipe, run_dir: Path, plan: dict) -> dict[str, An
             if steps != planned:
                 log(f"stage {name}: {steps} steps instead of the planned {planned}, to finish training within "
                     f"{plan['minutes']:g} minutes at the pace of the stages before it")
-        if "seconds" in decided[name] and _finished(run_dir, i, name, decided[name]["steps"]):
-            continue
-        prefix = with_schedule(recipe, schedule)
-        prefix.stages = prefix.stages[: i + 1]
-        start = time.perf_counter()
-        summary = train(prefix, run_dir, progress=True, table=i == len(names) - 1)
-        # a stage resumed after an interruption is charged only for the part this run did
-        decided[name]["seconds"] = round(decided[name].get("seconds", 0.0) + time.perf_counter() - start, 1)
-        write_json(path, schedule)
+        if not ("seconds" in decided[name] and _finished(run_dir, i, name, decided[name]["steps"])):
+            prefix = with_schedule(recipe, schedule)
+            prefix.stages = prefix.stages[: i + 1]
+            start = time.perf_counter()
+            summary = train(prefix, run_dir, progress=True, table=i == len(names) - 1)
+            # a stage resumed after an interruption is charged only for the part this run did
+            decided[name]["seconds"] = round(decided[name].get("seconds", 0.0) + time.perf_counter() - start, 1)
+            write_json(path, schedule)
+        if i == 0 and replan is not None and plan.get("shape") and replanned is None:
+            new = _replan(schedule, plan, names, replan, path)
+            if new is not None:
+                return train_on_schedule(base, run_dir, new, replan)
     if not summary:  # every stage finished in an earlier run (which stopped before recording it)
         summary = train(with_schedule(recipe, schedule), run_dir, progress=False)
-    return {**summary, "schedule": schedule}
+    return {**summary, "schedule": schedule, "plan": plan}
+
+
+def _replan(schedule: dict, plan: dict, names: list[str], replan: Callable[[float], dict], path: Path) -> dict | None:
+    """After the first stage: a new plan when that stage ran much faster than planned and the new plan chooses
+    another shape (the schedule then starts afresh for the time left); None to go on with `plan`. Recorded in
+    `schedule` either way, so a resumed run does not ask again."""
+    first = schedule["stages"][names[0]]
+    rate = pace(plan, names, {names[0]: first})
+    if rate > REPLAN_PACE:
+        return None
+    left = schedule["budget_seconds"] - first["seconds"]
+    log(f"stage {names[0]} ran at {1 / rate:.1f} times the speed the plan measured (other work was using the cores "
+        f"while it timed?): planning again for the {left / 60:.1f} minutes left")
+    start = time.perf_counter()
+    new = replan(left / 60)
+    seconds = time.perf_counter() - start
+    record = {"pace": round(rate, 3), "seconds": round(seconds, 1), "first_shape": plan["shape"]["chosen"],
+              "shape": new["shape"]["chosen"], "seconds_before": round(first["seconds"] + seconds, 1)}
+    if new["shape"]["chosen"] == plan["shape"]["chosen"]:
+        log(f"the new plan chooses the same shape ({plan['shape']['chosen']}): training goes on")
+        schedule["replanned"] = record
+        schedule["budget_seconds"] -= seconds  # the time the new plan took is gone from the budget
+        write_json(path, schedule)
+        return None
+    log(f"the new plan chooses {new['shape']['chosen']} instead of {plan['shape']['chosen']}: training starts over "
+        f"(what was trained is kept in {path.parent / REPLACED})")
+    fresh = {"budget_seconds": left - seconds, "stages": {}, "replanned": {**record, "plan": new, "set_aside": False}}
+    write_json(path, fresh)
+    _set_aside(path.parent, fresh)
+    return new
+
+
+def _set_aside(run_dir: Path, schedule: dict) -> None:
+    """Moves everything the first plan's training wrote (stages, metrics, summaries) into run_dir/REPLACED, then
+    records that it did: only then does the new plan's training write anything here."""
+    aside = run_dir / REPLACED
+    aside.mkdir(exist_ok=True)
+    for entry in run_dir.iterdir():
+        if entry.name not in (SCHEDULE, REPLACED):
+            os.replace(entry, aside / entry.name)
+    schedule["replanned"]["set_aside"] = True
+    write_json(run_dir / SCHEDULE, schedule)
