@@ -347,7 +347,7 @@ def test_a_first_stage_far_faster_than_planned_replans_and_starts_over_with_the_
     again for the time left. It chooses a larger shape: the first plan's training is set aside and training starts
     over with the new shape and schedule. A rerun trains nothing and does not plan again."""
     from opencodegen.model.config import ModelConfig
-    from opencodegen.quickstart import train_schedule
+    from opencodegen.quickstart import train_plan, train_schedule
     from opencodegen.quickstart.pipeline import load_quickstart_recipe
     from opencodegen.quickstart.train_plan import OVERHEAD_SHARE
     base = load_quickstart_recipe(recipe, run[0], ["nl", "multi", "mono"])
@@ -358,19 +358,22 @@ def test_a_first_stage_far_faster_than_planned_replans_and_starts_over_with_the_
     nl = 0.4  # its two steps were predicted to take 2.22 s: pace 0.18
     asked = []
 
-    def replan(minutes: float) -> dict:
-        asked.append(minutes)
+    def replan(minutes: float, calibration: float) -> dict:
+        asked.append((minutes, calibration))
         return three_stage_plan("2x64", minutes)
+
+    # a probe of the first stage now takes 0.36 s a step; the stage itself took 0.4 s * 0.9 / 2 = 0.18: scale 0.5
+    monkeypatch.setattr(train_plan, "seconds_per_step", lambda r, i: 0.36)
 
     # nl (fast), the new plan (3 s), then the new plan's three stages at its pace: (8 - 0.4 - 3) s is 4.1 steps of
     # 1.11 s, so each stage gets 2 (the least a stage gets)
     scripted_clock(monkeypatch, train_schedule, [0.0, nl, 10.0, 13.0] + [0.0, 2 * step] * 3)
     out = tmp_path / "train"
     summary = train_schedule.train_on_schedule(base, out, plan, replan)
-    assert asked == [pytest.approx((budget - nl) / 60)]
+    assert asked == [(pytest.approx((budget - nl) / 60), pytest.approx(0.5))]
     replanned = summary["schedule"]["replanned"]
-    assert (replanned["pace"], replanned["first_shape"], replanned["shape"], replanned["set_aside"]) == (
-        pytest.approx(0.18), "1x64", "2x64", True)
+    assert (replanned["pace"], replanned["calibration"], replanned["first_shape"], replanned["shape"],
+            replanned["set_aside"]) == (pytest.approx(0.18), 0.5, "1x64", "2x64", True)
     assert summary["schedule"]["budget_seconds"] == pytest.approx(budget - nl - 3.0)
     assert summary["plan"]["shape"]["chosen"] == "2x64"
     final = Path(summary["final_checkpoint"])
@@ -381,7 +384,7 @@ def test_a_first_stage_far_faster_than_planned_replans_and_starts_over_with_the_
     stages = [json.loads(line)["stage"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert stages.count("nl") == summary["schedule"]["stages"]["nl"]["steps"]  # not the first plan's steps as well
 
-    def no_replan(minutes):
+    def no_replan(minutes, calibration):
         raise AssertionError("planned again")
 
     again = train_schedule.train_on_schedule(base, out, plan, no_replan)
@@ -389,7 +392,7 @@ def test_a_first_stage_far_faster_than_planned_replans_and_starts_over_with_the_
 
 
 def test_a_replan_that_keeps_the_shape_goes_on_without_starting_over(run, recipe, tmp_path, monkeypatch):
-    from opencodegen.quickstart import train_schedule
+    from opencodegen.quickstart import train_plan, train_schedule
     from opencodegen.quickstart.pipeline import load_quickstart_recipe
     from opencodegen.quickstart.train_plan import OVERHEAD_SHARE
     base = load_quickstart_recipe(recipe, run[0], ["nl", "multi", "mono"])
@@ -398,9 +401,11 @@ def test_a_replan_that_keeps_the_shape_goes_on_without_starting_over(run, recipe
     nl = 0.9  # its two steps were predicted to take 2.22 s: pace 0.405
     scripted_clock(monkeypatch, train_schedule, [0.0, nl, 0.0, 2.0, 0.0, 1.35, 0.0, 1.0])  # multi at that pace
     out = tmp_path / "train"
-    summary = train_schedule.train_on_schedule(base, out, plan, lambda minutes: three_stage_plan("1x64", minutes))
-    assert summary["schedule"]["replanned"] == {"pace": 0.405, "seconds": 2.0, "first_shape": "1x64",
-                                                "shape": "1x64", "seconds_before": 2.9}
+    # the machine is quiet now: a probe takes what the stage took (0.9 s * 0.9 / 2 a step), so the scale is 1
+    monkeypatch.setattr(train_plan, "seconds_per_step", lambda r, i: 0.405)
+    summary = train_schedule.train_on_schedule(base, out, plan, lambda minutes, c: three_stage_plan("1x64", minutes))
+    assert summary["schedule"]["replanned"] == {"pace": 0.405, "calibration": 1.0, "seconds": 2.0,
+                                                "first_shape": "1x64", "shape": "1x64", "seconds_before": 2.9}
     assert not (out / train_schedule.REPLACED).exists()
     # the stages left share the 6 s less the first stage's and the new plan's, at the first stage's pace:
     # (6 - 0.9 - 2) s / (0.405 / 0.9 s a step) = 6.9 steps, 3.4 each: multi 3; mono then 1.75 s / 0.45 s = 3.9
@@ -418,3 +423,20 @@ def test_a_run_stopped_while_setting_aside_moves_the_rest_when_resumed(tmp_path)
     assert sorted(p.name for p in out.iterdir()) == [train_schedule.REPLACED, train_schedule.SCHEDULE]
     assert (out / train_schedule.REPLACED / "metrics.jsonl").is_file()
     assert json.loads((out / train_schedule.SCHEDULE).read_text())["replanned"]["set_aside"] is True
+
+
+def test_the_report_says_when_and_why_the_plan_was_made_again(run):
+    from opencodegen.quickstart.report import build_blocks
+    results = json.loads((run[0] / "results.json").read_text())
+    results["train_plan"] = {"minutes": 12, "autocast": "bf16", "foreign_cpu_share": 0.4, "shape": None}
+    record = {"pace": 0.5, "calibration": 0.62, "seconds": 41.0, "first_shape": "2x128", "shape": "3x192",
+              "seconds_before": 57.0}
+    text = lambda r: " ".join(str(b[1]) for b in build_blocks(r) if b[0] == "p")  # noqa: E731
+    results["train_schedule"] = {"stages": {}, "replanned": {**record, "plan": {}, "set_aside": True}}
+    assert ("The first stage ran at 2.0 times the speed the plan had measured, so the plan was made again for the "
+            "time left (41 s; its step times scaled by 0.62, the first stage's seconds a step over a probe's just "
+            "before): it chose 3x192 instead of 2x128, and training started over (57 s of the budget had gone into "
+            "the first plan's training and the new plan).") in text(results)
+    assert "Other processes used 40% of the cores while the plan timed its steps" in text(results)
+    results["train_schedule"]["replanned"] = {**record, "shape": "2x128"}
+    assert "it chose the same shape (2x128), and training went on." in text(results)

@@ -52,3 +52,25 @@ def test_the_plan_applies_the_chosen_shape(tmp_path):
     out = train_plan.apply(recipe, plan)
     cfg = model_config(out)
     assert (cfg.n_layer, cfg.n_embd, cfg.n_head, [s.steps for s in out.stages]) == (5, 320, 5, [3, 5])
+
+
+def test_a_calibrated_plan_scales_every_measured_step_and_so_chooses_a_larger_shape(tmp_path, monkeypatch):
+    """calibration = training's seconds a step over a probe's: a plan whose probes ran twice as slow as training
+    counts every step at half its probe, the stages' and the shape candidates' alike."""
+    recipe = recipe_from_dict(tiny_recipe(tmp_path))
+    monkeypatch.setattr(train_plan, "seconds_per_step",  # a microsecond per parameter, as above
+                        lambda r, stage, probe_steps=None: shape_plan.parameter_count(r) * 1e-6)
+    ratios = [60.0 / (p * 1e-6) * recipe.stage_batch(1).batch_tokens / p
+              for p in (_params(n, w) for n, w in shape_plan.CANDIDATES)]
+    # both stages pretrain, so they get all of the 60 s (the budget less the plan's 10% overhead share): the 3rd
+    # candidate falls short of 1.5 times its ratio at the probes' times and passes at half of them
+    assert ratios[1] > 1.5 * ratios[2] and 2 * ratios[3] < 1.5 * ratios[2]
+    threshold = 1.5 * ratios[2]
+    plain = train_plan.plan(recipe, 1.0 / 0.9, threshold)
+    halved = train_plan.plan(recipe, 1.0 / 0.9, threshold, calibration=0.5)
+    assert plain["shape"]["chosen"] == "{}x{}".format(*shape_plan.CANDIDATES[1])
+    assert halved["shape"]["chosen"] == "{}x{}".format(*shape_plan.CANDIDATES[2])  # twice the tokens per parameter
+    assert halved["calibration"] == 0.5
+    small = [c for c in plain["shape"]["candidates"] if c["shape"] == plain["shape"]["chosen"]][0]
+    assert [c for c in halved["shape"]["candidates"] if c["shape"] == small["shape"]][0]["seconds_per_step"] == \
+        small["seconds_per_step"] / 2

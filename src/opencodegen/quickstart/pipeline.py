@@ -186,8 +186,8 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
             exercises = stage("exercises", lambda: build_exercises(run_dir, budget, "mono" in parts))
         recipe = load_quickstart_recipe(config, run_dir, parts)
         if budget.train_minutes:
-            def make_plan(minutes: float, base=recipe) -> dict:
-                return train_plan.plan(base, minutes, budget.tokens_per_param, budget.sft_max_epochs)
+            def make_plan(minutes: float, calibration: float = 1.0, base=recipe) -> dict:
+                return train_plan.plan(base, minutes, budget.tokens_per_param, budget.sft_max_epochs, calibration)
 
             plan = stage("train-plan", lambda: make_plan(budget.train_minutes))
         else:

@@ -140,7 +140,9 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
                     "the new plan)" if "plan" in replanned else f"it chose the same shape ({replanned['shape']}), and "
                     "training went on")
             b.append(("p", f"The first stage ran at {1 / replanned['pace']:.1f} times the speed the plan had measured, "
-                           f"so the plan was made again for the time left ({replanned['seconds']:.0f} s): {then}."))
+                           f"so the plan was made again for the time left ({replanned['seconds']:.0f} s; its step "
+                           f"times scaled by {replanned['calibration']:.2f}, the first stage's seconds a step over a "
+                           f"probe's just before): {then}."))
         decided = (r.get("train_schedule") or {}).get("stages", {})
         if any(d["steps"] != d["planned_steps"] for d in decided.values()):
             rows = [[name, str(d["planned_steps"]), str(d["steps"]), f"{d['seconds_left']:.0f}",

@@ -92,12 +92,14 @@ def sft_caps(recipe: Recipe, max_epochs: float | None) -> dict[int, dict]:
 
 
 def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
-         sft_max_epochs: float | None = None) -> dict:
+         sft_max_epochs: float | None = None, calibration: float = 1.0) -> dict:
     """{"steps": [per stage], "autocast": ..., "seconds_per_step": [...], "predicted_seconds": ..., "shape": ...,
     "sft_caps": ...}; stages that share a batch shape are measured once, in the autocast dtype the run will use on
     this machine. With `tokens_per_param`, the model's shape is chosen too (shape_plan.py): every stage's step time
     then scales by the chosen shape's Mono step time over the recipe's. With `sft_max_epochs`, SFT stages stop at
-    that many epochs of their data and the time left goes to the other stages."""
+    that many epochs of their data and the time left goes to the other stages. Every measured step time is
+    multiplied by `calibration`: training's own seconds a step over a probe's, measured at the same moment
+    (train_schedule.py's new plan after the first stage), for a machine on which probes misjudge training."""
     recipe = copy.deepcopy(recipe)
     recipe.run.autocast = resolve_autocast(recipe.run.autocast, recipe.run.device)
     start = contention.snapshot()
@@ -108,7 +110,7 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
         # stages of one kind with one batch shape run at one speed (a sampling stage's also depends on its data)
         key = (s.kind, b.batch_tokens, b.micro_batch, b.context_length) + ((i,) if s.kind in ("rl", "dpo") else ())
         if key not in measured:
-            measured[key] = seconds_per_step(recipe, i)
+            measured[key] = seconds_per_step(recipe, i) * calibration
         per_step.append(measured[key])
     base = [s.steps if s.steps is not None else max(1, s.tokens // recipe.stage_batch(i).batch_tokens)
             for i, s in enumerate(recipe.stages)]
@@ -121,7 +123,8 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
         pre = [i for i, s in enumerate(recipe.stages) if s.kind == "pretrain"]
         pretrain_seconds = sum(fitted[i] * per_step[i] for i in pre)
         shape = shape_plan.choose(recipe, pretrain_seconds, tokens_per_param,
-                                  lambda r, i: seconds_per_step(r, i, shape_plan.SHAPE_PROBE_STEPS), pre[-1])
+                                  lambda r, i: seconds_per_step(r, i, shape_plan.SHAPE_PROBE_STEPS) * calibration,
+                                  pre[-1])
         chosen = next(c for c in shape["candidates"] if c["shape"] == shape["chosen"])
         per_step = [t * chosen["seconds_per_step"] / per_step[pre[-1]] for t in per_step]
         print_shape(shape)
@@ -142,7 +145,7 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
                 "the rest of its share of the budget goes to the other stages")
     return {"steps": steps, "autocast": recipe.run.autocast, "seconds_per_step": per_step, "minutes": minutes,
             "predicted_seconds": sum(n * t for n, t in zip(steps, per_step)), "shape": shape, "sft_caps": sft,
-            "foreign_cpu_share": None if foreign is None else round(foreign, 3)}
+            "foreign_cpu_share": None if foreign is None else round(foreign, 3), "calibration": calibration}
 
 
 def print_shape(shape: dict) -> None:

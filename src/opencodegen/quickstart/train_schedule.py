@@ -10,9 +10,10 @@ learning-rate schedule depends on them, so a resumed run reads them back from `s
 The model's shape is chosen by the plan too, and a plan timed while other work used the cores sees a slower machine
 than training then has: one such plan timed steps 2.5 times slower than the run then trained them, chose a
 0.9M-parameter model, and the run ended worse than xz -9. So when the first stage runs in at most REPLAN_PACE of the
-time the plan predicted for it, the plan is made again for the time that is left (`replan`); if it chooses another
-shape, what was trained is set aside (into REPLACED) and training starts over with the new plan. This happens once
-a run; schedule.json records it, and a resumed run trains with the plan it recorded."""
+time the plan predicted for it, the plan is made again for the time that is left (`replan`, its probes calibrated
+against the first stage's own pace); if it chooses another shape, what was trained is set aside (into REPLACED) and
+training starts over with the new plan. This happens once a run; schedule.json records it, and a resumed run trains
+with the plan it recorded."""
 
 from __future__ import annotations
 
@@ -81,9 +82,10 @@ def with_schedule(recipe: Recipe, schedule: dict) -> Recipe:
 
 
 def train_on_schedule(base: Recipe, run_dir: Path, plan: dict,
-                      replan: Callable[[float], dict] | None = None) -> dict[str, Any]:
+                      replan: Callable[[float, float], dict] | None = None) -> dict[str, Any]:
     """Trains `base` shaped by `plan` (train_plan.apply) stage by stage under run_dir, refitting the stages left before
-    each one starts; `replan(minutes)` makes a new plan (see the module's docstring). Returns the training summary,
+    each one starts; `replan(minutes, calibration)` makes a new plan (see the module's docstring and _replan).
+    Returns the training summary,
     with the schedule the stages ran to and the plan they were trained with."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / SCHEDULE
@@ -118,7 +120,7 @@ def train_on_schedule(base: Recipe, run_dir: Path, plan: dict,
             decided[name]["seconds"] = round(decided[name].get("seconds", 0.0) + time.perf_counter() - start, 1)
             write_json(path, schedule)
         if i == 0 and replan is not None and plan.get("shape") and replanned is None:
-            new = _replan(schedule, plan, names, replan, path)
+            new = _replan(schedule, plan, recipe, replan, path)
             if new is not None:
                 return train_on_schedule(base, run_dir, new, replan)
     if not summary:  # every stage finished in an earlier run (which stopped before recording it)
@@ -126,10 +128,18 @@ def train_on_schedule(base: Recipe, run_dir: Path, plan: dict,
     return {**summary, "schedule": schedule, "plan": plan}
 
 
-def _replan(schedule: dict, plan: dict, names: list[str], replan: Callable[[float], dict], path: Path) -> dict | None:
+def _replan(schedule: dict, plan: dict, recipe: Recipe, replan: Callable[[float, float], dict],
+            path: Path) -> dict | None:
     """After the first stage: a new plan when that stage ran much faster than planned and the new plan chooses
     another shape (the schedule then starts afresh for the time left); None to go on with `plan`. Recorded in
-    `schedule` either way, so a resumed run does not ask again."""
+    `schedule` either way, so a resumed run does not ask again.
+
+    The new plan's probes are calibrated: the first stage's step is probed again now, and every step time the new
+    plan measures is scaled by the stage's own seconds a step over that probe's (at most 1). If the other work has
+    ended, the probe agrees with training and the scale is 1; if it goes on, a probe still misjudges training under
+    it (a run beside a test suite timed steps 2.5 times slower than it then trained them), and the scale corrects
+    the new plan by what this run measured."""
+    names = [s.name for s in recipe.stages]
     first = schedule["stages"][names[0]]
     rate = pace(plan, names, {names[0]: first})
     if rate > REPLAN_PACE:
@@ -138,10 +148,13 @@ def _replan(schedule: dict, plan: dict, names: list[str], replan: Callable[[floa
     log(f"stage {names[0]} ran at {1 / rate:.1f} times the speed the plan measured (other work was using the cores "
         f"while it timed?): planning again for the {left / 60:.1f} minutes left")
     start = time.perf_counter()
-    new = replan(left / 60)
+    trained_step = first["seconds"] * (1 - OVERHEAD_SHARE) / first["steps"]
+    calibration = min(1.0, trained_step / train_plan.seconds_per_step(recipe, 0))
+    new = replan(left / 60, calibration)
     seconds = time.perf_counter() - start
-    record = {"pace": round(rate, 3), "seconds": round(seconds, 1), "first_shape": plan["shape"]["chosen"],
-              "shape": new["shape"]["chosen"], "seconds_before": round(first["seconds"] + seconds, 1)}
+    record = {"pace": round(rate, 3), "calibration": round(calibration, 3), "seconds": round(seconds, 1),
+              "first_shape": plan["shape"]["chosen"], "shape": new["shape"]["chosen"],
+              "seconds_before": round(first["seconds"] + seconds, 1)}
     if new["shape"]["chosen"] == plan["shape"]["chosen"]:
         log(f"the new plan chooses the same shape ({plan['shape']['chosen']}): training goes on")
         schedule["replanned"] = record
