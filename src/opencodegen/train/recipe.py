@@ -83,7 +83,7 @@ class RunConfig:
     save_every: int = 100
     keep_last: int = 2
     # The stage's output (what the next stage starts from, and a run's final checkpoint): the uniform mean of the
-    # weights of its last `average_last` checkpoints (train/averaged.py); 1: its last checkpoint as it is.
+    # weights of its last `average_last` checkpoints (train/stage_output.py); 1: its last checkpoint as it is.
     average_last: int = 1
 
 
