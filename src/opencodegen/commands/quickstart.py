@@ -11,14 +11,15 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from ..quickstart.budget import Budget
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", type=Path, default=Path("runs") / "quickstart",
                         help="where everything goes (default: runs/quickstart)")
     parser.add_argument("--fresh", action="store_true", help="delete the run directory's earlier results first")
-    parser.add_argument("--minutes", type=float, default=12.0,
-                        help="training time for all the stages together, in minutes (default 12; fixed when a "
+    parser.add_argument("--minutes", type=float, default=Budget().train_minutes,
+                        help="training time for all the stages together, in minutes (default 11; fixed when a "
                              "run starts: a resumed run keeps its plan). 0 trains the recipe's steps as written")
     parser.add_argument("--config", type=Path, default=None,
                         help="training recipe (default: configs/quickstart.yaml of the source tree)")
@@ -31,7 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..progress import console
-    from ..quickstart.budget import Budget
     from ..quickstart.pipeline import run_quickstart
     from ..quickstart.report import print_results
 
