@@ -103,6 +103,9 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
     recipe = copy.deepcopy(recipe)
     recipe.run.autocast = resolve_autocast(recipe.run.autocast, recipe.run.device)
     start = contention.snapshot()
+    def timed(r: Recipe, i: int, probe_steps: int = PROBE_STEPS) -> float:
+        return seconds_per_step(r, i, probe_steps) * calibration
+
     measured: dict[tuple, float] = {}
     per_step = []
     for i in range(len(recipe.stages)):
@@ -110,7 +113,7 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
         # stages of one kind with one batch shape run at one speed (a sampling stage's also depends on its data)
         key = (s.kind, b.batch_tokens, b.micro_batch, b.context_length) + ((i,) if s.kind in ("rl", "dpo") else ())
         if key not in measured:
-            measured[key] = seconds_per_step(recipe, i) * calibration
+            measured[key] = timed(recipe, i)
         per_step.append(measured[key])
     base = [s.steps if s.steps is not None else max(1, s.tokens // recipe.stage_batch(i).batch_tokens)
             for i, s in enumerate(recipe.stages)]
@@ -123,8 +126,7 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
         pre = [i for i, s in enumerate(recipe.stages) if s.kind == "pretrain"]
         pretrain_seconds = sum(fitted[i] * per_step[i] for i in pre)
         shape = shape_plan.choose(recipe, pretrain_seconds, tokens_per_param,
-                                  lambda r, i: seconds_per_step(r, i, shape_plan.SHAPE_PROBE_STEPS) * calibration,
-                                  pre[-1])
+                                  lambda r, i: timed(r, i, shape_plan.SHAPE_PROBE_STEPS), pre[-1])
         chosen = next(c for c in shape["candidates"] if c["shape"] == shape["chosen"])
         per_step = [t * chosen["seconds_per_step"] / per_step[pre[-1]] for t in per_step]
         print_shape(shape)
