@@ -112,6 +112,20 @@ def test_exceptions_reach_the_check_as_it_expects(sandbox):
     assert "SystemExit" in results[3].reason and "KeyboardInterrupt" in results[4].reason
 
 
+def test_a_repeated_case_runs_once_and_every_copy_gets_its_verdict(sandbox):
+    # Each run of this candidate passes or fails at random: 20 copies that ran separately would all agree with
+    # probability 2**-19.
+    coin = case("import random\nHEADS = random.random() < 0.5\ndef square(x):\n    return x * x if HEADS else x\n")
+    wrong = case("def square(x):\n    return x\n")
+    results = sandbox.judge([coin, wrong] + [coin] * 19, timeout=5, progress=None)
+    assert results[1].status == "failed"
+    assert len({r.status for i, r in enumerate(results) if i != 1}) == 1
+    assert results[0] is not results[2]  # copies, so a caller editing one verdict does not edit the others
+    # the same case under other time limits is other runs
+    again = sandbox.judge([coin] * 20, timeout=[5 + i / 10 for i in range(20)], progress=None)
+    assert {r.status for r in again} == {"passed", "failed"}
+
+
 def test_failures_of_the_candidate_are_the_judges_verdicts(sandbox):
     results = sandbox.judge([
         case("def square(x):\n    while True:\n        pass\n"),

@@ -284,6 +284,27 @@ def test_humaneval_samples_fill_the_evaluation_time():
     assert b.humaneval_samples(0.001, 164) == 100  # at most 100
     assert Budget(train_minutes=None).humaneval_samples(0.02, 164) == int(120 / (0.02 * 164))  # 2 minutes at least
     assert Budget(humaneval_n=7).humaneval_samples(0.02, 164) == 7
+    # the run's time goal: what it leaves caps the evaluation's seconds, never below 20 samples
+    assert b.humaneval_samples(0.02, 164, seconds_left=66.0) == int(66 / (0.02 * 164)) == 20
+    assert b.humaneval_samples(0.01, 164, seconds_left=66.0) == int(66 / (0.01 * 164)) == 40
+    assert b.humaneval_samples(0.01, 164, seconds_left=-5.0) == 20
+    assert b.humaneval_samples(0.01, 164, seconds_left=1e6) == 91  # the 150 s still bind
+    assert Budget(train_minutes=11.0).run_minutes() == 18.0 and Budget(train_minutes=None).run_minutes() is None
+
+
+def test_the_time_goal_sizes_humaneval_from_a_timed_pilot(run, tmp_path):
+    """The pilot's measured rate and the deadline decide n: a deadline already passed gives the least n, no deadline
+    and a long evaluation time the most."""
+    import time
+
+    from opencodegen.quickstart import evaluation
+    checkpoint = Path(run[1]["model"]["checkpoint"])
+    budget = Budget(workers=1, humaneval_tasks=2, humaneval_n=None, humaneval_n_min=2, humaneval_n_max=5,
+                    humaneval_max_new_tokens=4, humaneval_seconds=1e6)
+    late = evaluation.humaneval(checkpoint, tmp_path / "late", budget, deadline=time.monotonic() - 1)
+    free = evaluation.humaneval(checkpoint, tmp_path / "free", budget, deadline=None)
+    assert (late["n"], free["n"]) == (2, 5)
+    assert late["programs"] == 2 + 2 * 2 and free["programs"] == 2 + 2 * 5  # greedy, then n per task
 
 
 def test_training_keeps_to_its_budget_when_the_machine_slows_and_a_resumed_run_keeps_the_steps(run, recipe, tmp_path,

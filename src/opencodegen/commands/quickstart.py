@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training recipe (default: configs/quickstart.yaml of the source tree)")
     parser.add_argument("--humaneval-n", type=int, default=None,
                         help="HumanEval samples per task at temperature 0.8, besides one greedy (default: as many "
-                             "as fit in 25 s per training minute at the rate a pilot measured, "
-                             "20 to 100)")
+                             "as fit in 25 s per training minute at the rate a pilot measured, and in what the "
+                             "run's time goal of training minutes + 7 leaves, 20 to 100)")
     parser.add_argument("--workers", type=int, default=None, help="processes for corpus building and the sandbox")
 
 

@@ -60,9 +60,10 @@ def bits_per_byte(checkpoint: Path, files_dir: Path, out: Path, budget: Budget, 
 PILOT_TASKS = 8  # HumanEval tasks sampled (at humaneval_n_min each) to time the sampled pass
 
 
-def humaneval(checkpoint: Path, out: Path, budget: Budget) -> dict:
+def humaneval(checkpoint: Path, out: Path, budget: Budget, deadline: float | None = None) -> dict:
     """As the Codex and CodeGen papers measure it: greedy pass@1, and pass@k from n samples at temperature 0.8 and
-    top-p 0.95 with the unbiased estimator, for every k that n allows; plus which problems any sample solved."""
+    top-p 0.95 with the unbiased estimator, for every k that n allows; plus which problems any sample solved.
+    deadline: time.monotonic() by which the sampled pass should end (it sizes n, never below humaneval_n_min)."""
     model, tok = _load(checkpoint)
     greedy = he.evaluate(out / "greedy", model=model, tokenizer=tok, n=1,
                          params=SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, temperature=0.0, seed=0),
@@ -73,7 +74,8 @@ def humaneval(checkpoint: Path, out: Path, budget: Budget) -> dict:
         started = time.perf_counter()
         pilot = sampled_pass(model, tok, out / "pilot", budget, budget.humaneval_n_min,
                              limit=min(PILOT_TASKS, greedy["tasks_scored"]))
-        n = budget.humaneval_samples((time.perf_counter() - started) / pilot["samples"], greedy["tasks_scored"])
+        n = budget.humaneval_samples((time.perf_counter() - started) / pilot["samples"], greedy["tasks_scored"],
+                                     None if deadline is None else deadline - time.monotonic())
     sampled = sampled_pass(model, tok, out / "sampled", budget, n)
     solved = sorted({task for s in (greedy, sampled) for task, v in s["per_task"].items() if v["correct"]},
                     key=lambda task: int(task.rsplit("/", 1)[1]))
