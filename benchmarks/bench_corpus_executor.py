@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import opencodegen
 from opencodegen.data.pipeline import BuildOptions, build_corpus, corpus_stages
 from opencodegen.data.report import corpus_stats
 from opencodegen.data.sources import Source, plan_inputs
+from opencodegen import host
 
 RESULTS = Path(__file__).parent / "results" / "corpus_executor.json"
 
@@ -56,14 +56,6 @@ def run_fresh(name: str, source: str, out: Path, workers: int) -> dict[str, floa
     done = subprocess.run([sys.executable, __file__, "--one", name, "--source", source, "--out", str(out),
                            "--workers", str(workers)], check=True, stdout=subprocess.PIPE, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "unknown"
-    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
 
 
 def comparable(stats: dict) -> dict:
@@ -97,7 +89,7 @@ def main() -> None:
     totals = {name: [round(sum(w.values()), 3) for w in walls] for name, walls in runs.items()}
     median = {name: round(statistics.median(t), 3) for name, t in totals.items()}
     result = {
-        "host": f"{platform.machine()}, {os.cpu_count()} cores, CPU flags: {cpu_flags()}",
+        "host": host.one_line(),
         "load_average_1min": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
         "source": args.source, "files_in": stats["ours"]["files_in"], "workers": args.workers,
         "baseline": "datatrove LocalPipelineExecutor.run() in this process, default start method (forkserver)",

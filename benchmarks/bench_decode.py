@@ -47,9 +47,9 @@ from opencodegen.sampling import SamplingParams
 from opencodegen.engine import generate
 from opencodegen.eval.report import write_json
 from opencodegen.train.precision import cpu_has_native_bf16
+from opencodegen import host
 
 OUT = Path(__file__).parent / "results" / "decode.json"
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 # Spread over the set rather than the first few, which are all short list/number exercises.
 HUMANEVAL_TASKS = ("HumanEval/0", "HumanEval/12", "HumanEval/32", "HumanEval/64", "HumanEval/95", "HumanEval/129",
                    "HumanEval/151", "HumanEval/163")
@@ -70,14 +70,6 @@ class ByteIds:
 
     def encode(self, text: str) -> list[int]:
         return list(text.encode())
-
-
-def cpu_flags() -> set[str]:
-    try:
-        return {f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
-                for f in line.split(":", 1)[1].split()}
-    except OSError:
-        return set()
 
 
 def best_times_taking_turns(fns: dict, repeats: int) -> tuple[dict[str, float], dict[str, object]]:
@@ -324,7 +316,7 @@ def main() -> None:
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpu_native_bf16": cpu_has_native_bf16(),
         "machine": platform.processor() or platform.machine(),
-        "cpu_flags": sorted(f for f in CPU_FLAGS if f in cpu_flags()),
+        "cpu_flags": host.matmul_flags(), "host": host.one_line(),
         "load_average_1min_before_after": [load_before, round(os.getloadavg()[0], 2)],
         "goal": "speedup >= 2 at batch 1",
         "note": "matvec_floor_tok_s: tokens/s if a step cost nothing but streaming the weight matrices through "

@@ -16,7 +16,6 @@ import argparse
 import copy
 import os
 import platform
-import time
 import types
 from pathlib import Path
 

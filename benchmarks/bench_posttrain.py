@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -34,18 +33,7 @@ from opencodegen.exercises.judge import CheckJob, Judge
 from opencodegen.exercises.records import read_exercises
 from opencodegen.exercises.synthetic import candidates
 from opencodegen.exercises.validate import check_exercises, run_calls
-
-
-def host() -> dict:
-    flags = ""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        pass
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return {"cpu": model, "cores_usable": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            "avx512_bf16": "avx512_bf16" in flags, "amx": "amx_tile" in flags}
+from opencodegen import host
 
 
 def measure_synthetic(n: int, seed: int, workers: int) -> dict:
@@ -208,7 +196,7 @@ def main() -> int:
         rows["training"] = measure_training(args.training_steps, args.workers)
     shutil.rmtree(src, ignore_errors=True)
     result = {"benchmark": "posttrain (exercises)", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t0)),
-              "host": host(), "load_average": {"start": [round(x, 2) for x in load_start],
+              "host": host.describe(), "load_average": {"start": [round(x, 2) for x in load_start],
                                                "end": [round(x, 2) for x in os.getloadavg()]},
               "rows": rows,
               "note": "exercises_per_minute is kept exercises per minute of wall time, including the behaviour "

@@ -28,6 +28,7 @@ from opencodegen.eval import humaneval
 from opencodegen.eval.humaneval_mutants import make_samples
 from opencodegen.eval.judge import JudgeCase
 from opencodegen.eval.sandbox import Sandbox
+from opencodegen import host
 
 TIMEOUT = 3.0
 
@@ -113,14 +114,6 @@ def measure(problems, samples, workers: int, trivial_count: int) -> dict:
     }
 
 
-def host() -> dict:
-    cpu = Path("/proc/cpuinfo").read_text()
-    flags = next((line.split(":", 1)[1].split() for line in cpu.splitlines() if line.startswith("flags")), [])
-    model = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("model name")), "")
-    return {"cpu": model, "avx512_bf16": "avx512_bf16" in flags, "amx": any(f.startswith("amx") for f in flags),
-            "kernel": platform.release(), "cores_available": len(os.sched_getaffinity(0))}
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-task", type=int, default=20)
@@ -144,7 +137,7 @@ def main() -> int:
         # a quiet machine (load near 0) gives the comparable numbers.
         "load_avg_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "benchmark": "sandbox", "programs": len(samples), "per_task": args.per_task, "cores": args.cores,
-        "timeout_s": TIMEOUT, "python": platform.python_version(), "host": host(),
+        "timeout_s": TIMEOUT, "python": platform.python_version(), "host": host.describe(),
         "judge_cost_1_worker": judge,
         "mutant_kinds": dict(Counter(s["kind"] for s in samples)), "runs": runs,
         "parking": "ours parks programs still running after a third of the timeout (nice 19, spare workers); "

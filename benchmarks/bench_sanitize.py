@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
-from bench_tokenizer import cpu_flags
 
+from opencodegen import host
 from opencodegen.eval.sanitize import extract_code, extract_code_every_run
 
 OUT = Path(__file__).parent / "results" / "sanitize.json"
@@ -69,7 +68,7 @@ def main() -> None:
         print(name, json.dumps(rows[name]))
     result = {
         "benchmark": "sanitizer code search per chat reply (CPU seconds, one process)",
-        "host": f"{platform.machine()}, {os.cpu_count()} cores ({cpu_flags()}), python {platform.python_version()}",
+        "host": host.one_line(),
         "load_average_1_5_15_at_start": [round(x, 2) for x in load],
         "load_average_1_5_15_at_end": [round(x, 2) for x in os.getloadavg()],
         "baseline": "extract_code_every_run: evalplus's code_extract as defined, every run of lines parsed",

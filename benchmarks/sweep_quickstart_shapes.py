@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -22,15 +21,9 @@ from opencodegen.quickstart import evaluation, shape_plan, train_plan
 from opencodegen.quickstart.budget import Budget
 from opencodegen.quickstart.pipeline import last_pretraining, load_quickstart_recipe
 from opencodegen.train import train
+from opencodegen import host
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def run_shape(run_dir: Path, config: Path, n_layer: int, n_embd: int, minutes: float, files: int) -> dict:
@@ -100,7 +93,7 @@ def main() -> None:
         best = min(rows, key=lambda r: r["bits_per_byte"])
         # written after every shape: an interrupted sweep keeps what it measured
         write_json(path, {"benchmark": "quickstart shapes at equal pretraining time: held-out bits per byte",
-                          "host": {"cpu": cpu_name(), "cores": os.cpu_count(),
+                          "host": {"cpu": host.cpu_name(), "cores": host.cores(),
                                    "bf16": [f for f in ("avx512_bf16", "amx_bf16") if f in flags]},
                           "minutes_per_shape": args.minutes, "rows": rows, "best": best["shape"],
                           "tokens_per_param_of_best": best["tokens_per_param"]})

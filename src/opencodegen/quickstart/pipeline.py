@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .. import host
 from ..data.decontam import DecontamConfig
 from ..data.pipeline import BuildOptions, TokenizeOptions, build_corpus, tokenize_corpus
 from ..data.system_corpus import PARTS, system_corpus
@@ -277,7 +277,7 @@ def assemble(run_dir: Path, stages: dict, recipe, ckpt: Path, corpus: dict, held
     loads = [s["load_1min"] for s in stages.values() if "load_1min" in s]  # in run order
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": host.one_line(),
         "cores": os.cpu_count(),
         # Other processes share the cores: a 1-minute load above the core count means timings are pessimistic.
         "load_average_1min": {"start": loads[0][0] if loads else None, "end": loads[-1][1] if loads else None},

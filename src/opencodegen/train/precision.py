@@ -4,22 +4,16 @@ far slower than fp32 (the README's hosts paragraph has the measurement), so fp32
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-from pathlib import Path
-
 import torch
+
+from .. import host
 
 AUTOCAST_CHOICES = ("auto", "bf16", "fp32")
 
 
-@lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: no way to tell, and the slow path is the worse mistake
-        return False
-    return re.search(r"\b(avx512_bf16|amx_bf16)\b", cpuinfo) is not None
+    # not Linux: no flags, so no way to tell, and the slow path is the worse mistake
+    return bool({"avx512_bf16", "amx_bf16"} & host.cpu_flags())
 
 
 def resolve_autocast(setting: str, device: str) -> str:
