@@ -305,6 +305,10 @@ def test_the_time_goal_sizes_humaneval_from_a_timed_pilot(run, tmp_path):
     free = evaluation.humaneval(checkpoint, tmp_path / "free", budget, deadline=None)
     assert (late["n"], free["n"]) == (2, 5)
     assert late["programs"] == 2 + 2 * 2 and free["programs"] == 2 + 2 * 5  # greedy, then n per task
+    from opencodegen.quickstart.report import sizing_text
+    assert late["sizing"]["seconds_left"] < 0 and free["sizing"]["seconds_left"] is None
+    assert sizing_text(late["sizing"], 2).startswith("n = 2 is what fitted at the ")
+    assert "within the 0 s the run's time goal left (at least 2, at most 5)" in sizing_text(late["sizing"], 2)
 
 
 def test_training_keeps_to_its_budget_when_the_machine_slows_and_a_resumed_run_keeps_the_steps(run, recipe, tmp_path,

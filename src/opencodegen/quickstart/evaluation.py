@@ -69,18 +69,21 @@ def humaneval(checkpoint: Path, out: Path, budget: Budget, deadline: float | Non
                          params=SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, temperature=0.0, seed=0),
                          ks=[1], limit=budget.humaneval_tasks, workers=budget.workers)
     t = budget.humaneval_temperature
-    n = budget.humaneval_n
+    n, sizing = budget.humaneval_n, None
     if n is None:  # as many as fit: the rate of a pilot of the sampled pass itself (sampling and judging) sizes n
         started = time.perf_counter()
         pilot = sampled_pass(model, tok, out / "pilot", budget, budget.humaneval_n_min,
                              limit=min(PILOT_TASKS, greedy["tasks_scored"]))
-        n = budget.humaneval_samples((time.perf_counter() - started) / pilot["samples"], greedy["tasks_scored"],
-                                     None if deadline is None else deadline - time.monotonic())
+        rate = (time.perf_counter() - started) / pilot["samples"]
+        left = None if deadline is None else deadline - time.monotonic()
+        n = budget.humaneval_samples(rate, greedy["tasks_scored"], left)
+        sizing = {"seconds_per_program": rate, "seconds_left": left, "least": budget.humaneval_n_min,
+                  "most": budget.humaneval_n_max}
     sampled = sampled_pass(model, tok, out / "sampled", budget, n)
     solved = sorted({task for s in (greedy, sampled) for task, v in s["per_task"].items() if v["correct"]},
                     key=lambda task: int(task.rsplit("/", 1)[1]))
     return {"greedy_pass@1": greedy["pass_at_k"]["pass@1"], "pass_at_k": sampled["pass_at_k"],
-            "temperature": t, "n": n, "tasks": sampled["tasks_scored"], "solved": solved,
+            "temperature": t, "n": n, "sizing": sizing, "tasks": sampled["tasks_scored"], "solved": solved,
             "reached": reached(sampled["pass_at_k"]), "programs": greedy["samples"] + sampled["samples"],
             "statuses": sampled["statuses"], "greedy_statuses": greedy["statuses"],
             "completions": {"greedy": greedy["completions"], "sampled": sampled["completions"]},

@@ -59,6 +59,16 @@ def time_to_target_rows(t: dict) -> list[list[str]]:
             for row in t["rows"]]
 
 
+def sizing_text(sizing: dict | None, n: int) -> str:
+    """How n was chosen, when a pilot chose it (a sentence, or nothing)."""
+    if not sizing:
+        return ""
+    left = sizing["seconds_left"]
+    goal = "" if left is None else f", within the {max(left, 0):.0f} s the run's time goal left"
+    return (f"n = {n} is what fitted at the {1000 * sizing['seconds_per_program']:.1f} ms a program that a pilot "
+            f"measured{goal} (at least {sizing['least']}, at most {sizing['most']}). ")
+
+
 def humaneval_comparison(r: dict[str, Any]) -> list[list[str]]:
     he, m = r["humaneval"], r["model"]
     ours = [f"this run (greedy pass@1 {_pct(he['greedy_pass@1'])})", f"{m['params'] / 1e6:.1f}M"]
@@ -183,7 +193,8 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
     b.append(("h2", "HumanEval"))
     b.append(("p", f"As the Codex and CodeGen papers measure it: {he['tasks']} tasks, greedy pass@1, and pass@k "
                    f"from {he['n']} samples per task at temperature {he['temperature']}, top-p 0.95, with the unbiased "
-                   f"estimator (the papers draw 200). {he['programs']} programs ran in the sandbox "
+                   f"estimator (the papers draw 200). {sizing_text(he.get('sizing'), he['n'])}"
+                   f"{he['programs']} programs ran in the sandbox "
                    f"({', '.join(f'{k} {v}' for k, v in he['statuses'].items())} among the samples)."))
     b.append(("table", (["model", "parameters", "pass@1", "pass@10", "pass@100", "source"],
                         humaneval_comparison(r))))
