@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import textwrap
 import time
@@ -315,8 +314,7 @@ def main() -> None:
         "baseline": f"transformers {transformers.__version__} {type(theirs32).__name__}.generate",
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpu_native_bf16": cpu_has_native_bf16(),
-        "machine": platform.processor() or platform.machine(),
-        "cpu_flags": host.matmul_flags(), "host": host.one_line(),
+        "host": host.describe(),
         "load_average_1min_before_after": [load_before, round(os.getloadavg()[0], 2)],
         "goal": "speedup >= 2 at batch 1",
         "note": "matvec_floor_tok_s: tokens/s if a step cost nothing but streaming the weight matrices through "

@@ -21,7 +21,6 @@ import fcntl
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import time
 from pathlib import Path
@@ -98,9 +97,7 @@ def main() -> None:
                             capture_output=True, text=True).stdout.strip() or None
     result = {"run_id": f"{time.time():.0f}-{os.getpid()}",
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
-              "host": {"machine": platform.machine(), "cores": os.cpu_count(), "cpu_flags": host.matmul_flags(),
-                       "cpu": host.cpu_name(),
-                       "torch_threads": torch.get_num_threads()},
+              "host": {**host.describe(), "torch_threads": torch.get_num_threads()},
               "run_dir": str(args.run_dir), "limit": args.limit, "seed": args.seed,
               "max_new_tokens": args.max_new_tokens, "cross_file_shares": shares, "build_tasks": build, "models": {}}
     if args.note:

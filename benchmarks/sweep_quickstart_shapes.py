@@ -82,7 +82,6 @@ def main() -> None:
         earlier = json.loads(path.read_text())
         if earlier["minutes_per_shape"] == args.minutes:
             rows = [r for r in earlier["rows"] if r["shape"] not in {f"{n}x{w}" for n, w in shapes}]
-    flags = Path("/proc/cpuinfo").read_text()
     for n_layer, n_embd in shapes:
         load = os.getloadavg()[0]
         row = run_shape(args.run_dir, args.config, n_layer, n_embd, args.minutes, args.files)
@@ -93,8 +92,7 @@ def main() -> None:
         best = min(rows, key=lambda r: r["bits_per_byte"])
         # written after every shape: an interrupted sweep keeps what it measured
         write_json(path, {"benchmark": "quickstart shapes at equal pretraining time: held-out bits per byte",
-                          "host": {"cpu": host.cpu_name(), "cores": host.cores(),
-                                   "bf16": [f for f in ("avx512_bf16", "amx_bf16") if f in flags]},
+                          "host": host.describe(),
                           "minutes_per_shape": args.minutes, "rows": rows, "best": best["shape"],
                           "tokens_per_param_of_best": best["tokens_per_param"]})
     plot(rows, out / "quickstart_shapes.png")

@@ -30,8 +30,9 @@ def cpu_name() -> str:
     return _field("model name") or platform.processor() or platform.machine()
 
 
-def cpu_flags() -> set[str]:
-    return set(_field("flags").split())
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    return frozenset(_field("flags").split())
 
 
 def matmul_flags() -> list[str]:

@@ -103,6 +103,7 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
     recipe = copy.deepcopy(recipe)
     recipe.run.autocast = resolve_autocast(recipe.run.autocast, recipe.run.device)
     start = contention.snapshot()
+
     def timed(r: Recipe, i: int, probe_steps: int = PROBE_STEPS) -> float:
         return seconds_per_step(r, i, probe_steps) * calibration
 
