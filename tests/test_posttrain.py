@@ -164,6 +164,23 @@ def test_group_relative_advantages():
     assert advantages([1, 0, 0.5], "expert_iteration", scale=True) == [1, 0, 0]
 
 
+def _rl_recipe_with_solutions(root: Path, solutions: list[str], max_new_tokens: int) -> dict:
+    rows = [{**exercise(f"f{k}", 1), "solution": sol} for k, sol in enumerate(solutions)]
+    data = write_exercises(root / "varied" / "exercises.jsonl", rows)
+    return toy_recipe(root, [{"name": "rl", "kind": "rl", "steps": 2, "data": {str(data): 1.0},
+                              "rl": {"max_new_tokens": max_new_tokens}}])
+
+
+def test_a_sampling_stage_expects_completions_as_long_as_its_reference_answers(tmp_path):
+    """Each toy line is one token: solutions of 1, 2 and 4 lines take 2, 3 and 5 tokens with the end token (mean
+    10/3, rounded to 3); max_new_tokens bounds it."""
+    from opencodegen.train.rl import RL
+    solutions = ["    return 1\n", "    return 1\n    return 2\n", "    return 0\n" * 4]
+    for limit, expected in ((128, 3), (2, 2)):
+        recipe = recipe_from_dict(_rl_recipe_with_solutions(tmp_path / str(limit), solutions, limit))
+        assert RL(recipe, 0, 1, 16, None).expected_completion_tokens() == expected
+
+
 def _metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 

@@ -241,6 +241,30 @@ def test_probe_step_time_is_the_median_of_the_timed_steps(run, recipe, monkeypat
     assert train_plan.seconds_per_step(r, 0) == r.stage_batch(0).batch_tokens / 1000.0
 
 
+def test_a_sampling_stage_is_probed_at_the_length_its_trained_policy_writes(tmp_path, monkeypatch):
+    """An untrained model's samples run to max_new_tokens; the probe generates as many tokens as the stage's reference
+    answers take (here 2: one line and the end), so a probe does not time RL at 64 tokens a sample when the policy
+    that runs it writes 2, and the time goes to the other stages."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from posttrain_fixtures import toy_recipe
+
+    from opencodegen.quickstart import train_plan
+    from opencodegen.train import recipe_from_dict
+    r = recipe_from_dict(toy_recipe(tmp_path, [{"name": "rl", "kind": "rl", "steps": 5, "rl": {"max_new_tokens": 64}}]))
+    probed = []
+
+    def fake_train(probe, out, progress):
+        probed.append(probe.stages[0].rl.max_new_tokens)
+        (Path(out) / "metrics.jsonl").write_text("".join(json.dumps({"step": i + 1, "seconds": 1.0}) + "\n"
+                                                         for i in range(train_plan.SAMPLING_PROBE_STEPS)))
+
+    monkeypatch.setattr(train_plan, "train", fake_train)
+    train_plan.seconds_per_step(r, 0)
+    assert probed == [2]
+    assert r.stages[0].rl.max_new_tokens == 64  # the recipe itself is untouched
+
+
 def test_fresh_refuses_a_directory_it_did_not_make(recipe, tmp_path):
     (tmp_path / "notes.txt").write_text("precious")
     with pytest.raises(UserError, match="not a run directory of ours"):

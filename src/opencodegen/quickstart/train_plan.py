@@ -18,6 +18,7 @@ from pathlib import Path
 from ..progress import log
 from ..train import train
 from ..train.loop import model_config
+from ..train.objectives import KIND_OBJECTIVES
 from ..train.precision import resolve_autocast
 from ..train.recipe import Recipe
 from ..train.sft import SFT
@@ -37,13 +38,19 @@ POST_TRAINING_CHECKPOINTS = 3
 
 def seconds_per_step(recipe: Recipe, stage: int, probe_steps: int = PROBE_STEPS) -> float:
     """Wall seconds of one optimiser step of `stage` (its batch, context and data), measured by training a copy of
-    the recipe for a few steps in a scratch directory (from the recipe's initialisation: a sampling stage's probe
-    generates from untrained weights, which rarely stop early, so its estimate errs long)."""
+    the recipe for a few steps in a scratch directory, from the recipe's initialisation. A sampling stage's probe
+    generates from untrained weights, which rarely stop before max_new_tokens, while the fine-tuned policy that
+    will run the stage writes about as much as its data's reference answers: the probe generates that many tokens
+    (before this, probes timed the quickstart's RL steps at 2.4-2.8 times what training then took)."""
     s = recipe.stages[stage]
     sampling = s.kind in ("rl", "dpo")
     probe = copy.deepcopy(recipe)
     probe.stages = [copy.deepcopy(s)]
     probe.stages[0].steps, probe.stages[0].tokens = SAMPLING_PROBE_STEPS if sampling else probe_steps, None
+    if sampling:
+        options = getattr(probe.stages[0], s.kind)
+        vocab = model_config(recipe).vocab_size
+        options.max_new_tokens = KIND_OBJECTIVES[s.kind](recipe, stage, 1, vocab, None).expected_completion_tokens()
     probe.stages[0].optim = {**probe.stages[0].optim, "warmup_steps": 1}
     b = recipe.stage_batch(stage)
     accumulation = 1
