@@ -6,7 +6,8 @@ samples at T=0.8 top-p 0.95, the problems solved) beside the published small mod
 and FIM, and the time to target (the first checkpoint that reaches each published row).
 
     .venv/bin/python benchmarks/bench_quickstart.py [--run-dir runs/quickstart] [--fresh] [--minutes 12]
-    .venv/bin/python benchmarks/bench_quickstart.py --run-dir runs/speedrun --minutes 60 --out quickstart_speedrun.json
+    .venv/bin/python benchmarks/bench_quickstart.py --run-dir runs/speedrun --minutes 60 --papers-protocol \
+        --out quickstart_speedrun.json
 
 A run directory whose stages are all finished is only read: a rerun of this script re-records an earlier run.
 """
@@ -18,6 +19,7 @@ import json
 from pathlib import Path
 
 from opencodegen.eval.report import write_json
+from opencodegen.commands.quickstart import papers_temperatures
 from opencodegen.quickstart.budget import Budget
 from opencodegen.quickstart.pipeline import run_quickstart
 from opencodegen.quickstart.published import HUMANEVAL_SMALL_MODELS
@@ -48,7 +50,7 @@ def record(r: dict) -> dict:
                           "moonshot": MOONSHOT_BPB, "beats_moonshot": bpb["model"] < MOONSHOT_BPB},
         "train": r["train"],
         "humaneval": {k: r["humaneval"].get(k) for k in ("greedy_pass@1", "pass_at_k", "temperature", "n", "tasks",
-                                                          "solved", "reached", "completions")},
+                                                          "solved", "reached", "papers_protocol", "completions")},
         "time_to_target": r.get("time_to_target"),
         "published": [dict(zip(("model", "params", "pass@1", "pass@10", "pass@100", "source"), row))
                       for row in HUMANEVAL_SMALL_MODELS],
@@ -68,9 +70,12 @@ def main() -> None:
     ap.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "quickstart")
     ap.add_argument("--fresh", action="store_true")
     ap.add_argument("--minutes", type=float, default=Budget().train_minutes)
+    ap.add_argument("--papers-protocol", action="store_true",
+                    help="also sample at T 0.2 and 0.6 and record each k's best temperature (as the papers report)")
     ap.add_argument("--out", default="quickstart.json", help="file name under benchmarks/results/")
     args = ap.parse_args()
-    results = run_quickstart(args.run_dir, Budget(train_minutes=args.minutes), fresh=args.fresh)
+    budget = Budget(train_minutes=args.minutes, humaneval_other_temperatures=papers_temperatures(args.papers_protocol))
+    results = run_quickstart(args.run_dir, budget, fresh=args.fresh)
     out = ROOT / "benchmarks" / "results" / args.out
     rec = record(results)
     write_json(out, rec)

@@ -19,15 +19,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where everything goes (default: runs/quickstart)")
     parser.add_argument("--fresh", action="store_true", help="delete the run directory's earlier results first")
     parser.add_argument("--minutes", type=float, default=Budget().train_minutes,
-                        help="training time for all the stages together, in minutes (default 11; fixed when a "
-                             "run starts: a resumed run keeps its plan). 0 trains the recipe's steps as written")
+                        help=f"training time for all the stages together, in minutes (default "
+                             f"{Budget().train_minutes:g}; fixed when a run starts: a resumed run keeps its plan). 0 "
+                             "trains the recipe's steps as written")
     parser.add_argument("--config", type=Path, default=None,
                         help="training recipe (default: configs/quickstart.yaml of the source tree)")
     parser.add_argument("--humaneval-n", type=int, default=None,
                         help="HumanEval samples per task at temperature 0.8, besides one greedy (default: as many "
                              "as fit in 25 s per training minute at the rate a pilot measured, and in what the "
                              "run's time goal of training minutes + 7 leaves, 20 to 100)")
+    parser.add_argument("--papers-protocol", action="store_true",
+                        help="also sample HumanEval at temperatures 0.2 and 0.6 (same n) and report each k's best "
+                             "temperature, as the Codex and CodeGen papers do (each temperature adds a sampled pass)")
     parser.add_argument("--workers", type=int, default=None, help="processes for corpus building and the sandbox")
+
+
+def papers_temperatures(papers_protocol: bool) -> tuple[float, ...]:
+    """The temperatures the papers also sample at, besides the budget's own (0.8)."""
+    from ..quickstart.published import PAPERS_TEMPERATURES
+    return tuple(t for t in PAPERS_TEMPERATURES if t != Budget().humaneval_temperature) if papers_protocol else ()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--minutes must be >= 0, not {args.minutes}")
     if args.humaneval_n is not None and args.humaneval_n < 1:
         raise UserError(f"--humaneval-n must be >= 1, not {args.humaneval_n}")
-    budget = Budget(train_minutes=args.minutes or None, humaneval_n=args.humaneval_n)
+    budget = Budget(train_minutes=args.minutes or None, humaneval_n=args.humaneval_n,
+                    humaneval_other_temperatures=papers_temperatures(args.papers_protocol))
     if args.workers is not None:
         if args.workers < 1:
             raise UserError(f"--workers must be >= 1, not {args.workers}")

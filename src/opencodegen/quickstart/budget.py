@@ -60,6 +60,9 @@ class Budget:
     # runs took 16.3 minutes (an AMX host, n = 100) and 18.7 (an AVX512 host without AMX, n = 95) before this goal.
     outside_training_minutes: float = 7.0
     humaneval_temperature: float = 0.8  # with top-p 0.95, as the Codex and CodeGen papers sample for pass@k
+    # More sampled passes at these temperatures (same n), for the papers' protocol: they report each k's best
+    # temperature of 0.2/0.6/0.8 (`--papers-protocol` sets 0.2 and 0.6). Each costs as much time as the first pass.
+    humaneval_other_temperatures: tuple[float, ...] = ()
     humaneval_max_new_tokens: int = 128
     mtpb_problems: int | None = None  # None = all of the shipped problems
     # Samples per problem and test case (pass rate = passes / (samples x cases)). At this scale a model passes about
@@ -91,7 +94,8 @@ class Budget:
         seconds = self.humaneval_seconds or max(120.0, 25.0 * (self.train_minutes or 0))
         if seconds_left is not None:
             seconds = min(seconds, seconds_left)
-        fit = int(seconds / max(seconds_per_program * tasks, 1e-9))
+        passes = 1 + len(self.humaneval_other_temperatures)  # every sampled pass draws n per task
+        fit = int(seconds / max(seconds_per_program * tasks * passes, 1e-9))
         return max(self.humaneval_n_min, min(self.humaneval_n_max, fit))
 
     def synthetic_exercises(self) -> int:

@@ -22,7 +22,7 @@ from ..sampling import HUMANEVAL_STOP, SamplingParams
 from ..serve.synth import ProgramRunner, SynthSession, SynthSettings, model_complete
 from . import targets
 from .budget import Budget
-from .published import reached
+from .published import best_of_temperatures, reached
 
 # Prompts for the report's samples: everyday Python a model trained on the standard library has seen the like of.
 SAMPLE_PROMPTS = (
@@ -80,21 +80,36 @@ def humaneval(checkpoint: Path, out: Path, budget: Budget, deadline: float | Non
         sizing = {"seconds_per_program": rate, "seconds_left": left, "least": budget.humaneval_n_min,
                   "most": budget.humaneval_n_max}
     sampled = sampled_pass(model, tok, out / "sampled", budget, n)
+    others = {other: sampled_pass(model, tok, out / f"sampled-t{other:g}", budget, n, temperature=other)
+              for other in budget.humaneval_other_temperatures if other != t}
     solved = sorted({task for s in (greedy, sampled) for task, v in s["per_task"].items() if v["correct"]},
                     key=lambda task: int(task.rsplit("/", 1)[1]))
+    papers = None
+    if others:  # the papers' protocol: each k's best temperature
+        by_t = {t: sampled, **others}
+        best = best_of_temperatures({temp: s["pass_at_k"] for temp, s in by_t.items()})
+        papers = {"by_temperature": {f"{temp:g}": {"pass_at_k": s["pass_at_k"], "solved": _solved(s)}
+                                     for temp, s in sorted(by_t.items())},
+                  "best": best, "reached": reached({k: v["value"] for k, v in best.items()})}
     return {"greedy_pass@1": greedy["pass_at_k"]["pass@1"], "pass_at_k": sampled["pass_at_k"],
             "temperature": t, "n": n, "sizing": sizing, "tasks": sampled["tasks_scored"], "solved": solved,
-            "reached": reached(sampled["pass_at_k"]), "programs": greedy["samples"] + sampled["samples"],
+            "reached": reached(sampled["pass_at_k"]), "papers_protocol": papers,
+            "programs": greedy["samples"] + sampled["samples"] + sum(s["samples"] for s in others.values()),
             "statuses": sampled["statuses"], "greedy_statuses": greedy["statuses"],
             "completions": {"greedy": greedy["completions"], "sampled": sampled["completions"]},
             "png": str(out / "sampled" / "pass_at_k.png")}
 
 
-def sampled_pass(model, tok, out: Path, budget: Budget, n: int, limit: int | None = None) -> dict:
-    """pass@k for every k that n allows, from n samples per task at the papers' temperature and top-p 0.95, on the
-    first `limit` tasks (default: the budget's)."""
-    params = SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, seed=0,
-                            temperature=budget.humaneval_temperature, top_p=0.95)
+def _solved(s: dict) -> int:
+    return sum(v["correct"] for v in s["per_task"].values())
+
+
+def sampled_pass(model, tok, out: Path, budget: Budget, n: int, limit: int | None = None,
+                 temperature: float | None = None) -> dict:
+    """pass@k for every k that n allows, from n samples per task at `temperature` (default: the budget's) and top-p
+    0.95, on the first `limit` tasks (default: the budget's)."""
+    params = SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, seed=0, top_p=0.95,
+                            temperature=budget.humaneval_temperature if temperature is None else temperature)
     return he.evaluate(out, model=model, tokenizer=tok, n=n, params=params, ks=[k for k in (1, 10, 100) if k <= n],
                        limit=limit or budget.humaneval_tasks, workers=budget.workers)
 
