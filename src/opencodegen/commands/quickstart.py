@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--humaneval-n", type=int, default=None,
                         help="HumanEval samples per task at temperature 0.8, besides one greedy (default: as many "
                              "as fit in 25 s per training minute at the rate a pilot measured, and in what the "
-                             "run's time goal of 5/3 of the training minutes leaves, 20 to 100)")
+                             "run's time goal (training minutes + 8, or + two thirds of them) leaves, 20 to 100)")
     parser.add_argument("--papers-protocol", action="store_true",
                         help="also sample HumanEval at temperatures 0.2 and 0.6 (same n) and report each k's best "
                              "temperature, as the Codex and CodeGen papers do (each temperature adds a sampled pass)")
