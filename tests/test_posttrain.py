@@ -179,6 +179,13 @@ def test_a_sampling_stage_expects_completions_as_long_as_its_reference_answers(t
     for limit, expected in ((128, 3), (2, 2)):
         recipe = recipe_from_dict(_rl_recipe_with_solutions(tmp_path / str(limit), solutions, limit))
         assert RL(recipe, 0, 1, 16, None).expected_completion_tokens() == expected
+    # a row without tests is trained on, never sampled: its answer does not count
+    untested = {**exercise("u", 1), "solution": "    return 0\n" * 9, "tests": ""}
+    data = write_exercises(tmp_path / "mixed" / "exercises.jsonl",
+                           [{**exercise(f"f{k}", 1), "solution": sol} for k, sol in enumerate(solutions)] + [untested])
+    recipe = recipe_from_dict(toy_recipe(tmp_path / "mixed", [{"name": "rl", "kind": "rl", "steps": 2,
+                                                              "data": {str(data): 1.0}}]))
+    assert RL(recipe, 0, 1, 16, None).expected_completion_tokens() == 3
 
 
 def _metrics(run: Path) -> list[dict]:

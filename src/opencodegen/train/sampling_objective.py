@@ -31,12 +31,13 @@ class SamplingObjective(Objective):
         return [e for e in examples if fits(self.tokenizer, e, model.config.block_size, self.options)]
 
     def expected_completion_tokens(self) -> int:
-        """How many tokens a trained policy's completion takes on average: the rows' reference answers (an exercise's
-        solution, a pair's chosen side) plus the end token, at most options.max_new_tokens. A policy fine-tuned on
-        such rows writes about as much (the quickstart's 60-minute run: a mean of 32.6 completion tokens a sample in
-        RL against 31.0 for its exercises' solutions); the step planner times a sampling step at this length, since
-        an untrained model rarely stops before the limit."""
-        answers = [e.completion if e.completion is not None else e.chosen for e in self.rows]
+        """How many tokens a trained policy's completion takes on average: the reference answers of the rows it
+        samples (the exercises with tests; else every row: a pair's chosen side) plus the end token, at most
+        options.max_new_tokens. A policy fine-tuned on such rows writes about as much (the quickstart's 60-minute
+        run: a mean of 32.6 completion tokens a sample in RL against 31.0 for its exercises' solutions); the step
+        planner times a sampling step at this length, since an untrained model rarely stops before the limit."""
+        sampled = [e for e in self.rows if e.judgeable] or self.rows
+        answers = [e.completion if e.completion is not None else e.chosen for e in sampled]
         lengths = [len(self.tokenizer.encode(a)) + 1 for a in answers if a]
         if not lengths:
             return self.options.max_new_tokens
