@@ -22,7 +22,7 @@ from ..sampling import HUMANEVAL_STOP, SamplingParams
 from ..serve.synth import ProgramRunner, SynthSession, SynthSettings, model_complete
 from . import targets
 from .budget import Budget
-from .published import best_of_temperatures, reached
+from .published import reached
 
 # Prompts for the report's samples: everyday Python a model trained on the standard library has seen the like of.
 SAMPLE_PROMPTS = (
@@ -79,39 +79,35 @@ def humaneval(checkpoint: Path, out: Path, budget: Budget, deadline: float | Non
         n = budget.humaneval_samples(rate, greedy["tasks_scored"], left)
         sizing = {"seconds_per_program": rate, "seconds_left": left, "least": budget.humaneval_n_min,
                   "most": budget.humaneval_n_max}
-    sampled = sampled_pass(model, tok, out / "sampled", budget, n)
-    others = {other: sampled_pass(model, tok, out / f"sampled-t{other:g}", budget, n, temperature=other)
-              for other in budget.humaneval_other_temperatures if other != t}
+    # one pass per temperature in one call: the budget's first, then the papers' others (their best per k is kept)
+    temperatures = [t] + [o for o in budget.humaneval_other_temperatures if o != t]
+    sampled = sampled_pass(model, tok, out / "sampled", budget, n, temperatures=temperatures)
+    pass_at_k, papers = sampled["pass_at_k"], None
+    if "by_run" in sampled:  # the papers' protocol: each k's best temperature, beside the budget's own
+        pass_at_k = sampled["by_run"][f"t={t}"]["pass_at_k"]
+        best = {k: {"value": v, "temperature": sampled["best_temperature"][k]} for k, v in sampled["pass_at_k"].items()}
+        papers = {"by_temperature": {label[2:]: {"pass_at_k": v["pass_at_k"]} for label, v in sampled["by_run"].items()},
+                  "best": best, "reached": reached(sampled["pass_at_k"])}
+    # per_task is the first run's: the budget's temperature
     solved = sorted({task for s in (greedy, sampled) for task, v in s["per_task"].items() if v["correct"]},
                     key=lambda task: int(task.rsplit("/", 1)[1]))
-    papers = None
-    if others:  # the papers' protocol: each k's best temperature
-        by_t = {t: sampled, **others}
-        best = best_of_temperatures({temp: s["pass_at_k"] for temp, s in by_t.items()})
-        papers = {"by_temperature": {f"{temp:g}": {"pass_at_k": s["pass_at_k"], "solved": _solved(s)}
-                                     for temp, s in sorted(by_t.items())},
-                  "best": best, "reached": reached({k: v["value"] for k, v in best.items()})}
-    return {"greedy_pass@1": greedy["pass_at_k"]["pass@1"], "pass_at_k": sampled["pass_at_k"],
+    return {"greedy_pass@1": greedy["pass_at_k"]["pass@1"], "pass_at_k": pass_at_k,
             "temperature": t, "n": n, "sizing": sizing, "tasks": sampled["tasks_scored"], "solved": solved,
-            "reached": reached(sampled["pass_at_k"]), "papers_protocol": papers,
-            "programs": greedy["samples"] + sampled["samples"] + sum(s["samples"] for s in others.values()),
+            "reached": reached(pass_at_k), "papers_protocol": papers,
+            "programs": greedy["samples"] + sampled["samples"],
             "statuses": sampled["statuses"], "greedy_statuses": greedy["statuses"],
             "completions": {"greedy": greedy["completions"], "sampled": sampled["completions"]},
             "png": str(out / "sampled" / "pass_at_k.png")}
 
 
-def _solved(s: dict) -> int:
-    return sum(v["correct"] for v in s["per_task"].values())
-
-
 def sampled_pass(model, tok, out: Path, budget: Budget, n: int, limit: int | None = None,
-                 temperature: float | None = None) -> dict:
-    """pass@k for every k that n allows, from n samples per task at `temperature` (default: the budget's) and top-p
-    0.95, on the first `limit` tasks (default: the budget's)."""
-    params = SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, seed=0, top_p=0.95,
-                            temperature=budget.humaneval_temperature if temperature is None else temperature)
+                 temperatures: list[float] | None = None) -> dict:
+    """pass@k for every k that n allows, from n samples per task at the budget's temperature (or at each of
+    `temperatures`, then with the best per k) and top-p 0.95, on the first `limit` tasks (default: the budget's)."""
+    params = SamplingParams(max_new_tokens=budget.humaneval_max_new_tokens, seed=0,
+                            temperature=budget.humaneval_temperature, top_p=0.95)
     return he.evaluate(out, model=model, tokenizer=tok, n=n, params=params, ks=[k for k in (1, 10, 100) if k <= n],
-                       limit=limit or budget.humaneval_tasks, workers=budget.workers)
+                       limit=limit or budget.humaneval_tasks, workers=budget.workers, temperatures=temperatures)
 
 
 def time_to_target(run_dir: Path, recipe, final: dict, out: Path, budget: Budget) -> dict:

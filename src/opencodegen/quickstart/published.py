@@ -24,17 +24,7 @@ def reached(pass_at_k: dict[str, float]) -> list[str]:
     return out
 
 
+
 # The papers sample at each of these and report, for each k, the best temperature's pass@k (Chen et al. 2021, 3.1;
-# Nijkamp et al. 2022 follow it).
+# Nijkamp et al. 2022 follow it): eval.humaneval.evaluate(temperatures=...) does the same.
 PAPERS_TEMPERATURES = (0.2, 0.6, 0.8)
-
-
-def best_of_temperatures(by_temperature: dict[float, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """{"pass@k": {"value", "temperature"}}: for each k, the highest pass@k over the temperatures sampled (the first
-    temperature given wins a tie); only k's that every temperature has."""
-    ks = set.intersection(*(set(p) for p in by_temperature.values())) if by_temperature else set()
-    out = {}
-    for k in sorted(ks, key=lambda key: int(key.split("@")[1])):
-        t = max(by_temperature, key=lambda temp: by_temperature[temp][k])
-        out[k] = {"value": by_temperature[t][k], "temperature": t}
-    return out

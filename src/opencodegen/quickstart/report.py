@@ -42,7 +42,7 @@ def headline_rows(r: dict[str, Any]) -> list[list[str]]:
     rows += [[f"HumanEval {k} (n={he['n']}, T={he['temperature']})", _pct(v)] for k, v in he["pass_at_k"].items()]
     papers = he.get("papers_protocol")
     if papers:
-        rows += [[f"HumanEval {k}, best temperature of {'/'.join(papers['by_temperature'])} (the papers' protocol)",
+        rows += [[f"HumanEval {k}, best temperature of {'/'.join(sorted(papers['by_temperature']))} (the papers' protocol)",
                   f"{_pct(v['value'])} (T={v['temperature']:g})"] for k, v in papers["best"].items()]
     rows += [["HumanEval problems solved by any sample", f"{len(he['solved'])} of {he['tasks']}"]]
     for row in (r.get("time_to_target") or {}).get("rows", []):
@@ -82,7 +82,7 @@ def humaneval_comparison(r: dict[str, Any]) -> list[list[str]]:
         best = papers["best"]
         ours = [ours, ["this run, each k's best temperature", ours[1]]
                 + [_pct(best[f"pass@{k}"]["value"]) if f"pass@{k}" in best else "–" for k in (1, 10, 100)]
-                + [f"measured here, T {'/'.join(papers['by_temperature'])} as the papers sample"]]
+                + [f"measured here, T {'/'.join(sorted(papers['by_temperature']))} as the papers sample"]]
     else:
         ours = [ours]
     return ours + [[name, f"{params / 1e6:.0f}M", f"{p1:.2f}%", f"{p10:.2f}%", f"{p100:.2f}%", src]
@@ -218,9 +218,9 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
         b.append(("p", f"The papers' protocol: {he['n']} samples a task at each temperature, and for each k the best "
                        "temperature's pass@k. Rows reached that way: "
                        + (", ".join(papers["reached"]) if papers["reached"] else "none") + "."))
-        b.append(("table", (["temperature"] + ks + ["problems solved"],
-                            [[t] + [_pct(v["pass_at_k"].get(k)) for k in ks] + [str(v["solved"])]
-                             for t, v in papers["by_temperature"].items()])))
+        b.append(("table", (["temperature"] + ks,
+                            [[t] + [_pct(v["pass_at_k"].get(k)) for k in ks]
+                             for t, v in sorted(papers["by_temperature"].items())])))
     for run, counts in he.get("completions", {}).items():
         b.append(("p", completion_counts_text(counts, f"{run} completions")))
     b.append(("img", he["png"]))
