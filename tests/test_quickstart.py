@@ -455,7 +455,6 @@ def test_a_first_stage_far_faster_than_planned_replans_and_starts_over_with_the_
 def test_a_replan_that_keeps_the_shape_goes_on_without_starting_over(run, recipe, tmp_path, monkeypatch):
     from opencodegen.quickstart import train_plan, train_schedule
     from opencodegen.quickstart.pipeline import load_quickstart_recipe
-    from opencodegen.quickstart.train_plan import OVERHEAD_SHARE
     base = load_quickstart_recipe(recipe, run[0], ["nl", "multi", "mono"])
     base.stages = base.stages[:3]
     plan = three_stage_plan("1x64", 0.1)  # 6 s
