@@ -24,7 +24,6 @@ def reached(pass_at_k: dict[str, float]) -> list[str]:
     return out
 
 
-
 # The papers sample at each of these and report, for each k, the best temperature's pass@k (Chen et al. 2021, 3.1;
 # Nijkamp et al. 2022 follow it): eval.humaneval.evaluate(temperatures=...) does the same.
 PAPERS_TEMPERATURES = (0.2, 0.6, 0.8)
