@@ -19,10 +19,9 @@ import json
 from pathlib import Path
 
 from opencodegen.eval.report import write_json
-from opencodegen.commands.quickstart import papers_temperatures
 from opencodegen.quickstart.budget import Budget
 from opencodegen.quickstart.pipeline import run_quickstart
-from opencodegen.quickstart.published import HUMANEVAL_SMALL_MODELS
+from opencodegen.quickstart.published import HUMANEVAL_SMALL_MODELS, PAPERS_TEMPERATURES
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_BPB = "below xz -9 on the concatenated held-out files"
@@ -74,7 +73,8 @@ def main() -> None:
                     help="also sample at T 0.2 and 0.6 and record each k's best temperature (as the papers report)")
     ap.add_argument("--out", default="quickstart.json", help="file name under benchmarks/results/")
     args = ap.parse_args()
-    budget = Budget(train_minutes=args.minutes, humaneval_other_temperatures=papers_temperatures(args.papers_protocol))
+    budget = Budget(train_minutes=args.minutes,
+                    humaneval_other_temperatures=PAPERS_TEMPERATURES if args.papers_protocol else ())
     results = run_quickstart(args.run_dir, budget, fresh=args.fresh)
     out = ROOT / "benchmarks" / "results" / args.out
     rec = record(results)

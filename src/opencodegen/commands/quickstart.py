@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..quickstart.budget import Budget
+from ..quickstart.published import PAPERS_TEMPERATURES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,12 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="processes for corpus building and the sandbox")
 
 
-def papers_temperatures(papers_protocol: bool) -> tuple[float, ...]:
-    """The temperatures the papers also sample at, besides the budget's own (0.8)."""
-    from ..quickstart.published import PAPERS_TEMPERATURES
-    return tuple(t for t in PAPERS_TEMPERATURES if t != Budget().humaneval_temperature) if papers_protocol else ()
-
-
 def run(args: argparse.Namespace) -> int:
     from ..progress import console
     from ..quickstart.pipeline import run_quickstart
@@ -50,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.humaneval_n is not None and args.humaneval_n < 1:
         raise UserError(f"--humaneval-n must be >= 1, not {args.humaneval_n}")
     budget = Budget(train_minutes=args.minutes or None, humaneval_n=args.humaneval_n,
-                    humaneval_other_temperatures=papers_temperatures(args.papers_protocol))
+                    humaneval_other_temperatures=PAPERS_TEMPERATURES if args.papers_protocol else ())
     if args.workers is not None:
         if args.workers < 1:
             raise UserError(f"--workers must be >= 1, not {args.workers}")

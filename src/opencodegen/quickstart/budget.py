@@ -65,7 +65,8 @@ class Budget:
     outside_training_minutes: float = 8.0
     humaneval_temperature: float = 0.8  # with top-p 0.95, as the Codex and CodeGen papers sample for pass@k
     # More sampled passes at these temperatures (same n), for the papers' protocol: they report each k's best
-    # temperature of 0.2/0.6/0.8 (`--papers-protocol` sets 0.2 and 0.6). Each costs as much time as the first pass.
+    # temperature of 0.2/0.6/0.8 (`--papers-protocol` sets them; the main one is not sampled twice). Each costs as
+    # much time as the first pass.
     humaneval_other_temperatures: tuple[float, ...] = ()
     humaneval_max_new_tokens: int = 128
     mtpb_problems: int | None = None  # None = all of the shipped problems
@@ -100,9 +101,13 @@ class Budget:
         seconds = self.humaneval_seconds or max(120.0, 25.0 * (self.train_minutes or 0))
         if seconds_left is not None:
             seconds = min(seconds, seconds_left)
-        passes = 1 + len(self.humaneval_other_temperatures)  # every sampled pass draws n per task
+        passes = len(self.humaneval_temperatures())  # every sampled pass draws n per task
         fit = int(seconds / max(seconds_per_program * tasks * passes, 1e-9))
         return max(self.humaneval_n_min, min(self.humaneval_n_max, fit))
+
+    def humaneval_temperatures(self) -> list[float]:
+        """The sampled passes' temperatures: the main one first, then the others, each once."""
+        return list(dict.fromkeys((self.humaneval_temperature, *self.humaneval_other_temperatures)))
 
     def synthetic_exercises(self) -> int:
         return max(self.exercises_synthetic, round(self.exercises_synthetic_per_minute * (self.train_minutes or 0)))

@@ -80,8 +80,7 @@ def humaneval(checkpoint: Path, out: Path, budget: Budget, deadline: float | Non
         sizing = {"seconds_per_program": rate, "seconds_left": left, "least": budget.humaneval_n_min,
                   "most": budget.humaneval_n_max}
     # one pass per temperature in one call: the budget's first, then the papers' others (their best per k is kept)
-    temperatures = [t] + [o for o in budget.humaneval_other_temperatures if o != t]
-    sampled = sampled_pass(model, tok, out / "sampled", budget, n, temperatures=temperatures)
+    sampled = sampled_pass(model, tok, out / "sampled", budget, n, temperatures=budget.humaneval_temperatures())
     pass_at_k, papers = sampled["pass_at_k"], None
     if "by_run" in sampled:  # the papers' protocol: each k's best temperature, beside the budget's own
         pass_at_k = sampled["by_run"][f"t={t}"]["pass_at_k"]
