@@ -49,15 +49,15 @@ def test_sigkill_anywhere_then_resume_is_bitwise_identical(tmp_path):
     data["stages"][1]["optim"] = {"name": "muon"}  # both optimizers' states go through the kill and the resume
     recipe = recipe_file(tmp_path / "r.yaml", data)
 
+    # The uninterrupted reference runs beside the killed run: each is one thread, and the two cores are otherwise idle.
     ref = tmp_path / "ref"
-    p = run_train(recipe, ref)
-    assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
-    expected = losses(ref)
-    assert [(s, n) for s, n, *_ in expected] == [("nl", i) for i in range(1, 8)] + [("mono", i) for i in range(1, 8)]
-
+    ref_process = run_train(recipe, ref)
     # Kill at several moments: inside stage 1 after its first checkpoint, and inside stage 2.
     run = tmp_path / "killed"
     kill_after(recipe, run, ("stage-0-nl/checkpoint-3", "stage-1-mono/checkpoint-3"))
+    assert ref_process.wait(timeout=300) == 0, ref_process.stderr.read().decode()[-2000:]
+    expected = losses(ref)
+    assert [(s, n) for s, n, *_ in expected] == [("nl", i) for i in range(1, 8)] + [("mono", i) for i in range(1, 8)]
     p = run_train(recipe, run)
     assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
     assert losses(run) == expected  # floats from JSON round-trip exactly: bitwise equality
@@ -75,12 +75,12 @@ def test_sigkill_inside_sft_and_rl_stages_then_resume_is_bitwise_identical(tmp_p
                       save_every=2, eval_every=2)
     recipe = recipe_file(tmp_path / "r.yaml", data)
     ref = tmp_path / "ref"
-    p = run_train(recipe, ref)
-    assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
-    expected = losses(ref)
-    assert [(s, n) for s, n, *_ in expected] == [("sft", i) for i in range(1, 6)] + [("rl", i) for i in range(1, 6)]
+    ref_process = run_train(recipe, ref)
     run = tmp_path / "killed"
     kill_after(recipe, run, ("stage-0-sft/checkpoint-2", "stage-1-rl/checkpoint-2"))
+    assert ref_process.wait(timeout=300) == 0, ref_process.stderr.read().decode()[-2000:]
+    expected = losses(ref)
+    assert [(s, n) for s, n, *_ in expected] == [("sft", i) for i in range(1, 6)] + [("rl", i) for i in range(1, 6)]
     p = run_train(recipe, run)
     assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
     assert losses(run) == expected
