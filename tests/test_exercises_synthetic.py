@@ -113,7 +113,8 @@ def test_generator_covers_the_skills():
     drafts = [synthetic.draft(rng) for _ in range(3000)]
     families = Counter(d.recipe.split("/")[0] for d in drafts)
     assert set(families) == {"int_list", "int_list_shape", "two_lists", "str", "str_whole", "words", "int", "branch",
-                             "dict", "sort", "digits", "range", "list_param", "parse", "grid"}
+                             "dict", "sort", "digits", "range", "list_param", "parse", "grid", "arith", "str_ops",
+                             "words_param"}
     assert len({(d.recipe, d.solution()) for d in drafts}) > 1500  # many distinct programs, not a few templates
     code = "".join(d.solution() for d in drafts)
     for construct in (" for ", " if ", "while ", "sorted(", "sum(", "max(", "min(", "len(", ".join(", "{", "%"):

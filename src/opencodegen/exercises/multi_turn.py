@@ -19,7 +19,8 @@ from typing import Callable, Iterator
 
 from ..prompt_format import SYNTH_PREAMBLE, synth_history, turn_prompt
 from .records import Exercise
-from .synthetic import _WORD_FILTERS, DOMAINS, NAMES, WORDS, _int_filters, _int_maps
+from .synthetic import _WORD_FILTERS, _int_filters, _int_maps
+from .synthetic_base import DOMAINS, NAMES, WORDS
 
 SOURCE = "multi_turn"
 

@@ -13,144 +13,12 @@ the builder keeps only the first (deduplication by behaviour, not by text)."""
 
 from __future__ import annotations
 
-import builtins
-import keyword
 import random
-from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+from .synthetic_base import N_PROBES, Draft, Param, pick_name, probe_and_extra_inputs, rephrase
+from .synthetic_params import int_arithmetic, string_ops, words_with_parameter
 from .validate import Candidate
-
-WORDS = ("apple", "banana", "cherry", "dog", "egg", "fig", "grape", "house", "ice", "jam", "kiwi", "lemon", "moon",
-         "night", "orange", "pear", "queen", "river", "sun", "tree", "umbrella", "violet", "water", "xray", "yellow",
-         "zebra", "level", "noon", "radar", "a", "an", "the", "code", "python", "data", "list", "Hello", "World",
-         "Alice", "Bob")
-LETTERS = "abcdefghijklmnopqrstuvwxyz"
-
-
-@dataclass
-class Param:
-    name: str
-    annotation: str
-    domain: str
-
-
-@dataclass
-class Draft:
-    """A program before execution: code and English, no values yet."""
-    name: str
-    params: list[Param]
-    returns: str
-    body: list[str]  # lines, indented relative to the function body
-    doc: str  # the docstring's sentence(s), without examples
-    recipe: str  # the generator's recipe, for meta
-    imports: list[str] = field(default_factory=list)
-
-    def signature(self) -> str:
-        args = ", ".join(f"{p.name}: {p.annotation}" for p in self.params)
-        return f"def {self.name}({args}) -> {self.returns}:"
-
-    def solution(self) -> str:
-        return "".join(f"    {line}\n" for line in self.body)
-
-    def source(self) -> str:
-        """The whole function without docstring: what runs to compute expected values."""
-        head = "".join(f"{imp}\n" for imp in self.imports)
-        return f"{head}{self.signature()}\n{self.solution()}"
-
-
-# ---------------------------------------------------------------------------------------------------- names
-# Parameter names come from wide pools, so that a model trained on these exercises must read the signature to know
-# what a function's inputs are called (a narrow pool teaches it to write `nums` whatever the prompt says). No pool
-# holds a name that a recipe's body uses for its own locals (x, y, i, k, c, ch, w, d, p, result, total, counts, ...).
-NAMES = {
-    "int_list": ("nums", "numbers", "values", "lst", "arr", "xs", "data", "l", "items", "scores", "ages", "prices",
-                 "readings", "marks", "votes", "heights", "weights", "sizes", "seq", "array", "vals", "elements",
-                 "entries", "temperatures", "steps", "amounts"),
-    "text": ("s", "text", "string", "word", "line", "message", "phrase", "name", "label", "title", "txt", "st",
-             "input_str", "msg", "sentence", "code", "string_value"),
-    "sentence": ("sentence", "text", "line", "phrase", "message", "txt", "paragraph", "caption", "s"),
-    "word_list": ("words", "names", "items", "strings", "tokens", "tags", "labels", "fruits", "keys", "entries",
-                  "terms", "titles", "animals", "cities"),
-    "number": ("n", "num", "number", "value", "m", "amount", "size", "q", "num_value"),
-    "int_pair": (("a", "b"), ("x", "y"), ("m", "n"), ("p", "q"), ("u", "v"), ("first", "second"), ("left", "right")),
-    "list_pair": (("a", "b"), ("xs", "ys"), ("first", "second"), ("left", "right"), ("l1", "l2"), ("list1", "list2"),
-                  ("nums1", "nums2"), ("arr1", "arr2"), ("lst1", "lst2")),
-    "grid": ("grid", "rows", "matrix", "table", "board", "m", "data", "cells"),
-}
-
-
-# Names the recipes' bodies use for their own variables (and the pairs' names): an invented name is never one.
-BODY_NAMES = frozenset("a b c ch char count counts d digit distinct cleaned e groups hi i k limit lo m n num ordered "
-                       "p result row s target total v w word x y".split())
-INVENTED_SHARE = 0.3
-
-
-def _invented(rng: random.Random) -> str:
-    """A name no pool has (a word with a suffix), so that only the signature can tell the model what it is."""
-    while True:
-        name = rng.choice(WORDS).lower() + rng.choice(["", "s", "_list", "_vals", "2", "_in"])
-        if name.isidentifier() and not keyword.iskeyword(name) and name not in BODY_NAMES \
-                and not hasattr(builtins, name):
-            return name
-
-
-def pick_name(rng: random.Random, kind: str):
-    """A pool name, or (INVENTED_SHARE of single names) an invented one."""
-    pool = NAMES[kind]
-    if isinstance(pool[0], str) and rng.random() < INVENTED_SHARE:
-        return _invented(rng)
-    return rng.choice(pool)
-
-
-# ---------------------------------------------------------------------------------------------------- inputs
-def _word_list(rng: random.Random) -> list[str]:
-    return [rng.choice(WORDS) for _ in range(rng.randint(0, 6))]
-
-
-def _text(rng: random.Random) -> str:
-    pool = LETTERS + LETTERS.upper()[:6] + "0123456789" + "  "
-    return "".join(rng.choice(pool) for _ in range(rng.randint(0, 12)))
-
-
-DOMAINS: dict[str, tuple[list, Callable[[random.Random], object]]] = {
-    # name: (probe values every draft of this domain is run on, a generator of further values)
-    "ints": ([[1, 2, 3, 4, 5, 6], [], [-3, 0, 7, 10, -8, 15, 2], [4, 4, 9, 1, 12], [11, -2, 5, 20, 3, 3, 0, 8],
-              [7], [-5, -9, 14, 6, 13, 18, -1], [2, 9, 16, 10, 19, 3, -4, 12]],
-             lambda r: [r.randint(-10, 20) for _ in range(r.randint(0, 8))]),
-    "nats": ([[3, 1, 4, 1, 5, 9, 2, 6], [], [0, 10, 20, 7], [12, 5, 8, 3, 18], [2, 2, 15, 30, 1], [11],
-              [25, 16, 27, 6, 14, 9], [21, 4, 13, 28, 19, 10, 24]],
-             lambda r: [r.randint(0, 30) for _ in range(r.randint(0, 8))]),
-    "n": ([10, 0, 7, 25, 1, 16, 33, 12], lambda r: r.randint(0, 40)),
-    "big": ([1234, 0, 908, 55, 70071, 8, 246813, 97531], lambda r: r.randint(0, 99999)),
-    "int": ([5, -3, 0, 12, -7, 9, 18, -14], lambda r: r.randint(-20, 20)),
-    "k": ([3, 1, 2, 4, 5, 3, 2, 4], lambda r: r.randint(1, 5)),
-    "text": (["Hello World", "", "abc123", "Python 3 is FUN", "aAbB  zz9", "x", "Mississippi 42", "road to Rome"],
-             _text),
-    "sentence": (["the quick brown fox", "", "Hello World", "a level radar noon", "one  two three four five",
-                  "Alice ate seven green apples", "sun", "trees stand near the river bank"],
-                 lambda r: " ".join(_word_list(r))),
-    "words": ([["apple", "banana", "kiwi"], [], ["a", "level", "Hello", "tree"], ["sun", "moon", "sun", "noon"],
-               ["zebra", "ice", "python", "Alice", "data"], ["radar"], ["egg", "Orange", "stone", "at", "water", "sea"],
-               ["tent", "night", "lion", "rose", "eat", "ant"]], _word_list),
-    "char": (["a", "e", "o", "l", "n", "s", "t", "i"], lambda r: r.choice("aeilnorst")),
-    "csv": (["3,1,4,1,5", "10,20,30", "7", "-2,5,0,8", "12,7,7,3,18,4", "0", "9,-4,6", "1,2,3,4,5,6,7,8"],
-            lambda r: ",".join(str(r.randint(-9, 30)) for _ in range(r.randint(1, 7)))),
-    "grid": ([[[1, 2], [3, 4]], [], [[5, -1, 8], [0, 7, 2]], [[6]], [[2, 9], [4, 4], [-3, 10]],
-              [[1, 1, 1], [2, 3, 5], [8, 13, 21]], [[0, 0], [12, -6]], [[7, 3, 9, 2]]],
-             lambda r: [[r.randint(-5, 15) for _ in range(w)] for w in [r.randint(1, 4)] for _ in range(r.randint(0, 4))]),
-}
-
-
-def probe_and_extra_inputs(params: list[Param], rng: random.Random, extra: int) -> list[tuple]:
-    """Argument tuples: the probes first (the same for every draft with these domains), then `extra` random ones."""
-    # Parameter j takes probe (i + j): two parameters of one domain do not always get equal values.
-    probes = [tuple(DOMAINS[p.domain][0][(i + j) % N_PROBES] for j, p in enumerate(params)) for i in range(N_PROBES)]
-    more = [tuple(DOMAINS[p.domain][1](rng) for p in params) for _ in range(extra)]
-    return probes + more
-
-
-N_PROBES = 8
 
 
 # ---------------------------------------------------------------------------------------------------- int lists
@@ -734,10 +602,15 @@ def list_with_parameter(rng: random.Random) -> Draft:
                                       (f"{v} * {v}", "the squares of {x}", "squares")])
     plain = f"the numbers in {xs} that are {adj}"
     items = mphrase.format(x=plain)
-    red = rng.choice(["sum", "count", "list", "max", "min"])
+    red = rng.choice(["sum", "count", "list", "max", "min", "any", "all"])
     if red == "count":
         code, english, ret = f"sum(1 for {v} in {xs} if {cond})", f"how many numbers in {xs} are {adj}", "int"
         mtag = ""
+    elif red in ("any", "all"):
+        which = "at least one number" if red == "any" else "every number"
+        code, ret, mtag = f"{red}({cond} for {v} in {xs})", "bool", ""
+        english = f"True if {which} in {xs} is {adj}, and False otherwise" + ("" if red == "any" else
+                                                                            ". An empty list gives True")
     else:
         code, english, ret = _REDUCERS[red]
         code, english = code.format(gen=f"{expr} for {v} in {xs} if {cond}"), english.format(items=items)
@@ -864,6 +737,7 @@ FAMILIES: list[tuple[Callable[[random.Random], Draft], float]] = [
     (int_list_pipeline, 8), (word_pipeline, 6), (range_pipeline, 4), (string_chars, 3), (digit_pipeline, 3),
     (parse_pipeline, 2), (grid_rows, 2), (list_with_parameter, 1), (int_list_shape, 1), (string_whole, 1), (integer_loops, 1), (branches, 1),
     (two_lists, 0.5), (dict_building, 0.5), (sorting, 0.5),
+    (int_arithmetic, 3), (string_ops, 3), (words_with_parameter, 2),
 ]
 
 
@@ -876,6 +750,7 @@ def draft(rng: random.Random) -> Draft:
         d.returns = d.returns.replace("list[", "List[")
         names = sorted({"List"} | ({"Optional"} if "Optional" in d.returns else set()))
         d.imports = [f"from typing import {', '.join(names)}"]
+    d.doc = rephrase(d.doc, d.params, rng)
     return d
 
 
