@@ -78,8 +78,9 @@ def test_chained_string_code_brackets_what_a_method_or_an_index_would_split():
     assert sp._fill("{x} * {k}", "s + t", names) == "(s + t) * k"
     assert sp._fill("len({x})", "s + t", names) == "len(s + t)"
     assert sp._fill("{t} in {x}", "s.lower()", names) == "t in s.lower()"
-    s, t, k = "ab c", "Xy", 2
-    assert eval(sp._fill("{x}.upper()", "t + s", names)) == "XYAB C"
+    values = {"s": "ab c", "t": "Xy", "k": 2}
+    assert eval(sp._fill("{x}.upper()", "t + s", names), values) == "XYAB C"
+    assert eval(sp._fill("{x} * {k}", "s + t", names), values) == "ab cXyab cXy"
 
 
 def test_rephrasing_keeps_the_request():

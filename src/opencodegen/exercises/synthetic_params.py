@@ -115,9 +115,7 @@ def int_arithmetic(rng: random.Random) -> Draft:
         k = rng.randint(2, 10)
         leaves.insert(rng.randint(0, len(leaves)), Expr(str(k), str(k), 4, leaf=True))
     used: set[str] = set()
-    e = _tree(rng, leaves, divisors, used)
-    if e.leaf or all(c.isdigit() or c in " +-*/%()" for c in e.code):
-        return int_arithmetic(rng)
+    e = _tree(rng, leaves, divisors, used)  # at least two leaves, so at least one operator, and every name in it
     params = [Param(n, "int", "k" if n in used else rng.choice(["int", "n"])) for n in names]
     note = "".join(f" {n} is a positive integer." for n in names if n in used)
     tags = list(dict.fromkeys(e.tags))
@@ -126,8 +124,6 @@ def int_arithmetic(rng: random.Random) -> Draft:
         rhs = rng.choice(names + [str(rng.randint(0, 12))])
         op, words, tag = rng.choice([(">", "greater than", "gt"), ("<", "less than", "lt"), ("==", "equal to", "eq"),
                                      (">=", "at least", "ge"), ("<=", "at most", "le")])
-        if rhs in names and f"{e.code}" == rhs:
-            return int_arithmetic(rng)
         return Draft(f"is_{name}_{tag}", params, "bool", [f"return {_operand(e, 0, False)} {op} {rhs}"],
                      f"Return True if {e.english} is {words} {rhs}, and False otherwise.{note}",
                      f"arith/compare/{tag}")
