@@ -23,6 +23,12 @@ def run_train(recipe: Path, run_dir: Path) -> subprocess.Popen:
                              str(run_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def finished(p: subprocess.Popen) -> None:
+    """Waits for a run, reading its stderr until it ends (wait() alone could stall on a full pipe); on failure shows its end."""
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err.decode()[-2000:]
+
+
 def losses(run_dir: Path) -> list[tuple[str, int, float, float | None]]:
     recs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [(r["stage"], r["step"], r["loss"], r.get("val_loss")) for r in recs]
@@ -55,11 +61,10 @@ def test_sigkill_anywhere_then_resume_is_bitwise_identical(tmp_path):
     # Kill at several moments: inside stage 1 after its first checkpoint, and inside stage 2.
     run = tmp_path / "killed"
     kill_after(recipe, run, ("stage-0-nl/checkpoint-3", "stage-1-mono/checkpoint-3"))
-    assert ref_process.wait(timeout=300) == 0, ref_process.stderr.read().decode()[-2000:]
+    finished(ref_process)
     expected = losses(ref)
     assert [(s, n) for s, n, *_ in expected] == [("nl", i) for i in range(1, 8)] + [("mono", i) for i in range(1, 8)]
-    p = run_train(recipe, run)
-    assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    finished(run_train(recipe, run))
     assert losses(run) == expected  # floats from JSON round-trip exactly: bitwise equality
     a = (ref / "stage-1-mono" / "checkpoint-7" / "model.safetensors").read_bytes()
     b = (run / "stage-1-mono" / "checkpoint-7" / "model.safetensors").read_bytes()
@@ -78,11 +83,10 @@ def test_sigkill_inside_sft_and_rl_stages_then_resume_is_bitwise_identical(tmp_p
     ref_process = run_train(recipe, ref)
     run = tmp_path / "killed"
     kill_after(recipe, run, ("stage-0-sft/checkpoint-2", "stage-1-rl/checkpoint-2"))
-    assert ref_process.wait(timeout=300) == 0, ref_process.stderr.read().decode()[-2000:]
+    finished(ref_process)
     expected = losses(ref)
     assert [(s, n) for s, n, *_ in expected] == [("sft", i) for i in range(1, 6)] + [("rl", i) for i in range(1, 6)]
-    p = run_train(recipe, run)
-    assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    finished(run_train(recipe, run))
     assert losses(run) == expected
     a = (ref / "stage-1-rl" / "checkpoint-5" / "model.safetensors").read_bytes()
     assert a == (run / "stage-1-rl" / "checkpoint-5" / "model.safetensors").read_bytes()

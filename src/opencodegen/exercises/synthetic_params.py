@@ -10,7 +10,7 @@ values come from running the program (validate.py)."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .synthetic_base import Draft, Param, pick_name
 
@@ -46,8 +46,7 @@ def _binary(rng: random.Random, a: Expr, b: Expr, divisor_ok: bool) -> tuple[Exp
     """One operator over two sub-expressions. Infix English ("a plus b") only between names and numbers: nested,
     the prefix forms ("the sum of ...") are the ones that cannot be misread."""
     both_leaves = a.leaf and b.leaf
-    a = Expr(a.code, _grouped(a.english), a.precedence, a.tags, a.leaf)
-    b = Expr(b.code, _grouped(b.english), b.precedence, b.tags, b.leaf)
+    a, b = replace(a, english=_grouped(a.english)), replace(b, english=_grouped(b.english))
     ops = ["add", "sub", "mul", "max", "min"] + (["floordiv", "mod"] if divisor_ok else [])
     op = rng.choice(ops)
     if op == "add":
@@ -192,8 +191,7 @@ def _fill(template: str, x: str, names: dict[str, str]) -> str:
     out, rest = "", template
     while "{x}" in rest:
         before, _, rest = rest.partition("{x}")
-        out += before.format(**names) + (f"({x})" if compound and rest[:1] in (".", "[") or
-                                         compound and rest.startswith(" *") else x)
+        out += before.format(**names) + (f"({x})" if compound and rest.startswith((".", "[", " *")) else x)
     return out + rest.format(**names)
 
 
@@ -204,9 +202,9 @@ def string_ops(rng: random.Random) -> Draft:
     end = rng.choice(list(STRING_ENDS))
     if not steps and end == "itself":
         return string_ops(rng)
-    needs = list(dict.fromkeys([STRING_STEPS[k].needs for k in steps] + [STRING_ENDS[end][3]]))
-    names = {need: rng.choice([n for n in PARAM_NAMES[need] if n != s]) for need in needs if need}
-    params = [Param(s, "str", "text")] + [Param(names[need], *PARAM_DOMAINS[need]) for need in needs if need]
+    needs = [n for n in dict.fromkeys([STRING_STEPS[k].needs for k in steps] + [STRING_ENDS[end][3]]) if n]
+    names = {need: rng.choice([n for n in PARAM_NAMES[need] if n != s]) for need in needs}
+    params = [Param(s, "str", "text")] + [Param(names[need], *PARAM_DOMAINS[need]) for need in needs]
     code = s
     for k in steps:
         code = _fill(STRING_STEPS[k].code, code, names)
