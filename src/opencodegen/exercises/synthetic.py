@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 
 from .synthetic_base import N_PROBES, Draft, Param, pick_name, probe_and_extra_inputs, rephrase
 from .synthetic_params import int_arithmetic, string_ops, words_with_parameter
+from .synthetic_floats import float_formula, float_list
 from .validate import Candidate
 
 
@@ -737,7 +738,7 @@ FAMILIES: list[tuple[Callable[[random.Random], Draft], float]] = [
     (int_list_pipeline, 8), (word_pipeline, 6), (range_pipeline, 4), (string_chars, 3), (digit_pipeline, 3),
     (parse_pipeline, 2), (grid_rows, 2), (list_with_parameter, 1), (int_list_shape, 1), (string_whole, 1), (integer_loops, 1), (branches, 1),
     (two_lists, 0.5), (dict_building, 0.5), (sorting, 0.5),
-    (int_arithmetic, 3), (string_ops, 3), (words_with_parameter, 2),
+    (int_arithmetic, 3), (string_ops, 3), (words_with_parameter, 2), (float_list, 2), (float_formula, 0.5),
 ]
 
 

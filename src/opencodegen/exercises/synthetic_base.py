@@ -65,6 +65,8 @@ NAMES = {
     "list_pair": (("a", "b"), ("xs", "ys"), ("first", "second"), ("left", "right"), ("l1", "l2"), ("list1", "list2"),
                   ("nums1", "nums2"), ("arr1", "arr2"), ("lst1", "lst2")),
     "grid": ("grid", "rows", "matrix", "table", "board", "m", "data", "cells"),
+    "float_list": ("numbers", "values", "xs", "measurements", "readings", "prices", "weights", "temps", "samples",
+                   "amounts", "data", "distances", "grades", "floats"),
 }
 
 
@@ -127,6 +129,12 @@ DOMAINS: dict[str, tuple[list, Callable[[random.Random], object]]] = {
             lambda r: r.choice(["e", "o", "an", "ar", "the", "s", "ab", "ta", "He", "x"])),
     "csv": (["3,1,4,1,5", "10,20,30", "7", "-2,5,0,8", "12,7,7,3,18,4", "0", "9,-4,6", "1,2,3,4,5,6,7,8"],
             lambda r: ",".join(str(r.randint(-9, 30)) for _ in range(r.randint(1, 7)))),
+    # floats: halves and quarters (exact in binary) beside values such as 0.1 that are not
+    "floats": ([[1.0, 2.0, 3.0, 4.0], [], [2.5, -1.5, 0.5, 4.25], [0.1, 0.2, 0.3, 0.4, 0.5], [10.0, 4.0, 7.5, 7.5, -3.0],
+                [3.7], [-2.25, 8.0, 1.5, -0.75, 6.0, 2.0], [1.1, 2.2, 3.3, 5.0, 9.9, -2.0, 0.0]],
+               lambda r: [round(r.uniform(-10, 20), r.choice([0, 1, 2])) for _ in range(r.randint(0, 7))]),
+    "float": ([2.5, 0.0, -1.25, 10.0, 3.75, -4.5, 7.2, 100.0], lambda r: round(r.uniform(-50, 50), r.choice([0, 1, 2]))),
+    "pos_float": ([0.5, 1.0, 2.5, 0.25, 4.0, 1.5, 3.2, 10.0], lambda r: round(r.uniform(0.1, 20), r.choice([1, 2]))),
     "grid": ([[[1, 2], [3, 4]], [], [[5, -1, 8], [0, 7, 2]], [[6]], [[2, 9], [4, 4], [-3, 10]],
               [[1, 1, 1], [2, 3, 5], [8, 13, 21]], [[0, 0], [12, -6]], [[7, 3, 9, 2]]],
              lambda r: [[r.randint(-5, 15) for _ in range(w)] for w in [r.randint(1, 4)] for _ in range(r.randint(0, 4))]),
@@ -147,6 +155,7 @@ N_PROBES = 8
 # ---------------------------------------------------------------------------------------------------- English
 TYPE_NOUNS = {"int": "an integer", "str": "a string", "list[int]": "a list of integers", "List[int]": "a list of integers",
               "list[str]": "a list of strings", "List[str]": "a list of strings",
+              "float": "a number", "list[float]": "a list of numbers", "List[float]": "a list of numbers",
               "list[list[int]]": "a list of rows of integers", "List[List[int]]": "a list of rows of integers"}
 REPHRASE_SHARE = 0.35
 

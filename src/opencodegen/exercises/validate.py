@@ -10,13 +10,15 @@
    taken from the same answers.
 4. Judge: the solution must pass its tests in HumanEval's program (run by the judge), and every trivial body
    (`return None`, `pass`, returning the first argument) must fail them. Every test is `assert candidate(<literals>)
-   == <literal>`, so what a trivial body does to it is known exactly without running it: `return None` and `pass`
-   pass an assert only when its expected value == None, `return x` only when it == the first argument. That is
-   decided here with the same `==` on the same values, which saves three sandbox programs per exercise."""
+   == <literal>` (floats: within 1e-6 of it, see render_assert), so what a trivial body does to it is known exactly
+   without running it: `return None` and `pass` pass an assert only when None would, `return x` only when the first
+   argument would. That is decided here by the same comparison on the same values (assert_holds), which saves three
+   sandbox programs per exercise."""
 
 from __future__ import annotations
 
 import ast
+import re
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -135,8 +137,44 @@ def render_prompt(c: Candidate, examples: list[tuple[str, str]]) -> str:
     return f"{head}{defline}\n{doc}\n    \"\"\"\n"
 
 
+def _floats(value: Any) -> str | None:
+    """"scalar" for a float, "list" for a list of numbers with a float in it, else None: the answers compared within
+    FLOAT_TOLERANCE, as HumanEval's float problems do, since a correct program that adds in another order (or
+    divides where the reference multiplies) differs in the last bits."""
+    if isinstance(value, float):
+        return "scalar"
+    numbers = isinstance(value, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
+    return "list" if numbers and any(isinstance(x, float) for x in value) else None
+
+
+FLOAT_TOLERANCE = "1e-6"
+
+
+def render_assert(args: str, answer: str) -> str:
+    kind = _floats(ast.literal_eval(answer))
+    if kind == "scalar":
+        return f"assert abs(candidate({args}) - {answer}) < {FLOAT_TOLERANCE}"
+    if kind == "list":  # zip(strict=True) raises on a list of another length: the check fails
+        return (f"assert all(abs(a - b) < {FLOAT_TOLERANCE} for a, b in zip(candidate({args}), {answer}, "
+                f"strict=True))")
+    return f"assert candidate({args}) == {answer}"
+
+
+def assert_holds(expected: Any, got: Any) -> bool:
+    """What render_assert's assert decides for a return value `got`, computed here on plain values."""
+    kind = _floats(expected)
+    try:
+        if kind == "scalar":
+            return abs(got - expected) < float(FLOAT_TOLERANCE)
+        if kind == "list":
+            return all(abs(a - b) < float(FLOAT_TOLERANCE) for a, b in zip(got, expected, strict=True))
+    except (TypeError, ValueError):
+        return False
+    return bool(got == expected)
+
+
 def render_tests(calls: list[tuple[str, str]]) -> str:
-    asserts = "".join(f"    assert candidate({args}) == {answer}\n" for args, answer in calls)
+    asserts = "".join(f"    {render_assert(args, answer)}\n" for args, answer in calls)
     return f"\n\ndef check(candidate):\n{asserts}"
 
 
@@ -149,7 +187,8 @@ def _example_order(pair: tuple[str, str]) -> tuple:
     a readable length (about 30 characters)."""
     args, answer = pair
     trivial = answer in ("0", "''", "[]", "{}", "None", "False", "()") or args in ("[]", "''", "0")
-    return (trivial, answer == args, len(args) + len(answer) > 70, abs(len(args) + len(answer) - 30))
+    long_float = re.search(r"\.\d{7}", answer) is not None  # 2.2220309810671255 reads worse than 2.5
+    return (trivial, answer == args, long_float, len(args) + len(answer) > 70, abs(len(args) + len(answer) - 30))
 
 
 def choose_examples(pairs: list[tuple[str, str]], n: int) -> list[tuple[str, str]]:
@@ -164,9 +203,9 @@ def choose_examples(pairs: list[tuple[str, str]], n: int) -> list[tuple[str, str
 def trivial_body_passing(c: Candidate, chosen: list[tuple[tuple, str]]) -> str | None:
     """The trivial body that passes all the tests, if one does (see step 4)."""
     answers = [ast.literal_eval(answer) for _, answer in chosen]
-    if all(a == None for a in answers):  # noqa: E711 (the assert's own comparison)
+    if all(assert_holds(a, None) for a in answers):
         return "return None"
-    if c.params and all(call and a == call[0] for (call, _), a in zip(chosen, answers)):
+    if c.params and all(call and assert_holds(a, call[0]) for (call, _), a in zip(chosen, answers)):
         return f"return {c.params[0]}"
     return None
 

@@ -1,0 +1,174 @@
+"""Synthetic families over floating-point numbers: a list of floats filtered and then reduced or mapped, and the
+everyday formulas (conversions, areas, percentages, distances) over one to three float parameters. The other
+families are all integers and strings, while measurements, averages and formulas are a large part of what people ask
+a program for; their tests compare within 1e-6 (validate.render_tests), so a program that sums in another order
+still passes."""
+
+from __future__ import annotations
+
+import random
+
+from .synthetic_base import Draft, Param, pick_name
+
+# A condition on one float: (code with {v} and {t}, English of the items that meet it, tag, whether it needs t)
+FLOAT_TESTS = [
+    ("{v} > 0", "positive", "positive", False),
+    ("{v} < 0", "negative", "negative", False),
+    ("{v} > {t}", "greater than {t}", "above", True),
+    ("{v} < {t}", "less than {t}", "below", True),
+    ("{v} >= {t}", "at least {t}", "at_least", True),
+    ("abs({v}) <= {t}", "at most {t} away from zero", "small", True),
+    ("{v} == int({v})", "whole numbers (no fractional part)", "whole", False),
+    ("{v} != int({v})", "not whole numbers", "fractional", False),
+]
+
+# reducer: (code over the chosen values `picked`, English from the items' noun phrase, return type)
+FLOAT_REDUCERS = {
+    "mean": (["return sum(picked) / len(picked) if picked else 0.0"], "the average (mean) of {items}, or 0.0 if there are none", "float"),
+    "sum": (["return sum(picked)"], "the sum of {items} (0 if there are none)", "float"),
+    "max": (["return max(picked, default=0.0)"], "the largest of {items}, or 0.0 if there are none", "float"),
+    "min": (["return min(picked, default=0.0)"], "the smallest of {items}, or 0.0 if there are none", "float"),
+    "spread": (["return max(picked) - min(picked) if picked else 0.0"],
+               "the difference between the largest and the smallest of {items}, or 0.0 if there are none", "float"),
+    "squares": (["return sum(v * v for v in picked)"], "the sum of the squares of {items}", "float"),
+    "count": (["return len(picked)"], "how many of {items} there are", "int"),
+    "rounded_mean": (["if not picked:", "    return 0.0", "return round(sum(picked) / len(picked), 2)"],
+                     "the average of {items} rounded to 2 decimal places, or 0.0 if there are none", "float"),
+}
+
+# map: (expression of {v}, English of the items from {x}, tag, needs the factor parameter)
+FLOAT_MAPS = [
+    ("{v} * {f}", "{x}, each multiplied by {f}", "scaled", True),
+    ("round({v}, 1)", "{x}, each rounded to 1 decimal place", "rounded", False),
+    ("abs({v})", "the absolute values of {x}", "abs", False),
+    ("{v} * {v}", "the squares of {x}", "squared", False),
+    ("int({v})", "{x} with their fractional parts dropped (as integers, rounded towards zero)", "truncated", False),
+    ("{v} / 2", "{x}, each halved", "halved", False),
+]
+
+
+def _float_names(rng: random.Random, xs: str) -> tuple[str, str]:
+    t = rng.choice([n for n in ("threshold", "t", "limit", "cutoff", "bound", "level") if n != xs])
+    f = rng.choice([n for n in ("factor", "scale", "rate", "weight", "multiplier") if n not in (xs, t)])
+    return t, f
+
+
+def float_list(rng: random.Random) -> Draft:
+    """A list of floats, perhaps filtered by a condition (on a threshold parameter or not), then reduced to one
+    number, or mapped to a new list; or a whole-list statistic (centred values, mean absolute deviation)."""
+    xs = pick_name(rng, "float_list")
+    t, f = _float_names(rng, xs)
+    v = rng.choice(["v", "x", "value", "num"])
+    params = [Param(xs, "list[float]", "floats")]
+    if rng.random() < 0.12:
+        return _whole_list_statistic(rng, xs, v, params)
+    cond, adj, ftag, needs_t = rng.choice(FLOAT_TESTS) if rng.random() < 0.8 else ("", "", "", False)
+    if needs_t:
+        params.append(Param(t, "float", "float"))
+    cond, adj = cond.format(v=v, t=t), adj.format(t=t)
+    noun = f"the numbers in {xs} that are {adj}" if cond else f"the numbers in {xs}"
+    gen_if = f" if {cond}" if cond else ""
+    if rng.random() < 0.35:
+        expr, phrase, mtag, needs_f = rng.choice(FLOAT_MAPS)
+        if needs_f:
+            params.append(Param(f, "float", "float"))
+        expr, phrase = expr.format(v=v, f=f), phrase.format(x=noun, f=f)
+        ret = "list[int]" if mtag == "truncated" else "list[float]"
+        body = rng.choice([[f"return [{expr} for {v} in {xs}{gen_if}]"],
+                           ["result = []", f"for {v} in {xs}:"] +
+                           ([f"    if {cond}:", f"        result.append({expr})"] if cond else
+                            [f"    result.append({expr})"]) + ["return result"]])
+        name = "_".join(x for x in (mtag, ftag) if x) + "_values"
+        return Draft(name, params, ret, body, f"Return a list of {phrase}, in their original order.",
+                     f"floats/map/{mtag}/{ftag}")
+    red = rng.choice([r for r in FLOAT_REDUCERS if cond or r != "count"])
+    lines, english, ret = FLOAT_REDUCERS[red]
+    if cond:
+        pick = rng.choice([[f"picked = [{v} for {v} in {xs} if {cond}]"],
+                           ["picked = []", f"for {v} in {xs}:", f"    if {cond}:", f"        picked.append({v})"]])
+        body = pick + lines
+    else:
+        body = [line.replace("picked", xs) for line in lines]
+    body = [line.replace("v * v for v in", f"{v} * {v} for {v} in") for line in body]
+    name = "_".join(x for x in (red, ftag) if x) + "_of_values"
+    return Draft(name, params, ret, body, f"Return {english.format(items=noun)}.", f"floats/{red}/{ftag}")
+
+
+def _whole_list_statistic(rng: random.Random, xs: str, v: str, params: list[Param]) -> Draft:
+    mean = ["if not %s:" % xs, "    return %s" % "{empty}", f"mean = sum({xs}) / len({xs})"]
+    choices = [
+        ("mean_absolute_deviation", "float", "0.0", [f"return sum(abs({v} - mean) for {v} in {xs}) / len({xs})"],
+         f"Return the mean absolute deviation of {xs}: the average distance of its numbers from their mean. An "
+         f"empty list gives 0.0."),
+        ("centred", "list[float]", "[]", [f"return [{v} - mean for {v} in {xs}]"],
+         f"Return the numbers in {xs}, each minus the mean of {xs}, in order."),
+        ("above_mean_count", "int", "0", [f"return sum(1 for {v} in {xs} if {v} > mean)"],
+         f"Return how many numbers in {xs} are greater than the mean of {xs}."),
+        ("variance", "float", "0.0", [f"return sum(({v} - mean) ** 2 for {v} in {xs}) / len({xs})"],
+         f"Return the variance of {xs}: the mean of the squared differences from the mean. An empty list gives 0.0."),
+    ]
+    name, ret, empty, tail, doc = rng.choice(choices)
+    return Draft(name, params, ret, [line.replace("{empty}", empty) for line in mean] + tail, doc, f"floats/{name}")
+
+
+def _formulas(rng: random.Random) -> list[tuple[str, list[tuple[str, str]], str, str]]:
+    """(name, [(parameter, domain)], expression, English of the value)."""
+    k = rng.randint(2, 5)
+    return [
+        ("to_fahrenheit", [("celsius", "float")], "celsius * 9 / 5 + 32", "the temperature celsius (in degrees "
+         "Celsius) in degrees Fahrenheit"),
+        ("to_celsius", [("fahrenheit", "float")], "(fahrenheit - 32) * 5 / 9", "the temperature fahrenheit (in "
+         "degrees Fahrenheit) in degrees Celsius"),
+        ("circle_area", [("radius", "pos_float")], "math.pi * radius ** 2", "the area of a circle of the given radius"),
+        ("circumference", [("radius", "pos_float")], "2 * math.pi * radius",
+         "the circumference of a circle of the given radius"),
+        ("rectangle_area", [("width", "pos_float"), ("height", "pos_float")], "width * height",
+         "the area of a rectangle with sides width and height"),
+        ("triangle_area", [("base", "pos_float"), ("height", "pos_float")], "base * height / 2",
+         "the area of a triangle with the given base and height"),
+        ("hypotenuse", [("a", "pos_float"), ("b", "pos_float")], "math.sqrt(a ** 2 + b ** 2)",
+         "the length of the hypotenuse of a right triangle whose other two sides are a and b"),
+        ("distance", [("x1", "float"), ("y1", "float"), ("x2", "float"), ("y2", "float")],
+         "math.sqrt((x2 - x1) ** 2 + (y2 - y1) ** 2)", "the distance between the points (x1, y1) and (x2, y2)"),
+        ("percent_of", [("amount", "float"), ("percent", "pos_float")], "amount * percent / 100",
+         "percent per cent of amount"),
+        ("discounted", [("price", "pos_float"), ("percent", "pos_float")], "price * (1 - percent / 100)",
+         "price after a discount of percent percent"),
+        ("average_of", [("a", "float"), ("b", "float"), ("c", "float")], "(a + b + c) / 3",
+         "the average of a, b and c"),
+        ("midpoint", [("a", "float"), ("b", "float")], "(a + b) / 2", "the number halfway between a and b"),
+        ("fractional_part", [("x", "pos_float")], "x - int(x)", "the fractional part of the positive number x (the "
+         "part after the decimal point)"),
+        ("average_speed", [("distance", "float"), ("hours", "pos_float")], "distance / hours",
+         "the average speed of a trip of the given distance that took the given number of hours"),
+        ("interpolate", [("start", "float"), ("end", "float"), ("t", "pos_float")], "start + (end - start) * t",
+         "the point t of the way from start to end (start when t is 0, end when t is 1)"),
+        ("grown", [("amount", "pos_float"), ("rate", "pos_float"), ("years", "k")],
+         "amount * (1 + rate / 100) ** years", "amount after it grows by rate percent a year for years years"),
+        ("cube_volume", [("side", "pos_float")], "side ** 3", "the volume of a cube whose edges are side long"),
+        ("reciprocal_sum", [("a", "pos_float"), ("b", "pos_float")], "1 / a + 1 / b", "1 / a plus 1 / b"),
+        (f"power_{k}", [("x", "float")], f"x ** {k}", f"x raised to the power {k}"),
+    ]
+
+
+def float_formula(rng: random.Random) -> Draft:
+    """An everyday formula over one to four float parameters, perhaps rounded, or compared with a threshold."""
+    name, params, expr, english = rng.choice(_formulas(rng))
+    annotation = {"float": "float", "pos_float": "float", "k": "int"}
+    ps = [Param(p, annotation[d], d) for p, d in params]
+    positive = [p for p, d in params if d in ("pos_float", "k")]
+    note = "".join(f" {p} is positive." for p in positive) if rng.random() < 0.5 else ""
+    imports = ["import math"] if "math." in expr else []
+    style = rng.choices(["plain", "rounded", "compare"], weights=[5, 3, 1])[0]
+    if style == "rounded":
+        digits = rng.choice([1, 2, 3])
+        return Draft(f"{name}_rounded", ps, "float", [f"return round({expr}, {digits})"],
+                     f"Return {english}, rounded to {digits} decimal places.{note}", f"formula/{name}/round",
+                     imports)
+    if style == "compare":
+        limit = rng.choice([1, 5, 10, 50, 100])
+        return Draft(f"{name}_over_{limit}", ps, "bool", [f"return {expr} > {limit}"],
+                     f"Return True if {english} is greater than {limit}, and False otherwise.{note}",
+                     f"formula/{name}/over", imports)
+    body = rng.choice([[f"return {expr}"], [f"result = {expr}", "return result"]])
+    return Draft(name, ps, "float", body, f"Return {english}.{note}", f"formula/{name}", imports)
