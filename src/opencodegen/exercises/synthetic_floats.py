@@ -10,30 +10,30 @@ import random
 
 from .synthetic_base import Draft, Param, pick_name
 
-# A condition on one float: (code with {v} and {t}, English of the items that meet it, tag, whether it needs t)
+# A condition on one float: (code with {v} and {t}, English of the items that meet it, tag); {t} is a threshold
+# parameter or a constant
 FLOAT_TESTS = [
-    ("{v} > 0", "positive", "positive", False),
-    ("{v} < 0", "negative", "negative", False),
-    ("{v} > {t}", "greater than {t}", "above", True),
-    ("{v} < {t}", "less than {t}", "below", True),
-    ("{v} >= {t}", "at least {t}", "at_least", True),
-    ("abs({v}) <= {t}", "at most {t} away from zero", "small", True),
-    ("{v} == int({v})", "whole numbers (no fractional part)", "whole", False),
-    ("{v} != int({v})", "not whole numbers", "fractional", False),
+    ("{v} > 0", "positive", "positive"),
+    ("{v} < 0", "negative", "negative"),
+    ("{v} > {t}", "greater than {t}", "above"),
+    ("{v} < {t}", "less than {t}", "below"),
+    ("{v} >= {t}", "at least {t}", "at_least"),
+    ("abs({v}) <= {t}", "at most {t} away from zero", "small"),
+    ("{v} == int({v})", "whole numbers (no fractional part)", "whole"),
+    ("{v} != int({v})", "not whole numbers", "fractional"),
 ]
+THRESHOLDS = ("0.5", "1.0", "1.5", "2.5", "3.0", "4.5", "5.0", "7.5", "-1.0", "-2.5")
 
-# reducer: (code over the chosen values `picked`, English from the items' noun phrase, return type)
+# reducer: (expression over the chosen values `picked`, its value when none are chosen (None: defined then too),
+# English from the items' noun phrase, return type)
 FLOAT_REDUCERS = {
-    "mean": (["return sum(picked) / len(picked) if picked else 0.0"], "the average (mean) of {items}, or 0.0 if there are none", "float"),
-    "sum": (["return sum(picked)"], "the sum of {items} (0 if there are none)", "float"),
-    "max": (["return max(picked, default=0.0)"], "the largest of {items}, or 0.0 if there are none", "float"),
-    "min": (["return min(picked, default=0.0)"], "the smallest of {items}, or 0.0 if there are none", "float"),
-    "spread": (["return max(picked) - min(picked) if picked else 0.0"],
-               "the difference between the largest and the smallest of {items}, or 0.0 if there are none", "float"),
-    "squares": (["return sum(v * v for v in picked)"], "the sum of the squares of {items}", "float"),
-    "count": (["return len(picked)"], "how many of {items} there are", "int"),
-    "rounded_mean": (["if not picked:", "    return 0.0", "return round(sum(picked) / len(picked), 2)"],
-                     "the average of {items} rounded to 2 decimal places, or 0.0 if there are none", "float"),
+    "mean": ("sum(picked) / len(picked)", "0.0", "the average (mean) of {items}", "float"),
+    "sum": ("sum(picked)", None, "the sum of {items} (0 if there are none)", "float"),
+    "max": ("max(picked)", "0.0", "the largest of {items}", "float"),
+    "min": ("min(picked)", "0.0", "the smallest of {items}", "float"),
+    "spread": ("max(picked) - min(picked)", "0.0", "the difference between the largest and the smallest of {items}",
+               "float"),
+    "count": ("len(picked)", None, "how many of {items} there are", "int"),
 }
 
 # map: (expression of {v}, English of the items from {x}, tag, needs the factor parameter)
@@ -44,6 +44,7 @@ FLOAT_MAPS = [
     ("{v} * {v}", "the squares of {x}", "squared", False),
     ("int({v})", "{x} with their fractional parts dropped (as integers, rounded towards zero)", "truncated", False),
     ("{v} / 2", "{x}, each halved", "halved", False),
+    ("{v} - {c}", "{x}, each decreased by {c}", "minus", False),
 ]
 
 
@@ -54,44 +55,66 @@ def _float_names(rng: random.Random, xs: str) -> tuple[str, str]:
 
 
 def float_list(rng: random.Random) -> Draft:
-    """A list of floats, perhaps filtered by a condition (on a threshold parameter or not), then reduced to one
-    number, or mapped to a new list; or a whole-list statistic (centred values, mean absolute deviation)."""
+    """A list of floats, perhaps filtered by a condition (on a threshold parameter or a constant), perhaps mapped,
+    then listed or reduced to one number (perhaps rounded); or a whole-list statistic (mean absolute deviation,
+    variance, centred values)."""
     xs = pick_name(rng, "float_list")
     t, f = _float_names(rng, xs)
     v = rng.choice(["v", "x", "value", "num"])
     params = [Param(xs, "list[float]", "floats")]
-    if rng.random() < 0.12:
+    if rng.random() < 0.1:
         return _whole_list_statistic(rng, xs, v, params)
-    cond, adj, ftag, needs_t = rng.choice(FLOAT_TESTS) if rng.random() < 0.8 else ("", "", "", False)
-    if needs_t:
+    cond, adj, ftag = rng.choice(FLOAT_TESTS) if rng.random() < 0.8 else ("", "", "")
+    if "{t}" in cond and rng.random() < 0.5:
         params.append(Param(t, "float", "float"))
+    else:
+        t = rng.choice(THRESHOLDS)
+        ftag += f"_{t}".replace("-", "m").replace(".", "_") if "{t}" in cond else ""
     cond, adj = cond.format(v=v, t=t), adj.format(t=t)
     noun = f"the numbers in {xs} that are {adj}" if cond else f"the numbers in {xs}"
     gen_if = f" if {cond}" if cond else ""
-    if rng.random() < 0.35:
+    expr, items, mtag = v, noun, ""
+    listed = rng.random() < 0.3
+    red = "" if listed else rng.choice([r for r in FLOAT_REDUCERS if cond or r != "count"])
+    if listed or (red != "count" and rng.random() < 0.4):  # a count does not depend on a map
         expr, phrase, mtag, needs_f = rng.choice(FLOAT_MAPS)
         if needs_f:
             params.append(Param(f, "float", "float"))
-        expr, phrase = expr.format(v=v, f=f), phrase.format(x=noun, f=f)
+        c = rng.choice(["0.5", "1.5", "2.0", "10.0"])
+        expr, items = expr.format(v=v, f=f, c=c), phrase.format(x=noun, f=f, c=c)
+    name = "_".join(x for x in (mtag, ftag) if x)
+    if listed:
         ret = "list[int]" if mtag == "truncated" else "list[float]"
         body = rng.choice([[f"return [{expr} for {v} in {xs}{gen_if}]"],
                            ["result = []", f"for {v} in {xs}:"] +
                            ([f"    if {cond}:", f"        result.append({expr})"] if cond else
                             [f"    result.append({expr})"]) + ["return result"]])
-        name = "_".join(x for x in (mtag, ftag) if x) + "_values"
-        return Draft(name, params, ret, body, f"Return a list of {phrase}, in their original order.",
+        return Draft(f"{name}_values", params, ret, body, f"Return a list of {items}, in their original order.",
                      f"floats/map/{mtag}/{ftag}")
-    red = rng.choice([r for r in FLOAT_REDUCERS if cond or r != "count"])
-    lines, english, ret = FLOAT_REDUCERS[red]
-    if cond:
-        pick = rng.choice([[f"picked = [{v} for {v} in {xs} if {cond}]"],
-                           ["picked = []", f"for {v} in {xs}:", f"    if {cond}:", f"        picked.append({v})"]])
-        body = pick + lines
+    code, empty, english, ret = FLOAT_REDUCERS[red]
+    english, rounding = english.format(items=items), ""
+    if ret == "float" and rng.random() < 0.3:
+        digits = rng.choice([1, 2])
+        code, rounding = f"round({code}, {digits})", f" Round the result to {_places(digits)}."
+    pick = rng.choice([[f"picked = [{expr} for {v} in {xs}{gen_if}]"],
+                       ["picked = []", f"for {v} in {xs}:"] +
+                       ([f"    if {cond}:", f"        picked.append({expr})"] if cond else
+                        [f"    picked.append({expr})"])])
+    if expr == v and not cond:  # the list itself
+        pick, code = [], code.replace("picked", xs)
+    guard = xs if not pick else "picked"
+    if empty is None:
+        body = pick + [f"return {code}"]
     else:
-        body = [line.replace("picked", xs) for line in lines]
-    body = [line.replace("v * v for v in", f"{v} * {v} for {v} in") for line in body]
-    name = "_".join(x for x in (red, ftag) if x) + "_of_values"
-    return Draft(name, params, ret, body, f"Return {english.format(items=noun)}.", f"floats/{red}/{ftag}")
+        english += f", or {empty} if there are none"
+        body = pick + rng.choice([[f"if not {guard}:", f"    return {empty}", f"return {code}"],
+                                  [f"return {code} if {guard} else {empty}"]])
+    return Draft(f"{'_'.join(x for x in (red, name) if x)}_of_values", params, ret, body,
+                 f"Return {english}.{rounding}", f"floats/{red}/{mtag}/{ftag}")
+
+
+def _places(digits: int) -> str:
+    return "1 decimal place" if digits == 1 else f"{digits} decimal places"
 
 
 def _whole_list_statistic(rng: random.Random, xs: str, v: str, params: list[Param]) -> Draft:
@@ -163,7 +186,7 @@ def float_formula(rng: random.Random) -> Draft:
     if style == "rounded":
         digits = rng.choice([1, 2, 3])
         return Draft(f"{name}_rounded", ps, "float", [f"return round({expr}, {digits})"],
-                     f"Return {english}, rounded to {digits} decimal places.{note}", f"formula/{name}/round",
+                     f"Return {english}, rounded to {_places(digits)}.{note}", f"formula/{name}/round",
                      imports)
     if style == "compare":
         limit = rng.choice([1, 5, 10, 50, 100])
