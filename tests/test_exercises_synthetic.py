@@ -61,11 +61,11 @@ def test_same_seed_same_file_other_seed_other_file(built, tmp_path):
 def test_humaneval_shape(built):
     for e in read_exercises(built[0]):
         assert e.source == "synthetic" and e.prompt.endswith('    """\n') and ">>> " + e.entry_point in e.prompt
-        (name, params), = function_signatures(e.prompt + e.solution)
-        assert name == e.entry_point and params
+        (name, params), *helpers = function_signatures(e.prompt + e.solution)  # a helper is defined inside
+        assert name == e.entry_point and params and all(f"    def {h}(" in e.solution for h, _ in helpers)
         assert e.tests.lstrip().startswith("def check(candidate):")
         assert e.meta["n_asserts"] == e.tests.count("\n    assert ") >= 2
-        assert 1 <= len(e.solution.splitlines()) <= 6 and all(line.startswith("    ") for line in
+        assert 1 <= len(e.solution.splitlines()) <= 14 and all(line.startswith("    ") for line in
                                                                e.solution.splitlines())
 
 
@@ -115,7 +115,8 @@ def test_generator_covers_the_skills():
     families = Counter(d.recipe.split("/")[0] for d in drafts)
     assert set(families) == {"int_list", "int_list_shape", "two_lists", "str", "str_whole", "words", "int", "branch",
                              "dict", "sort", "digits", "range", "list_param", "parse", "grid", "arith", "str_ops",
-                             "words_param", "floats", "formula"}
+                             "words_param", "floats", "formula", "property", "positions",
+                             "algorithm", "pairs"}
     assert len({(d.recipe, d.solution()) for d in drafts}) > 1500  # many distinct programs, not a few templates
     code = "".join(d.solution() for d in drafts)
     for construct in (" for ", " if ", "while ", "sorted(", "sum(", "max(", "min(", "len(", ".join(", "{", "%"):

@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 from .synthetic_base import N_PROBES, Draft, Param, pick_name, probe_and_extra_inputs, rephrase
 from .synthetic_params import int_arithmetic, string_ops, words_with_parameter
 from .synthetic_floats import float_formula, float_list
+from .synthetic_loops import integer_algorithms, number_property, pairs, positions
 from .validate import Candidate
 
 
@@ -739,6 +740,7 @@ FAMILIES: list[tuple[Callable[[random.Random], Draft], float]] = [
     (parse_pipeline, 2), (grid_rows, 2), (list_with_parameter, 1), (int_list_shape, 1), (string_whole, 1), (integer_loops, 1), (branches, 1),
     (two_lists, 0.5), (dict_building, 0.5), (sorting, 0.5),
     (int_arithmetic, 3), (string_ops, 3), (words_with_parameter, 2), (float_list, 2), (float_formula, 0.5),
+    (number_property, 2), (positions, 1.5), (integer_algorithms, 0.5), (pairs, 0.5),
 ]
 
 
@@ -750,7 +752,7 @@ def draft(rng: random.Random) -> Draft:
         d.params = [Param(p.name, p.annotation.replace("list[", "List["), p.domain) for p in d.params]
         d.returns = d.returns.replace("list[", "List[")
         names = sorted({"List"} | ({"Optional"} if "Optional" in d.returns else set()))
-        d.imports = [f"from typing import {', '.join(names)}"]
+        d.imports = [f"from typing import {', '.join(names)}"] + [i for i in d.imports if "typing" not in i]
     d.doc = rephrase(d.doc, d.params, rng)
     return d
 

@@ -115,6 +115,7 @@ DOMAINS: dict[str, tuple[list, Callable[[random.Random], object]]] = {
     "big": ([1234, 0, 908, 55, 70071, 8, 246813, 97531], lambda r: r.randint(0, 99999)),
     "int": ([5, -3, 0, 12, -7, 9, 18, -14], lambda r: r.randint(-20, 20)),
     "k": ([3, 1, 2, 4, 5, 3, 2, 4], lambda r: r.randint(1, 5)),
+    "pos": ([12, 1, 18, 7, 30, 9, 16, 25], lambda r: r.randint(1, 60)),
     "text": (["Hello World", "", "abc123", "Python 3 is FUN", "aAbB  zz9", "x", "Mississippi 42", "road to Rome"],
              _text),
     "sentence": (["the quick brown fox", "", "Hello World", "a level radar noon", "one  two three four five",
