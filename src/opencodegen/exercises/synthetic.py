@@ -1,8 +1,9 @@
 """A seeded generator of small typed programs over the builtins, in HumanEval's style.
 
-Each draft is one short function (a typed signature, a 1-6 line body) built by composing pieces that each carry
-their code and their English: a filter ("that are even"), a map ("the squares of"), a reduction ("the sum of"), a
-string or word operation, a digit loop, a branch, a dict built from a list. The docstring is rendered from the same
+Each draft is one short function (a typed signature, a body of one to a dozen lines) built by composing pieces that
+each carry their code and their English: a filter ("that are even"), a map ("the squares of"), a reduction ("the sum
+of"), a string or word operation, a digit loop, a branch, a dict built from a list; the families in synthetic_params,
+synthetic_floats and synthetic_loops add several parameters, floats, helper functions, positions and pairs. The docstring is rendered from the same
 pieces, so it says what the code does; its `>>>` examples and the tests' expected values are computed later by
 running the program (validate.py), never written here. Styles vary on purpose (comprehension, loop, builtin call) so
 that the same meaning is seen in the several shapes HumanEval's solutions take.

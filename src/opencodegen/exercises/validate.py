@@ -137,10 +137,11 @@ def render_prompt(c: Candidate, examples: list[tuple[str, str]]) -> str:
     return f"{head}{defline}\n{doc}\n    \"\"\"\n"
 
 
-def _floats(value: Any) -> str | None:
-    """"scalar" for a float, "list" for a list of numbers with a float in it, else None: the answers compared within
-    FLOAT_TOLERANCE, as HumanEval's float problems do, since a correct program that adds in another order (or
-    divides where the reference multiplies) differs in the last bits."""
+def _float_kind(value: Any) -> str | None:
+    """How an expected value is compared: "scalar" (a float) or "list" (a list of numbers with a float in it) within
+    FLOAT_TOLERANCE, else None (with ==). Floats are compared within a tolerance, as HumanEval's float problems are,
+    since a correct program that adds in another order (or divides where the reference multiplies) differs in the
+    last bits."""
     if isinstance(value, float):
         return "scalar"
     numbers = isinstance(value, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
@@ -151,7 +152,7 @@ FLOAT_TOLERANCE = "1e-6"
 
 
 def render_assert(args: str, answer: str) -> str:
-    kind = _floats(ast.literal_eval(answer))
+    kind = _float_kind(ast.literal_eval(answer))
     if kind == "scalar":
         return f"assert abs(candidate({args}) - {answer}) < {FLOAT_TOLERANCE}"
     if kind == "list":  # zip(strict=True) raises on a list of another length: the check fails
@@ -162,7 +163,7 @@ def render_assert(args: str, answer: str) -> str:
 
 def assert_holds(expected: Any, got: Any) -> bool:
     """What render_assert's assert decides for a return value `got`, computed here on plain values."""
-    kind = _floats(expected)
+    kind = _float_kind(expected)
     try:
         if kind == "scalar":
             return abs(got - expected) < float(FLOAT_TOLERANCE)
