@@ -33,6 +33,12 @@ REDUCERS = {
 }
 
 
+def _imports_apart(lines: list[str]) -> tuple[list[str], list[str]]:
+    """(body, imports): a recipe writes its imports among its lines; they go at the top of the program."""
+    imports = [line for line in lines if line.startswith(("import ", "from "))]
+    return [line for line in lines if line not in imports], imports
+
+
 def _helper(name: str, lines: list[str]) -> list[str]:
     return [f"def {name}(x):"] + [f"    {line}" for line in lines]
 
@@ -111,8 +117,7 @@ def integer_algorithms(rng: random.Random) -> Draft:
          f"Return the triangular numbers 1, 3, 6, 10, ... that are at most {n}, in order."),
     ]
     name, params, ret, body, doc = rng.choice(choices)
-    imports = [line for line in body if line.startswith("import ")]
-    body = [line for line in body if not line.startswith("import ")]
+    body, imports = _imports_apart(body)
     return Draft(name, params, ret, body, doc, f"algorithm/{name}", imports)
 
 
@@ -207,6 +212,5 @@ def pairs(rng: random.Random) -> Draft:
          "and then j."),
     ]
     name, params, ret, body, doc = rng.choice(choices)
-    imports = [line for line in body if line.startswith("from ")]
-    return Draft(name, params, ret, [line for line in body if not line.startswith("from ")], doc, f"pairs/{name}",
-                 imports)
+    body, imports = _imports_apart(body)
+    return Draft(name, params, ret, body, doc, f"pairs/{name}", imports)
