@@ -118,7 +118,6 @@ def _places(digits: int) -> str:
 
 
 def _whole_list_statistic(rng: random.Random, xs: str, v: str, params: list[Param]) -> Draft:
-    mean = ["if not %s:" % xs, "    return %s" % "{empty}", f"mean = sum({xs}) / len({xs})"]
     choices = [
         ("mean_absolute_deviation", "float", "0.0", [f"return sum(abs({v} - mean) for {v} in {xs}) / len({xs})"],
          f"Return the mean absolute deviation of {xs}: the average distance of its numbers from their mean. An "
@@ -131,7 +130,8 @@ def _whole_list_statistic(rng: random.Random, xs: str, v: str, params: list[Para
          f"Return the variance of {xs}: the mean of the squared differences from the mean. An empty list gives 0.0."),
     ]
     name, ret, empty, tail, doc = rng.choice(choices)
-    return Draft(name, params, ret, [line.replace("{empty}", empty) for line in mean] + tail, doc, f"floats/{name}")
+    mean = [f"if not {xs}:", f"    return {empty}", f"mean = sum({xs}) / len({xs})"]
+    return Draft(name, params, ret, mean + tail, doc, f"floats/{name}")
 
 
 def _formulas(rng: random.Random) -> list[tuple[str, list[tuple[str, str]], str, str]]:
