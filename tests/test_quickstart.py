@@ -390,6 +390,32 @@ def test_training_keeps_to_its_budget_when_the_machine_slows_and_a_resumed_run_k
     assert [s["steps"] for s in again["stages"]] == [4, 3, 3]
 
 
+def test_a_stage_whose_allowance_runs_out_is_recorded_where_it_stopped(run, recipe, tmp_path, monkeypatch):
+    """The schedule gives nl an allowance of 0 s: it stops after one step, schedule.json records stopped_at 1, the
+    stages after it train from there, and a rerun trains nothing again."""
+    from opencodegen.quickstart import train_schedule
+    from opencodegen.quickstart.pipeline import load_quickstart_recipe
+    from opencodegen.quickstart.train_plan import OVERHEAD_SHARE
+    r = load_quickstart_recipe(recipe, run[0], ["nl", "multi", "mono"])
+    r.stages = r.stages[:3]
+    # 1 s a step as planned, and a budget of exactly the 5 steps run: multi and mono keep their 2 steps
+    plan = {"steps": [4, 2, 2], "seconds_per_step": [1.0, 1.0, 1.0], "minutes": 5 / (1 - OVERHEAD_SHARE) / 60,
+            "sft_caps": {}, "autocast": "fp32", "shape": None}
+    step = 1 / (1 - OVERHEAD_SHARE)
+    scripted_clock(monkeypatch, train_schedule, [0.0, step, 0.0, 2 * step, 0.0, 2 * step])
+    monkeypatch.setattr(train_schedule, "allowance", lambda plan, names, kinds, done, i, steps: 0.0 if i == 0 else None)
+    out = tmp_path / "train"
+    summary = train_schedule.train_on_schedule(r, out, plan)
+    decided = summary["schedule"]["stages"]
+    assert decided["nl"]["stopped_at"] == 1 and decided["nl"]["max_seconds"] == 0.0
+    assert [s["steps"] for s in summary["stages"]] == [1, 2, 2]
+    assert [s.steps for s in train_schedule.with_schedule(r, summary["schedule"]).stages] == [1, 2, 2]
+    before = sorted(p.stat().st_mtime_ns for p in out.rglob("checkpoint-*/config.json"))
+    again = train_schedule.train_on_schedule(r, out, plan)
+    assert [s["steps"] for s in again["stages"]] == [1, 2, 2]
+    assert sorted(p.stat().st_mtime_ns for p in out.rglob("checkpoint-*/config.json")) == before
+
+
 def scripted_clock(monkeypatch, module, readings: list[float]) -> None:
     """module.time.perf_counter returns `readings` in turn (the wall clock each stage and each plan reads)."""
     it = iter(readings)

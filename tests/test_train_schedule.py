@@ -52,3 +52,34 @@ def test_a_refitted_post_training_stage_spreads_its_checkpoints_over_its_new_ste
     assert out.stages[0].run == {}
     assert out.stages[1].run == {"save_every": 70, "keep_last": POST_TRAINING_CHECKPOINTS}
     assert stages[1].steps == 206  # the recipe given is not changed
+
+
+def test_a_pretraining_stage_before_post_training_gets_a_time_allowance_at_the_pace_so_far():
+    """Hand-computed: nl took twice its predicted time (pace 2), so mono's 100 steps of 0.9 s are fitted at 200 s
+    (0.9 * 2 / 0.9 a step) and may run PRETRAIN_ALLOWANCE times that; the last pretraining stage of a run with no
+    post-training, and post-training itself, are not limited."""
+    from opencodegen.quickstart.train_schedule import PRETRAIN_ALLOWANCE, allowance
+
+    plan = {"seconds_per_step": [0.9, 0.9, 2.0], "steps": [10, 100, 50]}
+    names, kinds = ["nl", "mono", "sft"], ["pretrain", "pretrain", "sft"]
+    done = {"nl": {"steps": 10, "seconds": 20.0}}
+    assert allowance(plan, names, kinds, done, 1, 100) == pytest.approx(PRETRAIN_ALLOWANCE * 200.0)
+    assert allowance(plan, names, kinds, done, 2, 50) is None
+    assert allowance(plan, names[:2], kinds[:2], done, 1, 100) is None
+    # a stage that stopped early is paced by the steps it ran: 5 steps in 20 s is pace 4
+    stopped = {"nl": {"steps": 10, "stopped_at": 5, "seconds": 20.0}}
+    assert allowance(plan, names, kinds, stopped, 1, 100) == pytest.approx(PRETRAIN_ALLOWANCE * 400.0)
+
+
+def test_a_stage_whose_time_ran_out_counts_the_steps_it_reached():
+    from types import SimpleNamespace
+
+    from opencodegen.quickstart.train_schedule import with_schedule
+
+    stages = [SimpleNamespace(name="mono", kind="pretrain", steps=1028, tokens=None, run={}),
+              SimpleNamespace(name="sft", kind="sft", steps=206, tokens=None, run={})]
+    schedule = {"stages": {"mono": {"steps": 1125, "stopped_at": 980, "max_seconds": 812.5},
+                           "sft": {"steps": 208, "max_seconds": None}}}
+    out = with_schedule(SimpleNamespace(stages=stages), schedule)
+    assert [s.steps for s in out.stages] == [980, 208]
+    assert out.stages[0].run == {"max_seconds": 812.5} and "max_seconds" not in out.stages[1].run

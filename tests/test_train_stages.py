@@ -85,3 +85,18 @@ def test_activation_checkpointing_same_losses_doc_mask_differs(tmp_path):
 
     init = save_checkpoint(build_model(recipe), None, tmp_path / "init")
     assert runs["docmask"][0] == pytest.approx(first_loss_from(init, recipe, 0, doc_mask=True), rel=1e-5)
+
+
+def test_a_stage_ends_where_it_is_when_its_max_seconds_run_out(tmp_path):
+    """run.max_seconds 0: the first stage stops after its first step with a checkpoint there, reports the step it
+    reached, and the next stage starts from that checkpoint's weights."""
+    data = tiny_recipe(tmp_path)
+    data["stages"][0]["run"] = {"max_seconds": 0.0}
+    recipe = recipe_from_dict(data)
+    run = tmp_path / "run"
+    summary = train(recipe, run, progress=False)
+    assert sorted(p.name for p in (run / "stage-0-nl").glob("checkpoint-*")) == ["checkpoint-1"]
+    assert [s["steps"] for s in summary["stages"]] == [1, 4]
+    mono1 = [r for r in metrics(run) if r["stage"] == "mono"][0]
+    assert mono1["loss"] == pytest.approx(first_loss_from(run / "stage-0-nl" / "checkpoint-1", recipe, 1), rel=1e-5)
+    assert summary["final_checkpoint"].endswith("stage-1-mono/checkpoint-4")

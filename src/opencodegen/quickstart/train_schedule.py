@@ -5,7 +5,10 @@ host that one measurement can be far off an hour later: other jobs start, and a 
 So the stages run one at a time, and before each one starts, the stages not yet run are fitted again to the time
 that is left, at the pace the finished stages actually kept (their wall seconds over the plan's prediction for them,
 validation and checkpoints included). A stage's steps are fixed when it starts and never change afterwards: its
-learning-rate schedule depends on them, so a resumed run reads them back from `schedule.json` (exact resume).
+learning-rate schedule depends on them, so a resumed run reads them back from `schedule.json` (exact resume). A
+slowdown inside a stage is not seen until it ends, so a pretraining stage that post-training follows also gets a time
+allowance (run.max_seconds, PRETRAIN_ALLOWANCE times its fitted time) and ends where it is when that runs out; the
+step it reached is recorded as `stopped_at`, and the stages after it start from there.
 
 The model's shape is chosen by the plan too, and a plan timed while other work used the cores sees a slower machine
 than training then has: one such plan timed steps 2.5 times slower than the run then trained them, chose a
@@ -39,12 +42,21 @@ SCHEDULE = "schedule.json"
 # time and a new plan's (about a tenth of the budget), which only a larger shape pays back.
 REPLAN_PACE = 2 / 3
 REPLACED = "replaced-by-replan"  # in the training directory: what was trained with the first plan
+# A pretraining stage followed by post-training may run this much longer than its fitted time (run.max_seconds), then
+# it ends where it is: a machine that slows down inside Mono (the longest stage) would otherwise take the time from
+# SFT, whose steps are fixed only when it starts (a 60-minute run lost 273 of SFT's 667 steps so).
+PRETRAIN_ALLOWANCE = 1.1
+
+
+def _steps_run(decided: dict) -> int:
+    """A stage's steps: those it was given, or where it stopped when its max_seconds ran out."""
+    return decided.get("stopped_at", decided["steps"])
 
 
 def pace(plan: dict, names: list[str], done: dict[str, dict]) -> float:
     """The finished stages' wall seconds over what the plan predicted for their steps (1.0 before any finished)."""
     per_step = plan["seconds_per_step"]
-    predicted = sum(done[n]["steps"] * per_step[i] / (1 - OVERHEAD_SHARE) for i, n in enumerate(names) if n in done)
+    predicted = sum(_steps_run(done[n]) * per_step[i] / (1 - OVERHEAD_SHARE) for i, n in enumerate(names) if n in done)
     spent = sum(d["seconds"] for d in done.values())
     return spent / predicted if predicted > 0 and spent > 0 else 1.0
 
@@ -67,17 +79,31 @@ def refit(plan: dict, names: list[str], done: dict[str, dict], budget_seconds: f
     return [max(2.0, n) for n in fitted]
 
 
-def _finished(run_dir: Path, index: int, name: str, steps: int) -> bool:
+def _last_step(run_dir: Path, index: int, name: str) -> int:
     found = checkpoint_dirs(stage_dir(run_dir, index, name))
-    return bool(found) and found[-1][0] >= steps
+    return found[-1][0] if found else 0
+
+
+def allowance(plan: dict, names: list[str], kinds: list[str], done: dict[str, dict], index: int,
+              steps: int) -> float | None:
+    """run.max_seconds for stage `index` given `steps`: PRETRAIN_ALLOWANCE times its fitted wall time at the pace
+    of the stages done, for a pretraining stage that post-training follows; else None (no limit)."""
+    if kinds[index] != "pretrain" or all(k == "pretrain" for k in kinds[index + 1:]):
+        return None
+    seconds = steps * plan["seconds_per_step"][index] * pace(plan, names, done) / (1 - OVERHEAD_SHARE)
+    return round(PRETRAIN_ALLOWANCE * seconds, 1)
 
 
 def with_schedule(recipe: Recipe, schedule: dict) -> Recipe:
-    """The recipe with the steps its stages were given when they started (stages not started keep theirs)."""
+    """The recipe with the steps its stages were given when they started, or those they ran if their time ran out
+    (stages not started keep theirs), and their time allowances."""
     out = copy.deepcopy(recipe)
     for s in out.stages:
-        if s.name in schedule["stages"]:
-            set_steps(s, schedule["stages"][s.name]["steps"])
+        decided = schedule["stages"].get(s.name)
+        if decided:
+            set_steps(s, _steps_run(decided))
+            if decided.get("max_seconds") is not None:
+                s.run = {**s.run, "max_seconds": decided["max_seconds"]}
     return out
 
 
@@ -98,7 +124,7 @@ def train_on_schedule(base: Recipe, run_dir: Path, plan: dict,
             _set_aside(run_dir, schedule)
     recipe = train_plan.apply(base, plan)
     decided: dict[str, dict] = schedule["stages"]
-    names = [s.name for s in recipe.stages]
+    names, kinds = [s.name for s in recipe.stages], [s.kind for s in recipe.stages]
     summary: dict[str, Any] = {}
     for i, name in enumerate(names):
         if name not in decided:
@@ -106,18 +132,22 @@ def train_on_schedule(base: Recipe, run_dir: Path, plan: dict,
             steps = round(refit(plan, names, done, schedule["budget_seconds"])[0])
             planned = plan["steps"][i]
             left = schedule["budget_seconds"] - sum(d["seconds"] for d in done.values())
-            decided[name] = {"steps": steps, "planned_steps": planned, "seconds_left": round(left, 1)}
+            decided[name] = {"steps": steps, "planned_steps": planned, "seconds_left": round(left, 1),
+                             "max_seconds": allowance(plan, names, kinds, done, i, steps)}
             write_json(path, schedule)
             if steps != planned:
                 log(f"stage {name}: {steps} steps instead of the planned {planned}, to finish training within "
                     f"{plan['minutes']:g} minutes at the pace of the stages before it")
-        if not ("seconds" in decided[name] and _finished(run_dir, i, name, decided[name]["steps"])):
+        if not ("seconds" in decided[name] and _last_step(run_dir, i, name) >= _steps_run(decided[name])):
             prefix = with_schedule(recipe, schedule)
             prefix.stages = prefix.stages[: i + 1]
             start = time.perf_counter()
             summary = train(prefix, run_dir, progress=True, table=i == len(names) - 1)
             # a stage resumed after an interruption is charged only for the part this run did
             decided[name]["seconds"] = round(decided[name].get("seconds", 0.0) + time.perf_counter() - start, 1)
+            reached = _last_step(run_dir, i, name)
+            if reached < decided[name]["steps"]:  # its max_seconds ran out: the stages after it start from here
+                decided[name]["stopped_at"] = reached
             write_json(path, schedule)
         if i == 0 and replan is not None and plan.get("shape") and replanned is None:
             new = _replan(schedule, plan, recipe, replan, path)

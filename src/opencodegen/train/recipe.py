@@ -85,6 +85,10 @@ class RunConfig:
     # The stage's output (what the next stage starts from, and a run's final checkpoint): the uniform mean of the
     # weights of its last `average_last` checkpoints (train/stage_output.py); 1: its last checkpoint as it is.
     average_last: int = 1
+    # Wall seconds after which the stage ends at the step it reached, saving a checkpoint there (None: no limit). The
+    # quickstart's schedule gives a pretraining stage its share of the budget this way, so a machine that slows down
+    # inside a long stage costs that stage steps rather than the post-training after it.
+    max_seconds: float | None = None
 
 
 @dataclass
@@ -177,7 +181,7 @@ class Recipe:
 
 # Run keys a stage may override: when it validates and saves. The rest (device, precision, parallelism, seed) is one
 # for the whole run.
-STAGE_RUN_KEYS = ("eval_every", "eval_tokens", "save_every", "keep_last", "average_last")
+STAGE_RUN_KEYS = ("eval_every", "eval_tokens", "save_every", "keep_last", "average_last", "max_seconds")
 
 
 def _check_type(value: Any, hint: Any, where: str) -> Any:

@@ -211,6 +211,11 @@ class Stage:
             ckpt.prune(ctx.directory, ctx.run.keep_last)
         dist_.barrier(ctx.dist)
 
+    def _out_of_time(self, start: float) -> bool:
+        """run.max_seconds used (by any process: they all stop at the same step)."""
+        limit = self.ctx.run.max_seconds
+        return limit is not None and dist_.all_max(float(time.perf_counter() - start >= limit), self.ctx.dist) > 0
+
     # ---- the whole stage --------------------------------------------------------------------------------------
     def run(self) -> StageResult:
         ctx, run = self.ctx, self.ctx.run
@@ -231,14 +236,21 @@ class Stage:
                     ctx.log.write(rec, self.step_no)
                     task.update(completed=self.step_no, info=_info(rec, self.last_val))
                     within.line(f"step {self.step_no}/{self.total_steps}: {_info(rec, self.last_val)}")
-                    if self.step_no % run.save_every == 0 or self.step_no == self.total_steps:
+                    saved = self.step_no % run.save_every == 0 or self.step_no == self.total_steps
+                    if saved:
                         self.save()
+                    if self.step_no < self.total_steps and self._out_of_time(start):
+                        if not saved:
+                            self.save()
+                        note(f"stage {ctx.stage.name}: stopped at step {self.step_no} of {self.total_steps}, its "
+                             f"{run.max_seconds:g} s (run.max_seconds) used")
+                        break
         finally:
             self.objective.close()
         elapsed = time.perf_counter() - start
         if ctx.dist.is_main:
             plot_stage(ctx.log.records(), ctx.stage.name, ctx.run_dir / f"loss-{ctx.index}-{ctx.stage.name}.png")
-        return StageResult(ctx.stage.name, ctx.stage.kind, self.total_steps, self.total_steps * ctx.batch.batch_tokens,
+        return StageResult(ctx.stage.name, ctx.stage.kind, self.step_no, self.step_no * ctx.batch.batch_tokens,
                            self.losses[-1] if self.losses else None, elapsed,
                            self.tokens_done / elapsed if elapsed and self.tokens_done else None, dict(self.last_val))
 
