@@ -178,7 +178,7 @@ def _replan(schedule: dict, plan: dict, recipe: Recipe, replan: Callable[[float,
     log(f"stage {names[0]} ran at {1 / rate:.1f} times the speed the plan measured (other work was using the cores "
         f"while it timed?): planning again for the {left / 60:.1f} minutes left")
     start = time.perf_counter()
-    trained_step = first["seconds"] * (1 - OVERHEAD_SHARE) / first["steps"]
+    trained_step = first["seconds"] * (1 - OVERHEAD_SHARE) / _steps_run(first)
     calibration = min(1.0, trained_step / train_plan.seconds_per_step(recipe, 0))
     new = replan(left / 60, calibration)
     seconds = time.perf_counter() - start
