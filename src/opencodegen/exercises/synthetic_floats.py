@@ -72,7 +72,6 @@ def float_list(rng: random.Random) -> Draft:
         ftag += f"_{t}".replace("-", "m").replace(".", "_") if "{t}" in cond else ""
     cond, adj = cond.format(v=v, t=t), adj.format(t=t)
     noun = f"the numbers in {xs} that are {adj}" if cond else f"the numbers in {xs}"
-    gen_if = f" if {cond}" if cond else ""
     expr, items, mtag = v, noun, ""
     listed = rng.random() < 0.3
     red = "" if listed else rng.choice([r for r in FLOAT_REDUCERS if cond or r != "count"])
@@ -85,10 +84,8 @@ def float_list(rng: random.Random) -> Draft:
     name = "_".join(x for x in (mtag, ftag) if x)
     if listed:
         ret = "list[int]" if mtag == "truncated" else "list[float]"
-        body = rng.choice([[f"return [{expr} for {v} in {xs}{gen_if}]"],
-                           ["result = []", f"for {v} in {xs}:"] +
-                           ([f"    if {cond}:", f"        result.append({expr})"] if cond else
-                            [f"    result.append({expr})"]) + ["return result"]])
+        comprehension, loop = _collected("result", expr, v, xs, cond)
+        body = rng.choice([[comprehension.replace("result = ", "return ", 1)], loop + ["return result"]])
         return Draft(f"{name}_values", params, ret, body, f"Return a list of {items}, in their original order.",
                      f"floats/map/{mtag}/{ftag}")
     code, empty, english, ret = FLOAT_REDUCERS[red]
@@ -96,10 +93,8 @@ def float_list(rng: random.Random) -> Draft:
     if ret == "float" and rng.random() < 0.3:
         digits = rng.choice([1, 2])
         code, rounding = f"round({code}, {digits})", f" Round the result to {_places(digits)}."
-    pick = rng.choice([[f"picked = [{expr} for {v} in {xs}{gen_if}]"],
-                       ["picked = []", f"for {v} in {xs}:"] +
-                       ([f"    if {cond}:", f"        picked.append({expr})"] if cond else
-                        [f"    picked.append({expr})"])])
+    comprehension, loop = _collected("picked", expr, v, xs, cond)
+    pick = rng.choice([[comprehension], loop])
     if expr == v and not cond:  # the list itself
         pick, code = [], code.replace("picked", xs)
     guard = xs if not pick else "picked"
@@ -111,6 +106,13 @@ def float_list(rng: random.Random) -> Draft:
                                   [f"return {code} if {guard} else {empty}"]])
     return Draft(f"{'_'.join(x for x in (red, name) if x)}_of_values", params, ret, body,
                  f"Return {english}.{rounding}", f"floats/{red}/{mtag}/{ftag}")
+
+
+def _collected(target: str, expr: str, v: str, xs: str, cond: str) -> tuple[str, list[str]]:
+    """`target` = [expr for v in xs if cond] as one comprehension line, and as a loop that appends."""
+    gen_if = f" if {cond}" if cond else ""
+    append = [f"    if {cond}:", f"        {target}.append({expr})"] if cond else [f"    {target}.append({expr})"]
+    return f"{target} = [{expr} for {v} in {xs}{gen_if}]", [f"{target} = []", f"for {v} in {xs}:"] + append
 
 
 def _places(digits: int) -> str:
