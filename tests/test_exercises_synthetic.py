@@ -116,7 +116,7 @@ def test_generator_covers_the_skills():
     assert set(families) == {"int_list", "int_list_shape", "two_lists", "str", "str_whole", "words", "int", "branch",
                              "dict", "sort", "digits", "range", "list_param", "parse", "grid", "arith", "str_ops",
                              "words_param", "floats", "formula", "property", "positions",
-                             "algorithm", "pairs"}
+                             "algorithm", "pairs", "distinct", "sets", "sort_key", "sorted", "types"}
     assert len({(d.recipe, d.solution()) for d in drafts}) > 1500  # many distinct programs, not a few templates
     code = "".join(d.solution() for d in drafts)
     for construct in (" for ", " if ", "while ", "sorted(", "sum(", "max(", "min(", "len(", ".join(", "{", "%"):

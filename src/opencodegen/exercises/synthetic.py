@@ -21,6 +21,7 @@ from .synthetic_base import N_PROBES, Draft, Param, pick_name, probe_and_extra_i
 from .synthetic_params import int_arithmetic, string_ops, words_with_parameter
 from .synthetic_floats import float_formula, float_list
 from .synthetic_loops import integer_algorithms, number_property, pairs, positions
+from .synthetic_sets import distinct_values, mixed_types, set_relations, sort_by_key, sortedness
 from .validate import Candidate
 
 
@@ -742,6 +743,7 @@ FAMILIES: list[tuple[Callable[[random.Random], Draft], float]] = [
     (two_lists, 0.5), (dict_building, 0.5), (sorting, 0.5),
     (int_arithmetic, 3), (string_ops, 3), (words_with_parameter, 2), (float_list, 2), (float_formula, 0.5),
     (number_property, 2), (positions, 1.5), (integer_algorithms, 0.5), (pairs, 0.5),
+    (distinct_values, 1.5), (set_relations, 1), (sort_by_key, 1.5), (sortedness, 0.5), (mixed_types, 1),
 ]
 
 
@@ -752,7 +754,7 @@ def draft(rng: random.Random) -> Draft:
     if rng.random() < 0.3 and "list[" in d.signature():
         d.params = [Param(p.name, p.annotation.replace("list[", "List["), p.domain) for p in d.params]
         d.returns = d.returns.replace("list[", "List[")
-        names = sorted({"List"} | ({"Optional"} if "Optional" in d.returns else set()))
+        names = sorted({"List"} | {name for name in ("Any", "Optional") if name in d.signature()})
         d.imports = [f"from typing import {', '.join(names)}"] + [i for i in d.imports if "typing" not in i]
     d.doc = rephrase(d.doc, d.params, rng)
     return d

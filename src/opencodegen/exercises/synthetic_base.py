@@ -103,6 +103,17 @@ def _text(rng: random.Random) -> str:
     return "".join(rng.choice(pool) for _ in range(rng.randint(0, 12)))
 
 
+def _run(rng: random.Random) -> list[int]:
+    xs = [rng.randint(-5, 15) for _ in range(rng.randint(0, 7))]
+    return rng.choice([sorted(xs), sorted(xs, reverse=True), xs])
+
+
+def _mixed(rng: random.Random) -> list:
+    makers = [lambda: rng.randint(-5, 20), lambda: rng.choice(WORDS), lambda: round(rng.uniform(-5, 9), 1),
+              lambda: None, lambda: [rng.randint(0, 9)]]
+    return [rng.choice(makers)() for _ in range(rng.randint(0, 6))]
+
+
 DOMAINS: dict[str, tuple[list, Callable[[random.Random], object]]] = {
     # name: (probe values every draft of this domain is run on, a generator of further values)
     "ints": ([[1, 2, 3, 4, 5, 6], [], [-3, 0, 7, 10, -8, 15, 2], [4, 4, 9, 1, 12], [11, -2, 5, 20, 3, 3, 0, 8],
@@ -136,6 +147,19 @@ DOMAINS: dict[str, tuple[list, Callable[[random.Random], object]]] = {
                lambda r: [round(r.uniform(-10, 20), r.choice([0, 1, 2])) for _ in range(r.randint(0, 7))]),
     "float": ([2.5, 0.0, -1.25, 10.0, 3.75, -4.5, 7.2, 100.0], lambda r: round(r.uniform(-50, 50), r.choice([0, 1, 2]))),
     "pos_float": ([0.5, 1.0, 2.5, 0.25, 4.0, 1.5, 3.2, 10.0], lambda r: round(r.uniform(0.1, 20), r.choice([1, 2]))),
+    # short strings over a few letters, so that two of them often hold the same set of characters
+    "letters": (["abc", "CAB", "aabbc", "bcA", "", "abd", "DCba", "ccc"],
+                lambda r: "".join(r.choice("abcdAB") for _ in range(r.randint(0, 6)))),
+    # lists over 0..5, so that two of them often hold the same set of values
+    "small_ints": ([[1, 2, 3], [3, 2, 1, 1], [2, 3, 1], [4], [], [0, 4, 4], [4, 0], [5, 1]],
+                   lambda r: [r.randint(0, 5) for _ in range(r.randint(0, 6))]),
+    # lists that are often in order, one way or the other, with equal neighbours among them
+    "runs": ([[1, 2, 3, 5, 8], [9, 7, 4, 4, 1], [], [3, 3, 3], [1, 5, 2, 6], [10, 8, 6], [2, 4, 4, 7, 7, 9], [6]],
+             _run),
+    # values of several types (never bools, which are ints to isinstance)
+    "mixed": ([[1, "a", 2.5, None], [], ["x", "y", 3], [4, [1, 2], "hi", 7, 0.5], [None, None], [10, -3, "ten", 2.0],
+               ["only", "strings"], [0, 1, 2, [3]]],
+              _mixed),
     "grid": ([[[1, 2], [3, 4]], [], [[5, -1, 8], [0, 7, 2]], [[6]], [[2, 9], [4, 4], [-3, 10]],
               [[1, 1, 1], [2, 3, 5], [8, 13, 21]], [[0, 0], [12, -6]], [[7, 3, 9, 2]]],
              lambda r: [[r.randint(-5, 15) for _ in range(w)] for w in [r.randint(1, 4)] for _ in range(r.randint(0, 4))]),
@@ -157,7 +181,8 @@ N_PROBES = 8
 TYPE_NOUNS = {"int": "an integer", "str": "a string", "list[int]": "a list of integers", "List[int]": "a list of integers",
               "list[str]": "a list of strings", "List[str]": "a list of strings",
               "float": "a number", "list[float]": "a list of numbers", "List[float]": "a list of numbers",
-              "list[list[int]]": "a list of rows of integers", "List[List[int]]": "a list of rows of integers"}
+              "list[list[int]]": "a list of rows of integers", "List[List[int]]": "a list of rows of integers",
+              "list[Any]": "a list of values", "List[Any]": "a list of values"}
 REPHRASE_SHARE = 0.35
 
 

@@ -1,0 +1,244 @@
+"""Synthetic families over sets, keys and order: the distinct values of a sequence, how two collections relate as
+sets, sorting by a key that a lambda computes, whether a sequence is in order, and the values of a list of mixed
+types picked by their type. Short programs ask for each of these (unique values, the same characters, sort by a
+key, monotonic, keep the integers); the fixed-form sorting and two-list recipes make a few dozen programs in all,
+and these families compose their parts into thousands."""
+
+from __future__ import annotations
+
+import random
+
+from .synthetic_base import Draft, Param, pick_name
+
+# A sequence to take values from: (kind, annotation, domain, the iterable's code over the parameter, English noun)
+SOURCES = [
+    ("int", "list[int]", "ints", "{p}", "the numbers in {p}"),
+    ("str", "list[str]", "words", "{p}", "the strings in {p}"),
+    ("char", "str", "text", "{p}", "the characters of {p}"),
+    ("word", "str", "sentence", "{p}.split()", "the words of {p} (split at whitespace)"),
+]
+# A value's key before comparing: (code over `v`, English, kinds it applies to, result kind, tag)
+MAPS = [
+    ("abs({v})", "taking absolute values", ("int",), "int", "abs"),
+    ("{v} % 10", "taking each number's last digit ({v} % 10)", ("int",), "int", "last_digit"),
+    ("{v}.lower()", "ignoring case", ("str", "char", "word"), "str", "lower"),
+    ("len({v})", "taking their lengths", ("str", "word"), "int", "len"),
+    ("{v}[0]", "taking their first characters", ("str", "word"), "str", "first_char"),
+]
+
+
+def _source(rng: random.Random, kinds=("int", "str", "char", "word")):
+    kind, ann, dom, code, noun = rng.choice([s for s in SOURCES if s[0] in kinds])
+    name = pick_name(rng, {"int": "int_list", "str": "word_list", "char": "text", "word": "sentence"}[kind])
+    return kind, Param(name, ann, dom), code.format(p=name), noun.format(p=name)
+
+
+def distinct_values(rng: random.Random) -> Draft:
+    """The different values of a sequence (perhaps after a key): counted, listed in order, checked, or the
+    second smallest."""
+    kind, param, it, noun = _source(rng)
+    v = {"int": "x", "char": "ch"}.get(kind, "w")
+    values, key, elem, vtag = it, v, kind, f"{kind}s"
+    if rng.random() < 0.5:
+        code, english, _, elem, vtag = rng.choice([m for m in MAPS if kind in m[2]])
+        key = code.format(v=v)
+        values = f"{key} for {v} in {it}"
+        noun = f"{noun}, {english}"
+    as_set = f"set({values})" if values == it else rng.choice([f"set({values})", f"{{{values}}}"])
+    ret_elem = "int" if elem == "int" else "str"
+    choices = [
+        ("count", "int", [f"return len({as_set})"], f"Return how many different values there are among {noun}."),
+        ("sorted", f"list[{ret_elem}]", [f"return sorted({as_set})"],
+         f"Return the different values among {noun}, each once, in ascending order."),
+        ("sorted_desc", f"list[{ret_elem}]", [f"return sorted({as_set}, reverse=True)"],
+         f"Return the different values among {noun}, each once, from largest to smallest."),
+        ("second_smallest", f"{ret_elem} | None", [f"ordered = sorted({as_set})",
+                                                   "return ordered[1] if len(ordered) > 1 else None"],
+         f"Return the second smallest of the different values among {noun}, or None if there are fewer than two."),
+        ("first_seen", f"list[{ret_elem}]", ["seen = []", f"for {v} in {it}:",
+                                             f"    if {key} not in seen:", f"        seen.append({key})",
+                                             "return seen"],
+         f"Return the different values among {noun}, each once, in the order they first appear."),
+    ]
+    if values == it:
+        choices.append(("all_different", "bool", [f"return len(set({it})) == len({it})"],
+                        f"Return True if no two of {noun} are equal, and False otherwise."))
+        if kind in ("int", "str"):
+            repeated = f"{{{v} for {v} in {it} if {it}.count({v}) > 1}}"
+            choices.append(("repeated", f"list[{ret_elem}]", [f"return sorted({repeated})"],
+                            f"Return the values that occur more than once among {noun}, each once, in ascending "
+                            "order."))
+    what, ret, body, doc = rng.choice(choices)
+    return Draft(f"{what}_{vtag}", [param], ret, body, doc, f"distinct/{what}/{kind}/{vtag}")
+
+
+# Two collections of one kind: (annotation, domain, pair names, iterable code, English noun for one of them)
+PAIRS = [
+    ("str", "letters", (("s0", "s1"), ("a", "b"), ("first", "second"), ("word1", "word2"), ("s", "t"),
+                        ("text1", "text2")), "{p}", "characters"),
+    ("list[int]", "small_ints", (("a", "b"), ("xs", "ys"), ("first", "second"), ("l1", "l2"), ("list1", "list2"),
+                                 ("nums1", "nums2")), "{p}", "numbers"),
+    ("list[str]", "words", (("a", "b"), ("first", "second"), ("words1", "words2"), ("left", "right"),
+                            ("tags1", "tags2")), "{p}", "strings"),
+]
+RELATIONS = [
+    # (name, return type, code over the two sets {A} and {B}, English)
+    ("same", "bool", "{A} == {B}", "Return True if {a} and {b} contain the same {noun} (however often each occurs), "
+                                   "and False otherwise."),
+    ("subset", "bool", "{A} <= {B}", "Return True if every one of the {noun} in {a} also occurs in {b}, and False "
+                                     "otherwise."),
+    ("disjoint", "bool", "not ({A} & {B})", "Return True if {a} and {b} have none of their {noun} in common, and "
+                                            "False otherwise."),
+    ("common", "list", "sorted({A} & {B})", "Return the {noun} that occur in both {a} and {b}, each once, in "
+                                            "ascending order."),
+    ("either", "list", "sorted({A} | {B})", "Return the {noun} that occur in {a} or in {b}, each once, in ascending "
+                                            "order."),
+    ("only_first", "list", "sorted({A} - {B})", "Return the {noun} of {a} that do not occur in {b}, each once, in "
+                                                "ascending order."),
+    ("exactly_one", "list", "sorted({A} ^ {B})", "Return the {noun} that occur in exactly one of {a} and {b}, each "
+                                                 "once, in ascending order."),
+    ("count_common", "int", "len({A} & {B})", "Return how many different {noun} occur in both {a} and {b}."),
+]
+
+
+def set_relations(rng: random.Random) -> Draft:
+    """How two strings or lists relate as sets: equal, contained, disjoint; or their common, joint or distinct
+    values."""
+    ann, dom, names, it, noun = rng.choice(PAIRS)
+    a, b = rng.choice(names)
+    fold = ann == "str" and rng.random() < 0.4
+    sa, sb = (f"set({p}.lower())" if fold else f"set({p})" for p in (a, b))
+    name, ret, code, english = rng.choice(RELATIONS)
+    if ret == "list":
+        ret = "list[str]" if ann in ("str", "list[str]") else "list[int]"
+    doc = english.format(a=a, b=b, noun=noun)
+    if fold:
+        doc = doc.replace(".", ", ignoring case.", 1) if ret != "bool" else doc.replace(", and False", ", ignoring "
+                                                                                     "case, and False", 1)
+    body = [f"return {code.format(A=sa, B=sb)}"]
+    if name == "subset" and rng.random() < 0.4:
+        body = [f"return all(x in {sb if fold else b} for x in {sa if fold else a})"]
+    kind = {"str": "chars", "list[int]": "ints", "list[str]": "strings"}[ann]
+    return Draft(f"{name}_{kind}", [Param(a, ann, dom), Param(b, ann, dom)], ret, body, doc,
+                 f"sets/{name}/{kind}{'/fold' if fold else ''}")
+
+
+# Keys a sort can take: (code over `x`, English, element kind, tag)
+INT_KEYS = [
+    ("abs(x)", "absolute value", "abs"),
+    ("x % {k}", "remainder when divided by {k}", "mod"),
+    ("sum(int(d) for d in str(abs(x)))", "digit sum (of the absolute value)", "digit_sum"),
+    ("abs(x) % 10", "last digit (of the absolute value)", "last_digit"),
+]
+WORD_KEYS = [
+    ("len(x)", "length", "len"),
+    ("x[-1]", "last character", "last"),
+    ("x.lower()", "lowercase form (alphabetical, ignoring case)", "lower"),
+    ("sum(c in 'aeiou' for c in x)", "number of lowercase vowels", "vowels"),
+    ("len(set(x))", "number of different characters", "distinct"),
+    ("(len(x), x)", "length, and strings of equal length alphabetically", "len_then_alpha"),
+]
+
+
+def sort_by_key(rng: random.Random) -> Draft:
+    """A list sorted by a computed key, ascending or descending, then all of it, its first element or its first k."""
+    words = rng.random() < 0.5
+    xs = pick_name(rng, "word_list" if words else "int_list")
+    key, english, tag = rng.choice(WORD_KEYS if words else INT_KEYS)
+    kconst = rng.randint(2, 7)
+    key, english = key.format(k=kconst), english.format(k=kconst)
+    desc = rng.random() < 0.3
+    rev = ", reverse=True" if desc else ""
+    order = "largest first" if desc else "smallest first"
+    ties = "" if tag == "len_then_alpha" else "; ties keep their original order"
+    if rng.random() < 0.25:  # the key as a named helper rather than a lambda
+        head, keyarg = ["def key(x):", f"    return {key}"], "key"
+    else:
+        head, keyarg = [], f"lambda x: {key}"
+    ordered = f"sorted({xs}, key={keyarg}{rev})"
+    elem = "str" if words else "int"
+    # remainders and digit sums of negative numbers read ambiguously in English: those keys sort naturals
+    param = Param(xs, f"list[{elem}]", "words" if words else "ints" if tag == "abs" else "nats")
+    what = rng.choice(["all", "all", "first", "first_k"])
+    if what == "all":
+        ret, body = f"list[{elem}]", head + [f"return {ordered}"]
+        doc = f"Return the elements of {xs} sorted by their {english}, {order}{ties}."
+        params = [param]
+    elif what == "first":
+        empty = "''" if words else "None"
+        ret = "str" if words else "int | None"
+        body = head + [f"if not {xs}:", f"    return {empty}", f"return {ordered}[0]"]
+        doc = (f"Return the element of {xs} that comes first when it is sorted by {english}, {order}"
+               f"{ties.replace('; ties keep their original order', ' (the earliest of equals)')}, "
+               f"or {empty} if {xs} is empty.")
+        params = [param]
+    else:
+        k = rng.choice(["k", "count", "n", "top"])
+        ret, body = f"list[{elem}]", head + [f"return {ordered}[:{k}]"]
+        doc = f"Return the first {k} elements of {xs} when it is sorted by {english}, {order}{ties}."
+        params = [param, Param(k, "int", "k")]
+    return Draft(f"{what}_by_{tag}{'_desc' if desc else ''}", params, ret, body, doc,
+                 f"sort_key/{what}/{tag}/{'desc' if desc else 'asc'}")
+
+
+def sortedness(rng: random.Random) -> Draft:
+    """Whether a list is in order: ascending, descending or either way, strictly or not."""
+    xs = pick_name(rng, "int_list")
+    strict = rng.random() < 0.4
+    direction = rng.choice(["ascending", "descending", "either"])
+    le, ge = ("<", ">") if strict else ("<=", ">=")
+    up = rng.choice([f"all(a {le} b for a, b in zip({xs}, {xs}[1:]))",
+                     f"all({xs}[i] {le} {xs}[i + 1] for i in range(len({xs}) - 1))"])
+    down = up.replace(f" {le} ", f" {ge} ")
+    if not strict and rng.random() < 0.5:
+        up, down = f"{xs} == sorted({xs})", f"{xs} == sorted({xs}, reverse=True)"
+    code = {"ascending": up, "descending": down, "either": f"{up} or {down}"}[direction]
+    word = {"ascending": "increasing" if strict else "non-decreasing (each element at least the one before)",
+            "descending": "decreasing" if strict else "non-increasing (each element at most the one before)",
+            "either": ("strictly increasing or strictly decreasing" if strict
+                       else "entirely non-decreasing or entirely non-increasing")}[direction]
+    if strict and direction != "either":
+        word = f"strictly {word}"
+    doc = f"Return True if the elements of {xs} are {word}, and False otherwise. An empty list counts as in order."
+    tag = f"{direction}{'_strict' if strict else ''}"
+    return Draft(f"is_{tag}", [Param(xs, "list[int]", "runs")], "bool", [f"return {code}"], doc, f"sorted/{tag}")
+
+
+# Types to pick from a list of mixed values: (isinstance's second argument, English, tag, element annotation)
+TYPES = [
+    ("int", "integers", "ints", "int"),
+    ("str", "strings", "strs", "str"),
+    ("float", "floats", "floats", "float"),
+    ("(int, float)", "numbers (integers and floats)", "numbers", "float"),
+    ("list", "lists", "lists", "list"),
+]
+
+
+def mixed_types(rng: random.Random) -> Draft:
+    """The values of a mixed list that have a type (bools never occur in it): listed, counted, summed, joined."""
+    values = pick_name(rng, "int_list") if rng.random() < 0.3 else rng.choice(["values", "items", "things", "mixed",
+                                                                               "objects", "data"])
+    t, noun, tag, elem = rng.choice(TYPES)
+    v = rng.choice(["v", "x", "item"])
+    test, adj = f"isinstance({v}, {t})", noun
+    if rng.random() < 0.3:
+        test, adj, tag, elem = f"not {test}", f"not {noun}", f"non_{tag}", "Any"
+    which = f"the elements of {values} that are {adj}"
+    choices = [("list", f"list[{elem}]", f"[{v} for {v} in {values} if {test}]", f"Return {which}, in their order."),
+               ("count", "int", f"sum(1 for {v} in {values} if {test})", f"Return how many elements of {values} are "
+                                                                          f"{adj}.")]
+    if tag in ("ints", "floats", "numbers"):
+        choices.append(("sum", elem, f"sum({v} for {v} in {values} if {test})",
+                        f"Return the sum of {which} (0 if there are none)."))
+    if tag == "strs":
+        choices.append(("join", "str", f"''.join({v} for {v} in {values} if {test})",
+                        f"Return {which} joined together, in their order."))
+        choices.append(("longest", "str", f"max(({v} for {v} in {values} if {test}), key=len, default='')",
+                        f"Return the longest of {which} (the first in a tie), or '' if there are none."))
+    what, ret, code, doc = rng.choice(choices)
+    body = [f"return {code}"]
+    if what == "list" and rng.random() < 0.3:
+        body = ["result = []", f"for {v} in {values}:", f"    if {test}:", f"        result.append({v})",
+                "return result"]
+    return Draft(f"{what}_{tag}", [Param(values, "list[Any]", "mixed")], ret, body, doc, f"types/{what}/{tag}",
+                 imports=["from typing import Any"])
