@@ -27,7 +27,7 @@ def line_tokenizer(path: Path) -> Path:
 def exercise(name: str, value: int) -> dict:
     return {"id": f"toy/{name}", "source": "synthetic", "prompt": f"def {name}():\n", "entry_point": name,
             "solution": f"    return {value}\n", "tests": f"def check(candidate):\n    assert candidate() == {value}\n",
-            "meta": {}}
+            "meta": {"recipe": f"{name}/toy"}}  # one family per function (train/curriculum.py)
 
 
 def write_exercises(path: Path, rows: list[dict]) -> Path:

@@ -76,7 +76,9 @@ def test_sigkill_inside_sft_and_rl_stages_then_resume_is_bitwise_identical(tmp_p
 
     data = toy_recipe(tmp_path, [{"name": "sft", "kind": "sft", "steps": 5},
                                  {"name": "rl", "kind": "rl", "steps": 5,
-                                  "rl": {"exercises_per_step": 3, "group_size": 4, "max_new_tokens": 3}}],
+                                  # learnability: the draws depend on pass counts the checkpoint must keep
+                                  "rl": {"exercises_per_step": 3, "group_size": 4, "max_new_tokens": 3,
+                                         "curriculum": "learnability"}}],
                       save_every=2, eval_every=2)
     recipe = recipe_file(tmp_path / "r.yaml", data)
     ref = tmp_path / "ref"

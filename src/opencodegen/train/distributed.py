@@ -108,6 +108,15 @@ def all_sum(x: float, d: Dist) -> float:
     return all_mean(x, d) * d.world_size
 
 
+def all_sum_list(xs: list[float], d: Dist) -> list[float]:
+    """Element-wise sums over the processes (one collective for the whole list)."""
+    if not d.enabled:
+        return list(xs)
+    t = torch.tensor(xs, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
 def all_max(x: int, d: Dist) -> int:
     if not d.enabled:
         return x

@@ -4,8 +4,9 @@ The runner owns everything every kind shares: the model and its weights, the opt
 gradient accumulation under DDP/FSDP, autocast, clipping, the divergence check, progress, logging, checkpoints and
 exact resume. An objective owns only what differs between kinds: which micro-batches a step has and the loss of one.
 
-Exact resume holds for every kind as long as `batches(step)` is a function of the step and the weights alone (seeded
-from (run seed, stage index, step)), which is what each objective guarantees."""
+Exact resume holds for every kind as long as `batches(step)` is a function of the step, the weights and the
+objective's `state_dict()` (which the checkpoint keeps), seeded from (run seed, stage index, step): what each objective
+guarantees."""
 
 from __future__ import annotations
 
@@ -50,6 +51,13 @@ class Objective:
     def tokens_in(self, batch: MicroBatch) -> int:
         """Tokens a micro-batch trains on, for throughput."""
         return int(sum(t.numel() for k, t in batch.data.items() if k == "tokens"))
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the objective learned while training that its next batches depend on (JSON), for the checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The state a checkpoint kept (`state_dict()`'s), when resuming."""
 
     def close(self) -> None:
         """Releases what setup() started (a sandbox, say)."""

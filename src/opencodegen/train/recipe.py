@@ -124,6 +124,9 @@ class RLOptions(SamplingOptions):
     scale_rewards: bool = True  # divide advantages by the group's std (GRPO); False: mean-centred only (Dr. GRPO)
     # fraction: the share of the exercise's asserts that held (every assert runs); pass: 1 if all held, else 0
     reward: Literal["fraction", "pass"] = "fraction"
+    # uniform: every exercise alike; learnability: families drawn by p(1 - p) of their running pass rates
+    # (train/curriculum.py), so that the step's groups are the ones whose rewards differ
+    curriculum: Literal["uniform", "learnability"] = "uniform"
 
 
 @dataclass

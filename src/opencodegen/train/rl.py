@@ -19,6 +19,7 @@ import torch
 
 from ..errors import UserError
 from . import distributed as dist_
+from .curriculum import LearnabilityCurriculum
 from .objective import MicroBatch
 from .policy import pad_sequences, token_logprobs
 from .recipe import Recipe
@@ -55,11 +56,14 @@ class RL(SamplingObjective):
             raise UserError(f"stage {ctx.stage.name}: no exercise's prompt fits the model's "
                             f"{model.config.block_size}-token context")
         self.reference = copy.deepcopy(model).eval().requires_grad_(False) if self.options.kl > 0 else None
+        self.curriculum = (LearnabilityCurriculum(self.examples) if self.options.curriculum == "learnability"
+                           else None)
         self.open_judge(keep_going=self.options.reward == "fraction")
 
     def batches(self, step: int, model) -> list[MicroBatch]:
         o, d = self.options, self.ctx.dist
-        mine = self.share(step, self.examples)
+        picked = self.share_indices(step, len(self.examples), self.curriculum and self.curriculum.draw)
+        mine = [self.examples[k] for k in picked]
         # One seed for the step: an exercise's samples depend on it and on the prompt only, not on the process that
         # draws them, so any number of processes samples what one would.
         groups, timing = sample_and_judge(model, self.tokenizer, mine, o,
@@ -76,6 +80,10 @@ class RL(SamplingObjective):
         # The mean over every process's completion tokens (DDP averages gradients over processes: hence world).
         self.norm = max(1, int(round(dist_.all_sum(n_tokens, d)))) / d.world_size
         solved = sum(any(s.reward >= 1 for s in g) for g in groups)
+        if self.curriculum is not None:  # every process's verdicts, so that all of them draw alike next step
+            passes, samples = self.curriculum.counts(picked, [sum(s.reward >= 1 for s in g) for g in groups],
+                                                     [len(g) for g in groups])
+            self.curriculum.update(dist_.all_sum_list(passes, d), dist_.all_sum_list(samples, d))
         shares = {"reward": float(np.mean(rewards)) if rewards else 0.0,
                   "pass_rate": float(np.mean([r >= 1 for r in rewards])) if rewards else 0.0,
                   "solved_fraction": solved / max(1, len(groups))}
@@ -87,6 +95,13 @@ class RL(SamplingObjective):
         while len(out) < dist_.all_max(len(out), d):  # every process backpropagates as often as the others
             out.append(self._micro([]))
         return out
+
+    def state_dict(self) -> dict:
+        return {} if self.curriculum is None else {"curriculum": self.curriculum.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.curriculum is not None and "curriculum" in state:
+            self.curriculum.load_state_dict(state["curriculum"])
 
     def _micro(self, part: list[tuple[Sample, float]]) -> MicroBatch:
         pad = self.tokenizer.eos_id or 0

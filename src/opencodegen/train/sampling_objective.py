@@ -53,10 +53,15 @@ class SamplingObjective(Objective):
 
     def share(self, step: int, items: list) -> list:
         """This process's items of the step: options.exercises_per_step drawn for (seed, stage, step), dealt out."""
+        return [items[k] for k in self.share_indices(step, len(items))]
+
+    def share_indices(self, step: int, n_items: int, draw=None) -> list[int]:
+        """The indices of this process's items of the step. draw(rng, n) -> n indices (a curriculum's); None:
+        uniformly, with replacement only when there are fewer items than draws."""
         n, d = self.options.exercises_per_step, self.ctx.dist
-        pick = np.random.default_rng([self.recipe.run.seed, self.index, step]).choice(
-            len(items), size=n, replace=len(items) < n)
-        return [items[k] for k in pick[d.rank::d.world_size]]
+        rng = np.random.default_rng([self.recipe.run.seed, self.index, step])
+        pick = draw(rng, n) if draw is not None else rng.choice(n_items, size=n, replace=n_items < n)
+        return [int(k) for k in pick[d.rank::d.world_size]]
 
     def step_metrics(self) -> dict[str, float]:
         return self._metrics

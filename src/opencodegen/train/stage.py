@@ -129,6 +129,7 @@ class Stage:
         if resume is not None:
             state, optim_sd, rng = ckpt.load_state(resume)
             self.step_no, self.best = state["step"], state.get("best_val_loss", math.inf)
+            self.objective.load_state_dict(state.get("objective", {}))
             if optim_sd is not None:
                 dist_.load_optim_state(self.wrapped, self.optim, optim_sd, ctx.dist)
             ckpt.set_rng_state(rng)
@@ -202,7 +203,8 @@ class Stage:
         osd = dist_.full_optim_state(self.wrapped, self.optim, ctx.dist)
         if ctx.dist.is_main:
             state = {"stage": ctx.stage.name, "kind": ctx.stage.kind, "stage_index": ctx.index, "step": self.step_no,
-                     "best_val_loss": self.best, "recipe": ctx.recipe.to_dict(), **self.last_val}
+                     "best_val_loss": self.best, "recipe": ctx.recipe.to_dict(), **self.last_val,
+                     "objective": self.objective.state_dict()}
             tokenizer = tokenizer_file(ctx.recipe)
             template = chat_template_after(ctx.recipe, ctx.index)
             ckpt.save(ctx.directory / f"checkpoint-{self.step_no}", msd, self.model, tokenizer, osd, state, template)
