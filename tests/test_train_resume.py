@@ -92,3 +92,8 @@ def test_sigkill_inside_sft_and_rl_stages_then_resume_is_bitwise_identical(tmp_p
     assert losses(run) == expected
     a = (ref / "stage-1-rl" / "checkpoint-5" / "model.safetensors").read_bytes()
     assert a == (run / "stage-1-rl" / "checkpoint-5" / "model.safetensors").read_bytes()
+    # the curriculum's pass counts went through the kill: equal draws alone could hide counts lost on resume
+    ref_state, run_state = (json.loads((r / "stage-1-rl" / "checkpoint-5" / "trainer_state" / "state.json").read_text())
+                            for r in (ref, run))
+    assert sum(ref_state["objective"]["curriculum"]["samples"]) > 0
+    assert run_state["objective"] == ref_state["objective"]
