@@ -201,6 +201,9 @@ def test_rl_on_a_toy_task_raises_the_pass_rate(tmp_path, mode):
     rewards = [r["pass_rate"] for r in _metrics(tmp_path / "run")]
     first, last = sum(rewards[:4]) / 4, sum(rewards[-4:]) / 4
     assert first < 0.5 and last > first + 0.3, rewards
+    for r in _metrics(tmp_path / "run"):  # a step whose samples all passed (or all failed) has no group with signal
+        assert 0 <= r["groups_without_signal"] <= 1
+        assert r["groups_without_signal"] == 1 or 0 < r["pass_rate"] < 1, r
     # and the trained model answers each exercise greedily
     from opencodegen.model.io import load_checkpoint
     from opencodegen.sampling import SamplingParams

@@ -86,7 +86,9 @@ class RL(SamplingObjective):
             self.curriculum.update(dist_.all_sum_list(passes, d), dist_.all_sum_list(samples, d))
         shares = {"reward": float(np.mean(rewards)) if rewards else 0.0,
                   "pass_rate": float(np.mean([r >= 1 for r in rewards])) if rewards else 0.0,
-                  "solved_fraction": solved / max(1, len(groups))}
+                  "solved_fraction": solved / max(1, len(groups)),
+                  # the groups that teach nothing: every sample earned the same reward (TRL's frac_reward_zero_std)
+                  "groups_without_signal": sum(len({s.reward for s in g}) == 1 for g in groups) / max(1, len(groups))}
         # every process holds the same number of groups, so the mean of their means is the step's mean
         self._metrics = {**{k: dist_.all_mean(v, d) for k, v in shares.items()},
                          "trained_samples": int(round(dist_.all_sum(len(seqs), d))), **timing}
