@@ -11,16 +11,18 @@ from opencodegen.train.curriculum import LearnabilityCurriculum, family_of
 from opencodegen.train.examples import Example
 
 
-def _ex(i: int, recipe: str | None, source: str = "synthetic") -> Example:
-    return Example(id=str(i), prompt="", source=source, meta={"recipe": recipe} if recipe else {})
+def _ex(ident: str, recipe: str | None) -> Example:
+    return Example(id=ident, prompt="", source="data/exercises.jsonl", meta={"recipe": recipe} if recipe else {})
 
 
-EXAMPLES = ([_ex(i, "floats/mean/x") for i in range(6)] + [_ex(10 + i, "sets/same/ints") for i in range(2)]
-            + [_ex(20, None, "mined"), _ex(21, None, "mined")])
+EXAMPLES = ([_ex(f"synthetic/0/{i}", "floats/mean/x") for i in range(6)]
+            + [_ex(f"synthetic/0/{10 + i}", "sets/same/ints") for i in range(2)]
+            + [_ex("mined/stdlib/a.py:3", None), _ex("mined/stdlib/b.py:9", None)])
 
 
-def test_a_family_is_the_recipes_first_part_or_else_the_source():
+def test_a_family_is_the_recipes_first_part_else_the_ids_else_the_file():
     assert [family_of(e) for e in (EXAMPLES[0], EXAMPLES[6], EXAMPLES[8])] == ["floats", "sets", "mined"]
+    assert family_of(_ex("task-17", None)) == "data/exercises.jsonl"  # a row of someone else's file
 
 
 def test_weights_are_p_times_one_minus_p_of_the_decayed_counts():

@@ -5,7 +5,7 @@ solves most of its exercises spends most of its sampling on nothing. Learnabilit
 "Learning to Reason at the Frontier of Learnability") draws an exercise's family with weight p(1 - p), p being the
 family's running pass rate under the current policy: the families it solves half the time come first, those it
 always or never solves rarely. A family here is an exercise's generator recipe (its first part: `floats`, `sets`,
-...) or, without one, its source (`mined`, `multi_turn`).
+...) or, without one, its source (`mined`, `multi_turn`: `family_of`).
 
 The pass rates are counts decayed by `decay` each step, so they follow the policy as it changes; a family's
 estimate starts at 1/2 (one pass in two samples, a uniform prior) and returns there when it is not drawn for a
@@ -23,8 +23,12 @@ from .examples import Example
 
 
 def family_of(example: Example) -> str:
+    """The generator recipe's first part (`floats`, `sets`, ...); else the id's first part, which for the exercises
+    `ocg exercises build` writes is their source (`mined/...`, `multi_turn/...`); else the file the row came from."""
     recipe = example.meta.get("recipe") if isinstance(example.meta, dict) else None
-    return str(recipe).split("/")[0] if recipe else (example.source or "other")
+    if recipe:
+        return str(recipe).split("/")[0]
+    return example.id.split("/")[0] if "/" in example.id else example.source
 
 
 class LearnabilityCurriculum:
