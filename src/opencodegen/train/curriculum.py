@@ -38,8 +38,8 @@ class LearnabilityCurriculum:
         keys = [family_of(e) for e in examples]
         self.families = sorted(set(keys))
         index = {f: i for i, f in enumerate(self.families)}
-        self.members = [np.array([j for j, k in enumerate(keys) if index[k] == i]) for i in range(len(self.families))]
         self.of_example = np.array([index[k] for k in keys])
+        self.members = [np.flatnonzero(self.of_example == i) for i in range(len(self.families))]
         self.decay, self.floor = decay, floor
         self.passes = np.zeros(len(self.families))
         self.samples = np.zeros(len(self.families))
