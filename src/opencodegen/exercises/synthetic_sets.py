@@ -38,13 +38,13 @@ def distinct_values(rng: random.Random) -> Draft:
     second smallest."""
     kind, param, it, noun = _source(rng)
     v = {"int": "x", "char": "ch"}.get(kind, "w")
-    values, key, elem, vtag = it, v, kind, f"{kind}s"
-    if rng.random() < 0.5:
+    key, elem, vtag, as_set = v, kind, f"{kind}s", f"set({it})"
+    mapped = rng.random() < 0.5
+    if mapped:
         code, english, _, elem, vtag = rng.choice([m for m in MAPS if kind in m[2]])
         key = code.format(v=v)
-        values = f"{key} for {v} in {it}"
         noun = f"{noun}, {english}"
-    as_set = f"set({values})" if values == it else rng.choice([f"set({values})", f"{{{values}}}"])
+        as_set = rng.choice([f"set({key} for {v} in {it})", f"{{{key} for {v} in {it}}}"])
     ret_elem = "int" if elem == "int" else "str"
     choices = [
         ("count", "int", [f"return len({as_set})"], f"Return how many different values there are among {noun}."),
@@ -60,7 +60,7 @@ def distinct_values(rng: random.Random) -> Draft:
                                              "return seen"],
          f"Return the different values among {noun}, each once, in the order they first appear."),
     ]
-    if values == it:
+    if not mapped:
         choices.append(("all_different", "bool", [f"return len(set({it})) == len({it})"],
                         f"Return True if no two of {noun} are equal, and False otherwise."))
         if kind in ("int", "str"):
@@ -82,22 +82,22 @@ PAIRS = [
                             ("tags1", "tags2")), "{p}", "strings"),
 ]
 RELATIONS = [
-    # (name, return type, code over the two sets {A} and {B}, English)
-    ("same", "bool", "{A} == {B}", "Return True if {a} and {b} contain the same {noun} (however often each occurs), "
-                                   "and False otherwise."),
-    ("subset", "bool", "{A} <= {B}", "Return True if every one of the {noun} in {a} also occurs in {b}, and False "
-                                     "otherwise."),
-    ("disjoint", "bool", "not ({A} & {B})", "Return True if {a} and {b} have none of their {noun} in common, and "
-                                            "False otherwise."),
+    # (name, return type, code over the two sets {A} and {B}, English; {case}: where "ignoring case" goes)
+    ("same", "bool", "{A} == {B}", "Return True if {a} and {b} contain the same {noun} (however often each occurs)"
+                                   "{case}, and False otherwise."),
+    ("subset", "bool", "{A} <= {B}", "Return True if every one of the {noun} in {a} also occurs in {b}{case}, and "
+                                     "False otherwise."),
+    ("disjoint", "bool", "not ({A} & {B})", "Return True if {a} and {b} have none of their {noun} in common{case}, "
+                                            "and False otherwise."),
     ("common", "list", "sorted({A} & {B})", "Return the {noun} that occur in both {a} and {b}, each once, in "
-                                            "ascending order."),
+                                            "ascending order{case}."),
     ("either", "list", "sorted({A} | {B})", "Return the {noun} that occur in {a} or in {b}, each once, in ascending "
-                                            "order."),
+                                            "order{case}."),
     ("only_first", "list", "sorted({A} - {B})", "Return the {noun} of {a} that do not occur in {b}, each once, in "
-                                                "ascending order."),
+                                                "ascending order{case}."),
     ("exactly_one", "list", "sorted({A} ^ {B})", "Return the {noun} that occur in exactly one of {a} and {b}, each "
-                                                 "once, in ascending order."),
-    ("count_common", "int", "len({A} & {B})", "Return how many different {noun} occur in both {a} and {b}."),
+                                                 "once, in ascending order{case}."),
+    ("count_common", "int", "len({A} & {B})", "Return how many different {noun} occur in both {a} and {b}{case}."),
 ]
 
 
@@ -111,10 +111,7 @@ def set_relations(rng: random.Random) -> Draft:
     name, ret, code, english = rng.choice(RELATIONS)
     if ret == "list":
         ret = "list[str]" if ann in ("str", "list[str]") else "list[int]"
-    doc = english.format(a=a, b=b, noun=noun)
-    if fold:
-        doc = doc.replace(".", ", ignoring case.", 1) if ret != "bool" else doc.replace(", and False", ", ignoring "
-                                                                                     "case, and False", 1)
+    doc = english.format(a=a, b=b, noun=noun, case=", ignoring case" if fold else "")
     body = [f"return {code.format(A=sa, B=sb)}"]
     if name == "subset" and rng.random() < 0.4:
         body = [f"return all(x in {sb if fold else b} for x in {sa if fold else a})"]
@@ -150,7 +147,9 @@ def sort_by_key(rng: random.Random) -> Draft:
     desc = rng.random() < 0.3
     rev = ", reverse=True" if desc else ""
     order = "largest first" if desc else "smallest first"
-    ties = "" if tag == "len_then_alpha" else "; ties keep their original order"
+    # (length, then the string) leaves no ties; every other key keeps equal elements in their order
+    ties, earliest = ("", "") if tag == "len_then_alpha" else ("; ties keep their original order",
+                                                                " (the earliest of equals)")
     if rng.random() < 0.25:  # the key as a named helper rather than a lambda
         head, keyarg = ["def key(x):", f"    return {key}"], "key"
     else:
@@ -168,8 +167,7 @@ def sort_by_key(rng: random.Random) -> Draft:
         empty = "''" if words else "None"
         ret = "str" if words else "int | None"
         body = head + [f"if not {xs}:", f"    return {empty}", f"return {ordered}[0]"]
-        doc = (f"Return the element of {xs} that comes first when it is sorted by {english}, {order}"
-               f"{ties.replace('; ties keep their original order', ' (the earliest of equals)')}, "
+        doc = (f"Return the element of {xs} that comes first when it is sorted by {english}, {order}{earliest}, "
                f"or {empty} if {xs} is empty.")
         params = [param]
     else:

@@ -53,10 +53,15 @@ def _steps_run(decided: dict) -> int:
     return decided.get("stopped_at", decided["steps"])
 
 
+def _wall_per_step(plan: dict, index: int) -> float:
+    """Stage `index`'s planned seconds a step with the plan's allowance for validation and checkpoints
+    (OVERHEAD_SHARE of a stage's wall time)."""
+    return plan["seconds_per_step"][index] / (1 - OVERHEAD_SHARE)
+
+
 def pace(plan: dict, names: list[str], done: dict[str, dict]) -> float:
     """The finished stages' wall seconds over what the plan predicted for their steps (1.0 before any finished)."""
-    per_step = plan["seconds_per_step"]
-    predicted = sum(_steps_run(done[n]) * per_step[i] / (1 - OVERHEAD_SHARE) for i, n in enumerate(names) if n in done)
+    predicted = sum(_steps_run(done[n]) * _wall_per_step(plan, i) for i, n in enumerate(names) if n in done)
     spent = sum(d["seconds"] for d in done.values())
     return spent / predicted if predicted > 0 and spent > 0 else 1.0
 
@@ -68,12 +73,12 @@ def refit(plan: dict, names: list[str], done: dict[str, dict], budget_seconds: f
     is the finished stages' wall seconds over what the plan predicted for their steps; the stages left keep the
     plan's proportions and its SFT caps. A stage's wall time is its steps' time over (1 - OVERHEAD_SHARE), the plan's
     own allowance for validation and checkpoints."""
-    per_step, rate = plan["seconds_per_step"], pace(plan, names, done)
+    rate = pace(plan, names, done)
     spent = sum(d["seconds"] for d in done.values())
     left = [i for i, n in enumerate(names) if n not in done]
     caps = plan.get("sft_caps") or {}
     fitted = fit_steps([plan["steps"][i] for i in left],
-                       [per_step[i] * rate / (1 - OVERHEAD_SHARE) for i in left],
+                       [_wall_per_step(plan, i) * rate for i in left],
                        max(0.0, budget_seconds - spent),
                        {k: caps[names[i]]["max_steps"] for k, i in enumerate(left) if names[i] in caps})
     return [max(2.0, n) for n in fitted]
@@ -90,7 +95,7 @@ def allowance(plan: dict, names: list[str], kinds: list[str], done: dict[str, di
     of the stages done, for a pretraining stage that post-training follows; else None (no limit)."""
     if kinds[index] != "pretrain" or all(k == "pretrain" for k in kinds[index + 1:]):
         return None
-    seconds = steps * plan["seconds_per_step"][index] * pace(plan, names, done) / (1 - OVERHEAD_SHARE)
+    seconds = steps * _wall_per_step(plan, index) * pace(plan, names, done)
     return round(PRETRAIN_ALLOWANCE * seconds, 1)
 
 
