@@ -19,8 +19,8 @@ from typing import Callable, Iterator
 
 from ..prompt_format import SYNTH_PREAMBLE, synth_history, turn_prompt
 from .records import Exercise
-from .synthetic import _WORD_FILTERS, _int_filters, _int_maps
-from .synthetic_base import DOMAINS, NAMES, WORDS
+from .synthetic import _int_filters, _int_maps
+from .synthetic_base import DOMAINS, NAMES, WORD_CONDITIONS, WORDS
 
 SOURCE = "multi_turn"
 
@@ -219,7 +219,7 @@ def words_step(rng: random.Random, st: State) -> tuple[str, str]:
     a = st.focus
     op = rng.choice(["filter", "map", "sort", "join", "count", "lengths", "counts"])
     if op == "filter":
-        cond, phrase, _ = rng.choice(_WORD_FILTERS)
+        cond, phrase, _ = rng.choice(WORD_CONDITIONS)
         k, ch = rng.randint(2, 5), rng.choice("aeilnorst")
         return (f"Keep only the words in {a} {phrase.format(k=k, ch=ch)}.",
                 f"{a} = [w for w in {a} if {cond.format(w='w', k=k, ch=ch)}]")

@@ -17,7 +17,8 @@ from __future__ import annotations
 import random
 from typing import Callable, Iterator
 
-from .synthetic_base import N_PROBES, Draft, Param, pick_name, probe_and_extra_inputs, rephrase
+from .synthetic_base import (CHAR_CLASSES, N_PROBES, WORD_CONDITIONS, Draft, Param, int_condition, pick_name,
+                             probe_and_extra_inputs, rephrase)
 from .synthetic_params import int_arithmetic, string_ops, words_with_parameter
 from .synthetic_floats import float_formula, float_list
 from .synthetic_loops import integer_algorithms, number_property, pairs, positions
@@ -26,27 +27,11 @@ from .validate import Candidate
 
 
 # ---------------------------------------------------------------------------------------------------- int lists
-def _one_int_filter(rng: random.Random):
-    k = rng.randint(2, 12)
-    a, b = sorted(rng.sample(range(-5, 20), 2))
-    return rng.choice([
-        ("{v} % 2 == 0", "even", "even"), ("{v} % 2 == 1", "odd", "odd"),
-        (f"{{v}} > {k}", f"greater than {k}", f"above_{k}"), (f"{{v}} < {k}", f"less than {k}", f"below_{k}"),
-        (f"{{v}} >= {k}", f"at least {k}", f"at_least_{k}"), (f"{{v}} <= {k}", f"at most {k}", f"at_most_{k}"),
-        (f"{{v}} % {k} == 0", f"divisible by {k}", f"multiples_of_{k}"),
-        ("{v} > 0", "positive", "positive"), ("{v} < 0", "negative", "negative"),
-        (f"{{v}} != {k}", f"not equal to {k}", f"not_{k}"),
-        (f"{a} <= {{v}} <= {b}", f"between {a} and {b} inclusive", f"between_{a}_{b}".replace("-", "m")),
-        (f"{{v}} % {k} != 0", f"not divisible by {k}", f"non_multiples_of_{k}"),
-        (f"{{v}} % 10 == {k % 10}", f"ending in the digit {k % 10} (as {{v}} % 10)", f"last_digit_{k % 10}"),
-    ])
-
-
 def _int_filters(rng: random.Random):
     """One condition, or two joined by `and`/`or` (their English joined the same way)."""
-    cond, adj, tag = _one_int_filter(rng)
+    cond, adj, tag = int_condition(rng)
     if rng.random() < 0.3:
-        cond2, adj2, tag2 = _one_int_filter(rng)
+        cond2, adj2, tag2 = int_condition(rng)
         if tag2 != tag:
             op = rng.choice(["and", "or"])
             return f"({cond} {op} {cond2})", f"{adj} {op} {adj2}", f"{tag}_{op}_{tag2}"
@@ -271,18 +256,6 @@ def two_lists(rng: random.Random) -> Draft:
 
 
 # ---------------------------------------------------------------------------------------------------- strings
-_CHAR_CLASSES = [
-    ("{c} in 'aeiou'", "vowels", "lowercase vowels (a, e, i, o, u)", "vowels"),
-    ("{c}.lower() in 'aeiou'", "vowels", "vowels (a, e, i, o, u, in either case)", "vowels_any_case"),
-    ("{c}.isdigit()", "digits", "digits", "digits"), ("{c}.isalpha()", "letters", "letters", "letters"),
-    ("{c}.isupper()", "uppercase letters", "uppercase letters", "uppercase"),
-    ("{c}.islower()", "lowercase letters", "lowercase letters", "lowercase"),
-    ("{c} == ' '", "spaces", "spaces", "spaces"),
-    ("{c}.isalpha() and {c}.lower() not in 'aeiou'", "consonants", "consonants (letters that are not vowels)",
-     "consonants"),
-]
-
-
 def string_chars(rng: random.Random) -> Draft:
     s = pick_name(rng, "text")
     c = rng.choice(["c", "ch", "char"])
@@ -294,7 +267,7 @@ def string_chars(rng: random.Random) -> Draft:
         if rng.random() < 0.5:
             cond, long_, tag = f"{{c}}.lower() in '{chosen}'", f"letters {listed} (in either case)", f"{tag}_any_case"
     else:
-        cond, short, long_, tag = rng.choice(_CHAR_CLASSES)
+        cond, short, long_, tag = rng.choice(CHAR_CLASSES)
     cond = cond.format(c=c)
     p = [Param(s, "str", "text")]
     op = rng.choice(["count", "keep", "remove", "replace", "first_index", "any", "upper_them"])
@@ -371,17 +344,6 @@ def string_whole(rng: random.Random) -> Draft:
     return Draft(name, params, ret, body, doc, f"str_whole/{name}")
 
 
-_WORD_FILTERS = [
-    ("len({w}) > {k}", "longer than {k} characters", "long"), ("len({w}) <= {k}", "at most {k} characters long", "short"),
-    ("{w}[0].lower() in 'aeiou'", "starting with a vowel", "vowel_start"),
-    ("{w} == {w}[::-1]", "that read the same backwards", "mirror"), ("{w}[0].isupper()", "starting with an uppercase letter", "capitalised"),
-    ("len({w}) % 2 == 0", "with an even number of characters", "even_length"),
-    ("'{ch}' in {w}", "containing the letter '{ch}'", "with_{ch}"),
-    ("{w}.startswith('{ch}')", "starting with '{ch}'", "starting_{ch}"),
-    ("{w}.endswith('{ch}')", "ending with '{ch}'", "ending_{ch}"),
-    ("{w}.lower().count('{ch}') >= 2", "containing the letter '{ch}' at least twice (in either case)", "two_{ch}"),
-    ("len({w}) == {k}", "exactly {k} characters long", "length_{k}"),
-]
 _WORD_MAPS = [
     ("{w}.upper()", "in uppercase", "upper"), ("{w}[::-1]", "reversed", "reversed"),
     ("{w}.capitalize()", "capitalised", "capitalised"), ("{w}[0]", "first letters", "initials"),
@@ -399,7 +361,7 @@ def word_pipeline(rng: random.Random) -> Draft:
     w = rng.choice(["w", "word"])
     k = rng.randint(2, 6)
     ch = rng.choice("aeilnorst")
-    cond, fphrase, ftag = rng.choice(_WORD_FILTERS) if rng.random() < 0.75 else ("", "", "")
+    cond, fphrase, ftag = rng.choice(WORD_CONDITIONS) if rng.random() < 0.75 else ("", "", "")
     cond = cond.format(w=w, k=k, ch=ch) if cond else ""
     fphrase, ftag = fphrase.format(k=k, ch=ch), ftag.format(k=k, ch=ch)
     words_of = f"{src}.split()" if from_sentence else src

@@ -71,8 +71,8 @@ NAMES = {
 
 
 # Names the recipes' bodies use for their own variables (and the pairs' names): an invented name is never one.
-BODY_NAMES = frozenset("a b c ch char count counts d digit distinct cleaned e groups hi i k limit lo m n num ordered "
-                       "p result row s target total v w word x y".split())
+BODY_NAMES = frozenset("a b c ch char count counts d digit distinct cleaned e groups hi i k kept limit lo m n num "
+                       "ordered p result row s target total v w word x y".split())
 INVENTED_SHARE = 0.3
 
 
@@ -91,6 +91,50 @@ def pick_name(rng: random.Random, kind: str):
     if isinstance(pool[0], str) and rng.random() < INVENTED_SHARE:
         return _invented(rng)
     return rng.choice(pool)
+
+
+# ---------------------------------------------------------------------------------------------------- conditions
+# Conditions on one element, which families filter by before doing anything else.
+def int_condition(rng: random.Random) -> tuple[str, str, str]:
+    """A condition on an integer: (code over {v}, adjective (which may name {v} too), tag)."""
+    k = rng.randint(2, 12)
+    a, b = sorted(rng.sample(range(-5, 20), 2))
+    return rng.choice([
+        ("{v} % 2 == 0", "even", "even"), ("{v} % 2 == 1", "odd", "odd"),
+        (f"{{v}} > {k}", f"greater than {k}", f"above_{k}"), (f"{{v}} < {k}", f"less than {k}", f"below_{k}"),
+        (f"{{v}} >= {k}", f"at least {k}", f"at_least_{k}"), (f"{{v}} <= {k}", f"at most {k}", f"at_most_{k}"),
+        (f"{{v}} % {k} == 0", f"divisible by {k}", f"multiples_of_{k}"),
+        ("{v} > 0", "positive", "positive"), ("{v} < 0", "negative", "negative"),
+        (f"{{v}} != {k}", f"not equal to {k}", f"not_{k}"),
+        (f"{a} <= {{v}} <= {b}", f"between {a} and {b} inclusive", f"between_{a}_{b}".replace("-", "m")),
+        (f"{{v}} % {k} != 0", f"not divisible by {k}", f"non_multiples_of_{k}"),
+        (f"{{v}} % 10 == {k % 10}", f"ending in the digit {k % 10} (as {{v}} % 10)", f"last_digit_{k % 10}"),
+    ])
+
+
+# (code over {c}, short noun, long noun, tag)
+CHAR_CLASSES = [
+    ("{c} in 'aeiou'", "vowels", "lowercase vowels (a, e, i, o, u)", "vowels"),
+    ("{c}.lower() in 'aeiou'", "vowels", "vowels (a, e, i, o, u, in either case)", "vowels_any_case"),
+    ("{c}.isdigit()", "digits", "digits", "digits"), ("{c}.isalpha()", "letters", "letters", "letters"),
+    ("{c}.isupper()", "uppercase letters", "uppercase letters", "uppercase"),
+    ("{c}.islower()", "lowercase letters", "lowercase letters", "lowercase"),
+    ("{c} == ' '", "spaces", "spaces", "spaces"),
+    ("{c}.isalpha() and {c}.lower() not in 'aeiou'", "consonants", "consonants (letters that are not vowels)",
+     "consonants"),
+]
+# (code over {w} with {k} and {ch}, the phrase that follows a noun, tag)
+WORD_CONDITIONS = [
+    ("len({w}) > {k}", "longer than {k} characters", "long"), ("len({w}) <= {k}", "at most {k} characters long", "short"),
+    ("{w}[0].lower() in 'aeiou'", "starting with a vowel", "vowel_start"),
+    ("{w} == {w}[::-1]", "that read the same backwards", "mirror"), ("{w}[0].isupper()", "starting with an uppercase letter", "capitalised"),
+    ("len({w}) % 2 == 0", "with an even number of characters", "even_length"),
+    ("'{ch}' in {w}", "containing the letter '{ch}'", "with_{ch}"),
+    ("{w}.startswith('{ch}')", "starting with '{ch}'", "starting_{ch}"),
+    ("{w}.endswith('{ch}')", "ending with '{ch}'", "ending_{ch}"),
+    ("{w}.lower().count('{ch}') >= 2", "containing the letter '{ch}' at least twice (in either case)", "two_{ch}"),
+    ("len({w}) == {k}", "exactly {k} characters long", "length_{k}"),
+]
 
 
 # ---------------------------------------------------------------------------------------------------- inputs
