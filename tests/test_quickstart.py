@@ -416,6 +416,30 @@ def test_a_stage_whose_allowance_runs_out_is_recorded_where_it_stopped(run, reci
     assert sorted(p.stat().st_mtime_ns for p in out.rglob("checkpoint-*/config.json")) == before
 
 
+def test_a_last_stage_with_a_constant_rate_trains_until_its_time_is_used(run, recipe, tmp_path, monkeypatch):
+    """mono, the last stage here, has lr_end == lr. The plan times its step at 30 s, so the 60 s left fit 2 steps
+    (1.8, and at least 2); it may run OPEN_ENDED_STEPS times that within 54 s (the time left but the overhead share),
+    and a tiny model's steps take far less, so it runs them all. With no time left it stops after its first step,
+    which schedule.json records as where it stopped."""
+    from opencodegen.quickstart import train_schedule
+    from opencodegen.quickstart.pipeline import load_quickstart_recipe
+    from opencodegen.quickstart.train_plan import OVERHEAD_SHARE
+    r = load_quickstart_recipe(recipe, run[0], ["nl", "multi", "mono"])
+    r.stages = r.stages[:3]
+    r.stages[2].optim = {"lr_end": r.optim.lr}
+    step = 1 / (1 - OVERHEAD_SHARE)
+    most = 2 * train_schedule.OPEN_ENDED_STEPS
+    for left, max_seconds, steps_run in ((60.0, 54.0, most), (0.0, 0.0, 1)):
+        plan = {"steps": [2, 2, 2], "seconds_per_step": [1.0, 1.0, 30.0], "minutes": (4 * step + left) / 60,
+                "sft_caps": {}, "autocast": "fp32", "shape": None}
+        scripted_clock(monkeypatch, train_schedule, [0.0, 2 * step, 0.0, 2 * step, 0.0, 1.0])  # nl, multi as planned
+        summary = train_schedule.train_on_schedule(r, tmp_path / f"left-{left:g}", plan)
+        mono = summary["schedule"]["stages"]["mono"]
+        assert (mono["fitted_steps"], mono["steps"]) == (2, most)
+        assert mono["max_seconds"] == pytest.approx(max_seconds, abs=0.1)
+        assert summary["stages"][-1]["steps"] == steps_run == mono.get("stopped_at", most)
+
+
 def scripted_clock(monkeypatch, module, readings: list[float]) -> None:
     """module.time.perf_counter returns `readings` in turn (the wall clock each stage and each plan reads)."""
     it = iter(readings)

@@ -83,3 +83,33 @@ def test_a_stage_whose_time_ran_out_counts_the_steps_it_reached():
     out = with_schedule(SimpleNamespace(stages=stages), schedule)
     assert [s.steps for s in out.stages] == [980, 208]
     assert out.stages[0].run == {"max_seconds": 812.5} and "max_seconds" not in out.stages[1].run
+
+
+def test_a_last_stage_whose_rate_is_constant_trains_until_the_time_left_is_used():
+    """RL's learning rate is constant (lr_end == lr), so its fitted steps bound nothing: it gets OPEN_ENDED_STEPS
+    times them and the time left but for the plan's overhead share. A decaying rate, or any stage but the last,
+    keeps its fitted steps."""
+    from types import SimpleNamespace
+
+    from opencodegen.quickstart.train_schedule import OPEN_ENDED_STEPS, open_ended
+    from opencodegen.train.recipe import OptimConfig
+
+    def recipe(*optims):
+        return SimpleNamespace(stages=optims, stage_optim=lambda i: optims[i])
+
+    constant, decaying = OptimConfig(lr=1e-4, lr_end=1e-4, warmup_steps=5), OptimConfig(lr=1e-4, lr_end=1e-5)
+    assert open_ended(recipe(decaying, constant), 1, 80, 700.0) == (OPEN_ENDED_STEPS * 80,
+                                                                    pytest.approx(700 * (1 - OVERHEAD_SHARE)))
+    assert open_ended(recipe(decaying, decaying), 1, 80, 700.0) is None
+    assert open_ended(recipe(constant, decaying), 0, 80, 700.0) is None
+
+
+def test_a_length_free_schedule_gives_each_step_the_same_rate_whatever_the_length():
+    from opencodegen.train.optim import length_free, lr_at
+    from opencodegen.train.recipe import OptimConfig
+
+    for o in (OptimConfig(lr=2e-4, lr_end=2e-4, warmup_steps=3), OptimConfig(lr=2e-4, lr_end=2e-4, schedule="wsd")):
+        assert length_free(o)
+        assert [lr_at(s, 10, o) for s in range(10)] == [lr_at(s, 40, o) for s in range(10)]
+    decaying = OptimConfig(lr=2e-4, lr_end=2e-5, warmup_steps=3)
+    assert not length_free(decaying) and lr_at(8, 10, decaying) != lr_at(8, 40, decaying)

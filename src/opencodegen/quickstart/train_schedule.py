@@ -10,6 +10,12 @@ slowdown inside a stage is not seen until it ends, so a pretraining stage that p
 allowance (run.max_seconds, PRETRAIN_ALLOWANCE times its fitted time) and ends where it is when that runs out; the
 step it reached is recorded as `stopped_at`, and the stages after it start from there.
 
+The last stage has no stage after it to give time to, and its fitted steps can be far off: RL's steps are timed on
+the model before post-training, whose samples run to max_new_tokens, and a 60-minute run's RL then took 3.9 s a step
+against the 7.0 its probe timed, leaving 5.3 minutes unused. So when its learning rate does not depend on its length
+(optim.length_free: RL's is constant), it is given up to OPEN_ENDED_STEPS times its fitted steps and the time left as
+its run.max_seconds, and trains until that time is used.
+
 The model's shape is chosen by the plan too, and a plan timed while other work used the cores sees a slower machine
 than training then has: one such plan timed steps 2.5 times slower than the run then trained them, chose a
 0.9M-parameter model, and the run ended worse than xz -9. So when the first stage runs in at most REPLAN_PACE of the
@@ -31,6 +37,7 @@ from ..eval.report import write_json
 from ..progress import log
 from ..train import train
 from ..train.checkpoint import checkpoint_dirs
+from ..train.optim import length_free
 from ..train.recipe import Recipe
 from ..train.stage import stage_dir
 from . import train_plan
@@ -46,6 +53,9 @@ REPLACED = "replaced-by-replan"  # in the training directory: what was trained w
 # it ends where it is: a machine that slows down inside Mono (the longest stage) would otherwise take the time from
 # SFT, whose steps are fixed only when it starts (a 60-minute run lost 273 of SFT's 667 steps so).
 PRETRAIN_ALLOWANCE = 1.1
+# An open-ended last stage's steps are at most this many times those fitted to the time left: room for a probe that
+# timed its step at 1.8 times what it then took, and its checkpoints (spread over these steps) still a third apart.
+OPEN_ENDED_STEPS = 2
 
 
 def _steps_run(decided: dict) -> int:
@@ -99,6 +109,15 @@ def allowance(plan: dict, names: list[str], kinds: list[str], done: dict[str, di
     return round(PRETRAIN_ALLOWANCE * seconds, 1)
 
 
+def open_ended(recipe: Recipe, index: int, steps: int, seconds_left: float) -> tuple[int, float] | None:
+    """(steps, max_seconds) for the last stage when its learning rate does not depend on its length (see the
+    module's docstring), else None. It may use the seconds left but for the plan's OVERHEAD_SHARE of them: the
+    stage's setup and its last step, validation and checkpoint fall outside or after its max_seconds check."""
+    if index != len(recipe.stages) - 1 or not length_free(recipe.stage_optim(index)):
+        return None
+    return OPEN_ENDED_STEPS * steps, round(seconds_left * (1 - OVERHEAD_SHARE), 1)
+
+
 def with_schedule(recipe: Recipe, schedule: dict) -> Recipe:
     """The recipe with the steps its stages were given when they started, or those they ran if their time ran out
     (stages not started keep theirs), and their time allowances."""
@@ -139,10 +158,15 @@ def train_on_schedule(base: Recipe, run_dir: Path, plan: dict,
             left = schedule["budget_seconds"] - sum(d["seconds"] for d in done.values())
             decided[name] = {"steps": steps, "planned_steps": planned, "seconds_left": round(left, 1),
                              "max_seconds": allowance(plan, names, kinds, done, i, steps)}
-            write_json(path, schedule)
             if steps != planned:
                 log(f"stage {name}: {steps} steps instead of the planned {planned}, to finish training within "
                     f"{plan['minutes']:g} minutes at the pace of the stages before it")
+            unbounded = open_ended(recipe, i, steps, left)
+            if unbounded:
+                decided[name].update(fitted_steps=steps, steps=unbounded[0], max_seconds=unbounded[1])
+                log(f"stage {name}: its learning rate is constant, so it trains until the {unbounded[1]:.0f} s "
+                    f"left are used (at most {unbounded[0]} steps)")
+            write_json(path, schedule)
         if not ("seconds" in decided[name] and _last_step(run_dir, i, name) >= _steps_run(decided[name])):
             prefix = with_schedule(recipe, schedule)
             prefix.stages = prefix.stages[: i + 1]

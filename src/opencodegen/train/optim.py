@@ -22,6 +22,13 @@ def lr_at(step: int, total: int, o: OptimConfig) -> float:
     return o.lr_end + 0.5 * (o.lr - o.lr_end) * (1 + math.cos(math.pi * progress))
 
 
+def length_free(o: OptimConfig) -> bool:
+    """True when lr_at gives every step the same rate whatever the stage's length (lr_end equal to lr: after the
+    warmup, which is counted in steps, the rate is constant), so a stage may stop at any step with the schedule it
+    would have had at that length."""
+    return o.lr_end == o.lr
+
+
 def make_optimizer(model: torch.nn.Module, o: OptimConfig, matmul_dtype: torch.dtype = torch.float32
                    ) -> torch.optim.Optimizer | Optimizers:
     """matmul_dtype: the autocast dtype, which Muon's orthogonalization then runs in too."""
