@@ -3,6 +3,7 @@ methods, module constants) and, built at test time from the benchmarks' own data
 
 from __future__ import annotations
 
+import doctest
 import gzip
 import json
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 from opencodegen.eval.humaneval import load_problems, read_jsonl
 from opencodegen.eval.mtpb import mini_path
 from opencodegen.exercises.decontaminate import docstrings
+from opencodegen.exercises.docstring_layout import EXAMPLE_ARROWS
+from opencodegen.exercises.validate import assert_holds
 
 UTILS = '''"""Utilities."""
 import math
@@ -138,3 +141,23 @@ def write_corpus(root: Path, repos: dict[str, dict[str, str]]) -> Path:
         f.writelines(json.dumps(d) + "\n" for d in docs)
     (root / "repos.jsonl").write_text("".join(json.dumps(r) + "\n" for r in index))
     return root
+
+
+def docstring_examples(doc: str, namespace: dict, entry_point: str) -> tuple[int, list[str]]:
+    """(how many examples a docstring shows, those not true of namespace[entry_point]). Python's doctest runs the
+    `>>>` ones; an `entry(args) <arrow> answer` line is evaluated and compared as the exercise's tests compare."""
+    test = doctest.DocTestParser().get_doctest(doc, namespace, entry_point, None, 0)
+    if test.examples:
+        failed = []
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+        runner.run(test, out=failed.append)
+        return len(test.examples), failed
+    shown, failed = 0, []
+    for line in (line.strip() for line in doc.splitlines()):
+        arrow = next((a for a in EXAMPLE_ARROWS if line.startswith(f"{entry_point}(") and f") {a} " in line), None)
+        if arrow:
+            shown += 1
+            call, answer = line.split(f" {arrow} ", 1)
+            if not assert_holds(eval(answer), eval(call, namespace)):  # our own generated code
+                failed.append(line)
+    return shown, failed

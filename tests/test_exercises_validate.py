@@ -3,6 +3,8 @@ hang, a crash, randomness or an unprintable answer rejects only its own candidat
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 
 from opencodegen.exercises.judge import Judge
@@ -67,7 +69,9 @@ def test_validate_keeps_real_functions_and_rejects_each_bad_one_alone(judge):
     assert lenient.meta["n_asserts"] == 2 and "candidate([]) " not in lenient.tests  # the raising call is dropped
     kept_sum = out.kept[0]
     assert "assert candidate([3, 1, 2]) == 6" in kept_sum.tests and "assert candidate([]) == 0" in kept_sum.tests
-    assert kept_sum.prompt.startswith('def f(xs):\n    """ Does something with xs.\n    >>> f(')
+    assert kept_sum.prompt.startswith("def f(xs):\n    ")
+    doc = ast.get_docstring(ast.parse(kept_sum.prompt + "    pass\n").body[0])
+    assert doc.startswith("Does something with xs.") and "f([" in doc  # its examples, in the layout its id drew
 
 
 def test_duplicate_behaviour_is_found_whatever_the_text(judge):

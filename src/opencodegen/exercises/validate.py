@@ -6,8 +6,8 @@
    become the tests' expected values.
 2. Behaviour: candidates whose answers on the shared probe inputs equal those of one already kept are duplicates
    (the same behaviour under another text); a function that answers the same on every input is rejected too.
-3. Tests: `def check(candidate):` with one assert per call; synthetic docstrings get one or two `>>>` examples
-   taken from the same answers.
+3. Tests: `def check(candidate):` with one assert per call; synthetic docstrings get one or two examples taken from
+   the same answers, laid out as docstring_layout draws.
 4. Judge: the solution must pass its tests in HumanEval's program (run by the judge), and every trivial body
    (`return None`, `pass`, returning the first argument) must fail them. Every test is `assert candidate(<literals>)
    == <literal>` (floats: within 1e-6 of it, see render_assert), so what a trivial body does to it is known exactly
@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import ast
 import re
-import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .docstring_layout import render_prompt
 from .judge import CheckJob, Judge
 from .records import Exercise
 
@@ -123,18 +123,6 @@ def run_calls(judge: Judge, cands: list[Candidate], progress: Callable[[int], No
                     progress(1)
         pending = retry
     return results  # type: ignore[return-value]
-
-
-def render_prompt(c: Candidate, examples: list[tuple[str, str]]) -> str:
-    """HumanEval's layout: imports, two blank lines, the def line, a docstring whose first line follows the quotes,
-    `>>>` examples with their answers, the closing quotes on their own line."""
-    lines = textwrap.wrap(c.doc, width=96)
-    for args, answer in examples:
-        lines += [f">>> {c.entry_point}({args})", answer]
-    doc = "\n".join(f"    {line}" if i else f'    """ {line}' for i, line in enumerate(lines))
-    head, _, defline = c.header.rpartition("\n")
-    head = f"{head}\n\n\n" if head else ""
-    return f"{head}{defline}\n{doc}\n    \"\"\"\n"
 
 
 def _float_kind(value: Any) -> str | None:
@@ -253,7 +241,7 @@ def validate(judge: Judge, cands: list[Candidate], seen_behaviour: dict[tuple, s
         prompt = c.prompt
         if prompt is None:
             examples = choose_examples(pairs, 1 if len(c.doc) > 120 else 2)
-            prompt = render_prompt(c, examples)
+            prompt = render_prompt(c.id, c.header, c.entry_point, c.doc, examples)
         ready.append((c, prompt, render_tests(pairs), len(pairs)))
     verdicts = judge.check([CheckJob(prompt, c.solution, tests, c.entry_point) for c, prompt, tests, _ in ready])
     for (c, prompt, tests, n_asserts), verdict in zip(ready, verdicts):
