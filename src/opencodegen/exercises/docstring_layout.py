@@ -3,9 +3,9 @@ examples read. Real prompts vary in all three, and a model trained on one layout
 
 HumanEval's 164 prompts: 147 docstrings in double quotes and 17 in single ones; 61 start the text on the line after
 the quotes, 35 after a space, the rest right after them; 76 show doctest `>>>` examples, 34 `f(x) == y` lines under
-"Example:" or "For example:", 7 `f(x) ➞ y`, others `==>` or prose. The quickstart's model, trained on doctest examples in
-double quotes alone, wrote nothing for 663 of its 1,700 samples on the 17 single-quoted prompts, and for 5 of the 14,700
-on the rest. Each exercise's layout is drawn from its id, so a rebuild renders the same prompt."""
+"Example:" or "For example:", 7 `f(x) ➞ y`, others `==>` or prose. The quickstart's model, trained on doctest
+examples in double quotes alone, wrote nothing for 663 of its 1,700 samples on the 17 single-quoted prompts, and for
+5 of the 14,700 on the rest. Each exercise's layout is drawn from its id, so a rebuild renders the same prompt."""
 
 from __future__ import annotations
 
