@@ -49,6 +49,11 @@ def _condition(rng: random.Random, kind: str, v: str) -> tuple[str, str, str] | 
     return code.format(w=v, k=k, ch=ch), phrase.format(k=k, ch=ch), tag.format(k=k, ch=ch)
 
 
+def _joined(sep: str, *parts: str) -> str:
+    """The non-empty parts joined by `sep`: a draft's name or recipe, with its condition's tag where it has one."""
+    return sep.join(p for p in parts if p)
+
+
 def _kept(v: str, it: str, cond: str) -> str:
     """A line that lists the elements of `it` meeting `cond` as `kept`."""
     return f"kept = [{v} for {v} in {it} if {cond}]"
@@ -108,8 +113,8 @@ def distinct_values(rng: random.Random) -> Draft:
                             f"Return the values that occur more than once among {noun}, each once, in ascending "
                             "order."))
     what, ret, body, doc = rng.choice(choices)
-    return Draft(f"{what}_{ftag + '_' if ftag else ''}{vtag}", [param], ret, prelude + body, doc,
-                 f"distinct/{what}/{kind}/{vtag}{'/' + ftag if ftag else ''}")
+    return Draft(_joined("_", what, ftag, vtag), [param], ret, prelude + body, doc,
+                 _joined("/", "distinct", what, kind, vtag, ftag))
 
 
 # Two collections of one kind: (annotation, domain, pair names, iterable code, English noun for one of them)
@@ -227,8 +232,8 @@ def sort_by_key(rng: random.Random) -> Draft:
         doc = (f"Return the first {k} of {noun} when they are sorted by {english}, {order}{ties}." if noun else
                f"Return the first {k} elements of {xs} when it is sorted by {english}, {order}{ties}.")
         params = [param, Param(k, "int", "k")]
-    return Draft(f"{what}_{ftag + '_' if ftag else ''}by_{tag}{'_desc' if desc else ''}", params, ret, body, doc,
-                 f"sort_key/{what}/{tag}/{'desc' if desc else 'asc'}{'/' + ftag if ftag else ''}")
+    return Draft(_joined("_", what, ftag, "by", tag, "desc" if desc else ""), params, ret, body, doc,
+                 _joined("/", "sort_key", what, tag, "desc" if desc else "asc", ftag))
 
 
 def sortedness(rng: random.Random) -> Draft:
@@ -254,13 +259,15 @@ def sortedness(rng: random.Random) -> Draft:
         word = f"strictly {word}"
     tag = f"{direction}{'_strict' if strict else ''}"
     if cond is None:
+        name, ftag = f"is_{tag}", ""
         doc = (f"Return True if the elements of {xs} are {word}, and False otherwise. An empty list counts as in "
                "order.")
-        return Draft(f"is_{tag}", [Param(xs, "list[int]", "runs")], "bool", [f"return {code}"], doc, f"sorted/{tag}")
-    doc = (f"Return True if the elements of {xs} {cond[1]}, taken in their order, are {word}, and False otherwise "
-           "(True if there are fewer than two of them).")
-    return Draft(f"{cond[2]}_are_{tag}", [Param(xs, "list[int]", "runs")], "bool", prelude + [f"return {code}"], doc,
-                 f"sorted/{tag}/{cond[2]}")
+    else:
+        name, ftag = f"{cond[2]}_are_{tag}", cond[2]
+        doc = (f"Return True if the elements of {xs} {cond[1]}, taken in their order, are {word}, and False "
+               "otherwise (True if there are fewer than two of them).")
+    return Draft(name, [Param(xs, "list[int]", "runs")], "bool", prelude + [f"return {code}"], doc,
+                 _joined("/", "sorted", tag, ftag))
 
 
 # Types to pick from a list of mixed values: (isinstance's second argument, English, tag, element annotation)
@@ -280,15 +287,13 @@ def mixed_types(rng: random.Random) -> Draft:
                                                                                "objects", "data"])
     t, noun, tag, elem = rng.choice(TYPES)
     v = rng.choice(["v", "x", "item"])
-    test = f"isinstance({v}, {t})"
-    which, how_many = f"the elements of {values} that are {noun}", f"how many elements of {values} are {noun}"
+    test, adj = f"isinstance({v}, {t})", noun
     cond, ftag = None, ""
     if rng.random() < 0.3:
-        test, tag, elem = f"not {test}", f"non_{tag}", "Any"
-        which = f"the elements of {values} that are not {noun}"
-        how_many = f"how many elements of {values} are not {noun}"
+        test, adj, tag, elem = f"not {test}", f"not {noun}", f"non_{tag}", "Any"
     elif tag in ("ints", "numbers"):
         cond = _condition(rng, "int", v)
+    which, how_many = f"the elements of {values} that are {adj}", f"how many elements of {values} are {adj}"
     if cond:  # the numbers among them that meet a condition too: the type test first, so that it applies
         code, clause, ftag = cond
         test = f"{test} and {code}"
@@ -309,6 +314,6 @@ def mixed_types(rng: random.Random) -> Draft:
     if what == "list" and rng.random() < 0.3:
         body = ["result = []", f"for {v} in {values}:", f"    if {test}:", f"        result.append({v})",
                 "return result"]
-    return Draft(f"{what}_{tag}{'_' + ftag if ftag else ''}", [Param(values, "list[Any]", "mixed")], ret, body, doc,
-                 f"types/{what}/{tag}{'/' + ftag if ftag else ''}",
+    return Draft(_joined("_", what, tag, ftag), [Param(values, "list[Any]", "mixed")], ret, body, doc,
+                 _joined("/", "types", what, tag, ftag),
                  imports=["from typing import Any"])
