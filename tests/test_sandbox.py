@@ -57,6 +57,18 @@ def test_run_programs_one_shot_and_limits():
     assert [r.status for r in results] == ["passed", "failed"] and "MemoryError" in results[1].reason
 
 
+def test_a_process_describes_its_sandbox_once(monkeypatch):
+    from opencodegen.eval import sandbox as sandbox_module
+
+    said = []
+    monkeypatch.setattr(sandbox_module, "_ANNOUNCED", set())
+    monkeypatch.setattr("opencodegen.progress.log", said.append)
+    for _ in range(2):  # a run that evaluates HumanEval, then MTPB: two sandboxes, one description
+        with Sandbox(workers=1):
+            pass
+    assert len(said) == 1 and said[0].startswith("sandbox: ")
+
+
 def test_isolation_is_detected_and_reported():
     assert detect_isolation() in ("namespace", "none")
     with pytest.raises(ValueError):

@@ -19,7 +19,7 @@ from train_fixtures import make_tokens, tiny_recipe  # noqa: E402
 from opencodegen.cli import main  # noqa: E402
 from opencodegen.errors import UserError  # noqa: E402
 from opencodegen.train import load_recipe, recipe_from_dict  # noqa: E402
-from opencodegen.train import stage as stage_module  # noqa: E402
+from opencodegen import progress  # noqa: E402
 from opencodegen.train.recipe import apply_overrides  # noqa: E402
 
 FINETUNE = Path(__file__).parents[1] / "configs" / "finetune.yaml"
@@ -45,7 +45,7 @@ def modes(root: Path) -> set[tuple[str, int]]:
 def test_finetune_recipe_from_the_command_line_then_export(tmp_path, capsys, monkeypatch, umask_022):
     ckpt = write_checkpoint(tmp_path / "ckpt")
     tokens = make_tokens(tmp_path / "tokens", "mine", seed=3)
-    monkeypatch.setattr(stage_module, "PROGRESS_EVERY_S", 0.0)  # every micro-batch gets its line
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)  # every micro-batch gets its line
     run_dir = tmp_path / "runs" / "mine"
     args = ["train", "--config", str(FINETUNE), "--init_from", str(ckpt), "--data", str(tokens),
             "--run-dir", str(run_dir), "--stages.0.steps", "2", *SMALL]
@@ -56,9 +56,11 @@ def test_finetune_recipe_from_the_command_line_then_export(tmp_path, capsys, mon
     assert final.name == "checkpoint-2" and (final / "tokenizer.json").is_file()  # init_from's tokenizer, carried
     err = capsys.readouterr().err
     # pytest's stderr is not a terminal: the progress inside each step comes as plain lines
+    for done in ("0.25", "0.5", "0.75", "1", "1.25", "1.5", "1.75"):
+        assert f"pretrain finetune: {done}/2 (" in err
     for m in (1, 2, 3):
         assert f"micro-batch {m}/4" in err
-    assert "tok/s, step eta" in err and "step 2/2: loss" in err
+    assert "tok/s, step eta" in err and "pretrain finetune: 2/2 (100%)" in err and "· loss" in err
     assert modes(final) == {("d", 0o755), ("f", 0o644)}  # a mkdtemp directory renamed into place was 0700 / 0600
 
     # A rerun of the finished command says so instead of returning silently.

@@ -312,6 +312,9 @@ def _result(reply: dict, memory_killed: str | None) -> ExecResult:
     return result
 
 
+_ANNOUNCED: set[str] = set()  # the sandbox descriptions this process has printed
+
+
 class Sandbox:
     """A pool of sandbox workers: one running program per core (`workers`, default the cores this process may use),
     plus `Limits.parked_per_core` spare workers per core that take over while programs that look hung are parked.
@@ -334,8 +337,9 @@ class Sandbox:
         with ThreadPoolExecutor(self.cores + spare) as pool:  # each start waits for a ready message: overlap them
             self._workers = list(pool.map(lambda _: self._new_worker(), range(self.cores + spare)))
         self.features = self._workers[0].features
-        if announce:
+        if announce and self.describe() not in _ANNOUNCED:
             from ..progress import log
+            _ANNOUNCED.add(self.describe())  # once a process: a run that starts several sandboxes says it once
             log(f"sandbox: {self.describe()}")
 
     def _new_worker(self) -> _WorkerProcess:

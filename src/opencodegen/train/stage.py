@@ -20,7 +20,7 @@ import torch
 
 from ..errors import UserError
 from ..model.transformer import GPT
-from ..progress import console, log as note, progress_task
+from ..progress import log as note, progress_task
 from . import checkpoint as ckpt
 from . import distributed as dist_
 from .metrics import MetricsLog, plot_stage
@@ -28,8 +28,6 @@ from .objective import Objective
 from .optim import lr_at, make_optimizer
 from .recipe import BatchConfig, OptimConfig, Recipe, RunConfig, StageConfig
 from .tokens import chat_template_after, tokenizer_file
-
-PROGRESS_EVERY_S = 5.0  # where the display cannot redraw (a log file), a progress line at most this often
 
 
 @dataclass
@@ -223,13 +221,13 @@ class Stage:
         ctx, run = self.ctx, self.ctx.run
         start = time.perf_counter()
         show = ctx.progress and ctx.dist.is_main
-        bar = progress_task(f"{ctx.stage.kind} {ctx.stage.name}", total=self.total_steps, unit="step") if show \
-            else contextlib.nullcontext()
+        title = ctx.stage.name if ctx.stage.name == ctx.stage.kind else f"{ctx.stage.kind} {ctx.stage.name}"
+        bar = progress_task(title, total=self.total_steps, unit="step") if show else contextlib.nullcontext()
         try:
             with bar as task:
                 task = task or _SilentTask()
                 task.update(completed=self.step_no)
-                within = _WithinStep(task, self, show)
+                within = _WithinStep(task, self)
                 while self.step_no < self.total_steps:
                     within.start()
                     rec = self.step(within.micro_batch_done)
@@ -237,7 +235,6 @@ class Stage:
                         rec.update(self.evaluate())
                     ctx.log.write(rec, self.step_no)
                     task.update(completed=self.step_no, info=_info(rec, self.last_val))
-                    within.line(f"step {self.step_no}/{self.total_steps}: {_info(rec, self.last_val)}")
                     saved = self.step_no % run.save_every == 0 or self.step_no == self.total_steps
                     if saved:
                         self.save()
@@ -270,13 +267,11 @@ def _info(rec: dict[str, Any], last_val: dict[str, float]) -> str:
 
 class _WithinStep:
     """Progress inside a step: the bar advances by fractions of a step as micro-batches finish (so its rate and ETA
-    move), the info column shows the micro-batches, tokens/s and the step's ETA, and where the display cannot redraw
-    (output to a file or a pipe) a plain line is printed at most every PROGRESS_EVERY_S seconds."""
+    move), and the info column shows the micro-batches, tokens/s and the step's ETA (a step of a large batch on a
+    CPU can take minutes)."""
 
-    def __init__(self, task, stage: "Stage", show: bool):
-        self.task, self.stage, self.show = task, stage, show
-        self.interactive = console.is_terminal
-        self.last_line = time.perf_counter()
+    def __init__(self, task, stage: "Stage"):
+        self.task, self.stage = task, stage
 
     def start(self) -> None:
         self.t0 = time.perf_counter()
@@ -289,13 +284,6 @@ class _WithinStep:
         eta = (now - self.t0) * (total - done) / done
         info = f"step {self.stage.step_no + 1}: micro-batch {done}/{total}, {tps:,.0f} tok/s, step eta {eta:.0f} s"
         self.task.update(completed=self.stage.step_no + done / total, info=info)
-        self.line(info)
-
-    def line(self, text: str) -> None:
-        now = time.perf_counter()
-        if self.show and not self.interactive and now - self.last_line >= PROGRESS_EVERY_S:
-            self.last_line = now
-            note(f"{self.stage.ctx.stage.kind} {self.stage.ctx.stage.name} {text}")
 
 
 class _SilentTask:
