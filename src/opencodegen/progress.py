@@ -86,14 +86,14 @@ def _new_progress() -> Progress:
         console=console,
         transient=False,
         disable=not console.is_terminal,
-        get_time=lambda: clock(),
+        get_time=lambda: clock(),  # looked up at each call, so that rates and plain lines share one clock
     )
 
 
 class TaskHandle:
     def __init__(self, progress: Progress, task_id) -> None:
         self.progress, self.task_id = progress, task_id
-        self.plain = not progress.console.is_terminal
+        self.plain = progress.disable  # the display does not redraw: this handle prints plain lines
         self.last_line = clock()
 
     def advance(self, n: float = 1) -> None:

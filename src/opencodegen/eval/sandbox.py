@@ -337,10 +337,11 @@ class Sandbox:
         with ThreadPoolExecutor(self.cores + spare) as pool:  # each start waits for a ready message: overlap them
             self._workers = list(pool.map(lambda _: self._new_worker(), range(self.cores + spare)))
         self.features = self._workers[0].features
-        if announce and self.describe() not in _ANNOUNCED:
+        description = self.describe()
+        if announce and description not in _ANNOUNCED:
             from ..progress import log
-            _ANNOUNCED.add(self.describe())  # once a process: a run that starts several sandboxes says it once
-            log(f"sandbox: {self.describe()}")
+            _ANNOUNCED.add(description)  # once a process: a run that starts several sandboxes says it once
+            log(f"sandbox: {description}")
 
     def _new_worker(self) -> _WorkerProcess:
         return _WorkerProcess(self.isolation, self.limits, self.preload, self._cgroups)
