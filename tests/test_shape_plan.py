@@ -1,4 +1,5 @@
-"""The quickstart's shape rule: the largest candidate that pretrains on enough tokens per parameter, from timings."""
+"""The quickstart's shape rule: of the candidates either side of the tokens-per-parameter ratio, the nearer in log,
+from timings."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _params(n_layer: int, n_embd: int, vocab: int = 256) -> int:
     return rest + n_layer * block
 
 
-def test_the_largest_shape_that_gets_enough_tokens_per_parameter_is_chosen(tmp_path):
+def test_of_the_shapes_either_side_of_the_ratio_the_nearer_in_log_is_chosen(tmp_path):
     recipe = recipe_from_dict(tiny_recipe(tmp_path))
     timed = []
 
@@ -34,16 +35,23 @@ def test_the_largest_shape_that_gets_enough_tokens_per_parameter_is_chosen(tmp_p
 
     batch = recipe.stage_batch(1).batch_tokens
     seconds = 60.0
-    # tokens/param = seconds / (params * 1e-6) * batch / params: pick the ratio between the 2nd and 3rd candidates
+    name = "{}x{}".format
+    # tokens/param = seconds / (params * 1e-6) * batch / params: ratios between the 2nd and 3rd candidates
     ratios = [seconds / (p * 1e-6) * batch / p for p in (_params(n, w) for n, w in shape_plan.CANDIDATES)]
-    threshold = (ratios[1] + ratios[2]) / 2
-    out = shape_plan.choose(recipe, seconds, threshold, step_seconds, 1)
-    assert out["chosen"] == "{}x{}".format(*shape_plan.CANDIDATES[1])
-    assert timed == [w for _, w in shape_plan.CANDIDATES[:3]]  # timing stops at the first that fails
+    between = [ratios[2] ** (1 - f) * ratios[1] ** f for f in (0.4, 0.6)]  # nearer the 3rd, nearer the 2nd in log
+    out = shape_plan.choose(recipe, seconds, between[1], step_seconds, 1)
+    assert out["chosen"] == name(*shape_plan.CANDIDATES[1])
+    assert timed == [w for _, w in shape_plan.CANDIDATES[:3]]  # timing stops at the first below the ratio
     assert [c["params"] for c in out["candidates"]] == [_params(n, w) for n, w in shape_plan.CANDIDATES]
     assert out["candidates"][1]["tokens_per_param"] == ratios[1]
-    # none passes: the smallest
-    assert shape_plan.choose(recipe, seconds, ratios[0] * 2, step_seconds, 1)["chosen"] == "{}x{}".format(*shape_plan.CANDIDATES[0])
+    # short of the ratio by less than the 2nd exceeds it: the 3rd, the 4th never timed
+    timed.clear()
+    assert shape_plan.choose(recipe, seconds, between[0], step_seconds, 1)["chosen"] == name(*shape_plan.CANDIDATES[2])
+    assert timed == [w for _, w in shape_plan.CANDIDATES[:3]]
+    # none reaches the ratio: the smallest, however far below
+    assert shape_plan.choose(recipe, seconds, ratios[0] * 100, step_seconds, 1)["chosen"] == name(*shape_plan.CANDIDATES[0])
+    # every one exceeds it: the largest
+    assert shape_plan.choose(recipe, seconds, ratios[-1] / 2, step_seconds, 1)["chosen"] == name(*shape_plan.CANDIDATES[-1])
 
 
 def test_the_plan_applies_the_chosen_shape(tmp_path):
@@ -62,10 +70,11 @@ def test_a_calibrated_plan_scales_every_measured_step_and_so_chooses_a_larger_sh
                         lambda r, stage, probe_steps=None: shape_plan.parameter_count(r) * 1e-6)
     ratios = [60.0 / (p * 1e-6) * recipe.stage_batch(1).batch_tokens / p
               for p in (_params(n, w) for n, w in shape_plan.CANDIDATES)]
-    # both stages pretrain, so they get all of the 60 s (the budget less the plan's 10% overhead share): the 3rd
-    # candidate falls short of 1.5 times its ratio at the probes' times and passes at half of them
-    assert ratios[1] > 1.5 * ratios[2] and 2 * ratios[3] < 1.5 * ratios[2]
-    threshold = 1.5 * ratios[2]
+    # both stages pretrain, so they get all of the 60 s (the budget less the plan's 10% overhead share). At the
+    # probes' times the threshold is nearer the 2nd candidate's ratio than the 3rd's in log; at half of them (every
+    # ratio doubled) it is nearer the 3rd's
+    threshold = 3 * ratios[2]
+    assert (ratios[1] * ratios[2]) ** 0.5 < threshold < 2 * (ratios[1] * ratios[2]) ** 0.5
     plain = train_plan.plan(recipe, 1.0 / 0.9, threshold)
     halved = train_plan.plan(recipe, 1.0 / 0.9, threshold, calibration=0.5)
     assert plain["shape"]["chosen"] == "{}x{}".format(*shape_plan.CANDIDATES[1])

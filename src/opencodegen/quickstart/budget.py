@@ -37,8 +37,8 @@ class Budget:
     # its policy's length training uses its minutes: with 10.5 the run took 18.5 min, and the time goal below left
     # HumanEval n = 26 (3 problems solved). 9 leaves it about twice that.
     train_minutes: float | None = 9.0
-    # The model's shape is chosen for the budget (quickstart/shape_plan.py): the largest candidate that pretrains on
-    # at least this many tokens per parameter on this machine. None keeps the recipe's shape. 0.67 is the winner's
+    # The model's shape is chosen for the budget (quickstart/shape_plan.py): the candidate whose tokens per parameter
+    # on this machine are nearest this ratio in log (of the two either side of it). None keeps the recipe's shape. 0.67 is the winner's
     # ratio in benchmarks/results/quickstart_shapes.json (4 pretraining minutes a shape, held-out bits per byte on 50
     # files: 2x128 1.864, 3x192 1.677, 4x256 1.973, 5x320 2.104).
     tokens_per_param: float | None = 0.67

@@ -2,9 +2,13 @@
 
 Candidates are the recipe's architecture at several depths and widths (heads 64 wide), smallest first. For each, the
 pretraining step is timed on this machine in the dtype the run will use, which gives the tokens pretraining can
-train in its share of the budget. The rule (Chinchilla's, with the ratio from our own sweep): the largest candidate
-that still trains on at least `tokens_per_param` tokens per parameter; the smallest if none does. Timing stops at the
-first candidate that fails the rule: larger ones are slower per token and have more parameters, so they fail too.
+train in its share of the budget. The rule (Chinchilla's, with the ratio from our own sweep): at a fixed budget,
+held-out loss is about a parabola in log(tokens per parameter) with its minimum at the sweep's ratio (Hoffmann et al.'s
+IsoFLOP profiles; our sweep's three best points put the vertex at 0.80 against the winner's 0.67), so of the two
+candidates either side of the ratio the better one is the nearer in log: the largest candidate at or above the ratio,
+or the next larger one if it falls short by less than that one exceeds it. The smallest if none reaches the ratio.
+Timing stops at the first candidate below the ratio: larger ones are slower per token and have more parameters, so
+they fall further from it.
 
 The ratio comes from `benchmarks/sweep_quickstart_shapes.py`: every candidate pretrained for the same minutes on the
 quickstart's data, held-out bits per byte compared; the ratio is that of the winner (the figures are in the config
@@ -13,6 +17,7 @@ and in benchmarks/results/quickstart_shapes.json)."""
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 from ..model.transformer import GPT
@@ -57,15 +62,21 @@ def choose(recipe: Recipe, pretrain_seconds: float, tokens_per_param: float, tim
     """{"chosen": name, "rule": ..., "candidates": [...]}. `time_step(recipe, stage)` gives the seconds of one
     optimiser step of `stage` (the pretraining stage whose batch sets the rate) for a recipe."""
     batch_tokens = recipe.stage_batch(stage).batch_tokens
+
+    def distance(ratio: float) -> float:  # how far a ratio is from the optimum, in log: the parabola's argument
+        return abs(math.log(ratio / tokens_per_param))
+
     cands = [Candidate(n, w, parameter_count(with_shape(recipe, n, w))) for n, w in CANDIDATES]
     chosen = cands[0]
     for c in cands:
         c.seconds_per_step = time_step(with_shape(recipe, c.n_layer, c.n_embd), stage)
         c.tokens = pretrain_seconds / c.seconds_per_step * batch_tokens
         if c.tokens_per_param < tokens_per_param:
+            if distance(c.tokens_per_param) < distance(chosen.tokens_per_param):
+                chosen = c
             break
         chosen = c
-    rule = (f"the largest shape that pretrains on >= {tokens_per_param:g} tokens per parameter in "
+    rule = (f"the shape nearest {tokens_per_param:g} tokens per parameter (in log ratio) in "
             f"{pretrain_seconds / 60:.1f} min of pretraining")
     return {"chosen": chosen.name, "n_layer": chosen.n_layer, "n_embd": chosen.n_embd, "params": chosen.params,
             "rule": rule, "tokens_per_param": tokens_per_param, "pretrain_seconds": pretrain_seconds,
