@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import namedtuple
 from pathlib import Path
 
@@ -231,6 +232,22 @@ def test_train_plan_scales_the_recipe_to_the_time_budget(run, recipe):
     planned = train_plan.apply(r, p)
     assert [s.steps for s in planned.stages] == p["steps"]
     assert planned.run.autocast == p["autocast"] in ("fp32", "bf16")
+
+
+def test_a_time_goal_that_the_stages_before_training_ate_into_shortens_training(run, recipe, monkeypatch):
+    """deadline: training gets the minutes left until it when they are fewer than its own, never under MIN_SHARE of
+    them; the steps are fitted to what it gets."""
+    from opencodegen.quickstart import train_plan
+    from opencodegen.quickstart.pipeline import load_quickstart_recipe
+    r = load_quickstart_recipe(recipe, run[0], ["nl", "multi", "mono"])
+    r.stages = r.stages[:3]
+    monkeypatch.setattr(train_plan, "seconds_per_step", lambda r, stage, probe_steps=None: 0.5)
+    short = train_plan.plan(r, 2.0, deadline=time.monotonic() + 90)
+    assert 1.49 < short["minutes"] < 1.5
+    assert short["predicted_seconds"] == pytest.approx(short["minutes"] * 60 * (1 - train_plan.OVERHEAD_SHARE), rel=0.05)
+    assert train_plan.plan(r, 2.0, deadline=time.monotonic() + 600)["minutes"] == 2.0
+    assert train_plan.plan(r, 2.0, deadline=time.monotonic() + 10)["minutes"] == 2.0 * train_plan.MIN_SHARE
+    assert train_plan.plan(r, 2.0)["minutes"] == 2.0
 
 
 def test_probe_step_time_is_the_median_of_the_timed_steps(run, recipe, monkeypatch):

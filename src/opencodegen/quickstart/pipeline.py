@@ -164,8 +164,10 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
     cfg = TokenizeConfig()  # repository format, FIM at rate 0.5, 5% of each part's repositories held out
     run_minutes = budget.run_minutes()
     # counted from this process's start: a resumed run has the whole goal again
+    started = time.monotonic()
     humaneval_deadline = (None if run_minutes is None else
-                          time.monotonic() + 60 * run_minutes - sum(EXPECTED[s] for s in AFTER_HUMANEVAL))
+                          started + 60 * run_minutes - sum(EXPECTED[s] for s in AFTER_HUMANEVAL))
+    training_deadline = None if run_minutes is None else started + 60 * (run_minutes - budget.evaluation_minutes)
     expected = {**EXPECTED, "train": 60 * (budget.train_minutes or 5)}
     total = float(sum(expected.values()))
     with progress_task("quickstart", total=total, unit="s") as overall:
@@ -195,10 +197,11 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
             exercises = stage("exercises", lambda: build_exercises(run_dir, budget, "mono" in parts))
         recipe = load_quickstart_recipe(config, run_dir, parts)
         if budget.train_minutes:
-            def make_plan(minutes: float, calibration: float = 1.0, base=recipe) -> dict:
-                return train_plan.plan(base, minutes, budget.tokens_per_param, budget.sft_max_epochs, calibration)
+            def make_plan(minutes: float, calibration: float = 1.0, base=recipe, deadline=None) -> dict:
+                return train_plan.plan(base, minutes, budget.tokens_per_param, budget.sft_max_epochs, calibration,
+                                       deadline)
 
-            plan = stage("train-plan", lambda: make_plan(budget.train_minutes))
+            plan = stage("train-plan", lambda: make_plan(budget.train_minutes, deadline=training_deadline))
         else:
             plan = None
         if plan:

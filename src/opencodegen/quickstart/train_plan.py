@@ -13,6 +13,7 @@ import math
 import os
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 from ..progress import log
@@ -32,6 +33,9 @@ PROBE_STEPS = 20
 SAMPLING_PROBE_STEPS = 3
 # Validation passes and checkpoint writes happen between steps: leave them this share of the budget.
 OVERHEAD_SHARE = 0.1
+# A run's time goal shortens training to no less than this share of its minutes: below it, an hour's slow host would
+# train a model that writes nothing, and finishing a few minutes late is the better loss.
+MIN_SHARE = 0.5
 # Checkpoints kept per post-training stage, evenly spread (the last is the stage's end).
 POST_TRAINING_CHECKPOINTS = 3
 
@@ -99,14 +103,16 @@ def sft_caps(recipe: Recipe, max_epochs: float | None) -> dict[int, dict]:
 
 
 def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
-         sft_max_epochs: float | None = None, calibration: float = 1.0) -> dict:
+         sft_max_epochs: float | None = None, calibration: float = 1.0, deadline: float | None = None) -> dict:
     """{"steps": [per stage], "autocast": ..., "seconds_per_step": [...], "predicted_seconds": ..., "shape": ...,
     "sft_caps": ...}; stages that share a batch shape are measured once, in the autocast dtype the run will use on
     this machine. With `tokens_per_param`, the model's shape is chosen too (shape_plan.py): every stage's step time
     then scales by the chosen shape's Mono step time over the recipe's. With `sft_max_epochs`, SFT stages stop at
     that many epochs of their data and the time left goes to the other stages. Every measured step time is
     multiplied by `calibration`: training's own seconds a step over a probe's, measured at the same moment
-    (train_schedule.py's new plan after the first stage), for a machine on which probes misjudge training."""
+    (train_schedule.py's new plan after the first stage), for a machine on which probes misjudge training.
+    deadline: time.monotonic() by which training should end; once the stages are timed, training gets the minutes
+    left until then if they are fewer than `minutes` (never fewer than MIN_SHARE of them)."""
     recipe = copy.deepcopy(recipe)
     recipe.run.autocast = resolve_autocast(recipe.run.autocast, recipe.run.device)
     start = contention.snapshot()
@@ -125,6 +131,8 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
         per_step.append(measured[key])
     base = [s.steps if s.steps is not None else max(1, s.tokens // recipe.stage_batch(i).batch_tokens)
             for i, s in enumerate(recipe.stages)]
+    if deadline is not None:
+        minutes = shortened(minutes, (deadline - time.monotonic()) / 60)
     budget = minutes * 60 * (1 - OVERHEAD_SHARE)
     caps = sft_caps(recipe, sft_max_epochs)
     max_steps = {i: c["max_steps"] for i, c in caps.items()}
@@ -156,6 +164,17 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
     return {"steps": steps, "autocast": recipe.run.autocast, "seconds_per_step": per_step, "minutes": minutes,
             "predicted_seconds": sum(n * t for n, t in zip(steps, per_step)), "shape": shape, "sft_caps": sft,
             "foreign_cpu_share": None if foreign is None else round(foreign, 3), "calibration": calibration}
+
+
+def shortened(minutes: float, left: float) -> float:
+    """The training minutes a run's time goal leaves: `minutes`, or the `left` ones if fewer (on a slow host the stages
+    before training take longer), but at least MIN_SHARE of `minutes`."""
+    if left >= minutes:
+        return minutes
+    out = max(MIN_SHARE * minutes, left)
+    log(f"training gets {out:.1f} of its {minutes:g} minutes: the stages before it took long enough on this machine "
+        "that the full budget would leave the evaluation too little of the run's time goal")
+    return out
 
 
 def print_shape(shape: dict) -> None:
