@@ -243,11 +243,11 @@ def test_a_time_goal_that_the_stages_before_training_ate_into_shortens_training(
     r.stages = r.stages[:3]
     monkeypatch.setattr(train_plan, "seconds_per_step", lambda r, stage, probe_steps=None: 0.5)
     short = train_plan.plan(r, 2.0, deadline=time.monotonic() + 90)
-    assert 1.49 < short["minutes"] < 1.5
+    assert short["minutes"] == 1.5 and short["shortened_from"] == 2.0  # 1.49.. rounded to the hundredth
     assert short["predicted_seconds"] == pytest.approx(short["minutes"] * 60 * (1 - train_plan.OVERHEAD_SHARE), rel=0.05)
     assert train_plan.plan(r, 2.0, deadline=time.monotonic() + 600)["minutes"] == 2.0
     assert train_plan.plan(r, 2.0, deadline=time.monotonic() + 10)["minutes"] == 2.0 * train_plan.MIN_SHARE
-    assert train_plan.plan(r, 2.0)["minutes"] == 2.0
+    assert train_plan.plan(r, 2.0)["minutes"] == 2.0 and train_plan.plan(r, 2.0)["shortened_from"] is None
 
 
 def test_probe_step_time_is_the_median_of_the_timed_steps(run, recipe, monkeypatch):
@@ -567,3 +567,15 @@ def test_the_report_says_when_and_why_the_plan_was_made_again(run):
     assert "Other processes used 40% of the cores while the plan timed its steps" in text(results)
     results["train_schedule"]["replanned"] = {**record, "shape": "2x128"}
     assert "it chose the same shape (2x128), and training went on." in text(results)
+
+
+def test_the_report_says_when_the_time_goal_shortened_training(run):
+    from opencodegen.quickstart.report import build_blocks
+    results = json.loads((run[0] / "results.json").read_text())
+    text = lambda r: " ".join(str(b[1]) for b in build_blocks(r) if b[0] == "p")  # noqa: E731
+    results["train_plan"] = {"minutes": 6.47, "autocast": "fp32", "foreign_cpu_share": 0.0, "shape": None,
+                             "shortened_from": 9.0}
+    assert "Steps were fitted to a 6.47-minute training budget" in text(results)
+    assert "The budget was 9 minutes, shortened by the run's time goal" in text(results)
+    results["train_plan"]["shortened_from"] = None
+    assert "shortened" not in text(results)

@@ -150,6 +150,10 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
                        "time measured at the start of the run, in the proportions of the recipe's steps. Before each "
                        "stage started, the stages left were fitted again to the time left, at the pace the stages "
                        "before them kept."))
+        if r["train_plan"].get("shortened_from"):
+            b.append(("p", f"The budget was {r['train_plan']['shortened_from']:g} minutes, shortened by the run's time "
+                           "goal: the stages before training took long enough on this machine that the full budget "
+                           "would have left the evaluation too little time."))
         foreign = r["train_plan"].get("foreign_cpu_share")
         if foreign is not None and foreign > CONTENDED_SHARE:
             b.append(("p", f"Other processes used {foreign:.0%} of the cores while the plan timed its steps, so the "

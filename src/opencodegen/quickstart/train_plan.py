@@ -131,6 +131,7 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
         per_step.append(measured[key])
     base = [s.steps if s.steps is not None else max(1, s.tokens // recipe.stage_batch(i).batch_tokens)
             for i, s in enumerate(recipe.stages)]
+    asked = minutes
     if deadline is not None:
         minutes = shortened(minutes, (deadline - time.monotonic()) / 60)
     budget = minutes * 60 * (1 - OVERHEAD_SHARE)
@@ -162,6 +163,7 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
             log(f"stage {name}: {c['max_epochs']:g} epochs of its examples ({c['epoch_steps']:g} steps an epoch); "
                 "the rest of its share of the budget goes to the other stages")
     return {"steps": steps, "autocast": recipe.run.autocast, "seconds_per_step": per_step, "minutes": minutes,
+            "shortened_from": asked if minutes < asked else None,
             "predicted_seconds": sum(n * t for n, t in zip(steps, per_step)), "shape": shape, "sft_caps": sft,
             "foreign_cpu_share": None if foreign is None else round(foreign, 3), "calibration": calibration}
 
@@ -171,7 +173,7 @@ def shortened(minutes: float, left: float) -> float:
     before training take longer), but at least MIN_SHARE of `minutes`."""
     if left >= minutes:
         return minutes
-    out = max(MIN_SHARE * minutes, left)
+    out = round(max(MIN_SHARE * minutes, left), 2)
     log(f"training gets {out:.1f} of its {minutes:g} minutes: the stages before it took long enough on this machine "
         "that the full budget would leave the evaluation too little of the run's time goal")
     return out
