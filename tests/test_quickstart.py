@@ -243,8 +243,9 @@ def test_a_time_goal_that_the_stages_before_training_ate_into_shortens_training(
     r.stages = r.stages[:3]
     monkeypatch.setattr(train_plan, "seconds_per_step", lambda r, stage, probe_steps=None: 0.5)
     short = train_plan.plan(r, 2.0, deadline=time.monotonic() + 90)
-    assert short["minutes"] == 1.5 and short["shortened_from"] == 2.0  # 1.49.. rounded to the hundredth
-    assert short["predicted_seconds"] == pytest.approx(short["minutes"] * 60 * (1 - train_plan.OVERHEAD_SHARE), rel=0.05)
+    assert 1.47 <= short["minutes"] <= 1.5 and short["shortened_from"] == 2.0  # less what the plan itself took
+    fitted = short["minutes"] * 60 * (1 - train_plan.OVERHEAD_SHARE)
+    assert short["predicted_seconds"] == pytest.approx(fitted, rel=0.05)
     assert train_plan.plan(r, 2.0, deadline=time.monotonic() + 600)["minutes"] == 2.0
     assert train_plan.plan(r, 2.0, deadline=time.monotonic() + 10)["minutes"] == 2.0 * train_plan.MIN_SHARE
     assert train_plan.plan(r, 2.0)["minutes"] == 2.0 and train_plan.plan(r, 2.0)["shortened_from"] is None

@@ -49,9 +49,10 @@ def test_of_the_shapes_either_side_of_the_ratio_the_nearer_in_log_is_chosen(tmp_
     assert shape_plan.choose(recipe, seconds, between[0], step_seconds, 1)["chosen"] == name(*shape_plan.CANDIDATES[2])
     assert timed == [w for _, w in shape_plan.CANDIDATES[:3]]
     # none reaches the ratio: the smallest, however far below
-    assert shape_plan.choose(recipe, seconds, ratios[0] * 100, step_seconds, 1)["chosen"] == name(*shape_plan.CANDIDATES[0])
+    chosen = lambda ratio: shape_plan.choose(recipe, seconds, ratio, step_seconds, 1)["chosen"]  # noqa: E731
+    assert chosen(ratios[0] * 100) == name(*shape_plan.CANDIDATES[0])
     # every one exceeds it: the largest
-    assert shape_plan.choose(recipe, seconds, ratios[-1] / 2, step_seconds, 1)["chosen"] == name(*shape_plan.CANDIDATES[-1])
+    assert chosen(ratios[-1] / 2) == name(*shape_plan.CANDIDATES[-1])
 
 
 def test_the_plan_applies_the_chosen_shape(tmp_path):

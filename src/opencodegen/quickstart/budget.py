@@ -37,10 +37,10 @@ class Budget:
     # its policy's length training uses its minutes: with 10.5 the run took 18.5 min, and the time goal below left
     # HumanEval n = 26 (3 problems solved). 9 leaves it about twice that.
     train_minutes: float | None = 9.0
-    # The model's shape is chosen for the budget (quickstart/shape_plan.py): the candidate whose tokens per parameter
-    # on this machine are nearest this ratio in log (of the two either side of it). None keeps the recipe's shape. 0.67 is the winner's
-    # ratio in benchmarks/results/quickstart_shapes.json (4 pretraining minutes a shape, held-out bits per byte on 50
-    # files: 2x128 1.864, 3x192 1.677, 4x256 1.973, 5x320 2.104).
+    # The model's shape is chosen for the budget (quickstart/shape_plan.py): of the two candidates whose tokens per
+    # parameter on this machine fall either side of this ratio, the nearer in log. None keeps the recipe's shape.
+    # 0.67 is the winner's ratio in benchmarks/results/quickstart_shapes.json (4 pretraining minutes a shape,
+    # held-out bits per byte on 50 files: 2x128 1.864, 3x192 1.677, 4x256 1.973, 5x320 2.104).
     tokens_per_param: float | None = 0.67
     # SFT stops at this many passes over the exercises, and a longer budget's extra time goes to the other stages:
     # the default budget's SFT is about 1.2 epochs, and twice that fitted HumanEval's solutions worse (the runs are
@@ -65,7 +65,7 @@ class Budget:
     outside_training_minutes: float = 8.0
     # Of that goal, what the evaluation after training keeps: training is shortened (train_plan.shortened) when the
     # stages before it leave less. At its smallest sizes (HumanEval n = humaneval_n_min) the evaluation took 5.3
-    # minutes on a 2-core AVX2-only host (3x192; the data stages and the plan there took 5.3 minutes, three times the
+    # minutes on a 2-core AVX2-only host (3x192; the data stages and the plan there took 5.2 minutes, three times the
     # AMX host's), so the full 9 training minutes ran `make quickstart` to 21.8 minutes; on the AMX host it takes
     # about 3 and training keeps all of its minutes.
     evaluation_minutes: float = 5.5

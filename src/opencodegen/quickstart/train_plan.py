@@ -33,8 +33,8 @@ PROBE_STEPS = 20
 SAMPLING_PROBE_STEPS = 3
 # Validation passes and checkpoint writes happen between steps: leave them this share of the budget.
 OVERHEAD_SHARE = 0.1
-# A run's time goal shortens training to no less than this share of its minutes: below it, an hour's slow host would
-# train a model that writes nothing, and finishing a few minutes late is the better loss.
+# A run's time goal shortens training to no less than this share of its minutes: on a host slower still, a model
+# trained for less would write nothing, and finishing a few minutes late is the lesser loss.
 MIN_SHARE = 0.5
 # Checkpoints kept per post-training stage, evenly spread (the last is the stage's end).
 POST_TRAINING_CHECKPOINTS = 3
