@@ -3,6 +3,7 @@ from timings."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -15,11 +16,12 @@ from opencodegen.train import recipe_from_dict  # noqa: E402
 from opencodegen.train.loop import model_config  # noqa: E402
 
 
+@functools.cache
 def _params(n_layer: int, n_embd: int, vocab: int = 256) -> int:
     """Counted by hand: tied embedding, per block 2 LayerNorms, qkv/out projections, a 4x GELU MLP (all with
     biases where tiny-1m has them) and the final norm, read off the built module for the per-block part."""
     recipe = recipe_from_dict(tiny_recipe(Path("/tmp/ocg-shape-test")))
-    model = GPT(model_config(shape_plan.with_shape(recipe, n_layer, n_embd)))
+    model = GPT(model_config(shape_plan.with_shape(recipe, n_layer, n_embd)))  # allocated, unlike the plan's count
     block = sum(p.numel() for p in model.blocks[0].parameters())
     rest = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("blocks."))
     return rest + n_layer * block

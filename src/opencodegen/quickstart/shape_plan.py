@@ -20,6 +20,8 @@ import copy
 import math
 from dataclasses import dataclass
 
+import torch
+
 from ..model.transformer import GPT
 from ..train.loop import model_config
 from ..train.recipe import Recipe
@@ -53,8 +55,10 @@ def with_shape(recipe: Recipe, n_layer: int, n_embd: int) -> Recipe:
 
 
 def parameter_count(recipe: Recipe) -> int:
-    """Every parameter (a tied embedding once): what the ratio counts."""
-    model = GPT(model_config(recipe))
+    """Every parameter (a tied embedding once): what the ratio counts. Built on the meta device: shapes without
+    storage or initialisation (12x768 would otherwise take a second of the plan to allocate and fill)."""
+    with torch.device("meta"):
+        model = GPT(model_config(recipe))
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
