@@ -171,9 +171,9 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
 def shortened(minutes: float, left: float) -> float:
     """The training minutes a run's time goal leaves: `minutes`, or the `left` ones if fewer (on a slow host the stages
     before training take longer), but at least MIN_SHARE of `minutes`."""
-    if left >= minutes:
-        return minutes
     out = round(max(MIN_SHARE * minutes, left), 2)
+    if out >= minutes:  # (compared rounded: a goal that leaves 8.996 of 9 minutes shortens nothing)
+        return minutes
     log(f"training gets {out:.1f} of its {minutes:g} minutes: the stages before it took long enough on this machine "
         "that the full budget would leave the evaluation too little of the run's time goal")
     return out
