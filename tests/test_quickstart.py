@@ -581,3 +581,13 @@ def test_the_report_says_when_the_time_goal_shortened_training(run):
     assert "The budget was 9 minutes, shortened by the run's time goal" in text(results)
     results["train_plan"]["shortened_from"] = None
     assert "shortened" not in text(results)
+
+
+def test_the_report_says_at_which_shapes_the_stages_were_timed(run):
+    from opencodegen.quickstart.report import build_blocks
+    results = json.loads((run[0] / "results.json").read_text())
+    text = lambda r: " ".join(str(b[1]) for b in build_blocks(r) if b[0] == "p")  # noqa: E731
+    shape = {"chosen": "3x192", "params": 2.1e6, "rule": "the rule", "candidates": []}
+    results["train_plan"] = {"minutes": 9.0, "autocast": "fp32", "foreign_cpu_share": 0.0, "shape": shape,
+                             "shortened_from": None, "stages_timed_at": ["2x128", "3x192"]}
+    assert "Every stage's step was timed at 2x128, then 3x192" in text(results)

@@ -7,6 +7,8 @@ import functools
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 from train_fixtures import tiny_recipe  # noqa: E402
 
@@ -86,3 +88,65 @@ def test_a_calibrated_plan_scales_every_measured_step_and_so_chooses_a_larger_sh
     small = [c for c in plain["shape"]["candidates"] if c["shape"] == plain["shape"]["chosen"]][0]
     assert [c for c in halved["shape"]["candidates"] if c["shape"] == small["shape"]][0]["seconds_per_step"] == \
         small["seconds_per_step"] / 2
+
+
+def _timed_stages(monkeypatch, recipe, fixed: float) -> list[tuple]:
+    """A machine where a pretraining step costs a microsecond per parameter and the other stage's step that plus
+    `fixed` seconds (as a sampling stage's does: its per-token work does not shrink with the model). Returns the log
+    of (shape, stage, probe steps) timed."""
+    calls = []
+
+    def step_seconds(r, stage, probe_steps=train_plan.PROBE_STEPS):
+        calls.append(((r.model["n_layer"], r.model["n_embd"]), stage, probe_steps))
+        p = shape_plan.parameter_count(r) * 1e-6
+        return p if r.stages[stage].kind == "pretrain" else p + fixed
+
+    monkeypatch.setattr(train_plan, "seconds_per_step", step_seconds)
+    return calls
+
+
+def _choice_at(recipe, shape, ratio: float, minutes: float) -> tuple:
+    """The shape the rule picks with the pretraining share that timing every stage at `shape` gives."""
+    at = shape_plan.with_shape(recipe, *shape)
+    per_step = [train_plan.seconds_per_step(at, i) for i in range(len(recipe.stages))]
+    fitted = train_plan.fit_steps([s.steps for s in recipe.stages], per_step,
+                                  minutes * 60 * (1 - train_plan.OVERHEAD_SHARE), {})
+    out = shape_plan.choose(recipe, fitted[0] * per_step[0], ratio, train_plan.seconds_per_step, 0)
+    return out["n_layer"], out["n_embd"]
+
+
+def test_every_stage_is_timed_at_the_shape_that_trains(tmp_path, monkeypatch):
+    """First at the smallest candidate (for pretraining's share of the budget), then at each shape chosen with the
+    share timed at the one before, until the choice is the shape timed; never at the recipe's own shape. The plan's
+    step times are the chosen shape's own."""
+    recipe = recipe_from_dict(tiny_recipe(tmp_path))
+    recipe.stages[1].kind = "sft"  # a stage whose cost does not scale with the model's alone
+    calls = _timed_stages(monkeypatch, recipe, fixed=1.0)
+    out = train_plan.plan(recipe, 2.0, 0.0016)
+    probed = [shape for shape, stage, steps in calls if stage == 1]
+    assert probed[0] == shape_plan.CANDIDATES[0]
+    assert (1, 32) not in [shape for shape, _, _ in calls]
+    assert len(probed) == 3  # the share timed at the second shape moved the choice once more
+    for before, after in zip(probed, probed[1:]):
+        assert _choice_at(recipe, before, 0.0016, 2.0) == after
+    chosen = (out["shape"]["n_layer"], out["shape"]["n_embd"])
+    assert chosen == probed[-1] == _choice_at(recipe, chosen, 0.0016, 2.0)
+    at = shape_plan.with_shape(recipe, *chosen)
+    assert out["seconds_per_step"] == [train_plan.seconds_per_step(at, i) for i in range(2)]
+    # each candidate's pretraining step timed once, whichever rounds asked for it
+    shape_probes = [shape for shape, _, steps in calls if steps == shape_plan.SHAPE_PROBE_STEPS]
+    assert len(shape_probes) == len(set(shape_probes))
+
+
+def test_a_choice_still_moving_after_the_last_round_scales_the_last_timed_shape(tmp_path, monkeypatch):
+    recipe = recipe_from_dict(tiny_recipe(tmp_path))
+    recipe.stages[1].kind = "sft"
+    calls = _timed_stages(monkeypatch, recipe, fixed=5.0)
+    out = train_plan.plan(recipe, 2.0, 0.000122)
+    probed = [shape for shape, stage, steps in calls if stage == 1]
+    assert len(probed) == train_plan.SHAPE_ROUNDS
+    chosen = (out["shape"]["n_layer"], out["shape"]["n_embd"])
+    assert chosen != probed[-1]
+    last = shape_plan.with_shape(recipe, *probed[-1])
+    scale = shape_plan.parameter_count(shape_plan.with_shape(recipe, *chosen)) / shape_plan.parameter_count(last)
+    assert out["seconds_per_step"] == pytest.approx([train_plan.seconds_per_step(last, i) * scale for i in range(2)])

@@ -178,7 +178,8 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
         shape = r["train_plan"].get("shape")
         if shape:
             b.append(("p", f"Model shape {shape['chosen']} ({shape['params'] / 1e6:.1f}M parameters): "
-                           f"{shape['rule']}, timed on this machine in {r['train_plan']['autocast']}."))
+                           f"{shape['rule']}, timed on this machine in {r['train_plan']['autocast']}."
+                           + timed_at_sentence(r["train_plan"].get("stages_timed_at"))))
             rows = [[c["shape"], f"{c['params'] / 1e6:.1f}M",
                      f"{c['seconds_per_step']:.2f}" if c["seconds_per_step"] else "not timed",
                      f"{c['tokens'] / 1e6:.2f}M" if c["tokens"] else "–",
@@ -373,3 +374,11 @@ def print_results(r: dict[str, Any]) -> None:
     console.print("next, with this run's model:")
     for cmd in r["next_commands"]:
         console.print(f"  {cmd}", markup=False, highlight=False)
+
+
+def timed_at_sentence(shapes: list[str] | None) -> str:
+    if not shapes:
+        return ""
+    return (f" Every stage's step was timed at {', then '.join(shapes)}: the smallest shape gives pretraining's share "
+            "of the budget, which the choice needs, and each shape chosen with it is timed in turn until the choice "
+            "holds.")

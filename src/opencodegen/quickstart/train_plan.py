@@ -38,6 +38,8 @@ OVERHEAD_SHARE = 0.1
 MIN_SHARE = 0.5
 # Checkpoints kept per post-training stage, evenly spread (the last is the stage's end).
 POST_TRAINING_CHECKPOINTS = 3
+# Times the stages may be timed at a newly chosen shape before the plan settles (see plan()).
+SHAPE_ROUNDS = 3
 
 
 def seconds_per_step(recipe: Recipe, stage: int, probe_steps: int = PROBE_STEPS) -> float:
@@ -106,11 +108,15 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
          sft_max_epochs: float | None = None, calibration: float = 1.0, deadline: float | None = None) -> dict:
     """{"steps": [per stage], "autocast": ..., "seconds_per_step": [...], "predicted_seconds": ..., "shape": ...,
     "sft_caps": ...}; stages that share a batch shape are measured once, in the autocast dtype the run will use on
-    this machine. With `tokens_per_param`, the model's shape is chosen too (shape_plan.py): every stage's step time
-    then scales by the chosen shape's Mono step time over the recipe's. With `sft_max_epochs`, SFT stages stop at
-    that many epochs of their data and the time left goes to the other stages. Every measured step time is
-    multiplied by `calibration`: training's own seconds a step over a probe's, measured at the same moment
-    (train_schedule.py's new plan after the first stage), for a machine on which probes misjudge training.
+    this machine. With `tokens_per_param`, the model's shape is chosen too (shape_plan.py), and the stages are timed at
+    the shape that trains: first at the smallest candidate (cheap, for the share of the budget pretraining gets, which
+    the choice needs), then at the chosen one (until the choice made with its share is the shape timed, at most
+    SHAPE_ROUNDS times). Timing every stage at the recipe's shape and scaling by Mono's step cost 40 s more on a slow
+    host, where a smaller shape is chosen, and misjudged the sampling stages, whose cost does not scale with Mono's.
+    With `sft_max_epochs`, SFT stages stop at that many epochs of their data and the time left goes to the other
+    stages. Every measured step time is multiplied by `calibration`: training's own seconds a step over a probe's,
+    measured at the same moment (train_schedule.py's new plan after the first stage), for a machine on which probes
+    misjudge training.
     deadline: time.monotonic() by which training should end; once the stages are timed, training gets the minutes
     left until then if they are fewer than `minutes` (never fewer than MIN_SHARE of them)."""
     recipe = copy.deepcopy(recipe)
@@ -120,34 +126,46 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
     def timed(r: Recipe, i: int, probe_steps: int = PROBE_STEPS) -> float:
         return seconds_per_step(r, i, probe_steps) * calibration
 
-    measured: dict[tuple, float] = {}
-    per_step = []
-    for i in range(len(recipe.stages)):
-        b, s = recipe.stage_batch(i), recipe.stages[i]
-        # stages of one kind with one batch shape run at one speed (a sampling stage's also depends on its data)
-        key = (s.kind, b.batch_tokens, b.micro_batch, b.context_length) + ((i,) if s.kind in ("rl", "dpo") else ())
-        if key not in measured:
-            measured[key] = timed(recipe, i)
-        per_step.append(measured[key])
     base = [s.steps if s.steps is not None else max(1, s.tokens // recipe.stage_batch(i).batch_tokens)
             for i, s in enumerate(recipe.stages)]
-    asked = minutes
-    if deadline is not None:
-        minutes = shortened(minutes, (deadline - time.monotonic()) / 60)
-    budget = minutes * 60 * (1 - OVERHEAD_SHARE)
     caps = sft_caps(recipe, sft_max_epochs)
     max_steps = {i: c["max_steps"] for i, c in caps.items()}
-    fitted = fit_steps(base, per_step, budget, max_steps)
-    shape = None
-    if tokens_per_param:
-        pre = [i for i, s in enumerate(recipe.stages) if s.kind == "pretrain"]
-        pretrain_seconds = sum(fitted[i] * per_step[i] for i in pre)
-        shape = shape_plan.choose(recipe, pretrain_seconds, tokens_per_param,
-                                  lambda r, i: timed(r, i, shape_plan.SHAPE_PROBE_STEPS), pre[-1])
-        chosen = next(c for c in shape["candidates"] if c["shape"] == shape["chosen"])
-        per_step = [t * chosen["seconds_per_step"] / per_step[pre[-1]] for t in per_step]
-        print_shape(shape)
+    pre = [i for i, s in enumerate(recipe.stages) if s.kind == "pretrain"]
+    shape_times: dict[tuple, float] = {}
+
+    def shape_step(r: Recipe, i: int) -> float:  # each candidate is timed once, however many rounds ask
+        key = (r.model["n_layer"], r.model["n_embd"])
+        if key not in shape_times:
+            shape_times[key] = timed(r, i, shape_plan.SHAPE_PROBE_STEPS)
+        return shape_times[key]
+
+    probed, shape = (shape_plan.CANDIDATES[0] if tokens_per_param and pre else None), None
+    timed_at = []  # the shapes every stage was timed at, in order
+    for round_ in range(SHAPE_ROUNDS):
+        at = shape_plan.with_shape(recipe, *probed) if probed else recipe
+        timed_at.append("{}x{}".format(*probed) if probed else "recipe")
+        per_step = stage_seconds(at, timed)
+        minutes_now = minutes if deadline is None else shortened(minutes, (deadline - time.monotonic()) / 60)
+        budget = minutes_now * 60 * (1 - OVERHEAD_SHARE)
         fitted = fit_steps(base, per_step, budget, max_steps)
+        if not probed:
+            break
+        pretrain_seconds = sum(fitted[i] * per_step[i] for i in pre)
+        shape = shape_plan.choose(recipe, pretrain_seconds, tokens_per_param, shape_step, pre[-1])
+        chosen = (shape["n_layer"], shape["n_embd"])
+        if chosen == probed:
+            break
+        if round_ == SHAPE_ROUNDS - 1:  # still moving: the chosen shape's steps scale with its Mono step
+            scale = shape_times[chosen] / shape_step(at, pre[-1])
+            per_step = [t * scale for t in per_step]
+            fitted = fit_steps(base, per_step, budget, max_steps)
+        probed = chosen
+    if shape:
+        print_shape(shape)
+        log(f"every stage timed at {', '.join(timed_at)}")
+    if minutes_now < minutes:
+        log(f"training gets {minutes_now:.1f} of its {minutes:g} minutes: the stages before it took long enough on "
+            "this machine that the full budget would leave the evaluation too little of the run's time goal")
     steps = [max(2, round(n)) for n in fitted]
     foreign = contention.foreign_share(start, contention.snapshot(), os.cpu_count() or 1)
     if foreign is not None and foreign > contention.CONTENDED_SHARE:
@@ -162,21 +180,32 @@ def plan(recipe: Recipe, minutes: float, tokens_per_param: float | None = None,
         if c["capped"]:
             log(f"stage {name}: {c['max_epochs']:g} epochs of its examples ({c['epoch_steps']:g} steps an epoch); "
                 "the rest of its share of the budget goes to the other stages")
-    return {"steps": steps, "autocast": recipe.run.autocast, "seconds_per_step": per_step, "minutes": minutes,
-            "shortened_from": asked if minutes < asked else None,
+    return {"steps": steps, "autocast": recipe.run.autocast, "seconds_per_step": per_step, "minutes": minutes_now,
+            "shortened_from": minutes if minutes_now < minutes else None,
             "predicted_seconds": sum(n * t for n, t in zip(steps, per_step)), "shape": shape, "sft_caps": sft,
+            "stages_timed_at": timed_at,
             "foreign_cpu_share": None if foreign is None else round(foreign, 3), "calibration": calibration}
+
+
+def stage_seconds(recipe: Recipe, timed) -> list[float]:
+    """Seconds of one optimiser step of each stage, `timed(recipe, stage)`: stages of one kind with one batch shape
+    run at one speed and are timed once (a sampling stage's speed also depends on its data)."""
+    measured: dict[tuple, float] = {}
+    out = []
+    for i, s in enumerate(recipe.stages):
+        b = recipe.stage_batch(i)
+        key = (s.kind, b.batch_tokens, b.micro_batch, b.context_length) + ((i,) if s.kind in ("rl", "dpo") else ())
+        if key not in measured:
+            measured[key] = timed(recipe, i)
+        out.append(measured[key])
+    return out
 
 
 def shortened(minutes: float, left: float) -> float:
     """The training minutes a run's time goal leaves: `minutes`, or the `left` ones if fewer (on a slow host the stages
     before training take longer), but at least MIN_SHARE of `minutes`."""
     out = round(max(MIN_SHARE * minutes, left), 2)
-    if out >= minutes:  # (compared rounded: a goal that leaves 8.996 of 9 minutes shortens nothing)
-        return minutes
-    log(f"training gets {out:.1f} of its {minutes:g} minutes: the stages before it took long enough on this machine "
-        "that the full budget would leave the evaluation too little of the run's time goal")
-    return out
+    return min(out, minutes)  # (compared rounded: a goal that leaves 8.996 of 9 minutes shortens nothing)
 
 
 def print_shape(shape: dict) -> None:
