@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import os
 
-from opencodegen.eval.sandbox import Sandbox
+# Under pytest-xdist (`make test`) each worker gets its share of the cores for torch's threads: two workers of two
+# threads each on two cores spin-wait on each other's cores (OpenMP's waiting threads busy-loop). Set before torch is
+# imported, so that processes the tests start inherit it too.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+import pytest  # noqa: E402
+
+from opencodegen.eval.sandbox import Sandbox  # noqa: E402
 
 
 @pytest.fixture(scope="module")
