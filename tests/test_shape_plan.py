@@ -122,7 +122,7 @@ def test_every_stage_is_timed_at_the_shape_that_trains(tmp_path, monkeypatch):
     recipe = recipe_from_dict(tiny_recipe(tmp_path))
     recipe.stages[1].kind = "sft"  # a stage whose cost does not scale with the model's alone
     calls = _timed_stages(monkeypatch, recipe, fixed=1.0)
-    out = train_plan.plan(recipe, 2.0, 0.0016)
+    out = train_plan.plan(recipe, 2.0, 0.0016)  # a ratio at which this machine's choice moves twice (from a scan)
     probed = [shape for shape, stage, steps in calls if stage == 1]
     assert probed[0] == shape_plan.CANDIDATES[0]
     assert (1, 32) not in [shape for shape, _, _ in calls]
@@ -142,7 +142,7 @@ def test_a_choice_still_moving_after_the_last_round_scales_the_last_timed_shape(
     recipe = recipe_from_dict(tiny_recipe(tmp_path))
     recipe.stages[1].kind = "sft"
     calls = _timed_stages(monkeypatch, recipe, fixed=5.0)
-    out = train_plan.plan(recipe, 2.0, 0.000122)
+    out = train_plan.plan(recipe, 2.0, 0.000122)  # a ratio at which the choice still moves after three rounds
     probed = [shape for shape, stage, steps in calls if stage == 1]
     assert len(probed) == train_plan.SHAPE_ROUNDS
     chosen = (out["shape"]["n_layer"], out["shape"]["n_embd"])
