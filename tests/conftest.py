@@ -8,8 +8,9 @@ import os
 # threads each on two cores spin-wait on each other's cores (OpenMP's waiting threads busy-loop). Set before torch is
 # imported, so that processes the tests start inherit it too.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-if _WORKERS > 1:
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+if _WORKERS > 1:  # the cores this process may run on (a container's, not the host's)
+    _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _CORES // _WORKERS)))
 
 import pytest  # noqa: E402
 
