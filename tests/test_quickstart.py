@@ -555,39 +555,39 @@ def test_a_run_stopped_while_setting_aside_moves_the_rest_when_resumed(tmp_path)
 
 
 def test_the_report_says_when_and_why_the_plan_was_made_again(run):
-    from opencodegen.quickstart.report import build_blocks
     results = json.loads((run[0] / "results.json").read_text())
     results["train_plan"] = {"minutes": 12, "autocast": "bf16", "foreign_cpu_share": 0.4, "shape": None}
     record = {"pace": 0.5, "calibration": 0.62, "seconds": 41.0, "first_shape": "2x128", "shape": "3x192",
               "seconds_before": 57.0}
-    text = lambda r: " ".join(str(b[1]) for b in build_blocks(r) if b[0] == "p")  # noqa: E731
     results["train_schedule"] = {"stages": {}, "replanned": {**record, "plan": {}, "set_aside": True}}
     assert ("The first stage ran at 2.0 times the speed the plan had measured, so the plan was made again for the "
             "time left (41 s; its step times scaled by 0.62, the first stage's seconds a step over a probe's just "
             "before): it chose 3x192 instead of 2x128, and training started over (57 s of the budget had gone into "
-            "the first plan's training and the new plan).") in text(results)
-    assert "Other processes used 40% of the cores while the plan timed its steps" in text(results)
+            "the first plan's training and the new plan).") in report_text(results)
+    assert "Other processes used 40% of the cores while the plan timed its steps" in report_text(results)
     results["train_schedule"]["replanned"] = {**record, "shape": "2x128"}
-    assert "it chose the same shape (2x128), and training went on." in text(results)
+    assert "it chose the same shape (2x128), and training went on." in report_text(results)
 
 
 def test_the_report_says_when_the_time_goal_shortened_training(run):
-    from opencodegen.quickstart.report import build_blocks
     results = json.loads((run[0] / "results.json").read_text())
-    text = lambda r: " ".join(str(b[1]) for b in build_blocks(r) if b[0] == "p")  # noqa: E731
     results["train_plan"] = {"minutes": 6.47, "autocast": "fp32", "foreign_cpu_share": 0.0, "shape": None,
                              "shortened_from": 9.0}
-    assert "Steps were fitted to a 6.47-minute training budget" in text(results)
-    assert "The budget was 9 minutes, shortened by the run's time goal" in text(results)
+    assert "Steps were fitted to a 6.47-minute training budget" in report_text(results)
+    assert "The budget was 9 minutes, shortened by the run's time goal" in report_text(results)
     results["train_plan"]["shortened_from"] = None
-    assert "shortened" not in text(results)
+    assert "shortened" not in report_text(results)
 
 
 def test_the_report_says_at_which_shapes_the_stages_were_timed(run):
-    from opencodegen.quickstart.report import build_blocks
     results = json.loads((run[0] / "results.json").read_text())
-    text = lambda r: " ".join(str(b[1]) for b in build_blocks(r) if b[0] == "p")  # noqa: E731
     shape = {"chosen": "3x192", "params": 2.1e6, "rule": "the rule", "candidates": []}
     results["train_plan"] = {"minutes": 9.0, "autocast": "fp32", "foreign_cpu_share": 0.0, "shape": shape,
                              "shortened_from": None, "stages_timed_at": ["2x128", "3x192"]}
-    assert "Every stage's step was timed at 2x128, then 3x192" in text(results)
+    assert "Every stage's step was timed at 2x128, then 3x192" in report_text(results)
+
+
+def report_text(results: dict) -> str:
+    """The report's paragraphs, as one string."""
+    from opencodegen.quickstart.report import build_blocks
+    return " ".join(str(b[1]) for b in build_blocks(results) if b[0] == "p")
