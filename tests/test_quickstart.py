@@ -587,6 +587,20 @@ def test_the_report_says_at_which_shapes_the_stages_were_timed(run):
     assert "Every stage's step was timed at 2x128, then 3x192" in report_text(results)
 
 
+def test_the_schedule_table_shows_where_a_stage_stopped(run):
+    """An open-ended stage is given more steps than it may run; the table shows the step its time stopped it at."""
+    from opencodegen.quickstart.report import build_blocks
+    results = json.loads((run[0] / "results.json").read_text())
+    results["train_plan"] = {"minutes": 9.0, "autocast": "fp32", "foreign_cpu_share": 0.0, "shape": None}
+    results["train_schedule"] = {"stages": {
+        "mono": {"steps": 40, "planned_steps": 40, "seconds_left": 300.0, "seconds": 200.0},
+        "rl": {"steps": 30, "planned_steps": 18, "fitted_steps": 15, "stopped_at": 10, "seconds_left": 53.0,
+               "seconds": 54.0}}}
+    tables = [b[1] for b in build_blocks(results) if b[0] == "table" and b[1][0][:3] == ["stage", "planned steps",
+                                                                                         "steps run"]]
+    assert [row[:3] for row in tables[0][1]] == [["mono", "40", "40"], ["rl", "18", "10"]]
+
+
 def report_text(results: dict) -> str:
     """The report's paragraphs, as one string."""
     from opencodegen.quickstart.report import build_blocks

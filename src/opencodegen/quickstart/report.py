@@ -170,8 +170,10 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
                            f"times scaled by {replanned['calibration']:.2f}, the first stage's seconds a step over a "
                            f"probe's just before): {then}."))
         decided = (r.get("train_schedule") or {}).get("stages", {})
-        if any(d["steps"] != d["planned_steps"] for d in decided.values()):
-            rows = [[name, str(d["planned_steps"]), str(d["steps"]), f"{d['seconds_left']:.0f}",
+        # A stage whose time allowance ran out records where it stopped; its `steps` were only an upper bound.
+        run_steps = {name: d.get("stopped_at", d["steps"]) for name, d in decided.items()}
+        if any(run_steps[name] != d["planned_steps"] for name, d in decided.items()):
+            rows = [[name, str(d["planned_steps"]), str(run_steps[name]), f"{d['seconds_left']:.0f}",
                      f"{d['seconds']:.0f}" if "seconds" in d else "–"] for name, d in decided.items()]
             b.append(("table", (["stage", "planned steps", "steps run", "seconds left at its start", "seconds"],
                                 rows)))
