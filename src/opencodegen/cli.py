@@ -9,6 +9,7 @@ import sys
 from importlib.metadata import version
 
 from .errors import UserError
+from .heap import keep_freed_memory
 
 # name -> (module under opencodegen.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    keep_freed_memory()  # the process is ours: its large tensors reuse heap memory (heap.py says why)
     try:
         return int(args._run(args) or 0)
     except UserError as e:
