@@ -2,8 +2,9 @@
 
 Why not F.cross_entropy plus a separate torch.logsumexp: with an 8192-token vocabulary the (tokens × vocabulary)
 logits are the largest tensor of a small model's step, and that pair normalizes them twice in each direction (a
-log-softmax, then a log-sum-exp, each with its own backward). This normalizes once each way, and saves the logits in
-their autocast dtype rather than an fp32 log-softmax. The gradient is softmax · (g_ce + 2·g_z·log Z) / N, minus g_ce / N
+log-softmax, then a log-sum-exp, each with its own backward). This normalizes once: fp32 logits' exponentials are
+kept for the backward, and low-precision logits are saved in their autocast dtype rather than as an fp32
+log-softmax. The gradient is softmax · (g_ce + 2·g_z·log Z) / N, minus g_ce / N
 at each target, where g_ce and g_z are the gradients arriving at the two outputs."""
 
 from __future__ import annotations
@@ -18,20 +19,31 @@ def _accumulation_dtype(logits: torch.Tensor) -> torch.dtype:
 class _CrossEntropyAndZ(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = logits.to(_accumulation_dtype(logits))
-        lse = torch.logsumexp(x, dim=-1)
+        acc = _accumulation_dtype(logits)
+        x = logits.to(acc)
+        top = x.amax(dim=-1, keepdim=True)
+        exp = (x - top).exp_()  # exp(x - max): the forward's only tensor as large as the logits
+        total = exp.sum(dim=-1)
+        lse = top.squeeze(-1) + total.log()
         ce = (lse - x.gather(-1, targets[:, None]).squeeze(-1)).mean()
-        ctx.save_for_backward(logits, targets, lse)
+        # Logits already in the accumulation dtype (fp32 training): keep the exponentials for the backward, which
+        # then needs one pass over them instead of four (copy, subtract, exponentiate, scale); the logits themselves
+        # are then free. Low-precision logits are kept instead, at half the memory, and exponentiated again.
+        keep = exp if logits.dtype == acc else logits
+        ctx.save_for_backward(keep, targets, lse, total)
         return ce, lse.pow(2).mean()
 
     @staticmethod
     def backward(ctx, d_ce: torch.Tensor, d_z: torch.Tensor):
-        logits, targets, lse = ctx.saved_tensors
-        n = logits.shape[0]
-        grad = logits.to(_accumulation_dtype(logits), copy=True).sub_(lse[:, None]).exp_()  # the softmax
-        grad.mul_(((d_ce + 2 * d_z * lse) / n)[:, None])
+        kept, targets, lse, total = ctx.saved_tensors
+        n = kept.shape[0]
+        scale = (d_ce + 2 * d_z * lse) / n
+        if kept.dtype == lse.dtype:  # exp(x - max): the softmax is exp / total
+            grad = kept * (scale / total)[:, None]
+        else:  # the low-precision logits: softmax = exp(x - lse)
+            grad = kept.to(lse.dtype, copy=True).sub_(lse[:, None]).exp_().mul_(scale[:, None])
         grad[torch.arange(n, device=grad.device), targets] -= d_ce / n
-        return grad.to(logits.dtype), None
+        return grad.to(kept.dtype), None  # (kept has the logits' dtype either way)
 
 
 def cross_entropy_and_z(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
