@@ -20,7 +20,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from opencodegen import host
@@ -28,7 +27,7 @@ from opencodegen.eval.report import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from train_fixtures import write_shard  # noqa: E402
+from train_fixtures import write_random_splits  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "heap.json"
 SHAPES = ((3, 192), (4, 256))
@@ -84,9 +83,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        rng = np.random.default_rng(0)
-        for split in ("train", "valid"):  # uniform random ids: only speed is measured
-            write_shard(work / "tok" / split, [rng.integers(0, 4096, 4096) for _ in range(64)])
+        write_random_splits(work / "tok", 4096)  # only speed is measured
         for shape in SHAPES:
             path = work / f"{shape[0]}x{shape[1]}.yaml"
             path.write_text(yaml.safe_dump(recipe_for(shape, args.steps, work / "tok")))

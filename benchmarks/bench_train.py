@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import transformers
@@ -51,7 +50,7 @@ from opencodegen.train.recipe import OptimConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from train_fixtures import write_shard  # noqa: E402
+from train_fixtures import write_random_splits  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "train.json"
 PRESETS = ("tiny-1m", "tiny-10m", "tiny-30m")
@@ -284,9 +283,7 @@ def main() -> None:
     rows, goals = [], []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        rng = np.random.default_rng(0)
-        for split in ("train", "valid"):  # uniform random ids: only speed is measured
-            write_shard(work / "tok" / split, [rng.integers(0, 8192, 4096) for _ in range(64)])
+        write_random_splits(work / "tok", 8192)  # only speed is measured
         for preset in presets:
             config = ModelConfig.from_preset(preset)
             for dtype_name in DTYPES:

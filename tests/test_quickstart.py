@@ -340,6 +340,8 @@ def test_humaneval_samples_fill_the_evaluation_time():
     assert b.humaneval_samples(0.01, 164, seconds_left=66.0) == int(66 / (0.01 * 164)) == 40
     assert b.humaneval_samples(0.01, 164, seconds_left=-5.0) == 20
     assert b.humaneval_samples(0.01, 164, seconds_left=1e6) == 91  # the 150 s still bind
+    # a pass's fixed seconds come off the time before the programs share it
+    assert b.humaneval_samples(0.01, 164, seconds_left=66.0, fixed_seconds=16.8) == int(49.2 / 1.64) == 30
     assert Budget(train_minutes=9).run_minutes() == 17 and Budget(train_minutes=60).run_minutes() == pytest.approx(100)
     assert Budget(train_minutes=None).run_minutes() is None
     # every temperature's pass draws n per task: three passes share the 150 s
@@ -364,6 +366,39 @@ def test_the_time_goal_sizes_humaneval_from_a_timed_pilot(run, tmp_path):
     assert late["sizing"]["seconds_left"] < 0 and free["sizing"]["seconds_left"] is None
     assert sizing_text(late["sizing"], 2).startswith("n = 2 is what fitted at the ")
     assert "within the 0 s the run's time goal left (at least 2, at most 5)" in sizing_text(late["sizing"], 2)
+
+
+def test_the_pilots_separate_a_passs_fixed_seconds_from_its_seconds_a_program(monkeypatch, tmp_path):
+    """A pass here costs 2 s whatever its size plus 10 ms a program (a fake clock). The one-program pilot times the
+    2 s, the pilot of 8 tasks x n_min the 10 ms, and n is what fits after the fixed part: about (62 - 2) / (0.01 x
+    164) = 36. Charging the fixed part to the pilot's 160 programs would have read 22.5 ms a program and chosen 16 (here
+    the least, 20)."""
+    from opencodegen.quickstart import evaluation
+    clock = [0.0]
+
+    class FakeTime:
+        perf_counter = staticmethod(lambda: clock[0])
+        monotonic = staticmethod(lambda: clock[0])
+
+    def fake_pass(model, tok, out, budget, n, limit=None, temperatures=None):
+        programs = n * (limit or 164)
+        clock[0] += 2.0 + 0.01 * programs
+        return {"samples": programs, "pass_at_k": {}, "per_task": {}, "tasks_scored": limit or 164,
+                "statuses": {}, "completions": {}}
+
+    greedy = {"tasks_scored": 164, "samples": 164, "pass_at_k": {"pass@1": 0.0}, "per_task": {}, "statuses": {},
+              "completions": {}}
+    monkeypatch.setattr(evaluation, "time", FakeTime)
+    monkeypatch.setattr(evaluation, "_load", lambda checkpoint: (None, None))
+    monkeypatch.setattr(evaluation.he, "evaluate", lambda *a, **k: greedy)
+    monkeypatch.setattr(evaluation, "sampled_pass", fake_pass)
+    budget = Budget(humaneval_n=None, humaneval_n_min=20, humaneval_n_max=100, humaneval_seconds=1e6)
+    pilots = 2.01 + 3.6  # the clock when n is chosen
+    result = evaluation.humaneval(tmp_path / "ckpt", tmp_path / "he", budget, deadline=pilots + 62.0)
+    assert result["sizing"]["fixed_seconds"] == pytest.approx(2.01)  # (its one program's 10 ms included)
+    assert result["sizing"]["seconds_per_program"] == pytest.approx((3.6 - 2.01) / 160)
+    assert result["sizing"]["seconds_left"] == pytest.approx(62.0)
+    assert result["n"] == int((62.0 - 2.01) / ((3.6 - 2.01) / 160 * 164)) == 36
 
 
 def test_training_keeps_to_its_budget_when_the_machine_slows_and_a_resumed_run_keeps_the_steps(run, recipe, tmp_path,

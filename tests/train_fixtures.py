@@ -20,6 +20,14 @@ def write_shard(directory: Path, docs: list[np.ndarray], name: str = "00000.ds",
     return directory / name
 
 
+def write_random_splits(root: Path, vocab: int, docs: int = 64, length: int = 4096) -> Path:
+    """train/ and valid/ shards of uniformly random ids under `root`, for benchmarks that measure only speed."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "valid"):
+        write_shard(root / split, [rng.integers(0, vocab, length) for _ in range(docs)])
+    return root
+
+
 def make_tokens(root: Path, name: str, seed: int, n_train: int = 120, n_valid: int = 12) -> Path:
     """Printable-ASCII documents with a learnable pattern (each doc repeats a short random motif)."""
     rng = np.random.default_rng(seed)

@@ -102,16 +102,17 @@ class Budget:
             return None
         return self.train_minutes + max(self.outside_training_minutes, 2 * self.train_minutes / 3)
 
-    def humaneval_samples(self, seconds_per_program: float, tasks: int, seconds_left: float | None = None) -> int:
-        """n for the sampled pass: fixed, or what fits the evaluation's seconds at the measured rate, and within
-        `seconds_left` (what the run's time goal leaves it) when that is given."""
+    def humaneval_samples(self, seconds_per_program: float, tasks: int, seconds_left: float | None = None,
+                          fixed_seconds: float = 0.0) -> int:
+        """n for the sampled pass: fixed, or what fits the evaluation's seconds at the measured rate (after the
+        pass's `fixed_seconds`), and within `seconds_left` (what the run's time goal leaves it) when that is given."""
         if self.humaneval_n is not None:
             return self.humaneval_n
         seconds = self.humaneval_seconds or max(120.0, 25.0 * (self.train_minutes or 0))
         if seconds_left is not None:
             seconds = min(seconds, seconds_left)
         passes = len(self.humaneval_temperatures())  # every sampled pass draws n per task
-        fit = int(seconds / max(seconds_per_program * tasks * passes, 1e-9))
+        fit = int((seconds - fixed_seconds) / max(seconds_per_program * tasks * passes, 1e-9))
         return max(self.humaneval_n_min, min(self.humaneval_n_max, fit))
 
     def humaneval_temperatures(self) -> list[float]:

@@ -57,7 +57,7 @@ def bits_per_byte(checkpoint: Path, files_dir: Path, out: Path, budget: Budget, 
             "png": str(out / "bits_per_byte.png")}
 
 
-PILOT_TASKS = 8  # HumanEval tasks sampled (at humaneval_n_min each) to time the sampled pass
+PILOT_TASKS = 8  # HumanEval tasks sampled (at humaneval_n_min each) to time the sampled pass's programs
 
 
 def humaneval(checkpoint: Path, out: Path, budget: Budget, deadline: float | None = None) -> dict:
@@ -70,15 +70,22 @@ def humaneval(checkpoint: Path, out: Path, budget: Budget, deadline: float | Non
                          ks=[1], limit=budget.humaneval_tasks, workers=budget.workers)
     t = budget.humaneval_temperature
     n, sizing = budget.humaneval_n, None
-    if n is None:  # as many as fit: the rate of a pilot of the sampled pass itself (sampling and judging) sizes n
+    if n is None:  # as many as fit: pilots of the sampled pass itself (sampling and judging) size n
+        # A pass costs a fixed part (the sandbox's start, its files and plot: about 2 s on a 2-core AVX2 host) and a
+        # part per program. Charged to the 160 programs of the pilot, the fixed part doubled the rate there, and n
+        # came out half of what fitted; a pilot of one program times it alone.
+        started = time.perf_counter()
+        sampled_pass(model, tok, out / "pilot-fixed", budget, 1, limit=1)
+        fixed = time.perf_counter() - started
         started = time.perf_counter()
         pilot = sampled_pass(model, tok, out / "pilot", budget, budget.humaneval_n_min,
                              limit=min(PILOT_TASKS, greedy["tasks_scored"]))
-        rate = (time.perf_counter() - started) / pilot["samples"]
+        seconds = time.perf_counter() - started
+        rate = max(seconds - fixed, seconds / 4) / pilot["samples"]  # (a noisy fixed part takes at most 3/4)
         left = None if deadline is None else deadline - time.monotonic()
-        n = budget.humaneval_samples(rate, greedy["tasks_scored"], left)
-        sizing = {"seconds_per_program": rate, "seconds_left": left, "least": budget.humaneval_n_min,
-                  "most": budget.humaneval_n_max}
+        n = budget.humaneval_samples(rate, greedy["tasks_scored"], left, fixed)
+        sizing = {"seconds_per_program": rate, "fixed_seconds": fixed, "seconds_left": left,
+                  "least": budget.humaneval_n_min, "most": budget.humaneval_n_max}
     # one pass per temperature in one call: the budget's first, then the papers' others (their best per k is kept)
     sampled = sampled_pass(model, tok, out / "sampled", budget, n, temperatures=budget.humaneval_temperatures())
     pass_at_k, papers = sampled["pass_at_k"], None

@@ -69,7 +69,9 @@ def sizing_text(sizing: dict | None, n: int) -> str:
         return ""
     left = sizing["seconds_left"]
     goal = "" if left is None else f", within the {max(left, 0):.0f} s the run's time goal left"
-    return (f"n = {n} is what fitted at the {1000 * sizing['seconds_per_program']:.1f} ms a program that a pilot "
+    fixed = sizing.get("fixed_seconds")
+    fixed = "" if fixed is None else f" and {fixed:.1f} s a pass"
+    return (f"n = {n} is what fitted at the {1000 * sizing['seconds_per_program']:.1f} ms a program{fixed} that pilots "
             f"measured{goal} (at least {sizing['least']}, at most {sizing['most']}). ")
 
 
