@@ -230,7 +230,7 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
         samples = stage("eval-samples", lambda: evaluation.samples(ckpt, ev / "samples", budget))
         sessions = stage("eval-synth", lambda: evaluation.synth_sessions(ckpt, ev / "synth", budget))
         # HumanEval last: its sampled pass is the one evaluation that sizes itself to the time left, so every other
-        # evaluation's own time (MTPB's took 66-126 s on one host) is already spent when it is sized
+        # evaluation's own time (MTPB's took 66-132 s on one host) is already spent when it is sized
         he = stage("eval-humaneval", lambda: evaluation.humaneval(ckpt, ev / "humaneval", budget,
                                                                           humaneval_deadline))
         targets = stage("eval-targets", lambda: evaluation.time_to_target(run_dir, recipe, he, ev / "targets",
