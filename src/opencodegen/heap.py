@@ -5,9 +5,10 @@ Why: glibc serves every allocation above its mmap threshold (at most 32 MiB, how
 returns it to the kernel on free. A small model's largest tensors (its tokens × vocabulary logits: 32 MiB for 2048
 tokens of a 4096-id vocabulary, in fp32) sit at that size, so each step page-faults through them again, and the
 kernel zeroes every page first: about 30,000 page faults a step of the quickstart's 3x192 model, against 3,900 with
-this setting, whose step ran 1.12-1.19 times as fast on a 2-core AVX2 host (benchmarks/bench_heap.py). PyTorch's CPU allocator caches nothing, so the fix belongs to malloc: a higher
-mmap threshold and a trim threshold that keeps the freed top of the heap. The cost is that a process keeps its peak
-memory until it exits rather than handing freed blocks back."""
+this setting, whose step ran 1.12-1.19 times as fast on a 2-core AVX2 host (benchmarks/bench_heap.py). PyTorch's
+CPU allocator caches nothing, so the fix belongs to malloc: a higher mmap threshold and a trim threshold that keeps
+the freed top of the heap. The cost is that a process keeps its peak memory until it exits rather than handing freed
+blocks back."""
 
 from __future__ import annotations
 
