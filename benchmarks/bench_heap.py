@@ -24,6 +24,8 @@ import yaml
 
 from opencodegen import host
 from opencodegen.eval.report import write_json
+from opencodegen.quickstart.shape_plan import with_shape
+from opencodegen.train.recipe import recipe_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -55,11 +57,10 @@ print(json.dumps({"step_seconds": statistics.median(seconds[3:]),  # the first s
 
 def recipe_for(shape: tuple[int, int], steps: int, tokens: Path) -> dict:
     recipe = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
-    n_layer, n_embd = shape
-    recipe["model"].update(n_layer=n_layer, n_embd=n_embd, n_head=n_embd // 64)
     recipe.pop("tokenizer"), recipe.pop("data_root")
     recipe["run"].update(autocast="fp32", eval_every=10**6, save_every=10**6, eval_tokens=256)
     recipe["stages"] = [{"name": "mono", "data": {str(tokens): 1.0}, "steps": steps}]
+    recipe["model"] = with_shape(recipe_from_dict(recipe), *shape).model  # as the quickstart's plan sets a shape
     return recipe
 
 

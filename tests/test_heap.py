@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from opencodegen.heap import glibc
+
 PROBE = r"""
 import ctypes, ctypes.util, sys
 from opencodegen.heap import keep_freed_memory
@@ -30,17 +32,7 @@ def _probe(mode: str) -> tuple[str, int, int]:
     return out[0], int(out[1]), int(out[2])
 
 
-def _glibc_with_mallinfo2() -> bool:
-    import ctypes
-    import ctypes.util
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        return hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallinfo2")
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _glibc_with_mallinfo2(), reason="needs glibc 2.33 or later (mallinfo2)")
+@pytest.mark.skipif(not hasattr(glibc(), "mallinfo2"), reason="needs glibc 2.33 or later (mallinfo2)")
 def test_a_freed_large_block_stays_in_the_heap():
     applied, mapped, kept = _probe("keep")
     assert applied == "True"

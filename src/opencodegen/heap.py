@@ -24,16 +24,22 @@ MMAP_THRESHOLD = 1 << 30
 TRIM_THRESHOLD = 2**31 - 1  # the largest an int parameter takes
 
 
+def glibc() -> ctypes.CDLL | None:
+    """This process's C library if it is glibc (musl also has a mallopt, which ignores these parameters), else None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    except (OSError, TypeError):
+        return None
+    return libc if hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt") else None
+
+
 @lru_cache(maxsize=1)
 def keep_freed_memory() -> bool:
     """Set glibc's thresholds once for this process; False where malloc is not glibc's (macOS, musl), which is left
     as it is."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # glibc's own symbol: musl also has a mallopt, which ignores these parameters
-    except (OSError, AttributeError, TypeError):
+    libc = glibc()
+    if libc is None:
         return False
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))

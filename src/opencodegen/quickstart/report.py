@@ -19,6 +19,7 @@ from ..eval.report import completion_counts_text, write_text
 from ..progress import console
 from .contention import CONTENDED_SHARE
 from .published import HUMANEVAL_SMALL_MODELS
+from .train_schedule import steps_run
 
 # A report is a list of blocks; each block renders to both formats.
 Block = tuple[str, Any]  # ("h1"|"h2", text) | ("p", text) | ("table", (header, rows)) | ("img", path) | ("code", text)
@@ -172,8 +173,7 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
                            f"times scaled by {replanned['calibration']:.2f}, the first stage's seconds a step over a "
                            f"probe's just before): {then}."))
         decided = (r.get("train_schedule") or {}).get("stages", {})
-        # A stage whose time allowance ran out records where it stopped; its `steps` were only an upper bound.
-        run_steps = {name: d.get("stopped_at", d["steps"]) for name, d in decided.items()}
+        run_steps = {name: steps_run(d) for name, d in decided.items()}  # (an open-ended stage's steps are a bound)
         if any(run_steps[name] != d["planned_steps"] for name, d in decided.items()):
             rows = [[name, str(d["planned_steps"]), str(run_steps[name]), f"{d['seconds_left']:.0f}",
                      f"{d['seconds']:.0f}" if "seconds" in d else "–"] for name, d in decided.items()]

@@ -58,7 +58,7 @@ PRETRAIN_ALLOWANCE = 1.1
 OPEN_ENDED_STEPS = 2
 
 
-def _steps_run(decided: dict) -> int:
+def steps_run(decided: dict) -> int:
     """A stage's steps: those it was given, or where it stopped when its max_seconds ran out."""
     return decided.get("stopped_at", decided["steps"])
 
@@ -71,7 +71,7 @@ def _wall_per_step(plan: dict, index: int) -> float:
 
 def pace(plan: dict, names: list[str], done: dict[str, dict]) -> float:
     """The finished stages' wall seconds over what the plan predicted for their steps (1.0 before any finished)."""
-    predicted = sum(_steps_run(done[n]) * _wall_per_step(plan, i) for i, n in enumerate(names) if n in done)
+    predicted = sum(steps_run(done[n]) * _wall_per_step(plan, i) for i, n in enumerate(names) if n in done)
     spent = sum(d["seconds"] for d in done.values())
     return spent / predicted if predicted > 0 and spent > 0 else 1.0
 
@@ -125,7 +125,7 @@ def with_schedule(recipe: Recipe, schedule: dict) -> Recipe:
     for s in out.stages:
         decided = schedule["stages"].get(s.name)
         if decided:
-            set_steps(s, _steps_run(decided))
+            set_steps(s, steps_run(decided))
             if decided.get("max_seconds") is not None:
                 s.run = {**s.run, "max_seconds": decided["max_seconds"]}
     return out
@@ -167,7 +167,7 @@ def train_on_schedule(base: Recipe, run_dir: Path, plan: dict,
                 log(f"stage {name}: its learning rate is constant, so it trains until the {unbounded[1]:.0f} s "
                     f"left are used (at most {unbounded[0]} steps)")
             write_json(path, schedule)
-        if not ("seconds" in decided[name] and _last_step(run_dir, i, name) >= _steps_run(decided[name])):
+        if not ("seconds" in decided[name] and _last_step(run_dir, i, name) >= steps_run(decided[name])):
             prefix = with_schedule(recipe, schedule)
             prefix.stages = prefix.stages[: i + 1]
             start = time.perf_counter()
@@ -207,7 +207,7 @@ def _replan(schedule: dict, plan: dict, recipe: Recipe, replan: Callable[[float,
     log(f"stage {names[0]} ran at {1 / rate:.1f} times the speed the plan measured (other work was using the cores "
         f"while it timed?): planning again for the {left / 60:.1f} minutes left")
     start = time.perf_counter()
-    trained_step = first["seconds"] * (1 - OVERHEAD_SHARE) / _steps_run(first)
+    trained_step = first["seconds"] * (1 - OVERHEAD_SHARE) / steps_run(first)
     calibration = min(1.0, trained_step / train_plan.seconds_per_step(recipe, 0))
     new = replan(left / 60, calibration)
     seconds = time.perf_counter() - start
