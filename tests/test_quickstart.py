@@ -368,6 +368,15 @@ def test_the_time_goal_sizes_humaneval_from_a_timed_pilot(run, tmp_path):
     assert "within the 0 s the run's time goal left (at least 2, at most 5)" in sizing_text(late["sizing"], 2)
 
 
+def test_humaneval_is_sized_after_every_other_evaluation_has_run(run):
+    """HumanEval's sampled pass sizes itself to the time the run's goal leaves, so it runs after the evaluations whose
+    time it cannot shrink; only time-to-target, which needs its result, comes after it."""
+    order = list(json.loads((run[0] / "results.json").read_text())["stages"])
+    evals = [name for name in order if name.startswith("eval-")]
+    assert evals[-2:] == ["eval-humaneval", "eval-targets"]
+    assert {"eval-bpb", "eval-mtpb", "eval-infill", "eval-synth"} <= set(evals[:-2])
+
+
 def test_the_pilots_separate_a_passs_fixed_seconds_from_its_seconds_a_program(monkeypatch, tmp_path):
     """A pass here costs 2 s whatever its size plus 10 ms a program (a fake clock). The one-program pilot times the
     2 s, the pilot of 8 tasks x n_min the 10 ms, and n is what fits after the fixed part: about (62 - 2) / (0.01 x
