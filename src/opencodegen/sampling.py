@@ -155,8 +155,11 @@ def _filtered_probs(logits: torch.Tensor, params: Sequence[SamplingParams]) -> t
     no row filters. Filtered-out candidates have probability 0; the kept ones are renormalised.
 
     Top-p needs the tokens in order of probability, but a full sort of the vocabulary per row per step would dominate
-    sampling with many rows and a large vocabulary. The kept set is a prefix of that order, so it is
-    found among the K best (topk) as soon as their mass reaches p; K grows only for rows where it doesn't."""
+    sampling with many rows and a large vocabulary. The kept set is a prefix of that order, so it is found among the
+    K best (topk) as soon as their mass reaches p; K widens (x8, up to a full sort) only for the rows where it
+    doesn't. So a row's result depends on its own logits and params alone, never on which rows share the batch, and
+    one flat row no longer makes every row of a large batch pay for a full sort. Rows that stopped at a smaller K are
+    padded with candidates of probability 0."""
     device = logits.device
     temps = torch.tensor([p.temperature for p in params], dtype=logits.dtype, device=device)[:, None]
     scaled = logits / temps
@@ -165,29 +168,56 @@ def _filtered_probs(logits: torch.Tensor, params: Sequence[SamplingParams]) -> t
         return torch.softmax(scaled, dim=-1), None
     ks = torch.tensor([p.top_k or V for p in params], device=device)[:, None]
     ps = torch.tensor([p.top_p for p in params], dtype=scaled.dtype, device=device)[:, None]
-    full_lse = None
-    K = min(V, max(FIRST_CANDIDATES, *(p.top_k for p in params)))
-    while True:
-        if K == V:  # a stable sort: among equal probabilities the lower token id comes first
-            vals, ids = scaled.sort(dim=-1, descending=True, stable=True)
-        else:
-            vals, ids = scaled.topk(K, dim=-1)
-        vals = vals.masked_fill(torch.arange(K, device=device)[None, :] >= ks, -math.inf)
-        # Rows whose top-k set lies within the candidates renormalise over it; the others over the whole vocabulary.
-        within = ks <= K
-        norm = torch.logsumexp(vals, dim=-1, keepdim=True)
-        if not bool(within.all()):
-            full_lse = torch.logsumexp(scaled, dim=-1, keepdim=True) if full_lse is None else full_lse
-            norm = torch.where(within, norm, full_lse)
-        probs = torch.exp(vals - norm)
-        if K == V or bool((within | (probs.sum(-1, keepdim=True) >= ps)).all()):
-            break
-        K = min(V, K * 8)
+    # Each row starts from its own K (its top-k if wider than the first candidates) and rows are handled in groups of
+    # equal K, narrowest first.
+    start = [min(V, max(FIRST_CANDIDATES, p.top_k)) for p in params]
+    todo: dict[int, torch.Tensor | None] = {start[0]: None} if len(set(start)) == 1 else {
+        K: torch.tensor([r for r, k in enumerate(start) if k == K], device=device) for K in set(start)}
+    parts = []  # (rows or None for every row, probs, ids)
+    while todo:
+        K = min(todo)
+        rows = todo.pop(K)
+        rows_k, rows_p = (ks, ps) if rows is None else (ks.index_select(0, rows), ps.index_select(0, rows))
+        probs, ids = _candidates(scaled if rows is None else scaled.index_select(0, rows), rows_k, K)
+        done = ((rows_k <= K) | (probs.sum(-1, keepdim=True) >= rows_p)).squeeze(1)
+        if K == V or bool(done.all()):
+            parts.append((rows, probs, ids))
+            continue
+        rows = torch.arange(len(params), device=device) if rows is None else rows
+        parts.append((rows[done], probs[done], ids[done]))
+        wider = min(V, K * 8)
+        todo[wider] = rows[~done] if wider not in todo else torch.cat([todo[wider], rows[~done]])
+    if parts[0][0] is None:
+        probs, ids = parts[0][1], parts[0][2]
+    else:
+        width = max(p.shape[1] for _, p, _ in parts)
+        probs = scaled.new_zeros(len(params), width)
+        ids = torch.zeros(len(params), width, dtype=torch.long, device=device)
+        for rows, p, i in parts:
+            probs[rows, : p.shape[1]] = p
+            ids[rows, : i.shape[1]] = i
     # Top-p keeps the smallest prefix whose mass reaches p: a candidate stays if the mass strictly before it is < p
     # (the most likely one always stays, its prefix mass being 0).
     mass_before = probs.cumsum(-1) - probs
     probs = probs.masked_fill(mass_before >= ps, 0.0)
     return probs / probs.sum(-1, keepdim=True), ids
+
+
+def _candidates(scaled: torch.Tensor, ks: torch.Tensor, K: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The K best tokens of each row (all V in a stable sort: among equal probabilities the lower token id comes
+    first) with their probabilities; those past a row's top-k get 0. Rows whose top-k set lies within the K
+    renormalise over it, the others over the whole vocabulary."""
+    V = scaled.shape[-1]
+    if K == V:
+        vals, ids = scaled.sort(dim=-1, descending=True, stable=True)
+    else:
+        vals, ids = scaled.topk(K, dim=-1)
+    vals = vals.masked_fill(torch.arange(K, device=scaled.device)[None, :] >= ks, -math.inf)
+    within = ks <= K
+    norm = torch.logsumexp(vals, dim=-1, keepdim=True)
+    if not bool(within.all()):
+        norm = torch.where(within, norm, torch.logsumexp(scaled, dim=-1, keepdim=True))
+    return torch.exp(vals - norm), ids
 
 
 def sampling_distribution(logits: torch.Tensor, params: SamplingParams | Sequence[SamplingParams]) -> torch.Tensor:

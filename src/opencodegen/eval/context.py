@@ -18,13 +18,35 @@ def prompt_room(model, max_new_tokens: int) -> int:
 def fit_prompts(tokenizer, model, prompts: Sequence[str | Sequence[int]], max_new_tokens: int,
                 what: str) -> list[list[int]]:
     """Token ids of each prompt (text, or ids already rendered, such as a chat prompt), cut from the left to fit."""
-    room = prompt_room(model, max_new_tokens)
-    ids = [tokenizer.encode(p) if isinstance(p, str) else list(p) for p in prompts]
-    cut = sum(len(x) > room for x in ids)
-    if cut:
-        log(f"{what}: {cut} of {len(ids)} prompts exceed {room} tokens (context {model.config.block_size} - "
-            f"{max_new_tokens} to generate); they keep their last {room} tokens")
-    return [x[-room:] for x in ids]
+    fit = PromptFitter(tokenizer, model, what)
+    ids = [fit(p, max_new_tokens) for p in prompts]
+    fit.report()
+    return ids
+
+
+class PromptFitter:
+    """fit_prompts one prompt at a time (prompts made as a run goes, such as multi-turn histories): each call cuts
+    one prompt, and report() logs how many were cut, once."""
+
+    def __init__(self, tokenizer, model, what: str):
+        self.tokenizer, self.model, self.what = tokenizer, model, what
+        self.prompts, self.cut, self.rooms, self.generate = 0, 0, set(), set()
+
+    def __call__(self, prompt: str | Sequence[int], max_new_tokens: int) -> list[int]:
+        room = prompt_room(self.model, max_new_tokens)
+        ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
+        self.prompts += 1
+        if len(ids) > room:
+            self.cut += 1
+            self.rooms.add(room)
+            self.generate.add(max_new_tokens)
+        return ids[-room:]
+
+    def report(self) -> None:
+        if self.cut:
+            rooms, generate = ("/".join(str(x) for x in sorted(v)) for v in (self.rooms, self.generate))
+            log(f"{self.what}: {self.cut} of {self.prompts} prompts exceed {rooms} tokens (context "
+                f"{self.model.config.block_size} - {generate} to generate); they keep their last {rooms} tokens")
 
 
 def fit_infill(prefix_ids: list[int], suffix_ids: list[int], room: int) -> tuple[list[int], list[int]]:

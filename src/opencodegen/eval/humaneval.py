@@ -91,25 +91,26 @@ def read_samples(path: str | Path, problems: dict[str, dict]) -> list[dict]:
     return read_sample_file(path, problems)
 
 
-def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, params, chunk: int = 8,
-                       compile: bool = False, what: str = "humaneval") -> list[dict]:
-    """n completions per problem ({"task_id", "prompt": text or token ids}), cut at params' stops; prompts go to the
-    batched sampler `chunk` at a time so progress and ETA stay live. compile: decode steps run compiled
+def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, params, compile: bool = False,
+                       what: str = "humaneval") -> list[dict]:
+    """n completions per problem ({"task_id", "prompt": text or token ids}), cut at params' stops. All prompts go to
+    one engine call, so a finished sequence's slot goes straight to the next prompt's samples (no batch waits for
+    its slowest row); progress counts a task once all of its samples are done. compile: decode steps run compiled
     (engine.generate)."""
     from ..engine import generate  # torch: only sampling needs it, not scoring saved samples
     params = replace(params, n=n)
     prompts = fit_prompts(tokenizer, model, [p["prompt"] for p in problems], params.max_new_tokens, what)
-    samples = []
     with progress_task(f"sample {what}", total=len(problems), unit="task") as task:
-        for start in range(0, len(problems), chunk):
-            batch = problems[start:start + chunk]
-            outputs = generate(model, tokenizer, prompts[start:start + chunk], params, compile=compile)
-            for problem, completions in zip(batch, outputs):
-                for j, c in enumerate(completions):
-                    samples.append({"task_id": problem["task_id"], "completion": c.text, "completion_id": j,
-                                    "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids)})
-            task.advance(len(batch))
-    return samples
+        left = [n] * len(problems)
+
+        def done(prompt_index: int, _sample_index: int, _completion) -> None:
+            left[prompt_index] -= 1
+            if not left[prompt_index]:
+                task.advance(1)
+        outputs = generate(model, tokenizer, prompts, params, compile=compile, on_done=done)
+    return [{"task_id": problem["task_id"], "completion": c.text, "completion_id": j,
+             "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids)}
+            for problem, completions in zip(problems, outputs) for j, c in enumerate(completions)]
 
 
 def execute(problems: dict[str, dict], samples: list[dict], sandbox: Sandbox,

@@ -32,7 +32,7 @@ from ..prompt_format import SYNTH_PREAMBLE as PREAMBLE  # the format is prompt_f
 from ..prompt_format import synth_history, turn_prompt
 from ..prompt_format import truncate_turn as truncate
 from .calibrate import calibrate, calibration_text, limits_of, record
-from .context import fit_prompts
+from .context import PromptFitter
 from .humaneval import read_jsonl
 from .perplexity import mtpb_prompt_perplexity
 from .report import (completion_counts, completion_counts_text, markdown_table, plot_bars, write_jsonl, write_run)
@@ -163,53 +163,58 @@ def answers_match(answer, expected) -> bool:
 def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: str = "multi", endpoint=None,
            compile: bool = False) -> list[dict]:
     """n samples per (problem, test case), from the model or from `endpoint` (an eval.endpoint.Endpoint).
-    Multi-turn: each turn is sampled after the previous turns' truncated completions; all sequences at the same turn
-    (and with the same max_gen_length) are one batched call (concurrent requests to an endpoint). Sample j uses
-    seed base + j, so repeated histories still get independent draws. compile: the model's decode steps run
-    compiled (engine.generate)."""
-    from ..engine import generate  # torch: only sampling needs it, not scoring saved samples
+    Multi-turn: each turn is sampled after the previous turns' truncated completions. Sample j uses seed base + j,
+    so repeated histories still get independent draws. From the model, every sample is a session on one engine
+    (engine.generate_sessions): its next turn joins the running batch as soon as its last one ends. From an
+    endpoint, all samples' same turn are concurrent requests. compile: the model's decode steps run compiled."""
     from .endpoint import Request
     if mode not in MODES:
         raise UserError(f"MTPB mode must be one of {', '.join(MODES)}, not {mode!r}")
     base_seed = params.seed if params.seed is not None else 0
     units = [(p, case, j) for p in problems for case in range(len(p.inputs)) for j in range(n)]
-    completions: dict[tuple, list[str]] = {(p.id, case, j): [] for p, case, j in units}
-    finishes: dict[tuple, list[tuple[str, int]]] = {key: [] for key in completions}  # (finish_reason, tokens)
-    steps = sum(len(p.prompts) if mode == "multi" else 1 for p, _, _ in units)
-    with progress_task(f"sample mtpb ({mode}-turn)", total=steps, unit="turn") as task:
-        for j in range(n):
-            active = [(p, case) for p, case, jj in units if jj == j]
-            rounds = max(len(p.prompts) for p, _ in active) if mode == "multi" else 1
-            for turn in range(rounds):
-                groups: dict[int, list] = defaultdict(list)
-                for p, case in active:
-                    if mode == "single" or turn < len(p.prompts):
-                        budget = p.max_gen_length * (len(p.prompts) if mode == "single" else 1)
-                        groups[budget].append((p, case))
-                for budget, members in groups.items():
-                    prompts = [single_turn_prompt(p, case) if mode == "single" else
-                               multi_turn_program(p, case, completions[(p.id, case, j)])
-                               + turn_prompt(p.turns(case)[turn]) for p, case in members]
-                    turn_params = replace(params, n=1, seed=base_seed + j, max_new_tokens=budget)
-                    if endpoint is None:
-                        out = [(c.text, c.finish_reason, len(c.token_ids)) for [c] in generate(
-                            model, tokenizer, fit_prompts(tokenizer, model, prompts, budget, "mtpb"), turn_params,
-                            compile=compile)]
-                    else:
-                        out = [(c.text, c.finish_reason, c.n_tokens) for [c] in endpoint.complete(
-                            [Request(x, budget, turn_params.temperature, turn_params.top_p, 1,
-                                     tuple(turn_params.stop), None, turn_params.seed) for x in prompts])]
-                    for (p, case), (text, finish_reason, n_tokens) in zip(members, out):
-                        completions[(p.id, case, j)].append(truncate(text))
-                        finishes[(p.id, case, j)].append((finish_reason, n_tokens))
-                    task.advance(len(members))
+    completions: list[list[str]] = [[] for _ in units]
+    finishes: list[list[tuple[str, int]]] = [[] for _ in units]  # (finish_reason, tokens) per turn
+    turns = [len(p.prompts) if mode == "multi" else 1 for p, _, _ in units]
+    # single-turn: one completion in the budget of all the turns together
+    budgets = [p.max_gen_length * (len(p.prompts) if mode == "single" else 1) for p, _, _ in units]
+    unit_params = [replace(params, n=1, seed=base_seed + j, max_new_tokens=budget)
+                   for (_, _, j), budget in zip(units, budgets)]
+
+    def prompt(i: int) -> str:
+        p, case, _ = units[i]
+        if mode == "single":
+            return single_turn_prompt(p, case)
+        return multi_turn_program(p, case, completions[i]) + turn_prompt(p.turns(case)[len(completions[i])])
+
+    def record(i: int, text: str, finish_reason: str, n_tokens: int) -> None:
+        completions[i].append(truncate(text))
+        finishes[i].append((finish_reason, n_tokens))
+        task.advance(1)
+
+    with progress_task(f"sample mtpb ({mode}-turn)", total=sum(turns), unit="turn") as task:
+        if endpoint is None:
+            from ..engine import generate_sessions  # torch: only sampling needs it, not scoring saved samples
+            fit = PromptFitter(tokenizer, model, "mtpb")
+
+            def next_prompt(i: int, c) -> list[int] | None:
+                record(i, c.text, c.finish_reason, len(c.token_ids))
+                return fit(prompt(i), budgets[i]) if len(completions[i]) < turns[i] else None
+            generate_sessions(model, tokenizer, [fit(prompt(i), budgets[i]) for i in range(len(units))],
+                              unit_params, next_prompt, compile=compile)
+            fit.report()
+        else:
+            for turn in range(max(turns, default=0)):
+                members = [i for i in range(len(units)) if turn < turns[i]]
+                answers = endpoint.complete([Request(prompt(i), budgets[i], params.temperature, params.top_p, 1,
+                                                     tuple(params.stop), None, unit_params[i].seed) for i in members])
+                for i, [c] in zip(members, answers):
+                    record(i, c.text, c.finish_reason, c.n_tokens)
     samples = []
-    for p, case, j in units:
-        turns = completions[(p.id, case, j)]
-        program = (multi_turn_program(p, case, turns) if mode == "multi"
-                   else single_turn_prompt(p, case) + turns[0] + "\n\n")
-        reasons, n_tokens = zip(*finishes[(p.id, case, j)])
-        samples.append({"id": p.id, "case": case, "sample": j, "mode": mode, "completions": turns,
+    for i, (p, case, j) in enumerate(units):
+        program = (multi_turn_program(p, case, completions[i]) if mode == "multi"
+                   else single_turn_prompt(p, case) + completions[i][0] + "\n\n")
+        reasons, n_tokens = zip(*finishes[i])
+        samples.append({"id": p.id, "case": case, "sample": j, "mode": mode, "completions": completions[i],
                         "program": program, "finish_reasons": list(reasons), "n_tokens": list(n_tokens)})
     return samples
 
