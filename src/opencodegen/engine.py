@@ -372,6 +372,8 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams
     decode steps run the model's compiled decode step (Engine), which the model keeps for later calls."""
     params = params or SamplingParams()
     healed = prepare_prompts(tokenizer, model, prompts, model.config.block_size)
+    if not healed:
+        return []
     request = _Hooked(healed, params, on_token, on_done)
     # The cache only needs the longest sequence (drafts may write up to k positions past a row's end), and no more
     # slots than sequences.
@@ -384,6 +386,18 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], params: SamplingParams
     return request.completions
 
 
+def each_prompt_done(n: int, prompts: int, callback: Callable[[int], None]) -> OnDone:
+    """An on_done hook that calls callback(prompt_index) once all n samples of that prompt have finished: progress
+    bars that count prompts."""
+    left = [n] * prompts
+
+    def done(prompt_index: int, _sample_index: int, _completion: Completion) -> None:
+        left[prompt_index] -= 1
+        if not left[prompt_index]:
+            callback(prompt_index)
+    return done
+
+
 def generate_sessions(model, tokenizer, first: Sequence[Prompt], params: Sequence[SamplingParams],
                       next_prompt: Callable[[int, Completion], Prompt | None], compile: bool = False) -> None:
     """Multi-turn sampling on one engine: session i starts from prompt first[i] with params[i] (n = 1), and each time
@@ -394,6 +408,8 @@ def generate_sessions(model, tokenizer, first: Sequence[Prompt], params: Sequenc
     cuts them to fit), else a sequence is clamped to the context."""
     if any(p.n != 1 for p in params):
         raise ValueError("generate_sessions samples one completion per turn (params.n = 1)")
+    if not first:
+        return
     engine = _engine_for(model, tokenizer, len(first), model.config.block_size, None, compile)
 
     def start(i: int, prompt: Prompt) -> None:

@@ -97,17 +97,12 @@ def sample_completions(model, tokenizer, problems: Sequence[dict], n: int, param
     one engine call, so a finished sequence's slot goes straight to the next prompt's samples (no batch waits for
     its slowest row); progress counts a task once all of its samples are done. compile: decode steps run compiled
     (engine.generate)."""
-    from ..engine import generate  # torch: only sampling needs it, not scoring saved samples
+    from ..engine import each_prompt_done, generate  # torch: only sampling needs it, not scoring saved samples
     params = replace(params, n=n)
     prompts = fit_prompts(tokenizer, model, [p["prompt"] for p in problems], params.max_new_tokens, what)
     with progress_task(f"sample {what}", total=len(problems), unit="task") as task:
-        left = [n] * len(problems)
-
-        def done(prompt_index: int, _sample_index: int, _completion) -> None:
-            left[prompt_index] -= 1
-            if not left[prompt_index]:
-                task.advance(1)
-        outputs = generate(model, tokenizer, prompts, params, compile=compile, on_done=done)
+        outputs = generate(model, tokenizer, prompts, params, compile=compile,
+                           on_done=each_prompt_done(n, len(prompts), lambda _: task.advance(1)))
     return [{"task_id": problem["task_id"], "completion": c.text, "completion_id": j,
              "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids)}
             for problem, completions in zip(problems, outputs) for j, c in enumerate(completions)]

@@ -154,24 +154,17 @@ def sample_endpoint(endpoint, tasks: Sequence[InfillTask], n: int, params, fim_f
             for row in sample_rows(endpoint, items, n, params, "sample infill")]
 
 
-def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, chunk: int = 16,
-           compile: bool = False) -> list[dict]:
-    from ..engine import generate  # torch: only sampling needs it, not scoring saved samples
+def sample(model, tokenizer, tasks: Sequence[InfillTask], n: int, params, compile: bool = False) -> list[dict]:
+    from ..engine import each_prompt_done, generate  # torch: only sampling needs it, not scoring saved samples
     ends = fim_end_ids(tokenizer)
     room = prompt_room(model, params.max_new_tokens)
     params = replace(params, n=n, stop_token_ids=tuple(params.stop_token_ids) + ends)
-    samples = []
     with progress_task("sample infill", total=len(tasks), unit="task") as bar:
-        for start in range(0, len(tasks), chunk):
-            batch = tasks[start:start + chunk]
-            outputs = generate(model, tokenizer, [psm_prompt(tokenizer, t, room) for t in batch], params,
-                               compile=compile)
-            for task, completions in zip(batch, outputs):
-                for j, c in enumerate(completions):
-                    samples.append({"task_id": task.task_id, "completion": cut_middle(task, c.text), "completion_id": j,
-                                    "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids)})
-            bar.advance(len(batch))
-    return samples
+        outputs = generate(model, tokenizer, [psm_prompt(tokenizer, t, room) for t in tasks], params, compile=compile,
+                           on_done=each_prompt_done(n, len(tasks), lambda _: bar.advance(1)))
+    return [{"task_id": task.task_id, "completion": cut_middle(task, c.text), "completion_id": j,
+             "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids)}
+            for task, completions in zip(tasks, outputs) for j, c in enumerate(completions)]
 
 
 def execute(tasks: Sequence[InfillTask], problems: dict[str, dict], samples: list[dict], sandbox: Sandbox,

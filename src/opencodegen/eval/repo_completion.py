@@ -198,9 +198,9 @@ def model_fingerprint(model) -> str:
 
 
 def sample_model(model, tokenizer, tasks: Sequence[RepoTask], repos: dict[str, Repository], modes: Sequence[str],
-                 params, journal: Journal | None = None, chunk: int = 8,
+                 params, journal: Journal | None = None,
                  share: float = DEFAULT_CROSS_FILE_SHARE, compile: bool = False) -> list[dict]:
-    """One greedy answer per (task, mode). With a journal, each finished chunk is recorded as it completes and a
+    """One greedy answer per (task, mode). With a journal, each answer is recorded as it completes and a
     rerun takes recorded answers (same prompt ids, settings and weights) instead of generating them again.
     compile: decode steps run compiled (engine.generate; the same tokens, so the journal's answers stand)."""
     from ..engine import generate  # torch: only sampling needs it
@@ -220,16 +220,15 @@ def sample_model(model, tokenizer, tasks: Sequence[RepoTask], repos: dict[str, R
         log(f"repo: resuming with {len(done)} of {len(jobs)} answers from {journal.path}")
     todo = [j for j in jobs if j[4] not in done]
     with progress_task("sample repo", total=len(todo), unit="prompt") as bar:
-        for start in range(0, len(todo), chunk):
-            batch = todo[start:start + chunk]
-            outputs = generate(model, tokenizer, [ids for _, _, ids, _, _ in batch], params, compile=compile)
-            for (task, mode, _, info, key), completions in zip(batch, outputs):
-                c = completions[0]
-                done[key] = {"task_id": task.task_id, "mode": mode, "completion": c.text,
-                             "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids), **info}
-                if journal is not None:
-                    journal.add(key, [done[key]])
-            bar.advance(len(batch))
+        def answered(i: int, _sample_index: int, c) -> None:  # journaled as each answer comes
+            task, mode, _, info, key = todo[i]
+            done[key] = {"task_id": task.task_id, "mode": mode, "completion": c.text,
+                         "finish_reason": c.finish_reason, "n_tokens": len(c.token_ids), **info}
+            if journal is not None:
+                journal.add(key, [done[key]])
+            bar.advance(1)
+        if todo:
+            generate(model, tokenizer, [ids for _, _, ids, _, _ in todo], params, compile=compile, on_done=answered)
     return [done[key] for *_, key in jobs]
 
 

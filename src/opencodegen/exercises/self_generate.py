@@ -13,7 +13,7 @@ from typing import Sequence
 
 from ..progress import progress_task
 from ..sampling import HUMANEVAL_STOP, SamplingParams
-from ..engine import generate
+from ..engine import each_prompt_done, generate
 from .judge import CheckJob, Judge, Verdict
 from .records import Exercise
 
@@ -33,7 +33,7 @@ class Attempt:
 
 
 def sample_and_judge(model, tokenizer, exercises: Sequence[Exercise], k: int, params: SamplingParams, judge: Judge,
-                     chunk: int = 8, progress: bool = True) -> list[Attempt]:
+                     progress: bool = True) -> list[Attempt]:
     """k completions per exercise (cut at HumanEval's stop strings, prompts cut from the left to fit the context),
     each judged by HumanEval's program. Exercises without tests (SFT-only) cannot be judged: pass only ones with.
     progress=False for callers with a display of their own (a training stage)."""
@@ -43,15 +43,12 @@ def sample_and_judge(model, tokenizer, exercises: Sequence[Exercise], k: int, pa
         raise ValueError("sample_and_judge needs exercises with tests; SFT-only ones cannot be judged")
     params = replace(params, n=k, stop=tuple(dict.fromkeys(tuple(params.stop) + HUMANEVAL_STOP)))
     prompts = fit_prompts(tokenizer, model, [e.prompt for e in exercises], params.max_new_tokens, "exercises")  # ids
-    samples: list[tuple[Exercise, int, str, tuple[int, ...], tuple[int, ...]]] = []
     bar = progress_task("sample exercises", total=len(exercises), unit="ex") if progress else nullcontext()
     with bar as task:
-        for start in range(0, len(exercises), chunk):
-            outputs = generate(model, tokenizer, prompts[start:start + chunk], params)
-            for ex, prompt, completions in zip(exercises[start:start + chunk], prompts[start:start + chunk], outputs):
-                samples += [(ex, j, c.text, tuple(prompt), tuple(c.token_ids)) for j, c in enumerate(completions)]
-            if task is not None:
-                task.advance(len(outputs))
+        hook = None if task is None else each_prompt_done(k, len(prompts), lambda _: task.advance(1))
+        outputs = generate(model, tokenizer, prompts, params, on_done=hook)
+    samples = [(ex, j, c.text, tuple(prompt), tuple(c.token_ids))
+               for ex, prompt, completions in zip(exercises, prompts, outputs) for j, c in enumerate(completions)]
     verdicts = judge.check([CheckJob(e.prompt, text, e.tests, e.entry_point) for e, _, text, _, _ in samples],
                            progress="judge samples" if progress else None)
     return [Attempt(e, j, text, v, p, c) for (e, j, text, p, c), v in zip(samples, verdicts)]

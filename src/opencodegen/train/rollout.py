@@ -53,7 +53,7 @@ def sample_and_judge(model, tokenizer, examples: list[Example], options: Samplin
     t0 = time.perf_counter()
     try:
         attempts = sample_and_judge_exercises(model, tokenizer, examples, options.group_size, params, judge,
-                                              chunk=len(examples), progress=False)
+                                              progress=False)
     finally:
         model.train(was_training)
     seconds = time.perf_counter() - t0
