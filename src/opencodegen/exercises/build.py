@@ -195,7 +195,7 @@ def build(opts: BuildOptions) -> dict[str, Any]:
             from .mine import mine_candidates
             started = time.perf_counter()
             cands, notes = mine_candidates(opts.mine_dirs, opts.mine_corpora, opts.max_body_lines,
-                                           opts.hypothesis_examples, opts.seed, collected)
+                                           opts.hypothesis_examples, opts.seed, collected, opts.workers)
             for note in notes:
                 log(f"[yellow]{note}[/yellow]")
             with progress_task("mined exercises", total=len(cands), unit="fn") as task:

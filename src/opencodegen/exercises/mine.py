@@ -26,14 +26,21 @@ import json
 import textwrap
 import zlib
 from collections import defaultdict
+from contextlib import contextmanager
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterator
+from unittest.mock import patch
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from .. import host
 from ..errors import UserError
+from ..progress import progress_task
 from .validate import Candidate
 
 BUILTINS = frozenset(dir(builtins))
@@ -283,10 +290,32 @@ def hypothesis_calls(strategies: list, n: int, key: str) -> list[tuple]:
         drawn.append(args)
 
     try:
-        collect()
+        with _no_local_constants():
+            collect()
     except Exception:  # a strategy that cannot draw (e.g. an unsatisfiable filter): no hypothesis inputs
         return []
     return drawn
+
+
+@contextmanager
+def _no_local_constants():
+    """Hypothesis (since 6.131) also draws, now and then, constants it finds in the source of the process's "local"
+    modules: here opencodegen's own when it is installed editable, and only those imported so far. The same source
+    and seed would then give other inputs in another process, another install or after another import. Mining
+    turns that pool off (its global constants, such as edge-case floats, stay). It is private API: on a hypothesis
+    without it there is nothing to turn off."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        empty, cache, _ = providers.Constants(), providers.CONSTANTS_CACHE.cache, providers._get_local_constants
+    except (ImportError, AttributeError):
+        yield
+        return
+    cache.clear()  # the allowed constants it has worked out so far include the local pool, and will again after
+    try:
+        with patch.object(providers, "_get_local_constants", lambda: empty):
+            yield
+    finally:
+        cache.clear()
 
 
 # ------------------------------------------------------------------------------------------------- candidates
@@ -385,12 +414,8 @@ def _unique(calls: list[tuple]) -> list[tuple]:
     return out
 
 
-def file_candidates(sf: SourceFile, call_sites: dict[str, list[tuple]], max_body_lines: int, n_hypothesis: int,
-                    run_seed: int) -> Iterator[tuple[Candidate | None, str, str]]:
-    try:
-        tree = ast.parse(sf.text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return
+def file_candidates(sf: SourceFile, tree: ast.Module, call_sites: dict[str, list[tuple]], max_body_lines: int,
+                    n_hypothesis: int, run_seed: int) -> Iterator[tuple[Candidate | None, str, str]]:
     lines = sf.text.splitlines(keepends=True)
     imports = _module_imports(tree)
     for node in tree.body:
@@ -403,10 +428,30 @@ def file_candidates(sf: SourceFile, call_sites: dict[str, list[tuple]], max_body
             yield _function_candidate(fn, cls, sf, lines, imports, call_sites, max_body_lines, n_hypothesis, run_seed)
 
 
+def repo_candidates(files: list[SourceFile], max_body_lines: int, n_hypothesis: int, run_seed: int
+                    ) -> list[tuple[Candidate | None, str, str]]:
+    """One repository's candidates (with the reason when one is rejected before execution), in file order. Each
+    file is parsed once, for the repository's call sites and for its functions; a file that does not parse has
+    neither."""
+    trees = []
+    for sf in sorted(files, key=lambda f: f.path):
+        try:
+            trees.append((sf, ast.parse(sf.text)))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+    sites: dict[str, list[tuple]] = defaultdict(list)
+    for _, tree in trees:
+        for name, args in _literal_calls(tree):
+            if len(sites[name]) < MAX_CALLS:
+                sites[name].append(args)
+    return [c for sf, tree in trees for c in file_candidates(sf, tree, sites, max_body_lines, n_hypothesis, run_seed)]
+
+
 def mine_candidates(dirs: list[Path], corpora: list[Path], max_body_lines: int, n_hypothesis: int, run_seed: int,
-                    collected) -> tuple[list[Candidate], list[str]]:
+                    collected, workers: int | None = None) -> tuple[list[Candidate], list[str]]:
     """Candidates ready for validation; the ones rejected before any execution go straight into `collected`
-    (as rejects, or as SFT-only material: see build.sft_only_pairs)."""
+    (as rejects, or as SFT-only material: see build.sft_only_pairs). workers: processes that read the repositories
+    (default: one per core)."""
     from .validate import Outcome
 
     notes: list[str] = []
@@ -426,22 +471,32 @@ def mine_candidates(dirs: list[Path], corpora: list[Path], max_body_lines: int, 
     ready: list[Candidate] = []
     early = Outcome()
     rep = collected.report("mined")
-    for repo in sorted(by_repo):
-        files = sorted(by_repo[repo], key=lambda f: f.path)
-        sites: dict[str, list[tuple]] = defaultdict(list)
-        for sf in files:
-            try:
-                for name, args in _literal_calls(ast.parse(sf.text)):
-                    if len(sites[name]) < MAX_CALLS:
-                        sites[name].append(args)
-            except (SyntaxError, ValueError, RecursionError, MemoryError):
-                continue
-        for sf in files:
-            for cand, reason, detail in file_candidates(sf, sites, max_body_lines, n_hypothesis, run_seed):
-                if reason:
-                    early.reject(cand, reason, detail)
-                else:
-                    ready.append(cand)
+    repos = sorted(by_repo)
+    work = partial(repo_candidates, max_body_lines=max_body_lines, n_hypothesis=n_hypothesis, run_seed=run_seed)
+    # Parsing and walking every file is pure Python: the repositories are spread over the cores, largest first so
+    # that none is left running alone at the end; results are taken in name order, so the output does not depend
+    # on how many processes ran.
+    order = sorted(repos, key=lambda r: -sum(len(f.text) for f in by_repo[r]))
+    results: dict[str, list] = {}
+    with progress_task("mine repositories", total=len(repos), unit="repo") as task:
+        processes = min(workers or host.cores(), len(repos))
+        if processes > 1:
+            # spawn: the caller may have threads (torch's, the progress display) that a forked child would lack
+            with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(work, by_repo[r]): r for r in order}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    task.advance(1)
+        else:
+            for r in order:
+                results[r] = work(by_repo[r])
+                task.advance(1)
+    for repo in repos:
+        for cand, reason, detail in results[repo]:
+            if reason:
+                early.reject(cand, reason, detail)
+            else:
+                ready.append(cand)
     rep.candidates += len(early.rejected)
     rep.rejected.update(r["reason"] for r in early.rejected)
     collected.rejects.setdefault("mined", []).extend(early.rejected)
