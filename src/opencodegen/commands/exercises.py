@@ -56,7 +56,8 @@ def _build_args(p: argparse.ArgumentParser) -> None:
                         "prompt/canonical_solution, MTPB prompts)")
     d.add_argument("--ngram", type=int, default=10, help="tokens per n-gram for the code and text overlap rules")
     e = p.add_argument_group("execution")
-    e.add_argument("--workers", type=int, default=None, help="sandbox workers (default: the usable cores)")
+    e.add_argument("--workers", type=int, default=None,
+                   help="sandbox workers and mining processes (default: the usable cores)")
     e.add_argument("--timeout", type=float, default=3.0, help="seconds per program")
 
 
