@@ -35,8 +35,9 @@ DEFAULT_PREFILL_BUDGET = 512  # prompt tokens between two decode steps; why 512:
 # slots (same results: every sequence has its own RNG).
 DEFAULT_KV_BUDGET_BYTES = 4 * 2**30
 # Rows decoded at once beyond which a step gets slower per token rather than faster: each step attends over its
-# longest row, and a bigger batch holds longer ones (and a bigger cache to zero). Measured on the quickstart model
-# (benchmarks/bench_eval_sampling.py; the README's table): 256 rows beat 128 and 750-1024.
+# longest row, and a bigger batch holds longer ones (and a bigger cache to zero). On the quickstart model (2-core AVX2
+# host, the README's benchmark table) 128-256 rows did best and 750-1024 worst: HumanEval sampling 3,000-3,570
+# tokens/s against 2,390-2,510, MTPB's sessions 32 s against 40.
 DEFAULT_MAX_ROWS = 256
 
 Prompt = str | Sequence[int] | HealedPrompt
