@@ -146,3 +146,26 @@ def test_bpb_on_a_directory(model, tmp_path):
     assert s["documents"] == 2 and s["bytes"] == len("def f(x):\n    return x\n") + len("print('hello')\n")
     assert s["xz_bits_per_byte"] > 0 and s["bits_per_byte"] > 0
     outputs(tmp_path / "out", "bits_per_byte.png")
+
+
+def test_mtpb_sessions_decode_in_what_a_session_needs_not_the_whole_context(monkeypatch):
+    # A long-context model's full context per slot would leave room for few sessions in the KV budget; the sessions
+    # get about the positions their prompts and budgets can reach, and every turn's prompt and budget fit in them.
+    from opencodegen import engine
+    seen = {}
+    original = engine.generate_sessions
+
+    def recording(model, tokenizer, first, params, next_prompt, max_len=None, compile=False):
+        def watched(i, c):
+            prompt = next_prompt(i, c)
+            if prompt is not None:
+                seen["longest"] = max(seen.get("longest", 0), len(prompt) + params[i].max_new_tokens)
+            return prompt
+        seen["max_len"] = max_len
+        return original(model, tokenizer, first, params, watched, max_len=max_len, compile=compile)
+    monkeypatch.setattr(engine, "generate_sessions", recording)
+    model = tiny_model(block_size=8192)
+    problems = [replace(p, max_gen_length=8) for p in mtpb.load_problems()[:1]]
+    samples = mtpb.sample(model, ByteTokenizer(), problems, 1, SamplingParams(temperature=0.8, top_p=0.95, seed=1))
+    assert seen["longest"] <= seen["max_len"] < 2048
+    assert all(len(s["completions"]) == len(problems[0].prompts) for s in samples)

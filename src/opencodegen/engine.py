@@ -400,18 +400,20 @@ def each_prompt_done(n: int, prompts: int, callback: Callable[[int], None]) -> O
 
 
 def generate_sessions(model, tokenizer, first: Sequence[Prompt], params: Sequence[SamplingParams],
-                      next_prompt: Callable[[int, Completion], Prompt | None], compile: bool = False) -> None:
+                      next_prompt: Callable[[int, Completion], Prompt | None], max_len: int | None = None,
+                      compile: bool = False) -> None:
     """Multi-turn sampling on one engine: session i starts from prompt first[i] with params[i] (n = 1), and each time
     one of its turns finishes, next_prompt(i, completion) gives its next prompt (None: the session has ended), which
     joins the running batch at once. So the sessions' turns keep the batch full, instead of each turn waiting for
     the slowest sequence of a lockstep batch, and a turn gets the tokens it would get alone (each sequence's RNG
-    derives from its seed and prompt). Prompts must leave room for their max_new_tokens (eval.context.fit_prompts
-    cuts them to fit), else a sequence is clamped to the context."""
+    derives from its seed and prompt). max_len: the positions a session can need (default the model's context; a
+    long-context model's would leave room for few slots). Prompts must leave room in it for their max_new_tokens
+    (eval.context.PromptFitter cuts them to fit), else a sequence is clamped to it."""
     if any(p.n != 1 for p in params):
         raise ValueError("generate_sessions samples one completion per turn (params.n = 1)")
     if not first:
         return
-    engine = _engine_for(model, tokenizer, len(first), model.config.block_size, None, compile)
+    engine = _engine_for(model, tokenizer, len(first), max_len or model.config.block_size, None, compile)
 
     def start(i: int, prompt: Prompt) -> None:
         healed = prepare_prompts(tokenizer, model, [prompt], engine.context)

@@ -9,9 +9,10 @@ from typing import Sequence
 from ..progress import log
 
 
-def prompt_room(model, max_new_tokens: int) -> int:
-    """Tokens a prompt may have so that max_new_tokens still fit (at least half the context)."""
-    context = model.config.block_size
+def prompt_room(model, max_new_tokens: int, context: int | None = None) -> int:
+    """Tokens a prompt may have so that max_new_tokens still fit (at least half the context: the model's, or a
+    shorter one its sampler decodes in)."""
+    context = context or model.config.block_size
     return max(context // 2, context - max_new_tokens)
 
 
@@ -26,14 +27,16 @@ def fit_prompts(tokenizer, model, prompts: Sequence[str | Sequence[int]], max_ne
 
 class PromptFitter:
     """fit_prompts one prompt at a time (prompts made as a run goes, such as multi-turn histories): each call cuts
-    one prompt, and report() logs how many were cut, once."""
+    one prompt, and report() logs how many were cut, once. context: the positions the sampler decodes in, when
+    fewer than the model's."""
 
-    def __init__(self, tokenizer, model, what: str):
+    def __init__(self, tokenizer, model, what: str, context: int | None = None):
         self.tokenizer, self.model, self.what = tokenizer, model, what
+        self.context = min(context or model.config.block_size, model.config.block_size)
         self.prompts, self.cut, self.rooms, self.generate = 0, 0, set(), set()
 
     def __call__(self, prompt: str | Sequence[int], max_new_tokens: int) -> list[int]:
-        room = prompt_room(self.model, max_new_tokens)
+        room = prompt_room(self.model, max_new_tokens, self.context)
         ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
         self.prompts += 1
         if len(ids) > room:
@@ -46,7 +49,7 @@ class PromptFitter:
         if self.cut:
             rooms, generate = ("/".join(str(x) for x in sorted(v)) for v in (self.rooms, self.generate))
             log(f"{self.what}: {self.cut} of {self.prompts} prompts exceed {rooms} tokens (context "
-                f"{self.model.config.block_size} - {generate} to generate); they keep their last {rooms} tokens")
+                f"{self.context} - {generate} to generate); they keep their last {rooms} tokens")
 
 
 def fit_infill(prefix_ids: list[int], suffix_ids: list[int], room: int) -> tuple[list[int], list[int]]:

@@ -194,13 +194,18 @@ def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: 
     with progress_task(f"sample mtpb ({mode}-turn)", total=sum(turns), unit="turn") as task:
         if endpoint is None:
             from ..engine import generate_sessions  # torch: only sampling needs it, not scoring saved samples
-            fit = PromptFitter(tokenizer, model, "mtpb")
+            # A session's last prompt holds every instruction and every earlier answer: about its single-turn prompt
+            # plus its budgets (x1.5 for re-tokenised answers and the turns' own lines), so a long-context model
+            # decodes in that many positions and keeps room for many sessions at once.
+            need = max(len(tokenizer.encode(single_turn_prompt(p, case))) + budget * (1 if mode == "single" else
+                       len(p.prompts)) for (p, case, _), budget in zip(units, budgets)) if units else 0
+            fit = PromptFitter(tokenizer, model, "mtpb", context=int(1.5 * need) + 64)
 
             def next_prompt(i: int, c) -> list[int] | None:
                 record(i, c.text, c.finish_reason, len(c.token_ids))
                 return fit(prompt(i), budgets[i]) if len(completions[i]) < turns[i] else None
             generate_sessions(model, tokenizer, [fit(prompt(i), budgets[i]) for i in range(len(units))],
-                              unit_params, next_prompt, compile=compile)
+                              unit_params, next_prompt, max_len=fit.context, compile=compile)
             fit.report()
         else:
             for turn in range(max(turns, default=0)):
