@@ -441,9 +441,12 @@ def repo_candidates(files: list[SourceFile], max_body_lines: int, n_hypothesis: 
             continue
     sites: dict[str, list[tuple]] = defaultdict(list)
     for _, tree in trees:
-        for name, args in _literal_calls(tree):
-            if len(sites[name]) < MAX_CALLS:
-                sites[name].append(args)
+        try:
+            for name, args in _literal_calls(tree):
+                if len(sites[name]) < MAX_CALLS:
+                    sites[name].append(args)
+        except (ValueError, RecursionError, MemoryError):  # a pathological file gives the sites found so far
+            continue
     return [c for sf, tree in trees for c in file_candidates(sf, tree, sites, max_body_lines, n_hypothesis, run_seed)]
 
 
