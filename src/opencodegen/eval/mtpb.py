@@ -197,8 +197,8 @@ def sample(model, tokenizer, problems: Sequence[Problem], n: int, params, mode: 
             # A session's last prompt holds every instruction and every earlier answer: about its single-turn prompt
             # plus its budgets (x1.5 for re-tokenised answers and the turns' own lines), so a long-context model
             # decodes in that many positions and keeps room for many sessions at once.
-            need = max(len(tokenizer.encode(single_turn_prompt(p, case))) + budget * (1 if mode == "single" else
-                       len(p.prompts)) for (p, case, _), budget in zip(units, budgets)) if units else 0
+            need = max((len(tokenizer.encode(single_turn_prompt(p, case))) + p.max_gen_length * len(p.prompts)
+                        for p in problems for case in range(len(p.inputs))), default=0)  # each case once, not n times
             fit = PromptFitter(tokenizer, model, "mtpb", context=int(1.5 * need) + 64)
 
             def next_prompt(i: int, c) -> list[int] | None:
