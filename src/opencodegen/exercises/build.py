@@ -8,6 +8,7 @@ Every candidate is either kept or rejected with a reason: `accounted` in stats.j
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from .records import SOURCES, Exercise, write_jsonl_atomic
 from .validate import Candidate, Outcome, validate
 
 BATCH = 256  # candidates decontaminated and validated together (one judge batch)
+MIN_KEPT_FRACTION = 0.05  # the least share of synthetic candidates a batch is sized for (50% are kept, typically)
 
 
 @dataclass
@@ -101,8 +103,13 @@ def synthetic_batches(n: int, seed: int, collected: Collected, max_candidates: i
 
     stream = candidates(seed)
     tried = 0
-    while collected.report("synthetic").kept < n and tried < max_candidates:
-        batch = list(islice(stream, min(BATCH, max_candidates - tried)))
+    report = collected.report("synthetic")
+    while report.kept < n and tried < max_candidates:
+        # Ask for what the kept fraction so far says the rest needs (a few spare), not a whole BATCH: with n = 12 a
+        # whole batch validated 21 times the candidates kept. Batching changes no exercise, only the work done.
+        fraction = max(report.kept / report.candidates if report.candidates else 0.5, MIN_KEPT_FRACTION)
+        size = min(BATCH, math.ceil((n - report.kept) / fraction) + 8, max_candidates - tried)
+        batch = list(islice(stream, size))
         tried += len(batch)
         yield batch
 
