@@ -32,10 +32,12 @@ from ..errors import UserError
 from ..eval.mtpb import mini_path
 from ..eval.report import write_json
 from ..exercises import build as exercises_build
+from ..exercises.pretraining import write_pretraining_tokens
 from ..model.config import ModelConfig
 from ..progress import log, progress_task
 from ..tokenizer import train_tokenizer as train_bpe
 from ..train import load_recipe, train
+from ..train.recipe import SFTOptions
 from ..train.checkpoint import checkpoint_dirs
 from ..train.loop import model_config
 from ..train.stage import stage_dir
@@ -51,8 +53,9 @@ BUILD_ORDER = ("mono", "multi", "nl")
 # on two hosts: MTPB 20-40 s at 5 samples and 77 s at 10, infill 4-8 s, repository completion 5-9 s, the rest about a
 # second).
 EXPECTED = {"corpus-mono": 40, "heldout": 5, "corpus-multi": 40, "corpus-nl": 25, "tokenizer": 30, "tokens-mono": 25,
-            "tokens-multi": 15, "tokens-nl": 10, "exercises": 90, "train-plan": 60, "eval-bpb": 40, "eval-humaneval": 200,
-            "eval-targets": 5, "eval-mtpb": 90, "eval-infill": 10, "eval-repo": 10, "eval-samples": 2, "eval-synth": 3}
+            "tokens-multi": 15, "tokens-nl": 10, "exercises": 90, "tokens-exercises": 5, "train-plan": 60,
+            "eval-bpb": 40, "eval-humaneval": 200, "eval-targets": 5, "eval-mtpb": 90, "eval-infill": 10,
+            "eval-repo": 10, "eval-samples": 2, "eval-synth": 3}
 AFTER_HUMANEVAL = ("eval-targets",)
 
 
@@ -127,6 +130,17 @@ def build_exercises(run_dir: Path, budget: Budget, mono: bool) -> dict:
             "decontamination": stats["decontamination"], "sources": stats["sources"]}
 
 
+def exercise_tokens(run_dir: Path, config: Path) -> dict:
+    """The exercises as a pretraining token directory (tokens/exercises, which the recipe's Mono stage mixes in),
+    holding out the rows the recipe's SFT stages validate on."""
+    recipe = load_recipe(config, {"data_root": str(run_dir)})
+    # held_out(e, f) holds for a subset of what it holds for at a larger f: the largest covers every SFT stage's rows
+    fraction = max((s.sft.valid_fraction for s in recipe.stages if s.kind == "sft"),
+                   default=SFTOptions().valid_fraction)
+    return write_pretraining_tokens(run_dir / "exercises", run_dir / "tokenizer" / "tokenizer.json",
+                                    run_dir / "tokens" / "exercises", fraction)
+
+
 def _has_data(stage) -> bool:
     """Pretraining reads token directories (with a train/ split); the other kinds read exercise files."""
     if stage.kind == "pretrain":
@@ -134,9 +148,22 @@ def _has_data(stage) -> bool:
     return all(Path(d).exists() for d in stage.data)
 
 
+def _without_missing_parts(stage) -> None:
+    """A pretraining mixture keeps the token directories this run has (no exercises: Mono is its corpus alone)."""
+    if stage.kind != "pretrain":
+        return
+    present = {d: w for d, w in stage.data.items() if (Path(d) / "train").is_dir()}
+    if present and len(present) < len(stage.data):
+        log(f"[yellow]training stage {stage.name}: {', '.join(sorted(set(stage.data) - set(present)))} not built in "
+            "this run, left out of its mixture[/yellow]")
+        stage.data = present
+
+
 def load_quickstart_recipe(config: Path, run_dir: Path, parts: list[str]):
     """The recipe with paths under the run directory, keeping the stages whose data this machine has."""
     recipe = load_recipe(config, {"data_root": str(run_dir)})
+    for s in recipe.stages:
+        _without_missing_parts(s)
     kept = [s for s in recipe.stages if _has_data(s)]
     for s in recipe.stages:
         if s not in kept:
@@ -195,6 +222,7 @@ def run_quickstart(run_dir: Path, budget: Budget, config: Path | None = None, fr
         exercises = None
         if budget.exercises_synthetic or budget.exercises_multi_turn or (budget.exercises_mine and "mono" in parts):
             exercises = stage("exercises", lambda: build_exercises(run_dir, budget, "mono" in parts))
+            exercises["pretraining_tokens"] = stage("tokens-exercises", lambda: exercise_tokens(run_dir, config))
         recipe = load_quickstart_recipe(config, run_dir, parts)
         if budget.train_minutes:
             def make_plan(minutes: float, calibration: float = 1.0, base=recipe, deadline=None) -> dict:
