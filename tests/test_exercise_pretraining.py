@@ -91,3 +91,15 @@ def test_the_shipped_recipe_mixes_exercises_into_mono():
     shipped = yaml.safe_load((Path(__file__).parents[1] / "configs" / "quickstart.yaml").read_text())
     mono = next(s for s in shipped["stages"] if s["name"] == "mono")
     assert set(mono["data"]) == {"tokens/mono", "tokens/exercises"}
+
+
+def test_cli_writes_the_directory_and_names_a_missing_tokenizer(made, capsys):
+    from opencodegen.cli import main
+
+    root, _ = made
+    assert main(["exercises", "tokens", str(root / "exercises"), "--tokenizer", str(root / "tok" / "tokenizer.json"),
+                 "--out", str(root / "cli"), "--valid-fraction", "0.1"]) == 0
+    assert documents(root / "cli" / "train") and documents(root / "cli" / "valid")
+    assert main(["exercises", "tokens", str(root / "exercises"), "--tokenizer", str(root / "nope.json"),
+                 "--out", str(root / "cli2")]) != 0
+    assert "--tokenizer" in capsys.readouterr().err and not (root / "cli2").exists()

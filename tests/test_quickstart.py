@@ -87,7 +87,8 @@ def recipe(tmp_path_factory) -> Path:
         "optim": {"lr": 1e-3, "warmup_steps": 1},
         "batch": {"batch_tokens": 256, "micro_batch": 4, "context_length": 64},
         "run": {"autocast": "fp32", "eval_every": 2, "eval_tokens": 128, "save_every": 2},
-        "stages": [{"name": n, "data": {f"tokens/{n}": 1.0}, "steps": 2} for n in ("nl", "multi", "mono")] + [
+        "stages": [{"name": n, "data": {f"tokens/{n}": 1.0}, "steps": 2} for n in ("nl", "multi")] + [
+            {"name": "mono", "data": {"tokens/mono": 0.7, "tokens/exercises": 0.3}, "steps": 2},  # as the shipped one
             {"name": "sft", "kind": "sft", "data": {"exercises": 1.0}, "steps": 2,
              "batch": {"batch_tokens": 512, "micro_batch": 2, "context_length": 256}},
             {"name": "rl", "kind": "rl", "data": {"exercises": 1.0}, "steps": 2,
@@ -117,7 +118,14 @@ def test_every_output_exists_and_the_report_has_each_section(run):
     assert Path(results["model"]["checkpoint"]).parent.name == "stage-4-rl"  # the post-trained model is evaluated
     assert [s["kind"] for s in results["train"].values()] == ["pretrain"] * 3 + ["sft", "rl"]
     assert results["exercises"]["by_source"]["synthetic"] == 12 and results["exercises"]["decontamination"]
+    pretraining = results["exercises"]["pretraining_tokens"]  # Mono's mixture read them
+    assert pretraining["train"]["documents"] + pretraining["valid"]["documents"] == results["exercises"]["exercises"]
+    assert list((run_dir / "tokens" / "exercises" / "train").glob("*.ds"))
+    trained = json.loads((run_dir / "train" / "recipe.json").read_text())
+    assert next(s for s in trained["stages"] if s["name"] == "mono")["data"] == {
+        str(run_dir / "tokens" / "mono"): 0.7, str(run_dir / "tokens" / "exercises"): 0.3}
     md = (run_dir / "report.md").read_text()
+    assert f"{pretraining['train']['documents']} of them" in md
     page = (run_dir / "report.html").read_text()
     for section in ("Results", "Corpus", "Exercises", "Training", "Bits per byte on held-out", "HumanEval", "MTPB",
                     "Fill-in-the-middle", "Repository-level completion", "Samples", "Multi-turn sessions",

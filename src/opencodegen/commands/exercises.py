@@ -5,6 +5,8 @@
     ocg exercises build --mine-corpus runs/quickstart/corpus/mono --out runs/exercises/mined
     ocg exercises build --mine-dir ~/src/my-repos --out runs/exercises/mine
     ocg exercises build --self --model CKPT --from runs/exercises/synthetic --k 8 --out runs/exercises/self-r1
+    ocg exercises tokens runs/exercises/synthetic --tokenizer runs/quickstart/tokenizer/tokenizer.json \
+        --out runs/tokens/exercises      # pretraining documents a recipe's stage can mix in
 """
 
 from __future__ import annotations
@@ -70,6 +72,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--out", "-o", required=True, type=Path, help="directory for the exercises that still hold")
     c.add_argument("--workers", type=int, default=None, help="sandbox workers (default: the usable cores)")
     c.add_argument("--timeout", type=float, default=3.0, help="seconds per program")
+    t = sub.add_parser("tokens", help="write exercises as a pretraining token directory (train/, valid/) that a "
+                                      "recipe's pretraining stage can mix in, as the quickstart's Mono stage does")
+    t.add_argument("exercises", type=Path, help="a directory written by `ocg exercises build`, or a JSONL file")
+    t.add_argument("--tokenizer", required=True, type=Path, help="the tokenizer.json the recipe trains with")
+    t.add_argument("--out", "-o", required=True, type=Path, help="token directory to write (replaced whole)")
+    t.add_argument("--valid-fraction", type=float, default=0.02,
+                   help="share of exercises (by id) kept out of train/, as an SFT stage's sft.valid_fraction holds "
+                        "them out: give the same value so that SFT validates on exercises pretraining never saw "
+                        "(default: %(default)s, SFT's default)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the document order")
 
 
 def _self_options(args) -> dict | None:
@@ -95,7 +107,23 @@ def _self_options(args) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_build(args) if args.exercises_command == "build" else run_check(args)
+    return {"build": run_build, "check": run_check, "tokens": run_tokens}[args.exercises_command](args)
+
+
+def run_tokens(args: argparse.Namespace) -> int:
+    from ..exercises.pretraining import write_pretraining_tokens
+    from ..progress import log
+
+    if not args.exercises.exists():
+        raise UserError(f"{args.exercises}: no such file or directory")
+    if not args.tokenizer.is_file():
+        raise UserError(f"--tokenizer {args.tokenizer}: no such file")
+    if not 0 <= args.valid_fraction < 1:
+        raise UserError(f"--valid-fraction {args.valid_fraction}: must be in [0, 1)")
+    counts = write_pretraining_tokens(args.exercises, args.tokenizer, args.out, args.valid_fraction, args.seed)
+    log(f"{args.out}: train {counts['train']['documents']:,} exercises ({counts['train']['tokens']:,} tokens), "
+        f"valid {counts['valid']['documents']:,} ({counts['valid']['tokens']:,} tokens)")
+    return 0
 
 
 def run_check(args: argparse.Namespace) -> int:

@@ -140,7 +140,8 @@ def build_blocks(r: dict[str, Any]) -> list[Block]:
                        + (", ".join(f"{n} for {bench} ({', '.join(f'{k} {v}' for k, v in why.items())})"
                                     for bench, why in removed.items() for n in [sum(why.values())]) or "nothing")
                        + ": every exercise whose prompt or solution shares an n-gram of code or docstring text with "
-                         "a benchmark problem, or has a problem's function name and signature."))
+                         "a benchmark problem, or has a problem's function name and signature."
+                       + _pretraining_note(ex.get("pretraining_tokens"))))
 
     b.append(("h2", "Training"))
     rows = [[name, s.get("kind", "pretrain"), str(s["steps"]), f"{s['tokens'] / 1e6:.2f}M", _num(s["final_loss"]),
@@ -386,3 +387,13 @@ def timed_at_sentence(shapes: list[str] | None) -> str:
     return (f" Every stage's step was timed at {', then '.join(shapes)}: the smallest shape gives pretraining's share "
             "of the budget, which the choice needs, and each shape chosen with it is timed in turn until the choice "
             "holds.")
+
+
+def _pretraining_note(tokens: dict | None) -> str:
+    """What of the exercises pretraining reads (tokens/exercises), when the run wrote it."""
+    if not tokens:
+        return ""
+    train, valid = tokens["train"], tokens["valid"]
+    return (f" {train['documents']} of them ({train['tokens'] / 1e6:.2f}M tokens) are also pretraining documents "
+            f"(tokens/exercises, which the recipe's Mono stage mixes in); the {valid['documents']} that SFT validates "
+            "on are held out of them.")
