@@ -27,7 +27,7 @@ quickstart: $(STAMP)
 # Only the files that mark tests serial are collected again (collecting the whole suite takes 16 s on a slow host).
 SERIAL_FILES = $(shell grep -l 'pytest.mark.serial' tests/*.py)
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n auto --maxprocesses 4 --dist worksteal -m 'not slow and not serial' || [ $$? -eq 5 ]
+	$(VENV)/bin/python -m pytest -q -n auto --maxprocesses 4 --dist worksteal --durations=15 -m 'not slow and not serial' || [ $$? -eq 5 ]
 	$(VENV)/bin/python -m pytest -q -m 'serial and not slow' $(SERIAL_FILES) || [ $$? -eq 5 ]
 
 test-slow: $(STAMP)

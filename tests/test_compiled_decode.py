@@ -40,8 +40,8 @@ def token_ids(completions) -> list[list[list[int]]]:
 
 
 # Each case compiles twice (one row, several rows): 20-70 s each on 2 cores (bf16 without native support is the
-# slowest), so all run with -m slow. The default suite keeps the compiled step against eager in fp32 and bf16 (below)
-# and the compiled samplers' tokens against eager's (test_compiled_samplers.py).
+# slowest), so all run with -m slow, as do the step-level tests below. The default suite keeps the compiled samplers'
+# samples against eager's (test_compiled_samplers.py) and the fallback to eager.
 @pytest.mark.slow
 @pytest.mark.parametrize("family,dtype", [("codegen", torch.float32), ("codegen", torch.bfloat16),
                                           ("qwen", torch.float32), ("qwen", torch.bfloat16)])
@@ -62,7 +62,10 @@ def test_compiled_decode_gives_eager_tokens(family, dtype):
     assert [token_ids(c) for c in runs[True]] == [token_ids(c) for c in runs[False]]
 
 
-@pytest.mark.parametrize("family", ["codegen", pytest.param("qwen", marks=pytest.mark.slow)])
+# Slow (45 s on a 2-core AVX2 host): the default suite compares compiled and eager samples end to end in fp32
+# (test_compiled_samplers.py).
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["codegen", "qwen"])
 def test_compiled_step_matches_eager(family):
     """Two decode steps over a prefilled cache, one row and three rows at different lengths: the compiled step gives
     eager's logits (fp32, to rounding), writes the same keys and values into the cache and moves the same lengths."""
@@ -121,6 +124,7 @@ def test_compile_failure_falls_back_to_eager(capsys):
     assert "torch.compile of the decode step failed, decoding eagerly (RuntimeError: no working C++ compiler)" in note
 
 
+@pytest.mark.slow  # 28-70 s where bf16 is not native (AVX2): the default suite keeps fp32's compiled samples
 def test_bf16_codegen_step_is_bit_for_bit_eager_at_the_benchmark_width():
     """bf16 at tiny-30m's width (448) over 16 rows at different lengths: inductor's own LayerNorm sums in another
     order than ATen's and rounds a few rows an ulp apart (which flipped a greedy token in the batch-16 benchmark);

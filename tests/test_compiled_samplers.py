@@ -83,6 +83,7 @@ def test_compile_needs_a_local_model(capsys):
     assert "--compile needs --model" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 17 s; the default suite's compiled humaneval run goes through the same engine
 def test_a_compiled_synth_session_writes_eager_turns(checkpoint, tmp_path, monkeypatch, capsys, compiled_steps):
     turns = {}
     for compile in (False, True):

@@ -51,8 +51,9 @@ def test_every_candidate_is_kept_or_rejected_with_a_reason(built):
 
 def test_same_seed_same_file_other_seed_other_file(built, tmp_path):
     out, _ = built
-    build(BuildOptions(out=tmp_path / "again", synthetic=N, seed=7, workers=1))
-    assert (tmp_path / "again" / "exercises.jsonl").read_bytes() == (out / "exercises.jsonl").read_bytes()
+    build(BuildOptions(out=tmp_path / "again", synthetic=20, seed=7, workers=1))
+    # a shorter run of the same seed is the same exercises, in order (the batches differ in size, the stream not)
+    assert read_exercises(tmp_path / "again") == read_exercises(out)[:20]
     build(BuildOptions(out=tmp_path / "other", synthetic=20, seed=8, workers=1))
     assert {e.solution for e in read_exercises(tmp_path / "other")} != \
         {e.solution for e in read_exercises(out)[:20]}
