@@ -222,12 +222,16 @@ def _running(ex, kind: str, preload: list[str]):
 
         def finished(timeout: float) -> bool:
             child.join(timeout)
-            return not child.is_alive()
+            # The child sends its result once the stage's work is done; its pool can be slow to wind down after a
+            # failed task (a CI run once waited 600 s on such a child), so the result alone means finished.
+            return not child.is_alive() or receive.poll()
 
         try:
             yield finished
         finally:
-            if child.is_alive():  # the parent was interrupted
+            if child.is_alive():
+                child.join(0 if not receive.poll() else 2)  # interrupted: stop it now; done: let it exit first
+            if child.is_alive():
                 child.terminate()
                 child.join()
         error = receive.recv() if receive.poll() else RuntimeError(
