@@ -141,32 +141,28 @@ def exercise_tokens(run_dir: Path, config: Path) -> dict:
                                     run_dir / "tokens" / "exercises", fraction)
 
 
-def _has_data(stage) -> bool:
-    """Pretraining reads token directories (with a train/ split); the other kinds read exercise files."""
-    if stage.kind == "pretrain":
-        return all((Path(d) / "train").is_dir() for d in stage.data)
-    return all(Path(d).exists() for d in stage.data)
-
-
-def _without_missing_parts(stage) -> None:
-    """A pretraining mixture keeps the token directories this run has (no exercises: Mono is its corpus alone)."""
-    if stage.kind != "pretrain":
-        return
-    present = {d: w for d, w in stage.data.items() if (Path(d) / "train").is_dir()}
-    if present and len(present) < len(stage.data):
-        log(f"[yellow]training stage {stage.name}: {', '.join(sorted(set(stage.data) - set(present)))} not built in "
-            "this run, left out of its mixture[/yellow]")
-        stage.data = present
+def _present(stage) -> dict[str, float]:
+    """The stage's data this run has: token directories with a train/ split (pretraining), exercise files (the
+    other kinds)."""
+    has = (lambda d: (Path(d) / "train").is_dir()) if stage.kind == "pretrain" else (lambda d: Path(d).exists())
+    return {d: w for d, w in stage.data.items() if has(d)}
 
 
 def load_quickstart_recipe(config: Path, run_dir: Path, parts: list[str]):
-    """The recipe with paths under the run directory, keeping the stages whose data this machine has."""
+    """The recipe with paths under the run directory, keeping the stages whose data this machine has. A pretraining
+    mixture keeps the token directories this run built (no exercises: Mono is its corpus alone); another stage needs
+    all of its data."""
     recipe = load_recipe(config, {"data_root": str(run_dir)})
+    kept = []
     for s in recipe.stages:
-        _without_missing_parts(s)
-    kept = [s for s in recipe.stages if _has_data(s)]
-    for s in recipe.stages:
-        if s not in kept:
+        present = _present(s)
+        if present == s.data or (s.kind == "pretrain" and present):
+            if present != s.data:
+                log(f"[yellow]training stage {s.name}: {', '.join(sorted(set(s.data) - set(present)))} not built "
+                    "in this run, left out of its mixture[/yellow]")
+                s.data = present
+            kept.append(s)
+        else:
             log(f"[yellow]training stage {s.name} skipped: its corpus is missing on this machine[/yellow]")
     if not kept:
         raise UserError(f"{config}: none of its stages has data: this machine has none of the system corpus parts "
