@@ -540,9 +540,9 @@ def scripted_clock(monkeypatch, module, readings: list[float]) -> None:
     monkeypatch.setattr(module, "time", type("Clock", (), {"perf_counter": staticmethod(lambda: next(it))}))
 
 
-def three_stage_plan(shape: str, minutes: float) -> dict:
+def three_stage_plan(shape: str, minutes: float, step_seconds: float = 1.0) -> dict:
     layers, width = (int(v) for v in shape.split("x"))
-    return {"steps": [2, 2, 2], "seconds_per_step": [1.0, 1.0, 1.0], "minutes": minutes, "sft_caps": {},
+    return {"steps": [2, 2, 2], "seconds_per_step": [step_seconds] * 3, "minutes": minutes, "sft_caps": {},
             "autocast": "fp32", "shape": {"chosen": shape, "n_layer": layers, "n_embd": width}}
 
 
@@ -601,18 +601,19 @@ def test_a_replan_that_keeps_the_shape_goes_on_without_starting_over(run, recipe
     from opencodegen.quickstart.pipeline import load_quickstart_recipe
     base = load_quickstart_recipe(recipe, run[0], ["nl", "multi", "mono"])
     base.stages = base.stages[:3]
-    plan = three_stage_plan("1x64", 0.1)  # 6 s
-    nl = 0.9  # its two steps were predicted to take 2.22 s: pace 0.405
-    scripted_clock(monkeypatch, train_schedule, [0.0, nl, 0.0, 2.0, 0.0, 1.35, 0.0, 1.0])  # multi at that pace
+    plan = three_stage_plan("1x64", 2.0, 20.0)  # 120 s; stages long enough to set the refit's pace
+    nl = 18.0  # its two steps were predicted to take 44.4 s: pace 0.405
+    scripted_clock(monkeypatch, train_schedule, [0.0, nl, 0.0, 40.0, 0.0, 27.0, 0.0, 1.0])  # multi at that pace
     out = tmp_path / "train"
-    # the machine is quiet now: a probe takes what the stage took (0.9 s * 0.9 / 2 a step), so the scale is 1
-    monkeypatch.setattr(train_plan, "seconds_per_step", lambda r, i: 0.405)
-    summary = train_schedule.train_on_schedule(base, out, plan, lambda minutes, c: three_stage_plan("1x64", minutes))
-    assert summary["schedule"]["replanned"] == {"pace": 0.405, "calibration": 1.0, "seconds": 2.0,
-                                                "first_shape": "1x64", "shape": "1x64", "seconds_before": 2.9}
+    # the machine is quiet now: a probe takes what the stage took (18 s * 0.9 / 2 a step), so the scale is 1
+    monkeypatch.setattr(train_plan, "seconds_per_step", lambda r, i: 8.1)
+    summary = train_schedule.train_on_schedule(base, out, plan,
+                                                lambda minutes, c: three_stage_plan("1x64", minutes, 20.0))
+    assert summary["schedule"]["replanned"] == {"pace": 0.405, "calibration": 1.0, "seconds": 40.0,
+                                                "first_shape": "1x64", "shape": "1x64", "seconds_before": 58.0}
     assert not (out / train_schedule.REPLACED).exists()
-    # the stages left share the 6 s less the first stage's and the new plan's, at the first stage's pace:
-    # (6 - 0.9 - 2) s / (0.405 / 0.9 s a step) = 6.9 steps, 3.4 each: multi 3; mono then 1.75 s / 0.45 s = 3.9
+    # the stages left share the 120 s less the first stage's and the new plan's, at the first stage's pace:
+    # (120 - 18 - 40) s / (0.405 * 20 / 0.9 s a step) = 6.9 steps, 3.4 each: multi 3; mono then 35 s / 9 s = 3.9
     assert [s["steps"] for s in summary["stages"]] == [2, 3, 4]
 
 
