@@ -88,7 +88,7 @@ def recipe(tmp_path_factory) -> Path:
         "batch": {"batch_tokens": 256, "micro_batch": 4, "context_length": 64},
         "run": {"autocast": "fp32", "eval_every": 2, "eval_tokens": 128, "save_every": 2},
         "stages": [{"name": n, "data": {f"tokens/{n}": 1.0}, "steps": 2} for n in ("nl", "multi")] + [
-            {"name": "mono", "data": {"tokens/mono": 0.7, "tokens/exercises": 0.3}, "steps": 2},  # as the shipped one
+            {"name": "mono", "data": {"tokens/mono": 0.5, "tokens/exercises": 0.5}, "steps": 2},  # as the shipped one
             {"name": "sft", "kind": "sft", "data": {"exercises": 1.0}, "steps": 2,
              "batch": {"batch_tokens": 512, "micro_batch": 2, "context_length": 256}},
             {"name": "rl", "kind": "rl", "data": {"exercises": 1.0}, "steps": 2,
@@ -123,7 +123,7 @@ def test_every_output_exists_and_the_report_has_each_section(run):
     assert list((run_dir / "tokens" / "exercises" / "train").glob("*.ds"))
     trained = json.loads((run_dir / "train" / "recipe.json").read_text())
     assert next(s for s in trained["stages"] if s["name"] == "mono")["data"] == {
-        str(run_dir / "tokens" / "mono"): 0.7, str(run_dir / "tokens" / "exercises"): 0.3}
+        str(run_dir / "tokens" / "mono"): 0.5, str(run_dir / "tokens" / "exercises"): 0.5}
     md = (run_dir / "report.md").read_text()
     assert f"{pretraining['train']['documents']} of them" in md
     page = (run_dir / "report.html").read_text()
