@@ -348,7 +348,7 @@ def compile_error(code_text: str) -> tuple[str, str] | None:
     except SyntaxError as e:  # IndentationError and TabError too
         return _failure(e), "".join(traceback.format_exception_only(e))
     except (ValueError, MemoryError, RecursionError):  # null bytes, or too deep: the program's run decides
-        return None
+        pass
     return None
 
 
