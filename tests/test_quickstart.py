@@ -461,29 +461,6 @@ def test_training_keeps_to_its_budget_when_the_machine_slows_and_a_resumed_run_k
     assert [s["steps"] for s in again["stages"]] == [4, 3, 3]
 
 
-def test_a_stage_too_short_to_time_the_machine_does_not_set_the_pace(run, recipe, tmp_path, monkeypatch):
-    """nl is predicted at 2.2 s (under MIN_PACE_SECONDS) and takes 1.3 times that, as a short stage's setup and
-    checkpoint make it: multi and mono keep their planned steps (at that pace they would lose 2 of 8), and the time
-    nl took still comes off what is left. Once multi (predicted 44 s) has run slow, mono is refitted at its pace."""
-    from opencodegen.quickstart import train_schedule
-    from opencodegen.quickstart.pipeline import load_quickstart_recipe
-    from opencodegen.quickstart.train_plan import OVERHEAD_SHARE
-    r = load_quickstart_recipe(recipe, run[0], ["nl", "multi", "mono"])
-    r.stages = r.stages[:3]
-    step = 1 / (1 - OVERHEAD_SHARE)  # a 1-second step's predicted wall time
-    plan = {"steps": [2, 4, 4], "seconds_per_step": [1.0, 10.0, 10.0], "minutes": (2 + 80) * step / 60,
-            "sft_caps": {}, "autocast": "fp32", "shape": None}
-    nl, multi = 1.3 * 2 * step, 1.5 * 40 * step
-    scripted_clock(monkeypatch, train_schedule, [0.0, nl, 0.0, multi, 0.0, 1.0])
-    summary = train_schedule.train_on_schedule(r, tmp_path / "train", plan)
-    decided = summary["schedule"]["stages"]
-    assert train_schedule.pace(plan, ["nl"], {"nl": decided["nl"]}) == pytest.approx(1.3, abs=0.01)  # (rounded)
-    assert decided["multi"]["steps"] == 4  # (82 - 2.6) s left for 8 steps of 11.1 s: 3.97 each, rounded
-    # mono: (82 - 2.6 - 60) steps' worth of seconds left at pace 1.5: 13.3 / 1.5 = 1.2, and at least 2
-    assert decided["mono"]["steps"] == 2
-    assert decided["mono"]["seconds_left"] == pytest.approx((82 - 2.6 - 60) * step, abs=0.1)
-
-
 def test_a_stage_whose_allowance_runs_out_is_recorded_where_it_stopped(run, recipe, tmp_path, monkeypatch):
     """The schedule gives nl an allowance of 0 s: it stops after one step, schedule.json records stopped_at 1, the
     stages after it train from there, and a rerun trains nothing again."""

@@ -8,9 +8,10 @@ from opencodegen.quickstart.train_plan import OVERHEAD_SHARE
 from opencodegen.quickstart.train_schedule import refit
 
 NAMES = ["a", "b", "c"]
-# 10 + 20 + 30 steps of one second: 60 s of steps, which the plan fits to 60 / 0.9 s of wall time
-PLAN = {"steps": [10, 20, 30], "seconds_per_step": [1.0, 1.0, 1.0], "sft_caps": {}}
-BUDGET = 60 / (1 - OVERHEAD_SHARE)
+# 10 + 20 + 30 steps of ten seconds: 600 s of steps, which the plan fits to 600 / 0.9 s of wall time (each stage long
+# enough to set the pace: MIN_PACE_SECONDS)
+PLAN = {"steps": [10, 20, 30], "seconds_per_step": [10.0, 10.0, 10.0], "sft_caps": {}}
+BUDGET = 600 / (1 - OVERHEAD_SHARE)
 
 
 def test_before_any_stage_the_plan_stands():
@@ -18,18 +19,32 @@ def test_before_any_stage_the_plan_stands():
 
 
 def test_a_stage_that_ran_twice_as_slow_shrinks_the_rest_to_the_time_left():
-    # a's 10 steps were predicted at 11.1 s of wall time and took 22.2: pace 2. 44.4 s are left for b and c, whose
-    # 50 steps would now take 111.1 s: each keeps 0.4 of its steps.
-    done = {"a": {"steps": 10, "seconds": 2 * 10 / (1 - OVERHEAD_SHARE)}}
+    # a's 10 steps were predicted at 111 s of wall time and took 222: pace 2. 444 s are left for b and c, whose
+    # 50 steps would now take 1,111 s: each keeps 0.4 of its steps.
+    done = {"a": {"steps": 10, "seconds": 2 * 100 / (1 - OVERHEAD_SHARE)}}
     assert refit(PLAN, NAMES, done, BUDGET) == pytest.approx([8, 12])
 
 
 def test_a_faster_machine_grows_the_rest_but_not_past_a_stage_cap():
-    done = {"a": {"steps": 10, "seconds": 0.5 * 10 / (1 - OVERHEAD_SHARE)}}  # pace 0.5: 61.1 s left at half the time
+    done = {"a": {"steps": 10, "seconds": 0.5 * 100 / (1 - OVERHEAD_SHARE)}}  # pace 0.5: 611 s left at half the time
     assert refit(PLAN, NAMES, done, BUDGET) == pytest.approx([20 * 2.2, 30 * 2.2])
     capped = {**PLAN, "sft_caps": {"c": {"max_steps": 40.0}}}
-    # c stops at 40 steps (40 x 0.5 / 0.9 = 22.2 s): b gets the other 38.9 s, 70 steps
+    # c stops at 40 steps (40 x 5 / 0.9 = 222 s): b gets the other 389 s, 70 steps
     assert refit(capped, NAMES, done, BUDGET) == pytest.approx([70, 40])
+
+
+def test_a_stage_too_short_to_time_the_machine_leaves_the_pace_to_the_plan():
+    """A stage predicted under MIN_PACE_SECONDS pays mostly its setup and checkpoint, whatever its steps: its pace
+    is not the machine's. Its seconds still come off the time left (here exactly its predicted 11.1 s, spent at pace
+    2 as 22.2: the other stages share 11.1 s less)."""
+    from opencodegen.quickstart.train_schedule import MIN_PACE_SECONDS
+    short = {**PLAN, "seconds_per_step": [1.0, 10.0, 10.0]}
+    budget = (10 + 500) / (1 - OVERHEAD_SHARE)
+    assert 10 / (1 - OVERHEAD_SHARE) < MIN_PACE_SECONDS
+    done = {"a": {"steps": 10, "seconds": 2 * 10 / (1 - OVERHEAD_SHARE)}}
+    # 544.4 s of wall time left at pace 1 for 50 steps of 11.1 s: 49 of them, in the plan's 20 : 30 (at a's pace 2,
+    # 24.5)
+    assert refit(short, NAMES, done, budget) == pytest.approx([19.6, 29.4])
 
 
 def test_no_time_left_still_trains_each_stage_two_steps():
@@ -55,20 +70,20 @@ def test_a_refitted_post_training_stage_spreads_its_checkpoints_over_its_new_ste
 
 
 def test_a_pretraining_stage_before_post_training_gets_a_time_allowance_at_the_pace_so_far():
-    """Hand-computed: nl took twice its predicted time (pace 2), so mono's 100 steps of 0.9 s are fitted at 200 s
-    (0.9 * 2 / 0.9 a step) and may run PRETRAIN_ALLOWANCE times that; the last pretraining stage of a run with no
+    """Hand-computed: nl took twice its predicted time (pace 2), so mono's 100 steps of 9 s are fitted at 2,000 s
+    (9 * 2 / 0.9 a step) and may run PRETRAIN_ALLOWANCE times that; the last pretraining stage of a run with no
     post-training, and post-training itself, are not limited."""
     from opencodegen.quickstart.train_schedule import PRETRAIN_ALLOWANCE, allowance
 
-    plan = {"seconds_per_step": [0.9, 0.9, 2.0], "steps": [10, 100, 50]}
+    plan = {"seconds_per_step": [9.0, 9.0, 20.0], "steps": [10, 100, 50]}
     names, kinds = ["nl", "mono", "sft"], ["pretrain", "pretrain", "sft"]
-    done = {"nl": {"steps": 10, "seconds": 20.0}}
-    assert allowance(plan, names, kinds, done, 1, 100) == pytest.approx(PRETRAIN_ALLOWANCE * 200.0)
+    done = {"nl": {"steps": 10, "seconds": 200.0}}
+    assert allowance(plan, names, kinds, done, 1, 100) == pytest.approx(PRETRAIN_ALLOWANCE * 2000.0)
     assert allowance(plan, names, kinds, done, 2, 50) is None
     assert allowance(plan, names[:2], kinds[:2], done, 1, 100) is None
-    # a stage that stopped early is paced by the steps it ran: 5 steps in 20 s is pace 4
-    stopped = {"nl": {"steps": 10, "stopped_at": 5, "seconds": 20.0}}
-    assert allowance(plan, names, kinds, stopped, 1, 100) == pytest.approx(PRETRAIN_ALLOWANCE * 400.0)
+    # a stage that stopped early is paced by the steps it ran: 5 steps in 200 s is pace 4
+    stopped = {"nl": {"steps": 10, "stopped_at": 5, "seconds": 200.0}}
+    assert allowance(plan, names, kinds, stopped, 1, 100) == pytest.approx(PRETRAIN_ALLOWANCE * 4000.0)
 
 
 def test_a_stage_whose_time_ran_out_counts_the_steps_it_reached():
