@@ -156,14 +156,14 @@ def load_quickstart_recipe(config: Path, run_dir: Path, parts: list[str]):
     kept = []
     for s in recipe.stages:
         present = _present(s)
-        if present == s.data or (s.kind == "pretrain" and present):
-            if present != s.data:
-                log(f"[yellow]training stage {s.name}: {', '.join(sorted(set(s.data) - set(present)))} not built "
-                    "in this run, left out of its mixture[/yellow]")
-                s.data = present
-            kept.append(s)
-        else:
+        if not present or (present != s.data and s.kind != "pretrain"):
             log(f"[yellow]training stage {s.name} skipped: its corpus is missing on this machine[/yellow]")
+            continue
+        if present != s.data:
+            log(f"[yellow]training stage {s.name}: {', '.join(sorted(set(s.data) - set(present)))} not built "
+                "in this run, left out of its mixture[/yellow]")
+            s.data = present
+        kept.append(s)
     if not kept:
         raise UserError(f"{config}: none of its stages has data: this machine has none of the system corpus parts "
                         f"({', '.join(parts) or 'nothing found'})")

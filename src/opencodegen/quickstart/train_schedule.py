@@ -79,10 +79,10 @@ def _wall_per_step(plan: dict, index: int) -> float:
 def pace(plan: dict, names: list[str], done: dict[str, dict], min_seconds: float = 0.0) -> float:
     """The finished stages' wall seconds over what the plan predicted for their steps (1.0 before any finished),
     counting only the stages predicted to take at least `min_seconds`."""
-    counted = [(i, n) for i, n in enumerate(names)
-               if n in done and steps_run(done[n]) * _wall_per_step(plan, i) >= min_seconds]
-    predicted = sum(steps_run(done[n]) * _wall_per_step(plan, i) for i, n in counted)
-    spent = sum(done[n]["seconds"] for _, n in counted)
+    stages = [(steps_run(done[n]) * _wall_per_step(plan, i), done[n]["seconds"]) for i, n in enumerate(names)
+              if n in done]  # (predicted, spent) of each finished stage
+    predicted = sum(p for p, _ in stages if p >= min_seconds)
+    spent = sum(s for p, s in stages if p >= min_seconds)
     return spent / predicted if predicted > 0 and spent > 0 else 1.0
 
 
