@@ -89,6 +89,21 @@ def test_bad_infill_requests_get_an_openai_shaped_4xx(served, body, status, para
     assert_openai_error(post(served[0], "/infill", body), status, param)
 
 
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+def test_a_body_is_read_as_json_whatever_its_content_type_says(served, content_type):
+    """As llama.cpp's server: `curl -d '{...}'` without a JSON Content-Type is answered, not refused for its type."""
+    server = served[0]
+    headers = {"content-type": content_type} if content_type else {}
+    want = httpx.post(server.url + "/infill", json={"input_prefix": "def f():", "n_predict": 4, "temperature": 0})
+    r = httpx.post(server.url + "/infill", headers=headers,
+                   content='{"input_prefix": "def f():", "n_predict": 4, "temperature": 0}')
+    assert r.status_code == 200 and want.status_code == 200, r.text
+    assert r.json()["content"] == want.json()["content"]
+    bad = httpx.post(server.url + "/v1/completions", headers=headers, content="model=tiny&prompt=x")
+    assert_openai_error(bad, 400, None)
+    assert bad.json()["error"]["code"] == "invalid_json"
+
+
 def test_the_server_keeps_serving_and_unknown_routes_are_404(served):
     server = served[0]
     r = httpx.get(server.url + "/v1/nothing")

@@ -89,6 +89,7 @@ def create_app(model, tokenizer, *, model_name: str, slots: int = 16, queue_size
             await asyncio.to_thread(runner.close)
 
     app = FastAPI(title="opencodegen", lifespan=lifespan)
+    app.add_middleware(JsonBodies)
     app.state.server = state
     _add_error_handlers(app)
     if api_key:
@@ -162,6 +163,24 @@ def completer(state: ServerState):
         return completions[0][0].text
 
     return complete
+
+
+class JsonBodies:
+    """Reads every POST body as JSON, whatever its Content-Type says, as llama.cpp's server does: `curl -d '{...}'`
+    sends application/x-www-form-urlencoded unless told otherwise, and FastAPI would answer that with an error about
+    the body's type. A body that is not JSON still gets the invalid-JSON error. (No route takes a form or a file.)
+    A plain ASGI middleware, so streamed answers pass through untouched."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            given = dict(scope["headers"]).get(b"content-type", b"")
+            if b"json" not in given.lower():
+                scope = {**scope, "headers": headers + [(b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
 
 
 def _require_api_key(app: FastAPI, api_key: str) -> None:
