@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import os
+import statistics
 import tempfile
 import textwrap
 import time
@@ -333,9 +333,10 @@ def main() -> None:
         "goal": "speedup >= 2 at batch 1",
         "note": "matvec_floor_tok_s: tokens/s if a step cost nothing but streaming the weight matrices through "
                 "F.linear once (measured here, taking turns with the decoders; *_share_of_floor_by_round: each "
-                "round's share against that round's floor, *_share_of_floor_median their median); at batch 1 both implementations sit close to it, so the step is "
-                "memory-bandwidth bound and a 2x gain over transformers is out of reach without fewer weight bytes "
-                "per token: hence speculative decoding (prompt_lookup)", "results": random_rows,
+                "round's share against that round's floor, *_share_of_floor_median their median); at batch 1 both "
+                "implementations sit close to it, so the step is memory-bandwidth bound and a 2x gain over "
+                "transformers is out of reach without fewer weight bytes per token: hence speculative decoding "
+                "(prompt_lookup)", "results": random_rows,
         "prompt_lookup": None if "lookup" not in tables else {
             "what": "batch 1, fp32; realistic prompts cut to context_tokens; ours with speculative_tokens=K "
                     "(n-gram 3..1, latest match) vs transformers generate plain and with prompt_lookup_num_tokens=K "

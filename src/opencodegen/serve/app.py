@@ -175,11 +175,10 @@ class JsonBodies:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] == "http" and scope["method"] == "POST" \
+                and b"json" not in dict(scope["headers"]).get(b"content-type", b"").lower():
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-            given = dict(scope["headers"]).get(b"content-type", b"")
-            if b"json" not in given.lower():
-                scope = {**scope, "headers": headers + [(b"content-type", b"application/json")]}
+            scope = {**scope, "headers": headers + [(b"content-type", b"application/json")]}
         await self.app(scope, receive, send)
 
 
