@@ -81,8 +81,8 @@ def pace(plan: dict, names: list[str], done: dict[str, dict], min_seconds: float
     counting only the stages predicted to take at least `min_seconds`."""
     stages = [(steps_run(done[n]) * _wall_per_step(plan, i), done[n]["seconds"]) for i, n in enumerate(names)
               if n in done]  # (predicted, spent) of each finished stage
-    predicted = sum(p for p, _ in stages if p >= min_seconds)
-    spent = sum(s for p, s in stages if p >= min_seconds)
+    counted = [(p, s) for p, s in stages if p >= min_seconds]
+    predicted, spent = sum(p for p, _ in counted), sum(s for _, s in counted)
     return spent / predicted if predicted > 0 and spent > 0 else 1.0
 
 
